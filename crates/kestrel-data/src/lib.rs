@@ -1,0 +1,15 @@
+//! kestrel-data: datasets, decoding, transforms, augmentation and the batch loader.
+//!
+//! Images travel as [`Image`]: 8-bit, height × width × channels, row-major (the layout decoders
+//! produce). A [`SampleTransform`] turns an `Image` into a float CHW sample ([`Chw`]), and the
+//! loader stacks samples into NCHW `f32` batches ready for any backend.
+
+pub mod dataset;
+pub mod error;
+pub mod image;
+pub mod transform;
+
+pub use crate::dataset::{Dataset, Sample};
+pub use crate::error::DataError;
+pub use crate::image::Image;
+pub use crate::transform::{Chw, SampleTransform};
