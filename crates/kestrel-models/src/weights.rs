@@ -1,0 +1,238 @@
+//! Weight import and export with timm/torchvision key names.
+//!
+//! kestrel's own checkpoints and the files users bring share one layout: PyTorch's (Linear weights
+//! [out, in], BatchNorm `weight`/`bias`), with the family's timm key names. burn-store's PyTorch
+//! adapters translate to burn's layout, and a few regex rules translate the names that burn
+//! structs cannot spell (`downsample.0` is a field called `conv` here).
+
+use std::path::{Path, PathBuf};
+
+use burn::store::{
+    ApplyResult, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter,
+    PytorchStore, SafetensorsStore,
+};
+
+use crate::error::ModelError;
+use crate::model::Model;
+
+/// Rules that turn checkpoint (PyTorch) names into kestrel module paths.
+const IMPORT_RULES: &[(&str, &str)] = &[
+    (r"\.downsample\.0\.", ".downsample.conv."),
+    (r"\.downsample\.1\.", ".downsample.bn."),
+];
+/// The inverse of [`IMPORT_RULES`], applied when saving.
+const EXPORT_RULES: &[(&str, &str)] = &[
+    (r"\.downsample\.conv\.", ".downsample.0."),
+    (r"\.downsample\.bn\.", ".downsample.1."),
+];
+
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Leave the classifier as initialised (fine-tuning to a different class count): its
+    /// tensors may be missing from the file or have another shape.
+    pub reinit_classifier: bool,
+    /// Extra (regex, replacement) rename rules, applied before kestrel's own.
+    pub remap: Vec<(String, String)>,
+}
+
+/// The tensor-name prefixes that make up each family's classifier head.
+pub fn classifier_prefixes(model: &Model) -> &'static [&'static str] {
+    match model {
+        Model::LeNet5(_) => &["fc2."],
+        Model::ResNet(_) => &["fc."],
+    }
+}
+
+fn remapper(rules: &[(String, String)], builtin: &[(&str, &str)]) -> Result<KeyRemapper, String> {
+    let mut pairs: Vec<(String, String)> = rules.to_vec();
+    pairs.extend(builtin.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+    KeyRemapper::from_patterns(pairs).map_err(|e| format!("bad remap rule: {e}"))
+}
+
+/// Saves `model` as safetensors with PyTorch layout and timm names.
+pub fn save_safetensors(model: &Model, path: &Path) -> Result<(), ModelError> {
+    let werr = |reason: String| ModelError::Weights { path: path.to_path_buf(), reason };
+    let mut store = SafetensorsStore::from_file(path)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .skip_enum_variants(true)
+        .remap(remapper(&[], EXPORT_RULES).map_err(werr)?)
+        .overwrite(true);
+    model.save_into(&mut store).map_err(|e| werr(e.to_string()))
+}
+
+/// Loads a safetensors or PyTorch (.pth/.pt, zip or legacy) checkpoint into `model`.
+///
+/// The state dict may sit at the top level or under `state_dict` or `model`.
+/// `num_batches_tracked` buffers are ignored. Anything else that does not fit — missing keys,
+/// unexpected keys, shape mismatches — is an error listing the first offenders.
+pub fn load_weights(model: &mut Model, path: &Path, opts: &LoadOptions) -> Result<(), ModelError> {
+    let werr = |reason: String| ModelError::Weights { path: path.to_path_buf(), reason };
+    if !path.exists() {
+        return Err(werr("file not found".into()));
+    }
+    let remap = remapper(&opts.remap, IMPORT_RULES).map_err(werr)?;
+    let result = if is_safetensors(path).map_err(|e| werr(e.to_string()))? {
+        let mut store = SafetensorsStore::from_file(path)
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .skip_enum_variants(true)
+            .remap(remap)
+            .validate(false)
+            .allow_partial(true);
+        catch(|| model.load_from(&mut store)).map_err(werr)?.map_err(|e| werr(e.to_string()))?
+    } else {
+        let key = pytorch_top_level_key(path);
+        let mut last_err = String::new();
+        let mut found = None;
+        for key in key {
+            let mut store = PytorchStore::from_file(path)
+                .skip_enum_variants(true)
+                .map_indices_contiguous(false)
+                .remap(remap.clone())
+                .validate(false)
+                .allow_partial(true);
+            if let Some(k) = key {
+                store = store.with_top_level_key(k);
+            }
+            match catch(|| model.load_from(&mut store)).map_err(werr)? {
+                Ok(r) if !r.applied.is_empty() => {
+                    found = Some(r);
+                    break;
+                }
+                Ok(r) => found = found.or(Some(r)),
+                Err(e) => last_err = e.to_string(),
+            }
+        }
+        match found {
+            Some(r) => r,
+            None => return Err(werr(format!("not a readable PyTorch checkpoint: {last_err}"))),
+        }
+    };
+    check_result(model, path, &result, opts)
+}
+
+/// Candidate locations of the state dict inside a PyTorch file.
+fn pytorch_top_level_key(_path: &Path) -> [Option<&'static str>; 3] {
+    [None, Some("state_dict"), Some("model")]
+}
+
+fn is_safetensors(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    if path.extension().and_then(|e| e.to_str()) == Some("safetensors") {
+        return Ok(true);
+    }
+    // A safetensors file starts with an 8-byte little-endian header length then '{'.
+    let mut head = [0u8; 9];
+    let mut f = std::fs::File::open(path)?;
+    Ok(f.read_exact(&mut head).is_ok() && head[8] == b'{')
+}
+
+/// burn-store reports most problems as values, but a malformed file can still trip an
+/// assertion deep in a reader; turn that into an error naming the file instead of a crash.
+fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown error".into());
+        format!("corrupt or unreadable weights file ({msg})")
+    })
+}
+
+fn check_result(
+    model: &Model,
+    path: &Path,
+    result: &ApplyResult,
+    opts: &LoadOptions,
+) -> Result<(), ModelError> {
+    let head = classifier_prefixes(model);
+    let in_head = |name: &str| opts.reinit_classifier && head.iter().any(|p| name.starts_with(p));
+    let missing: Vec<&str> = result
+        .missing
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .filter(|p| !in_head(p))
+        .collect();
+    let unexpected: Vec<&str> = result
+        .unused
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !p.ends_with("num_batches_tracked") && !in_head(p))
+        .collect();
+    let mismatched: Vec<String> = result
+        .errors
+        .iter()
+        .map(|e| e.to_string())
+        .filter(|e| !head.iter().any(|p| opts.reinit_classifier && e.contains(p)))
+        .collect();
+    if result.applied.is_empty() && missing.is_empty() && mismatched.is_empty() {
+        return Err(ModelError::Weights {
+            path: path.to_path_buf(),
+            reason: "no tensors could be read from this file".into(),
+        });
+    }
+    if missing.is_empty() && unexpected.is_empty() && mismatched.is_empty() {
+        return Ok(());
+    }
+    let mut details = String::new();
+    let mut list = |title: &str, items: Vec<String>| {
+        if !items.is_empty() {
+            details.push_str(&format!("  {title} ({}): ", items.len()));
+            let shown: Vec<String> = items.iter().take(8).cloned().collect();
+            details.push_str(&shown.join(", "));
+            if items.len() > 8 {
+                details.push_str(", ...");
+            }
+            details.push('\n');
+        }
+    };
+    list("shape mismatches", mismatched);
+    list("missing keys", missing.iter().map(|s| s.to_string()).collect());
+    list("unexpected keys", unexpected.iter().map(|s| s.to_string()).collect());
+    Err(ModelError::Mismatch {
+        path: PathBuf::from(path),
+        model: model_kind(model).into(),
+        details,
+    })
+}
+
+fn model_kind(model: &Model) -> &'static str {
+    match model {
+        Model::LeNet5(_) => "lenet5",
+        Model::ResNet(_) => "resnet",
+    }
+}
+
+/// Parses a `--remap` file: one `REGEX => REPLACEMENT` (or tab-separated) rule per line;
+/// blank lines and `#` comments are skipped.
+pub fn parse_remap_file(path: &Path) -> Result<Vec<(String, String)>, ModelError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ModelError::Weights {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut rules = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (from, to) = line
+            .split_once("=>")
+            .or_else(|| line.split_once('\t'))
+            .ok_or_else(|| ModelError::Weights {
+                path: path.to_path_buf(),
+                reason: format!("line {}: expected 'REGEX => REPLACEMENT'", i + 1),
+            })?;
+        let from = from.trim().to_string();
+        regex_check(&from).map_err(|e| ModelError::Weights {
+            path: path.to_path_buf(),
+            reason: format!("line {}: {e}", i + 1),
+        })?;
+        rules.push((from, to.trim().to_string()));
+    }
+    Ok(rules)
+}
+
+fn regex_check(pattern: &str) -> Result<(), String> {
+    KeyRemapper::new().add_pattern(pattern, "").map(|_| ()).map_err(|e| e.to_string())
+}
