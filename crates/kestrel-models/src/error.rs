@@ -3,11 +3,18 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("unknown model '{name}'; known models include: {}", suggestions.join(", "))]
-    UnknownModel { name: String, suggestions: Vec<String> },
+    UnknownModel {
+        name: String,
+        suggestions: Vec<String>,
+    },
     #[error("{path}: {reason}")]
     Weights { path: PathBuf, reason: String },
     #[error("{path}: weights do not fit model '{model}':\n{details}")]
-    Mismatch { path: PathBuf, model: String, details: String },
+    Mismatch {
+        path: PathBuf,
+        model: String,
+        details: String,
+    },
     #[error("{0}")]
     Input(String),
 }

@@ -8,7 +8,10 @@ use burn::prelude::*;
 /// PyTorch's default init for conv/linear weights is Kaiming-uniform with a = sqrt(5); timm's
 /// ResNet re-initialises convs with Kaiming-normal (fan_out, relu). We use the latter for convs.
 pub fn kaiming_normal_fan_out() -> Initializer {
-    Initializer::KaimingNormal { gain: std::f64::consts::SQRT_2, fan_out_only: true }
+    Initializer::KaimingNormal {
+        gain: std::f64::consts::SQRT_2,
+        fan_out_only: true,
+    }
 }
 
 /// A conv with symmetric PyTorch-style padding (`padding=p` on every side).
@@ -24,7 +27,9 @@ pub fn conv2d(
 ) -> Conv2d {
     Conv2dConfig::new([in_ch, out_ch], [kernel, kernel])
         .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
         .with_groups(groups)
         .with_bias(bias)
         .with_initializer(kaiming_normal_fan_out())
@@ -39,4 +44,59 @@ pub fn batch_norm(features: usize, device: &Device) -> BatchNorm {
 pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
     let [n, c, _, _] = x.dims();
     x.mean_dims(&[2, 3]).reshape([n, c])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multiply-accumulate counting. Families call convolutions and linear layers through
+// `Counted::run`, which records the MACs of each call while `count_macs` is active, so that the
+// reported FLOPs come from the layers that actually ran, at the shapes they actually saw.
+
+use std::cell::Cell;
+
+use burn::nn::Linear;
+
+thread_local! {
+    static MACS: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Adds `n` multiply-accumulates to the active count (matmuls in attention call this directly).
+pub fn record_macs(n: u64) {
+    MACS.with(|m| {
+        if let Some(total) = m.get() {
+            m.set(Some(total + n));
+        }
+    });
+}
+
+/// Runs `f` and returns its result with the MACs recorded while it ran.
+pub fn count_macs<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    let outer = MACS.with(|m| m.replace(Some(0)));
+    let out = f();
+    let total = MACS.with(|m| m.replace(outer)).unwrap_or(0);
+    (out, total)
+}
+
+pub trait Counted<const D: usize> {
+    /// `forward`, counted.
+    fn run(&self, x: Tensor<D>) -> Tensor<D>;
+}
+
+impl Counted<4> for Conv2d {
+    fn run(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = self.forward(x);
+        let [n, c_out, h, w] = y.dims();
+        let [_, c_in_per_group, kh, kw] = self.weight.dims();
+        record_macs((n * c_out * h * w * c_in_per_group * kh * kw) as u64);
+        y
+    }
+}
+
+impl<const D: usize> Counted<D> for Linear {
+    fn run(&self, x: Tensor<D>) -> Tensor<D> {
+        let y = self.forward(x);
+        let [d_in, d_out] = self.weight.dims();
+        let rows: usize = y.dims()[..D - 1].iter().product();
+        record_macs((rows * d_in * d_out) as u64);
+        y
+    }
 }

@@ -14,6 +14,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::layers::conv2d;
+use crate::layers::Counted;
 use burn::nn::conv::Conv2d;
 
 #[derive(Module, Debug)]
@@ -45,12 +46,21 @@ impl LeNet5 {
 
     /// `x`: [N, C, 32, 32] -> logits [N, num_classes].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(scaled_tanh(self.conv1.forward(x))); // 6×14×14
-        let x = self.pool.forward(scaled_tanh(self.conv2.forward(x))); // 16×5×5
-        let x = scaled_tanh(self.conv3.forward(x)); // 120×1×1
+        let x = self.pool.forward(scaled_tanh(self.conv1.run(x))); // 6×14×14
+        let x = self.pool.forward(scaled_tanh(self.conv2.run(x))); // 16×5×5
+        let x = scaled_tanh(self.conv3.run(x)); // 120×1×1
         let x: Tensor<2> = x.flatten(1, 3);
-        let x = self.fc1.forward(x);
+        let x = self.fc1.run(x);
         let x = x.mul_scalar(2.0 / 3.0).tanh().mul_scalar(1.7159);
-        self.fc2.forward(x)
+        self.fc2.run(x)
+    }
+}
+
+impl crate::model::Classifier for LeNet5 {
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        LeNet5::forward(self, x)
+    }
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["fc2."]
     }
 }

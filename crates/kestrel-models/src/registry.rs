@@ -49,7 +49,10 @@ impl ModelSpec {
         (self.build)(opts, device)
     }
     pub fn default_options(&self) -> BuildOptions {
-        BuildOptions { num_classes: self.default_num_classes, in_chans: self.data_config().input_size[0] }
+        BuildOptions {
+            num_classes: self.default_num_classes,
+            in_chans: self.data_config().input_size[0],
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::layers::Counted;
 use crate::layers::{batch_norm, conv2d, global_avg_pool};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,10 +70,18 @@ impl ResNetConfig {
         Self::imagenet(BlockKind::Bottleneck, [3, 8, 36, 3])
     }
     pub fn resnext50_32x4d() -> Self {
-        ResNetConfig { groups: 32, base_width: 4, ..Self::resnet50() }
+        ResNetConfig {
+            groups: 32,
+            base_width: 4,
+            ..Self::resnet50()
+        }
     }
     pub fn resnext101_32x8d() -> Self {
-        ResNetConfig { groups: 32, base_width: 8, ..Self::resnet101() }
+        ResNetConfig {
+            groups: 32,
+            base_width: 8,
+            ..Self::resnet101()
+        }
     }
     /// He et al.'s CIFAR ResNet with `n` basic blocks per stage: depth 6n + 2.
     pub fn cifar(n: usize) -> Self {
@@ -99,7 +108,16 @@ impl ResNetConfig {
             StemKind::ImageNet => (7, 2, 3),
             StemKind::Cifar => (3, 1, 1),
         };
-        let conv1 = conv2d(in_chans, self.stem_width, kernel, stride, pad, 1, false, device);
+        let conv1 = conv2d(
+            in_chans,
+            self.stem_width,
+            kernel,
+            stride,
+            pad,
+            1,
+            false,
+            device,
+        );
         let bn1 = batch_norm(self.stem_width, device);
         let maxpool = (self.stem == StemKind::ImageNet).then(|| {
             MaxPool2dConfig::new([3, 3])
@@ -189,13 +207,13 @@ impl Block {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = match &self.downsample {
-            Some(ds) => ds.bn.forward(ds.conv.forward(x.clone())),
+            Some(ds) => ds.bn.forward(ds.conv.run(x.clone())),
             None => x.clone(),
         };
-        let y = relu(self.bn1.forward(self.conv1.forward(x)));
-        let y = self.bn2.forward(self.conv2.forward(y));
+        let y = relu(self.bn1.forward(self.conv1.run(x)));
+        let y = self.bn2.forward(self.conv2.run(y));
         let y = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(relu(y))),
+            (Some(conv3), Some(bn3)) => bn3.forward(conv3.run(relu(y))),
             _ => y,
         };
         relu(y + shortcut)
@@ -216,17 +234,32 @@ pub struct ResNet {
 
 impl ResNet {
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = relu(self.bn1.forward(self.conv1.run(x)));
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }
-        for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4) {
+        for block in self
+            .layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4)
+        {
             x = block.forward(x);
         }
         x
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.fc.forward(global_avg_pool(self.forward_features(x)))
+        self.fc.run(global_avg_pool(self.forward_features(x)))
+    }
+}
+
+impl crate::model::Classifier for ResNet {
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        ResNet::forward(self, x)
+    }
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["fc."]
     }
 }

@@ -35,14 +35,6 @@ pub struct LoadOptions {
     pub remap: Vec<(String, String)>,
 }
 
-/// The tensor-name prefixes that make up each family's classifier head.
-pub fn classifier_prefixes(model: &Model) -> &'static [&'static str] {
-    match model {
-        Model::LeNet5(_) => &["fc2."],
-        Model::ResNet(_) => &["fc."],
-    }
-}
-
 fn remapper(rules: &[(String, String)], builtin: &[(&str, &str)]) -> Result<KeyRemapper, String> {
     let mut pairs: Vec<(String, String)> = rules.to_vec();
     pairs.extend(builtin.iter().map(|(a, b)| (a.to_string(), b.to_string())));
@@ -51,7 +43,10 @@ fn remapper(rules: &[(String, String)], builtin: &[(&str, &str)]) -> Result<KeyR
 
 /// Saves `model` as safetensors with PyTorch layout and timm names.
 pub fn save_safetensors(model: &Model, path: &Path) -> Result<(), ModelError> {
-    let werr = |reason: String| ModelError::Weights { path: path.to_path_buf(), reason };
+    let werr = |reason: String| ModelError::Weights {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut store = SafetensorsStore::from_file(path)
         .with_to_adapter(BurnToPyTorchAdapter)
         .skip_enum_variants(true)
@@ -66,7 +61,10 @@ pub fn save_safetensors(model: &Model, path: &Path) -> Result<(), ModelError> {
 /// `num_batches_tracked` buffers are ignored. Anything else that does not fit — missing keys,
 /// unexpected keys, shape mismatches — is an error listing the first offenders.
 pub fn load_weights(model: &mut Model, path: &Path, opts: &LoadOptions) -> Result<(), ModelError> {
-    let werr = |reason: String| ModelError::Weights { path: path.to_path_buf(), reason };
+    let werr = |reason: String| ModelError::Weights {
+        path: path.to_path_buf(),
+        reason,
+    };
     if !path.exists() {
         return Err(werr("file not found".into()));
     }
@@ -78,7 +76,9 @@ pub fn load_weights(model: &mut Model, path: &Path, opts: &LoadOptions) -> Resul
             .remap(remap)
             .validate(false)
             .allow_partial(true);
-        catch(|| model.load_from(&mut store)).map_err(werr)?.map_err(|e| werr(e.to_string()))?
+        catch(|| model.load_from(&mut store))
+            .map_err(werr)?
+            .map_err(|e| werr(e.to_string()))?
     } else {
         let key = pytorch_top_level_key(path);
         let mut last_err = String::new();
@@ -104,7 +104,11 @@ pub fn load_weights(model: &mut Model, path: &Path, opts: &LoadOptions) -> Resul
         }
         match found {
             Some(r) => r,
-            None => return Err(werr(format!("not a readable PyTorch checkpoint: {last_err}"))),
+            None => {
+                return Err(werr(format!(
+                    "not a readable PyTorch checkpoint: {last_err}"
+                )))
+            }
         }
     };
     check_result(model, path, &result, opts)
@@ -145,7 +149,7 @@ fn check_result(
     result: &ApplyResult,
     opts: &LoadOptions,
 ) -> Result<(), ModelError> {
-    let head = classifier_prefixes(model);
+    let head = model.classifier_prefixes();
     let in_head = |name: &str| opts.reinit_classifier && head.iter().any(|p| name.starts_with(p));
     let missing: Vec<&str> = result
         .missing
@@ -187,20 +191,19 @@ fn check_result(
         }
     };
     list("shape mismatches", mismatched);
-    list("missing keys", missing.iter().map(|s| s.to_string()).collect());
-    list("unexpected keys", unexpected.iter().map(|s| s.to_string()).collect());
+    list(
+        "missing keys",
+        missing.iter().map(|s| s.to_string()).collect(),
+    );
+    list(
+        "unexpected keys",
+        unexpected.iter().map(|s| s.to_string()).collect(),
+    );
     Err(ModelError::Mismatch {
         path: PathBuf::from(path),
-        model: model_kind(model).into(),
+        model: model.kind().into(),
         details,
     })
-}
-
-fn model_kind(model: &Model) -> &'static str {
-    match model {
-        Model::LeNet5(_) => "lenet5",
-        Model::ResNet(_) => "resnet",
-    }
 }
 
 /// Parses a `--remap` file: one `REGEX => REPLACEMENT` (or tab-separated) rule per line;
@@ -234,5 +237,8 @@ pub fn parse_remap_file(path: &Path) -> Result<Vec<(String, String)>, ModelError
 }
 
 fn regex_check(pattern: &str) -> Result<(), String> {
-    KeyRemapper::new().add_pattern(pattern, "").map(|_| ()).map_err(|e| e.to_string())
+    KeyRemapper::new()
+        .add_pattern(pattern, "")
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

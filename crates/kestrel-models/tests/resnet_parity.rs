@@ -11,7 +11,12 @@ use kestrel_models::Model;
 
 fn tiny(base: ResNetConfig) -> ResNetConfig {
     // timm keeps the 64-channel 7×7 stem whatever `channels` says (stem_width only shapes deep stems).
-    ResNetConfig { layers: vec![1, 1, 1, 1], widths: vec![8, 16, 32, 64], stem_width: 64, ..base }
+    ResNetConfig {
+        layers: vec![1, 1, 1, 1],
+        widths: vec![8, 16, 32, 64],
+        stem_width: 64,
+        ..base
+    }
 }
 
 fn check(name: &str, cfg: ResNetConfig, weights_file: &str) {
@@ -24,24 +29,40 @@ fn check(name: &str, cfg: ResNetConfig, weights_file: &str) {
 
 #[test]
 fn resnet18_matches_timm() {
-    check("resnet18_tiny", tiny(ResNetConfig::resnet18()), "weights.safetensors");
+    check(
+        "resnet18_tiny",
+        tiny(ResNetConfig::resnet18()),
+        "weights.safetensors",
+    );
 }
 
 #[test]
 fn resnet50_bottleneck_matches_timm() {
-    check("resnet50_tiny", tiny(ResNetConfig::resnet50()), "weights.safetensors");
+    check(
+        "resnet50_tiny",
+        tiny(ResNetConfig::resnet50()),
+        "weights.safetensors",
+    );
 }
 
 #[test]
 fn resnext_grouped_conv_matches_timm() {
-    let cfg = ResNetConfig { groups: 4, base_width: 16, ..tiny(ResNetConfig::resnext50_32x4d()) };
+    let cfg = ResNetConfig {
+        groups: 4,
+        base_width: 16,
+        ..tiny(ResNetConfig::resnext50_32x4d())
+    };
     check("resnext50_32x4d_tiny", cfg, "weights.safetensors");
 }
 
 #[test]
 fn pytorch_pth_files_load_in_every_layout() {
     // zip format, bare state_dict; zip nested under "state_dict"; legacy format under "model".
-    for file in ["weights_zip.pth", "weights_nested.pth", "weights_legacy.pth"] {
+    for file in [
+        "weights_zip.pth",
+        "weights_nested.pth",
+        "weights_legacy.pth",
+    ] {
         check("resnet18_tiny", tiny(ResNetConfig::resnet18()), file);
     }
 }
@@ -51,7 +72,12 @@ fn saved_weights_round_trip_with_timm_names() {
     let device = Device::flex();
     let dir = fixture("resnet18_tiny");
     let mut model = Model::ResNet(tiny(ResNetConfig::resnet18()).init(10, 3, &device));
-    load_weights(&mut model, &dir.join("weights.safetensors"), &LoadOptions::default()).unwrap();
+    load_weights(
+        &mut model,
+        &dir.join("weights.safetensors"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("w.safetensors");
     save_safetensors(&model, &out).unwrap();
@@ -79,11 +105,18 @@ fn another_architecture_names_the_mismatched_keys() {
     let device = Device::flex();
     let dir = fixture("resnet50_tiny");
     let mut model = Model::ResNet(tiny(ResNetConfig::resnet18()).init(10, 3, &device));
-    let err = load_weights(&mut model, &dir.join("weights.safetensors"), &LoadOptions::default())
-        .unwrap_err()
-        .to_string();
+    let err = load_weights(
+        &mut model,
+        &dir.join("weights.safetensors"),
+        &LoadOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("weights.safetensors"), "{err}");
-    assert!(err.contains("layer1.0.conv1.weight") || err.contains("conv3"), "{err}");
+    assert!(
+        err.contains("layer1.0.conv1.weight") || err.contains("conv3"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -91,16 +124,33 @@ fn other_class_count_reinitialises_only_the_classifier() {
     let device = Device::flex();
     let dir = fixture("resnet18_tiny");
     let mut model = Model::ResNet(tiny(ResNetConfig::resnet18()).init(7, 3, &device));
-    let strict = load_weights(&mut model, &dir.join("weights.safetensors"), &LoadOptions::default());
-    assert!(strict.unwrap_err().to_string().contains("fc."), "strict load must name fc");
-    let opts = LoadOptions { reinit_classifier: true, ..Default::default() };
+    let strict = load_weights(
+        &mut model,
+        &dir.join("weights.safetensors"),
+        &LoadOptions::default(),
+    );
+    assert!(
+        strict.unwrap_err().to_string().contains("fc."),
+        "strict load must name fc"
+    );
+    let opts = LoadOptions {
+        reinit_classifier: true,
+        ..Default::default()
+    };
     let mut model = Model::ResNet(tiny(ResNetConfig::resnet18()).init(7, 3, &device));
     load_weights(&mut model, &dir.join("weights.safetensors"), &opts).unwrap();
     // The backbone is timm's: its features equal timm's up to the classifier, which we check by
     // comparing against a model that loaded everything.
     let mut full = Model::ResNet(tiny(ResNetConfig::resnet18()).init(10, 3, &device));
-    load_weights(&mut full, &dir.join("weights.safetensors"), &LoadOptions::default()).unwrap();
-    let (Model::ResNet(a), Model::ResNet(b)) = (&model, &full) else { unreachable!() };
+    load_weights(
+        &mut full,
+        &dir.join("weights.safetensors"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let (Model::ResNet(a), Model::ResNet(b)) = (&model, &full) else {
+        unreachable!()
+    };
     let x = input_tensor(&dir, &device);
     let fa: Vec<f32> = a.forward_features(x.clone()).into_data().to_vec().unwrap();
     let fb: Vec<f32> = b.forward_features(x).into_data().to_vec().unwrap();
@@ -121,7 +171,12 @@ fn corrupt_and_truncated_files_are_errors_not_panics() {
     std::fs::write(&truncated_pth, &pth[..pth.len() / 3]).unwrap();
     for path in [&truncated, &garbage, &truncated_pth] {
         let mut model = Model::ResNet(tiny(ResNetConfig::resnet18()).init(10, 3, &device));
-        let err = load_weights(&mut model, path, &LoadOptions::default()).unwrap_err().to_string();
-        assert!(err.contains(path.file_name().unwrap().to_str().unwrap()), "{err}");
+        let err = load_weights(&mut model, path, &LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(path.file_name().unwrap().to_str().unwrap()),
+            "{err}"
+        );
     }
 }

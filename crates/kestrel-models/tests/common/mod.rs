@@ -6,7 +6,9 @@ use kestrel_models::burn::prelude::*;
 use kestrel_models::burn::tensor::TensorData;
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Reads a float32 tensor by name from a safetensors file: (shape, values).
@@ -14,13 +16,20 @@ pub fn read_tensor(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<f32>)
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor(name).unwrap();
-    let data = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let data = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     (t.shape().to_vec(), data)
 }
 
 pub fn input_tensor(fixture_dir: &std::path::Path, device: &Device) -> Tensor<4> {
     let (shape, data) = read_tensor(&fixture_dir.join("io.safetensors"), "input");
-    Tensor::from_data(TensorData::new(data, [shape[0], shape[1], shape[2], shape[3]]), device)
+    Tensor::from_data(
+        TensorData::new(data, [shape[0], shape[1], shape[2], shape[3]]),
+        device,
+    )
 }
 
 /// Asserts max |ours − reference| ≤ 1e-4 · max |reference|, the parity bar.
@@ -29,7 +38,10 @@ pub fn assert_logits_match(ours: Tensor<2>, fixture_dir: &std::path::Path) {
     assert_eq!(ours.dims().to_vec(), shape, "logit shape");
     let ours: Vec<f32> = ours.into_data().to_vec().unwrap();
     let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let err = ours.iter().zip(&reference).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let err = ours
+        .iter()
+        .zip(&reference)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(
         err <= 1e-4 * scale,
         "max abs error {err} exceeds 1e-4 x max|logit| = {}",
