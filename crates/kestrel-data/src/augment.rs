@@ -539,29 +539,44 @@ impl AutoAugment {
         }
     }
 
-    pub fn apply(&self, img: &Image, rng: &mut StdRng) -> Result<Image> {
-        check_image(img)?;
+    /// The (op, signed magnitude) pairs one call applies to an image of `image_size`
+    /// (height, width): sub-policy, probabilities and signs are drawn first, as torchvision does.
+    pub fn sample(&self, image_size: (usize, usize), rng: &mut StdRng) -> Vec<(AugOp, f64)> {
         let subs = self.policy.sub_policies();
         let sub = &subs[rng.random_range(0..subs.len())];
         let probs: [f64; 2] = [rng.random(), rng.random()];
         let negate: [bool; 2] = [rng.random(), rng.random()];
-        let size = (img.height, img.width);
-        let mut img = img.clone();
+        let mut ops = Vec::with_capacity(2);
         for (i, &(op, p, bin)) in sub.iter().enumerate() {
             if probs[i] > p {
                 continue;
             }
-            let mut mag = match (bin, magnitudes(AugmentSpace::Standard, op, 10, size)) {
+            let mut mag = match (bin, magnitudes(AugmentSpace::Standard, op, 10, image_size)) {
                 (Some(b), Some(t)) => f64::from(t[b]),
                 _ => 0.0,
             };
             if op.signed() && negate[i] {
                 mag = -mag;
             }
-            img = apply_op(&img, op, mag, &self.fill)?;
+            ops.push((op, mag));
         }
-        Ok(img)
+        ops
     }
+
+    pub fn apply(&self, img: &Image, rng: &mut StdRng) -> Result<Image> {
+        check_image(img)?;
+        let ops = self.sample((img.height, img.width), rng);
+        apply_ops(img, &ops, &self.fill)
+    }
+}
+
+/// Applies (op, magnitude) pairs in order.
+pub fn apply_ops(img: &Image, ops: &[(AugOp, f64)], fill: &[u8]) -> Result<Image> {
+    let mut img = img.clone();
+    for &(op, mag) in ops {
+        img = apply_op(&img, op, mag, fill)?;
+    }
+    Ok(img)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -624,19 +639,24 @@ impl RandAugment {
         magnitude_at(AugmentSpace::Standard, op, bins, position, size)
     }
 
+    /// The (op, signed magnitude) pairs one call applies to an image of `image_size`.
+    pub fn sample(&self, image_size: (usize, usize), rng: &mut StdRng) -> Vec<(AugOp, f64)> {
+        (0..self.num_ops)
+            .map(|_| {
+                let op = RAND_OPS[rng.random_range(0..RAND_OPS.len())];
+                let mut mag = self.draw_magnitude(op, image_size, rng);
+                if op.signed() && rng.random::<bool>() {
+                    mag = -mag;
+                }
+                (op, mag)
+            })
+            .collect()
+    }
+
     pub fn apply(&self, img: &Image, rng: &mut StdRng) -> Result<Image> {
         check_image(img)?;
-        let size = (img.height, img.width);
-        let mut img = img.clone();
-        for _ in 0..self.num_ops {
-            let op = RAND_OPS[rng.random_range(0..RAND_OPS.len())];
-            let mut mag = self.draw_magnitude(op, size, rng);
-            if op.signed() && rng.random::<bool>() {
-                mag = -mag;
-            }
-            img = apply_op(&img, op, mag, &self.fill)?;
-        }
-        Ok(img)
+        let ops = self.sample((img.height, img.width), rng);
+        apply_ops(img, &ops, &self.fill)
     }
 }
 
@@ -660,15 +680,20 @@ impl TrivialAugmentWide {
         })
     }
 
-    pub fn apply(&self, img: &Image, rng: &mut StdRng) -> Result<Image> {
-        check_image(img)?;
+    /// The one (op, signed magnitude) a call applies.
+    pub fn sample(&self, image_size: (usize, usize), rng: &mut StdRng) -> (AugOp, f64) {
         let op = RAND_OPS[rng.random_range(0..RAND_OPS.len())];
-        let size = (img.height, img.width);
-        let table = magnitudes(AugmentSpace::Wide, op, self.num_magnitude_bins, size);
+        let table = magnitudes(AugmentSpace::Wide, op, self.num_magnitude_bins, image_size);
         let mut mag = table.map_or(0.0, |t| f64::from(t[rng.random_range(0..t.len())]));
         if op.signed() && rng.random::<bool>() {
             mag = -mag;
         }
+        (op, mag)
+    }
+
+    pub fn apply(&self, img: &Image, rng: &mut StdRng) -> Result<Image> {
+        check_image(img)?;
+        let (op, mag) = self.sample((img.height, img.width), rng);
         apply_op(img, op, mag, &self.fill)
     }
 }
@@ -738,7 +763,7 @@ fn parse_timm_rand(spec: &str, rest: &str) -> Result<AutoAugmentKind> {
     }
     if !(0.0..=10.0).contains(&m) || mstd.is_nan() || mstd < 0.0 {
         return invalid(format!(
-            "auto_augment '{spec}': m must be in 0..=10 and mstd >= 0"
+            "auto_augment '{spec}' is out of range; valid: m in 0..=10, mstd >= 0"
         ));
     }
     let per_level = (BINS - 1) as f64 / 10.0;

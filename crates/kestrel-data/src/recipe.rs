@@ -214,7 +214,11 @@ fn cifar() -> Recipe {
     Recipe {
         input_size: [3, 32, 32],
         random_resized_crop: None,
-        random_crop: Some(RandomCropConfig::default()),
+        // pad_if_needed changes nothing for 32x32 CIFAR images and keeps smaller ones usable.
+        random_crop: Some(RandomCropConfig {
+            pad_if_needed: true,
+            ..RandomCropConfig::default()
+        }),
         mean: vec![0.4914, 0.4822, 0.4465],
         std: vec![0.2470, 0.2435, 0.2616],
         eval_crop_pct: 1.0,
@@ -288,7 +292,8 @@ impl Recipe {
     /// fields (`random_erasing.prob=0.25`); values are JSON (numbers, `true`, `null`, `[..]`)
     /// or bare strings (`auto_augment=rand-m9-n2`).
     pub fn parse_cli(spec: &str) -> Result<Recipe> {
-        let mut parts = spec.split(',');
+        let parts = split_top_level(spec);
+        let mut parts = parts.iter().map(String::as_str);
         let base = parts.next().unwrap_or("").trim();
         let mut value = if looks_like_file(base) {
             load_value(Path::new(base))?
@@ -392,6 +397,26 @@ fn merge(base: &mut Value, over: Value) {
         }
         (b, o) => *b = o,
     }
+}
+
+/// Splits on commas outside brackets, braces and quotes, so `scale=[0.5,1.0]` stays whole.
+fn split_top_level(spec: &str) -> Vec<String> {
+    let (mut parts, mut cur, mut depth, mut quoted) = (Vec::new(), String::new(), 0i32, false);
+    for ch in spec.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            '[' | '{' if !quoted => depth += 1,
+            ']' | '}' if !quoted => depth -= 1,
+            ',' if !quoted && depth <= 0 => {
+                parts.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(ch);
+    }
+    parts.push(cur);
+    parts
 }
 
 fn parse_scalar(raw: &str) -> Value {
