@@ -166,8 +166,12 @@ fn beta_johnk(rng: &mut StdRng, a: f64, b: f64) -> f64 {
     }
 }
 
-/// A draw from Beta(a, b), a, b > 0.
+/// A draw from Beta(a, b); NaN unless a and b are finite and positive (never loops forever).
 pub fn sample_beta(rng: &mut StdRng, a: f64, b: f64) -> f64 {
+    let valid = |v: f64| v.is_finite() && v > 0.0;
+    if !valid(a) || !valid(b) {
+        return f64::NAN;
+    }
     if a <= 1.0 && b <= 1.0 {
         return beta_johnk(rng, a, b);
     }
@@ -206,6 +210,11 @@ pub fn rand_bbox_minmax(
     minmax: [f64; 2],
     rng: &mut StdRng,
 ) -> Result<BBox> {
+    if !(0.0 <= minmax[0] && minmax[0] < minmax[1] && minmax[1] <= 1.0) {
+        return invalid(format!(
+            "cutmix_minmax must satisfy 0 <= min < max <= 1, got {minmax:?}"
+        ));
+    }
     let side = |n: usize, rng: &mut StdRng| -> Result<usize> {
         let (lo, hi) = (
             (n as f64 * minmax[0]) as usize,

@@ -587,13 +587,13 @@ fn crop_with_fill(
     let ch = img.channels;
     let mut out = filled_image(height, width, &fill_pixel(fill, ch)?);
     let x_lo = left.max(0);
-    let x_hi = (left + width as i64).min(img.width as i64);
+    let x_hi = left.saturating_add(width as i64).min(img.width as i64);
     if x_lo >= x_hi {
         return Ok(out);
     }
     let run = (x_hi - x_lo) as usize * ch;
     for y in 0..height {
-        let sy = top + y as i64;
+        let sy = top.saturating_add(y as i64);
         if sy < 0 || sy >= img.height as i64 {
             continue;
         }
@@ -1311,6 +1311,14 @@ impl RandomResizedCrop {
     /// torchvision's `get_params`: 10 tries of (area, log-uniform aspect), then a centre crop
     /// with the aspect ratio clamped into `ratio`.
     pub fn get_params(&self, height: usize, width: usize, rng: &mut StdRng) -> CropBox {
+        if height == 0 || width == 0 {
+            return CropBox {
+                top: 0,
+                left: 0,
+                height,
+                width,
+            };
+        }
         let area = (height * width) as f64;
         let (log_lo, log_hi) = (self.ratio.0.ln(), self.ratio.1.ln());
         for _ in 0..10 {

@@ -318,6 +318,16 @@ fn bad_images_are_errors_not_panics() {
             .apply(&broken, &mut rng)
             .is_err());
     }
+    // Degenerate arguments to the transform helpers are errors or empty results, not panics.
+    use kestrel_data::transforms::{crop, resize, RandomResizedCrop};
+    let rrc = RandomResizedCrop::with_defaults((8, 8)).unwrap();
+    assert_eq!(rrc.get_params(0, 0, &mut rng).height, 0);
+    assert!(rrc.apply(&broken, &mut rng).is_err());
+    let img = Image::new(2, 2, 1, vec![1, 2, 3, 4]);
+    assert_eq!(crop(&img, i64::MAX - 1, 0, 1, 1).unwrap().data, vec![0]);
+    assert_eq!(crop(&img, 0, i64::MIN + 1, 1, 1).unwrap().data, vec![0]);
+    assert!(crop(&img, 0, 0, 0, 1).is_err());
+    assert!(resize(&img, 0, 3, kestrel_data::Interpolation::Bicubic).is_err());
     let four = Image::new(2, 2, 4, vec![0; 16]);
     assert!(apply_op(&four, AugOp::Color, 0.5, &[0]).is_err());
     assert!(

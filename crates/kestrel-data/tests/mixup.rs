@@ -286,4 +286,10 @@ fn bad_inputs_and_configs_are_invalid() {
         );
     }
     assert!(Mixup::new(cfg(1.0, 0.0), 0).is_err());
+    assert!(
+        sample_beta(&mut rng, -1.0, 1.0).is_nan(),
+        "no endless rejection loop"
+    );
+    assert!(sample_beta(&mut rng, f64::NAN, 2.0).is_nan());
+    assert!(rand_bbox_minmax(10, 10, [0.2, 1.5], &mut rng).is_err());
 }
