@@ -1,1 +1,52 @@
-fn main() {}
+//! The `kestrel` command: train, evaluate, inspect and run image classifiers.
+
+mod cmd;
+mod device;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "kestrel",
+    version,
+    about = "Train, evaluate, compare and deploy image classifiers (timm/torchvision models in Rust, on burn)",
+    long_about = "kestrel trains and evaluates image classifiers with timm's model names and weight layouts.\n\n\
+        With no arguments, `kestrel train` trains LeNet-5 on the embedded MNIST subset (10,000 real \
+        digits) and prints the evaluation report."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model (default: LeNet-5 on the embedded MNIST subset), then evaluate it on the test split.
+    Train(cmd::train::TrainArgs),
+    /// Evaluate a saved checkpoint: accuracy, top-5, precision/recall/F1, confusion matrix.
+    Eval(cmd::eval::EvalArgs),
+    /// Print the top-5 classes of images, from a checkpoint or a model + weights file.
+    Predict(cmd::predict::PredictArgs),
+    /// List the models kestrel can build, with their parameter counts.
+    Models(cmd::models::ModelsArgs),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KESTREL_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => cmd::train::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Predict(a) => cmd::predict::run(a),
+        Command::Models(a) => cmd::models::run(a),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}

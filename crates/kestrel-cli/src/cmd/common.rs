@@ -1,0 +1,48 @@
+//! Flags and helpers shared by several commands.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Args;
+use kestrel_data::splits::{open_dataset, SplitOptions, Splits};
+
+#[derive(Args, Clone, Debug)]
+pub struct DataArgs {
+    /// Dataset directory: MNIST/Fashion-MNIST IDX files, CIFAR-10/100 binaries, or an ImageFolder
+    /// (root/<class>/*.jpg). Default: the embedded MNIST subset.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Separate validation folder for an ImageFolder dataset.
+    #[arg(long, value_name = "DIR")]
+    pub val_dir: Option<PathBuf>,
+    /// Fraction of the training data held out for validation when there is no validation split.
+    #[arg(long, default_value_t = 0.1, value_name = "F")]
+    pub val_fraction: f64,
+    /// Skip unreadable or corrupt images (they are counted and reported) instead of stopping.
+    #[arg(long)]
+    pub skip_bad_images: bool,
+}
+
+impl DataArgs {
+    pub fn open(&self) -> Result<Splits> {
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            anyhow::bail!("--val-fraction {}: must be in [0, 1)", self.val_fraction);
+        }
+        let opts = SplitOptions {
+            val_fraction: self.val_fraction,
+            seed: 0,
+            skip_bad_images: self.skip_bad_images,
+            val_dir: self.val_dir.clone(),
+        };
+        Ok(open_dataset(self.data.as_deref(), &opts)?)
+    }
+}
+
+/// A run folder that does not clobber an earlier run: `runs/<name>`, else `runs/<name>-2`, ...
+pub fn fresh_run_dir(base: &Path, name: &str) -> PathBuf {
+    let first = base.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (2..).map(|i| base.join(format!("{name}-{i}"))).find(|p| !p.exists()).expect("unbounded")
+}

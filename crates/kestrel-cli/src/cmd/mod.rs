@@ -1,0 +1,5 @@
+pub mod common;
+pub mod eval;
+pub mod models;
+pub mod predict;
+pub mod train;

@@ -1,0 +1,122 @@
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use kestrel_train::optim::OptimizerKind;
+use kestrel_train::schedule::ScheduleKind;
+use kestrel_train::TrainConfig;
+
+use super::common::{fresh_run_dir, DataArgs};
+use super::eval::{evaluate_checkpoint, EvalSplit};
+use crate::device::{parse_device, DEVICE_HELP};
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  kestrel train                                   # LeNet-5 on the embedded MNIST subset\n  kestrel train --data /usr/share/datasets/fashion-mnist --epochs 15\n  kestrel train --data photos/ --model resnet20_cifar --optimizer sgd --lr 0.1")]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Model name (see `kestrel models`).
+    #[arg(long, default_value = "lenet5")]
+    pub model: String,
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    pub batch_size: usize,
+    /// Peak learning rate (reached after warm-up).
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
+    pub lr: f64,
+    /// Final learning rate of the cosine schedule.
+    #[arg(long, default_value_t = TrainConfig::default().min_lr)]
+    pub min_lr: f64,
+    /// sgd (momentum) or adamw.
+    #[arg(long, default_value = "adamw")]
+    pub optimizer: OptimizerKind,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    #[arg(long)]
+    pub nesterov: bool,
+    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
+    pub weight_decay: f64,
+    /// cosine or constant.
+    #[arg(long, default_value = "cosine", value_parser = parse_schedule)]
+    pub schedule: ScheduleKind,
+    #[arg(long, default_value_t = TrainConfig::default().warmup_epochs)]
+    pub warmup_epochs: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f32,
+    /// Random-crop padding in pixels (0 = no random crop).
+    #[arg(long, default_value_t = 0)]
+    pub crop_padding: usize,
+    /// Random horizontal flips (not for digits).
+    #[arg(long)]
+    pub hflip: bool,
+    /// Seed for initialisation, shuffling and augmentation: same seed, machine and thread count
+    /// give the same run.
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    pub seed: u64,
+    /// Data-loading threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Run folder for the checkpoint, metrics.json and logs (default: runs/<model>, never overwriting).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
+    pub device: String,
+    /// No progress bar (logs per epoch only).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn parse_schedule(s: &str) -> Result<ScheduleKind, String> {
+    match s {
+        "cosine" => Ok(ScheduleKind::Cosine),
+        "constant" => Ok(ScheduleKind::Constant),
+        other => Err(format!("unknown schedule '{other}'; valid: cosine, constant")),
+    }
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    let cfg = TrainConfig {
+        model: kestrel_models::find(&a.model)?.name.to_string(),
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        min_lr: a.min_lr,
+        optimizer: a.optimizer,
+        momentum: a.momentum,
+        nesterov: a.nesterov,
+        weight_decay: a.weight_decay,
+        schedule: a.schedule,
+        warmup_epochs: a.warmup_epochs,
+        label_smoothing: a.label_smoothing,
+        crop_padding: a.crop_padding,
+        hflip: a.hflip,
+        seed: a.seed,
+        workers: a.workers,
+        skip_bad_images: a.data.skip_bad_images,
+    };
+    let splits = a.data.open()?;
+    let out = a.out.clone().unwrap_or_else(|| fresh_run_dir(std::path::Path::new("runs"), &cfg.model));
+    println!(
+        "kestrel train: {} on {} ({} train / {} val / {} test images, {} classes)",
+        cfg.model,
+        splits.description,
+        splits.train.len(),
+        splits.val.len(),
+        splits.test.len(),
+        splits.class_names.len()
+    );
+    println!("run folder: {}", out.display());
+    let outcome = kestrel_train::train(&cfg, &splits, &out, &device, !a.quiet)?;
+    println!(
+        "trained {} epochs in {:.1}s; best validation accuracy {:.2}% at epoch {}",
+        cfg.epochs,
+        outcome.seconds,
+        100.0 * outcome.best_val_accuracy,
+        outcome.best_epoch
+    );
+    let skipped = splits.skipped_at_scan + outcome.skipped_images;
+    evaluate_checkpoint(&out, &splits, EvalSplit::Test, &out, None, cfg.batch_size, skipped, cfg.skip_bad_images, &device)?;
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! A checkpoint is a folder: `model.safetensors` (timm key names, PyTorch layout, so other tools
+//! read it) and `checkpoint.json` (model name, class names, preprocessing, training config).
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use kestrel_data::preprocess::Preprocess;
+use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
+use kestrel_models::{BuildOptions, Model};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const META_FILE: &str = "checkpoint.json";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub format: String,
+    pub model: String,
+    pub num_classes: usize,
+    pub in_chans: usize,
+    pub class_names: Vec<String>,
+    pub preprocess: Preprocess,
+    /// The training configuration that produced these weights.
+    pub train_config: serde_json::Value,
+    pub epoch: usize,
+    pub val_accuracy: Option<f64>,
+    pub kestrel_version: String,
+}
+
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub meta: CheckpointMeta,
+}
+
+impl Checkpoint {
+    pub fn save(dir: &Path, model: &Model, meta: &CheckpointMeta) -> Result<(), TrainError> {
+        std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+        save_safetensors(model, &dir.join(WEIGHTS_FILE))?;
+        let json = serde_json::to_string_pretty(meta).expect("checkpoint metadata serialises");
+        let meta_path = dir.join(META_FILE);
+        std::fs::write(&meta_path, json).map_err(|e| TrainError::io(meta_path, e))
+    }
+
+    /// Reads `checkpoint.json` from `dir` (or from the folder holding a given file).
+    pub fn open(path: &Path) -> Result<Checkpoint, TrainError> {
+        let dir = if path.is_file() { path.parent().unwrap_or(Path::new(".")) } else { path };
+        let meta_path = dir.join(META_FILE);
+        if !dir.exists() {
+            return Err(TrainError::Checkpoint { path: dir.into(), reason: "no such directory".into() });
+        }
+        let text = std::fs::read_to_string(&meta_path).map_err(|e| TrainError::Checkpoint {
+            path: meta_path.clone(),
+            reason: format!("cannot read checkpoint metadata: {e}"),
+        })?;
+        let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
+            path: meta_path.clone(),
+            reason: format!("invalid checkpoint metadata: {e}"),
+        })?;
+        Ok(Checkpoint { dir: dir.to_path_buf(), meta })
+    }
+
+    /// Builds the model and loads the weights, on `device`.
+    pub fn load_model(&self, device: &Device) -> Result<Model, TrainError> {
+        let spec = kestrel_models::find(&self.meta.model)?;
+        let opts = BuildOptions { num_classes: self.meta.num_classes, in_chans: self.meta.in_chans };
+        let mut model = spec.build(&opts, device);
+        load_weights(&mut model, &self.dir.join(WEIGHTS_FILE), &LoadOptions::default())?;
+        Ok(model)
+    }
+}

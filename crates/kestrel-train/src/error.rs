@@ -1,0 +1,27 @@
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] kestrel_data::DataError),
+    #[error(transparent)]
+    Model(#[from] kestrel_models::ModelError),
+    #[error(transparent)]
+    Eval(#[from] kestrel_eval::EvalError),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Checkpoint { path: std::path::PathBuf, reason: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("training diverged: loss is {loss} at epoch {epoch}, step {step}; lower --lr")]
+    Diverged { loss: f32, epoch: usize, step: usize },
+}
+
+impl TrainError {
+    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        TrainError::Io { path: path.into(), source }
+    }
+}

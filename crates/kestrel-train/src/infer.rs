@@ -1,0 +1,39 @@
+//! Batched inference: class probabilities for every sample a loader yields.
+
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use burn::tensor::TensorData;
+use kestrel_data::loader::{Batch, Loader};
+use kestrel_models::Model;
+
+use crate::error::TrainError;
+
+/// Probabilities (row-major N×K), true labels and dataset indices, in loader order.
+pub struct Predictions {
+    pub labels: Vec<usize>,
+    pub probs: Vec<f32>,
+    pub indices: Vec<usize>,
+    pub num_classes: usize,
+}
+
+pub fn batch_to_tensor(batch: &Batch, device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(batch.images.clone(), batch.shape), device)
+}
+
+/// `model` should be in eval mode (`model.valid()`).
+pub fn predict(model: &Model, loader: &Loader, device: &Device) -> Result<Predictions, TrainError> {
+    let mut out = Predictions { labels: vec![], probs: vec![], indices: vec![], num_classes: 0 };
+    for batch in loader.iter_epoch(0) {
+        let batch = batch?;
+        if batch.labels.is_empty() {
+            continue;
+        }
+        let logits = model.forward(batch_to_tensor(&batch, device));
+        out.num_classes = logits.dims()[1];
+        let probs = softmax(logits, 1).into_data();
+        out.probs.extend(probs.try_to_vec::<f32>().expect("f32 logits"));
+        out.labels.extend(&batch.labels);
+        out.indices.extend(&batch.indices);
+    }
+    Ok(out)
+}

@@ -1,0 +1,312 @@
+//! The training loop: seeded loader, cross-entropy, optimizer step, per-step LR schedule,
+//! validation after each epoch, a progress bar, a JSON-lines log and the best checkpoint.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use kestrel_data::loader::{Loader, LoaderConfig, Sampler};
+use kestrel_data::preprocess::{Preprocess, RandomCropFlip};
+use kestrel_data::splits::Splits;
+use kestrel_data::SampleTransform;
+use kestrel_models::{BuildOptions, Model};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpoint, CheckpointMeta};
+use crate::error::TrainError;
+use crate::infer::{batch_to_tensor, predict};
+use crate::loss::{smoothed_one_hot, soft_cross_entropy, targets_tensor};
+use crate::optim::{build as build_optimizer, OptimizerKind};
+use crate::schedule::{Schedule, ScheduleKind};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub model: String,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub min_lr: f64,
+    pub optimizer: OptimizerKind,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub schedule: ScheduleKind,
+    pub warmup_epochs: f64,
+    pub label_smoothing: f32,
+    /// Random-crop padding in pixels (0 = off) and horizontal flips: the basic augmentation.
+    pub crop_padding: usize,
+    pub hflip: bool,
+    pub seed: u64,
+    /// Loader threads (0 = all cores).
+    pub workers: usize,
+    pub skip_bad_images: bool,
+}
+
+impl Default for TrainConfig {
+    /// The recipe `kestrel train` uses with no arguments: LeNet-5 on the embedded MNIST subset.
+    fn default() -> Self {
+        TrainConfig {
+            model: "lenet5".into(),
+            epochs: 12,
+            batch_size: 64,
+            lr: 2e-3,
+            min_lr: 1e-5,
+            optimizer: OptimizerKind::Adamw,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 1e-4,
+            schedule: ScheduleKind::Cosine,
+            warmup_epochs: 1.0,
+            label_smoothing: 0.0,
+            crop_padding: 0,
+            hflip: false,
+            seed: 42,
+            workers: 0,
+            skip_bad_images: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+pub struct TrainOutcome {
+    pub checkpoint_dir: PathBuf,
+    pub best_epoch: usize,
+    pub best_val_accuracy: f64,
+    pub history: Vec<EpochLog>,
+    pub seconds: f64,
+    pub skipped_images: usize,
+}
+
+/// The eval preprocessing for `model_name` on images shaped like `sample`: convert channels,
+/// then pad (when the image is smaller by an even margin, as 28 → 32 for LeNet) or resize.
+pub fn preprocess_for(model_name: &str, sample_hw: (usize, usize)) -> Result<Preprocess, TrainError> {
+    let spec = kestrel_models::find(model_name)?;
+    let dc = spec.data_config();
+    let [c, h, w] = dc.input_size;
+    let (sh, sw) = sample_hw;
+    let (resize, pad) = if sh <= h && sw <= w && h - sh == w - sw && (h - sh) % 2 == 0 {
+        (None, (h - sh) / 2)
+    } else {
+        (Some([h, w]), 0)
+    };
+    Ok(Preprocess { channels: c, resize, pad, mean: dc.mean.clone(), std: dc.std.clone() })
+}
+
+fn loader(
+    splits_part: Arc<dyn kestrel_data::Dataset>,
+    transform: Arc<dyn SampleTransform>,
+    cfg: &TrainConfig,
+    train: bool,
+) -> Result<Loader, TrainError> {
+    let lc = LoaderConfig {
+        batch_size: cfg.batch_size,
+        shuffle: train,
+        drop_last: train,
+        seed: cfg.seed,
+        num_workers: cfg.workers,
+        prefetch_batches: 2,
+        skip_bad_images: cfg.skip_bad_images,
+        sampler: if train { Sampler::Shuffle } else { Sampler::Sequential },
+    };
+    Ok(Loader::new(splits_part, transform, lc)?)
+}
+
+/// Trains `cfg.model` on `splits`, writing the best checkpoint (by validation accuracy) and
+/// `train_log.jsonl` into `out_dir`.
+pub fn train(
+    cfg: &TrainConfig,
+    splits: &Splits,
+    out_dir: &Path,
+    device: &Device,
+    show_progress: bool,
+) -> Result<TrainOutcome, TrainError> {
+    if cfg.epochs == 0 || cfg.batch_size == 0 {
+        return Err(TrainError::Config("--epochs and --batch-size must be at least 1".into()));
+    }
+    if splits.train.is_empty() || splits.val.is_empty() {
+        return Err(TrainError::Config(format!(
+            "{}: the training and validation splits must not be empty",
+            splits.description
+        )));
+    }
+    let spec = kestrel_models::find(&cfg.model)?;
+    let num_classes = splits.class_names.len();
+    let first = splits.train.get(0)?;
+    let preprocess = preprocess_for(spec.name, (first.image.height, first.image.width))?;
+    let in_chans = preprocess.channels;
+
+    device.seed(cfg.seed);
+    let train_device = device.clone().autodiff();
+    let mut model: Model = spec.build(&BuildOptions { num_classes, in_chans }, &train_device);
+
+    let train_tf: Arc<dyn SampleTransform> = Arc::new(RandomCropFlip {
+        base: preprocess.clone(),
+        crop_padding: cfg.crop_padding,
+        hflip: cfg.hflip,
+    });
+    let eval_tf: Arc<dyn SampleTransform> = Arc::new(preprocess.clone());
+    let train_loader = loader(splits.train.clone(), train_tf, cfg, true)?;
+    let val_loader = loader(splits.val.clone(), eval_tf, cfg, false)?;
+
+    let steps_per_epoch = train_loader.num_batches().max(1);
+    let schedule = Schedule {
+        kind: cfg.schedule,
+        base_lr: cfg.lr,
+        min_lr: cfg.min_lr,
+        warmup_steps: (cfg.warmup_epochs * steps_per_epoch as f64).round() as usize,
+        warmup_start: 0.01,
+        total_steps: cfg.epochs * steps_per_epoch,
+    };
+    let mut optim = build_optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay, cfg.nesterov);
+
+    std::fs::create_dir_all(out_dir).map_err(|e| TrainError::io(out_dir, e))?;
+    let log_path = out_dir.join("train_log.jsonl");
+    let mut log = std::fs::File::create(&log_path).map_err(|e| TrainError::io(&log_path, e))?;
+
+    let bar = progress_bar(show_progress, (cfg.epochs * steps_per_epoch) as u64);
+    let started = Instant::now();
+    let mut history = Vec::new();
+    let mut best = (0usize, f64::NEG_INFINITY);
+    let mut step = 0usize;
+    for epoch in 1..=cfg.epochs {
+        let epoch_start = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut lr = schedule.lr(step);
+        for batch in train_loader.iter_epoch(epoch) {
+            let batch = batch?;
+            let n = batch.labels.len();
+            if n == 0 {
+                continue;
+            }
+            lr = schedule.lr(step);
+            let x = batch_to_tensor(&batch, &train_device);
+            let targets = smoothed_one_hot(&batch.labels, num_classes, cfg.label_smoothing);
+            let y = targets_tensor(targets, n, num_classes, &train_device);
+            let logits = model.forward(x);
+            let loss = soft_cross_entropy(logits.clone(), y);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+
+            let loss_value: f32 = loss.into_scalar();
+            if !loss_value.is_finite() {
+                return Err(TrainError::Diverged { loss: loss_value, epoch, step });
+            }
+            let preds: Vec<i64> = logits.argmax(1).into_data().convert::<i64>().try_to_vec().unwrap_or_default();
+            correct += preds.iter().zip(&batch.labels).filter(|(p, y)| **p as usize == **y).count();
+            loss_sum += loss_value as f64 * n as f64;
+            seen += n;
+            step += 1;
+            let secs = epoch_start.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!(
+                "epoch {epoch}/{} loss {:.4} acc {:.2}% {:.0} img/s",
+                cfg.epochs,
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64,
+                seen as f64 / secs
+            ));
+            bar.inc(1);
+        }
+        let train_secs = epoch_start.elapsed().as_secs_f64();
+
+        let eval_model = model.valid();
+        let val = predict(&eval_model, &val_loader, &device.clone())?;
+        let (val_loss, val_acc) = loss_and_accuracy(&val.labels, &val.probs, val.num_classes);
+        let entry = EpochLog {
+            epoch,
+            lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            val_loss,
+            val_accuracy: val_acc,
+            seconds: epoch_start.elapsed().as_secs_f64(),
+            images_per_second: seen as f64 / train_secs.max(1e-9),
+        };
+        let line = format!(
+            "epoch {:>3}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | lr {:.2e} | {:.1}s, {:.0} img/s",
+            epoch,
+            entry.train_loss,
+            100.0 * entry.train_accuracy,
+            entry.val_loss,
+            100.0 * entry.val_accuracy,
+            entry.lr,
+            entry.seconds,
+            entry.images_per_second
+        );
+        // suspend() prints above the bar when it is drawn, and plainly when it is hidden.
+        bar.suspend(|| println!("{line}"));
+        writeln!(log, "{}", serde_json::to_string(&entry).expect("log entry serialises"))
+            .map_err(|e| TrainError::io(&log_path, e))?;
+        if val_acc > best.1 {
+            best = (epoch, val_acc);
+            let meta = CheckpointMeta {
+                format: "kestrel-checkpoint-v1".into(),
+                model: spec.name.into(),
+                num_classes,
+                in_chans,
+                class_names: splits.class_names.clone(),
+                preprocess: preprocess.clone(),
+                train_config: serde_json::to_value(cfg).expect("config serialises"),
+                epoch,
+                val_accuracy: Some(val_acc),
+                kestrel_version: env!("CARGO_PKG_VERSION").into(),
+            };
+            Checkpoint::save(out_dir, &eval_model, &meta)?;
+        }
+        history.push(entry);
+    }
+    bar.finish_and_clear();
+    Ok(TrainOutcome {
+        checkpoint_dir: out_dir.to_path_buf(),
+        best_epoch: best.0,
+        best_val_accuracy: best.1,
+        history,
+        seconds: started.elapsed().as_secs_f64(),
+        skipped_images: train_loader.skipped() + val_loader.skipped(),
+    })
+}
+
+/// Mean negative log-likelihood and accuracy from probabilities.
+pub fn loss_and_accuracy(labels: &[usize], probs: &[f32], k: usize) -> (f64, f64) {
+    if labels.is_empty() || k == 0 {
+        return (f64::NAN, 0.0);
+    }
+    let mut nll = 0.0f64;
+    let mut correct = 0usize;
+    for (i, &y) in labels.iter().enumerate() {
+        let row = &probs[i * k..(i + 1) * k];
+        nll -= (row[y].max(1e-12) as f64).ln();
+        let argmax = row
+            .iter()
+            .enumerate()
+            .fold(0, |best, (j, &p)| if p > row[best] { j } else { best });
+        correct += (argmax == y) as usize;
+    }
+    (nll / labels.len() as f64, correct as f64 / labels.len() as f64)
+}
+
+fn progress_bar(show: bool, total: u64) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} steps {msg} | ETA {eta}")
+            .expect("valid progress template"),
+    );
+    bar
+}
