@@ -7,7 +7,7 @@ built by ../shared/tools/make_parity.py, which perturbs BN statistics and zero-i
 branches so that a wrong block cannot match. For weight-import tests we also save one model's
 state_dict as PyTorch .pth files (zip and legacy formats, bare and nested under 'state_dict').
 
-Usage: python3 scripts/make_model_fixtures.py [--parity-tool ../shared/tools/make_parity.py]
+Usage: python3 scripts/make_model_fixtures.py [--parity-tool ../shared/tools/make_parity.py] [--only NAME ...]
 """
 import argparse, json, os, subprocess, sys
 
@@ -23,15 +23,35 @@ TINY = {
                             cardinality=4, base_width=16, num_classes=10),
 }
 
+# Shrunk variants that no timm model name can express (free width multiplier, narrow head):
+# registered by scripts/tiny_timm.py, which calls timm's own generators. The folder is the name.
+# name -> (kwargs, input C,H,W). 56 px makes odd feature-map sizes (7 -> 4 -> 2) at stride 2.
+_MNV = dict(channel_multiplier=0.25, depth_multiplier=0.34, num_classes=10)
+TINY_WRAPPED = {
+    "mobilenetv2_tiny": (dict(_MNV, num_features=64), "3,56,56"),
+}
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--parity-tool", default=os.path.join(ROOT, "..", "shared", "tools", "make_parity.py"))
+    ap.add_argument("--only", nargs="*", help="regenerate only these fixtures (TINY or TINY_WRAPPED names)")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
+    wanted = lambda name: not args.only or name in args.only
     for name, kw in TINY.items():
+        if not wanted(name):
+            continue
         subprocess.check_call([sys.executable, args.parity_tool, name, "--out", OUT, "--suffix", "_tiny",
                                "--kwargs", json.dumps(kw), "--input-size", "3,32,32"])
+    for name, (kw, size) in TINY_WRAPPED.items():
+        if not wanted(name):
+            continue
+        subprocess.check_call([sys.executable, os.path.join(HERE, "tiny_timm.py"), name,
+                               "--parity-tool", args.parity_tool, "--out", OUT,
+                               "--kwargs", json.dumps(kw), "--input-size", size])
+    if not wanted("resnet18"):
+        return
     # PyTorch checkpoint formats, from the resnet18 fixture's weights.
     import torch
     from safetensors.torch import load_file

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod layers;
 pub mod lenet;
+pub mod mobilenet;
 pub mod model;
 pub mod registry;
 pub mod resnet;

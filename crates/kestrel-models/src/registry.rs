@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::error::ModelError;
 use crate::lenet::LeNet5;
+use crate::mobilenet::MobileNetConfig;
 use crate::model::Model;
 use crate::resnet::ResNetConfig;
 
@@ -88,6 +89,27 @@ fn imagenet_224() -> DataConfig {
     }
 }
 
+/// timm's default for its MobileNet weights: 224 px, crop 0.875, bicubic, ImageNet statistics.
+fn imagenet_224_bicubic() -> DataConfig {
+    DataConfig {
+        interpolation: "bicubic",
+        ..imagenet_224()
+    }
+}
+
+macro_rules! mobilenet_spec {
+    ($name:literal, $data:expr, $cfg:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "mobilenet",
+            aliases: &[],
+            default_num_classes: 1000,
+            data: $data,
+            build: |o, d| Model::MobileNet($cfg.init(o.num_classes, o.in_chans, d)),
+        }
+    };
+}
+
 macro_rules! resnet_spec {
     ($name:literal, $aliases:expr, $cfg:expr) => {
         ModelSpec {
@@ -133,6 +155,21 @@ pub static REGISTRY: &[ModelSpec] = &[
     resnet_spec!("resnet152", &[], ResNetConfig::resnet152()),
     resnet_spec!("resnext50_32x4d", &[], ResNetConfig::resnext50_32x4d()),
     resnet_spec!("resnext101_32x8d", &[], ResNetConfig::resnext101_32x8d()),
+    mobilenet_spec!(
+        "mobilenetv2_050",
+        imagenet_224_bicubic,
+        MobileNetConfig::mobilenet_v2(0.5)
+    ),
+    mobilenet_spec!(
+        "mobilenetv2_100",
+        imagenet_224_bicubic,
+        MobileNetConfig::mobilenet_v2(1.0)
+    ),
+    mobilenet_spec!(
+        "mobilenetv2_140",
+        imagenet_224_bicubic,
+        MobileNetConfig::mobilenet_v2(1.4)
+    ),
 ];
 
 /// Finds a model by name or alias (case-insensitive; a `tv:` prefix is accepted).
