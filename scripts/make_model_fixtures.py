@@ -29,6 +29,8 @@ TINY = {
 _MNV = dict(channel_multiplier=0.25, depth_multiplier=0.34, num_classes=10)
 TINY_WRAPPED = {
     "mobilenetv2_tiny": (dict(_MNV, num_features=64), "3,56,56"),
+    "mobilenetv3_small_tiny": (dict(_MNV, num_features=64), "3,56,56"),
+    "mobilenetv3_large_tiny": (dict(_MNV, num_features=64), "3,56,56"),
 }
 
 

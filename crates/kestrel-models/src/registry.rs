@@ -170,6 +170,16 @@ pub static REGISTRY: &[ModelSpec] = &[
         imagenet_224_bicubic,
         MobileNetConfig::mobilenet_v2(1.4)
     ),
+    mobilenet_spec!(
+        "mobilenetv3_small_100",
+        imagenet_224_bicubic,
+        MobileNetConfig::mobilenet_v3_small(1.0)
+    ),
+    mobilenet_spec!(
+        "mobilenetv3_large_100",
+        imagenet_224_bicubic,
+        MobileNetConfig::mobilenet_v3_large(1.0)
+    ),
 ];
 
 /// Finds a model by name or alias (case-insensitive; a `tv:` prefix is accepted).

@@ -43,6 +43,22 @@ fn mobilenetv2_matches_timm() {
     );
 }
 
+#[test]
+fn mobilenetv3_small_matches_timm() {
+    check(
+        "mobilenetv3_small_tiny",
+        tiny(MobileNetConfig::mobilenet_v3_small, Some(64)),
+    );
+}
+
+#[test]
+fn mobilenetv3_large_matches_timm() {
+    check(
+        "mobilenetv3_large_tiny",
+        tiny(MobileNetConfig::mobilenet_v3_large, Some(64)),
+    );
+}
+
 /// `sum(p.numel() for p in timm.create_model(name).parameters())`, timm 1.0.31.
 #[test]
 fn registered_variants_have_timm_param_counts() {
@@ -50,6 +66,8 @@ fn registered_variants_have_timm_param_counts() {
         ("mobilenetv2_050", 1_968_680),
         ("mobilenetv2_100", 3_504_872),
         ("mobilenetv2_140", 6_108_776),
+        ("mobilenetv3_small_100", 2_542_856),
+        ("mobilenetv3_large_100", 5_483_032),
     ] {
         let spec = kestrel_models::find(name).unwrap();
         let model = spec.build(&spec.default_options(), &Device::flex());
@@ -63,6 +81,8 @@ fn macs_match_timm() {
     use kestrel_models::layers::count_macs;
     for (name, expected) in [
         ("mobilenetv2_100", 300_774_272u64),
+        ("mobilenetv3_large_100", 216_589_760),
+        ("mobilenetv3_small_100", 56_510_400),
     ] {
         let spec = kestrel_models::find(name).unwrap();
         let device = Device::flex();
