@@ -31,6 +31,7 @@ TINY_WRAPPED = {
     "mobilenetv2_tiny": (dict(_MNV, num_features=64), "3,56,56"),
     "mobilenetv3_small_tiny": (dict(_MNV, num_features=64), "3,56,56"),
     "mobilenetv3_large_tiny": (dict(_MNV, num_features=64), "3,56,56"),
+    "mobilenetv1_tiny": (dict(_MNV), "3,56,56"),
 }
 
 

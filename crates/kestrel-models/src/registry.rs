@@ -97,6 +97,15 @@ fn imagenet_224_bicubic() -> DataConfig {
     }
 }
 
+/// timm's `mobilenetv1_100` (ra4 weights): 224 px, crop 0.875, bicubic, mean = std = 0.5.
+fn inception_224_bicubic() -> DataConfig {
+    DataConfig {
+        mean: vec![0.5; 3],
+        std: vec![0.5; 3],
+        ..imagenet_224_bicubic()
+    }
+}
+
 macro_rules! mobilenet_spec {
     ($name:literal, $data:expr, $cfg:expr) => {
         ModelSpec {
@@ -179,6 +188,11 @@ pub static REGISTRY: &[ModelSpec] = &[
         "mobilenetv3_large_100",
         imagenet_224_bicubic,
         MobileNetConfig::mobilenet_v3_large(1.0)
+    ),
+    mobilenet_spec!(
+        "mobilenetv1_100",
+        inception_224_bicubic,
+        MobileNetConfig::mobilenet_v1(1.0)
     ),
 ];
 

@@ -59,6 +59,14 @@ fn mobilenetv3_large_matches_timm() {
     );
 }
 
+#[test]
+fn mobilenetv1_matches_timm() {
+    check(
+        "mobilenetv1_tiny",
+        tiny(MobileNetConfig::mobilenet_v1, None),
+    );
+}
+
 /// `sum(p.numel() for p in timm.create_model(name).parameters())`, timm 1.0.31.
 #[test]
 fn registered_variants_have_timm_param_counts() {
@@ -68,6 +76,7 @@ fn registered_variants_have_timm_param_counts() {
         ("mobilenetv2_140", 6_108_776),
         ("mobilenetv3_small_100", 2_542_856),
         ("mobilenetv3_large_100", 5_483_032),
+        ("mobilenetv1_100", 4_231_976),
     ] {
         let spec = kestrel_models::find(name).unwrap();
         let model = spec.build(&spec.default_options(), &Device::flex());
@@ -83,6 +92,7 @@ fn macs_match_timm() {
         ("mobilenetv2_100", 300_774_272u64),
         ("mobilenetv3_large_100", 216_589_760),
         ("mobilenetv3_small_100", 56_510_400),
+        ("mobilenetv1_100", 568_740_352),
     ] {
         let spec = kestrel_models::find(name).unwrap();
         let device = Device::flex();
