@@ -23,15 +23,21 @@ TINY = {
                             cardinality=4, base_width=16, num_classes=10),
 }
 
-# Shrunk variants that no timm model name can express (free width multiplier, narrow head):
-# registered by scripts/tiny_timm.py, which calls timm's own generators. The folder is the name.
-# name -> (kwargs, input C,H,W). 56 px makes odd feature-map sizes (7 -> 4 -> 2) at stride 2.
+# Shrunk variants that no timm or torchvision model name can express (free width multiplier,
+# narrow head, narrow VGG/AlexNet classifiers): registered by scripts/tiny_models.py on top of
+# timm's generators and torchvision's classes.
+# folder -> (model name, make_parity --suffix, kwargs, input C,H,W).
+# 56 px makes odd feature-map sizes (7 -> 4 -> 2) at stride 2; VGG's 64 px and AlexNet's 96 px
+# leave 2×2 maps that the adaptive pool must spread to 7×7 / 6×6.
 _MNV = dict(channel_multiplier=0.25, depth_multiplier=0.34, num_classes=10)
 TINY_WRAPPED = {
-    "mobilenetv2_tiny": (dict(_MNV, num_features=64), "3,56,56"),
-    "mobilenetv3_small_tiny": (dict(_MNV, num_features=64), "3,56,56"),
-    "mobilenetv3_large_tiny": (dict(_MNV, num_features=64), "3,56,56"),
-    "mobilenetv1_tiny": (dict(_MNV), "3,56,56"),
+    "mobilenetv2_tiny": ("mobilenetv2_tiny", "", dict(_MNV, num_features=64), "3,56,56"),
+    "mobilenetv3_small_tiny": ("mobilenetv3_small_tiny", "", dict(_MNV, num_features=64), "3,56,56"),
+    "mobilenetv3_large_tiny": ("mobilenetv3_large_tiny", "", dict(_MNV, num_features=64), "3,56,56"),
+    "mobilenetv1_tiny": ("mobilenetv1_tiny", "", dict(_MNV), "3,56,56"),
+    "tv_shufflenet_v2_custom_tiny": (
+        "tv:shufflenet_v2_custom", "_tiny",
+        dict(stages_repeats=[2, 3, 2], stages_out_channels=[8, 16, 32, 64, 128], num_classes=10), "3,56,56"),
 }
 
 
@@ -47,11 +53,12 @@ def main():
             continue
         subprocess.check_call([sys.executable, args.parity_tool, name, "--out", OUT, "--suffix", "_tiny",
                                "--kwargs", json.dumps(kw), "--input-size", "3,32,32"])
-    for name, (kw, size) in TINY_WRAPPED.items():
-        if not wanted(name):
+    for folder, (model, suffix, kw, size) in TINY_WRAPPED.items():
+        if not wanted(folder):
             continue
-        subprocess.check_call([sys.executable, os.path.join(HERE, "tiny_timm.py"), name,
-                               "--parity-tool", args.parity_tool, "--out", OUT,
+        assert model.replace(":", "_") + suffix == folder, folder
+        subprocess.check_call([sys.executable, os.path.join(HERE, "tiny_models.py"), model,
+                               "--parity-tool", args.parity_tool, "--out", OUT, "--suffix", suffix,
                                "--kwargs", json.dumps(kw), "--input-size", size])
     if not wanted("resnet18"):
         return

@@ -7,6 +7,8 @@ pub mod mobilenet;
 pub mod model;
 pub mod registry;
 pub mod resnet;
+pub mod sequential;
+pub mod shufflenet;
 pub mod weights;
 
 pub use burn;

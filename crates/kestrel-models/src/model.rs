@@ -43,6 +43,7 @@ models! {
     LeNet5(crate::lenet::LeNet5),
     ResNet(crate::resnet::ResNet),
     MobileNet(crate::mobilenet::MobileNet),
+    ShuffleNetV2(crate::shufflenet::ShuffleNetV2),
 }
 
 impl Model {

@@ -9,6 +9,7 @@ use crate::lenet::LeNet5;
 use crate::mobilenet::MobileNetConfig;
 use crate::model::Model;
 use crate::resnet::ResNetConfig;
+use crate::shufflenet::ShuffleNetV2Config;
 
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -119,6 +120,21 @@ macro_rules! mobilenet_spec {
     };
 }
 
+/// A torchvision model: torchvision's ImageNet eval transforms (resize 256, center crop 224,
+/// bilinear) are `imagenet_224`.
+macro_rules! tv_spec {
+    ($name:literal, $family:literal, $variant:ident, $cfg:expr) => {
+        ModelSpec {
+            name: $name,
+            family: $family,
+            aliases: &[],
+            default_num_classes: 1000,
+            data: imagenet_224,
+            build: |o, d| Model::$variant($cfg.init(o.num_classes, o.in_chans, d)),
+        }
+    };
+}
+
 macro_rules! resnet_spec {
     ($name:literal, $aliases:expr, $cfg:expr) => {
         ModelSpec {
@@ -193,6 +209,30 @@ pub static REGISTRY: &[ModelSpec] = &[
         "mobilenetv1_100",
         inception_224_bicubic,
         MobileNetConfig::mobilenet_v1(1.0)
+    ),
+    tv_spec!(
+        "shufflenet_v2_x0_5",
+        "shufflenet",
+        ShuffleNetV2,
+        ShuffleNetV2Config::x0_5()
+    ),
+    tv_spec!(
+        "shufflenet_v2_x1_0",
+        "shufflenet",
+        ShuffleNetV2,
+        ShuffleNetV2Config::x1_0()
+    ),
+    tv_spec!(
+        "shufflenet_v2_x1_5",
+        "shufflenet",
+        ShuffleNetV2,
+        ShuffleNetV2Config::x1_5()
+    ),
+    tv_spec!(
+        "shufflenet_v2_x2_0",
+        "shufflenet",
+        ShuffleNetV2,
+        ShuffleNetV2Config::x2_0()
     ),
 ];
 

@@ -1,5 +1,5 @@
 //! MobileNet V1/V2/V3 logits against timm on shrunk models (fixtures from
-//! scripts/make_model_fixtures.py via scripts/tiny_timm.py: timm's own generators with width
+//! scripts/make_model_fixtures.py via scripts/tiny_models.py: timm's own generators with width
 //! multiplier 0.25, depth multiplier 0.34, a 64-wide head, 10 classes, 56 px input; perturbed BN
 //! statistics and non-zero SE biases).
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run make_parity.py with a few extra, shrinkable timm model names registered.
+"""Run make_parity.py with a few extra, shrinkable timm and torchvision model names registered.
 
 timm's named MobileNets fix the channel multiplier (`mobilenetv2_100` calls its generator with
 1.0) and the head width (1280 or 1024 features), so even the narrowest named variant makes a
@@ -9,7 +9,14 @@ from the kwargs, and, when `num_features` is given, override the head width that
 passes to the model class. Everything else (block strings, rounding, SE, activations, init) is
 timm's.
 
-    python3 scripts/tiny_timm.py mobilenetv2_tiny --out crates/kestrel-models/tests/fixtures \
+torchvision's ShuffleNetV2, VGG and AlexNet builders fix their widths (VGG's and AlexNet's
+4096-wide classifiers alone are over 100 MB). `tv:shufflenet_v2_custom` is torchvision's
+`ShuffleNetV2` class with the stage repeats and widths from the kwargs; `tv:vgg_custom` is
+torchvision's `VGG` class on `make_layers(cfg, batch_norm)` and `tv:alexnet_custom` torchvision's
+`AlexNet`, both with the convolutions and the classifier's Linear layers narrowed (same kernels,
+strides, paddings, pooling, dropout placement and forward).
+
+    python3 scripts/tiny_models.py mobilenetv2_tiny --out crates/kestrel-models/tests/fixtures \
         --suffix '' --kwargs '{"channel_multiplier": 0.25, ...}' --input-size 3,56,56
 
 Arguments after the script name are make_parity.py's (see /work/shared/tools/make_parity.py or
@@ -19,6 +26,10 @@ import importlib.util
 import os
 import sys
 
+import torch.nn as nn
+import torchvision.models as tvm
+import torchvision.models.vgg as tv_vgg
+from torchvision.models._api import register_model as tv_register
 import timm.models.efficientnet as effnet
 import timm.models.mobilenetv3 as mnv3
 from timm.models import register_model
@@ -58,6 +69,36 @@ _register("mobilenetv2_tiny", effnet._gen_mobilenet_v2, effnet, "_create_effnet"
 _register("mobilenetv1_tiny", effnet._gen_mobilenet_v1, effnet, "_create_effnet", "mobilenetv1_100")
 _register("mobilenetv3_small_tiny", mnv3._gen_mobilenet_v3, mnv3, "_create_mnv3", "mobilenetv3_small_100")
 _register("mobilenetv3_large_tiny", mnv3._gen_mobilenet_v3, mnv3, "_create_mnv3", "mobilenetv3_large_100")
+
+
+@tv_register("shufflenet_v2_custom")
+def shufflenet_v2_custom(weights=None, **kwargs):
+    return tvm.ShuffleNetV2(**kwargs)
+
+
+@tv_register("vgg_custom")
+def vgg_custom(weights=None, cfg=(), batch_norm=False, hidden=4096, num_classes=1000, dropout=0.5):
+    m = tv_vgg.VGG(tv_vgg.make_layers(list(cfg), batch_norm=batch_norm), num_classes=num_classes,
+                   dropout=dropout)
+    last = [c for c in cfg if c != "M"][-1]
+    m.classifier[0] = nn.Linear(last * 7 * 7, hidden)
+    m.classifier[3] = nn.Linear(hidden, hidden)
+    m.classifier[6] = nn.Linear(hidden, num_classes)
+    return m
+
+
+@tv_register("alexnet_custom")
+def alexnet_custom(weights=None, widths=(64, 192, 384, 256, 256), hidden=4096, num_classes=1000,
+                   dropout=0.5):
+    m = tvm.AlexNet(num_classes=num_classes, dropout=dropout)
+    chans = [3, *widths]
+    for i, idx in enumerate([0, 3, 6, 8, 10]):
+        old = m.features[idx]
+        m.features[idx] = nn.Conv2d(chans[i], chans[i + 1], old.kernel_size, old.stride, old.padding)
+    m.classifier[1] = nn.Linear(widths[-1] * 6 * 6, hidden)
+    m.classifier[4] = nn.Linear(hidden, hidden)
+    m.classifier[6] = nn.Linear(hidden, num_classes)
+    return m
 
 
 def main():
