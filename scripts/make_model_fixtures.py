@@ -30,6 +30,7 @@ TINY = {
 # 56 px makes odd feature-map sizes (7 -> 4 -> 2) at stride 2; VGG's 64 px and AlexNet's 96 px
 # leave 2×2 maps that the adaptive pool must spread to 7×7 / 6×6.
 _MNV = dict(channel_multiplier=0.25, depth_multiplier=0.34, num_classes=10)
+_VGG11 = [4, "M", 8, "M", 16, 16, "M", 32, 32, "M", 32, 32, "M"]  # cfg "A" / 16
 TINY_WRAPPED = {
     "mobilenetv2_tiny": ("mobilenetv2_tiny", "", dict(_MNV, num_features=64), "3,56,56"),
     "mobilenetv3_small_tiny": ("mobilenetv3_small_tiny", "", dict(_MNV, num_features=64), "3,56,56"),
@@ -38,6 +39,12 @@ TINY_WRAPPED = {
     "tv_shufflenet_v2_custom_tiny": (
         "tv:shufflenet_v2_custom", "_tiny",
         dict(stages_repeats=[2, 3, 2], stages_out_channels=[8, 16, 32, 64, 128], num_classes=10), "3,56,56"),
+    "tv_vgg_custom_tiny": (
+        "tv:vgg_custom", "_tiny", dict(cfg=_VGG11, batch_norm=False, hidden=32, num_classes=10), "3,64,64"),
+    "tv_vgg_custom_bn_tiny": (
+        "tv:vgg_custom", "_bn_tiny", dict(cfg=_VGG11, batch_norm=True, hidden=32, num_classes=10), "3,64,64"),
+    "tv_alexnet_custom_tiny": (
+        "tv:alexnet_custom", "_tiny", dict(widths=[8, 16, 24, 16, 16], hidden=32, num_classes=10), "3,96,96"),
 }
 
 

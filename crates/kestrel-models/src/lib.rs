@@ -1,5 +1,6 @@
 //! kestrel-models: layers, one file per model family, the registry and weight import.
 
+pub mod alexnet;
 pub mod error;
 pub mod layers;
 pub mod lenet;
@@ -9,6 +10,7 @@ pub mod registry;
 pub mod resnet;
 pub mod sequential;
 pub mod shufflenet;
+pub mod vgg;
 pub mod weights;
 
 pub use burn;

@@ -44,6 +44,8 @@ models! {
     ResNet(crate::resnet::ResNet),
     MobileNet(crate::mobilenet::MobileNet),
     ShuffleNetV2(crate::shufflenet::ShuffleNetV2),
+    Vgg(crate::vgg::Vgg),
+    AlexNet(crate::alexnet::AlexNet),
 }
 
 impl Model {

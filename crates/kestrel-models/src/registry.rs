@@ -4,12 +4,14 @@
 use burn::prelude::*;
 use serde::Serialize;
 
+use crate::alexnet::AlexNetConfig;
 use crate::error::ModelError;
 use crate::lenet::LeNet5;
 use crate::mobilenet::MobileNetConfig;
 use crate::model::Model;
 use crate::resnet::ResNetConfig;
 use crate::shufflenet::ShuffleNetV2Config;
+use crate::vgg::VggConfig;
 
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -234,6 +236,18 @@ pub static REGISTRY: &[ModelSpec] = &[
         ShuffleNetV2,
         ShuffleNetV2Config::x2_0()
     ),
+    tv_spec!("alexnet", "alexnet", AlexNet, AlexNetConfig::alexnet()),
+    // VGG: torchvision's layout and weights (`tv:vgg16` resolves here too). timm's `vgg16` etc.
+    // share the names but not the head (timm's `pre_logits` ConvMlp), so timm checkpoints
+    // do not load into these.
+    tv_spec!("vgg11", "vgg", Vgg, VggConfig::vgg11(false)),
+    tv_spec!("vgg11_bn", "vgg", Vgg, VggConfig::vgg11(true)),
+    tv_spec!("vgg13", "vgg", Vgg, VggConfig::vgg13(false)),
+    tv_spec!("vgg13_bn", "vgg", Vgg, VggConfig::vgg13(true)),
+    tv_spec!("vgg16", "vgg", Vgg, VggConfig::vgg16(false)),
+    tv_spec!("vgg16_bn", "vgg", Vgg, VggConfig::vgg16(true)),
+    tv_spec!("vgg19", "vgg", Vgg, VggConfig::vgg19(false)),
+    tv_spec!("vgg19_bn", "vgg", Vgg, VggConfig::vgg19(true)),
 ];
 
 /// Finds a model by name or alias (case-insensitive; a `tv:` prefix is accepted).
