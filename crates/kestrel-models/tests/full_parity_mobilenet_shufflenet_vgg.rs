@@ -5,6 +5,7 @@
 //!     python3 ../shared/tools/make_parity.py mobilenetv2_100 tv:shufflenet_v2_x1_0 --out .parity
 //!     cargo test --release -p kestrel-models --test full_parity_mobilenet_shufflenet_vgg -- --ignored --nocapture
 
+#[allow(dead_code)]
 mod common;
 
 use std::path::PathBuf;
@@ -55,7 +56,7 @@ fn full_parity_mobilenet_shufflenet_vgg_alexnet() {
         let ours: Vec<f32> = model
             .forward(input_tensor(&dir, &device))
             .into_data()
-            .to_vec()
+            .try_to_vec()
             .unwrap();
         let (_, reference) = read_tensor(&dir.join("io.safetensors"), "logits");
         let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
