@@ -7,7 +7,7 @@ built by ../shared/tools/make_parity.py, which perturbs BN statistics and zero-i
 branches so that a wrong block cannot match. For weight-import tests we also save one model's
 state_dict as PyTorch .pth files (zip and legacy formats, bare and nested under 'state_dict').
 
-Usage: python3 scripts/make_model_fixtures.py [--parity-tool ../shared/tools/make_parity.py]
+Usage: python3 scripts/make_model_fixtures.py [--parity-tool ../shared/tools/make_parity.py] [--only NAME ...]
 """
 import argparse, json, os, subprocess, sys
 
@@ -23,15 +23,52 @@ TINY = {
                             cardinality=4, base_width=16, num_classes=10),
 }
 
+# Shrunk variants that no timm or torchvision model name can express (free width multiplier,
+# narrow head, narrow VGG/AlexNet classifiers): registered by scripts/tiny_models.py on top of
+# timm's generators and torchvision's classes.
+# folder -> (model name, make_parity --suffix, kwargs, input C,H,W).
+# 56 px makes odd feature-map sizes (7 -> 4 -> 2) at stride 2; VGG's 64 px and AlexNet's 96 px
+# leave 2×2 maps that the adaptive pool must spread to 7×7 / 6×6.
+_MNV = dict(channel_multiplier=0.25, depth_multiplier=0.34, num_classes=10)
+_VGG11 = [4, "M", 8, "M", 16, 16, "M", 32, 32, "M", 32, 32, "M"]  # cfg "A" / 16
+TINY_WRAPPED = {
+    "mobilenetv2_tiny": ("mobilenetv2_tiny", "", dict(_MNV, num_features=64), "3,56,56"),
+    "mobilenetv3_small_tiny": ("mobilenetv3_small_tiny", "", dict(_MNV, num_features=64), "3,56,56"),
+    "mobilenetv3_large_tiny": ("mobilenetv3_large_tiny", "", dict(_MNV, num_features=64), "3,56,56"),
+    "mobilenetv1_tiny": ("mobilenetv1_tiny", "", dict(_MNV), "3,56,56"),
+    "tv_shufflenet_v2_custom_tiny": (
+        "tv:shufflenet_v2_custom", "_tiny",
+        dict(stages_repeats=[2, 3, 2], stages_out_channels=[8, 16, 32, 64, 128], num_classes=10), "3,56,56"),
+    "tv_vgg_custom_tiny": (
+        "tv:vgg_custom", "_tiny", dict(cfg=_VGG11, batch_norm=False, hidden=32, num_classes=10), "3,64,64"),
+    "tv_vgg_custom_bn_tiny": (
+        "tv:vgg_custom", "_bn_tiny", dict(cfg=_VGG11, batch_norm=True, hidden=32, num_classes=10), "3,64,64"),
+    "tv_alexnet_custom_tiny": (
+        "tv:alexnet_custom", "_tiny", dict(widths=[8, 16, 24, 16, 16], hidden=32, num_classes=10), "3,96,96"),
+}
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--parity-tool", default=os.path.join(ROOT, "..", "shared", "tools", "make_parity.py"))
+    ap.add_argument("--only", nargs="*", help="regenerate only these fixtures (TINY or TINY_WRAPPED names)")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
+    wanted = lambda name: not args.only or name in args.only
     for name, kw in TINY.items():
+        if not wanted(name):
+            continue
         subprocess.check_call([sys.executable, args.parity_tool, name, "--out", OUT, "--suffix", "_tiny",
                                "--kwargs", json.dumps(kw), "--input-size", "3,32,32"])
+    for folder, (model, suffix, kw, size) in TINY_WRAPPED.items():
+        if not wanted(folder):
+            continue
+        assert model.replace(":", "_") + suffix == folder, folder
+        subprocess.check_call([sys.executable, os.path.join(HERE, "tiny_models.py"), model,
+                               "--parity-tool", args.parity_tool, "--out", OUT, "--suffix", suffix,
+                               "--kwargs", json.dumps(kw), "--input-size", size])
+    if not wanted("resnet18"):
+        return
     # PyTorch checkpoint formats, from the resnet18 fixture's weights.
     import torch
     from safetensors.torch import load_file

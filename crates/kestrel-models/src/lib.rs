@@ -1,11 +1,16 @@
 //! kestrel-models: layers, one file per model family, the registry and weight import.
 
+pub mod alexnet;
 pub mod error;
 pub mod layers;
 pub mod lenet;
+pub mod mobilenet;
 pub mod model;
 pub mod registry;
 pub mod resnet;
+pub mod sequential;
+pub mod shufflenet;
+pub mod vgg;
 pub mod weights;
 
 pub use burn;

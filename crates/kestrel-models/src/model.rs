@@ -42,6 +42,10 @@ macro_rules! models {
 models! {
     LeNet5(crate::lenet::LeNet5),
     ResNet(crate::resnet::ResNet),
+    MobileNet(crate::mobilenet::MobileNet),
+    ShuffleNetV2(crate::shufflenet::ShuffleNetV2),
+    Vgg(crate::vgg::Vgg),
+    AlexNet(crate::alexnet::AlexNet),
 }
 
 impl Model {

@@ -4,10 +4,14 @@
 use burn::prelude::*;
 use serde::Serialize;
 
+use crate::alexnet::AlexNetConfig;
 use crate::error::ModelError;
 use crate::lenet::LeNet5;
+use crate::mobilenet::MobileNetConfig;
 use crate::model::Model;
 use crate::resnet::ResNetConfig;
+use crate::shufflenet::ShuffleNetV2Config;
+use crate::vgg::VggConfig;
 
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -88,6 +92,51 @@ fn imagenet_224() -> DataConfig {
     }
 }
 
+/// timm's default for its MobileNet weights: 224 px, crop 0.875, bicubic, ImageNet statistics.
+fn imagenet_224_bicubic() -> DataConfig {
+    DataConfig {
+        interpolation: "bicubic",
+        ..imagenet_224()
+    }
+}
+
+/// timm's `mobilenetv1_100` (ra4 weights): 224 px, crop 0.875, bicubic, mean = std = 0.5.
+fn inception_224_bicubic() -> DataConfig {
+    DataConfig {
+        mean: vec![0.5; 3],
+        std: vec![0.5; 3],
+        ..imagenet_224_bicubic()
+    }
+}
+
+macro_rules! mobilenet_spec {
+    ($name:literal, $data:expr, $cfg:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "mobilenet",
+            aliases: &[],
+            default_num_classes: 1000,
+            data: $data,
+            build: |o, d| Model::MobileNet($cfg.init(o.num_classes, o.in_chans, d)),
+        }
+    };
+}
+
+/// A torchvision model: torchvision's ImageNet eval transforms (resize 256, center crop 224,
+/// bilinear) are `imagenet_224`.
+macro_rules! tv_spec {
+    ($name:literal, $family:literal, $variant:ident, $cfg:expr) => {
+        ModelSpec {
+            name: $name,
+            family: $family,
+            aliases: &[],
+            default_num_classes: 1000,
+            data: imagenet_224,
+            build: |o, d| Model::$variant($cfg.init(o.num_classes, o.in_chans, d)),
+        }
+    };
+}
+
 macro_rules! resnet_spec {
     ($name:literal, $aliases:expr, $cfg:expr) => {
         ModelSpec {
@@ -133,6 +182,72 @@ pub static REGISTRY: &[ModelSpec] = &[
     resnet_spec!("resnet152", &[], ResNetConfig::resnet152()),
     resnet_spec!("resnext50_32x4d", &[], ResNetConfig::resnext50_32x4d()),
     resnet_spec!("resnext101_32x8d", &[], ResNetConfig::resnext101_32x8d()),
+    mobilenet_spec!(
+        "mobilenetv2_050",
+        imagenet_224_bicubic,
+        MobileNetConfig::mobilenet_v2(0.5)
+    ),
+    mobilenet_spec!(
+        "mobilenetv2_100",
+        imagenet_224_bicubic,
+        MobileNetConfig::mobilenet_v2(1.0)
+    ),
+    mobilenet_spec!(
+        "mobilenetv2_140",
+        imagenet_224_bicubic,
+        MobileNetConfig::mobilenet_v2(1.4)
+    ),
+    mobilenet_spec!(
+        "mobilenetv3_small_100",
+        imagenet_224_bicubic,
+        MobileNetConfig::mobilenet_v3_small(1.0)
+    ),
+    mobilenet_spec!(
+        "mobilenetv3_large_100",
+        imagenet_224_bicubic,
+        MobileNetConfig::mobilenet_v3_large(1.0)
+    ),
+    mobilenet_spec!(
+        "mobilenetv1_100",
+        inception_224_bicubic,
+        MobileNetConfig::mobilenet_v1(1.0)
+    ),
+    tv_spec!(
+        "shufflenet_v2_x0_5",
+        "shufflenet",
+        ShuffleNetV2,
+        ShuffleNetV2Config::x0_5()
+    ),
+    tv_spec!(
+        "shufflenet_v2_x1_0",
+        "shufflenet",
+        ShuffleNetV2,
+        ShuffleNetV2Config::x1_0()
+    ),
+    tv_spec!(
+        "shufflenet_v2_x1_5",
+        "shufflenet",
+        ShuffleNetV2,
+        ShuffleNetV2Config::x1_5()
+    ),
+    tv_spec!(
+        "shufflenet_v2_x2_0",
+        "shufflenet",
+        ShuffleNetV2,
+        ShuffleNetV2Config::x2_0()
+    ),
+    tv_spec!("alexnet", "alexnet", AlexNet, AlexNetConfig::alexnet()),
+    // VGG: torchvision's layout and weights (`tv:vgg16` resolves here too). timm's `vgg16` etc.
+    // share the names but not the head (timm's `pre_logits` ConvMlp), so timm checkpoints
+    // do not load into these.
+    tv_spec!("vgg11", "vgg", Vgg, VggConfig::vgg11(false)),
+    tv_spec!("vgg11_bn", "vgg", Vgg, VggConfig::vgg11(true)),
+    tv_spec!("vgg13", "vgg", Vgg, VggConfig::vgg13(false)),
+    tv_spec!("vgg13_bn", "vgg", Vgg, VggConfig::vgg13(true)),
+    tv_spec!("vgg16", "vgg", Vgg, VggConfig::vgg16(false)),
+    tv_spec!("vgg16_bn", "vgg", Vgg, VggConfig::vgg16(true)),
+    tv_spec!("vgg19", "vgg", Vgg, VggConfig::vgg19(false)),
+    tv_spec!("vgg19_bn", "vgg", Vgg, VggConfig::vgg19(true)),
 ];
 
 /// Finds a model by name or alias (case-insensitive; a `tv:` prefix is accepted).

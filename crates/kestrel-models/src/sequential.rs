@@ -1,0 +1,78 @@
+//! torchvision's `nn.Sequential` layouts. A `Vec` of these enums gives exactly PyTorch's indexed
+//! key names (`features.3.weight`, `classifier.6.bias`, `branch2.5.weight`): layers without
+//! parameters (ReLU, pooling, dropout) still take their index, and the enum variant names never
+//! reach the weight files.
+
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear, PaddingConfig2d, Relu};
+use burn::prelude::*;
+
+use crate::layers::Counted;
+
+/// One entry of a convolutional `nn.Sequential` (NCHW in, NCHW out).
+#[derive(Module, Debug)]
+pub enum Layer {
+    Conv(Conv2d),
+    Bn(BatchNorm),
+    Relu(Relu),
+    MaxPool(MaxPool2d),
+}
+
+impl Layer {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Layer::Conv(conv) => conv.run(x),
+            Layer::Bn(bn) => bn.forward(x),
+            Layer::Relu(relu) => relu.forward(x),
+            Layer::MaxPool(pool) => pool.forward(x),
+        }
+    }
+
+    /// `nn.MaxPool2d(kernel, stride, padding)` (floor mode).
+    pub fn max_pool(kernel: usize, stride: usize, padding: usize) -> Layer {
+        Layer::MaxPool(max_pool2d(kernel, stride, padding))
+    }
+}
+
+/// `nn.MaxPool2d(kernel, stride, padding)` (floor mode).
+pub fn max_pool2d(kernel: usize, stride: usize, padding: usize) -> MaxPool2d {
+    MaxPool2dConfig::new([kernel, kernel])
+        .with_strides([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .init()
+}
+
+/// Runs the layers in order.
+pub fn run(layers: &[Layer], x: Tensor<4>) -> Tensor<4> {
+    layers.iter().fold(x, |x, layer| layer.forward(x))
+}
+
+/// One entry of a fully connected `nn.Sequential` ([N, F] in and out).
+#[derive(Module, Debug)]
+pub enum HeadLayer {
+    Linear(Linear),
+    Relu(Relu),
+    Dropout(Dropout),
+}
+
+impl HeadLayer {
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            HeadLayer::Linear(linear) => linear.run(x),
+            HeadLayer::Relu(relu) => relu.forward(x),
+            HeadLayer::Dropout(dropout) => dropout.forward(x),
+        }
+    }
+
+    pub fn dropout(prob: f64) -> HeadLayer {
+        HeadLayer::Dropout(DropoutConfig::new(prob).init())
+    }
+}
+
+/// Runs the head layers in order.
+pub fn run_head(layers: &[HeadLayer], x: Tensor<2>) -> Tensor<2> {
+    layers.iter().fold(x, |x, layer| layer.forward(x))
+}

@@ -1,0 +1,200 @@
+//! VGG (Simonyan & Zisserman 2014), with and without batch norm, in torchvision's layout:
+//! `features.N` (3×3 convs with bias, [BN], ReLU, 2×2 max-pools), adaptive average pooling to
+//! 7×7, `classifier.N` (Linear 4096, ReLU, Dropout, Linear 4096, ReLU, Dropout, Linear).
+//! torchvision checkpoints (`vgg11` ... `vgg19_bn`) load unchanged. timm's `vgg*` models use
+//! another head (`pre_logits` convs), so kestrel's `vgg16` is torchvision's (`tv:vgg16`).
+
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
+use burn::nn::{BatchNormConfig, LinearConfig, Relu};
+use burn::prelude::*;
+
+use crate::layers::conv2d;
+use crate::sequential::{run, run_head, HeadLayer, Layer};
+
+/// A VGG feature configuration entry: a 3×3 conv of this width, or a max-pool (`M`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VggItem {
+    Conv(usize),
+    M,
+}
+
+use VggItem::{Conv as C, M};
+
+#[derive(Clone, Debug)]
+pub struct VggConfig {
+    /// torchvision's `cfgs` entry.
+    pub cfg: Vec<VggItem>,
+    pub batch_norm: bool,
+    /// Width of the two hidden classifier layers (4096).
+    pub hidden: usize,
+    pub dropout: f64,
+}
+
+impl VggConfig {
+    fn new(cfg: &[VggItem], batch_norm: bool) -> Self {
+        VggConfig {
+            cfg: cfg.to_vec(),
+            batch_norm,
+            hidden: 4096,
+            dropout: 0.5,
+        }
+    }
+    /// torchvision cfg "A".
+    pub fn vgg11(batch_norm: bool) -> Self {
+        Self::new(
+            &[
+                C(64),
+                M,
+                C(128),
+                M,
+                C(256),
+                C(256),
+                M,
+                C(512),
+                C(512),
+                M,
+                C(512),
+                C(512),
+                M,
+            ],
+            batch_norm,
+        )
+    }
+    /// torchvision cfg "B".
+    pub fn vgg13(batch_norm: bool) -> Self {
+        Self::new(
+            &[
+                C(64),
+                C(64),
+                M,
+                C(128),
+                C(128),
+                M,
+                C(256),
+                C(256),
+                M,
+                C(512),
+                C(512),
+                M,
+                C(512),
+                C(512),
+                M,
+            ],
+            batch_norm,
+        )
+    }
+    /// torchvision cfg "D".
+    pub fn vgg16(batch_norm: bool) -> Self {
+        Self::new(
+            &[
+                C(64),
+                C(64),
+                M,
+                C(128),
+                C(128),
+                M,
+                C(256),
+                C(256),
+                C(256),
+                M,
+                C(512),
+                C(512),
+                C(512),
+                M,
+                C(512),
+                C(512),
+                C(512),
+                M,
+            ],
+            batch_norm,
+        )
+    }
+    /// torchvision cfg "E".
+    pub fn vgg19(batch_norm: bool) -> Self {
+        Self::new(
+            &[
+                C(64),
+                C(64),
+                M,
+                C(128),
+                C(128),
+                M,
+                C(256),
+                C(256),
+                C(256),
+                C(256),
+                M,
+                C(512),
+                C(512),
+                C(512),
+                C(512),
+                M,
+                C(512),
+                C(512),
+                C(512),
+                C(512),
+                M,
+            ],
+            batch_norm,
+        )
+    }
+
+    pub fn init(&self, num_classes: usize, in_chans: usize, device: &Device) -> Vgg {
+        let mut features = Vec::new();
+        let mut ch = in_chans;
+        for item in &self.cfg {
+            match *item {
+                VggItem::M => features.push(Layer::max_pool(2, 2, 0)),
+                VggItem::Conv(out) => {
+                    features.push(Layer::Conv(conv2d(ch, out, 3, 1, 1, 1, true, device)));
+                    if self.batch_norm {
+                        features.push(Layer::Bn(BatchNormConfig::new(out).init(device)));
+                    }
+                    features.push(Layer::Relu(Relu::new()));
+                    ch = out;
+                }
+            }
+        }
+        let h = self.hidden;
+        Vgg {
+            features,
+            avgpool: AdaptiveAvgPool2dConfig::new([7, 7]).init(),
+            classifier: vec![
+                HeadLayer::Linear(LinearConfig::new(ch * 7 * 7, h).init(device)),
+                HeadLayer::Relu(Relu::new()),
+                HeadLayer::dropout(self.dropout),
+                HeadLayer::Linear(LinearConfig::new(h, h).init(device)),
+                HeadLayer::Relu(Relu::new()),
+                HeadLayer::dropout(self.dropout),
+                HeadLayer::Linear(LinearConfig::new(h, num_classes).init(device)),
+            ],
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Vgg {
+    pub features: Vec<Layer>,
+    pub avgpool: AdaptiveAvgPool2d,
+    pub classifier: Vec<HeadLayer>,
+}
+
+impl Vgg {
+    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
+        run(&self.features, x)
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self.avgpool.forward(self.forward_features(x));
+        run_head(&self.classifier, x.flatten(1, 3))
+    }
+}
+
+impl crate::model::Classifier for Vgg {
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        Vgg::forward(self, x)
+    }
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["classifier.6."]
+    }
+}

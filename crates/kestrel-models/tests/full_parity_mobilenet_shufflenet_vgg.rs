@@ -1,0 +1,76 @@
+//! Full-size parity (developer-only): compares registered models against fixtures written by
+//! `/work/shared/tools/make_parity.py NAME --out .parity` (git-ignored) at the repository root.
+//! Fixtures that are absent are skipped.
+//!
+//!     python3 ../shared/tools/make_parity.py mobilenetv2_100 tv:shufflenet_v2_x1_0 --out .parity
+//!     cargo test --release -p kestrel-models --test full_parity_mobilenet_shufflenet_vgg -- --ignored --nocapture
+
+#[allow(dead_code)]
+mod common;
+
+use std::path::PathBuf;
+
+use common::{input_tensor, read_tensor};
+use kestrel_models::burn::prelude::*;
+use kestrel_models::weights::{load_weights, LoadOptions};
+
+/// (folder under .parity/, registry name)
+const MODELS: &[(&str, &str)] = &[
+    ("mobilenetv2_050", "mobilenetv2_050"),
+    ("mobilenetv2_100", "mobilenetv2_100"),
+    ("mobilenetv2_140", "mobilenetv2_140"),
+    ("mobilenetv3_small_100", "mobilenetv3_small_100"),
+    ("mobilenetv3_large_100", "mobilenetv3_large_100"),
+    ("mobilenetv1_100", "mobilenetv1_100"),
+    ("tv_shufflenet_v2_x0_5", "shufflenet_v2_x0_5"),
+    ("tv_shufflenet_v2_x1_0", "shufflenet_v2_x1_0"),
+    ("tv_shufflenet_v2_x1_5", "shufflenet_v2_x1_5"),
+    ("tv_shufflenet_v2_x2_0", "shufflenet_v2_x2_0"),
+    ("tv_alexnet", "alexnet"),
+    ("tv_vgg11", "vgg11"),
+    ("tv_vgg11_bn", "vgg11_bn"),
+    ("tv_vgg16", "vgg16"),
+    ("tv_vgg16_bn", "vgg16_bn"),
+];
+
+#[test]
+#[ignore = "needs .parity/ fixtures from make_parity.py"]
+fn full_parity_mobilenet_shufflenet_vgg_alexnet() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.parity");
+    let device = Device::flex();
+    let mut failures = Vec::new();
+    for &(folder, name) in MODELS {
+        let dir = root.join(folder);
+        if !dir.join("weights.safetensors").exists() {
+            eprintln!("{name:24} skipped (no {})", dir.display());
+            continue;
+        }
+        let spec = kestrel_models::find(name).unwrap();
+        let mut model = spec.build(&spec.default_options(), &device);
+        load_weights(
+            &mut model,
+            &dir.join("weights.safetensors"),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let ours: Vec<f32> = model
+            .forward(input_tensor(&dir, &device))
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let (_, reference) = read_tensor(&dir.join("io.safetensors"), "logits");
+        let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = ours
+            .iter()
+            .zip(&reference)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        eprintln!(
+            "{name:24} max abs err {err:.3e}  max|logit| {scale:.3e}  ratio {:.2e}",
+            err / scale
+        );
+        if err > 1e-4 * scale {
+            failures.push(name);
+        }
+    }
+    assert!(failures.is_empty(), "over 1e-4 x max|logit|: {failures:?}");
+}
