@@ -23,6 +23,17 @@ TINY = {
                             cardinality=4, base_width=16, num_classes=10),
 }
 
+# (timm name, fixture suffix, kwargs, input size) for fixtures whose name is not NAME_tiny, or
+# that need another input size. Channel attention (SE/ECA/CBAM) in timm ResNets:
+_R = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10)
+EXTRA = [
+    ("seresnet18", "_tiny", _R, "3,32,32"),
+    ("seresnet50", "_tiny", _R, "3,32,32"),
+    ("seresnext50_32x4d", "_tiny", dict(_R, cardinality=4, base_width=16), "3,32,32"),
+    ("resnet50", "_eca_tiny", dict(_R, block_args=dict(attn_layer="eca")), "3,32,32"),
+    ("resnet50", "_cbam_tiny", dict(_R, block_args=dict(attn_layer="cbam")), "3,32,32"),
+]
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -32,6 +43,9 @@ def main():
     for name, kw in TINY.items():
         subprocess.check_call([sys.executable, args.parity_tool, name, "--out", OUT, "--suffix", "_tiny",
                                "--kwargs", json.dumps(kw), "--input-size", "3,32,32"])
+    for name, suffix, kw, size in EXTRA:
+        subprocess.check_call([sys.executable, args.parity_tool, name, "--out", OUT, "--suffix", suffix,
+                               "--kwargs", json.dumps(kw), "--input-size", size])
     # PyTorch checkpoint formats, from the resnet18 fixture's weights.
     import torch
     from safetensors.torch import load_file

@@ -4,6 +4,7 @@
 use burn::prelude::*;
 use serde::Serialize;
 
+use crate::attention::AttnKind;
 use crate::error::ModelError;
 use crate::lenet::LeNet5;
 use crate::model::Model;
@@ -101,6 +102,59 @@ macro_rules! resnet_spec {
     };
 }
 
+/// An ImageNet-normalised eval config (timm `pretrained_cfg` of the default tag).
+macro_rules! imagenet_data {
+    ($size:literal, $crop:literal, $interp:literal) => {
+        || DataConfig {
+            input_size: [3, $size, $size],
+            mean: IMAGENET_MEAN.to_vec(),
+            std: IMAGENET_STD.to_vec(),
+            crop_pct: $crop,
+            interpolation: $interp,
+        }
+    };
+    ($size:literal, $crop:literal, $interp:literal, $mean:expr, $std:expr) => {
+        || DataConfig {
+            input_size: [3, $size, $size],
+            mean: $mean.to_vec(),
+            std: $std.to_vec(),
+            crop_pct: $crop,
+            interpolation: $interp,
+        }
+    };
+}
+
+/// timm ResNet with an attention layer in every block (`block_args=dict(attn_layer=...)`).
+fn with_attn(cfg: ResNetConfig, attn: AttnKind) -> ResNetConfig {
+    ResNetConfig {
+        attn: Some(attn),
+        ..cfg
+    }
+}
+
+fn resnext101_32x4d() -> ResNetConfig {
+    ResNetConfig {
+        groups: 32,
+        base_width: 4,
+        ..ResNetConfig::resnet101()
+    }
+}
+
+macro_rules! seresnet_spec {
+    ($name:literal, $cfg:expr, $data:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "resnet",
+            aliases: &[],
+            default_num_classes: 1000,
+            data: $data,
+            build: |o, d| {
+                Model::ResNet(with_attn($cfg, AttnKind::Se).init(o.num_classes, o.in_chans, d))
+            },
+        }
+    };
+}
+
 pub static REGISTRY: &[ModelSpec] = &[
     ModelSpec {
         name: "lenet5",
@@ -133,6 +187,47 @@ pub static REGISTRY: &[ModelSpec] = &[
     resnet_spec!("resnet152", &[], ResNetConfig::resnet152()),
     resnet_spec!("resnext50_32x4d", &[], ResNetConfig::resnext50_32x4d()),
     resnet_spec!("resnext101_32x8d", &[], ResNetConfig::resnext101_32x8d()),
+    // SE-ResNet / SE-ResNeXt (timm resnet.py, attn_layer='se'); data: timm pretrained_cfg.
+    seresnet_spec!(
+        "seresnet18",
+        ResNetConfig::resnet18(),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnet34",
+        ResNetConfig::resnet34(),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnet50",
+        ResNetConfig::resnet50(),
+        imagenet_data!(224, 0.95, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnet101",
+        ResNetConfig::resnet101(),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnet152",
+        ResNetConfig::resnet152(),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnext50_32x4d",
+        ResNetConfig::resnext50_32x4d(),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnext101_32x4d",
+        resnext101_32x4d(),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnext101_32x8d",
+        ResNetConfig::resnext101_32x8d(),
+        imagenet_data!(224, 0.95, "bicubic")
+    ),
 ];
 
 /// Finds a model by name or alias (case-insensitive; a `tv:` prefix is accepted).
