@@ -34,6 +34,14 @@ EXTRA = [
     ("resnet50", "_cbam_tiny", dict(_R, block_args=dict(attn_layer="cbam")), "3,32,32"),
 ]
 
+# Shrunk models registered by scripts/timm_tiny.py (timm's generators with small multipliers),
+# fixture folder = the name: (name, kwargs, input size).
+TIMM_TINY = [
+    ("efficientnet_tiny", dict(num_classes=10), "3,32,32"),
+    ("tf_efficientnet_tiny", dict(num_classes=10), "3,32,32"),
+    ("tf_efficientnet_lite_tiny", dict(num_classes=10), "3,32,32"),
+]
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -46,6 +54,9 @@ def main():
     for name, suffix, kw, size in EXTRA:
         subprocess.check_call([sys.executable, args.parity_tool, name, "--out", OUT, "--suffix", suffix,
                                "--kwargs", json.dumps(kw), "--input-size", size])
+    for name, kw, size in TIMM_TINY:
+        subprocess.check_call([sys.executable, os.path.join(HERE, "timm_tiny.py"), args.parity_tool, name,
+                               "--out", OUT, "--kwargs", json.dumps(kw), "--input-size", size])
     # PyTorch checkpoint formats, from the resnet18 fixture's weights.
     import torch
     from safetensors.torch import load_file

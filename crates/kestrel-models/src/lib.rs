@@ -1,6 +1,7 @@
 //! kestrel-models: layers, one file per model family, the registry and weight import.
 
 pub mod attention;
+pub mod efficientnet;
 pub mod error;
 pub mod layers;
 pub mod lenet;

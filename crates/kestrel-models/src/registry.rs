@@ -5,6 +5,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::attention::AttnKind;
+use crate::efficientnet::EfficientNetConfig;
 use crate::error::ModelError;
 use crate::lenet::LeNet5;
 use crate::model::Model;
@@ -155,6 +156,19 @@ macro_rules! seresnet_spec {
     };
 }
 
+macro_rules! effnet_spec {
+    ($name:literal, $cfg:expr, $data:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "efficientnet",
+            aliases: &[],
+            default_num_classes: 1000,
+            data: $data,
+            build: |o, d| Model::EfficientNet($cfg.init(o.num_classes, o.in_chans, d)),
+        }
+    };
+}
+
 pub static REGISTRY: &[ModelSpec] = &[
     ModelSpec {
         name: "lenet5",
@@ -227,6 +241,137 @@ pub static REGISTRY: &[ModelSpec] = &[
         "seresnext101_32x8d",
         ResNetConfig::resnext101_32x8d(),
         imagenet_data!(224, 0.95, "bicubic")
+    ),
+    // EfficientNet / EfficientNet-Lite, timm and TF ports; data: timm pretrained_cfg.
+    effnet_spec!(
+        "efficientnet_b0",
+        EfficientNetConfig::b(0, false),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_b1",
+        EfficientNetConfig::b(1, false),
+        imagenet_data!(240, 0.9, "bicubic", [0.5f32; 3], [0.5f32; 3])
+    ),
+    effnet_spec!(
+        "efficientnet_b2",
+        EfficientNetConfig::b(2, false),
+        imagenet_data!(256, 0.875, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_b3",
+        EfficientNetConfig::b(3, false),
+        imagenet_data!(288, 0.875, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_b4",
+        EfficientNetConfig::b(4, false),
+        imagenet_data!(320, 0.875, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_b5",
+        EfficientNetConfig::b(5, false),
+        imagenet_data!(448, 1.0, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_b6",
+        EfficientNetConfig::b(6, false),
+        imagenet_data!(528, 0.942, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_b7",
+        EfficientNetConfig::b(7, false),
+        imagenet_data!(600, 0.949, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b0",
+        EfficientNetConfig::b(0, true),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b1",
+        EfficientNetConfig::b(1, true),
+        imagenet_data!(240, 0.882, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b2",
+        EfficientNetConfig::b(2, true),
+        imagenet_data!(260, 0.89, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b3",
+        EfficientNetConfig::b(3, true),
+        imagenet_data!(300, 0.904, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b4",
+        EfficientNetConfig::b(4, true),
+        imagenet_data!(380, 0.922, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b5",
+        EfficientNetConfig::b(5, true),
+        imagenet_data!(456, 0.934, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b6",
+        EfficientNetConfig::b(6, true),
+        imagenet_data!(528, 0.942, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b7",
+        EfficientNetConfig::b(7, true),
+        imagenet_data!(600, 0.949, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_lite0",
+        EfficientNetConfig::lite(0, false),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_lite1",
+        EfficientNetConfig::lite(1, false),
+        imagenet_data!(240, 0.882, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_lite2",
+        EfficientNetConfig::lite(2, false),
+        imagenet_data!(260, 0.89, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_lite3",
+        EfficientNetConfig::lite(3, false),
+        imagenet_data!(300, 0.904, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_lite4",
+        EfficientNetConfig::lite(4, false),
+        imagenet_data!(380, 0.922, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_lite0",
+        EfficientNetConfig::lite(0, true),
+        imagenet_data!(224, 0.875, "bicubic", [0.5f32; 3], [0.5f32; 3])
+    ),
+    effnet_spec!(
+        "tf_efficientnet_lite1",
+        EfficientNetConfig::lite(1, true),
+        imagenet_data!(240, 0.882, "bicubic", [0.5f32; 3], [0.5f32; 3])
+    ),
+    effnet_spec!(
+        "tf_efficientnet_lite2",
+        EfficientNetConfig::lite(2, true),
+        imagenet_data!(260, 0.89, "bicubic", [0.5f32; 3], [0.5f32; 3])
+    ),
+    effnet_spec!(
+        "tf_efficientnet_lite3",
+        EfficientNetConfig::lite(3, true),
+        imagenet_data!(300, 0.904, "bilinear", [0.5f32; 3], [0.5f32; 3])
+    ),
+    effnet_spec!(
+        "tf_efficientnet_lite4",
+        EfficientNetConfig::lite(4, true),
+        imagenet_data!(380, 0.92, "bilinear", [0.5f32; 3], [0.5f32; 3])
     ),
 ];
 
