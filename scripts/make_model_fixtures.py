@@ -32,6 +32,11 @@ EXTRA = [
     ("seresnext50_32x4d", "_tiny", dict(_R, cardinality=4, base_width=16), "3,32,32"),
     ("resnet50", "_eca_tiny", dict(_R, block_args=dict(attn_layer="eca")), "3,32,32"),
     ("resnet50", "_cbam_tiny", dict(_R, block_args=dict(attn_layer="cbam")), "3,32,32"),
+    # RegNet: widths 8/16/32/64, depths 1/1/3/1 (RegNetCfg fields are create_model kwargs).
+    ("regnetx_002", "_tiny", dict(w0=8, wa=8.0, wm=2.0, depth=6, group_size=8, stem_width=16,
+                                  num_classes=10), "3,32,32"),
+    ("regnety_002", "_tiny", dict(w0=8, wa=8.0, wm=2.0, depth=6, group_size=8, stem_width=16,
+                                  num_classes=10), "3,32,32"),
 ]
 
 # Shrunk models registered by scripts/timm_tiny.py (timm's generators with small multipliers),

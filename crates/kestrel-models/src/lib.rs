@@ -7,6 +7,7 @@ pub mod layers;
 pub mod lenet;
 pub mod model;
 pub mod registry;
+pub mod regnet;
 pub mod resnet;
 pub mod weights;
 

@@ -43,6 +43,7 @@ models! {
     LeNet5(crate::lenet::LeNet5),
     ResNet(crate::resnet::ResNet),
     EfficientNet(crate::efficientnet::EfficientNet),
+    RegNet(crate::regnet::RegNet),
 }
 
 impl Model {

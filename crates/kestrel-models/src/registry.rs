@@ -9,6 +9,7 @@ use crate::efficientnet::EfficientNetConfig;
 use crate::error::ModelError;
 use crate::lenet::LeNet5;
 use crate::model::Model;
+use crate::regnet::RegNetConfig;
 use crate::resnet::ResNetConfig;
 
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -165,6 +166,22 @@ macro_rules! effnet_spec {
             default_num_classes: 1000,
             data: $data,
             build: |o, d| Model::EfficientNet($cfg.init(o.num_classes, o.in_chans, d)),
+        }
+    };
+}
+
+macro_rules! regnet_spec {
+    ($name:literal, $data:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "regnet",
+            aliases: &[],
+            default_num_classes: 1000,
+            data: $data,
+            build: |o, d| {
+                let cfg = RegNetConfig::by_name($name).expect("registered RegNet config");
+                Model::RegNet(cfg.init(o.num_classes, o.in_chans, d))
+            },
         }
     };
 }
@@ -373,6 +390,29 @@ pub static REGISTRY: &[ModelSpec] = &[
         EfficientNetConfig::lite(4, true),
         imagenet_data!(380, 0.92, "bilinear", [0.5f32; 3], [0.5f32; 3])
     ),
+    // RegNetX / RegNetY 200MF-16GF (timm regnet.py); data: timm pretrained_cfg.
+    regnet_spec!("regnetx_002", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnetx_004", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnetx_006", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnetx_008", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnetx_016", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnetx_032", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnetx_040", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnetx_064", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnetx_080", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnetx_120", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnetx_160", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnety_002", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnety_004", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnety_006", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnety_008", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnety_016", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnety_032", imagenet_data!(224, 0.95, "bicubic")),
+    regnet_spec!("regnety_040", imagenet_data!(224, 0.95, "bicubic")),
+    regnet_spec!("regnety_064", imagenet_data!(224, 0.95, "bicubic")),
+    regnet_spec!("regnety_080", imagenet_data!(224, 0.95, "bicubic")),
+    regnet_spec!("regnety_120", imagenet_data!(224, 0.95, "bicubic")),
+    regnet_spec!("regnety_160", imagenet_data!(224, 0.95, "bicubic")),
 ];
 
 /// Finds a model by name or alias (case-insensitive; a `tv:` prefix is accepted).
