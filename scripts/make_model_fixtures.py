@@ -47,16 +47,40 @@ TINY_WRAPPED = {
         "tv:alexnet_custom", "_tiny", dict(widths=[8, 16, 24, 16, 16], hidden=32, num_classes=10), "3,96,96"),
 }
 
+# (timm name, fixture suffix, kwargs, input size) for fixtures whose name is not NAME_tiny, or
+# that need another input size. Channel attention (SE/ECA/CBAM) in timm ResNets:
+_R = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10)
+EXTRA = [
+    ("seresnet18", "_tiny", _R, "3,32,32"),
+    ("seresnet50", "_tiny", _R, "3,32,32"),
+    ("seresnext50_32x4d", "_tiny", dict(_R, cardinality=4, base_width=16), "3,32,32"),
+    ("resnet50", "_eca_tiny", dict(_R, block_args=dict(attn_layer="eca")), "3,32,32"),
+    ("resnet50", "_cbam_tiny", dict(_R, block_args=dict(attn_layer="cbam")), "3,32,32"),
+    # RegNet: widths 8/16/32/64, depths 1/1/3/1 (RegNetCfg fields are create_model kwargs).
+    ("regnetx_002", "_tiny", dict(w0=8, wa=8.0, wm=2.0, depth=6, group_size=8, stem_width=16,
+                                  num_classes=10), "3,32,32"),
+    ("regnety_002", "_tiny", dict(w0=8, wa=8.0, wm=2.0, depth=6, group_size=8, stem_width=16,
+                                  num_classes=10), "3,32,32"),
+]
+
+# Shrunk models registered by scripts/timm_tiny.py (timm's generators with small multipliers),
+# fixture folder = the name: (name, kwargs, input size).
+TIMM_TINY = [
+    ("efficientnet_tiny", dict(num_classes=10), "3,32,32"),
+    ("tf_efficientnet_tiny", dict(num_classes=10), "3,32,32"),
+    ("tf_efficientnet_lite_tiny", dict(num_classes=10), "3,32,32"),
+]
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--parity-tool", default=os.path.join(ROOT, "..", "shared", "tools", "make_parity.py"))
-    ap.add_argument("--only", nargs="*", help="regenerate only these fixtures (TINY or TINY_WRAPPED names)")
+    ap.add_argument("--only", nargs="*", help="regenerate only these fixtures (folder names; TINY ones also by model name)")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     wanted = lambda name: not args.only or name in args.only
     for name, kw in TINY.items():
-        if not wanted(name):
+        if not (wanted(name) or wanted(name + "_tiny")):
             continue
         subprocess.check_call([sys.executable, args.parity_tool, name, "--out", OUT, "--suffix", "_tiny",
                                "--kwargs", json.dumps(kw), "--input-size", "3,32,32"])
@@ -67,6 +91,16 @@ def main():
         subprocess.check_call([sys.executable, os.path.join(HERE, "tiny_models.py"), model,
                                "--parity-tool", args.parity_tool, "--out", OUT, "--suffix", suffix,
                                "--kwargs", json.dumps(kw), "--input-size", size])
+    for name, suffix, kw, size in EXTRA:
+        if not wanted(name + suffix):
+            continue
+        subprocess.check_call([sys.executable, args.parity_tool, name, "--out", OUT, "--suffix", suffix,
+                               "--kwargs", json.dumps(kw), "--input-size", size])
+    for name, kw, size in TIMM_TINY:
+        if not wanted(name):
+            continue
+        subprocess.check_call([sys.executable, os.path.join(HERE, "timm_tiny.py"), args.parity_tool, name,
+                               "--out", OUT, "--kwargs", json.dumps(kw), "--input-size", size])
     if not wanted("resnet18"):
         return
     # PyTorch checkpoint formats, from the resnet18 fixture's weights.

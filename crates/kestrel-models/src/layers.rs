@@ -100,3 +100,30 @@ impl<const D: usize> Counted<D> for Linear {
         y
     }
 }
+
+impl Counted<3> for burn::nn::conv::Conv1d {
+    fn run(&self, x: Tensor<3>) -> Tensor<3> {
+        let y = self.forward(x);
+        let [n, c_out, l] = y.dims();
+        let [_, c_in_per_group, k] = self.weight.dims();
+        record_macs((n * c_out * l * c_in_per_group * k) as u64);
+        y
+    }
+}
+
+/// Stochastic depth (timm's `DropPath`): zeroes whole samples of a residual branch with
+/// probability `prob` and scales the survivors by 1/(1 − prob). Active only on autodiff devices
+/// (training); the identity otherwise.
+pub fn drop_path(x: Tensor<4>, prob: f64) -> Tensor<4> {
+    if prob <= 0.0 || !x.device().is_autodiff() {
+        return x;
+    }
+    let keep = 1.0 - prob;
+    let n = x.dims()[0];
+    let mask = Tensor::<4>::random(
+        [n, 1, 1, 1],
+        burn::tensor::Distribution::Bernoulli(keep),
+        &x.device(),
+    );
+    x * mask / keep
+}

@@ -1,12 +1,15 @@
 //! kestrel-models: layers, one file per model family, the registry and weight import.
 
 pub mod alexnet;
+pub mod attention;
+pub mod efficientnet;
 pub mod error;
 pub mod layers;
 pub mod lenet;
 pub mod mobilenet;
 pub mod model;
 pub mod registry;
+pub mod regnet;
 pub mod resnet;
 pub mod sequential;
 pub mod shufflenet;

@@ -46,6 +46,8 @@ models! {
     ShuffleNetV2(crate::shufflenet::ShuffleNetV2),
     Vgg(crate::vgg::Vgg),
     AlexNet(crate::alexnet::AlexNet),
+    EfficientNet(crate::efficientnet::EfficientNet),
+    RegNet(crate::regnet::RegNet),
 }
 
 impl Model {

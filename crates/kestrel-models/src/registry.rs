@@ -5,10 +5,13 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::alexnet::AlexNetConfig;
+use crate::attention::AttnKind;
+use crate::efficientnet::EfficientNetConfig;
 use crate::error::ModelError;
 use crate::lenet::LeNet5;
 use crate::mobilenet::MobileNetConfig;
 use crate::model::Model;
+use crate::regnet::RegNetConfig;
 use crate::resnet::ResNetConfig;
 use crate::shufflenet::ShuffleNetV2Config;
 use crate::vgg::VggConfig;
@@ -150,6 +153,88 @@ macro_rules! resnet_spec {
     };
 }
 
+/// An ImageNet-normalised eval config (timm `pretrained_cfg` of the default tag).
+macro_rules! imagenet_data {
+    ($size:literal, $crop:literal, $interp:literal) => {
+        || DataConfig {
+            input_size: [3, $size, $size],
+            mean: IMAGENET_MEAN.to_vec(),
+            std: IMAGENET_STD.to_vec(),
+            crop_pct: $crop,
+            interpolation: $interp,
+        }
+    };
+    ($size:literal, $crop:literal, $interp:literal, $mean:expr, $std:expr) => {
+        || DataConfig {
+            input_size: [3, $size, $size],
+            mean: $mean.to_vec(),
+            std: $std.to_vec(),
+            crop_pct: $crop,
+            interpolation: $interp,
+        }
+    };
+}
+
+/// timm ResNet with an attention layer in every block (`block_args=dict(attn_layer=...)`).
+fn with_attn(cfg: ResNetConfig, attn: AttnKind) -> ResNetConfig {
+    ResNetConfig {
+        attn: Some(attn),
+        ..cfg
+    }
+}
+
+fn resnext101_32x4d() -> ResNetConfig {
+    ResNetConfig {
+        groups: 32,
+        base_width: 4,
+        ..ResNetConfig::resnet101()
+    }
+}
+
+macro_rules! seresnet_spec {
+    ($name:literal, $cfg:expr, $data:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "resnet",
+            aliases: &[],
+            default_num_classes: 1000,
+            data: $data,
+            build: |o, d| {
+                Model::ResNet(with_attn($cfg, AttnKind::Se).init(o.num_classes, o.in_chans, d))
+            },
+        }
+    };
+}
+
+macro_rules! effnet_spec {
+    ($name:literal, $cfg:expr, $data:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "efficientnet",
+            aliases: &[],
+            default_num_classes: 1000,
+            data: $data,
+            build: |o, d| Model::EfficientNet($cfg.init(o.num_classes, o.in_chans, d)),
+        }
+    };
+}
+
+macro_rules! regnet_spec {
+    ($name:literal, $data:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "regnet",
+            aliases: &[],
+            default_num_classes: 1000,
+            data: $data,
+            build: |o, d| {
+                let cfg = RegNetConfig::by_name($name).expect("registered RegNet config");
+                Model::RegNet(cfg.init(o.num_classes, o.in_chans, d))
+            },
+        }
+    };
+}
+
 pub static REGISTRY: &[ModelSpec] = &[
     ModelSpec {
         name: "lenet5",
@@ -248,6 +333,201 @@ pub static REGISTRY: &[ModelSpec] = &[
     tv_spec!("vgg16_bn", "vgg", Vgg, VggConfig::vgg16(true)),
     tv_spec!("vgg19", "vgg", Vgg, VggConfig::vgg19(false)),
     tv_spec!("vgg19_bn", "vgg", Vgg, VggConfig::vgg19(true)),
+    // SE-ResNet / SE-ResNeXt (timm resnet.py, attn_layer='se'); data: timm pretrained_cfg.
+    seresnet_spec!(
+        "seresnet18",
+        ResNetConfig::resnet18(),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnet34",
+        ResNetConfig::resnet34(),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnet50",
+        ResNetConfig::resnet50(),
+        imagenet_data!(224, 0.95, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnet101",
+        ResNetConfig::resnet101(),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnet152",
+        ResNetConfig::resnet152(),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnext50_32x4d",
+        ResNetConfig::resnext50_32x4d(),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnext101_32x4d",
+        resnext101_32x4d(),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    seresnet_spec!(
+        "seresnext101_32x8d",
+        ResNetConfig::resnext101_32x8d(),
+        imagenet_data!(224, 0.95, "bicubic")
+    ),
+    // EfficientNet / EfficientNet-Lite, timm and TF ports; data: timm pretrained_cfg.
+    effnet_spec!(
+        "efficientnet_b0",
+        EfficientNetConfig::b(0, false),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_b1",
+        EfficientNetConfig::b(1, false),
+        imagenet_data!(240, 0.9, "bicubic", [0.5f32; 3], [0.5f32; 3])
+    ),
+    effnet_spec!(
+        "efficientnet_b2",
+        EfficientNetConfig::b(2, false),
+        imagenet_data!(256, 0.875, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_b3",
+        EfficientNetConfig::b(3, false),
+        imagenet_data!(288, 0.875, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_b4",
+        EfficientNetConfig::b(4, false),
+        imagenet_data!(320, 0.875, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_b5",
+        EfficientNetConfig::b(5, false),
+        imagenet_data!(448, 1.0, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_b6",
+        EfficientNetConfig::b(6, false),
+        imagenet_data!(528, 0.942, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_b7",
+        EfficientNetConfig::b(7, false),
+        imagenet_data!(600, 0.949, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b0",
+        EfficientNetConfig::b(0, true),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b1",
+        EfficientNetConfig::b(1, true),
+        imagenet_data!(240, 0.882, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b2",
+        EfficientNetConfig::b(2, true),
+        imagenet_data!(260, 0.89, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b3",
+        EfficientNetConfig::b(3, true),
+        imagenet_data!(300, 0.904, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b4",
+        EfficientNetConfig::b(4, true),
+        imagenet_data!(380, 0.922, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b5",
+        EfficientNetConfig::b(5, true),
+        imagenet_data!(456, 0.934, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b6",
+        EfficientNetConfig::b(6, true),
+        imagenet_data!(528, 0.942, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_b7",
+        EfficientNetConfig::b(7, true),
+        imagenet_data!(600, 0.949, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_lite0",
+        EfficientNetConfig::lite(0, false),
+        imagenet_data!(224, 0.875, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_lite1",
+        EfficientNetConfig::lite(1, false),
+        imagenet_data!(240, 0.882, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_lite2",
+        EfficientNetConfig::lite(2, false),
+        imagenet_data!(260, 0.89, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_lite3",
+        EfficientNetConfig::lite(3, false),
+        imagenet_data!(300, 0.904, "bicubic")
+    ),
+    effnet_spec!(
+        "efficientnet_lite4",
+        EfficientNetConfig::lite(4, false),
+        imagenet_data!(380, 0.922, "bicubic")
+    ),
+    effnet_spec!(
+        "tf_efficientnet_lite0",
+        EfficientNetConfig::lite(0, true),
+        imagenet_data!(224, 0.875, "bicubic", [0.5f32; 3], [0.5f32; 3])
+    ),
+    effnet_spec!(
+        "tf_efficientnet_lite1",
+        EfficientNetConfig::lite(1, true),
+        imagenet_data!(240, 0.882, "bicubic", [0.5f32; 3], [0.5f32; 3])
+    ),
+    effnet_spec!(
+        "tf_efficientnet_lite2",
+        EfficientNetConfig::lite(2, true),
+        imagenet_data!(260, 0.89, "bicubic", [0.5f32; 3], [0.5f32; 3])
+    ),
+    effnet_spec!(
+        "tf_efficientnet_lite3",
+        EfficientNetConfig::lite(3, true),
+        imagenet_data!(300, 0.904, "bilinear", [0.5f32; 3], [0.5f32; 3])
+    ),
+    effnet_spec!(
+        "tf_efficientnet_lite4",
+        EfficientNetConfig::lite(4, true),
+        imagenet_data!(380, 0.92, "bilinear", [0.5f32; 3], [0.5f32; 3])
+    ),
+    // RegNetX / RegNetY 200MF-16GF (timm regnet.py); data: timm pretrained_cfg.
+    regnet_spec!("regnetx_002", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnetx_004", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnetx_006", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnetx_008", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnetx_016", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnetx_032", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnetx_040", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnetx_064", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnetx_080", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnetx_120", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnetx_160", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnety_002", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnety_004", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnety_006", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnety_008", imagenet_data!(224, 0.875, "bicubic")),
+    regnet_spec!("regnety_016", imagenet_data!(224, 0.965, "bicubic")),
+    regnet_spec!("regnety_032", imagenet_data!(224, 0.95, "bicubic")),
+    regnet_spec!("regnety_040", imagenet_data!(224, 0.95, "bicubic")),
+    regnet_spec!("regnety_064", imagenet_data!(224, 0.95, "bicubic")),
+    regnet_spec!("regnety_080", imagenet_data!(224, 0.95, "bicubic")),
+    regnet_spec!("regnety_120", imagenet_data!(224, 0.95, "bicubic")),
+    regnet_spec!("regnety_160", imagenet_data!(224, 0.95, "bicubic")),
 ];
 
 /// Finds a model by name or alias (case-insensitive; a `tv:` prefix is accepted).

@@ -11,6 +11,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::attention::{AttnKind, BlockAttention};
 use crate::layers::Counted;
 use crate::layers::{batch_norm, conv2d, global_avg_pool};
 
@@ -40,6 +41,8 @@ pub struct ResNetConfig {
     /// ResNeXt cardinality and per-group width (1 and 64 for plain ResNets).
     pub groups: usize,
     pub base_width: usize,
+    /// Attention on each block's residual branch (timm `block_args=dict(attn_layer=...)`).
+    pub attn: Option<AttnKind>,
 }
 
 impl ResNetConfig {
@@ -52,6 +55,7 @@ impl ResNetConfig {
             stem_width: 64,
             groups: 1,
             base_width: 64,
+            attn: None,
         }
     }
     pub fn resnet18() -> Self {
@@ -93,6 +97,7 @@ impl ResNetConfig {
             stem_width: 16,
             groups: 1,
             base_width: 64,
+            attn: None,
         }
     }
 
@@ -170,6 +175,8 @@ pub struct Block {
     pub conv3: Option<Conv2d>,
     pub bn3: Option<BatchNorm>,
     pub downsample: Option<Downsample>,
+    /// Branch attention (SE/ECA/CBAM); timm names it `se` whatever its kind.
+    pub se: Option<BlockAttention>,
 }
 
 impl Block {
@@ -179,6 +186,7 @@ impl Block {
             conv: conv2d(in_ch, out_ch, 1, stride, 0, 1, false, device),
             bn: batch_norm(out_ch, device),
         });
+        let se = cfg.attn.map(|a| a.init(out_ch, device));
         match cfg.block {
             BlockKind::Basic => Block {
                 conv1: conv2d(in_ch, width, 3, stride, 1, 1, false, device),
@@ -188,6 +196,7 @@ impl Block {
                 conv3: None,
                 bn3: None,
                 downsample,
+                se,
             },
             BlockKind::Bottleneck => {
                 // ResNeXt widens the 3×3 group conv: width·(base_width/64)·groups.
@@ -200,6 +209,7 @@ impl Block {
                     conv3: Some(conv2d(mid, out_ch, 1, 1, 0, 1, false, device)),
                     bn3: Some(batch_norm(out_ch, device)),
                     downsample,
+                    se,
                 }
             }
         }
@@ -215,6 +225,10 @@ impl Block {
         let y = match (&self.conv3, &self.bn3) {
             (Some(conv3), Some(bn3)) => bn3.forward(conv3.run(relu(y))),
             _ => y,
+        };
+        let y = match &self.se {
+            Some(attn) => attn.forward(y),
+            None => y,
         };
         relu(y + shortcut)
     }

@@ -19,11 +19,17 @@ use crate::model::Model;
 const IMPORT_RULES: &[(&str, &str)] = &[
     (r"\.downsample\.0\.", ".downsample.conv."),
     (r"\.downsample\.1\.", ".downsample.bn."),
+    // RegNet stages `s1..s4` hold 1-based blocks `bN`, stored at Vec index N; their
+    // `downsample` (conv, bn) is the field `shortcut`, out of the ResNet rules' way.
+    (r"^(s[1-4])\.b(\d+)\.downsample\.", "$1.$2.shortcut."),
+    (r"^(s[1-4])\.b(\d+)\.", "$1.$2."),
 ];
 /// The inverse of [`IMPORT_RULES`], applied when saving.
 const EXPORT_RULES: &[(&str, &str)] = &[
     (r"\.downsample\.conv\.", ".downsample.0."),
     (r"\.downsample\.bn\.", ".downsample.1."),
+    (r"^(s[1-4])\.(\d+)\.shortcut\.", "$1.b$2.downsample."),
+    (r"^(s[1-4])\.(\d+)\.", "$1.b$2."),
 ];
 
 #[derive(Clone, Debug, Default)]
