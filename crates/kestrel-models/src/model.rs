@@ -42,6 +42,7 @@ macro_rules! models {
 models! {
     LeNet5(crate::lenet::LeNet5),
     ResNet(crate::resnet::ResNet),
+    ConvNeXt(crate::convnext::ConvNeXt),
 }
 
 impl Model {

@@ -4,6 +4,7 @@
 use burn::prelude::*;
 use serde::Serialize;
 
+use crate::convnext::ConvNeXtConfig;
 use crate::error::ModelError;
 use crate::lenet::LeNet5;
 use crate::model::Model;
@@ -88,6 +89,35 @@ fn imagenet_224() -> DataConfig {
     }
 }
 
+/// timm's ConvNeXt `pretrained_cfg` for the default tag: 224 px bicubic, ImageNet mean/std;
+/// crop_pct 0.875 (atto, femto, pico: `d*_in1k`; base, large: `fb_in22k_ft_in1k`) or 0.95
+/// (nano, tiny, small: `in12k_ft_in1k`).
+fn convnext_224_0875() -> DataConfig {
+    DataConfig {
+        interpolation: "bicubic",
+        ..imagenet_224()
+    }
+}
+fn convnext_224_095() -> DataConfig {
+    DataConfig {
+        crop_pct: 0.95,
+        ..convnext_224_0875()
+    }
+}
+
+macro_rules! convnext_spec {
+    ($name:literal, $data:expr, $cfg:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "convnext",
+            aliases: &[],
+            default_num_classes: 1000,
+            data: $data,
+            build: |o, d| Model::ConvNeXt($cfg.init(o.num_classes, o.in_chans, d)),
+        }
+    };
+}
+
 macro_rules! resnet_spec {
     ($name:literal, $aliases:expr, $cfg:expr) => {
         ModelSpec {
@@ -133,6 +163,14 @@ pub static REGISTRY: &[ModelSpec] = &[
     resnet_spec!("resnet152", &[], ResNetConfig::resnet152()),
     resnet_spec!("resnext50_32x4d", &[], ResNetConfig::resnext50_32x4d()),
     resnet_spec!("resnext101_32x8d", &[], ResNetConfig::resnext101_32x8d()),
+    convnext_spec!("convnext_atto", convnext_224_0875, ConvNeXtConfig::atto()),
+    convnext_spec!("convnext_femto", convnext_224_0875, ConvNeXtConfig::femto()),
+    convnext_spec!("convnext_pico", convnext_224_0875, ConvNeXtConfig::pico()),
+    convnext_spec!("convnext_nano", convnext_224_095, ConvNeXtConfig::nano()),
+    convnext_spec!("convnext_tiny", convnext_224_095, ConvNeXtConfig::tiny()),
+    convnext_spec!("convnext_small", convnext_224_095, ConvNeXtConfig::small()),
+    convnext_spec!("convnext_base", convnext_224_0875, ConvNeXtConfig::base()),
+    convnext_spec!("convnext_large", convnext_224_0875, ConvNeXtConfig::large()),
 ];
 
 /// Finds a model by name or alias (case-insensitive; a `tv:` prefix is accepted).

@@ -16,14 +16,17 @@ use crate::error::ModelError;
 use crate::model::Model;
 
 /// Rules that turn checkpoint (PyTorch) names into kestrel module paths.
+/// The ResNet rules are tied to `layerN.M.` so that families whose `downsample` is a plain
+/// `nn.Sequential` of other layers (ConvNeXt's `stages.N.downsample.{0,1}` = norm, conv, which
+/// kestrel stores as a Vec) keep their indices.
 const IMPORT_RULES: &[(&str, &str)] = &[
-    (r"\.downsample\.0\.", ".downsample.conv."),
-    (r"\.downsample\.1\.", ".downsample.bn."),
+    (r"(layer\d+\.\d+)\.downsample\.0\.", "${1}.downsample.conv."),
+    (r"(layer\d+\.\d+)\.downsample\.1\.", "${1}.downsample.bn."),
 ];
 /// The inverse of [`IMPORT_RULES`], applied when saving.
 const EXPORT_RULES: &[(&str, &str)] = &[
-    (r"\.downsample\.conv\.", ".downsample.0."),
-    (r"\.downsample\.bn\.", ".downsample.1."),
+    (r"(layer\d+\.\d+)\.downsample\.conv\.", "${1}.downsample.0."),
+    (r"(layer\d+\.\d+)\.downsample\.bn\.", "${1}.downsample.1."),
 ];
 
 #[derive(Clone, Debug, Default)]
