@@ -1,5 +1,6 @@
 //! kestrel-models: layers, one file per model family, the registry and weight import.
 
+pub mod bench;
 pub mod convnext;
 pub mod error;
 pub mod layers;
