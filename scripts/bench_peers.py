@@ -6,10 +6,16 @@ as kestrel_models::bench::BenchResult where they apply).
 Each model runs in its own subprocess so that peak RSS (ru_maxrss) belongs to that model.
 Threads: torch.set_num_threads(N) and onnxruntime intra_op_num_threads=N (default 2).
 
+OMP_WAIT_POLICY defaults to PASSIVE here: on a shared, oversubscribed machine PyTorch's spinning
+OpenMP threads otherwise slow it down by an order of magnitude (resnet18 b1: 1.9 s vs 0.12 s
+measured under load ~7 on 2 cores), which would misrepresent it. Export it to override.
+
 Usage: python3 scripts/bench_peers.py resnet50 convnext_tiny [--threads 2] [--quick]
        [--train-batch 32] [--no-onnx]
 """
 import argparse, json, os, subprocess, sys, tempfile, time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def pct(xs, q):
@@ -40,6 +46,7 @@ def bench_one(name, a):
     x1 = torch.randn(1, c, h, w)
     xb = torch.randn(a.batch, c, h, w)
     res = dict(model=name, input=[c, h, w], params=params, threads=a.threads, load_avg=os.getloadavg(),
+               omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
                torch_version=torch.__version__, timm=timm.__version__)
     with torch.inference_mode():
         lat = timed(lambda: m(x1), a.latency_runs, a.warmup)
@@ -90,16 +97,19 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--train-batch", type=int, default=32)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--latency-runs", type=int, default=10)
-    ap.add_argument("--throughput-runs", type=int, default=3)
-    ap.add_argument("--train-runs", type=int, default=3)
+    ap.add_argument("--warmup", type=int)
+    ap.add_argument("--latency-runs", type=int)
+    ap.add_argument("--throughput-runs", type=int)
+    ap.add_argument("--train-runs", type=int)
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--quick", action="store_true", help="warmup 1, 5 latency runs, 2 throughput/train runs (as kestrel's bench_zoo --quick; pass --train-batch 8 to match its training batch)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.quick:
-        a.warmup, a.latency_runs, a.throughput_runs, a.train_runs = 1, 5, 2, 2
+    # Explicit values win; otherwise --quick's or the defaults.
+    for key, full, quick in [("warmup", 2, 1), ("latency_runs", 10, 5), ("throughput_runs", 3, 2),
+                             ("train_runs", 3, 2)]:
+        if getattr(a, key) is None:
+            setattr(a, key, quick if a.quick else full)
     if a.one:
         print(json.dumps(bench_one(a.names[0], a)))
         return

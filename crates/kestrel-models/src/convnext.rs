@@ -90,7 +90,7 @@ impl ConvNeXtConfig {
 
     pub fn init(&self, num_classes: usize, in_chans: usize, device: &Device) -> ConvNeXt {
         let conv = |i: usize, o: usize, k: usize, s: usize, groups: usize, pad: usize| {
-            Conv2dConfig::new([i, o / groups * groups], [k, k])
+            Conv2dConfig::new([i, o], [k, k])
                 .with_stride([s, s])
                 .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
                 .with_groups(groups)

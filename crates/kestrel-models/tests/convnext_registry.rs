@@ -36,3 +36,15 @@ fn convnext_data_configs_follow_timm_default_tags() {
         assert_eq!(d.crop_pct, crop, "{name}");
     }
 }
+
+#[test]
+fn convnext_macs_match_timm() {
+    use kestrel_models::layers::count_macs;
+    // Reference: timm 1.0.31, forward hooks summing Conv2d and Linear MACs at 1×3×224×224
+    // (convnext_tiny: 4,455,531,264, which bench_zoo reports too).
+    let spec = kestrel_models::find("convnext_atto").unwrap();
+    let device = Device::flex();
+    let model = spec.build(&spec.default_options(), &device);
+    let (_, macs) = count_macs(|| model.forward(Tensor::zeros([1, 3, 224, 224], &device)));
+    assert_eq!(macs, 547_332_480);
+}
