@@ -21,7 +21,12 @@ TINY = {
     "resnet50": dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], stem_width=8, num_classes=10),
     "resnext50_32x4d": dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], stem_width=8,
                             cardinality=4, base_width=16, num_classes=10),
+    # ConvNeXt: atto stands for the conv-MLP variants (atto..nano), tiny for the Linear-MLP ones.
+    "convnext_atto": dict(depths=[1, 1, 2, 1], dims=[8, 16, 32, 64], num_classes=10),
+    "convnext_tiny": dict(depths=[1, 1, 2, 1], dims=[8, 16, 32, 64], num_classes=10),
 }
+# Input size per fixture where it is not 3,32,32 (ConvNeXt's 4x stem leaves 1x1 at 32 px).
+INPUT_SIZE = {"convnext_atto": "3,64,64", "convnext_tiny": "3,64,64"}
 
 # Shrunk variants that no timm or torchvision model name can express (free width multiplier,
 # narrow head, narrow VGG/AlexNet classifiers): registered by scripts/tiny_models.py on top of
@@ -83,7 +88,7 @@ def main():
         if not (wanted(name) or wanted(name + "_tiny")):
             continue
         subprocess.check_call([sys.executable, args.parity_tool, name, "--out", OUT, "--suffix", "_tiny",
-                               "--kwargs", json.dumps(kw), "--input-size", "3,32,32"])
+                               "--kwargs", json.dumps(kw), "--input-size", INPUT_SIZE.get(name, "3,32,32")])
     for folder, (model, suffix, kw, size) in TINY_WRAPPED.items():
         if not wanted(folder):
             continue

@@ -111,19 +111,62 @@ impl Counted<3> for burn::nn::conv::Conv1d {
     }
 }
 
-/// Stochastic depth (timm's `DropPath`): zeroes whole samples of a residual branch with
-/// probability `prob` and scales the survivors by 1/(1 − prob). Active only on autodiff devices
-/// (training); the identity otherwise.
-pub fn drop_path(x: Tensor<4>, prob: f64) -> Tensor<4> {
+// ---------------------------------------------------------------------------------------------
+// Normalisation and regularisation shared by the modern (ConvNeXt-style) families.
+
+use burn::module::Param;
+use burn::tensor::Distribution;
+
+/// Layer normalisation over one dimension with PyTorch's parameter names (`weight`, `bias`),
+/// so checkpoints load without the norm renaming that burn-store applies to burn's own
+/// `LayerNorm` (whose parameters are `gamma`/`beta`). [`LayerNorm2d::forward`] normalises the
+/// channel dim of NCHW (timm's `LayerNorm2d`); [`LayerNorm2d::forward_last`] the last dim
+/// (timm's channels-last `LayerNorm`). Biased variance, as PyTorch's `F.layer_norm`.
+#[derive(Module, Debug)]
+pub struct LayerNorm2d {
+    pub weight: Param<Tensor<1>>,
+    pub bias: Param<Tensor<1>>,
+    pub eps: f64,
+}
+
+impl LayerNorm2d {
+    pub fn new(channels: usize, eps: f64, device: &Device) -> Self {
+        LayerNorm2d {
+            weight: Param::from_tensor(Tensor::ones([channels], device)),
+            bias: Param::from_tensor(Tensor::zeros([channels], device)),
+            eps,
+        }
+    }
+
+    fn normalise<const D: usize>(&self, x: Tensor<D>, dim: usize) -> Tensor<D> {
+        let (var, mean) = x.clone().var_mean_bias(dim);
+        let y = (x - mean) / (var + self.eps).sqrt();
+        let mut shape = [1usize; D];
+        shape[dim] = self.weight.dims()[0];
+        y * self.weight.val().reshape(shape) + self.bias.val().reshape(shape)
+    }
+
+    /// NCHW, normalised over C.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.normalise(x, 1)
+    }
+
+    /// Any rank, normalised over the last dim.
+    pub fn forward_last<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.normalise(x, D - 1)
+    }
+}
+
+/// Stochastic depth (Huang et al. 2016), as timm's `DropPath`: each sample's residual branch is
+/// zeroed with probability `prob` and the survivors scaled by 1/(1−prob). Active only while
+/// training, i.e. when the tensor lives on an autodiff device; the identity otherwise.
+pub fn drop_path<const D: usize>(x: Tensor<D>, prob: f64) -> Tensor<D> {
     if prob <= 0.0 || !x.device().is_autodiff() {
         return x;
     }
     let keep = 1.0 - prob;
-    let n = x.dims()[0];
-    let mask = Tensor::<4>::random(
-        [n, 1, 1, 1],
-        burn::tensor::Distribution::Bernoulli(keep),
-        &x.device(),
-    );
-    x * mask / keep
+    let mut shape = [1usize; D];
+    shape[0] = x.dims()[0];
+    let mask: Tensor<D> = Tensor::random(shape, Distribution::Bernoulli(keep), &x.device());
+    x * (mask / keep)
 }

@@ -3,6 +3,8 @@
 pub mod alexnet;
 pub mod attention;
 pub mod efficientnet;
+pub mod bench;
+pub mod convnext;
 pub mod error;
 pub mod layers;
 pub mod lenet;

@@ -48,6 +48,7 @@ models! {
     AlexNet(crate::alexnet::AlexNet),
     EfficientNet(crate::efficientnet::EfficientNet),
     RegNet(crate::regnet::RegNet),
+    ConvNeXt(crate::convnext::ConvNeXt),
 }
 
 impl Model {

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::alexnet::AlexNetConfig;
 use crate::attention::AttnKind;
 use crate::efficientnet::EfficientNetConfig;
+use crate::convnext::ConvNeXtConfig;
 use crate::error::ModelError;
 use crate::lenet::LeNet5;
 use crate::mobilenet::MobileNetConfig;
@@ -136,6 +137,33 @@ macro_rules! tv_spec {
             default_num_classes: 1000,
             data: imagenet_224,
             build: |o, d| Model::$variant($cfg.init(o.num_classes, o.in_chans, d)),
+        }
+    };
+}
+
+/// timm's ConvNeXt `pretrained_cfg` for the default tag: 224 px bicubic, ImageNet mean/std;
+/// crop_pct 0.875 (atto, femto, pico: `d*_in1k`; base, large: `fb_in22k_ft_in1k`) or 0.95
+/// (nano, tiny, small: `in12k_ft_in1k`).
+fn convnext_224_0875() -> DataConfig {
+    imagenet_224_bicubic()
+}
+
+fn convnext_224_095() -> DataConfig {
+    DataConfig {
+        crop_pct: 0.95,
+        ..convnext_224_0875()
+    }
+}
+
+macro_rules! convnext_spec {
+    ($name:literal, $data:expr, $cfg:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "convnext",
+            aliases: &[],
+            default_num_classes: 1000,
+            data: $data,
+            build: |o, d| Model::ConvNeXt($cfg.init(o.num_classes, o.in_chans, d)),
         }
     };
 }
@@ -528,6 +556,14 @@ pub static REGISTRY: &[ModelSpec] = &[
     regnet_spec!("regnety_080", imagenet_data!(224, 0.95, "bicubic")),
     regnet_spec!("regnety_120", imagenet_data!(224, 0.95, "bicubic")),
     regnet_spec!("regnety_160", imagenet_data!(224, 0.95, "bicubic")),
+    convnext_spec!("convnext_atto", convnext_224_0875, ConvNeXtConfig::atto()),
+    convnext_spec!("convnext_femto", convnext_224_0875, ConvNeXtConfig::femto()),
+    convnext_spec!("convnext_pico", convnext_224_0875, ConvNeXtConfig::pico()),
+    convnext_spec!("convnext_nano", convnext_224_095, ConvNeXtConfig::nano()),
+    convnext_spec!("convnext_tiny", convnext_224_095, ConvNeXtConfig::tiny()),
+    convnext_spec!("convnext_small", convnext_224_095, ConvNeXtConfig::small()),
+    convnext_spec!("convnext_base", convnext_224_0875, ConvNeXtConfig::base()),
+    convnext_spec!("convnext_large", convnext_224_0875, ConvNeXtConfig::large()),
 ];
 
 /// Finds a model by name or alias (case-insensitive; a `tv:` prefix is accepted).

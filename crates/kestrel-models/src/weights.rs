@@ -16,20 +16,24 @@ use crate::error::ModelError;
 use crate::model::Model;
 
 /// Rules that turn checkpoint (PyTorch) names into kestrel module paths.
+/// The ResNet rules are tied to `layerN.M.` so that families whose `downsample` is a plain
+/// `nn.Sequential` of other layers (ConvNeXt's `stages.N.downsample.{0,1}` = norm, conv, which
+/// kestrel stores as a Vec) keep their indices.
 const IMPORT_RULES: &[(&str, &str)] = &[
-    (r"\.downsample\.0\.", ".downsample.conv."),
-    (r"\.downsample\.1\.", ".downsample.bn."),
+    // ResNet (timm/torchvision): `layerN.M.downsample` is nn.Sequential(conv, bn).
+    (r"^(layer\d+\.\d+)\.downsample\.0\.", "${1}.downsample.conv."),
+    (r"^(layer\d+\.\d+)\.downsample\.1\.", "${1}.downsample.bn."),
     // RegNet stages `s1..s4` hold 1-based blocks `bN`, stored at Vec index N; their
     // `downsample` (conv, bn) is the field `shortcut`, out of the ResNet rules' way.
-    (r"^(s[1-4])\.b(\d+)\.downsample\.", "$1.$2.shortcut."),
-    (r"^(s[1-4])\.b(\d+)\.", "$1.$2."),
+    (r"^(s[1-4])\.b(\d+)\.downsample\.", "${1}.${2}.shortcut."),
+    (r"^(s[1-4])\.b(\d+)\.", "${1}.${2}."),
 ];
 /// The inverse of [`IMPORT_RULES`], applied when saving.
 const EXPORT_RULES: &[(&str, &str)] = &[
-    (r"\.downsample\.conv\.", ".downsample.0."),
-    (r"\.downsample\.bn\.", ".downsample.1."),
-    (r"^(s[1-4])\.(\d+)\.shortcut\.", "$1.b$2.downsample."),
-    (r"^(s[1-4])\.(\d+)\.", "$1.b$2."),
+    (r"^(layer\d+\.\d+)\.downsample\.conv\.", "${1}.downsample.0."),
+    (r"^(layer\d+\.\d+)\.downsample\.bn\.", "${1}.downsample.1."),
+    (r"^(s[1-4])\.(\d+)\.shortcut\.", "${1}.b${2}.downsample."),
+    (r"^(s[1-4])\.(\d+)\.", "${1}.b${2}."),
 ];
 
 #[derive(Clone, Debug, Default)]

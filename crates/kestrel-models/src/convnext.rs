@@ -1,0 +1,307 @@
+//! ConvNeXt (Liu et al. 2022, "A ConvNet for the 2020s"), in timm's layout:
+//! `stem.0` (4×4/4 patch conv), `stem.1` (LayerNorm2d), `stages.N.downsample.{0,1}` (LayerNorm2d,
+//! 2×2/2 conv; stages 1–3), `stages.N.blocks.M.{conv_dw, norm, mlp.fc1, mlp.fc2, gamma}`,
+//! `head.norm`, `head.fc`.
+//!
+//! timm's small variants (atto..nano) use `conv_mlp=True`: the MLP is two 1×1 convs on NCHW;
+//! the larger ones (tiny..large) use Linear layers on channels-last. Both are kept exactly, so
+//! the weights have timm's shapes ([out, in, 1, 1] vs [out, in]).
+//!
+//! `stem.N` and `downsample.N` are Vecs of an enum of layers (variant names are skipped by the
+//! weight loader), so the keys read as timm's without rename rules. The layer-scale parameter is
+//! a plain `gamma` field of `Block`, which burn-store's norm renaming (gamma <-> weight) leaves
+//! alone because `Block` is not a norm layer; the norms are [`LayerNorm2d`] with PyTorch names.
+
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::gelu;
+
+use crate::layers::{drop_path, global_avg_pool, Counted, LayerNorm2d};
+
+const EPS: f64 = 1e-6;
+
+/// One ConvNeXt variant (timm's `ConvNeXt(...)` arguments that the registered models use).
+#[derive(Clone, Debug)]
+pub struct ConvNeXtConfig {
+    pub depths: Vec<usize>,
+    pub dims: Vec<usize>,
+    /// 1×1 convs (NCHW) for the MLP instead of Linear layers (channels-last).
+    pub conv_mlp: bool,
+    pub kernel_size: usize,
+    pub patch_size: usize,
+    pub mlp_ratio: usize,
+    /// Layer-scale init value; `None` disables layer scale.
+    pub ls_init_value: Option<f64>,
+    /// Dropout before the classifier (timm's `drop_rate`).
+    pub drop_rate: f64,
+    /// Stochastic depth, increasing linearly from 0 over all blocks (timm's `drop_path_rate`).
+    pub drop_path_rate: f64,
+}
+
+impl ConvNeXtConfig {
+    pub fn new(depths: [usize; 4], dims: [usize; 4], conv_mlp: bool) -> Self {
+        ConvNeXtConfig {
+            depths: depths.to_vec(),
+            dims: dims.to_vec(),
+            conv_mlp,
+            kernel_size: 7,
+            patch_size: 4,
+            mlp_ratio: 4,
+            ls_init_value: Some(1e-6),
+            drop_rate: 0.0,
+            drop_path_rate: 0.0,
+        }
+    }
+    pub fn atto() -> Self {
+        Self::new([2, 2, 6, 2], [40, 80, 160, 320], true)
+    }
+    pub fn femto() -> Self {
+        Self::new([2, 2, 6, 2], [48, 96, 192, 384], true)
+    }
+    pub fn pico() -> Self {
+        Self::new([2, 2, 6, 2], [64, 128, 256, 512], true)
+    }
+    pub fn nano() -> Self {
+        Self::new([2, 2, 8, 2], [80, 160, 320, 640], true)
+    }
+    pub fn tiny() -> Self {
+        Self::new([3, 3, 9, 3], [96, 192, 384, 768], false)
+    }
+    pub fn small() -> Self {
+        Self::new([3, 3, 27, 3], [96, 192, 384, 768], false)
+    }
+    pub fn base() -> Self {
+        Self::new([3, 3, 27, 3], [128, 256, 512, 1024], false)
+    }
+    pub fn large() -> Self {
+        Self::new([3, 3, 27, 3], [192, 384, 768, 1536], false)
+    }
+
+    pub fn with_drop_rate(mut self, p: f64) -> Self {
+        self.drop_rate = p;
+        self
+    }
+    pub fn with_drop_path_rate(mut self, p: f64) -> Self {
+        self.drop_path_rate = p;
+        self
+    }
+
+    pub fn init(&self, num_classes: usize, in_chans: usize, device: &Device) -> ConvNeXt {
+        let conv = |i: usize, o: usize, k: usize, s: usize, groups: usize, pad: usize| {
+            Conv2dConfig::new([i, o], [k, k])
+                .with_stride([s, s])
+                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                .with_groups(groups)
+                .with_bias(true)
+                .with_initializer(trunc_normal())
+                .init(device)
+        };
+        let linear = |i: usize, o: usize| {
+            LinearConfig::new(i, o)
+                .with_initializer(trunc_normal())
+                .init(device)
+        };
+        let stem = vec![
+            Layer::Conv(conv(
+                in_chans,
+                self.dims[0],
+                self.patch_size,
+                self.patch_size,
+                1,
+                0,
+            )),
+            Layer::Norm(LayerNorm2d::new(self.dims[0], EPS, device)),
+        ];
+        // Per-block stochastic depth: linspace(0, rate, total blocks).
+        let total: usize = self.depths.iter().sum();
+        let rate = |k: usize| {
+            if total > 1 {
+                self.drop_path_rate * k as f64 / (total - 1) as f64
+            } else {
+                0.0
+            }
+        };
+        let mut k = 0;
+        let mut prev = self.dims[0];
+        let mut stages = Vec::new();
+        for (i, (&depth, &dim)) in self.depths.iter().zip(&self.dims).enumerate() {
+            let downsample = if i > 0 || prev != dim {
+                let ks = if i > 0 { 2 } else { 1 };
+                vec![
+                    Layer::Norm(LayerNorm2d::new(prev, EPS, device)),
+                    Layer::Conv(conv(prev, dim, ks, ks, 1, 0)),
+                ]
+            } else {
+                Vec::new()
+            };
+            let hidden = dim * self.mlp_ratio;
+            let blocks = (0..depth)
+                .map(|_| {
+                    let (fc1, fc2) = if self.conv_mlp {
+                        (
+                            Proj::Conv(conv(dim, hidden, 1, 1, 1, 0)),
+                            Proj::Conv(conv(hidden, dim, 1, 1, 1, 0)),
+                        )
+                    } else {
+                        (
+                            Proj::Linear(linear(dim, hidden)),
+                            Proj::Linear(linear(hidden, dim)),
+                        )
+                    };
+                    let block = Block {
+                        conv_dw: conv(dim, dim, self.kernel_size, 1, dim, self.kernel_size / 2),
+                        norm: LayerNorm2d::new(dim, EPS, device),
+                        mlp: Mlp { fc1, fc2 },
+                        gamma: self
+                            .ls_init_value
+                            .map(|v| Param::from_tensor(Tensor::full([dim], v, device))),
+                        drop_path: rate(k),
+                    };
+                    k += 1;
+                    block
+                })
+                .collect();
+            stages.push(Stage { downsample, blocks });
+            prev = dim;
+        }
+        ConvNeXt {
+            stem,
+            stages,
+            head: Head {
+                norm: LayerNorm2d::new(prev, EPS, device),
+                drop: DropoutConfig::new(self.drop_rate).init(),
+                fc: linear(prev, num_classes),
+            },
+        }
+    }
+}
+
+/// timm's `trunc_normal_(std=.02)` for convs and linears; the truncation at ±2 (100σ) never
+/// bites, so a plain normal is the same distribution.
+fn trunc_normal() -> Initializer {
+    Initializer::Normal {
+        mean: 0.0,
+        std: 0.02,
+    }
+}
+
+/// An element of timm's `nn.Sequential` stem / downsample.
+#[derive(Module, Debug)]
+pub enum Layer {
+    Norm(LayerNorm2d),
+    Conv(Conv2d),
+}
+
+impl Layer {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Layer::Norm(n) => n.forward(x),
+            Layer::Conv(c) => c.run(x),
+        }
+    }
+}
+
+/// An MLP projection: a Linear on channels-last, or a 1×1 conv on NCHW (`conv_mlp`).
+#[derive(Module, Debug)]
+pub enum Proj {
+    Linear(Linear),
+    Conv(Conv2d),
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub fc1: Proj,
+    pub fc2: Proj,
+}
+
+#[derive(Module, Debug)]
+pub struct Block {
+    pub conv_dw: Conv2d,
+    pub norm: LayerNorm2d,
+    pub mlp: Mlp,
+    /// Layer scale, timm's name. Not a norm parameter: it keeps its name on load and save.
+    pub gamma: Option<Param<Tensor<1>>>,
+    pub drop_path: f64,
+}
+
+impl Block {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let shortcut = x.clone();
+        let y = self.conv_dw.run(x);
+        let y = match (&self.mlp.fc1, &self.mlp.fc2) {
+            (Proj::Conv(fc1), Proj::Conv(fc2)) => fc2.run(gelu(fc1.run(self.norm.forward(y)))),
+            (Proj::Linear(fc1), Proj::Linear(fc2)) => {
+                let y = self.norm.forward_last(y.permute([0, 2, 3, 1]));
+                fc2.run(gelu(fc1.run(y))).permute([0, 3, 1, 2])
+            }
+            _ => unreachable!("fc1 and fc2 are built alike"),
+        };
+        let y = match &self.gamma {
+            Some(g) => {
+                let c = g.dims()[0];
+                y * g.val().reshape([1, c, 1, 1])
+            }
+            None => y,
+        };
+        drop_path(y, self.drop_path) + shortcut
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Stage {
+    /// Empty for stage 0 (timm's `nn.Identity`).
+    pub downsample: Vec<Layer>,
+    pub blocks: Vec<Block>,
+}
+
+/// timm's `NormMlpClassifierHead` without the hidden layer: avg-pool, norm, dropout, fc.
+#[derive(Module, Debug)]
+pub struct Head {
+    pub norm: LayerNorm2d,
+    pub drop: Dropout,
+    pub fc: Linear,
+}
+
+#[derive(Module, Debug)]
+pub struct ConvNeXt {
+    pub stem: Vec<Layer>,
+    pub stages: Vec<Stage>,
+    pub head: Head,
+}
+
+impl ConvNeXt {
+    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut x = x;
+        for layer in &self.stem {
+            x = layer.forward(x);
+        }
+        for stage in &self.stages {
+            for layer in &stage.downsample {
+                x = layer.forward(x);
+            }
+            for block in &stage.blocks {
+                x = block.forward(x);
+            }
+        }
+        x
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self
+            .head
+            .norm
+            .forward_last(global_avg_pool(self.forward_features(x)));
+        self.head.fc.run(self.head.drop.forward(x))
+    }
+}
+
+impl crate::model::Classifier for ConvNeXt {
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        ConvNeXt::forward(self, x)
+    }
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["head.fc."]
+    }
+}
