@@ -27,8 +27,16 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Print the top-5 classes of images, from a checkpoint or a model + weights file.
     Predict(cmd::predict::PredictArgs),
-    /// List the models kestrel can build, with their parameter counts.
+    /// List the models kestrel can build: family, parameters, MACs, input and preprocessing.
     Models(cmd::models::ModelsArgs),
+    /// Run a raw NCHW tensor (safetensors `input`) through a model; write `logits`.
+    Forward(cmd::forward::ForwardArgs),
+    /// Write the exact eval-time input tensor a model sees for an image.
+    Preprocess(cmd::preprocess::PreprocessArgs),
+    /// Write a grid of augmented samples to see what a recipe does.
+    AugmentPreview(cmd::augment_preview::AugmentPreviewArgs),
+    /// Measure the input pipeline's throughput (decode + augment + batch), in images/s.
+    DataBench(cmd::data_bench::DataBenchArgs),
 }
 
 fn main() {
@@ -44,6 +52,10 @@ fn main() {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Predict(a) => cmd::predict::run(a),
         Command::Models(a) => cmd::models::run(a),
+        Command::Forward(a) => cmd::forward::run(a),
+        Command::Preprocess(a) => cmd::preprocess::run(a),
+        Command::AugmentPreview(a) => cmd::augment_preview::run(a),
+        Command::DataBench(a) => cmd::data_bench::run(a),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -7,6 +7,7 @@
 pub mod dataset;
 pub mod error;
 pub mod image;
+pub mod imagenet;
 pub mod transform;
 pub mod transforms;
 pub mod augment;

@@ -1,5 +1,11 @@
+pub mod augment_preview;
 pub mod common;
+pub mod data_bench;
 pub mod eval;
+pub mod forward;
 pub mod models;
 pub mod predict;
+pub mod preprocess;
+pub mod source;
+pub mod tensors;
 pub mod train;

@@ -6,17 +6,16 @@ use burn::tensor::activation::softmax;
 use burn::tensor::TensorData;
 use clap::Args;
 use kestrel_data::decode::decode_image_file;
-use kestrel_data::SampleTransform;
-use kestrel_train::Checkpoint;
 use rand::SeedableRng;
 
+use super::source::{load, ModelSourceArgs};
 use crate::device::{parse_device, DEVICE_HELP};
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  kestrel predict --checkpoint runs/lenet5 digit.png\n  kestrel predict --model resnet50 --weights resnet50.safetensors cat.jpg --json")]
 pub struct PredictArgs {
-    /// Checkpoint folder written by `kestrel train`.
-    #[arg(long, value_name = "DIR")]
-    pub checkpoint: PathBuf,
+    #[command(flatten)]
+    pub source: ModelSourceArgs,
     /// Images to classify (JPEG, PNG, WebP, BMP, GIF).
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
@@ -31,32 +30,38 @@ pub struct PredictArgs {
 }
 
 #[derive(serde::Serialize)]
+struct Ranked {
+    class: String,
+    index: usize,
+    probability: f32,
+}
+
+#[derive(serde::Serialize)]
 struct Prediction {
     image: String,
-    top: Vec<(String, f32)>,
+    top: Vec<Ranked>,
 }
 
 pub fn run(a: PredictArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
-    let ckpt = Checkpoint::open(&a.checkpoint)?;
-    let model = ckpt.load_model(&device)?;
-    let tf = &ckpt.meta.preprocess;
+    let loaded = load(&a.source, &device)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let mut results = Vec::new();
     for path in &a.images {
         let image = decode_image_file(path)?;
-        let chw = tf.apply(image, &mut rng).with_context(|| format!("{}", path.display()))?;
+        let chw = loaded.transform.apply(image, &mut rng).with_context(|| format!("{}", path.display()))?;
         let x = Tensor::<4>::from_data(
             TensorData::new(chw.data, [1, chw.channels, chw.height, chw.width]),
             &device,
         );
-        let probs: Vec<f32> = softmax(model.forward(x), 1).into_data().try_to_vec().expect("f32 output");
+        let probs: Vec<f32> =
+            softmax(loaded.model.forward(x), 1).into_data().try_to_vec().expect("f32 output");
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]).then(i.cmp(&j)));
         let top = order
             .iter()
             .take(a.top_k)
-            .map(|&i| (ckpt.meta.class_names[i].clone(), probs[i]))
+            .map(|&i| Ranked { class: loaded.class_names[i].clone(), index: i, probability: probs[i] })
             .collect();
         results.push(Prediction { image: path.display().to_string(), top });
     }
@@ -65,8 +70,8 @@ pub fn run(a: PredictArgs) -> Result<()> {
     } else {
         for r in &results {
             println!("{}", r.image);
-            for (rank, (name, p)) in r.top.iter().enumerate() {
-                println!("  {}. {:<24} {:6.2}%", rank + 1, name, 100.0 * p);
+            for (rank, t) in r.top.iter().enumerate() {
+                println!("  {}. {:<28} {:7.3}%", rank + 1, t.class, 100.0 * t.probability);
             }
         }
     }

@@ -1,0 +1,55 @@
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use clap::Args;
+
+use super::source::{load, ModelSourceArgs};
+use super::tensors::{read_f32, write_f32};
+use crate::device::{parse_device, DEVICE_HELP};
+
+/// Runs a raw NCHW tensor through a model in eval mode.
+#[derive(Args, Debug)]
+#[command(after_help = "Example:\n  kestrel forward --model resnet50 --weights resnet50.safetensors --input x.safetensors --output y.safetensors")]
+pub struct ForwardArgs {
+    #[command(flatten)]
+    pub source: ModelSourceArgs,
+    /// safetensors file holding the NCHW float32 tensor `input`.
+    #[arg(long, value_name = "X.safetensors")]
+    pub input: PathBuf,
+    /// Where to write the logits, as the tensor `logits` [N, num_classes].
+    #[arg(long, value_name = "Y.safetensors")]
+    pub output: PathBuf,
+    #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
+    pub device: String,
+}
+
+pub fn run(a: ForwardArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    let loaded = load(&a.source, &device)?;
+    let (shape, data) = read_f32(&a.input, "input")?;
+    if shape.len() != 4 {
+        bail!(
+            "{}: tensor 'input' has shape {shape:?} (rank {}); expected rank 4, [N, C, H, W]",
+            a.input.display(),
+            shape.len()
+        );
+    }
+    let want_c = loaded.input_size[0];
+    if shape[1] != want_c {
+        bail!(
+            "{}: tensor 'input' has {} channels (shape {shape:?}); {} expects {want_c}",
+            a.input.display(),
+            shape[1],
+            loaded.name
+        );
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(data, [shape[0], shape[1], shape[2], shape[3]]), &device);
+    let logits = loaded.model.forward(x);
+    let dims = logits.dims();
+    let values: Vec<f32> = logits.into_data().try_to_vec().expect("f32 logits");
+    write_f32(&a.output, "logits", &dims, &values)?;
+    println!("wrote logits {:?} to {}", dims, a.output.display());
+    Ok(())
+}
