@@ -35,6 +35,8 @@ enum Command {
     Preprocess(cmd::preprocess::PreprocessArgs),
     /// Write a grid of augmented samples to see what a recipe does.
     AugmentPreview(cmd::augment_preview::AugmentPreviewArgs),
+    /// Benchmark a model: batch-1 latency, batch throughput, a training step, peak memory.
+    Bench(cmd::bench::BenchArgs),
     /// Measure the input pipeline's throughput (decode + augment + batch), in images/s.
     DataBench(cmd::data_bench::DataBenchArgs),
 }
@@ -56,6 +58,7 @@ fn main() {
         Command::Preprocess(a) => cmd::preprocess::run(a),
         Command::AugmentPreview(a) => cmd::augment_preview::run(a),
         Command::DataBench(a) => cmd::data_bench::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -1,4 +1,5 @@
 pub mod augment_preview;
+pub mod bench;
 pub mod common;
 pub mod data_bench;
 pub mod eval;
