@@ -65,11 +65,60 @@ impl Model {
     /// Trainable parameters, counted as PyTorch's `sum(p.numel() for p in model.parameters())`:
     /// BatchNorm running statistics are buffers there, not parameters, so they are left out.
     pub fn num_trainable_params(&self) -> usize {
-        use burn::store::ModuleSnapshot;
-        self.collect(None, None, true)
-            .iter()
-            .filter(|t| !t.name.ends_with("running_mean") && !t.name.ends_with("running_var"))
-            .map(|t| t.shape.iter().product::<usize>())
-            .sum()
+        /// Sums lazy shapes, so counting never materialises a parameter (building a model is
+        /// then nearly free, even for VGG's 138 M weights).
+        struct Counter {
+            path: Vec<String>,
+            total: usize,
+        }
+        impl burn::module::ModuleVisitor for Counter {
+            fn enter_module(&mut self, name: &str, _container_type: &str) {
+                self.path.push(name.to_string());
+            }
+            fn exit_module(&mut self, _name: &str, _container_type: &str) {
+                self.path.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                let is_buffer = matches!(
+                    self.path.last().map(String::as_str),
+                    Some("running_mean" | "running_var")
+                );
+                if !is_buffer {
+                    self.total += param.lazy_shape().num_elements();
+                }
+            }
+        }
+        let mut counter = Counter {
+            path: Vec::new(),
+            total: 0,
+        };
+        self.visit(&mut counter);
+        counter.total
+    }
+}
+
+impl Model {
+    /// Checks that the model accepts one image of `input` = (channels, height, width), by running
+    /// it once on zeros. burn asserts shapes by panicking deep inside a layer; this turns that into
+    /// an error a user can act on, before a long job starts.
+    pub fn check_input(&self, input: [usize; 3], device: &Device) -> Result<(), crate::ModelError> {
+        let [c, h, w] = input;
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.valid().forward(Tensor::zeros([1, c, h, w], &device.clone().inner())).dims()
+        }));
+        std::panic::set_hook(quiet);
+        result.map(|_| ()).map_err(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            crate::ModelError::Input(format!(
+                "{} cannot take a {c}×{h}×{w} input ({msg})",
+                self.kind()
+            ))
+        })
     }
 }

@@ -4,7 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use std::sync::Arc;
+
 use kestrel_data::preprocess::Preprocess;
+use kestrel_data::recipe::Recipe;
+use kestrel_data::SampleTransform;
 use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
 use kestrel_models::{BuildOptions, Model};
 use serde::{Deserialize, Serialize};
@@ -21,12 +25,38 @@ pub struct CheckpointMeta {
     pub num_classes: usize,
     pub in_chans: usize,
     pub class_names: Vec<String>,
+    /// Eval preprocessing when the run used no recipe.
     pub preprocess: Preprocess,
+    /// The augmentation recipe of the run, if any; its eval transform (timm-style resize,
+    /// centre crop, normalise) then replaces `preprocess`.
+    #[serde(default)]
+    pub recipe: Option<Recipe>,
     /// The training configuration that produced these weights.
     pub train_config: serde_json::Value,
     pub epoch: usize,
     pub val_accuracy: Option<f64>,
     pub kestrel_version: String,
+}
+
+impl CheckpointMeta {
+    /// The transform that turns a decoded image into this model's eval input.
+    pub fn eval_transform(&self) -> Result<Arc<dyn SampleTransform>, TrainError> {
+        Ok(match &self.recipe {
+            Some(r) => Arc::new(r.eval_transform()?),
+            None => Arc::new(self.preprocess.clone()),
+        })
+    }
+
+    /// (channels, height, width) of the model input.
+    pub fn input_size(&self) -> [usize; 3] {
+        match &self.recipe {
+            Some(r) => r.input_size,
+            None => {
+                let (c, h, w) = self.preprocess.output_size().unwrap_or((self.in_chans, 0, 0));
+                [c, h, w]
+            }
+        }
+    }
 }
 
 pub struct Checkpoint {

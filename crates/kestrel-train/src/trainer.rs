@@ -9,7 +9,10 @@ use std::time::Instant;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
-use kestrel_data::loader::{Loader, LoaderConfig, Sampler};
+use kestrel_data::loader::{mix_seed, Loader, LoaderConfig, Sampler};
+use kestrel_data::mixup::Mixup;
+use kestrel_data::recipe::{Recipe, TrainTransform};
+use rand::SeedableRng;
 use kestrel_data::preprocess::{Preprocess, RandomCropFlip};
 use kestrel_data::splits::Splits;
 use kestrel_data::SampleTransform;
@@ -44,6 +47,10 @@ pub struct TrainConfig {
     /// Loader threads (0 = all cores).
     pub workers: usize,
     pub skip_bad_images: bool,
+    /// A timm/torchvision augmentation recipe (RandomResizedCrop, RandAugment, Mixup, ...).
+    /// When set it replaces crop_padding/hflip and fixes the input size and normalisation.
+    #[serde(default)]
+    pub recipe: Option<Recipe>,
 }
 
 impl Default for TrainConfig {
@@ -67,6 +74,7 @@ impl Default for TrainConfig {
             seed: 42,
             workers: 0,
             skip_bad_images: false,
+            recipe: None,
         }
     }
 }
@@ -148,18 +156,36 @@ pub fn train(
     let num_classes = splits.class_names.len();
     let first = splits.train.get(0)?;
     let preprocess = preprocess_for(spec.name, (first.image.height, first.image.width))?;
-    let in_chans = preprocess.channels;
+    let (train_tf, eval_tf, mixup, in_chans): (Arc<dyn SampleTransform>, Arc<dyn SampleTransform>, Option<Mixup>, usize) =
+        match &cfg.recipe {
+            Some(recipe) => {
+                // As timm: the model fixes the input size; the recipe brings the augmentations.
+                let mut recipe = recipe.clone();
+                recipe.input_size = spec.data_config().input_size;
+                let recipe = &recipe;
+                let train_tf = TrainTransform::from_recipe(recipe)?;
+                let mixup = train_tf.mixup(num_classes)?;
+                (Arc::new(train_tf), Arc::new(recipe.eval_transform()?), mixup, recipe.input_size[0])
+            }
+            None => (
+                Arc::new(RandomCropFlip {
+                    base: preprocess.clone(),
+                    crop_padding: cfg.crop_padding,
+                    hflip: cfg.hflip,
+                }),
+                Arc::new(preprocess.clone()),
+                None,
+                preprocess.channels,
+            ),
+        };
 
     device.seed(cfg.seed);
     let train_device = device.clone().autodiff();
     let mut model: Model = spec.build(&BuildOptions { num_classes, in_chans }, &train_device);
+    if let Some((c, h, w)) = train_tf.output_shape() {
+        model.check_input([c, h, w], device)?;
+    }
 
-    let train_tf: Arc<dyn SampleTransform> = Arc::new(RandomCropFlip {
-        base: preprocess.clone(),
-        crop_padding: cfg.crop_padding,
-        hflip: cfg.hflip,
-    });
-    let eval_tf: Arc<dyn SampleTransform> = Arc::new(preprocess.clone());
     let train_loader = loader(splits.train.clone(), train_tf, cfg, true)?;
     let val_loader = loader(splits.val.clone(), eval_tf, cfg, false)?;
 
@@ -188,14 +214,22 @@ pub fn train(
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut lr = schedule.lr(step);
         for batch in train_loader.iter_epoch(epoch) {
-            let batch = batch?;
+            let mut batch = batch?;
             let n = batch.labels.len();
             if n == 0 {
                 continue;
             }
             lr = schedule.lr(step);
+            // Mixup/CutMix mix the batch in place and return soft targets (with the recipe's
+            // label smoothing); otherwise targets are one-hot, smoothed by --label-smoothing.
+            let targets = match &mixup {
+                Some(m) => {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(mix_seed(&[cfg.seed, epoch as u64, step as u64]));
+                    m.apply(&mut batch.images, batch.shape, &batch.labels, &mut rng)?
+                }
+                None => smoothed_one_hot(&batch.labels, num_classes, cfg.label_smoothing),
+            };
             let x = batch_to_tensor(&batch, &train_device);
-            let targets = smoothed_one_hot(&batch.labels, num_classes, cfg.label_smoothing);
             let y = targets_tensor(targets, n, num_classes, &train_device);
             let logits = model.forward(x);
             let loss = soft_cross_entropy(logits.clone(), y);
@@ -260,6 +294,10 @@ pub fn train(
                 in_chans,
                 class_names: splits.class_names.clone(),
                 preprocess: preprocess.clone(),
+                recipe: cfg.recipe.clone().map(|mut r| {
+                    r.input_size = spec.data_config().input_size;
+                    r
+                }),
                 train_config: serde_json::to_value(cfg).expect("config serialises"),
                 epoch,
                 val_accuracy: Some(val_acc),

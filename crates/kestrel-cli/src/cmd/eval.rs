@@ -1,5 +1,4 @@
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -98,7 +97,7 @@ pub fn evaluate_checkpoint(
         skip_bad_images,
         sampler: Sampler::Sequential,
     };
-    let loader = Loader::new(dataset.clone(), Arc::new(ckpt.meta.preprocess.clone()), cfg)?;
+    let loader = Loader::new(dataset.clone(), ckpt.meta.eval_transform()?, cfg)?;
     let preds = predict(&model, &loader, device)?;
     let mut report = EvalReport::compute(&preds.labels, &preds.probs, &ckpt.meta.class_names)?;
     report.skipped_images = Some(skipped_before + loader.skipped());

@@ -52,14 +52,12 @@ pub fn load(args: &ModelSourceArgs, device: &Device) -> Result<LoadedModel> {
     if let Some(dir) = &args.checkpoint {
         let ckpt = Checkpoint::open(dir)?;
         let model = ckpt.load_model(device)?;
-        let pre = ckpt.meta.preprocess.clone();
-        let (c, h, w) = pre.output_size().unwrap_or((ckpt.meta.in_chans, 0, 0));
         return Ok(LoadedModel {
             name: ckpt.meta.model.clone(),
             model,
-            transform: Arc::new(pre),
+            transform: ckpt.meta.eval_transform()?,
             class_names: ckpt.meta.class_names.clone(),
-            input_size: [c, h, w],
+            input_size: ckpt.meta.input_size(),
         });
     }
     let Some(name) = &args.model else {

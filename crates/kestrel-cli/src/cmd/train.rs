@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use kestrel_data::recipe::Recipe;
 use kestrel_train::optim::OptimizerKind;
 use kestrel_train::schedule::ScheduleKind;
 use kestrel_train::TrainConfig;
@@ -50,6 +51,14 @@ pub struct TrainArgs {
     /// Random horizontal flips (not for digits).
     #[arg(long)]
     pub hflip: bool,
+    /// Augmentation recipe: a preset (basic, randaugment, autoaugment, trivialaugment, deit,
+    /// cifar, cifar-autoaugment, mnist) with optional overrides, e.g.
+    /// `randaugment,hflip=0.0,mixup.mixup_alpha=0.2`. Replaces --crop-padding/--hflip.
+    #[arg(long, value_name = "SPEC", conflicts_with = "recipe_file")]
+    pub recipe: Option<String>,
+    /// Augmentation recipe from a JSON or TOML file (`preset = "..."` plus overrides).
+    #[arg(long, value_name = "FILE")]
+    pub recipe_file: Option<PathBuf>,
     /// Seed for initialisation, shuffling and augmentation: same seed, machine and thread count
     /// give the same run.
     #[arg(long, default_value_t = TrainConfig::default().seed)]
@@ -95,6 +104,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         workers: a.workers,
         skip_bad_images: a.data.skip_bad_images,
+        recipe: match (&a.recipe, &a.recipe_file) {
+            (Some(spec), _) => Some(Recipe::parse_cli(spec)?),
+            (None, Some(file)) => Some(Recipe::from_file(file)?),
+            (None, None) => None,
+        },
     };
     let splits = a.data.open()?;
     let out = a.out.clone().unwrap_or_else(|| fresh_run_dir(std::path::Path::new("runs"), &cfg.model));
