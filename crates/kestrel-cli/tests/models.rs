@@ -1,0 +1,89 @@
+//! `kestrel models`: the JSON listing, checked against hand counts for LeNet-5.
+
+mod common;
+
+use common::kestrel;
+
+fn models_json(args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["models", "--json"];
+    all.extend_from_slice(args);
+    let run = kestrel(all).ok();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("models --json is not JSON: {e}\n{}", run.stdout));
+    v.as_array()
+        .unwrap_or_else(|| panic!("models --json is not an array: {v}"))
+        .clone()
+}
+
+#[test]
+fn lenet5_params_and_macs() {
+    // Only LeNet-5 (building all 90-odd models takes minutes on a small machine).
+    let rows = models_json(&["--filter", "lenet5"]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!(r["name"], "lenet5");
+    assert_eq!(r["num_classes"], 10);
+    assert_eq!(r["input_size"], serde_json::json!([1, 32, 32]));
+    // conv1 6·(1·25)+6, conv2 16·(6·25)+16, fc 400·120+120, 120·84+84, 84·10+10.
+    assert_eq!(156 + 2_416 + 48_120 + 10_164 + 850, 61_706);
+    assert_eq!(r["params"], 61_706, "{r}");
+    // Convolutions and linear layers at 1×32×32: conv1 6·28·28·25, conv2 16·10·10·150, then
+    // 400·120 + 120·84 + 84·10.
+    let macs = 117_600 + 240_000 + 48_000 + 10_080 + 840;
+    assert_eq!(r["macs"], macs, "{r}");
+}
+
+#[test]
+fn json_lists_rows_with_every_field() {
+    // --no-macs: params only, so the listing stays quick.
+    let rows = models_json(&["--no-macs", "--filter", "cifar"]);
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["resnet8_cifar", "resnet20_cifar"], "{rows:?}");
+    for r in &rows {
+        assert_eq!(r["family"], "resnet", "{r}");
+        assert!(r["macs"].is_null(), "--no-macs: {r}");
+        assert_eq!(r["num_classes"], 10, "{r}");
+        assert_eq!(r["input_size"], serde_json::json!([3, 32, 32]), "{r}");
+        assert_eq!(r["mean"].as_array().unwrap().len(), 3, "{r}");
+        assert_eq!(r["std"].as_array().unwrap().len(), 3, "{r}");
+    }
+    // He et al.'s ResNet-20 for CIFAR-10 (option-A shortcuts): 0.27M, exactly 272,474.
+    assert_eq!(rows[1]["params"], 272_474, "{}", rows[1]);
+
+    let rows = models_json(&["--no-macs", "--filter", "resnet18"]);
+    let r18 = rows
+        .iter()
+        .find(|r| r["name"] == "resnet18")
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    // torchvision's resnet18: 11,689,512 parameters.
+    assert_eq!(r18["params"], 11_689_512, "{r18}");
+    assert_eq!(r18["num_classes"], 1000);
+    assert_eq!(r18["input_size"], serde_json::json!([3, 224, 224]));
+}
+
+/// The unfiltered listing (params only: counting every model's MACs takes minutes on 2 cores).
+#[test]
+fn full_listing_is_a_json_array_of_unique_models() {
+    let rows = models_json(&["--no-macs"]);
+    assert!(rows.len() >= 50, "only {} models", rows.len());
+    let mut names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["name"].as_str().expect("name"))
+        .collect();
+    for r in &rows {
+        assert!(r["params"].as_u64().unwrap_or(0) > 0, "{r}");
+        assert!(
+            r["family"].is_string() && r["num_classes"].as_u64().unwrap_or(0) > 0,
+            "{r}"
+        );
+    }
+    let lenet = rows
+        .iter()
+        .find(|r| r["name"] == "lenet5")
+        .expect("lenet5 listed");
+    assert_eq!(lenet["params"], 61_706);
+    names.sort();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(names.len(), before, "duplicate model names");
+}
