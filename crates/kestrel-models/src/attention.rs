@@ -14,19 +14,7 @@ use burn::nn::{BatchNorm, PaddingConfig1d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 
-use crate::layers::{batch_norm, conv2d, Counted};
-
-/// timm's `make_divisible` (helpers.py): rounds `v` to a multiple of `divisor`, at least
-/// `divisor`, and bumps up one step when rounding down lost more than (1 − round_limit).
-pub fn make_divisible(v: f64, divisor: usize, round_limit: f64) -> usize {
-    let d = divisor as f64;
-    let new_v = (((v + d / 2.0) as usize) / divisor * divisor).max(divisor);
-    if (new_v as f64) < round_limit * v {
-        new_v + divisor
-    } else {
-        new_v
-    }
-}
+use crate::layers::{batch_norm, conv2d, make_divisible, Counted};
 
 /// Which attention a residual block applies to its branch output.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,7 +33,7 @@ impl AttnKind {
         match self {
             AttnKind::Se => BlockAttention::Se(SqueezeExcite::new(
                 channels,
-                make_divisible(channels as f64 / 16.0, 8, 0.0),
+                make_divisible(channels as f64 / 16.0, 8, None, 0.0),
                 device,
             )),
             AttnKind::Eca => BlockAttention::Eca(Eca::new(channels, device)),
@@ -55,6 +43,8 @@ impl AttnKind {
 }
 
 /// An attention layer inside a block; the variant name never appears in weight keys.
+// Blocks are built once per model; boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum BlockAttention {
     Se(SqueezeExcite),
@@ -152,7 +142,7 @@ pub struct Cbam {
 
 impl Cbam {
     pub fn new(channels: usize, device: &Device) -> Self {
-        let rd = make_divisible(channels as f64 / 16.0, 1, 0.0);
+        let rd = make_divisible(channels as f64 / 16.0, 1, None, 0.0);
         Cbam {
             channel: CbamChannel {
                 fc1: conv2d(channels, rd, 1, 1, 0, 1, false, device),

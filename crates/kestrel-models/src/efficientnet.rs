@@ -12,26 +12,11 @@
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu6, sigmoid, silu};
 use burn::tensor::ops::PadMode;
 
-use crate::attention::make_divisible;
-use crate::layers::{conv2d, drop_path, global_avg_pool, Counted};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Act {
-    Silu,
-    Relu6,
-}
-
-impl Act {
-    fn apply(self, x: Tensor<4>) -> Tensor<4> {
-        match self {
-            Act::Silu => silu(x),
-            Act::Relu6 => relu6(x),
-        }
-    }
-}
+use crate::layers::{conv2d, drop_path, global_avg_pool, make_divisible, Counted};
+/// The builder blocks' activation and squeeze-excite, shared with MobileNet.
+pub use crate::mobilenet::{Act, SqueezeExcite};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlockType {
@@ -133,7 +118,7 @@ impl EfficientNetConfig {
 
     /// timm `round_channels`: make_divisible(c·multiplier, 8, round_limit 0.9).
     fn round_chs(&self, c: usize) -> usize {
-        make_divisible(c as f64 * self.channel_multiplier, 8, 0.9)
+        make_divisible(c as f64 * self.channel_multiplier, 8, None, 0.9)
     }
 
     fn act(&self) -> Act {
@@ -266,26 +251,6 @@ fn run_same(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     conv.run(x)
 }
 
-/// timm `_efficientnet_blocks.SqueezeExcite`: reduce to round(in·0.25) of the *block input*
-/// channels, the block's activation, expand, sigmoid gate.
-#[derive(Module, Debug)]
-pub struct SqueezeExcite {
-    pub conv_reduce: Conv2d,
-    pub conv_expand: Conv2d,
-    #[module(skip)]
-    pub act: Act,
-}
-
-impl SqueezeExcite {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let s = x.clone().mean_dims(&[2, 3]);
-        let s = self
-            .conv_expand
-            .run(self.act.apply(self.conv_reduce.run(s)));
-        x * sigmoid(s)
-    }
-}
-
 /// SE channels as timm computes them: rd_ratio = 0.25 / exp_ratio (se_from_exp=False), then
 /// Python's round(mid_chs · rd_ratio) (ties to even).
 fn se_channels(mid_chs: usize, exp_ratio: usize) -> usize {
@@ -320,11 +285,7 @@ impl DepthwiseSeparable {
         let act = cfg.act();
         let se = (!cfg.lite).then(|| {
             let rd = se_channels(in_chs, 1);
-            SqueezeExcite {
-                conv_reduce: conv2d(in_chs, rd, 1, 1, 0, 1, true, device),
-                conv_expand: conv2d(rd, in_chs, 1, 1, 0, 1, true, device),
-                act,
-            }
+            SqueezeExcite::new(in_chs, rd, act, Act::Sigmoid, device)
         });
         DepthwiseSeparable {
             conv_dw: cfg.conv(in_chs, in_chs, k, stride, in_chs, false, device),
@@ -383,14 +344,10 @@ impl InvertedResidual {
         device: &Device,
     ) -> Self {
         let act = cfg.act();
-        let mid = make_divisible((in_chs * exp_ratio) as f64, 8, 0.9);
+        let mid = make_divisible((in_chs * exp_ratio) as f64, 8, None, 0.9);
         let se = (!cfg.lite).then(|| {
             let rd = se_channels(mid, exp_ratio);
-            SqueezeExcite {
-                conv_reduce: conv2d(mid, rd, 1, 1, 0, 1, true, device),
-                conv_expand: conv2d(rd, mid, 1, 1, 0, 1, true, device),
-                act,
-            }
+            SqueezeExcite::new(mid, rd, act, Act::Sigmoid, device)
         });
         InvertedResidual {
             conv_pw: cfg.conv(in_chs, mid, 1, 1, 1, false, device),
@@ -423,6 +380,8 @@ impl InvertedResidual {
 }
 
 /// A block of `blocks.S`; the variant name never appears in weight keys.
+// Blocks are built once per model; boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum EffBlock {
     Ds(DepthwiseSeparable),

@@ -15,6 +15,7 @@ pub fn kaiming_normal_fan_out() -> Initializer {
 }
 
 /// A conv with symmetric PyTorch-style padding (`padding=p` on every side).
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     in_ch: usize,
     out_ch: usize,
@@ -38,6 +39,18 @@ pub fn conv2d(
 
 pub fn batch_norm(features: usize, device: &Device) -> BatchNorm {
     BatchNormConfig::new(features).init(device)
+}
+
+/// timm's `make_divisible`: round `v` to the nearest multiple of `divisor` (at least `min_value`,
+/// default `divisor`), going up one step if rounding lost more than `1 - round_limit` of `v`.
+pub fn make_divisible(v: f64, divisor: usize, min_value: Option<usize>, round_limit: f64) -> usize {
+    let min_value = min_value.unwrap_or(divisor);
+    let d = divisor as f64;
+    let mut new_v = min_value.max(((v + d / 2.0) as usize) / divisor * divisor);
+    if (new_v as f64) < round_limit * v {
+        new_v += divisor;
+    }
+    new_v
 }
 
 /// Global average pooling over H and W: [N, C, H, W] -> [N, C].

@@ -2,9 +2,9 @@
 
 pub mod alexnet;
 pub mod attention;
-pub mod efficientnet;
 pub mod bench;
 pub mod convnext;
+pub mod efficientnet;
 pub mod error;
 pub mod layers;
 pub mod lenet;

@@ -15,9 +15,9 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation;
-use burn::tensor::Distribution;
 
-use crate::layers::{conv2d, global_avg_pool, Counted};
+pub use crate::layers::make_divisible;
+use crate::layers::{conv2d, drop_path, global_avg_pool, Counted};
 
 // ---------------------------------------------------------------------------------------------
 // Activations and small helpers
@@ -49,31 +49,6 @@ impl Act {
             Act::HardSigmoid => activation::hard_sigmoid(x, 1.0 / 6.0, 0.5),
         }
     }
-}
-
-/// Stochastic depth (Huang et al. 2016), timm's `drop_path`: zeroes whole samples of a residual
-/// branch with probability `rate` and scales the kept ones by 1/(1 − rate). Active only on an
-/// autodiff device (training); the identity at inference.
-pub fn drop_path(x: Tensor<4>, rate: f64) -> Tensor<4> {
-    if rate <= 0.0 || !x.device().is_autodiff() {
-        return x;
-    }
-    let keep = 1.0 - rate;
-    let [n, _, _, _] = x.dims();
-    let mask = Tensor::<4>::random([n, 1, 1, 1], Distribution::Bernoulli(keep), &x.device());
-    x.mul(mask).div_scalar(keep)
-}
-
-/// timm's `make_divisible`: round `v` to the nearest multiple of `divisor` (at least `min_value`,
-/// default `divisor`), going up one step if rounding lost more than `1 - round_limit` of `v`.
-pub fn make_divisible(v: f64, divisor: usize, min_value: Option<usize>, round_limit: f64) -> usize {
-    let min_value = min_value.unwrap_or(divisor);
-    let d = divisor as f64;
-    let mut new_v = min_value.max(((v + d / 2.0) as usize) / divisor * divisor);
-    if (new_v as f64) < round_limit * v {
-        new_v += divisor;
-    }
-    new_v
 }
 
 /// Python's `round`: halves go to the even neighbour.
@@ -405,6 +380,8 @@ impl ConvBnAct {
 }
 
 /// Any block the builder makes. The variant names never reach the weight files.
+// Blocks are built once per model; boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum MbBlock {
     Ds(DepthwiseSeparable),

@@ -106,7 +106,9 @@ impl Model {
         let quiet = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.valid().forward(Tensor::zeros([1, c, h, w], &device.clone().inner())).dims()
+            self.valid()
+                .forward(Tensor::zeros([1, c, h, w], &device.clone().inner()))
+                .dims()
         }));
         std::panic::set_hook(quiet);
         result.map(|_| ()).map_err(|p| {

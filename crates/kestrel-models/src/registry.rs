@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::alexnet::AlexNetConfig;
 use crate::attention::AttnKind;
-use crate::efficientnet::EfficientNetConfig;
 use crate::convnext::ConvNeXtConfig;
+use crate::efficientnet::EfficientNetConfig;
 use crate::error::ModelError;
 use crate::lenet::LeNet5;
 use crate::mobilenet::MobileNetConfig;

@@ -21,7 +21,10 @@ use crate::model::Model;
 /// kestrel stores as a Vec) keep their indices.
 const IMPORT_RULES: &[(&str, &str)] = &[
     // ResNet (timm/torchvision): `layerN.M.downsample` is nn.Sequential(conv, bn).
-    (r"^(layer\d+\.\d+)\.downsample\.0\.", "${1}.downsample.conv."),
+    (
+        r"^(layer\d+\.\d+)\.downsample\.0\.",
+        "${1}.downsample.conv.",
+    ),
     (r"^(layer\d+\.\d+)\.downsample\.1\.", "${1}.downsample.bn."),
     // RegNet stages `s1..s4` hold 1-based blocks `bN`, stored at Vec index N; their
     // `downsample` (conv, bn) is the field `shortcut`, out of the ResNet rules' way.
@@ -30,7 +33,10 @@ const IMPORT_RULES: &[(&str, &str)] = &[
 ];
 /// The inverse of [`IMPORT_RULES`], applied when saving.
 const EXPORT_RULES: &[(&str, &str)] = &[
-    (r"^(layer\d+\.\d+)\.downsample\.conv\.", "${1}.downsample.0."),
+    (
+        r"^(layer\d+\.\d+)\.downsample\.conv\.",
+        "${1}.downsample.0.",
+    ),
     (r"^(layer\d+\.\d+)\.downsample\.bn\.", "${1}.downsample.1."),
     (r"^(s[1-4])\.(\d+)\.shortcut\.", "${1}.b${2}.downsample."),
     (r"^(s[1-4])\.(\d+)\.", "${1}.b${2}."),

@@ -5,7 +5,6 @@
 //!     python3 ../shared/tools/make_parity.py mobilenetv2_100 tv:shufflenet_v2_x1_0 --out .parity
 //!     cargo test --release -p kestrel-models --test full_parity_mobilenet_shufflenet_vgg -- --ignored --nocapture
 
-#[allow(dead_code)]
 mod common;
 
 use std::path::PathBuf;

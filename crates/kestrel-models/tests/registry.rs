@@ -1,6 +1,5 @@
 //! Parameter and MAC counts against independent references.
 
-use kestrel_models::burn::module::Module;
 use kestrel_models::burn::prelude::*;
 use kestrel_models::layers::count_macs;
 
@@ -40,4 +39,22 @@ fn unknown_model_error_suggests_names() {
         err.contains("resnet19") && err.contains("resnet18"),
         "{err}"
     );
+}
+
+/// The registry is merged from several family files: no name or alias may be claimed twice,
+/// and every entry must be found under its own name.
+#[test]
+fn registry_names_and_aliases_are_unique() {
+    let mut seen = std::collections::HashSet::new();
+    for spec in kestrel_models::REGISTRY {
+        for name in std::iter::once(&spec.name).chain(spec.aliases) {
+            assert!(seen.insert(*name), "{name} registered twice");
+            assert_eq!(
+                *name,
+                name.to_ascii_lowercase(),
+                "find() lower-cases its input"
+            );
+        }
+        assert_eq!(kestrel_models::find(spec.name).unwrap().name, spec.name);
+    }
 }

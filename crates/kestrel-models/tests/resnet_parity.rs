@@ -152,8 +152,16 @@ fn other_class_count_reinitialises_only_the_classifier() {
         unreachable!()
     };
     let x = input_tensor(&dir, &device);
-    let fa: Vec<f32> = a.forward_features(x.clone()).into_data().to_vec().unwrap();
-    let fb: Vec<f32> = b.forward_features(x).into_data().to_vec().unwrap();
+    let fa: Vec<f32> = a
+        .forward_features(x.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let fb: Vec<f32> = b
+        .forward_features(x)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert_eq!(fa, fb);
 }
 

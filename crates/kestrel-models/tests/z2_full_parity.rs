@@ -19,7 +19,7 @@ use kestrel_models::Model;
 /// (max |ours − timm|, max |timm|).
 fn errors(model: &Model, dir: &std::path::Path) -> (f32, f32) {
     let x = input_tensor(dir, &Device::flex());
-    let ours: Vec<f32> = model.forward(x).into_data().to_vec().unwrap();
+    let ours: Vec<f32> = model.forward(x).into_data().try_to_vec::<f32>().unwrap();
     let (_, reference) = read_tensor(&dir.join("io.safetensors"), "logits");
     let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
     let err = ours

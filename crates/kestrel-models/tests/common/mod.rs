@@ -1,4 +1,6 @@
 //! Helpers for the parity tests: read the fixtures written by scripts/make_model_fixtures.py.
+// Each test binary uses a subset of these helpers.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
@@ -36,7 +38,7 @@ pub fn input_tensor(fixture_dir: &std::path::Path, device: &Device) -> Tensor<4>
 pub fn assert_logits_match(ours: Tensor<2>, fixture_dir: &std::path::Path) {
     let (shape, reference) = read_tensor(&fixture_dir.join("io.safetensors"), "logits");
     assert_eq!(ours.dims().to_vec(), shape, "logit shape");
-    let ours: Vec<f32> = ours.into_data().to_vec().unwrap();
+    let ours: Vec<f32> = ours.into_data().try_to_vec::<f32>().unwrap();
     let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
     let err = ours
         .iter()

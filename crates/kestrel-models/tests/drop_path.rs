@@ -1,6 +1,6 @@
-//! ConvNeXt training pieces: stochastic depth is active on autodiff devices only, and a shrunk
-//! ConvNeXt (both MLP kinds, drop-path and head dropout on) learns a fixed batch; the latter
-//! is a row in train_every_family.rs.
+//! `layers::drop_path`, the one stochastic-depth implementation every family uses (ConvNeXt,
+//! MobileNet, EfficientNet, RegNet): active on autodiff devices only, whole samples at a time.
+//! That each family still learns with it switched on is checked in train_every_family.rs.
 
 use kestrel_models::burn::prelude::*;
 use kestrel_models::layers::drop_path;
