@@ -42,6 +42,12 @@ enum Command {
 }
 
 fn main() {
+    // Like any Unix filter, stop quietly when the reader goes away (`kestrel models | head`)
+    // instead of panicking on a broken pipe.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KESTREL_LOG").unwrap_or_else(|_| "warn".into()),

@@ -138,7 +138,6 @@ fn train_skip_bad_images_counts_the_skipped_file() {
 /// (the trainer peeks at one sample to choose the preprocessing). A separate --val-dir keeps the
 /// split from moving the file out of the training set.
 #[test]
-#[ignore = "bug: kestrel_train::train decodes splits.train.get(0) to choose the preprocessing, ignoring --skip-bad-images"]
 fn train_skip_bad_images_when_first_training_image_is_corrupt() {
     let tmp = tempdir();
     let data = tmp.path().join("train");

@@ -359,7 +359,6 @@ fn train_eval_predict_forward_on_solid_colours() {
 /// process umask decides), so that another user or a serving process can load it.
 #[cfg(unix)]
 #[test]
-#[ignore = "bug: model.safetensors is written with mode 0600 (burn-store's atomic scratch file), checkpoint.json with the umask's 0644"]
 fn checkpoint_weights_file_has_the_same_permissions_as_its_metadata() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempdir();

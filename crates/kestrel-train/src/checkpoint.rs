@@ -67,7 +67,15 @@ pub struct Checkpoint {
 impl Checkpoint {
     pub fn save(dir: &Path, model: &Model, meta: &CheckpointMeta) -> Result<(), TrainError> {
         std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-        save_safetensors(model, &dir.join(WEIGHTS_FILE))?;
+        let weights = dir.join(WEIGHTS_FILE);
+        save_safetensors(model, &weights)?;
+        // burn-store writes through a 0600 scratch file; give the weights the same mode as the
+        // JSON beside them.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&weights, std::fs::Permissions::from_mode(0o644));
+        }
         let json = serde_json::to_string_pretty(meta).expect("checkpoint metadata serialises");
         let meta_path = dir.join(META_FILE);
         std::fs::write(&meta_path, json).map_err(|e| TrainError::io(meta_path, e))

@@ -107,8 +107,10 @@ pub fn preprocess_for(model_name: &str, sample_hw: (usize, usize)) -> Result<Pre
     let dc = spec.data_config();
     let [c, h, w] = dc.input_size;
     let (sh, sw) = sample_hw;
+    // Images the size of the training set are padded (28 → 32 for LeNet, as in the paper); any
+    // other size is first resized to the training size, so predict takes any image.
     let (resize, pad) = if sh <= h && sw <= w && h - sh == w - sw && (h - sh) % 2 == 0 {
-        (None, (h - sh) / 2)
+        (Some([sh, sw]), (h - sh) / 2)
     } else {
         (Some([h, w]), 0)
     };
@@ -124,7 +126,8 @@ fn loader(
     let lc = LoaderConfig {
         batch_size: cfg.batch_size,
         shuffle: train,
-        drop_last: train,
+        // Dropping a ragged last batch keeps BN statistics sane, but never drop the only batch.
+        drop_last: train && splits_part.len() >= cfg.batch_size,
         seed: cfg.seed,
         num_workers: cfg.workers,
         prefetch_batches: 2,
@@ -152,9 +155,18 @@ pub fn train(
             splits.description
         )));
     }
+    if !(0.0..1.0).contains(&cfg.label_smoothing) {
+        return Err(TrainError::Config(format!(
+            "--label-smoothing {}: must be in [0, 1)",
+            cfg.label_smoothing
+        )));
+    }
+    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
+        return Err(TrainError::Config(format!("--lr {}: must be a positive number", cfg.lr)));
+    }
     let spec = kestrel_models::find(&cfg.model)?;
     let num_classes = splits.class_names.len();
-    let first = splits.train.get(0)?;
+    let first = first_sample(splits, cfg.skip_bad_images)?;
     let preprocess = preprocess_for(spec.name, (first.image.height, first.image.width))?;
     let (train_tf, eval_tf, mixup, in_chans): (Arc<dyn SampleTransform>, Arc<dyn SampleTransform>, Option<Mixup>, usize) =
         match &cfg.recipe {
@@ -315,6 +327,22 @@ pub fn train(
         history,
         seconds: started.elapsed().as_secs_f64(),
         skipped_images: train_loader.skipped() + val_loader.skipped(),
+    })
+}
+
+/// The first training sample that decodes (with `skip_bad_images`, bad ones are passed over).
+fn first_sample(splits: &Splits, skip_bad_images: bool) -> Result<kestrel_data::Sample, TrainError> {
+    let mut last_err = None;
+    for i in 0..splits.train.len() {
+        match splits.train.get(i) {
+            Ok(sample) => return Ok(sample),
+            Err(e) if skip_bad_images => last_err = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(match last_err {
+        Some(e) => e.into(),
+        None => TrainError::Config(format!("{}: the training split is empty", splits.description)),
     })
 }
 

@@ -45,6 +45,10 @@ pub fn run(a: ForwardArgs) -> Result<()> {
             loaded.name
         );
     }
+    loaded
+        .model
+        .check_input([shape[1], shape[2], shape[3]], &device)
+        .map_err(|e| anyhow::anyhow!("{}: tensor 'input' of shape {shape:?}: {e}", a.input.display()))?;
     let x = Tensor::<4>::from_data(TensorData::new(data, [shape[0], shape[1], shape[2], shape[3]]), &device);
     let logits = loaded.model.forward(x);
     let dims = logits.dims();
