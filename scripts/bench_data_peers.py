@@ -9,6 +9,8 @@ the last batch, so worker start-up is inside the epoch, as it is for kestrel. Th
 warms the page cache; report the best one.
 
 Prints one JSON object: {images, epoch_images_per_second, best_images_per_second, ...}.
+cpu_ms_per_image is user + system CPU time (all processes/threads) per image over all epochs
+(for kestrel: its whole process): on a shared, loaded machine it is steadier than images/s.
 
 With --kestrel BIN, the same invocation also runs `BIN data-bench` on the same folder (same
 batch size and epochs; --val-dir DIR as well, so that its training split is the whole folder,
@@ -33,6 +35,17 @@ STD = [0.229, 0.224, 0.225]
 
 def loadavg():
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def cpu_seconds():
+    """User + system CPU time of this process and of its waited-for children (DataLoader workers,
+    kestrel runs): a figure that contention on a shared machine barely moves."""
+    import resource
+    t = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        t += r.ru_utime + r.ru_stime
+    return t
 
 
 def worker_init(_):
@@ -70,6 +83,7 @@ def run_torchvision(a):
     )
     load = loadavg()
     rates = []
+    cpu0 = cpu_seconds()
     for epoch in range(max(1, a.epochs)):
         t = time.perf_counter()
         n = 0
@@ -78,6 +92,7 @@ def run_torchvision(a):
         rate = n / (time.perf_counter() - t)
         print(f"torchvision epoch {epoch}: {n} images, {rate:.1f} images/s", file=sys.stderr)
         rates.append(round(rate, 1))
+    cpu = cpu_seconds() - cpu0
     return {
         "peer": f"torchvision {__import__('torchvision').__version__}, torch {torch.__version__}",
         "pipeline": a.pipeline + (f" + RandomErasing({a.erasing})" if a.erasing > 0 else ""),
@@ -86,6 +101,7 @@ def run_torchvision(a):
         "workers": a.workers,
         "epoch_images_per_second": rates,
         "best_images_per_second": max(rates),
+        "cpu_ms_per_image": round(1000 * cpu / (len(ds) * len(rates)), 2),
         "loadavg_before": load,
     }
 
@@ -97,7 +113,9 @@ def run_kestrel(a, workers, recipe):
                "--recipe", recipe, "--workers", str(workers), "--batch-size", str(a.batch_size),
                "--epochs", str(a.epochs), "--json", out]
         load = loadavg()
+        cpu0 = cpu_seconds()
         p = subprocess.run(cmd, capture_output=True, text=True)
+        cpu = cpu_seconds() - cpu0
         sys.stderr.write("".join(f"kestrel[{recipe}, w{workers}] {l}\n"
                                  for l in p.stdout.splitlines()))
         if p.returncode != 0:
@@ -105,6 +123,7 @@ def run_kestrel(a, workers, recipe):
         r = json.load(open(out))
     r["epoch_images_per_second"] = [round(x, 1) for x in r["epoch_images_per_second"]]
     r["best_images_per_second"] = round(r["best_images_per_second"], 1)
+    r["cpu_ms_per_image"] = round(1000 * cpu / (r["images"] * len(r["epoch_images_per_second"])), 2)
     r["loadavg_before"] = load
     r["command"] = " ".join(cmd[:-2])
     return r
