@@ -7,7 +7,11 @@ pub const DEVICE_HELP: &str = "cpu (burn's flex backend, default), wgpu[:N] (nee
 
 pub fn parse_device(spec: &str) -> Result<Device> {
     let (kind, index) = match spec.split_once(':') {
-        Some((k, i)) => (k, i.parse::<usize>().map_err(|_| anyhow::anyhow!("--device {spec}: bad device index '{i}'"))?),
+        Some((k, i)) => (
+            k,
+            i.parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("--device {spec}: bad device index '{i}'"))?,
+        ),
         None => (spec, 0),
     };
     let _ = index;

@@ -35,7 +35,10 @@ impl DataError {
         }
     }
     pub fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        DataError::Format { path: path.into(), reason: reason.into() }
+        DataError::Format {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }
 

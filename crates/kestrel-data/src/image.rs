@@ -12,12 +12,26 @@ pub struct Image {
 
 impl Image {
     pub fn new(height: usize, width: usize, channels: usize, data: Vec<u8>) -> Self {
-        assert_eq!(data.len(), height * width * channels, "Image buffer does not match its shape");
-        Image { height, width, channels, data }
+        assert_eq!(
+            data.len(),
+            height * width * channels,
+            "Image buffer does not match its shape"
+        );
+        Image {
+            height,
+            width,
+            channels,
+            data,
+        }
     }
 
     pub fn zeros(height: usize, width: usize, channels: usize) -> Self {
-        Image { height, width, channels, data: vec![0; height * width * channels] }
+        Image {
+            height,
+            width,
+            channels,
+            data: vec![0; height * width * channels],
+        }
     }
 
     #[inline]

@@ -4,38 +4,38 @@
 //! produce). A [`SampleTransform`] turns an `Image` into a float CHW sample ([`Chw`]), and the
 //! loader stacks samples into NCHW `f32` batches ready for any backend.
 
+pub mod augment;
+pub mod cifar;
 pub mod dataset;
+pub mod decode;
 pub mod error;
+pub mod folder;
+pub mod grid;
+pub mod idx;
 pub mod image;
 pub mod imagenet;
-pub mod transform;
-pub mod transforms;
-pub mod augment;
-pub mod mixup;
-pub mod recipe;
-pub mod grid;
-pub mod cifar;
-pub mod decode;
-pub mod folder;
-pub mod idx;
 pub mod loader;
 pub mod memory;
+pub mod mixup;
 pub mod preprocess;
+pub mod recipe;
 pub mod splits;
+pub mod transform;
+pub mod transforms;
 
-pub use crate::dataset::{Dataset, Sample};
-pub use crate::error::DataError;
-pub use crate::image::Image;
-pub use crate::transform::{Chw, SampleTransform};
 pub use crate::cifar::{open_cifar_dir, CifarDir, CifarKind};
+pub use crate::dataset::{Dataset, Sample};
 pub use crate::decode::{decode_image_bytes, decode_image_file};
+pub use crate::error::DataError;
 pub use crate::folder::ImageFolder;
+pub use crate::grid::{augment_preview, save_png};
 pub use crate::idx::{embedded_mnist, open_idx_dir, read_idx_images, read_idx_labels, IdxDir};
+pub use crate::image::Image;
 pub use crate::loader::{Batch, EpochIter, Loader, LoaderConfig, Sampler};
 pub use crate::memory::{InMemoryDataset, Subset};
-pub use crate::preprocess::{Preprocess, RandomCropFlip};
-pub use crate::splits::{open_dataset, SplitOptions, Splits};
-pub use crate::transforms::{EvalTransform, Interpolation};
-pub use crate::recipe::{Recipe, TrainTransform};
 pub use crate::mixup::{Mixup, MixupConfig};
-pub use crate::grid::{augment_preview, save_png};
+pub use crate::preprocess::{Preprocess, RandomCropFlip};
+pub use crate::recipe::{Recipe, TrainTransform};
+pub use crate::splits::{open_dataset, SplitOptions, Splits};
+pub use crate::transform::{Chw, SampleTransform};
+pub use crate::transforms::{EvalTransform, Interpolation};

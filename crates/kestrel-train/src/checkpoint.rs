@@ -52,7 +52,10 @@ impl CheckpointMeta {
         match &self.recipe {
             Some(r) => r.input_size,
             None => {
-                let (c, h, w) = self.preprocess.output_size().unwrap_or((self.in_chans, 0, 0));
+                let (c, h, w) = self
+                    .preprocess
+                    .output_size()
+                    .unwrap_or((self.in_chans, 0, 0));
                 [c, h, w]
             }
         }
@@ -83,28 +86,46 @@ impl Checkpoint {
 
     /// Reads `checkpoint.json` from `dir` (or from the folder holding a given file).
     pub fn open(path: &Path) -> Result<Checkpoint, TrainError> {
-        let dir = if path.is_file() { path.parent().unwrap_or(Path::new(".")) } else { path };
+        let dir = if path.is_file() {
+            path.parent().unwrap_or(Path::new("."))
+        } else {
+            path
+        };
         let meta_path = dir.join(META_FILE);
         if !dir.exists() {
-            return Err(TrainError::Checkpoint { path: dir.into(), reason: "no such directory".into() });
+            return Err(TrainError::Checkpoint {
+                path: dir.into(),
+                reason: "no such directory".into(),
+            });
         }
         let text = std::fs::read_to_string(&meta_path).map_err(|e| TrainError::Checkpoint {
             path: meta_path.clone(),
             reason: format!("cannot read checkpoint metadata: {e}"),
         })?;
-        let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
-            path: meta_path.clone(),
-            reason: format!("invalid checkpoint metadata: {e}"),
-        })?;
-        Ok(Checkpoint { dir: dir.to_path_buf(), meta })
+        let meta: CheckpointMeta =
+            serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
+                path: meta_path.clone(),
+                reason: format!("invalid checkpoint metadata: {e}"),
+            })?;
+        Ok(Checkpoint {
+            dir: dir.to_path_buf(),
+            meta,
+        })
     }
 
     /// Builds the model and loads the weights, on `device`.
     pub fn load_model(&self, device: &Device) -> Result<Model, TrainError> {
         let spec = kestrel_models::find(&self.meta.model)?;
-        let opts = BuildOptions { num_classes: self.meta.num_classes, in_chans: self.meta.in_chans };
+        let opts = BuildOptions {
+            num_classes: self.meta.num_classes,
+            in_chans: self.meta.in_chans,
+        };
         let mut model = spec.build(&opts, device);
-        load_weights(&mut model, &self.dir.join(WEIGHTS_FILE), &LoadOptions::default())?;
+        load_weights(
+            &mut model,
+            &self.dir.join(WEIGHTS_FILE),
+            &LoadOptions::default(),
+        )?;
         Ok(model)
     }
 }

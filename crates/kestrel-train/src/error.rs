@@ -13,15 +13,25 @@ pub enum TrainError {
         source: std::io::Error,
     },
     #[error("{path}: {reason}")]
-    Checkpoint { path: std::path::PathBuf, reason: String },
+    Checkpoint {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("{0}")]
     Config(String),
     #[error("training diverged: loss is {loss} at epoch {epoch}, step {step}; lower --lr")]
-    Diverged { loss: f32, epoch: usize, step: usize },
+    Diverged {
+        loss: f32,
+        epoch: usize,
+        step: usize,
+    },
 }
 
 impl TrainError {
     pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
-        TrainError::Io { path: path.into(), source }
+        TrainError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

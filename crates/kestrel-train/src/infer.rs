@@ -22,7 +22,12 @@ pub fn batch_to_tensor(batch: &Batch, device: &Device) -> Tensor<4> {
 
 /// `model` should be in eval mode (`model.valid()`).
 pub fn predict(model: &Model, loader: &Loader, device: &Device) -> Result<Predictions, TrainError> {
-    let mut out = Predictions { labels: vec![], probs: vec![], indices: vec![], num_classes: 0 };
+    let mut out = Predictions {
+        labels: vec![],
+        probs: vec![],
+        indices: vec![],
+        num_classes: 0,
+    };
     for batch in loader.iter_epoch(0) {
         let batch = batch?;
         if batch.labels.is_empty() {
@@ -31,7 +36,8 @@ pub fn predict(model: &Model, loader: &Loader, device: &Device) -> Result<Predic
         let logits = model.forward(batch_to_tensor(&batch, device));
         out.num_classes = logits.dims()[1];
         let probs = softmax(logits, 1).into_data();
-        out.probs.extend(probs.try_to_vec::<f32>().expect("f32 logits"));
+        out.probs
+            .extend(probs.try_to_vec::<f32>().expect("f32 logits"));
         out.labels.extend(&batch.labels);
         out.indices.extend(&batch.indices);
     }

@@ -25,14 +25,25 @@ impl std::str::FromStr for OptimizerKind {
 
 /// SGD: momentum with no dampening and L2 weight decay added to the gradient, as torch.optim.SGD.
 /// AdamW: decoupled weight decay, eps 1e-8, betas (0.9, 0.999), as torch.optim.AdamW.
-pub fn build(kind: OptimizerKind, momentum: f64, weight_decay: f64, nesterov: bool) -> ModuleOptimizer {
+pub fn build(
+    kind: OptimizerKind,
+    momentum: f64,
+    weight_decay: f64,
+    nesterov: bool,
+) -> ModuleOptimizer {
     match kind {
         OptimizerKind::Sgd => {
             let momentum = (momentum > 0.0).then(|| {
-                MomentumConfig::new().with_momentum(momentum).with_dampening(0.0).with_nesterov(nesterov)
+                MomentumConfig::new()
+                    .with_momentum(momentum)
+                    .with_dampening(0.0)
+                    .with_nesterov(nesterov)
             });
             let decay = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
-            SgdConfig::new().with_momentum(momentum).with_weight_decay(decay).init()
+            SgdConfig::new()
+                .with_momentum(momentum)
+                .with_weight_decay(decay)
+                .init()
         }
         OptimizerKind::Adamw => AdamWConfig::new()
             .with_beta_1(0.9)

@@ -33,7 +33,8 @@ impl Schedule {
             ScheduleKind::Cosine => {
                 let span = self.total_steps.saturating_sub(self.warmup_steps).max(1);
                 let t = ((step - self.warmup_steps) as f64 / span as f64).min(1.0);
-                self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1.0 + (std::f64::consts::PI * t).cos())
+                self.min_lr
+                    + 0.5 * (self.base_lr - self.min_lr) * (1.0 + (std::f64::consts::PI * t).cos())
             }
         }
     }

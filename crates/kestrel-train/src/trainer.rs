@@ -11,12 +11,12 @@ use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use kestrel_data::loader::{mix_seed, Loader, LoaderConfig, Sampler};
 use kestrel_data::mixup::Mixup;
-use kestrel_data::recipe::{Recipe, TrainTransform};
-use rand::SeedableRng;
 use kestrel_data::preprocess::{Preprocess, RandomCropFlip};
+use kestrel_data::recipe::{Recipe, TrainTransform};
 use kestrel_data::splits::Splits;
 use kestrel_data::SampleTransform;
 use kestrel_models::{BuildOptions, Model};
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, CheckpointMeta};
@@ -102,7 +102,10 @@ pub struct TrainOutcome {
 
 /// The eval preprocessing for `model_name` on images shaped like `sample`: convert channels,
 /// then pad (when the image is smaller by an even margin, as 28 → 32 for LeNet) or resize.
-pub fn preprocess_for(model_name: &str, sample_hw: (usize, usize)) -> Result<Preprocess, TrainError> {
+pub fn preprocess_for(
+    model_name: &str,
+    sample_hw: (usize, usize),
+) -> Result<Preprocess, TrainError> {
     let spec = kestrel_models::find(model_name)?;
     let dc = spec.data_config();
     let [c, h, w] = dc.input_size;
@@ -114,7 +117,13 @@ pub fn preprocess_for(model_name: &str, sample_hw: (usize, usize)) -> Result<Pre
     } else {
         (Some([h, w]), 0)
     };
-    Ok(Preprocess { channels: c, resize, pad, mean: dc.mean.clone(), std: dc.std.clone() })
+    Ok(Preprocess {
+        channels: c,
+        resize,
+        pad,
+        mean: dc.mean.clone(),
+        std: dc.std.clone(),
+    })
 }
 
 fn loader(
@@ -132,7 +141,11 @@ fn loader(
         num_workers: cfg.workers,
         prefetch_batches: 2,
         skip_bad_images: cfg.skip_bad_images,
-        sampler: if train { Sampler::Shuffle } else { Sampler::Sequential },
+        sampler: if train {
+            Sampler::Shuffle
+        } else {
+            Sampler::Sequential
+        },
     };
     Ok(Loader::new(splits_part, transform, lc)?)
 }
@@ -147,7 +160,9 @@ pub fn train(
     show_progress: bool,
 ) -> Result<TrainOutcome, TrainError> {
     if cfg.epochs == 0 || cfg.batch_size == 0 {
-        return Err(TrainError::Config("--epochs and --batch-size must be at least 1".into()));
+        return Err(TrainError::Config(
+            "--epochs and --batch-size must be at least 1".into(),
+        ));
     }
     if splits.train.is_empty() || splits.val.is_empty() {
         return Err(TrainError::Config(format!(
@@ -162,38 +177,56 @@ pub fn train(
         )));
     }
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        return Err(TrainError::Config(format!("--lr {}: must be a positive number", cfg.lr)));
+        return Err(TrainError::Config(format!(
+            "--lr {}: must be a positive number",
+            cfg.lr
+        )));
     }
     let spec = kestrel_models::find(&cfg.model)?;
     let num_classes = splits.class_names.len();
     let first = first_sample(splits, cfg.skip_bad_images)?;
     let preprocess = preprocess_for(spec.name, (first.image.height, first.image.width))?;
-    let (train_tf, eval_tf, mixup, in_chans): (Arc<dyn SampleTransform>, Arc<dyn SampleTransform>, Option<Mixup>, usize) =
-        match &cfg.recipe {
-            Some(recipe) => {
-                // As timm: the model fixes the input size; the recipe brings the augmentations.
-                let mut recipe = recipe.clone();
-                recipe.input_size = spec.data_config().input_size;
-                let recipe = &recipe;
-                let train_tf = TrainTransform::from_recipe(recipe)?;
-                let mixup = train_tf.mixup(num_classes)?;
-                (Arc::new(train_tf), Arc::new(recipe.eval_transform()?), mixup, recipe.input_size[0])
-            }
-            None => (
-                Arc::new(RandomCropFlip {
-                    base: preprocess.clone(),
-                    crop_padding: cfg.crop_padding,
-                    hflip: cfg.hflip,
-                }),
-                Arc::new(preprocess.clone()),
-                None,
-                preprocess.channels,
-            ),
-        };
+    let (train_tf, eval_tf, mixup, in_chans): (
+        Arc<dyn SampleTransform>,
+        Arc<dyn SampleTransform>,
+        Option<Mixup>,
+        usize,
+    ) = match &cfg.recipe {
+        Some(recipe) => {
+            // As timm: the model fixes the input size; the recipe brings the augmentations.
+            let mut recipe = recipe.clone();
+            recipe.input_size = spec.data_config().input_size;
+            let recipe = &recipe;
+            let train_tf = TrainTransform::from_recipe(recipe)?;
+            let mixup = train_tf.mixup(num_classes)?;
+            (
+                Arc::new(train_tf),
+                Arc::new(recipe.eval_transform()?),
+                mixup,
+                recipe.input_size[0],
+            )
+        }
+        None => (
+            Arc::new(RandomCropFlip {
+                base: preprocess.clone(),
+                crop_padding: cfg.crop_padding,
+                hflip: cfg.hflip,
+            }),
+            Arc::new(preprocess.clone()),
+            None,
+            preprocess.channels,
+        ),
+    };
 
     device.seed(cfg.seed);
     let train_device = device.clone().autodiff();
-    let mut model: Model = spec.build(&BuildOptions { num_classes, in_chans }, &train_device);
+    let mut model: Model = spec.build(
+        &BuildOptions {
+            num_classes,
+            in_chans,
+        },
+        &train_device,
+    );
     if let Some((c, h, w)) = train_tf.output_shape() {
         model.check_input([c, h, w], device)?;
     }
@@ -236,7 +269,11 @@ pub fn train(
             // label smoothing); otherwise targets are one-hot, smoothed by --label-smoothing.
             let targets = match &mixup {
                 Some(m) => {
-                    let mut rng = rand::rngs::StdRng::seed_from_u64(mix_seed(&[cfg.seed, epoch as u64, step as u64]));
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(mix_seed(&[
+                        cfg.seed,
+                        epoch as u64,
+                        step as u64,
+                    ]));
                     m.apply(&mut batch.images, batch.shape, &batch.labels, &mut rng)?
                 }
                 None => smoothed_one_hot(&batch.labels, num_classes, cfg.label_smoothing),
@@ -250,10 +287,23 @@ pub fn train(
 
             let loss_value: f32 = loss.into_scalar();
             if !loss_value.is_finite() {
-                return Err(TrainError::Diverged { loss: loss_value, epoch, step });
+                return Err(TrainError::Diverged {
+                    loss: loss_value,
+                    epoch,
+                    step,
+                });
             }
-            let preds: Vec<i64> = logits.argmax(1).into_data().convert::<i64>().try_to_vec().unwrap_or_default();
-            correct += preds.iter().zip(&batch.labels).filter(|(p, y)| **p as usize == **y).count();
+            let preds: Vec<i64> = logits
+                .argmax(1)
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec()
+                .unwrap_or_default();
+            correct += preds
+                .iter()
+                .zip(&batch.labels)
+                .filter(|(p, y)| **p as usize == **y)
+                .count();
             loss_sum += loss_value as f64 * n as f64;
             seen += n;
             step += 1;
@@ -295,8 +345,12 @@ pub fn train(
         );
         // suspend() prints above the bar when it is drawn, and plainly when it is hidden.
         bar.suspend(|| println!("{line}"));
-        writeln!(log, "{}", serde_json::to_string(&entry).expect("log entry serialises"))
-            .map_err(|e| TrainError::io(&log_path, e))?;
+        writeln!(
+            log,
+            "{}",
+            serde_json::to_string(&entry).expect("log entry serialises")
+        )
+        .map_err(|e| TrainError::io(&log_path, e))?;
         if val_acc > best.1 {
             best = (epoch, val_acc);
             let meta = CheckpointMeta {
@@ -331,7 +385,10 @@ pub fn train(
 }
 
 /// The first training sample that decodes (with `skip_bad_images`, bad ones are passed over).
-fn first_sample(splits: &Splits, skip_bad_images: bool) -> Result<kestrel_data::Sample, TrainError> {
+fn first_sample(
+    splits: &Splits,
+    skip_bad_images: bool,
+) -> Result<kestrel_data::Sample, TrainError> {
     let mut last_err = None;
     for i in 0..splits.train.len() {
         match splits.train.get(i) {
@@ -342,7 +399,10 @@ fn first_sample(splits: &Splits, skip_bad_images: bool) -> Result<kestrel_data::
     }
     Err(match last_err {
         Some(e) => e.into(),
-        None => TrainError::Config(format!("{}: the training split is empty", splits.description)),
+        None => TrainError::Config(format!(
+            "{}: the training split is empty",
+            splits.description
+        )),
     })
 }
 
@@ -362,7 +422,10 @@ pub fn loss_and_accuracy(labels: &[usize], probs: &[f32], k: usize) -> (f64, f64
             .fold(0, |best, (j, &p)| if p > row[best] { j } else { best });
         correct += (argmax == y) as usize;
     }
-    (nll / labels.len() as f64, correct as f64 / labels.len() as f64)
+    (
+        nll / labels.len() as f64,
+        correct as f64 / labels.len() as f64,
+    )
 }
 
 fn progress_bar(show: bool, total: u64) -> ProgressBar {

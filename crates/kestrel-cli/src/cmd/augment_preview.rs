@@ -8,7 +8,9 @@ use kestrel_data::{augment_preview, save_png};
 
 /// Writes a grid of augmented samples (rows = images, columns = samples) to see what a recipe does.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  kestrel augment-preview --recipe randaugment cat.jpg dog.jpg --output grid.png\n  kestrel augment-preview --recipe 'basic,hflip=0.5' --recipe-file my.toml img.png --output g.png\n\nPresets: basic, randaugment, autoaugment, trivialaugment, deit, cifar, cifar-autoaugment, mnist")]
+#[command(
+    after_help = "Examples:\n  kestrel augment-preview --recipe randaugment cat.jpg dog.jpg --output grid.png\n  kestrel augment-preview --recipe 'basic,hflip=0.5' --recipe-file my.toml img.png --output g.png\n\nPresets: basic, randaugment, autoaugment, trivialaugment, deit, cifar, cifar-autoaugment, mnist"
+)]
 pub struct AugmentPreviewArgs {
     /// Recipe: a preset name with optional overrides (`randaugment,hflip=0.0`).
     #[arg(long, default_value = "randaugment")]
@@ -32,9 +34,18 @@ pub fn run(a: AugmentPreviewArgs) -> Result<()> {
         Some(f) => Recipe::from_file(f)?,
         None => Recipe::parse_cli(&a.recipe)?,
     };
-    let images = a.images.iter().map(decode_image_file).collect::<Result<Vec<_>, _>>()?;
+    let images = a
+        .images
+        .iter()
+        .map(decode_image_file)
+        .collect::<Result<Vec<_>, _>>()?;
     let grid = augment_preview(&images, &recipe, a.samples, a.seed)?;
     save_png(&grid, &a.output)?;
-    println!("wrote a {}x{} grid to {}", grid.width, grid.height, a.output.display());
+    println!(
+        "wrote a {}x{} grid to {}",
+        grid.width,
+        grid.height,
+        a.output.display()
+    );
     Ok(())
 }

@@ -8,8 +8,10 @@ use crate::device::{parse_device, DEVICE_HELP};
 
 /// Forward latency at batch 1, throughput at batch N, one training step and peak memory.
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  kestrel bench --model resnet50 --batch 32 --json resnet50.json\n\n\
-Peers (PyTorch eager, onnxruntime) on the same machine: python3 scripts/bench_peers.py resnet50")]
+#[command(
+    after_help = "Example:\n  kestrel bench --model resnet50 --batch 32 --json resnet50.json\n\n\
+Peers (PyTorch eager, onnxruntime) on the same machine: python3 scripts/bench_peers.py resnet50"
+)]
 pub struct BenchArgs {
     /// Registry model name(s).
     #[arg(long, required = true, num_args = 1..)]
@@ -54,7 +56,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut entries = Vec::new();
     println!(
         "{:<22} {:>10} {:>8} {:>12} {:>12} {:>14} {:>14} {:>10}",
-        "model", "params", "GMACs", "b1 ms (p50)", "b1 ms (p90)", "img/s (bN)", "train ms", "peak MiB"
+        "model",
+        "params",
+        "GMACs",
+        "b1 ms (p50)",
+        "b1 ms (p90)",
+        "img/s (bN)",
+        "train ms",
+        "peak MiB"
     );
     for name in &a.model {
         let spec = kestrel_models::find(name)?;
@@ -73,10 +82,18 @@ pub fn run(a: BenchArgs) -> Result<()> {
             r.latency_ms_b1,
             r.latency_ms_b1_p90,
             r.throughput_b32,
-            r.train_step_ms.map(|t| format!("{t:.0}")).unwrap_or_else(|| "-".into()),
-            r.peak_rss_bytes.map(|b| format!("{}", b / (1 << 20))).unwrap_or_else(|| "-".into()),
+            r.train_step_ms
+                .map(|t| format!("{t:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            r.peak_rss_bytes
+                .map(|b| format!("{}", b / (1 << 20)))
+                .unwrap_or_else(|| "-".into()),
         );
-        entries.push(Entry { model: spec.name.to_string(), device: a.device.clone(), result: r });
+        entries.push(Entry {
+            model: spec.name.to_string(),
+            device: a.device.clone(),
+            result: r,
+        });
     }
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&entries)?)?;

@@ -11,7 +11,9 @@ use super::common::DataArgs;
 
 /// Measures the input pipeline alone: decode + the recipe's train transforms + batching.
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  kestrel data-bench --data photos/ --recipe randaugment --workers 2")]
+#[command(
+    after_help = "Example:\n  kestrel data-bench --data photos/ --recipe randaugment --workers 2"
+)]
 pub struct DataBenchArgs {
     #[command(flatten)]
     pub data: DataArgs,
@@ -78,7 +80,10 @@ pub fn run(a: DataBenchArgs) -> Result<()> {
         epoch_images_per_second: rates,
         skipped: loader.skipped(),
     };
-    println!("best: {:.1} images/s ({} workers)", result.best_images_per_second, a.workers);
+    println!(
+        "best: {:.1} images/s ({} workers)",
+        result.best_images_per_second, a.workers
+    );
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&result)?)?;
     }

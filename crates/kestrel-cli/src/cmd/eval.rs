@@ -44,7 +44,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     let splits = a.data.open()?;
     let split_name = format!("{:?}", a.split).to_lowercase();
-    let out = a.out.clone().unwrap_or_else(|| a.checkpoint.join(format!("eval-{split_name}")));
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.checkpoint.join(format!("eval-{split_name}")));
     evaluate_checkpoint(
         &a.checkpoint,
         &splits,
@@ -101,7 +104,10 @@ pub fn evaluate_checkpoint(
     let preds = predict(&model, &loader, device)?;
     let mut report = EvalReport::compute(&preds.labels, &preds.probs, &ckpt.meta.class_names)?;
     report.skipped_images = Some(skipped_before + loader.skipped());
-    println!("\nevaluation on the {:?} split of {}:", split, splits.description);
+    println!(
+        "\nevaluation on the {:?} split of {}:",
+        split, splits.description
+    );
     println!("{}", report.to_table());
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let metrics_path = out.join("metrics.json");

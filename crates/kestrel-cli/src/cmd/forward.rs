@@ -11,7 +11,9 @@ use crate::device::{parse_device, DEVICE_HELP};
 
 /// Runs a raw NCHW tensor through a model in eval mode.
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  kestrel forward --model resnet50 --weights resnet50.safetensors --input x.safetensors --output y.safetensors")]
+#[command(
+    after_help = "Example:\n  kestrel forward --model resnet50 --weights resnet50.safetensors --input x.safetensors --output y.safetensors"
+)]
 pub struct ForwardArgs {
     #[command(flatten)]
     pub source: ModelSourceArgs,
@@ -48,8 +50,16 @@ pub fn run(a: ForwardArgs) -> Result<()> {
     loaded
         .model
         .check_input([shape[1], shape[2], shape[3]], &device)
-        .map_err(|e| anyhow::anyhow!("{}: tensor 'input' of shape {shape:?}: {e}", a.input.display()))?;
-    let x = Tensor::<4>::from_data(TensorData::new(data, [shape[0], shape[1], shape[2], shape[3]]), &device);
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: tensor 'input' of shape {shape:?}: {e}",
+                a.input.display()
+            )
+        })?;
+    let x = Tensor::<4>::from_data(
+        TensorData::new(data, [shape[0], shape[1], shape[2], shape[3]]),
+        &device,
+    );
     let logits = loaded.model.forward(x);
     let dims = logits.dims();
     let values: Vec<f32> = logits.into_data().try_to_vec().expect("f32 logits");

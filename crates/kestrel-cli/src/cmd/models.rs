@@ -10,9 +10,11 @@ use kestrel_models::{ModelSpec, REGISTRY};
 use serde::{Deserialize, Serialize};
 
 #[derive(Args, Debug)]
-#[command(after_help = "MACs are multiply-accumulates of the convolutions and linear layers (and attention \
+#[command(
+    after_help = "MACs are multiply-accumulates of the convolutions and linear layers (and attention \
 matmuls) that run in one forward pass at the default input, batch 1; FLOPs ≈ 2 × MACs.\n\
-Counting runs each model once and is cached per kestrel binary in ~/.cache/kestrel/.")]
+Counting runs each model once and is cached per kestrel binary in ~/.cache/kestrel/."
+)]
 pub struct ModelsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -52,9 +54,18 @@ struct Row {
 fn cache_path() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let meta = std::fs::metadata(&exe).ok()?;
-    let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
     let home = std::env::var_os("HOME")?;
-    Some(PathBuf::from(home).join(".cache/kestrel").join(format!("model-stats-{}-{mtime}.json", meta.len())))
+    Some(
+        PathBuf::from(home)
+            .join(".cache/kestrel")
+            .join(format!("model-stats-{}-{mtime}.json", meta.len())),
+    )
 }
 
 fn measure(spec: &ModelSpec, with_macs: bool) -> Stats {
@@ -71,7 +82,11 @@ fn measure(spec: &ModelSpec, with_macs: bool) -> Stats {
 pub fn run(a: ModelsArgs) -> Result<()> {
     let specs: Vec<&ModelSpec> = REGISTRY
         .iter()
-        .filter(|s| a.filter.as_ref().is_none_or(|f| s.name.contains(f.as_str()) || s.family.contains(f.as_str())))
+        .filter(|s| {
+            a.filter
+                .as_ref()
+                .is_none_or(|f| s.name.contains(f.as_str()) || s.family.contains(f.as_str()))
+        })
         .collect();
     let cache_file = cache_path();
     let mut cache: BTreeMap<String, Stats> = cache_file
@@ -83,7 +98,10 @@ pub fn run(a: ModelsArgs) -> Result<()> {
     let progress = std::io::stderr().is_terminal();
     let mut rows = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        let cached = cache.get(spec.name).filter(|s| a.no_macs || s.macs.is_some()).cloned();
+        let cached = cache
+            .get(spec.name)
+            .filter(|s| a.no_macs || s.macs.is_some())
+            .cloned();
         let stats = match cached {
             Some(s) => s,
             None => {
@@ -137,9 +155,14 @@ pub fn run(a: ModelsArgs) -> Result<()> {
             r.name,
             r.family,
             r.params,
-            r.gmacs.map(|g| format!("{g:.3}")).unwrap_or_else(|| "-".into()),
+            r.gmacs
+                .map(|g| format!("{g:.3}"))
+                .unwrap_or_else(|| "-".into()),
             r.num_classes,
-            format!("{}x{}x{}", r.input_size[0], r.input_size[1], r.input_size[2]),
+            format!(
+                "{}x{}x{}",
+                r.input_size[0], r.input_size[1], r.input_size[2]
+            ),
             r.crop_pct,
             r.interpolation
         );

@@ -12,7 +12,9 @@ use super::source::{load, ModelSourceArgs};
 use crate::device::{parse_device, DEVICE_HELP};
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  kestrel predict --checkpoint runs/lenet5 digit.png\n  kestrel predict --model resnet50 --weights resnet50.safetensors cat.jpg --json")]
+#[command(
+    after_help = "Examples:\n  kestrel predict --checkpoint runs/lenet5 digit.png\n  kestrel predict --model resnet50 --weights resnet50.safetensors cat.jpg --json"
+)]
 pub struct PredictArgs {
     #[command(flatten)]
     pub source: ModelSourceArgs,
@@ -49,21 +51,33 @@ pub fn run(a: PredictArgs) -> Result<()> {
     let mut results = Vec::new();
     for path in &a.images {
         let image = decode_image_file(path)?;
-        let chw = loaded.transform.apply(image, &mut rng).with_context(|| format!("{}", path.display()))?;
+        let chw = loaded
+            .transform
+            .apply(image, &mut rng)
+            .with_context(|| format!("{}", path.display()))?;
         let x = Tensor::<4>::from_data(
             TensorData::new(chw.data, [1, chw.channels, chw.height, chw.width]),
             &device,
         );
-        let probs: Vec<f32> =
-            softmax(loaded.model.forward(x), 1).into_data().try_to_vec().expect("f32 output");
+        let probs: Vec<f32> = softmax(loaded.model.forward(x), 1)
+            .into_data()
+            .try_to_vec()
+            .expect("f32 output");
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]).then(i.cmp(&j)));
         let top = order
             .iter()
             .take(a.top_k)
-            .map(|&i| Ranked { class: loaded.class_names[i].clone(), index: i, probability: probs[i] })
+            .map(|&i| Ranked {
+                class: loaded.class_names[i].clone(),
+                index: i,
+                probability: probs[i],
+            })
             .collect();
-        results.push(Prediction { image: path.display().to_string(), top });
+        results.push(Prediction {
+            image: path.display().to_string(),
+            top,
+        });
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -71,7 +85,12 @@ pub fn run(a: PredictArgs) -> Result<()> {
         for r in &results {
             println!("{}", r.image);
             for (rank, t) in r.top.iter().enumerate() {
-                println!("  {}. {:<28} {:7.3}%", rank + 1, t.class, 100.0 * t.probability);
+                println!(
+                    "  {}. {:<28} {:7.3}%",
+                    rank + 1,
+                    t.class,
+                    100.0 * t.probability
+                );
             }
         }
     }

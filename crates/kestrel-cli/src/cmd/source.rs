@@ -66,14 +66,20 @@ pub fn load(args: &ModelSourceArgs, device: &Device) -> Result<LoadedModel> {
     let spec = kestrel_models::find(name)?;
     let dc = spec.data_config();
     let num_classes = args.num_classes.unwrap_or(spec.default_num_classes);
-    let opts = BuildOptions { num_classes, in_chans: dc.input_size[0] };
+    let opts = BuildOptions {
+        num_classes,
+        in_chans: dc.input_size[0],
+    };
     let mut model = spec.build(&opts, device);
     if let Some(weights) = &args.weights {
         let remap = match &args.remap {
             Some(f) => parse_remap_file(f)?,
             None => vec![],
         };
-        let lo = LoadOptions { reinit_classifier: args.num_classes.is_some(), remap };
+        let lo = LoadOptions {
+            reinit_classifier: args.num_classes.is_some(),
+            remap,
+        };
         load_weights(&mut model, weights, &lo)?;
     }
     let [c, h, w] = dc.input_size;
@@ -88,10 +94,19 @@ pub fn load(args: &ModelSourceArgs, device: &Device) -> Result<LoadedModel> {
     )?;
     let class_names = match &args.class_names {
         Some(f) => {
-            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
-            let names: Vec<String> = text.lines().map(str::to_string).filter(|l| !l.is_empty()).collect();
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            let names: Vec<String> = text
+                .lines()
+                .map(str::to_string)
+                .filter(|l| !l.is_empty())
+                .collect();
             if names.len() != num_classes {
-                bail!("{}: {} class names for a {num_classes}-class model", f.display(), names.len());
+                bail!(
+                    "{}: {} class names for a {num_classes}-class model",
+                    f.display(),
+                    names.len()
+                );
             }
             names
         }

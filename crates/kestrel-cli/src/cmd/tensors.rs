@@ -12,16 +12,27 @@ pub fn read_f32(path: &Path, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         .map_err(|e| anyhow::anyhow!("{}: not a valid safetensors file: {e}", path.display()))?;
     let t = st.tensor(name).map_err(|_| {
         let names: Vec<String> = st.names().into_iter().map(|n| n.to_string()).collect();
-        anyhow::anyhow!("{}: no tensor named '{name}' (found: {})", path.display(), names.join(", "))
+        anyhow::anyhow!(
+            "{}: no tensor named '{name}' (found: {})",
+            path.display(),
+            names.join(", ")
+        )
     })?;
     let data: Vec<f32> = match t.dtype() {
-        Dtype::F32 => t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F32 => t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
         Dtype::F64 => t
             .data()
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
             .collect(),
-        other => bail!("{}: tensor '{name}' has dtype {other:?}; expected F32", path.display()),
+        other => bail!(
+            "{}: tensor '{name}' has dtype {other:?}; expected F32",
+            path.display()
+        ),
     };
     Ok((t.shape().to_vec(), data))
 }

@@ -12,7 +12,9 @@ use super::eval::{evaluate_checkpoint, EvalSplit};
 use crate::device::{parse_device, DEVICE_HELP};
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  kestrel train                                   # LeNet-5 on the embedded MNIST subset\n  kestrel train --data /usr/share/datasets/fashion-mnist --epochs 15\n  kestrel train --data photos/ --model resnet20_cifar --optimizer sgd --lr 0.1")]
+#[command(
+    after_help = "Examples:\n  kestrel train                                   # LeNet-5 on the embedded MNIST subset\n  kestrel train --data /usr/share/datasets/fashion-mnist --epochs 15\n  kestrel train --data photos/ --model resnet20_cifar --optimizer sgd --lr 0.1"
+)]
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
@@ -80,7 +82,9 @@ fn parse_schedule(s: &str) -> Result<ScheduleKind, String> {
     match s {
         "cosine" => Ok(ScheduleKind::Cosine),
         "constant" => Ok(ScheduleKind::Constant),
-        other => Err(format!("unknown schedule '{other}'; valid: cosine, constant")),
+        other => Err(format!(
+            "unknown schedule '{other}'; valid: cosine, constant"
+        )),
     }
 }
 
@@ -111,7 +115,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         },
     };
     let splits = a.data.open()?;
-    let out = a.out.clone().unwrap_or_else(|| fresh_run_dir(std::path::Path::new("runs"), &cfg.model));
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| fresh_run_dir(std::path::Path::new("runs"), &cfg.model));
     println!(
         "kestrel train: {} on {} ({} train / {} val / {} test images, {} classes)",
         cfg.model,
@@ -131,6 +138,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
         outcome.best_epoch
     );
     let skipped = splits.skipped_at_scan + outcome.skipped_images;
-    evaluate_checkpoint(&out, &splits, EvalSplit::Test, &out, None, cfg.batch_size, skipped, cfg.skip_bad_images, &device)?;
+    evaluate_checkpoint(
+        &out,
+        &splits,
+        EvalSplit::Test,
+        &out,
+        None,
+        cfg.batch_size,
+        skipped,
+        cfg.skip_bad_images,
+        &device,
+    )?;
     Ok(())
 }
