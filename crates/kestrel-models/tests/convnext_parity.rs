@@ -55,22 +55,14 @@ fn layer_scale_gamma_keeps_its_name_on_save_and_load() {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("w.safetensors");
         save_safetensors(&model, &out).unwrap();
-        let keys = |p: &std::path::Path| {
-            let b = std::fs::read(p).unwrap();
-            let mut k: Vec<String> = safetensors::SafeTensors::deserialize(&b)
-                .unwrap()
-                .names()
-                .into_iter()
-                .map(|n| n.to_string())
-                .collect();
-            k.sort();
-            k
-        };
-        let saved = keys(&out);
+        let saved = common::weight_names(&out);
         assert!(saved.contains(&"stages.0.blocks.0.gamma".to_string()));
         assert!(saved.contains(&"stages.1.downsample.0.weight".to_string()));
         assert!(saved.contains(&"stages.1.downsample.1.weight".to_string()));
-        assert_eq!(saved, keys(&dir.join("weights.safetensors")));
+        assert_eq!(
+            saved,
+            common::weight_names(&dir.join("weights.safetensors"))
+        );
         let reloaded = load(name, &cfg, &out);
         assert_logits_match(reloaded.forward(input_tensor(&dir, &Device::flex())), &dir);
     }

@@ -82,19 +82,10 @@ fn saved_weights_round_trip_with_timm_names() {
     let out = tmp.path().join("w.safetensors");
     save_safetensors(&model, &out).unwrap();
     // Same key set as the timm file (which also has num_batches_tracked buffers).
-    let keys = |p: &std::path::Path| {
-        let b = std::fs::read(p).unwrap();
-        let mut k: Vec<String> = safetensors::SafeTensors::deserialize(&b)
-            .unwrap()
-            .names()
-            .into_iter()
-            .filter(|n| !n.ends_with("num_batches_tracked"))
-            .map(|n| n.to_string())
-            .collect();
-        k.sort();
-        k
-    };
-    assert_eq!(keys(&out), keys(&dir.join("weights.safetensors")));
+    assert_eq!(
+        common::weight_names(&out),
+        common::weight_names(&dir.join("weights.safetensors"))
+    );
     let mut reloaded = Model::ResNet(tiny(ResNetConfig::resnet18()).init(10, 3, &device));
     load_weights(&mut reloaded, &out, &LoadOptions::default()).unwrap();
     assert_logits_match(reloaded.forward(input_tensor(&dir, &device)), &dir);

@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::TensorData;
-use kestrel_data::loader::{Batch, Loader};
+use kestrel_data::loader::Loader;
 use kestrel_models::Model;
 
 use crate::error::TrainError;
@@ -16,8 +16,9 @@ pub struct Predictions {
     pub num_classes: usize,
 }
 
-pub fn batch_to_tensor(batch: &Batch, device: &Device) -> Tensor<4> {
-    Tensor::from_data(TensorData::new(batch.images.clone(), batch.shape), device)
+/// Moves the batch's pixels into a tensor (no copy of the pixel buffer on the hot path).
+pub fn batch_to_tensor(images: Vec<f32>, shape: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(images, shape), device)
 }
 
 /// `model` should be in eval mode (`model.valid()`).
@@ -29,11 +30,15 @@ pub fn predict(model: &Model, loader: &Loader, device: &Device) -> Result<Predic
         num_classes: 0,
     };
     for batch in loader.iter_epoch(0) {
-        let batch = batch?;
+        let mut batch = batch?;
         if batch.labels.is_empty() {
             continue;
         }
-        let logits = model.forward(batch_to_tensor(&batch, device));
+        let logits = model.forward(batch_to_tensor(
+            std::mem::take(&mut batch.images),
+            batch.shape,
+            device,
+        ));
         out.num_classes = logits.dims()[1];
         let probs = softmax(logits, 1).into_data();
         out.probs

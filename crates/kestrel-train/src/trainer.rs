@@ -278,7 +278,11 @@ pub fn train(
                 }
                 None => smoothed_one_hot(&batch.labels, num_classes, cfg.label_smoothing),
             };
-            let x = batch_to_tensor(&batch, &train_device);
+            let x = batch_to_tensor(
+                std::mem::take(&mut batch.images),
+                batch.shape,
+                &train_device,
+            );
             let y = targets_tensor(targets, n, num_classes, &train_device);
             let logits = model.forward(x);
             let loss = soft_cross_entropy(logits.clone(), y);

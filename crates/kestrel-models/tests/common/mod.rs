@@ -50,3 +50,18 @@ pub fn assert_logits_match(ours: Tensor<2>, fixture_dir: &std::path::Path) {
         1e-4 * scale
     );
 }
+
+/// The tensor names of a safetensors file, sorted, without `num_batches_tracked` (a PyTorch
+/// buffer kestrel does not keep): what "saved with timm's names" is checked against.
+pub fn weight_names(path: &std::path::Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut names: Vec<String> = safetensors::SafeTensors::deserialize(&bytes)
+        .unwrap()
+        .names()
+        .into_iter()
+        .filter(|n| !n.ends_with("num_batches_tracked"))
+        .map(|n| n.to_string())
+        .collect();
+    names.sort();
+    names
+}
