@@ -137,18 +137,12 @@ fn apply_lut_per_channel(img: &Image, luts: &[[u8; 256]]) -> Image {
         .enumerate()
         .map(|(i, &v)| luts[i % ch][v as usize])
         .collect();
-    Image {
-        data,
-        ..img.clone()
-    }
+    img.with_data(data)
 }
 
 fn apply_lut(img: &Image, lut: &[u8; 256]) -> Image {
     let data = img.data.iter().map(|&v| lut[v as usize]).collect();
-    Image {
-        data,
-        ..img.clone()
-    }
+    img.with_data(data)
 }
 
 fn histograms(img: &Image) -> Vec<[u64; 256]> {

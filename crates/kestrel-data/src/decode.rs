@@ -69,7 +69,7 @@ pub fn decode_image_bytes(bytes: &[u8], path: impl AsRef<Path>) -> Result<Image>
             return Err(err(format!("decoder panicked: {msg}")));
         }
     };
-    Ok(dynamic_to_rgb(&img))
+    Ok(dynamic_to_rgb(img))
 }
 
 fn decode_dynamic(bytes: &[u8], path: &Path) -> std::result::Result<DynamicImage, String> {
@@ -91,9 +91,9 @@ fn decode_dynamic(bytes: &[u8], path: &Path) -> std::result::Result<DynamicImage
 
 /// Converts any decoded image to 8-bit RGB: grey expanded, alpha dropped, 16-bit and float
 /// samples scaled (`round(v / 257)` for 16-bit).
-pub fn dynamic_to_rgb(img: &DynamicImage) -> Image {
+pub fn dynamic_to_rgb(img: DynamicImage) -> Image {
     let rgb = match img {
-        DynamicImage::ImageRgb8(b) => b.clone(),
+        DynamicImage::ImageRgb8(b) => b,
         other => other.to_rgb8(),
     };
     let (w, h) = rgb.dimensions();

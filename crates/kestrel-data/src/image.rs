@@ -46,6 +46,11 @@ impl Image {
         self.data[(y * w + x) * ch + c] = v;
     }
 
+    /// An image of the same shape holding `data` (which must have the same length).
+    pub fn with_data(&self, data: Vec<u8>) -> Image {
+        Image::new(self.height, self.width, self.channels, data)
+    }
+
     /// Grayscale expanded to RGB by copying the channel; RGB returned as is.
     pub fn to_rgb(&self) -> Image {
         match self.channels {

@@ -19,6 +19,7 @@ pub mod memory;
 pub mod mixup;
 pub mod preprocess;
 pub mod recipe;
+mod resample;
 pub mod splits;
 pub mod transform;
 pub mod transforms;

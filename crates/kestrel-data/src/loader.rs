@@ -345,12 +345,124 @@ impl Inner {
         }
     }
 
+    /// Runs `f` on this loader's pool (or rayon's global one).
+    fn in_pool<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
+    /// Counts a failed sample as skipped, or returns its error.
+    fn skip_or_fail(&self, index: usize, e: DataError) -> Result<()> {
+        if !self.cfg.skip_bad_images {
+            return Err(e);
+        }
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut s) = self.skipped_sources.lock() {
+            s.insert(self.dataset.source(index));
+        }
+        Ok(())
+    }
+
+    fn shape_mismatch(&self, index: usize, got: [usize; 3], expected: [usize; 3]) -> DataError {
+        DataError::Dataset {
+            path: self.dataset.source(index).into(),
+            reason: format!(
+                "transformed sample is {}x{}x{} but the batch is {}x{}x{}; use a transform with a \
+                 fixed output size",
+                got[0], got[1], got[2], expected[0], expected[1], expected[2]
+            ),
+        }
+    }
+
     fn build_batch(&self, epoch: usize, first: usize, indices: &[usize]) -> Result<Option<Batch>> {
+        match self.transform.output_shape() {
+            Some((c, h, w)) => self.build_fixed_batch(epoch, first, indices, [c, h, w]),
+            None => self.build_any_batch(epoch, first, indices),
+        }
+    }
+
+    /// The transform promises its output shape, so each worker writes its sample straight into
+    /// its slot of the batch buffer while the sample is still in cache: no serial copy after.
+    fn build_fixed_batch(
+        &self,
+        epoch: usize,
+        first: usize,
+        indices: &[usize],
+        shape: [usize; 3],
+    ) -> Result<Option<Batch>> {
+        let len: usize = shape.iter().product();
+        if len == 0 {
+            return self.build_any_batch(epoch, first, indices);
+        }
+        let mut images = vec![0f32; len * indices.len()];
+        // Err((error, skippable)): a shape mismatch is a transform bug, never skipped.
+        let outcomes: Vec<std::result::Result<(), (DataError, bool)>> = self.in_pool(|| {
+            images
+                .par_chunks_mut(len)
+                .zip(indices.par_iter())
+                .enumerate()
+                .map(|(k, (slot, &i))| {
+                    let chw = self
+                        .load_sample(epoch, first + k, i)
+                        .map_err(|e| (e, true))?;
+                    let got = [chw.channels, chw.height, chw.width];
+                    if got != shape {
+                        return Err((self.shape_mismatch(i, got, shape), false));
+                    }
+                    if chw.data.len() != len {
+                        let e = DataError::Dataset {
+                            path: self.dataset.source(i).into(),
+                            reason: "transform returned a buffer that does not match its shape"
+                                .into(),
+                        };
+                        return Err((e, false));
+                    }
+                    slot.copy_from_slice(&chw.data);
+                    Ok(())
+                })
+                .collect()
+        });
+        let mut labels = Vec::with_capacity(indices.len());
+        let mut kept = Vec::with_capacity(indices.len());
+        for (k, (outcome, &i)) in outcomes.into_iter().zip(indices).enumerate() {
+            match outcome {
+                Ok(()) => {
+                    // Close the gaps that skipped samples left.
+                    let to = kept.len();
+                    if to != k {
+                        images.copy_within(k * len..(k + 1) * len, to * len);
+                    }
+                    labels.push(self.dataset.label(i));
+                    kept.push(i);
+                }
+                Err((e, true)) => self.skip_or_fail(i, e)?,
+                Err((e, false)) => return Err(e),
+            }
+        }
+        if kept.is_empty() {
+            return Ok(None);
+        }
+        images.truncate(kept.len() * len);
+        Ok(Some(Batch {
+            images,
+            shape: [kept.len(), shape[0], shape[1], shape[2]],
+            labels,
+            indices: kept,
+        }))
+    }
+
+    /// Samples of any shape (they must agree within the batch).
+    fn build_any_batch(
+        &self,
+        epoch: usize,
+        first: usize,
+        indices: &[usize],
+    ) -> Result<Option<Batch>> {
         let work = |(k, &i): (usize, &usize)| self.load_sample(epoch, first + k, i);
-        let results: Vec<Result<Chw>> = match &self.pool {
-            Some(pool) => pool.install(|| indices.par_iter().enumerate().map(work).collect()),
-            None => indices.par_iter().enumerate().map(work).collect(),
-        };
+        let results: Vec<Result<Chw>> =
+            self.in_pool(|| indices.par_iter().enumerate().map(work).collect());
         let mut shape: Option<[usize; 3]> = None;
         let mut images = Vec::new();
         let mut labels = Vec::with_capacity(indices.len());
@@ -358,14 +470,10 @@ impl Inner {
         for (r, &i) in results.into_iter().zip(indices) {
             let chw = match r {
                 Ok(chw) => chw,
-                Err(_) if self.cfg.skip_bad_images => {
-                    self.skipped.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut s) = self.skipped_sources.lock() {
-                        s.insert(self.dataset.source(i));
-                    }
+                Err(e) => {
+                    self.skip_or_fail(i, e)?;
                     continue;
                 }
-                Err(e) => return Err(e),
             };
             let s = [chw.channels, chw.height, chw.width];
             match shape {
@@ -373,16 +481,7 @@ impl Inner {
                     shape = Some(s);
                     images.reserve(chw.data.len() * indices.len());
                 }
-                Some(expected) if expected != s => {
-                    return Err(DataError::Dataset {
-                        path: self.dataset.source(i).into(),
-                        reason: format!(
-                            "transformed sample is {}x{}x{} but the batch is {}x{}x{}; use a \
-                             transform with a fixed output size",
-                            s[0], s[1], s[2], expected[0], expected[1], expected[2]
-                        ),
-                    });
-                }
+                Some(expected) if expected != s => return Err(self.shape_mismatch(i, s, expected)),
                 Some(_) => {}
             }
             if chw.data.len() != s.iter().product::<usize>() {

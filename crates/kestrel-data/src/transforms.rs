@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 use crate::image::Image;
+use crate::resample::{resample, resample_filter, Region};
 use crate::transform::{Chw, SampleTransform};
 
 /// ImageNet mean and std as timm and torchvision use them.
@@ -140,233 +141,6 @@ impl FromStr for Interpolation {
             ))
         })
     }
-}
-
-/// Pillow keeps 22 fractional bits in its 8-bit resampling coefficients.
-const PRECISION_BITS: u32 = 32 - 8 - 2;
-
-struct ResampleFilter {
-    support: f64,
-    weight: fn(f64) -> f64,
-}
-
-fn box_weight(x: f64) -> f64 {
-    if x > -0.5 && x <= 0.5 {
-        1.0
-    } else {
-        0.0
-    }
-}
-
-fn bilinear_weight(x: f64) -> f64 {
-    let x = x.abs();
-    if x < 1.0 {
-        1.0 - x
-    } else {
-        0.0
-    }
-}
-
-fn hamming_weight(x: f64) -> f64 {
-    let x = x.abs();
-    if x == 0.0 {
-        return 1.0;
-    }
-    if x >= 1.0 {
-        return 0.0;
-    }
-    let x = x * PI;
-    x.sin() / x * (0.54 + 0.46 * x.cos())
-}
-
-/// Pillow's cubic convolution with a = -0.5 (Keys), not OpenCV's -0.75.
-fn bicubic_weight(x: f64) -> f64 {
-    const A: f64 = -0.5;
-    let x = x.abs();
-    if x < 1.0 {
-        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
-    } else if x < 2.0 {
-        (((x - 5.0) * x + 8.0) * x - 4.0) * A
-    } else {
-        0.0
-    }
-}
-
-fn sinc(x: f64) -> f64 {
-    if x == 0.0 {
-        return 1.0;
-    }
-    let x = x * PI;
-    x.sin() / x
-}
-
-fn lanczos_weight(x: f64) -> f64 {
-    if (-3.0..3.0).contains(&x) {
-        sinc(x) * sinc(x / 3.0)
-    } else {
-        0.0
-    }
-}
-
-fn resample_filter(interpolation: Interpolation) -> Option<ResampleFilter> {
-    let (support, weight): (f64, fn(f64) -> f64) = match interpolation {
-        Interpolation::Nearest => return None,
-        Interpolation::Box => (0.5, box_weight),
-        Interpolation::Bilinear => (1.0, bilinear_weight),
-        Interpolation::Hamming => (1.0, hamming_weight),
-        Interpolation::Bicubic => (2.0, bicubic_weight),
-        Interpolation::Lanczos => (3.0, lanczos_weight),
-    };
-    Some(ResampleFilter { support, weight })
-}
-
-/// Per output index along one axis: the first input index, how many inputs, and their
-/// fixed-point weights (Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc`).
-struct AxisCoeffs {
-    ksize: usize,
-    starts: Vec<usize>,
-    counts: Vec<usize>,
-    weights: Vec<i32>,
-}
-
-fn to_fixed(w: f64) -> i32 {
-    let scaled = w * f64::from(1u32 << PRECISION_BITS);
-    if w < 0.0 {
-        (-0.5 + scaled) as i32
-    } else {
-        (0.5 + scaled) as i32
-    }
-}
-
-fn axis_coeffs(in_size: usize, out_size: usize, filter: &ResampleFilter) -> AxisCoeffs {
-    let scale = in_size as f64 / out_size as f64;
-    // Downscaling widens the kernel by the scale: this is PIL's antialiasing.
-    let filterscale = if scale < 1.0 { 1.0 } else { scale };
-    let support = filter.support * filterscale;
-    let ksize = support.ceil() as usize * 2 + 1;
-    let ss = 1.0 / filterscale;
-    let mut coeffs = AxisCoeffs {
-        ksize,
-        starts: Vec::with_capacity(out_size),
-        counts: Vec::with_capacity(out_size),
-        weights: vec![0; out_size * ksize],
-    };
-    let mut k = vec![0.0f64; ksize];
-    for xx in 0..out_size {
-        let center = (xx as f64 + 0.5) * scale;
-        // C's (int) cast truncates toward zero, as `as i64` does.
-        let xmin = ((center - support + 0.5) as i64).max(0);
-        let xmax = ((center + support + 0.5) as i64).min(in_size as i64);
-        let count = ((xmax - xmin).max(0) as usize).min(ksize);
-        let mut ww = 0.0;
-        for (x, kx) in k.iter_mut().enumerate().take(count) {
-            let w = (filter.weight)(((x as i64 + xmin) as f64 - center + 0.5) * ss);
-            *kx = w;
-            ww += w;
-        }
-        for (x, kx) in k.iter_mut().enumerate().take(count) {
-            if ww != 0.0 {
-                *kx /= ww;
-            }
-            coeffs.weights[xx * ksize + x] = to_fixed(*kx);
-        }
-        coeffs.starts.push(xmin as usize);
-        coeffs.counts.push(count);
-    }
-    coeffs
-}
-
-fn clip8(v: i64) -> u8 {
-    if v >= (1i64 << PRECISION_BITS << 8) {
-        255
-    } else if v <= 0 {
-        0
-    } else {
-        (v >> PRECISION_BITS) as u8
-    }
-}
-
-/// Horizontal pass over rows `row0..row0 + rows` of `img`, rounding to 8 bits as Pillow does.
-fn resample_horizontal(
-    img: &Image,
-    out_w: usize,
-    c: &AxisCoeffs,
-    row0: usize,
-    rows: usize,
-) -> Image {
-    let ch = img.channels;
-    let mut data = vec![0u8; rows * out_w * ch];
-    for y in 0..rows {
-        let src = &img.data[(y + row0) * img.width * ch..][..img.width * ch];
-        let dst = &mut data[y * out_w * ch..][..out_w * ch];
-        for xx in 0..out_w {
-            let k = &c.weights[xx * c.ksize..][..c.counts[xx]];
-            let start = c.starts[xx];
-            for b in 0..ch {
-                let mut ss: i64 = 1 << (PRECISION_BITS - 1);
-                for (x, &w) in k.iter().enumerate() {
-                    ss += i64::from(src[(start + x) * ch + b]) * i64::from(w);
-                }
-                dst[xx * ch + b] = clip8(ss);
-            }
-        }
-    }
-    Image {
-        height: rows,
-        width: out_w,
-        channels: ch,
-        data,
-    }
-}
-
-/// Vertical pass; `row_shift` is how many leading input rows the horizontal pass skipped.
-fn resample_vertical(img: &Image, out_h: usize, c: &AxisCoeffs, row_shift: usize) -> Image {
-    let ch = img.channels;
-    let line = img.width * ch;
-    let mut data = vec![0u8; out_h * line];
-    for yy in 0..out_h {
-        let k = &c.weights[yy * c.ksize..][..c.counts[yy]];
-        let start = c.starts[yy] - row_shift;
-        let dst = &mut data[yy * line..][..line];
-        for (i, out) in dst.iter_mut().enumerate() {
-            let mut ss: i64 = 1 << (PRECISION_BITS - 1);
-            for (y, &w) in k.iter().enumerate() {
-                ss += i64::from(img.data[(start + y) * line + i]) * i64::from(w);
-            }
-            *out = clip8(ss);
-        }
-    }
-    Image {
-        height: out_h,
-        width: img.width,
-        channels: ch,
-        data,
-    }
-}
-
-/// Pillow's `ImagingResampleInner`: separable, horizontal pass first (only over the rows the
-/// vertical pass reads), 8-bit intermediate.
-fn resample(img: &Image, out_h: usize, out_w: usize, filter: &ResampleFilter) -> Image {
-    let horizontal = axis_coeffs(img.width, out_w, filter);
-    let vertical = axis_coeffs(img.height, out_h, filter);
-    let first_row = vertical.starts[0];
-    let last_row = vertical.starts[out_h - 1] + vertical.counts[out_h - 1];
-    let mut current: Cow<Image> = Cow::Borrowed(img);
-    let mut row_shift = 0;
-    if out_w != img.width {
-        current = Cow::Owned(resample_horizontal(
-            img,
-            out_w,
-            &horizontal,
-            first_row,
-            last_row - first_row,
-        ));
-        row_shift = first_row;
-    }
-    if out_h != img.height {
-        current = Cow::Owned(resample_vertical(&current, out_h, &vertical, row_shift));
-    }
-    current.into_owned()
 }
 
 /// C's `COORD`: negative positions map to -1 (outside), others truncate.
@@ -515,7 +289,7 @@ pub fn resize(
             ];
             scale_affine(img, height, width, &a, &vec![0; img.channels])
         }
-        Some(filter) => resample(img, height, width, &filter),
+        Some(filter) => resample(Region::whole(img), height, width, &filter),
     })
 }
 
@@ -747,7 +521,7 @@ pub fn pad(img: &Image, padding: Padding, fill: &[u8], mode: PaddingMode) -> Res
 pub fn hflip(img: &Image) -> Result<Image> {
     check_image(img)?;
     let ch = img.channels;
-    let mut out = img.clone();
+    let mut out = Image::zeros(img.height, img.width, ch);
     for (dst, src) in out
         .data
         .chunks_exact_mut(img.width * ch)
@@ -772,10 +546,7 @@ pub fn vflip(img: &Image) -> Result<Image> {
         .flatten()
         .copied()
         .collect();
-    Ok(Image {
-        data,
-        ..img.clone()
-    })
+    Ok(img.with_data(data))
 }
 
 /// Quarter turns as PIL's `transpose(ROTATE_90/180/270)` (counter-clockwise).
@@ -967,10 +738,7 @@ pub fn blend(degenerate: &Image, image: &Image, factor: f64) -> Result<Image> {
         .zip(&image.data)
         .map(|(&a, &b)| blend_value(a, b, alpha))
         .collect();
-    Ok(Image {
-        data,
-        ..image.clone()
-    })
+    Ok(image.with_data(data))
 }
 
 fn check_factor(name: &str, factor: f64) -> Result<()> {
@@ -1082,10 +850,7 @@ pub fn adjust_hue(img: &Image, hue_factor: f64) -> Result<Image> {
             hsv_to_rgb(h.wrapping_add(shift), s, v)
         })
         .collect();
-    Ok(Image {
-        data,
-        ..img.clone()
-    })
+    Ok(img.with_data(data))
 }
 
 /// PIL's `ImageFilter.SMOOTH` (3x3 kernel 1 1 1 / 1 5 1 / 1 1 1, /13): border pixels are copied,
@@ -1097,25 +862,38 @@ fn smooth(img: &Image) -> Image {
     }
     let k_side = 1.0f32 / 13.0;
     let k_mid = 5.0f32 / 13.0;
-    let rows = [[k_side; 3], [k_side, k_mid, k_side], [k_side; 3]];
+    let line = w * ch;
+    // Interior bytes of a row: pixel x's channel b sits at i = (x - 1) * ch + b of the
+    // three views shifted by 0, ch and 2 ch (its left neighbour, itself, its right neighbour).
+    let n = (w - 2) * ch;
+    let taps = |row: &[u8]| -> [Vec<f32>; 3] {
+        [0, ch, 2 * ch].map(|shift| {
+            row[shift..shift + n]
+                .iter()
+                .map(|&v| f32::from(v))
+                .collect()
+        })
+    };
     let mut out = img.clone();
-    let px = |y: usize, x: usize, b: usize| f32::from(img.data[(y * w + x) * ch + b]);
+    let mut rows: Vec<[Vec<f32>; 3]> = (0..3)
+        .map(|y| taps(&img.data[y * line..][..line]))
+        .collect();
     for y in 1..h - 1 {
-        for x in 1..w - 1 {
-            for b in 0..ch {
-                let mut ss = 0.5f32;
-                for (row, k) in [y + 1, y, y - 1].into_iter().zip(&rows) {
-                    ss +=
-                        px(row, x - 1, b) * k[0] + px(row, x, b) * k[1] + px(row, x + 1, b) * k[2];
-                }
-                out.data[(y * w + x) * ch + b] = if ss <= 0.0 {
-                    0
-                } else if ss >= 255.0 {
-                    255
-                } else {
-                    ss as u8
-                };
-            }
+        if y > 1 {
+            // Slide the window down one row, converting only the new one.
+            rows.rotate_left(1);
+            rows[2] = taps(&img.data[(y + 1) * line..][..line]);
+        }
+        let [down, mid, up] = [&rows[0], &rows[1], &rows[2]];
+        let dst = &mut out.data[y * line + ch..][..n];
+        for (i, o) in dst.iter_mut().enumerate() {
+            // Filter.c's order: row y+1, then y, then y-1, each a left-to-right dot product.
+            let mut ss = 0.5f32;
+            ss += up[0][i] * k_side + up[1][i] * k_side + up[2][i] * k_side;
+            ss += mid[0][i] * k_side + mid[1][i] * k_mid + mid[2][i] * k_side;
+            ss += down[0][i] * k_side + down[1][i] * k_side + down[2][i] * k_side;
+            // Saturating cast: <= 0 gives 0, >= 255 gives 255, as Filter.c's clip.
+            *o = ss as u8;
         }
     }
     out
@@ -1364,8 +1142,20 @@ impl RandomResizedCrop {
     }
 
     pub fn apply_box(&self, img: &Image, b: CropBox) -> Result<Image> {
+        check_image(img)?;
+        let (out_h, out_w) = self.size;
+        // Resample straight from the box (no copy of the crop); the result is the same as PIL's
+        // crop-then-resize because the kernel only reads inside the box.
+        if let (Some(filter), Some(region)) = (
+            resample_filter(self.interpolation),
+            Region::crop(img, b.top, b.left, b.height, b.width),
+        ) {
+            if out_h > 0 && out_w > 0 {
+                return Ok(resample(region, out_h, out_w, &filter));
+            }
+        }
         let cropped = crop(img, b.top as i64, b.left as i64, b.height, b.width)?;
-        resize(&cropped, self.size.0, self.size.1, self.interpolation)
+        resize(&cropped, out_h, out_w, self.interpolation)
     }
 
     pub fn apply(&self, img: &Image, rng: &mut StdRng) -> Result<Image> {

@@ -220,6 +220,43 @@ impl Dataset for Flaky {
     }
 }
 
+/// Like `identity`, but it declares its output shape, so the loader takes the path that writes
+/// samples straight into the batch buffer.
+fn identity_fixed_shape() -> Arc<dyn SampleTransform> {
+    Arc::new(Preprocess {
+        channels: 1,
+        resize: Some([4, 4]),
+        pad: 0,
+        mean: vec![0.0],
+        std: vec![1.0],
+    })
+}
+
+#[test]
+fn skipped_samples_leave_no_gap_in_the_batch() {
+    for transform in [identity(), identity_fixed_shape()] {
+        let ds: Arc<dyn Dataset> = Arc::new(Flaky(synthetic(23, 2)));
+        let c = LoaderConfig {
+            batch_size: 5,
+            skip_bad_images: true,
+            num_workers: 2,
+            ..Default::default()
+        };
+        let loader = Loader::new(ds, transform, c).unwrap();
+        for b in collect(&loader, 0) {
+            assert_eq!(b.images.len(), b.len() * 16);
+            for (k, &i) in b.indices.iter().enumerate() {
+                let want = (i % 256) as f32 / 255.0;
+                let got = &b.images[k * 16..(k + 1) * 16];
+                assert!(
+                    got.iter().all(|&v| v == want),
+                    "sample {i} at slot {k}: {got:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn skip_bad_images_drops_and_counts_failures() {
     let ds: Arc<dyn Dataset> = Arc::new(Flaky(synthetic(23, 2)));
