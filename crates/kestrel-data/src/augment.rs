@@ -131,12 +131,13 @@ impl FromStr for AugOp {
 
 fn apply_lut_per_channel(img: &Image, luts: &[[u8; 256]]) -> Image {
     let ch = img.channels;
-    let data = img
-        .data
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| luts[i % ch][v as usize])
-        .collect();
+    let mut data = vec![0u8; img.data.len()];
+    // Pixel by pixel, channel by channel: no per-byte `i % ch`.
+    for (out, px) in data.chunks_exact_mut(ch).zip(img.data.chunks_exact(ch)) {
+        for ((o, &v), lut) in out.iter_mut().zip(px).zip(luts) {
+            *o = lut[v as usize];
+        }
+    }
     img.with_data(data)
 }
 
@@ -147,8 +148,10 @@ fn apply_lut(img: &Image, lut: &[u8; 256]) -> Image {
 
 fn histograms(img: &Image) -> Vec<[u64; 256]> {
     let mut h = vec![[0u64; 256]; img.channels];
-    for (i, &v) in img.data.iter().enumerate() {
-        h[i % img.channels][v as usize] += 1;
+    for px in img.data.chunks_exact(img.channels) {
+        for (hist, &v) in h.iter_mut().zip(px) {
+            hist[v as usize] += 1;
+        }
     }
     h
 }
