@@ -3,7 +3,9 @@
 //! kestrel's own checkpoints and the files users bring share one layout: PyTorch's (Linear weights
 //! [out, in], BatchNorm `weight`/`bias`), with the family's timm key names. burn-store's PyTorch
 //! adapters translate to burn's layout, and a few regex rules translate the names that burn
-//! structs cannot spell (`downsample.0` is a field called `conv` here).
+//! structs cannot spell (`downsample.0` is a field called `conv` here). torchvision checkpoints of
+//! the families kestrel builds the timm way (MobileNetV2/V3, EfficientNet, RegNet, ConvNeXt) are
+//! recognised by their keys and translated to timm's names by the family's `torchvision_to_timm`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
