@@ -4,14 +4,16 @@ default variants into the git-ignored folder .parity/<name>/ with ../shared/tool
 then runs the ignored Rust tests that compare kestrel's logits against them (every test whose
 name contains `full_parity`: tests/full_parity.rs checks every registered model with a fixture,
 tests/full_parity_mobilenet_shufflenet_vgg.rs the torchvision `tv_*` folders, and
-tests/z2_full_parity.rs the attention ResNets, EfficientNet and RegNet).
+tests/z2_full_parity.rs the attention ResNets, EfficientNet and RegNet, and
+tests/torchvision_parity.rs the torchvision MobileNetV2/V3, EfficientNet, RegNet and ConvNeXt
+checkpoints, `tv_*` folders, loaded through the torchvision key-layout translation).
 
   python3 scripts/check_parity_full.py [NAME ...] [--parity-tool PATH] [--no-test]
   (or, once .parity/ exists) cargo test --release -p kestrel-models -- --ignored full_parity --nocapture
 
 Inputs are 224 px, each model's pretrained_cfg default as make_parity.py reads it.
 """
-import argparse, os, subprocess, sys
+import argparse, json, os, subprocess, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -45,18 +47,42 @@ FULL = [
     # ConvNeXt
     "convnext_atto",
     "convnext_tiny",
+    # torchvision layouts of timm-built families (folders tv_<name>; tests/torchvision_parity.rs)
+    "tv:mobilenet_v2",
+    "tv:mobilenet_v3_large",
+    "tv:efficientnet_b0",
+    "tv:regnet_y_400mf",
+    "tv:convnext_tiny",
+]
+
+# Full-size models that need scripts/tiny_models.py's builders: (name, suffix, kwargs).
+# torchvision's convnext_tiny starts its layer scales at 1e-6, which make_parity.py leaves alone,
+# so its blocks barely reach the logits; tv:convnext_custom at convnext_tiny's depths and widths
+# draws them from U(0.1, 0.5) (folder tv_convnext_custom_full_ls).
+WRAPPED = [
+    ("tv:convnext_custom", "_full_ls", dict(depths=[3, 3, 9, 3], dims=[96, 192, 384, 768])),
 ]
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("names", nargs="*", help="make_parity.py names (default: every name in FULL)")
+    ap.add_argument("names", nargs="*", help="make_parity.py names, or NAME+SUFFIX of a WRAPPED entry "
+                    "(default: everything in FULL and WRAPPED)")
     ap.add_argument("--parity-tool", default=os.path.join(ROOT, "..", "shared", "tools", "make_parity.py"))
     ap.add_argument("--no-test", action="store_true", help="only write the fixtures")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
+    wrapped = {name + suffix for name, suffix, _ in WRAPPED}
     for name in args.names or FULL:
+        if name in wrapped:
+            continue
         subprocess.check_call([sys.executable, args.parity_tool, name, "--out", OUT])
+    for name, suffix, kw in WRAPPED:
+        if args.names and name + suffix not in args.names:
+            continue
+        subprocess.check_call([sys.executable, os.path.join(HERE, "tiny_models.py"), name,
+                               "--parity-tool", args.parity_tool, "--out", OUT, "--suffix", suffix,
+                               "--kwargs", json.dumps(kw), "--input-size", "3,224,224"])
     if not args.no_test:
         subprocess.check_call(["cargo", "test", "--release", "-p", "kestrel-models", "--", "--ignored",
                                "full_parity", "--nocapture"], cwd=ROOT)

@@ -50,6 +50,40 @@ TINY_WRAPPED = {
         "tv:vgg_custom", "_bn_tiny", dict(cfg=_VGG11, batch_norm=True, hidden=32, num_classes=10), "3,64,64"),
     "tv_alexnet_custom_tiny": (
         "tv:alexnet_custom", "_tiny", dict(widths=[8, 16, 24, 16, 16], hidden=32, num_classes=10), "3,96,96"),
+    # torchvision layouts (features.N, trunk_output, layer_scale ...) of families that kestrel
+    # builds the timm way; the loader translates the keys. MobileNetV2: timm's mobilenetv2 at
+    # multiplier 0.2, depth 0.34 (repeats 1,1,2,2,2,2,1), 64-wide head.
+    "tv_mobilenet_v2_custom_tiny": (
+        "tv:mobilenet_v2_custom", "_tiny",
+        dict(width_mult=0.2, head=64, num_classes=10,
+             setting=[[1, 16, 1, 1], [6, 24, 1, 2], [6, 32, 2, 2], [6, 64, 2, 2], [6, 96, 2, 1],
+                      [6, 160, 2, 2], [6, 320, 1, 1]]), "3,56,56"),
+    # MobileNetV3: both block kinds with and without SE, residuals, RE and HS, k3 and k5.
+    "tv_mobilenet_v3_custom_tiny": (
+        "tv:mobilenet_v3_custom", "_tiny",
+        dict(last_channel=64, num_classes=10,
+             setting=[[16, 3, 16, 16, True, "RE", 2], [16, 3, 16, 16, False, "RE", 1],
+                      [16, 3, 64, 24, False, "RE", 2], [24, 3, 72, 24, False, "RE", 1],
+                      [24, 5, 96, 40, True, "HS", 2], [40, 5, 120, 40, True, "HS", 1]]), "3,56,56"),
+    # EfficientNet-B0 settings at width 0.15, depth 0.34; BN eps 1e-5 (B0-B4) and 1e-3 (B5-B7).
+    "tv_efficientnet_custom_tiny": (
+        "tv:efficientnet_custom", "_tiny",
+        dict(width_mult=0.15, depth_mult=0.34, bn_eps=1e-5, num_classes=10), "3,56,56"),
+    "tv_efficientnet_custom_eps_tiny": (
+        "tv:efficientnet_custom", "_eps_tiny",
+        dict(width_mult=0.15, depth_mult=0.34, bn_eps=1e-3, num_classes=10), "3,56,56"),
+    # RegNet widths 8/16/32/64, depths 1/1/3/1. Y with group width 24: torchvision rounds the
+    # 32-wide stage to 48 where timm's default rounding gives 24 (group_min_ratio).
+    "tv_regnet_custom_x_tiny": (
+        "tv:regnet_custom", "_x_tiny",
+        dict(depth=6, w_0=8, w_a=8.0, w_m=2.0, group_width=8, stem_width=16, num_classes=10), "3,32,32"),
+    "tv_regnet_custom_y_tiny": (
+        "tv:regnet_custom", "_y_tiny",
+        dict(depth=6, w_0=8, w_a=8.0, w_m=2.0, group_width=24, se_ratio=0.25, stem_width=16,
+             num_classes=10), "3,32,32"),
+    "tv_convnext_custom_tiny": (
+        "tv:convnext_custom", "_tiny", dict(depths=[1, 1, 2, 1], dims=[8, 16, 32, 64], num_classes=10),
+        "3,64,64"),
 }
 
 # (timm name, fixture suffix, kwargs, input size) for fixtures whose name is not NAME_tiny, or
@@ -106,6 +140,12 @@ def main():
             continue
         subprocess.check_call([sys.executable, os.path.join(HERE, "timm_tiny.py"), args.parity_tool, name,
                                "--out", OUT, "--kwargs", json.dumps(kw), "--input-size", size])
+    if wanted("tv_convnext_custom_tiny"):
+        # A torchvision-layout checkpoint as torchvision saves it (.pth, zip format).
+        import torch
+        from safetensors.torch import load_file
+        d = os.path.join(OUT, "tv_convnext_custom_tiny")
+        torch.save(load_file(os.path.join(d, "weights.safetensors")), os.path.join(d, "weights.pth"))
     if not wanted("resnet18"):
         return
     # PyTorch checkpoint formats, from the resnet18 fixture's weights.

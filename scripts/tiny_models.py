@@ -9,6 +9,9 @@ from the kwargs, and, when `num_features` is given, override the head width that
 passes to the model class. Everything else (block strings, rounding, SE, activations, init) is
 timm's.
 
+torchvision's `tv:*_custom` names below (MobileNetV2/V3, EfficientNet, RegNet, ConvNeXt) build
+torchvision's classes from small block settings, for the torchvision-layout import fixtures.
+
 torchvision's ShuffleNetV2, VGG and AlexNet builders fix their widths (VGG's and AlexNet's
 4096-wide classifiers alone are over 100 MB). `tv:shufflenet_v2_custom` is torchvision's
 `ShuffleNetV2` class with the stage repeats and widths from the kwargs; `tv:vgg_custom` is
@@ -98,6 +101,73 @@ def alexnet_custom(weights=None, widths=(64, 192, 384, 256, 256), hidden=4096, n
     m.classifier[1] = nn.Linear(widths[-1] * 6 * 6, hidden)
     m.classifier[4] = nn.Linear(hidden, hidden)
     m.classifier[6] = nn.Linear(hidden, num_classes)
+    return m
+
+
+# torchvision MobileNetV2/V3, EfficientNet, RegNet and ConvNeXt at fixture size: torchvision's own
+# classes (their key layout is what these fixtures test), built from small block settings.
+import functools
+
+import torch
+import torchvision.models.convnext as tv_convnext
+import torchvision.models.efficientnet as tv_effnet
+import torchvision.models.mobilenetv3 as tv_mnv3
+import torchvision.models.regnet as tv_regnet
+from torchvision.ops.misc import Conv2dNormActivation
+
+
+@tv_register("mobilenet_v2_custom")
+def mobilenet_v2_custom(weights=None, width_mult=1.0, setting=None, head=1280, num_classes=1000):
+    """torchvision's MobileNetV2 with a block setting [t, c, n, s] per stage and the head conv
+    (1280 wide, fixed in torchvision) narrowed to `head`."""
+    m = tvm.MobileNetV2(num_classes=num_classes, width_mult=width_mult, inverted_residual_setting=setting)
+    last_in = m.features[-1][0].in_channels
+    m.features[-1] = Conv2dNormActivation(last_in, head, kernel_size=1, norm_layer=nn.BatchNorm2d,
+                                          activation_layer=nn.ReLU6)
+    m.classifier[1] = nn.Linear(head, num_classes)
+    return m
+
+
+@tv_register("mobilenet_v3_custom")
+def mobilenet_v3_custom(weights=None, setting=(), last_channel=1280, num_classes=1000):
+    """torchvision's MobileNetV3 class (BN eps 1e-3, Hardsigmoid SE, Linear+Hardswish head) on
+    a block setting of InvertedResidualConfig tuples (in, k, expanded, out, se, act, stride)."""
+    cfg = [tv_mnv3.InvertedResidualConfig(i, k, e, o, se, act, s, 1, 1.0) for i, k, e, o, se, act, s in setting]
+    return tv_mnv3.MobileNetV3(cfg, last_channel, num_classes=num_classes)
+
+
+@tv_register("efficientnet_custom")
+def efficientnet_custom(weights=None, width_mult=1.0, depth_mult=1.0, bn_eps=1e-5, num_classes=1000):
+    """torchvision's EfficientNet on B0's block settings scaled by torchvision's own
+    width/depth rules, with BatchNorm eps `bn_eps` (torchvision: 1e-5 for B0-B4, 1e-3 for B5-B7)."""
+    setting, last = tv_effnet._efficientnet_conf("efficientnet_b0", width_mult=width_mult, depth_mult=depth_mult)
+    norm = functools.partial(nn.BatchNorm2d, eps=bn_eps)
+    return tv_effnet.EfficientNet(setting, dropout=0.2, num_classes=num_classes, norm_layer=norm,
+                                  last_channel=last)
+
+
+@tv_register("regnet_custom")
+def regnet_custom(weights=None, depth=6, w_0=8, w_a=8.0, w_m=2.0, group_width=8, se_ratio=None,
+                  stem_width=32, num_classes=1000):
+    """torchvision's RegNet on BlockParams.from_init_params (its own width generator and
+    group rounding)."""
+    params = tv_regnet.BlockParams.from_init_params(depth=depth, w_0=w_0, w_a=w_a, w_m=w_m,
+                                                    group_width=group_width, se_ratio=se_ratio)
+    return tv_regnet.RegNet(params, num_classes=num_classes, stem_width=stem_width)
+
+
+@tv_register("convnext_custom")
+def convnext_custom(weights=None, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768), num_classes=1000):
+    """torchvision's ConvNeXt with the given depths and widths. Its layer scale starts at 1e-6
+    (a wrong block would hardly show) and make_parity.py only perturbs timm's 1-D `gamma`, so
+    each block's `layer_scale` [C, 1, 1] is drawn from U(0.1, 0.5) here."""
+    setting = [tv_convnext.CNBlockConfig(d, dims[i + 1] if i + 1 < len(dims) else None, n)
+               for i, (d, n) in enumerate(zip(dims, depths))]
+    m = tv_convnext.ConvNeXt(setting, num_classes=num_classes)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, tv_convnext.CNBlock):
+                mod.layer_scale.uniform_(0.1, 0.5)
     return m
 
 

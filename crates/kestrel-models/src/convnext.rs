@@ -305,3 +305,62 @@ impl crate::model::Classifier for ConvNeXt {
         &["head.fc."]
     }
 }
+
+impl ConvNeXt {
+    /// torchvision's `convnext_*` key layout -> timm's, for a checkpoint whose keys show it
+    /// (`features.0.0.weight`, `features.1.0.block.0.weight`): `features.0.{0,1}` is `stem`,
+    /// `features.2k+1.M.block.{0,2,3,5}` is `stages.k.blocks.M.{conv_dw, norm, mlp.fc1, mlp.fc2}`,
+    /// `features.2k.{0,1}` is `stages.k.downsample`, `classifier.{0,2}` is `head.{norm,fc}`, and
+    /// the layer scale `layer_scale` [C, 1, 1] is `gamma` [C]. The architecture is timm's
+    /// Linear-MLP ConvNeXt exactly (LayerNorm eps 1e-6 both).
+    pub(crate) fn torchvision_to_timm(
+        &self,
+        keys: &std::collections::BTreeSet<&str>,
+    ) -> Option<crate::weights::Translation<'_>> {
+        if !(keys.contains("features.0.0.weight") && keys.contains("features.1.0.block.0.weight")) {
+            return None;
+        }
+        Some(Box::new(|name: &str, shape: &[usize]| {
+            let (head, rest) = name.split_once('.')?;
+            match head {
+                "classifier" => {
+                    let (i, rest) = rest.split_once('.')?;
+                    let to = match i {
+                        "0" => "head.norm",
+                        "2" => "head.fc",
+                        _ => return None,
+                    };
+                    Some((format!("{to}.{rest}"), None))
+                }
+                "features" => {
+                    let (f, rest) = rest.split_once('.')?;
+                    let f: usize = f.parse().ok()?;
+                    if f == 0 {
+                        return Some((format!("stem.{rest}"), None));
+                    }
+                    let stage = (f - 1) / 2;
+                    if f % 2 == 0 {
+                        return Some((format!("stages.{}.downsample.{rest}", f / 2), None));
+                    }
+                    let (m, rest) = rest.split_once('.')?;
+                    let prefix = format!("stages.{stage}.blocks.{m}");
+                    if rest == "layer_scale" {
+                        let c = *shape.first()?;
+                        return Some((format!("{prefix}.gamma"), Some(vec![c])));
+                    }
+                    let rest = rest.strip_prefix("block.")?;
+                    let (i, leaf) = rest.split_once('.')?;
+                    let to = match i {
+                        "0" => "conv_dw",
+                        "2" => "norm",
+                        "3" => "mlp.fc1",
+                        "5" => "mlp.fc2",
+                        _ => return None,
+                    };
+                    Some((format!("{prefix}.{to}.{leaf}"), None))
+                }
+                _ => None,
+            }
+        }))
+    }
+}

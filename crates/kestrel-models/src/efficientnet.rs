@@ -78,6 +78,9 @@ pub struct EfficientNetConfig {
     pub lite: bool,
     /// TensorFlow port: "same" padding and BN eps 1e-3.
     pub tf: bool,
+    /// BatchNorm epsilon: 1e-5 (timm's PyTorch-native weights, torchvision's B0–B4), 1e-3 (the
+    /// TF ports, and torchvision's B5–B7 with symmetric padding: [`Self::torchvision_b`]).
+    pub bn_eps: f64,
     /// Classifier dropout (timm `drop_rate`; 0 by default in timm).
     pub drop_rate: f64,
     /// Stochastic depth, linearly increasing over blocks (timm `drop_path_rate`).
@@ -92,6 +95,7 @@ impl EfficientNetConfig {
             depth_multiplier,
             lite,
             tf,
+            bn_eps: if tf { 1e-3 } else { 1e-5 },
             drop_rate: 0.0,
             drop_path_rate: 0.0,
         }
@@ -109,6 +113,15 @@ impl EfficientNetConfig {
             (2.0, 3.1),
         ][n];
         Self::new(c, d, false, tf)
+    }
+    /// torchvision's `efficientnet_b{n}`: timm's `efficientnet_b{n}` (same widths, depths, SE
+    /// widths, symmetric padding), with BatchNorm eps 1e-3 for B5–B7 as torchvision builds them.
+    pub fn torchvision_b(n: usize) -> Self {
+        let mut cfg = Self::b(n, false);
+        if n >= 5 {
+            cfg.bn_eps = 1e-3;
+        }
+        cfg
     }
     /// `efficientnet_lite{n}` (tf_efficientnet_lite{n} with `tf`).
     pub fn lite(n: usize, tf: bool) -> Self {
@@ -130,8 +143,9 @@ impl EfficientNetConfig {
     }
 
     fn bn(&self, c: usize, device: &Device) -> BatchNorm {
-        let eps = if self.tf { 1e-3 } else { 1e-5 };
-        BatchNormConfig::new(c).with_epsilon(eps).init(device)
+        BatchNormConfig::new(c)
+            .with_epsilon(self.bn_eps)
+            .init(device)
     }
 
     /// A conv with timm's padding for this variant: symmetric k/2 (PyTorch), or TF "same":
@@ -433,5 +447,58 @@ impl crate::model::Classifier for EfficientNet {
     }
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         &["classifier."]
+    }
+}
+
+impl EfficientNet {
+    /// torchvision's `efficientnet_b*` key layout -> timm's, for a checkpoint whose keys show it
+    /// (`features.0.0.weight`, `features.1.0.block.0.0.weight`): `features.0` is the stem,
+    /// `features.S+1.B.block.N` the units of `blocks.S.B` in order (expand, depthwise, SE,
+    /// project; each conv + BN a `Conv2dNormActivation`), the last `features` entry the head
+    /// conv + BN, `classifier.1` the classifier.
+    pub(crate) fn torchvision_to_timm(
+        &self,
+        keys: &std::collections::BTreeSet<&str>,
+    ) -> Option<crate::weights::Translation<'_>> {
+        use crate::mobilenet::TvUnit::{ConvBn, Se};
+        if !(keys.contains("features.0.0.weight") && keys.contains("features.1.0.block.0.0.weight"))
+        {
+            return None;
+        }
+        let mut map = crate::weights::PrefixMap::default();
+        map.add("features.0.0.", "conv_stem.");
+        map.add("features.0.1.", "bn1.");
+        for (s, stage) in self.blocks.iter().enumerate() {
+            for (b, block) in stage.iter().enumerate() {
+                let units = match block {
+                    EffBlock::Ds(d) => {
+                        let mut u = vec![ConvBn("conv_dw", "bn1")];
+                        u.extend(d.se.as_ref().map(|_| Se));
+                        u.push(ConvBn("conv_pw", "bn2"));
+                        u
+                    }
+                    EffBlock::Ir(d) => {
+                        let mut u = vec![ConvBn("conv_pw", "bn1"), ConvBn("conv_dw", "bn2")];
+                        u.extend(d.se.as_ref().map(|_| Se));
+                        u.push(ConvBn("conv_pwl", "bn3"));
+                        u
+                    }
+                };
+                crate::mobilenet::add_tv_units(
+                    &mut map,
+                    &format!("features.{}.{b}.block.", s + 1),
+                    &format!("blocks.{s}.{b}."),
+                    &units,
+                    false,
+                );
+            }
+        }
+        let last = self.blocks.len() + 1;
+        map.add(format!("features.{last}.0."), "conv_head.");
+        map.add(format!("features.{last}.1."), "bn2.");
+        map.add("classifier.1.", "classifier.");
+        Some(Box::new(move |name: &str, _shape: &[usize]| {
+            map.map(name).map(|n| (n, None))
+        }))
     }
 }

@@ -635,6 +635,14 @@ impl MobileNetConfig {
         cfg
     }
 
+    /// torchvision's MobileNetV3 (`mobilenet_v3_small` / `_large`): timm's architecture at the
+    /// same width, with torchvision's BatchNorm eps 1e-3.
+    pub fn torchvision_v3(self) -> Self {
+        let mut cfg = self;
+        cfg.builder.bn_eps = 1e-3;
+        cfg
+    }
+
     /// timm's `_gen_mobilenet_v3` for `mobilenetv3_large_*`.
     pub fn mobilenet_v3_large(channel_multiplier: f64) -> Self {
         const ARCH: &[&[&str]] = &[
@@ -768,6 +776,124 @@ impl crate::model::Classifier for MobileNet {
     }
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         &["classifier."]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// torchvision's key layout
+
+/// One layer group of a torchvision block's `nn.Sequential`, in order: a conv + BN
+/// (`Conv2dNormActivation`: `.0` conv, `.1` BN) stored as the named timm fields, or a
+/// squeeze-excite (`fc1`, `fc2` = timm's `se.conv_reduce`, `se.conv_expand`).
+pub(crate) enum TvUnit {
+    ConvBn(&'static str, &'static str),
+    Se,
+}
+
+/// Adds torchvision's numbering of `units` (`{from}N.`) -> timm's fields (`{to}field.`).
+/// `split_last`: the last conv and BN are two entries of the Sequential (MobileNetV2's
+/// `conv.{N, N+1}`) instead of one `Conv2dNormActivation`.
+pub(crate) fn add_tv_units(
+    map: &mut crate::weights::PrefixMap,
+    from: &str,
+    to: &str,
+    units: &[TvUnit],
+    split_last: bool,
+) {
+    for (i, unit) in units.iter().enumerate() {
+        match unit {
+            TvUnit::ConvBn(conv, bn) if split_last && i + 1 == units.len() => {
+                map.add(format!("{from}{i}."), format!("{to}{conv}."));
+                map.add(format!("{from}{}.", i + 1), format!("{to}{bn}."));
+            }
+            TvUnit::ConvBn(conv, bn) => {
+                map.add(format!("{from}{i}.0."), format!("{to}{conv}."));
+                map.add(format!("{from}{i}.1."), format!("{to}{bn}."));
+            }
+            TvUnit::Se => {
+                map.add(format!("{from}{i}.fc1."), format!("{to}se.conv_reduce."));
+                map.add(format!("{from}{i}.fc2."), format!("{to}se.conv_expand."));
+            }
+        }
+    }
+}
+
+impl MobileNet {
+    /// torchvision's `mobilenet_v2` / `mobilenet_v3_*` key layout -> timm's, for a checkpoint
+    /// whose keys show it (`features.0.0.weight` and `features.1.conv.*` or
+    /// `features.1.block.*`). torchvision numbers the blocks flat (`features.K`, the stem is 0),
+    /// timm by stage (`blocks.S.B`); the stage depths come from this model. Inside a block the
+    /// layer groups are numbered in order (expand, depthwise, SE, project). MobileNetV2's head
+    /// conv + BN is the last `features` entry and its classifier `classifier.1`; MobileNetV3's
+    /// last `features` entry is timm's final `cn` block, and its `classifier.0` Linear
+    /// [1280, 960] is timm's `conv_head` 1×1 conv [1280, 960, 1, 1] (`classifier.3` the
+    /// classifier).
+    pub(crate) fn torchvision_to_timm(
+        &self,
+        keys: &std::collections::BTreeSet<&str>,
+    ) -> Option<crate::weights::Translation<'_>> {
+        use TvUnit::{ConvBn, Se};
+        let v3 = self.head == HeadKind::PooledConv;
+        let probe = if v3 {
+            "features.1.block.0.0.weight"
+        } else {
+            "features.1.conv.0.0.weight"
+        };
+        if !(keys.contains("features.0.0.weight") && keys.contains(probe)) {
+            return None;
+        }
+        let mut map = crate::weights::PrefixMap::default();
+        map.add("features.0.0.", "conv_stem.");
+        map.add("features.0.1.", "bn1.");
+        let mut k = 1;
+        for (s, stage) in self.blocks.iter().enumerate() {
+            for (b, block) in stage.iter().enumerate() {
+                let to = format!("blocks.{s}.{b}.");
+                let units = match block {
+                    MbBlock::Ds(d) => {
+                        let mut u = vec![ConvBn("conv_dw", "bn1")];
+                        u.extend(d.se.as_ref().map(|_| Se));
+                        u.push(ConvBn("conv_pw", "bn2"));
+                        u
+                    }
+                    MbBlock::Ir(d) => {
+                        let mut u = vec![ConvBn("conv_pw", "bn1"), ConvBn("conv_dw", "bn2")];
+                        u.extend(d.se.as_ref().map(|_| Se));
+                        u.push(ConvBn("conv_pwl", "bn3"));
+                        u
+                    }
+                    MbBlock::Cn(_) => {
+                        map.add(format!("features.{k}.0."), format!("{to}conv."));
+                        map.add(format!("features.{k}.1."), format!("{to}bn1."));
+                        k += 1;
+                        continue;
+                    }
+                };
+                let from = if v3 {
+                    format!("features.{k}.block.")
+                } else {
+                    format!("features.{k}.conv.")
+                };
+                add_tv_units(&mut map, &from, &to, &units, !v3);
+                k += 1;
+            }
+        }
+        if v3 {
+            map.add("classifier.0.", "conv_head.");
+            map.add("classifier.3.", "classifier.");
+        } else {
+            map.add(format!("features.{k}.0."), "conv_head.");
+            map.add(format!("features.{k}.1."), "bn2.");
+            map.add("classifier.1.", "classifier.");
+        }
+        Some(Box::new(move |name: &str, shape: &[usize]| {
+            let to = map.map(name)?;
+            let reshape = match shape {
+                [o, i] if v3 && to == "conv_head.weight" => Some(vec![*o, *i, 1, 1]),
+                _ => None,
+            };
+            Some((to, reshape))
+        }))
     }
 }
 

@@ -263,6 +263,21 @@ macro_rules! regnet_spec {
     };
 }
 
+/// A torchvision model that shares its builder with a timm one but has its own name, eval
+/// preprocessing and (through the name) `tv:` alias.
+macro_rules! tv_named_spec {
+    ($name:literal, $alias:literal, $family:literal, $variant:ident, $data:expr, $cfg:expr) => {
+        ModelSpec {
+            name: $name,
+            family: $family,
+            aliases: &[$alias],
+            default_num_classes: 1000,
+            data: $data,
+            build: |o, d| Model::$variant($cfg.init(o.num_classes, o.in_chans, d)),
+        }
+    };
+}
+
 pub static REGISTRY: &[ModelSpec] = &[
     ModelSpec {
         name: "lenet5",
@@ -564,14 +579,149 @@ pub static REGISTRY: &[ModelSpec] = &[
     convnext_spec!("convnext_small", convnext_224_095, ConvNeXtConfig::small()),
     convnext_spec!("convnext_base", convnext_224_0875, ConvNeXtConfig::base()),
     convnext_spec!("convnext_large", convnext_224_0875, ConvNeXtConfig::large()),
+    // torchvision's MobileNetV2/V3, EfficientNet, RegNet and ConvNeXt: timm's builders (the
+    // loader translates torchvision's key layout), data = the DEFAULT weights' eval transforms
+    // (resize R, centre crop C; crop_pct chosen so that floor(C / crop_pct) = R). Names that
+    // timm also uses get timm's `tv_` prefix; `tv:NAME` finds them.
+    mobilenet_spec!(
+        "mobilenet_v2",
+        imagenet_data!(224, 0.965, "bilinear"), // 232 -> 224
+        MobileNetConfig::mobilenet_v2(1.0)
+    ),
+    mobilenet_spec!(
+        "mobilenet_v3_small",
+        imagenet_data!(224, 0.875, "bilinear"), // 256 -> 224
+        MobileNetConfig::mobilenet_v3_small(1.0).torchvision_v3()
+    ),
+    mobilenet_spec!(
+        "mobilenet_v3_large",
+        imagenet_data!(224, 0.965, "bilinear"), // 232 -> 224
+        MobileNetConfig::mobilenet_v3_large(1.0).torchvision_v3()
+    ),
+    tv_named_spec!(
+        "tv_efficientnet_b0",
+        "tv:efficientnet_b0",
+        "efficientnet",
+        EfficientNet,
+        imagenet_data!(224, 0.875, "bicubic"), // 256 -> 224
+        EfficientNetConfig::torchvision_b(0)
+    ),
+    tv_named_spec!(
+        "tv_efficientnet_b1",
+        "tv:efficientnet_b1",
+        "efficientnet",
+        EfficientNet,
+        imagenet_data!(240, 0.941, "bilinear"), // 255 -> 240 (IMAGENET1K_V2)
+        EfficientNetConfig::torchvision_b(1)
+    ),
+    tv_named_spec!(
+        "tv_efficientnet_b2",
+        "tv:efficientnet_b2",
+        "efficientnet",
+        EfficientNet,
+        imagenet_data!(288, 1.0, "bicubic"), // 288 -> 288
+        EfficientNetConfig::torchvision_b(2)
+    ),
+    tv_named_spec!(
+        "tv_efficientnet_b3",
+        "tv:efficientnet_b3",
+        "efficientnet",
+        EfficientNet,
+        imagenet_data!(300, 0.9375, "bicubic"), // 320 -> 300
+        EfficientNetConfig::torchvision_b(3)
+    ),
+    tv_named_spec!(
+        "tv_efficientnet_b4",
+        "tv:efficientnet_b4",
+        "efficientnet",
+        EfficientNet,
+        imagenet_data!(380, 0.9895, "bicubic"), // 384 -> 380
+        EfficientNetConfig::torchvision_b(4)
+    ),
+    tv_named_spec!(
+        "tv_efficientnet_b5",
+        "tv:efficientnet_b5",
+        "efficientnet",
+        EfficientNet,
+        imagenet_data!(456, 1.0, "bicubic"), // 456 -> 456
+        EfficientNetConfig::torchvision_b(5)
+    ),
+    tv_named_spec!(
+        "tv_efficientnet_b6",
+        "tv:efficientnet_b6",
+        "efficientnet",
+        EfficientNet,
+        imagenet_data!(528, 1.0, "bicubic"), // 528 -> 528
+        EfficientNetConfig::torchvision_b(6)
+    ),
+    tv_named_spec!(
+        "tv_efficientnet_b7",
+        "tv:efficientnet_b7",
+        "efficientnet",
+        EfficientNet,
+        imagenet_data!(600, 1.0, "bicubic"), // 600 -> 600
+        EfficientNetConfig::torchvision_b(7)
+    ),
+    // RegNet IMAGENET1K_V2 weights: 232 -> 224 bilinear.
+    regnet_spec!("regnet_x_400mf", imagenet_data!(224, 0.965, "bilinear")),
+    regnet_spec!("regnet_x_800mf", imagenet_data!(224, 0.965, "bilinear")),
+    regnet_spec!("regnet_x_1_6gf", imagenet_data!(224, 0.965, "bilinear")),
+    regnet_spec!("regnet_x_3_2gf", imagenet_data!(224, 0.965, "bilinear")),
+    regnet_spec!("regnet_x_8gf", imagenet_data!(224, 0.965, "bilinear")),
+    regnet_spec!("regnet_x_16gf", imagenet_data!(224, 0.965, "bilinear")),
+    regnet_spec!("regnet_y_400mf", imagenet_data!(224, 0.965, "bilinear")),
+    regnet_spec!("regnet_y_800mf", imagenet_data!(224, 0.965, "bilinear")),
+    regnet_spec!("regnet_y_1_6gf", imagenet_data!(224, 0.965, "bilinear")),
+    regnet_spec!("regnet_y_3_2gf", imagenet_data!(224, 0.965, "bilinear")),
+    regnet_spec!("regnet_y_8gf", imagenet_data!(224, 0.965, "bilinear")),
+    regnet_spec!("regnet_y_16gf", imagenet_data!(224, 0.965, "bilinear")),
+    tv_named_spec!(
+        "tv_convnext_tiny",
+        "tv:convnext_tiny",
+        "convnext",
+        ConvNeXt,
+        imagenet_data!(224, 0.949, "bilinear"), // 236 -> 224
+        ConvNeXtConfig::tiny()
+    ),
+    tv_named_spec!(
+        "tv_convnext_small",
+        "tv:convnext_small",
+        "convnext",
+        ConvNeXt,
+        imagenet_data!(224, 0.9739, "bilinear"), // 230 -> 224
+        ConvNeXtConfig::small()
+    ),
+    tv_named_spec!(
+        "tv_convnext_base",
+        "tv:convnext_base",
+        "convnext",
+        ConvNeXt,
+        imagenet_data!(224, 0.965, "bilinear"), // 232 -> 224
+        ConvNeXtConfig::base()
+    ),
+    tv_named_spec!(
+        "tv_convnext_large",
+        "tv:convnext_large",
+        "convnext",
+        ConvNeXt,
+        imagenet_data!(224, 0.965, "bilinear"), // 232 -> 224
+        ConvNeXtConfig::large()
+    ),
 ];
 
-/// Finds a model by name or alias (case-insensitive; a `tv:` prefix is accepted).
+/// Finds a model by name or alias (case-insensitive). A `tv:` name is first looked up as an
+/// alias (`tv:efficientnet_b0` is `tv_efficientnet_b0`, torchvision's, not timm's
+/// `efficientnet_b0`), then without the prefix (`tv:resnet50`, `tv:mobilenet_v2`).
 pub fn find(name: &str) -> Result<&'static ModelSpec, ModelError> {
-    let wanted = name.trim().trim_start_matches("tv:").to_ascii_lowercase();
-    REGISTRY
-        .iter()
-        .find(|s| s.name == wanted || s.aliases.contains(&wanted.as_str()))
+    let exact = name.trim().to_ascii_lowercase();
+    let lookup = |wanted: &str| {
+        REGISTRY
+            .iter()
+            .find(|s| s.name == wanted || s.aliases.contains(&wanted))
+    };
+    let wanted = exact.strip_prefix("tv:").unwrap_or(&exact).to_string();
+    lookup(&exact)
+        .or_else(|| lookup(&wanted))
         .ok_or_else(|| ModelError::UnknownModel {
             name: name.to_string(),
             suggestions: suggest(&wanted),

@@ -13,7 +13,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use crate::attention::{ConvBn, SqueezeExcite};
-use crate::layers::{batch_norm, conv2d, drop_path, global_avg_pool, Counted};
+use crate::layers::{batch_norm, conv2d, drop_path, global_avg_pool, make_divisible, Counted};
 
 #[derive(Clone, Debug)]
 pub struct RegNetConfig {
@@ -26,6 +26,10 @@ pub struct RegNetConfig {
     /// 0.25 for RegNetY (SE), 0 for RegNetX.
     pub se_ratio: f64,
     pub stem_width: usize,
+    /// 0: timm's `quantize_float` rounds bottleneck widths to the group size. Otherwise
+    /// `make_divisible(w, group, round_limit = this)`, torchvision's rounding (timm's
+    /// `group_min_ratio`, 0.9 for its `*_tv` configs and kestrel's torchvision `regnet_*`).
+    pub group_min_ratio: f64,
     pub drop_rate: f64,
     pub drop_path_rate: f64,
 }
@@ -49,13 +53,19 @@ impl RegNetConfig {
             bottle_ratio: 1.0,
             se_ratio: if se { 0.25 } else { 0.0 },
             stem_width: 32,
+            group_min_ratio: 0.0,
             drop_rate: 0.0,
             drop_path_rate: 0.0,
         }
     }
 
-    /// timm `model_cfgs` by name (regnetx_002 … regnety_160).
+    /// timm `model_cfgs` by name (regnetx_002 … regnety_160), and torchvision's
+    /// `regnet_{x,y}_{400mf..16gf}` (the same generator parameters with torchvision's width
+    /// rounding, see [`Self::torchvision`]).
     pub fn by_name(name: &str) -> Option<Self> {
+        if let Some(timm) = Self::torchvision_name(name) {
+            return Self::by_name(timm).map(Self::torchvision);
+        }
         let x = |w0, wa, wm, g, d| Some(Self::new(w0, wa, wm, g, d, false));
         let y = |w0, wa, wm, g, d| Some(Self::new(w0, wa, wm, g, d, true));
         match name {
@@ -85,6 +95,34 @@ impl RegNetConfig {
         }
     }
 
+    /// The timm config that torchvision's `regnet_*` model shares its generator parameters with.
+    fn torchvision_name(name: &str) -> Option<&'static str> {
+        Some(match name {
+            "regnet_x_400mf" => "regnetx_004",
+            "regnet_x_800mf" => "regnetx_008",
+            "regnet_x_1_6gf" => "regnetx_016",
+            "regnet_x_3_2gf" => "regnetx_032",
+            "regnet_x_8gf" => "regnetx_080",
+            "regnet_x_16gf" => "regnetx_160",
+            "regnet_y_400mf" => "regnety_004",
+            "regnet_y_800mf" => "regnety_008",
+            "regnet_y_1_6gf" => "regnety_016",
+            "regnet_y_3_2gf" => "regnety_032",
+            "regnet_y_8gf" => "regnety_080",
+            "regnet_y_16gf" => "regnety_160",
+            _ => return None,
+        })
+    }
+
+    /// torchvision's width rounding (`group_min_ratio` 0.9, as timm's `regnetx_004_tv`): it
+    /// changes regnet_x_400mf, regnet_y_800mf and regnet_y_8gf against timm's configs.
+    pub fn torchvision(self) -> Self {
+        RegNetConfig {
+            group_min_ratio: 0.9,
+            ..self
+        }
+    }
+
     /// timm `generate_regnet` (float32, round half to even as torch.round) followed by
     /// `adjust_widths_groups_comp` (quantize_float with Python's round).
     pub fn stages(&self) -> Vec<StageArgs> {
@@ -111,7 +149,11 @@ impl RegNetConfig {
         for s in &mut stages {
             let w_bot = (s.width as f64 * self.bottle_ratio) as usize;
             let g = s.group_size.min(w_bot);
-            let w_bot = ((w_bot as f64 / g as f64).round_ties_even() * g as f64) as usize;
+            let w_bot = if self.group_min_ratio > 0.0 {
+                make_divisible(w_bot as f64, g, None, self.group_min_ratio)
+            } else {
+                ((w_bot as f64 / g as f64).round_ties_even() * g as f64) as usize
+            };
             s.group_size = g;
             s.width = (w_bot as f64 / self.bottle_ratio) as usize;
         }
@@ -274,5 +316,66 @@ impl crate::model::Classifier for RegNet {
     }
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         &["head.fc."]
+    }
+}
+
+impl RegNet {
+    /// torchvision's `regnet_*` key layout -> timm's, for a checkpoint whose keys show it
+    /// (`stem.0.weight`, `trunk_output.*`): `stem.{0,1}` is `stem.{conv,bn}`,
+    /// `trunk_output.blockS.blockS-M` is `sS.b{M+1}` with `f.{a,b,c}.{0,1}` =
+    /// `conv{1,2,3}.{conv,bn}`, `f.se` = `se`, `proj` = `downsample`, and `fc` is `head.fc`.
+    /// torchvision rounds bottleneck widths to the group size with its `_make_divisible`
+    /// (`group_min_ratio` 0.9 here); otherwise the blocks are timm's.
+    pub(crate) fn torchvision_to_timm(
+        &self,
+        keys: &std::collections::BTreeSet<&str>,
+    ) -> Option<crate::weights::Translation<'_>> {
+        if !(keys.contains("stem.0.weight") && keys.iter().any(|k| k.starts_with("trunk_output.")))
+        {
+            return None;
+        }
+        Some(Box::new(|name: &str, _shape: &[usize]| {
+            if let Some(rest) = name.strip_prefix("stem.") {
+                let (i, leaf) = rest.split_once('.')?;
+                let to = match i {
+                    "0" => "conv",
+                    "1" => "bn",
+                    _ => return None,
+                };
+                return Some((format!("stem.{to}.{leaf}"), None));
+            }
+            if let Some(rest) = name.strip_prefix("fc.") {
+                return Some((format!("head.fc.{rest}"), None));
+            }
+            let rest = name.strip_prefix("trunk_output.block")?;
+            let (_, rest) = rest.split_once(".block")?;
+            let (sb, rest) = rest.split_once('.')?;
+            let (s, b) = sb.split_once('-')?;
+            let b: usize = b.parse().ok()?;
+            let prefix = format!("s{s}.b{}", b + 1);
+            let sub = |i: &str| match i {
+                "0" => Some("conv"),
+                "1" => Some("bn"),
+                _ => None,
+            };
+            let to = if let Some(rest) = rest.strip_prefix("proj.") {
+                let (i, leaf) = rest.split_once('.')?;
+                format!("downsample.{}.{leaf}", sub(i)?)
+            } else if let Some(rest) = rest.strip_prefix("f.se.") {
+                format!("se.{rest}")
+            } else {
+                let rest = rest.strip_prefix("f.")?;
+                let (conv, rest) = rest.split_once('.')?;
+                let (i, leaf) = rest.split_once('.')?;
+                let n = match conv {
+                    "a" => 1,
+                    "b" => 2,
+                    "c" => 3,
+                    _ => return None,
+                };
+                format!("conv{n}.{}.{leaf}", sub(i)?)
+            };
+            Some((format!("{prefix}.{to}"), None))
+        }))
     }
 }

@@ -3,14 +3,20 @@
 //! kestrel's own checkpoints and the files users bring share one layout: PyTorch's (Linear weights
 //! [out, in], BatchNorm `weight`/`bias`), with the family's timm key names. burn-store's PyTorch
 //! adapters translate to burn's layout, and a few regex rules translate the names that burn
-//! structs cannot spell (`downsample.0` is a field called `conv` here).
+//! structs cannot spell (`downsample.0` is a field called `conv` here). torchvision checkpoints of
+//! the families kestrel builds the timm way (MobileNetV2/V3, EfficientNet, RegNet, ConvNeXt) are
+//! recognised by their keys and translated to timm's names by the family's `torchvision_to_timm`.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use burn::prelude::Shape;
+use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{
-    ApplyResult, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter,
-    PytorchStore, SafetensorsStore,
+    bridge, ApplyError, ApplyResult, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot,
+    ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
+use burn::tensor::TensorData;
 
 use crate::error::ModelError;
 use crate::model::Model;
@@ -76,6 +82,11 @@ pub fn save_safetensors(model: &Model, path: &Path) -> Result<(), ModelError> {
 /// The state dict may sit at the top level or under `state_dict` or `model`.
 /// `num_batches_tracked` buffers are ignored. Anything else that does not fit — missing keys,
 /// unexpected keys, shape mismatches — is an error listing the first offenders.
+///
+/// Names go through three steps: the user's `--remap` rules; then, when the file is in
+/// torchvision's layout (told by its keys, not by the model's name), the family's translation to
+/// timm's names and shapes ([`Translation`]); then kestrel's own [`IMPORT_RULES`]. Errors name
+/// tensors as the file does.
 pub fn load_weights(model: &mut Model, path: &Path, opts: &LoadOptions) -> Result<(), ModelError> {
     let werr = |reason: String| ModelError::Weights {
         path: path.to_path_buf(),
@@ -84,37 +95,41 @@ pub fn load_weights(model: &mut Model, path: &Path, opts: &LoadOptions) -> Resul
     if !path.exists() {
         return Err(werr("file not found".into()));
     }
-    let remap = remapper(&opts.remap, IMPORT_RULES).map_err(werr)?;
-    let result = if is_safetensors(path).map_err(|e| werr(e.to_string()))? {
-        let mut store = SafetensorsStore::from_file(path)
-            .with_from_adapter(PyTorchToBurnAdapter)
-            .skip_enum_variants(true)
-            .remap(remap)
-            .validate(false)
-            .allow_partial(true);
-        catch(|| model.load_from(&mut store))
-            .map_err(werr)?
-            .map_err(|e| werr(e.to_string()))?
+    let user = remapper(&opts.remap, &[]).map_err(werr)?;
+    let builtin = remapper(&[], IMPORT_RULES).map_err(werr)?;
+    let (result, origin) = if is_safetensors(path).map_err(|e| werr(e.to_string()))? {
+        let tensors = catch(|| {
+            SafetensorsStore::from_file(path)
+                .get_all_tensors()
+                .map(|m| m.values().cloned().collect::<Vec<_>>())
+        })
+        .map_err(werr)?
+        .map_err(|e| werr(e.to_string()))?;
+        catch(|| apply_tensors(model, tensors, &user, &builtin)).map_err(werr)?
     } else {
-        let key = pytorch_top_level_key(path);
         let mut last_err = String::new();
         let mut found = None;
-        for key in key {
-            let mut store = PytorchStore::from_file(path)
-                .skip_enum_variants(true)
-                .map_indices_contiguous(false)
-                .remap(remap.clone())
-                .validate(false)
-                .allow_partial(true);
-            if let Some(k) = key {
-                store = store.with_top_level_key(k);
-            }
-            match catch(|| model.load_from(&mut store)).map_err(werr)? {
-                Ok(r) if !r.applied.is_empty() => {
-                    found = Some(r);
-                    break;
+        for key in pytorch_top_level_key(path) {
+            let read = catch(|| {
+                let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
+                if let Some(k) = key {
+                    store = store.with_top_level_key(k);
                 }
-                Ok(r) => found = found.or(Some(r)),
+                store
+                    .get_all_tensors()
+                    .map(|m| m.values().cloned().collect::<Vec<_>>())
+            })
+            .map_err(werr)?;
+            match read {
+                Ok(tensors) => {
+                    let (r, origin) =
+                        catch(|| apply_tensors(model, tensors, &user, &builtin)).map_err(werr)?;
+                    if !r.applied.is_empty() {
+                        found = Some((r, origin));
+                        break;
+                    }
+                    found = found.or(Some((r, origin)));
+                }
                 Err(e) => last_err = e.to_string(),
             }
         }
@@ -127,7 +142,97 @@ pub fn load_weights(model: &mut Model, path: &Path, opts: &LoadOptions) -> Resul
             }
         }
     };
-    check_result(model, path, &result, opts)
+    check_result(model, path, &result, &origin, opts)
+}
+
+/// A family's translation of one tensor name from another library's layout (torchvision's) to
+/// timm's: the timm name, and the timm shape where it differs (same elements, e.g. torchvision
+/// ConvNeXt's layer scale [C, 1, 1] is timm's `gamma` [C]). `None` leaves the name alone.
+pub(crate) type Translation<'a> =
+    Box<dyn Fn(&str, &[usize]) -> Option<(String, Option<Vec<usize>>)> + 'a>;
+
+/// Picks the family's torchvision translation when the checkpoint's keys are in torchvision's
+/// layout; `None` for timm-layout files and families without one.
+fn torchvision_translation<'a>(model: &'a Model, keys: &BTreeSet<&str>) -> Option<Translation<'a>> {
+    match model {
+        Model::MobileNet(m) => m.torchvision_to_timm(keys),
+        Model::EfficientNet(m) => m.torchvision_to_timm(keys),
+        Model::RegNet(m) => m.torchvision_to_timm(keys),
+        Model::ConvNeXt(m) => m.torchvision_to_timm(keys),
+        _ => None,
+    }
+}
+
+/// A rename table of module prefixes (`features.3.block.1.0.` -> `blocks.1.0.conv_dw.`) or full
+/// names; the longest matching prefix wins.
+#[derive(Default)]
+pub(crate) struct PrefixMap(Vec<(String, String)>);
+
+impl PrefixMap {
+    pub(crate) fn add(&mut self, from: impl Into<String>, to: impl Into<String>) {
+        self.0.push((from.into(), to.into()));
+    }
+
+    pub(crate) fn map(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .filter(|(from, _)| name.starts_with(from.as_str()))
+            .max_by_key(|(from, _)| from.len())
+            .map(|(from, to)| format!("{to}{}", &name[from.len()..]))
+    }
+}
+
+/// Renames (and where asked reshapes) `tensors` into kestrel's module paths and applies them.
+/// Returns the result and, for every name the model saw, the name the file gave it.
+fn apply_tensors(
+    model: &mut Model,
+    tensors: Vec<PackTensor>,
+    user: &KeyRemapper,
+    builtin: &KeyRemapper,
+) -> (ApplyResult, HashMap<String, String>) {
+    let file_names: Vec<String> = tensors.iter().map(|t| t.name.clone()).collect();
+    let (tensors, _) = user.remap(tensors);
+    let keys: BTreeSet<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+    let tensors: Vec<PackTensor> = match torchvision_translation(model, &keys) {
+        None => tensors,
+        Some(translate) => tensors
+            .iter()
+            .map(|t| match translate(&t.name, t.shape.as_slice()) {
+                None => t.clone(),
+                Some((name, None)) => {
+                    let mut t = t.clone();
+                    t.name = name;
+                    t
+                }
+                Some((name, Some(shape))) => reshaped(t.clone(), name, shape),
+            })
+            .collect(),
+    };
+    let (tensors, _) = builtin.remap(tensors);
+    let origin = tensors
+        .iter()
+        .map(|t| t.name.clone())
+        .zip(file_names)
+        .collect();
+    let result = model.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), true);
+    (result, origin)
+}
+
+/// `tensor` under a new name and shape (same element count; a different count is left for the
+/// applier to report as a shape mismatch).
+fn reshaped(tensor: PackTensor, name: String, shape: Vec<usize>) -> PackTensor {
+    if shape.iter().product::<usize>() != tensor.shape.num_elements() {
+        let mut t = tensor;
+        t.name = name;
+        return t;
+    }
+    let dtype = tensor.dtype;
+    let target = Shape::from(shape);
+    let new = target.clone();
+    bridge::map_data(tensor, name, dtype, target, move |data| {
+        let (bytes, _, dtype) = data.into_parts();
+        TensorData::from_bytes(bytes, new.clone(), dtype)
+    })
 }
 
 /// Candidate locations of the state dict inside a PyTorch file.
@@ -163,8 +268,13 @@ fn check_result(
     model: &Model,
     path: &Path,
     result: &ApplyResult,
+    origin: &HashMap<String, String>,
     opts: &LoadOptions,
 ) -> Result<(), ModelError> {
+    // The file's own name for a tensor the model saw under `name`.
+    fn file_name<'a>(origin: &'a HashMap<String, String>, name: &'a str) -> &'a str {
+        origin.get(name).map_or(name, String::as_str)
+    }
     let head = model.classifier_prefixes();
     let in_head = |name: &str| opts.reinit_classifier && head.iter().any(|p| name.starts_with(p));
     let missing: Vec<&str> = result
@@ -178,11 +288,23 @@ fn check_result(
         .iter()
         .map(String::as_str)
         .filter(|p| !p.ends_with("num_batches_tracked") && !in_head(p))
+        .map(|p| file_name(origin, p))
         .collect();
     let mismatched: Vec<String> = result
         .errors
         .iter()
-        .map(|e| e.to_string())
+        .map(|e| {
+            let msg = e.to_string();
+            let path = error_path(e);
+            match file_name(origin, path) {
+                orig if orig != path => msg.replacen(
+                    &format!("'{path}'"),
+                    &format!("'{orig}' (kestrel '{path}')"),
+                    1,
+                ),
+                _ => msg,
+            }
+        })
         .filter(|e| !head.iter().any(|p| opts.reinit_classifier && e.contains(p)))
         .collect();
     if result.applied.is_empty() && missing.is_empty() && mismatched.is_empty() {
@@ -220,6 +342,15 @@ fn check_result(
         model: model.kind().into(),
         details,
     })
+}
+
+fn error_path(e: &ApplyError) -> &str {
+    match e {
+        ApplyError::ShapeMismatch { path, .. }
+        | ApplyError::DTypeMismatch { path, .. }
+        | ApplyError::AdapterError { path, .. }
+        | ApplyError::LoadError { path, .. } => path,
+    }
 }
 
 /// Parses a `--remap` file: one `REGEX => REPLACEMENT` (or tab-separated) rule per line;
