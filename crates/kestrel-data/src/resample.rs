@@ -240,14 +240,26 @@ fn resample_horizontal(
     let mut data = vec![0u8; rows * out_w * ch];
     #[cfg(target_arch = "x86_64")]
     let sse41 = std::is_x86_feature_detected!("sse4.1");
+    #[cfg(target_arch = "x86_64")]
+    if ch == 3 && sse41 {
+        const GROUP: usize = 4;
+        for (g, dst) in data.chunks_mut(GROUP * out_w * 3).enumerate() {
+            let first = row0 + g * GROUP;
+            // SAFETY: SSE4.1 support was detected above.
+            unsafe {
+                if dst.len() == GROUP * out_w * 3 {
+                    horizontal_rgb_rows_sse41::<GROUP>(&src, first, dst, coeffs);
+                } else {
+                    for (r, one) in dst.chunks_exact_mut(out_w * 3).enumerate() {
+                        horizontal_rgb_rows_sse41::<1>(&src, first + r, one, coeffs);
+                    }
+                }
+            }
+        }
+        return Image::new(rows, out_w, ch, data);
+    }
     for (y, dst) in data.chunks_exact_mut(out_w * ch).enumerate() {
         let row = src.row(row0 + y);
-        #[cfg(target_arch = "x86_64")]
-        if ch == 3 && sse41 {
-            // SAFETY: SSE4.1 support was detected above.
-            unsafe { horizontal_rgb_row_sse41(row, dst, coeffs) };
-            continue;
-        }
         if ch == 3 {
             for (xx, out) in dst.chunks_exact_mut(3).enumerate() {
                 let (start, k) = coeffs.kernel(xx);
@@ -278,45 +290,70 @@ fn resample_horizontal(
     Image::new(rows, out_w, ch, data)
 }
 
-/// One RGB row of the horizontal pass with the three channel sums in one SSE register: each tap
-/// loads a pixel as 4 bytes (R, G, B and the next pixel's R, whose lane is ignored), widens them
-/// to `i32` and adds weight × pixel; the same integer arithmetic as the scalar loop.
+/// `R` RGB rows of the horizontal pass at once, the three channel sums of each in one SSE
+/// register: each tap loads a pixel as 4 bytes (R, G, B and the next pixel's R, whose lane is
+/// ignored), widens them to `i32` and adds weight × pixel, the same integer arithmetic as the
+/// scalar loop. Doing several rows per output column shares the kernel lookup and gives the CPU
+/// independent sums to overlap. `dst` holds the `R` output rows back to back.
 ///
 /// # Safety
 /// The CPU must support SSE4.1.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.1")]
-unsafe fn horizontal_rgb_row_sse41(row: &[u8], dst: &mut [u8], coeffs: &AxisCoeffs) {
+unsafe fn horizontal_rgb_rows_sse41<const R: usize>(
+    src: &Region,
+    row0: usize,
+    dst: &mut [u8],
+    coeffs: &AxisCoeffs,
+) {
     use std::arch::x86_64::*;
-    // Pixels whose 4-byte load stays inside the row: index p with 3 p + 4 <= row.len().
-    let loadable = if row.len() >= 4 {
-        (row.len() - 4) / 3 + 1
+    let rows: [&[u8]; R] = std::array::from_fn(|r| src.row(row0 + r));
+    let out_line = dst.len() / R;
+    // Pixels whose 4-byte load stays inside the row: index p with 3 p + 4 <= row length.
+    let row_len = src.width * 3;
+    let loadable = if row_len >= 4 {
+        (row_len - 4) / 3 + 1
     } else {
         0
     };
-    for (xx, out) in dst.chunks_exact_mut(3).enumerate() {
+    for xx in 0..out_line / 3 {
         let (start, k) = coeffs.kernel(xx);
         let vector_taps = k.len().min(loadable.saturating_sub(start));
-        let mut acc = _mm_set1_epi32(HALF);
+        let mut acc = [_mm_set1_epi32(HALF); R];
         for (j, &w) in k[..vector_taps].iter().enumerate() {
             let at = (start + j) * 3;
-            // SAFETY: at + 4 <= row.len() because start + j < loadable.
-            let bytes = unsafe { std::ptr::read_unaligned(row.as_ptr().add(at) as *const i32) };
-            let pixel = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(bytes));
-            acc = _mm_add_epi32(acc, _mm_mullo_epi32(pixel, _mm_set1_epi32(w)));
+            let weight = _mm_set1_epi32(w);
+            for (a, row) in acc.iter_mut().zip(&rows) {
+                // SAFETY: at + 4 <= row.len() because start + j < loadable.
+                let bytes = unsafe { std::ptr::read_unaligned(row.as_ptr().add(at) as *const i32) };
+                let pixel = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(bytes));
+                *a = _mm_add_epi32(*a, _mm_mullo_epi32(pixel, weight));
+            }
         }
-        let mut sums = [0i32; 4];
-        // SAFETY: `sums` is 16 writable bytes.
-        unsafe { _mm_storeu_si128(sums.as_mut_ptr() as *mut __m128i, acc) };
-        for (j, &w) in k.iter().enumerate().skip(vector_taps) {
-            let p = &row[(start + j) * 3..][..3];
-            sums[0] += i32::from(p[0]) * w;
-            sums[1] += i32::from(p[1]) * w;
-            sums[2] += i32::from(p[2]) * w;
+        for (r, (a, row)) in acc.iter().zip(&rows).enumerate() {
+            let out = &mut dst[r * out_line + xx * 3..][..3];
+            if vector_taps == k.len() {
+                // clip8 in three instructions: >> 22, then saturate to i16 and to u8.
+                let v = _mm_srai_epi32::<{ PRECISION_BITS as i32 }>(*a);
+                let v = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
+                let bytes = (_mm_cvtsi128_si32(v) as u32).to_le_bytes();
+                out.copy_from_slice(&bytes[..3]);
+            } else {
+                // The last pixel of the row: its 4-byte load would leave the row.
+                let mut sums = [0i32; 4];
+                // SAFETY: `sums` is 16 writable bytes.
+                unsafe { _mm_storeu_si128(sums.as_mut_ptr() as *mut __m128i, *a) };
+                for (j, &w) in k.iter().enumerate().skip(vector_taps) {
+                    let p = &row[(start + j) * 3..][..3];
+                    for (s, &v) in sums.iter_mut().zip(p) {
+                        *s += i32::from(v) * w;
+                    }
+                }
+                for (o, &s) in out.iter_mut().zip(&sums) {
+                    *o = clip8(s);
+                }
+            }
         }
-        out[0] = clip8(sums[0]);
-        out[1] = clip8(sums[1]);
-        out[2] = clip8(sums[2]);
     }
 }
 
