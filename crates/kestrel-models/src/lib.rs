@@ -21,4 +21,4 @@ pub mod weights;
 pub use burn;
 pub use error::ModelError;
 pub use model::Model;
-pub use registry::{find, BuildOptions, DataConfig, ModelSpec, REGISTRY};
+pub use registry::{find, torchvision_counterpart, BuildOptions, DataConfig, ModelSpec, REGISTRY};

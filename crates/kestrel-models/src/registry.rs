@@ -728,6 +728,42 @@ pub fn find(name: &str) -> Result<&'static ModelSpec, ModelError> {
         })
 }
 
+/// timm models whose torchvision counterpart kestrel registers under another name (same
+/// family; the architecture may differ in BatchNorm eps or RegNet width rounding, and the eval
+/// preprocessing differs). Used to point users who load a torchvision checkpoint under the timm
+/// name to torchvision's model.
+const TORCHVISION_COUNTERPARTS: &[(&str, &str)] = &[
+    ("mobilenetv2_100", "mobilenet_v2"),
+    ("mobilenetv3_small_100", "mobilenet_v3_small"),
+    ("mobilenetv3_large_100", "mobilenet_v3_large"),
+    ("regnetx_004", "regnet_x_400mf"),
+    ("regnetx_008", "regnet_x_800mf"),
+    ("regnetx_016", "regnet_x_1_6gf"),
+    ("regnetx_032", "regnet_x_3_2gf"),
+    ("regnetx_080", "regnet_x_8gf"),
+    ("regnetx_160", "regnet_x_16gf"),
+    ("regnety_004", "regnet_y_400mf"),
+    ("regnety_008", "regnet_y_800mf"),
+    ("regnety_016", "regnet_y_1_6gf"),
+    ("regnety_032", "regnet_y_3_2gf"),
+    ("regnety_080", "regnet_y_8gf"),
+    ("regnety_160", "regnet_y_16gf"),
+];
+
+/// The torchvision model that corresponds to timm model `name`, when kestrel registers it under
+/// a different name: `mobilenet_v2` for `mobilenetv2_100`, `tv_efficientnet_b5` for
+/// `efficientnet_b5`, `tv_convnext_tiny` for `convnext_tiny`, ...
+pub fn torchvision_counterpart(name: &str) -> Option<&'static ModelSpec> {
+    let spec = find(name).ok()?;
+    let tv_name = TORCHVISION_COUNTERPARTS
+        .iter()
+        .find(|(timm, _)| *timm == spec.name)
+        .map(|(_, tv)| tv.to_string())
+        .unwrap_or_else(|| format!("tv:{}", spec.name));
+    let tv = find(&tv_name).ok()?;
+    (tv.name != spec.name && tv.family == spec.family).then_some(tv)
+}
+
 fn suggest(wanted: &str) -> Vec<String> {
     let prefix: String = wanted.chars().take(3).collect();
     let mut out: Vec<String> = REGISTRY

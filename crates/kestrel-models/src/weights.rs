@@ -87,7 +87,11 @@ pub fn save_safetensors(model: &Model, path: &Path) -> Result<(), ModelError> {
 /// torchvision's layout (told by its keys, not by the model's name), the family's translation to
 /// timm's names and shapes ([`Translation`]); then kestrel's own [`IMPORT_RULES`]. Errors name
 /// tensors as the file does.
-pub fn load_weights(model: &mut Model, path: &Path, opts: &LoadOptions) -> Result<(), ModelError> {
+pub fn load_weights(
+    model: &mut Model,
+    path: &Path,
+    opts: &LoadOptions,
+) -> Result<WeightsLayout, ModelError> {
     let werr = |reason: String| ModelError::Weights {
         path: path.to_path_buf(),
         reason,
@@ -142,7 +146,26 @@ pub fn load_weights(model: &mut Model, path: &Path, opts: &LoadOptions) -> Resul
             }
         }
     };
-    check_result(model, path, &result, &origin, opts)
+    check_result(model, path, &result, &origin.names, opts)?;
+    Ok(origin.layout)
+}
+
+/// Whose key layout a loaded checkpoint was in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightsLayout {
+    /// timm's names (also kestrel's own checkpoints and torchvision files of the families whose
+    /// names torchvision and timm share, e.g. ResNet).
+    Timm,
+    /// torchvision's names, translated by the family (MobileNetV2/V3, EfficientNet, RegNet,
+    /// ConvNeXt).
+    Torchvision,
+}
+
+/// Where the tensors the model saw came from.
+struct Origin {
+    /// Model name -> the file's own name.
+    names: HashMap<String, String>,
+    layout: WeightsLayout,
 }
 
 /// A family's translation of one tensor name from another library's layout (torchvision's) to
@@ -189,33 +212,36 @@ fn apply_tensors(
     tensors: Vec<PackTensor>,
     user: &KeyRemapper,
     builtin: &KeyRemapper,
-) -> (ApplyResult, HashMap<String, String>) {
+) -> (ApplyResult, Origin) {
     let file_names: Vec<String> = tensors.iter().map(|t| t.name.clone()).collect();
     let (tensors, _) = user.remap(tensors);
     let keys: BTreeSet<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
-    let tensors: Vec<PackTensor> = match torchvision_translation(model, &keys) {
-        None => tensors,
-        Some(translate) => tensors
-            .iter()
-            .map(|t| match translate(&t.name, t.shape.as_slice()) {
-                None => t.clone(),
-                Some((name, None)) => {
-                    let mut t = t.clone();
-                    t.name = name;
-                    t
-                }
-                Some((name, Some(shape))) => reshaped(t.clone(), name, shape),
-            })
-            .collect(),
+    let (tensors, layout) = match torchvision_translation(model, &keys) {
+        None => (tensors, WeightsLayout::Timm),
+        Some(translate) => {
+            let translated = tensors
+                .iter()
+                .map(|t| match translate(&t.name, t.shape.as_slice()) {
+                    None => t.clone(),
+                    Some((name, None)) => {
+                        let mut t = t.clone();
+                        t.name = name;
+                        t
+                    }
+                    Some((name, Some(shape))) => reshaped(t.clone(), name, shape),
+                })
+                .collect();
+            (translated, WeightsLayout::Torchvision)
+        }
     };
     let (tensors, _) = builtin.remap(tensors);
-    let origin = tensors
+    let names = tensors
         .iter()
         .map(|t| t.name.clone())
         .zip(file_names)
         .collect();
     let result = model.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), true);
-    (result, origin)
+    (result, Origin { names, layout })
 }
 
 /// `tensor` under a new name and shape (same element count; a different count is left for the

@@ -15,7 +15,7 @@ use kestrel_models::convnext::ConvNeXtConfig;
 use kestrel_models::efficientnet::EfficientNetConfig;
 use kestrel_models::mobilenet::MobileNetConfig;
 use kestrel_models::regnet::RegNetConfig;
-use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
+use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions, WeightsLayout};
 use kestrel_models::Model;
 
 fn load(mut model: Model, dir: &std::path::Path, file: &str) -> Model {
@@ -428,5 +428,70 @@ fn full_parity_torchvision_tiny_errors() {
             .zip(&reference)
             .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         eprintln!("{name:32} ratio {:.2e}", err / scale);
+    }
+}
+
+#[test]
+fn the_loader_reports_which_layout_it_read() {
+    let layout = |model: Model, fixture_name: &str| {
+        let mut model = model;
+        load_weights(
+            &mut model,
+            &fixture(fixture_name).join("weights.safetensors"),
+            &LoadOptions::default(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        layout(
+            Model::ConvNeXt(convnext_tiny().init(10, 3, &d())),
+            "tv_convnext_custom_tiny"
+        ),
+        WeightsLayout::Torchvision
+    );
+    assert_eq!(
+        layout(
+            Model::MobileNet(mobilenet_v2_tiny().init(10, 3, &d())),
+            "tv_mobilenet_v2_custom_tiny"
+        ),
+        WeightsLayout::Torchvision
+    );
+    // The same weights saved by kestrel carry timm's names.
+    let mut model = Model::MobileNet(mobilenet_v2_tiny().init(10, 3, &d()));
+    let dir = fixture("tv_mobilenet_v2_custom_tiny");
+    load_weights(
+        &mut model,
+        &dir.join("weights.safetensors"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("w.safetensors");
+    save_safetensors(&model, &out).unwrap();
+    let mut reloaded = Model::MobileNet(mobilenet_v2_tiny().init(10, 3, &d()));
+    let again = load_weights(&mut reloaded, &out, &LoadOptions::default()).unwrap();
+    assert_eq!(again, WeightsLayout::Timm);
+}
+
+#[test]
+fn timm_names_point_to_their_torchvision_counterparts() {
+    use kestrel_models::torchvision_counterpart;
+    let tv = |name: &str| torchvision_counterpart(name).map(|s| s.name);
+    assert_eq!(tv("efficientnet_b5"), Some("tv_efficientnet_b5"));
+    assert_eq!(tv("convnext_tiny"), Some("tv_convnext_tiny"));
+    assert_eq!(tv("mobilenetv2_100"), Some("mobilenet_v2"));
+    assert_eq!(tv("mobilenetv3_large_100"), Some("mobilenet_v3_large"));
+    assert_eq!(tv("regnety_004"), Some("regnet_y_400mf"));
+    assert_eq!(tv("regnetx_160"), Some("regnet_x_16gf"));
+    // Already torchvision's, or the same model under both names: nothing to point to.
+    assert_eq!(tv("tv_efficientnet_b5"), None);
+    assert_eq!(tv("mobilenet_v2"), None);
+    assert_eq!(tv("resnet50"), None);
+    assert_eq!(tv("efficientnet_lite0"), None);
+    // Every timm EfficientNet/ConvNeXt with a torchvision twin has one, in the same family.
+    for n in 0..8 {
+        let name = format!("efficientnet_b{n}");
+        let twin = torchvision_counterpart(&name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(twin.family, kestrel_models::find(&name).unwrap().family);
     }
 }

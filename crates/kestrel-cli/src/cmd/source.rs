@@ -11,7 +11,7 @@ use clap::Args;
 use kestrel_data::imagenet::imagenet_class_names;
 use kestrel_data::transforms::{EvalTransform, Interpolation};
 use kestrel_data::SampleTransform;
-use kestrel_models::weights::{load_weights, parse_remap_file, LoadOptions};
+use kestrel_models::weights::{load_weights, parse_remap_file, LoadOptions, WeightsLayout};
 use kestrel_models::{BuildOptions, Model};
 use kestrel_train::Checkpoint;
 
@@ -80,7 +80,22 @@ pub fn load(args: &ModelSourceArgs, device: &Device) -> Result<LoadedModel> {
             reinit_classifier: args.num_classes.is_some(),
             remap,
         };
-        load_weights(&mut model, weights, &lo)?;
+        let layout = load_weights(&mut model, weights, &lo)?;
+        if layout == WeightsLayout::Torchvision {
+            if let Some(tv) = kestrel_models::torchvision_counterpart(spec.name) {
+                eprintln!(
+                    "warning: {} is a torchvision checkpoint, loaded into timm's `{}`. \
+                     torchvision's own model is `{}`: its eval preprocessing differs, and for \
+                     some variants (MobileNetV3, EfficientNet B5-B7, some RegNets) so do \
+                     BatchNorm eps or widths, which changes the logits. Use --model {} to \
+                     reproduce torchvision.",
+                    weights.display(),
+                    spec.name,
+                    tv.name,
+                    tv.name
+                );
+            }
+        }
     }
     let [c, h, w] = dc.input_size;
     let interpolation: Interpolation = dc.interpolation.parse()?;
