@@ -16,7 +16,7 @@ use burn::tensor::ops::PadMode;
 
 use crate::layers::{conv2d, drop_path, global_avg_pool, make_divisible, Counted};
 /// The builder blocks' activation and squeeze-excite, shared with MobileNet.
-pub use crate::mobilenet::{Act, SqueezeExcite};
+pub use crate::mbconv::{Act, SqueezeExcite};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlockType {
@@ -460,7 +460,7 @@ impl EfficientNet {
         &self,
         keys: &std::collections::BTreeSet<&str>,
     ) -> Option<crate::weights::Translation<'_>> {
-        use crate::mobilenet::TvUnit::{ConvBn, Se};
+        use crate::mbconv::TvUnit::{ConvBn, Se};
         if !(keys.contains("features.0.0.weight") && keys.contains("features.1.0.block.0.0.weight"))
         {
             return None;
@@ -484,7 +484,7 @@ impl EfficientNet {
                         u
                     }
                 };
-                crate::mobilenet::add_tv_units(
+                crate::mbconv::add_tv_units(
                     &mut map,
                     &format!("features.{}.{b}.block.", s + 1),
                     &format!("blocks.{s}.{b}."),

@@ -8,6 +8,7 @@ pub mod efficientnet;
 pub mod error;
 pub mod layers;
 pub mod lenet;
+pub mod mbconv;
 pub mod mobilenet;
 pub mod model;
 pub mod registry;
