@@ -2,7 +2,8 @@
 //! (`efficientnet.py` / `_efficientnet_builder.py`): `conv_stem`, `bn1`, `blocks.S.B` of
 //! `DepthwiseSeparableConv` (`conv_dw`, `bn1`, `se`, `conv_pw`, `bn2`) and `InvertedResidual`
 //! (`conv_pw`, `bn1`, `conv_dw`, `bn2`, `se.conv_reduce/conv_expand`, `conv_pwl`, `bn3`),
-//! `conv_head`, `bn2`, `classifier`.
+//! `conv_head`, `bn2`, `classifier`. The blocks are built by the shared builder in
+//! [`crate::mbconv`]; this file has the B0 architecture, its scaling presets, stem and head.
 //!
 //! The `tf_` ports use TensorFlow's "same" padding — computed at run time from the input size,
 //! asymmetric (extra pixel right/bottom) for stride-2 convs, as timm's `Conv2dSame` — and
@@ -10,13 +11,13 @@
 //! head, and do not scale the depth of the first and last stage.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::ops::PadMode;
 
-use crate::layers::{conv2d, drop_path, global_avg_pool, make_divisible, Counted};
-/// The builder blocks' activation and squeeze-excite, shared with MobileNet.
-pub use crate::mbconv::{Act, SqueezeExcite};
+use crate::layers::{global_avg_pool, Counted};
+use crate::mbconv::{add_tv_units, run_same, BlockArgs, BuilderConfig, SeConfig};
+/// The shared builder types in this family's model (blocks, activation, squeeze-excite).
+pub use crate::mbconv::{Act, MbBlock, SqueezeExcite};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlockType {
@@ -35,6 +36,28 @@ pub struct StageDef {
     pub stride: usize,
     pub exp_ratio: usize,
     pub out_chs: usize,
+}
+
+impl StageDef {
+    /// The builder's arguments for one block of this stage: SE 0.25 of the block input unless
+    /// `lite` (timm's `_gen_efficientnet` / `_gen_efficientnet_lite` block strings).
+    fn block_args(&self, lite: bool) -> BlockArgs {
+        BlockArgs {
+            block_type: match self.block {
+                BlockType::DepthwiseSeparable => crate::mbconv::BlockType::Ds,
+                BlockType::InvertedResidual => crate::mbconv::BlockType::Ir,
+            },
+            kernel: self.kernel,
+            stride: self.stride,
+            exp_ratio: self.exp_ratio as f64,
+            out_chs: self.out_chs,
+            se_ratio: if lite { 0.0 } else { 0.25 },
+            act: None,
+            noskip: false,
+            skip: false,
+            pw_act: false,
+        }
+    }
 }
 
 const fn st(
@@ -129,44 +152,19 @@ impl EfficientNetConfig {
         Self::new(c, d, true, tf)
     }
 
-    /// timm `round_channels`: make_divisible(c·multiplier, 8, round_limit 0.9).
-    fn round_chs(&self, c: usize) -> usize {
-        make_divisible(c as f64 * self.channel_multiplier, 8, None, 0.9)
-    }
-
-    fn act(&self) -> Act {
-        if self.lite {
-            Act::Relu6
-        } else {
-            Act::Silu
+    /// timm's `EfficientNetBuilder` for this variant: channels rounded to 8 (round limit 0.9),
+    /// SiLU (ReLU6 for Lite), EfficientNet's SE sizing, TF "same" padding for the `tf_` ports.
+    fn builder(&self) -> BuilderConfig {
+        BuilderConfig {
+            channel_multiplier: self.channel_multiplier,
+            channel_divisor: 8,
+            round_limit: 0.9,
+            act: if self.lite { Act::Relu6 } else { Act::Silu },
+            se: SeConfig::EFFICIENTNET,
+            bn_eps: self.bn_eps,
+            drop_path_rate: self.drop_path_rate,
+            same_padding: self.tf,
         }
-    }
-
-    fn bn(&self, c: usize, device: &Device) -> BatchNorm {
-        BatchNormConfig::new(c)
-            .with_epsilon(self.bn_eps)
-            .init(device)
-    }
-
-    /// A conv with timm's padding for this variant: symmetric k/2 (PyTorch), or TF "same":
-    /// static k/2 for stride 1, none here and dynamic padding in `run_same` for stride 2.
-    #[allow(clippy::too_many_arguments)]
-    fn conv(
-        &self,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        groups: usize,
-        bias: bool,
-        device: &Device,
-    ) -> Conv2d {
-        let pad = if self.tf && stride > 1 {
-            0
-        } else {
-            (k - 1) / 2
-        };
-        conv2d(cin, cout, k, stride, pad, groups, bias, device)
     }
 
     /// Per-stage repeat counts after depth scaling (timm `_scale_stage_depth`, 'ceil').
@@ -187,226 +185,25 @@ impl EfficientNetConfig {
     }
 
     pub fn init(&self, num_classes: usize, in_chans: usize, device: &Device) -> EfficientNet {
-        let act = self.act();
-        let stem = if self.lite { 32 } else { self.round_chs(32) };
-        let conv_stem = self.conv(in_chans, stem, 3, 2, 1, false, device);
-        let bn1 = self.bn(stem, device);
-        let repeats = self.stage_repeats();
-        let total: usize = repeats.iter().sum();
-        let mut idx = 0;
-        let mut in_chs = stem;
-        let mut blocks = Vec::new();
-        for (s, &reps) in self.arch.iter().zip(&repeats) {
-            let out = self.round_chs(s.out_chs);
-            let mut stage = Vec::new();
-            for r in 0..reps {
-                let stride = if r == 0 { s.stride } else { 1 };
-                let dpr = self.drop_path_rate * idx as f64 / total as f64;
-                stage.push(match s.block {
-                    BlockType::DepthwiseSeparable => EffBlock::Ds(DepthwiseSeparable::new(
-                        self, in_chs, out, s.kernel, stride, dpr, device,
-                    )),
-                    BlockType::InvertedResidual => EffBlock::Ir(InvertedResidual::new(
-                        self,
-                        in_chs,
-                        out,
-                        s.kernel,
-                        stride,
-                        s.exp_ratio,
-                        dpr,
-                        device,
-                    )),
-                });
-                in_chs = out;
-                idx += 1;
-            }
-            blocks.push(stage);
-        }
-        let num_features = if self.lite {
-            1280
-        } else {
-            self.round_chs(1280)
-        };
+        let b = self.builder();
+        let stem = if self.lite { 32 } else { b.round_chs(32) };
+        let stages: Vec<Vec<BlockArgs>> = self
+            .arch
+            .iter()
+            .zip(self.stage_repeats())
+            .map(|(s, reps)| vec![s.block_args(self.lite); reps])
+            .collect();
+        let (blocks, head_in) = b.build(stem, &stages, device);
+        let num_features = if self.lite { 1280 } else { b.round_chs(1280) };
         EfficientNet {
-            conv_stem,
-            bn1,
+            conv_stem: b.conv(in_chans, stem, 3, 2, 1, false, device),
+            bn1: b.bn(stem, device),
             blocks,
-            conv_head: self.conv(in_chs, num_features, 1, 1, 1, false, device),
-            bn2: self.bn(num_features, device),
+            conv_head: b.conv(head_in, num_features, 1, 1, 1, false, device),
+            bn2: b.bn(num_features, device),
             classifier: LinearConfig::new(num_features, num_classes).init(device),
             dropout: DropoutConfig::new(self.drop_rate).init(),
-            act,
-        }
-    }
-}
-
-/// Runs `conv`, first applying TF "same" padding when the conv was built without padding but
-/// strides (timm `pad_same`: total max((⌈i/s⌉−1)·s + (k−1)·d + 1 − i, 0), the odd pixel after).
-fn run_same(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let unpadded = matches!(
-        conv.padding,
-        burn::nn::PaddingConfig2d::Explicit(0, 0, 0, 0) | burn::nn::PaddingConfig2d::Valid
-    );
-    if !unpadded || conv.kernel_size[0] == 1 {
-        return conv.run(x);
-    }
-    let [_, _, h, w] = x.dims();
-    let pad = |i: usize, k: usize, s: usize, d: usize| -> (usize, usize) {
-        let total = ((i.div_ceil(s) - 1) * s + (k - 1) * d + 1).saturating_sub(i);
-        (total / 2, total - total / 2)
-    };
-    let (top, bottom) = pad(h, conv.kernel_size[0], conv.stride[0], conv.dilation[0]);
-    let (left, right) = pad(w, conv.kernel_size[1], conv.stride[1], conv.dilation[1]);
-    let x = if top + bottom + left + right > 0 {
-        x.pad((left, right, top, bottom), PadMode::Constant(0.0))
-    } else {
-        x
-    };
-    conv.run(x)
-}
-
-/// SE channels as timm computes them: rd_ratio = 0.25 / exp_ratio (se_from_exp=False), then
-/// Python's round(mid_chs · rd_ratio) (ties to even).
-fn se_channels(mid_chs: usize, exp_ratio: usize) -> usize {
-    (mid_chs as f64 * (0.25 / exp_ratio as f64)).round_ties_even() as usize
-}
-
-#[derive(Module, Debug)]
-pub struct DepthwiseSeparable {
-    pub conv_dw: Conv2d,
-    pub bn1: BatchNorm,
-    pub se: Option<SqueezeExcite>,
-    pub conv_pw: Conv2d,
-    pub bn2: BatchNorm,
-    #[module(skip)]
-    pub act: Act,
-    #[module(skip)]
-    pub has_skip: bool,
-    #[module(skip)]
-    pub drop_path: f64,
-}
-
-impl DepthwiseSeparable {
-    fn new(
-        cfg: &EfficientNetConfig,
-        in_chs: usize,
-        out_chs: usize,
-        k: usize,
-        stride: usize,
-        drop_path: f64,
-        device: &Device,
-    ) -> Self {
-        let act = cfg.act();
-        let se = (!cfg.lite).then(|| {
-            let rd = se_channels(in_chs, 1);
-            SqueezeExcite::new(in_chs, rd, act, Act::Sigmoid, device)
-        });
-        DepthwiseSeparable {
-            conv_dw: cfg.conv(in_chs, in_chs, k, stride, in_chs, false, device),
-            bn1: cfg.bn(in_chs, device),
-            se,
-            conv_pw: cfg.conv(in_chs, out_chs, 1, 1, 1, false, device),
-            bn2: cfg.bn(out_chs, device),
-            act,
-            has_skip: stride == 1 && in_chs == out_chs,
-            drop_path,
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let shortcut = x.clone();
-        let mut y = self.act.apply(self.bn1.forward(run_same(&self.conv_dw, x)));
-        if let Some(se) = &self.se {
-            y = se.forward(y);
-        }
-        let y = self.bn2.forward(self.conv_pw.run(y));
-        if self.has_skip {
-            drop_path(y, self.drop_path) + shortcut
-        } else {
-            y
-        }
-    }
-}
-
-#[derive(Module, Debug)]
-pub struct InvertedResidual {
-    pub conv_pw: Conv2d,
-    pub bn1: BatchNorm,
-    pub conv_dw: Conv2d,
-    pub bn2: BatchNorm,
-    pub se: Option<SqueezeExcite>,
-    pub conv_pwl: Conv2d,
-    pub bn3: BatchNorm,
-    #[module(skip)]
-    pub act: Act,
-    #[module(skip)]
-    pub has_skip: bool,
-    #[module(skip)]
-    pub drop_path: f64,
-}
-
-impl InvertedResidual {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        cfg: &EfficientNetConfig,
-        in_chs: usize,
-        out_chs: usize,
-        k: usize,
-        stride: usize,
-        exp_ratio: usize,
-        drop_path: f64,
-        device: &Device,
-    ) -> Self {
-        let act = cfg.act();
-        let mid = make_divisible((in_chs * exp_ratio) as f64, 8, None, 0.9);
-        let se = (!cfg.lite).then(|| {
-            let rd = se_channels(mid, exp_ratio);
-            SqueezeExcite::new(mid, rd, act, Act::Sigmoid, device)
-        });
-        InvertedResidual {
-            conv_pw: cfg.conv(in_chs, mid, 1, 1, 1, false, device),
-            bn1: cfg.bn(mid, device),
-            conv_dw: cfg.conv(mid, mid, k, stride, mid, false, device),
-            bn2: cfg.bn(mid, device),
-            se,
-            conv_pwl: cfg.conv(mid, out_chs, 1, 1, 1, false, device),
-            bn3: cfg.bn(out_chs, device),
-            act,
-            has_skip: stride == 1 && in_chs == out_chs,
-            drop_path,
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let shortcut = x.clone();
-        let y = self.act.apply(self.bn1.forward(self.conv_pw.run(x)));
-        let mut y = self.act.apply(self.bn2.forward(run_same(&self.conv_dw, y)));
-        if let Some(se) = &self.se {
-            y = se.forward(y);
-        }
-        let y = self.bn3.forward(self.conv_pwl.run(y));
-        if self.has_skip {
-            drop_path(y, self.drop_path) + shortcut
-        } else {
-            y
-        }
-    }
-}
-
-/// A block of `blocks.S`; the variant name never appears in weight keys.
-// Blocks are built once per model; boxing the larger variant would buy nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Module, Debug)]
-pub enum EffBlock {
-    Ds(DepthwiseSeparable),
-    Ir(InvertedResidual),
-}
-
-impl EffBlock {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        match self {
-            EffBlock::Ds(b) => b.forward(x),
-            EffBlock::Ir(b) => b.forward(x),
+            act: b.act,
         }
     }
 }
@@ -415,7 +212,7 @@ impl EffBlock {
 pub struct EfficientNet {
     pub conv_stem: Conv2d,
     pub bn1: BatchNorm,
-    pub blocks: Vec<Vec<EffBlock>>,
+    pub blocks: Vec<Vec<MbBlock>>,
     pub conv_head: Conv2d,
     pub bn2: BatchNorm,
     pub classifier: Linear,
@@ -460,7 +257,6 @@ impl EfficientNet {
         &self,
         keys: &std::collections::BTreeSet<&str>,
     ) -> Option<crate::weights::Translation<'_>> {
-        use crate::mbconv::TvUnit::{ConvBn, Se};
         if !(keys.contains("features.0.0.weight") && keys.contains("features.1.0.block.0.0.weight"))
         {
             return None;
@@ -470,21 +266,10 @@ impl EfficientNet {
         map.add("features.0.1.", "bn1.");
         for (s, stage) in self.blocks.iter().enumerate() {
             for (b, block) in stage.iter().enumerate() {
-                let units = match block {
-                    EffBlock::Ds(d) => {
-                        let mut u = vec![ConvBn("conv_dw", "bn1")];
-                        u.extend(d.se.as_ref().map(|_| Se));
-                        u.push(ConvBn("conv_pw", "bn2"));
-                        u
-                    }
-                    EffBlock::Ir(d) => {
-                        let mut u = vec![ConvBn("conv_pw", "bn1"), ConvBn("conv_dw", "bn2")];
-                        u.extend(d.se.as_ref().map(|_| Se));
-                        u.push(ConvBn("conv_pwl", "bn3"));
-                        u
-                    }
-                };
-                crate::mbconv::add_tv_units(
+                let units = block
+                    .torchvision_units()
+                    .expect("EfficientNet has only ds and ir blocks");
+                add_tv_units(
                     &mut map,
                     &format!("features.{}.{b}.block.", s + 1),
                     &format!("blocks.{s}.{b}."),
