@@ -3,11 +3,10 @@
 
 mod common;
 
-use common::{assert_logits_match, fixture, input_tensor};
+use common::check_fixture;
 use kestrel_models::attention::AttnKind;
 use kestrel_models::burn::prelude::*;
 use kestrel_models::resnet::ResNetConfig;
-use kestrel_models::weights::{load_weights, LoadOptions};
 use kestrel_models::Model;
 
 /// Mirrors the fixtures' kwargs: layers=[1,1,1,1], channels=[8,16,32,64], num_classes=10.
@@ -22,16 +21,7 @@ fn tiny(base: ResNetConfig, attn: AttnKind) -> ResNetConfig {
 }
 
 fn check(name: &str, cfg: ResNetConfig) {
-    let device = Device::flex();
-    let dir = fixture(name);
-    let mut model = Model::ResNet(cfg.init(10, 3, &device));
-    load_weights(
-        &mut model,
-        &dir.join("weights.safetensors"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
-    assert_logits_match(model.forward(input_tensor(&dir, &device)), &dir);
+    check_fixture(name, Model::ResNet(cfg.init(10, 3, &Device::flex())));
 }
 
 #[test]

@@ -4,24 +4,14 @@
 
 mod common;
 
-use common::{assert_logits_match, fixture, input_tensor};
+use common::check_fixture;
 use kestrel_models::burn::prelude::*;
 use kestrel_models::efficientnet::EfficientNetConfig;
-use kestrel_models::weights::{load_weights, LoadOptions};
 use kestrel_models::Model;
 
 fn check(name: &str, lite: bool, tf: bool) {
-    let device = Device::flex();
-    let dir = fixture(name);
     let cfg = EfficientNetConfig::new(0.2, 0.3, lite, tf);
-    let mut model = Model::EfficientNet(cfg.init(10, 3, &device));
-    load_weights(
-        &mut model,
-        &dir.join("weights.safetensors"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
-    assert_logits_match(model.forward(input_tensor(&dir, &device)), &dir);
+    check_fixture(name, Model::EfficientNet(cfg.init(10, 3, &Device::flex())));
 }
 
 #[test]

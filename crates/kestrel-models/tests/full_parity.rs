@@ -7,9 +7,8 @@
 
 mod common;
 
-use common::{assert_logits_match, input_tensor, read_tensor};
+use common::{assert_logits_match, input_tensor, load_fixture_weights, logit_errors};
 use kestrel_models::burn::prelude::*;
-use kestrel_models::weights::{load_weights, LoadOptions};
 
 #[test]
 #[ignore]
@@ -22,21 +21,13 @@ fn full_parity() {
         if !dir.join("weights.safetensors").exists() {
             continue;
         }
-        let mut model = spec.build(&spec.default_options(), &device);
-        load_weights(
-            &mut model,
-            &dir.join("weights.safetensors"),
-            &LoadOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+        let model = load_fixture_weights(
+            spec.build(&spec.default_options(), &device),
+            &dir,
+            "weights.safetensors",
+        );
         let logits = model.forward(input_tensor(&dir, &device));
-        let ours: Vec<f32> = logits.clone().into_data().try_to_vec::<f32>().unwrap();
-        let (_, reference) = read_tensor(&dir.join("io.safetensors"), "logits");
-        let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let err = ours
-            .iter()
-            .zip(&reference)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let (err, scale) = logit_errors(logits.clone(), &dir);
         eprintln!(
             "{:24} max|err| {err:.3e}  max|logit| {scale:.3e}  ratio {:.3e}",
             spec.name,

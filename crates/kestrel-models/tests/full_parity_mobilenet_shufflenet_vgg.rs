@@ -9,9 +9,8 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{input_tensor, read_tensor};
+use common::{input_tensor, load_fixture_weights, logit_errors};
 use kestrel_models::burn::prelude::*;
-use kestrel_models::weights::{load_weights, LoadOptions};
 
 /// (folder under .parity/, registry name)
 const MODELS: &[(&str, &str)] = &[
@@ -45,24 +44,12 @@ fn full_parity_mobilenet_shufflenet_vgg_alexnet() {
             continue;
         }
         let spec = kestrel_models::find(name).unwrap();
-        let mut model = spec.build(&spec.default_options(), &device);
-        load_weights(
-            &mut model,
-            &dir.join("weights.safetensors"),
-            &LoadOptions::default(),
-        )
-        .unwrap();
-        let ours: Vec<f32> = model
-            .forward(input_tensor(&dir, &device))
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let (_, reference) = read_tensor(&dir.join("io.safetensors"), "logits");
-        let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let err = ours
-            .iter()
-            .zip(&reference)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let model = load_fixture_weights(
+            spec.build(&spec.default_options(), &device),
+            &dir,
+            "weights.safetensors",
+        );
+        let (err, scale) = logit_errors(model.forward(input_tensor(&dir, &device)), &dir);
         eprintln!(
             "{name:24} max abs err {err:.3e}  max|logit| {scale:.3e}  ratio {:.2e}",
             err / scale

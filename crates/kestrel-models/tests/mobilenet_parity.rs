@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::{assert_logits_match, fixture, input_tensor};
+use common::{check_fixture, fixture};
 use kestrel_models::burn::prelude::*;
 use kestrel_models::mobilenet::MobileNetConfig;
-use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
+use kestrel_models::weights::save_safetensors;
 use kestrel_models::Model;
 
 /// The fixtures' kwargs: channel_multiplier 0.25, depth_multiplier 0.34, num_features 64.
@@ -22,17 +22,7 @@ fn tiny(base: fn(f64) -> MobileNetConfig, head: Option<usize>) -> MobileNetConfi
 }
 
 fn check(name: &str, cfg: MobileNetConfig) -> Model {
-    let device = Device::flex();
-    let dir = fixture(name);
-    let mut model = Model::MobileNet(cfg.init(10, 3, &device));
-    load_weights(
-        &mut model,
-        &dir.join("weights.safetensors"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
-    assert_logits_match(model.forward(input_tensor(&dir, &device)), &dir);
-    model
+    check_fixture(name, Model::MobileNet(cfg.init(10, 3, &Device::flex())))
 }
 
 #[test]

@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{assert_logits_match, fixture, input_tensor};
+use common::{check_fixture, fixture};
 use kestrel_models::burn::prelude::*;
 use kestrel_models::regnet::RegNetConfig;
-use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
+use kestrel_models::weights::save_safetensors;
 use kestrel_models::Model;
 
 fn tiny(se: bool) -> RegNetConfig {
@@ -17,17 +17,7 @@ fn tiny(se: bool) -> RegNetConfig {
 }
 
 fn check(name: &str, cfg: RegNetConfig) -> Model {
-    let device = Device::flex();
-    let dir = fixture(name);
-    let mut model = Model::RegNet(cfg.init(10, 3, &device));
-    load_weights(
-        &mut model,
-        &dir.join("weights.safetensors"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
-    assert_logits_match(model.forward(input_tensor(&dir, &device)), &dir);
-    model
+    check_fixture(name, Model::RegNet(cfg.init(10, 3, &Device::flex())))
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_logits_match, fixture, input_tensor};
+use common::{assert_logits_match, fixture, input_tensor, load_fixture_weights};
 use kestrel_models::burn::prelude::*;
 use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
@@ -22,8 +22,7 @@ fn tiny(base: ResNetConfig) -> ResNetConfig {
 fn check(name: &str, cfg: ResNetConfig, weights_file: &str) {
     let device = Device::flex();
     let dir = fixture(name);
-    let mut model = Model::ResNet(cfg.init(10, 3, &device));
-    load_weights(&mut model, &dir.join(weights_file), &LoadOptions::default()).unwrap();
+    let model = load_fixture_weights(Model::ResNet(cfg.init(10, 3, &device)), &dir, weights_file);
     assert_logits_match(model.forward(input_tensor(&dir, &device)), &dir);
 }
 

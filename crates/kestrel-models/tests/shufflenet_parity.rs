@@ -4,29 +4,22 @@
 
 mod common;
 
-use common::{assert_logits_match, fixture, input_tensor};
+use common::check_fixture;
 use kestrel_models::burn::prelude::*;
 use kestrel_models::layers::count_macs;
 use kestrel_models::shufflenet::ShuffleNetV2Config;
-use kestrel_models::weights::{load_weights, LoadOptions};
 use kestrel_models::Model;
 
 #[test]
 fn shufflenet_v2_matches_torchvision() {
-    let device = Device::flex();
-    let dir = fixture("tv_shufflenet_v2_custom_tiny");
     let cfg = ShuffleNetV2Config {
         stages_repeats: vec![2, 3, 2],
         stages_out_channels: vec![8, 16, 32, 64, 128],
     };
-    let mut model = Model::ShuffleNetV2(cfg.init(10, 3, &device));
-    load_weights(
-        &mut model,
-        &dir.join("weights.safetensors"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
-    assert_logits_match(model.forward(input_tensor(&dir, &device)), &dir);
+    check_fixture(
+        "tv_shufflenet_v2_custom_tiny",
+        Model::ShuffleNetV2(cfg.init(10, 3, &Device::flex())),
+    );
 }
 
 /// `sum(p.numel() for p in torchvision.models.get_model(name).parameters())` and conv + linear

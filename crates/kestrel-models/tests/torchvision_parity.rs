@@ -9,7 +9,9 @@
 
 mod common;
 
-use common::{assert_logits_match, fixture, input_tensor, read_tensor};
+use common::{
+    assert_logits_match, check_fixture, fixture, input_tensor, load_fixture_weights, logit_errors,
+};
 use kestrel_models::burn::prelude::*;
 use kestrel_models::convnext::ConvNeXtConfig;
 use kestrel_models::efficientnet::EfficientNetConfig;
@@ -17,19 +19,6 @@ use kestrel_models::mobilenet::MobileNetConfig;
 use kestrel_models::regnet::RegNetConfig;
 use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions, WeightsLayout};
 use kestrel_models::Model;
-
-fn load(mut model: Model, dir: &std::path::Path, file: &str) -> Model {
-    load_weights(&mut model, &dir.join(file), &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    model
-}
-
-fn check(name: &str, model: Model) -> Model {
-    let dir = fixture(name);
-    let model = load(model, &dir, "weights.safetensors");
-    assert_logits_match(model.forward(input_tensor(&dir, &Device::flex())), &dir);
-    model
-}
 
 /// torchvision MobileNetV2 at width 0.2 with repeats 1,1,2,2,2,2,1: timm's generator at
 /// multiplier 0.2, depth multiplier 0.34, a 64-wide head.
@@ -81,7 +70,7 @@ fn d() -> Device {
 
 #[test]
 fn torchvision_mobilenet_v2_matches() {
-    check(
+    check_fixture(
         "tv_mobilenet_v2_custom_tiny",
         Model::MobileNet(mobilenet_v2_tiny().init(10, 3, &d())),
     );
@@ -89,7 +78,7 @@ fn torchvision_mobilenet_v2_matches() {
 
 #[test]
 fn torchvision_mobilenet_v3_matches() {
-    check(
+    check_fixture(
         "tv_mobilenet_v3_custom_tiny",
         Model::MobileNet(mobilenet_v3_tiny().init(10, 3, &d())),
     );
@@ -97,11 +86,11 @@ fn torchvision_mobilenet_v3_matches() {
 
 #[test]
 fn torchvision_efficientnet_matches_with_either_bn_eps() {
-    check(
+    check_fixture(
         "tv_efficientnet_custom_tiny",
         Model::EfficientNet(efficientnet_tiny(1e-5).init(10, 3, &d())),
     );
-    check(
+    check_fixture(
         "tv_efficientnet_custom_eps_tiny",
         Model::EfficientNet(efficientnet_tiny(1e-3).init(10, 3, &d())),
     );
@@ -111,32 +100,22 @@ fn torchvision_efficientnet_matches_with_either_bn_eps() {
 fn bn_eps_is_not_a_rounding_detail() {
     // The eps 1e-3 fixture does not match a model with eps 1e-5: the option is needed.
     let dir = fixture("tv_efficientnet_custom_eps_tiny");
-    let model = load(
+    let model = load_fixture_weights(
         Model::EfficientNet(efficientnet_tiny(1e-5).init(10, 3, &d())),
         &dir,
         "weights.safetensors",
     );
-    let ours: Vec<f32> = model
-        .forward(input_tensor(&dir, &d()))
-        .into_data()
-        .try_to_vec()
-        .unwrap();
-    let (_, reference) = read_tensor(&dir.join("io.safetensors"), "logits");
-    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let err = ours
-        .iter()
-        .zip(&reference)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let (err, scale) = logit_errors(model.forward(input_tensor(&dir, &d())), &dir);
     assert!(err > 1e-4 * scale, "eps 1e-5 should miss: {err} vs {scale}");
 }
 
 #[test]
 fn torchvision_regnet_matches() {
-    check(
+    check_fixture(
         "tv_regnet_custom_x_tiny",
         Model::RegNet(regnet_tiny(8, false).init(10, 3, &d())),
     );
-    check(
+    check_fixture(
         "tv_regnet_custom_y_tiny",
         Model::RegNet(regnet_tiny(24, true).init(10, 3, &d())),
     );
@@ -144,7 +123,7 @@ fn torchvision_regnet_matches() {
 
 #[test]
 fn torchvision_convnext_matches() {
-    check(
+    check_fixture(
         "tv_convnext_custom_tiny",
         Model::ConvNeXt(convnext_tiny().init(10, 3, &d())),
     );
@@ -154,7 +133,7 @@ fn torchvision_convnext_matches() {
 fn torchvision_pth_file_loads() {
     // torch.save(state_dict) of the torchvision ConvNeXt fixture (zip format).
     let dir = fixture("tv_convnext_custom_tiny");
-    let model = load(
+    let model = load_fixture_weights(
         Model::ConvNeXt(convnext_tiny().init(10, 3, &d())),
         &dir,
         "weights.pth",
@@ -220,7 +199,7 @@ fn remap_rules_apply_before_the_torchvision_translation() {
 #[test]
 fn torchvision_weights_save_with_timm_names_and_reload() {
     let dir = fixture("tv_mobilenet_v3_custom_tiny");
-    let model = check(
+    let model = check_fixture(
         "tv_mobilenet_v3_custom_tiny",
         Model::MobileNet(mobilenet_v3_tiny().init(10, 3, &d())),
     );
@@ -231,7 +210,7 @@ fn torchvision_weights_save_with_timm_names_and_reload() {
     assert!(names.contains(&"conv_head.weight".to_string()), "{names:?}");
     assert!(names.contains(&"blocks.3.0.conv.weight".to_string()));
     assert!(!names.iter().any(|n| n.starts_with("features.")));
-    let reloaded = load(
+    let reloaded = load_fixture_weights(
         Model::MobileNet(mobilenet_v3_tiny().init(10, 3, &d())),
         tmp.path(),
         "w.safetensors",
@@ -352,22 +331,12 @@ fn full_parity_torchvision() {
             continue;
         }
         let spec = kestrel_models::find(name).unwrap();
-        let model = load(
+        let model = load_fixture_weights(
             spec.build(&spec.default_options(), &d()),
             &dir,
             "weights.safetensors",
         );
-        let ours: Vec<f32> = model
-            .forward(input_tensor(&dir, &d()))
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let (_, reference) = read_tensor(&dir.join("io.safetensors"), "logits");
-        let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let err = ours
-            .iter()
-            .zip(&reference)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let (err, scale) = logit_errors(model.forward(input_tensor(&dir, &d())), &dir);
         eprintln!(
             "{folder:28} ({}) max|err| {err:.3e}  max|logit| {scale:.3e}  ratio {:.3e}",
             spec.name,
@@ -415,18 +384,8 @@ fn full_parity_torchvision_tiny_errors() {
     ];
     for (name, model) in cases {
         let dir = fixture(name);
-        let model = load(model, &dir, "weights.safetensors");
-        let ours: Vec<f32> = model
-            .forward(input_tensor(&dir, &d()))
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let (_, reference) = read_tensor(&dir.join("io.safetensors"), "logits");
-        let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let err = ours
-            .iter()
-            .zip(&reference)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let model = load_fixture_weights(model, &dir, "weights.safetensors");
+        let (err, scale) = logit_errors(model.forward(input_tensor(&dir, &d())), &dir);
         eprintln!("{name:32} ratio {:.2e}", err / scale);
     }
 }

@@ -5,25 +5,12 @@
 
 mod common;
 
-use common::{assert_logits_match, fixture, input_tensor};
+use common::check_fixture;
 use kestrel_models::alexnet::AlexNetConfig;
 use kestrel_models::burn::prelude::*;
 use kestrel_models::layers::count_macs;
 use kestrel_models::vgg::{VggConfig, VggItem};
-use kestrel_models::weights::{load_weights, LoadOptions};
 use kestrel_models::Model;
-
-fn check(name: &str, mut model: Model) {
-    let device = Device::flex();
-    let dir = fixture(name);
-    load_weights(
-        &mut model,
-        &dir.join("weights.safetensors"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
-    assert_logits_match(model.forward(input_tensor(&dir, &device)), &dir);
-}
 
 /// vgg11's cfg "A" at 1/16 width, classifier 32 wide (the fixture's kwargs).
 fn tiny_vgg11(batch_norm: bool) -> VggConfig {
@@ -40,7 +27,7 @@ fn tiny_vgg11(batch_norm: bool) -> VggConfig {
 #[test]
 fn vgg11_matches_torchvision() {
     let cfg = tiny_vgg11(false);
-    check(
+    check_fixture(
         "tv_vgg_custom_tiny",
         Model::Vgg(cfg.init(10, 3, &Device::flex())),
     );
@@ -49,7 +36,7 @@ fn vgg11_matches_torchvision() {
 #[test]
 fn vgg11_bn_matches_torchvision() {
     let cfg = tiny_vgg11(true);
-    check(
+    check_fixture(
         "tv_vgg_custom_bn_tiny",
         Model::Vgg(cfg.init(10, 3, &Device::flex())),
     );
@@ -62,7 +49,7 @@ fn alexnet_matches_torchvision() {
         hidden: 32,
         ..AlexNetConfig::alexnet()
     };
-    check(
+    check_fixture(
         "tv_alexnet_custom_tiny",
         Model::AlexNet(cfg.init(10, 3, &Device::flex())),
     );

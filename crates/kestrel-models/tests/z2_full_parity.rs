@@ -7,36 +7,21 @@
 
 mod common;
 
-use common::{fixture, input_tensor, read_tensor};
+use common::{fixture, input_tensor, load_fixture_weights, logit_errors};
 use kestrel_models::attention::AttnKind;
 use kestrel_models::burn::prelude::*;
 use kestrel_models::efficientnet::EfficientNetConfig;
 use kestrel_models::regnet::RegNetConfig;
 use kestrel_models::resnet::ResNetConfig;
-use kestrel_models::weights::{load_weights, LoadOptions};
 use kestrel_models::Model;
 
 /// (max |ours − timm|, max |timm|).
 fn errors(model: &Model, dir: &std::path::Path) -> (f32, f32) {
-    let x = input_tensor(dir, &Device::flex());
-    let ours: Vec<f32> = model.forward(x).into_data().try_to_vec::<f32>().unwrap();
-    let (_, reference) = read_tensor(&dir.join("io.safetensors"), "logits");
-    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let err = ours
-        .iter()
-        .zip(&reference)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    (err, scale)
+    logit_errors(model.forward(input_tensor(dir, &Device::flex())), dir)
 }
 
-fn load(mut model: Model, dir: &std::path::Path) -> Model {
-    load_weights(
-        &mut model,
-        &dir.join("weights.safetensors"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
-    model
+fn load(model: Model, dir: &std::path::Path) -> Model {
+    load_fixture_weights(model, dir, "weights.safetensors")
 }
 
 #[test]

@@ -2,10 +2,12 @@
 // Each test binary uses a subset of these helpers.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kestrel_models::burn::prelude::*;
 use kestrel_models::burn::tensor::TensorData;
+use kestrel_models::weights::{load_weights, LoadOptions};
+use kestrel_models::Model;
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -14,7 +16,7 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// Reads a float32 tensor by name from a safetensors file: (shape, values).
-pub fn read_tensor(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<f32>) {
+pub fn read_tensor(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor(name).unwrap();
@@ -26,7 +28,7 @@ pub fn read_tensor(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<f32>)
     (t.shape().to_vec(), data)
 }
 
-pub fn input_tensor(fixture_dir: &std::path::Path, device: &Device) -> Tensor<4> {
+pub fn input_tensor(fixture_dir: &Path, device: &Device) -> Tensor<4> {
     let (shape, data) = read_tensor(&fixture_dir.join("io.safetensors"), "input");
     Tensor::from_data(
         TensorData::new(data, [shape[0], shape[1], shape[2], shape[3]]),
@@ -34,16 +36,23 @@ pub fn input_tensor(fixture_dir: &std::path::Path, device: &Device) -> Tensor<4>
     )
 }
 
-/// Asserts max |ours − reference| ≤ 1e-4 · max |reference|, the parity bar.
-pub fn assert_logits_match(ours: Tensor<2>, fixture_dir: &std::path::Path) {
-    let (shape, reference) = read_tensor(&fixture_dir.join("io.safetensors"), "logits");
-    assert_eq!(ours.dims().to_vec(), shape, "logit shape");
+/// (max |ours − reference|, max |reference|) against the fixture's `logits`.
+pub fn logit_errors(ours: Tensor<2>, fixture_dir: &Path) -> (f32, f32) {
+    let (_, reference) = read_tensor(&fixture_dir.join("io.safetensors"), "logits");
     let ours: Vec<f32> = ours.into_data().try_to_vec::<f32>().unwrap();
     let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
     let err = ours
         .iter()
         .zip(&reference)
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    (err, scale)
+}
+
+/// Asserts max |ours − reference| ≤ 1e-4 · max |reference|, the parity bar.
+pub fn assert_logits_match(ours: Tensor<2>, fixture_dir: &Path) {
+    let (shape, _) = read_tensor(&fixture_dir.join("io.safetensors"), "logits");
+    assert_eq!(ours.dims().to_vec(), shape, "logit shape");
+    let (err, scale) = logit_errors(ours, fixture_dir);
     assert!(
         err <= 1e-4 * scale,
         "max abs error {err} exceeds 1e-4 x max|logit| = {}",
@@ -51,9 +60,26 @@ pub fn assert_logits_match(ours: Tensor<2>, fixture_dir: &std::path::Path) {
     );
 }
 
+/// Loads `dir/file` into `model` with the default options.
+pub fn load_fixture_weights(mut model: Model, dir: &Path, file: &str) -> Model {
+    let path = dir.join(file);
+    load_weights(&mut model, &path, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    model
+}
+
+/// Loads fixture `name`'s `weights.safetensors` into `model` and asserts that its logits on the
+/// fixture's input match the reference. Returns the loaded model.
+pub fn check_fixture(name: &str, model: Model) -> Model {
+    let dir = fixture(name);
+    let model = load_fixture_weights(model, &dir, "weights.safetensors");
+    assert_logits_match(model.forward(input_tensor(&dir, &Device::flex())), &dir);
+    model
+}
+
 /// The tensor names of a safetensors file, sorted, without `num_batches_tracked` (a PyTorch
 /// buffer kestrel does not keep): what "saved with timm's names" is checked against.
-pub fn weight_names(path: &std::path::Path) -> Vec<String> {
+pub fn weight_names(path: &Path) -> Vec<String> {
     let bytes = std::fs::read(path).unwrap();
     let mut names: Vec<String> = safetensors::SafeTensors::deserialize(&bytes)
         .unwrap()
