@@ -70,13 +70,8 @@ fn pytorch_pth_files_load_in_every_layout() {
 fn saved_weights_round_trip_with_timm_names() {
     let device = Device::flex();
     let dir = fixture("resnet18_tiny");
-    let mut model = Model::ResNet(tiny(ResNetConfig::resnet18()).init(10, 3, &device));
-    load_weights(
-        &mut model,
-        &dir.join("weights.safetensors"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
+    let model = Model::ResNet(tiny(ResNetConfig::resnet18()).init(10, 3, &device));
+    let model = load_fixture_weights(model, &dir, "weights.safetensors");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("w.safetensors");
     save_safetensors(&model, &out).unwrap();

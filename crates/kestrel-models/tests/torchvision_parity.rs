@@ -416,14 +416,11 @@ fn the_loader_reports_which_layout_it_read() {
         WeightsLayout::Torchvision
     );
     // The same weights saved by kestrel carry timm's names.
-    let mut model = Model::MobileNet(mobilenet_v2_tiny().init(10, 3, &d()));
-    let dir = fixture("tv_mobilenet_v2_custom_tiny");
-    load_weights(
-        &mut model,
-        &dir.join("weights.safetensors"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
+    let model = load_fixture_weights(
+        Model::MobileNet(mobilenet_v2_tiny().init(10, 3, &d())),
+        &fixture("tv_mobilenet_v2_custom_tiny"),
+        "weights.safetensors",
+    );
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("w.safetensors");
     save_safetensors(&model, &out).unwrap();
