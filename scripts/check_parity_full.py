@@ -8,7 +8,7 @@ tests/z2_full_parity.rs the attention ResNets, EfficientNet and RegNet, and
 tests/torchvision_parity.rs the torchvision MobileNetV2/V3, EfficientNet, RegNet and ConvNeXt
 checkpoints, `tv_*` folders, loaded through the torchvision key-layout translation).
 
-  python3 scripts/check_parity_full.py [NAME ...] [--parity-tool PATH] [--no-test]
+  python3 scripts/check_parity_full.py [NAME ...] [--largest] [--parity-tool PATH] [--no-test]
   (or, once .parity/ exists) cargo test --release -p kestrel-models -- --ignored full_parity --nocapture
 
 Inputs are 224 px, each model's pretrained_cfg default as make_parity.py reads it.
@@ -55,6 +55,26 @@ FULL = [
     "tv:convnext_tiny",
 ]
 
+# The largest registered variant of each family (`--largest`): the same code paths as FULL at
+# their widest and deepest, where accumulated float error is largest.
+LARGEST = [
+    "resnet152",
+    "resnext101_32x8d",
+    "seresnext101_32x8d",
+    "mobilenetv2_140",
+    "tv:shufflenet_v2_x2_0",
+    "tv:vgg19_bn",
+    "efficientnet_b7",
+    "tf_efficientnet_b7",
+    "tf_efficientnet_lite4",
+    "regnetx_160",
+    "regnety_160",
+    "convnext_large",
+    "tv:efficientnet_b7",
+    "tv:regnet_y_16gf",
+    "tv:convnext_large",
+]
+
 # Full-size models that need scripts/tiny_models.py's builders: (name, suffix, kwargs).
 # torchvision's convnext_tiny starts its layer scales at 1e-6, which make_parity.py leaves alone,
 # so its blocks barely reach the logits; tv:convnext_custom at convnext_tiny's depths and widths
@@ -70,15 +90,17 @@ def main():
                     "(default: everything in FULL and WRAPPED)")
     ap.add_argument("--parity-tool", default=os.path.join(ROOT, "..", "shared", "tools", "make_parity.py"))
     ap.add_argument("--no-test", action="store_true", help="only write the fixtures")
+    ap.add_argument("--largest", action="store_true",
+                    help="the largest variant of each family (LARGEST) instead of FULL")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     wrapped = {name + suffix for name, suffix, _ in WRAPPED}
-    for name in args.names or FULL:
+    for name in args.names or (LARGEST if args.largest else FULL):
         if name in wrapped:
             continue
         subprocess.check_call([sys.executable, args.parity_tool, name, "--out", OUT])
     for name, suffix, kw in WRAPPED:
-        if args.names and name + suffix not in args.names:
+        if (args.names or args.largest) and name + suffix not in args.names:
             continue
         subprocess.check_call([sys.executable, os.path.join(HERE, "tiny_models.py"), name,
                                "--parity-tool", args.parity_tool, "--out", OUT, "--suffix", suffix,
