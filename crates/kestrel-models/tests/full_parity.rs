@@ -3,12 +3,16 @@
 //! scripts/check_parity_full.py), the default variant's logits must match timm's/torchvision's
 //! within 1e-4 × max|logit|. Models without a fixture are skipped.
 //!
+//! Where check_parity_full.py wrote `reference_fp64.safetensors` (the same PyTorch model in
+//! float64), that is the reference, and the bar widens to twice PyTorch's own float32 error
+//! against it when that exceeds 1e-4 (the deepest ResNets).
+//!
 //!   python3 scripts/check_parity_full.py            # writes .parity/, then runs this test
 //!   cargo test --release -p kestrel-models --test full_parity -- --ignored full_parity
 
 mod common;
 
-use common::{assert_logits_match, input_tensor, load_fixture_weights, logit_errors};
+use common::{input_tensor, load_fixture_weights, read_tensor};
 use kestrel_models::burn::prelude::*;
 
 #[test]
@@ -37,13 +41,35 @@ fn full_parity() {
                 "weights.safetensors",
             );
             let logits = model.forward(input_tensor(&dir, &device));
-            let (err, scale) = logit_errors(logits.clone(), &dir);
+            let ours: Vec<f32> = logits.into_data().try_to_vec::<f32>().unwrap();
+            let (_, torch_fp32) = read_tensor(&dir.join("io.safetensors"), "logits");
+            let max_diff =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            let fp64_file = dir.join("reference_fp64.safetensors");
+            let (reference, torch_drift) = if fp64_file.exists() {
+                let (_, fp64) = read_tensor(&fp64_file, "logits");
+                let drift = max_diff(&torch_fp32, &fp64);
+                (fp64, drift)
+            } else {
+                (torch_fp32.clone(), 0.0)
+            };
+            let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let err = max_diff(&ours, &reference) / scale;
+            let err32 = max_diff(&ours, &torch_fp32) / scale;
+            let drift = torch_drift / scale;
+            // The bar is 1e-4 x max|logit|. Deep nets (resnet152) are so ill-conditioned that
+            // PyTorch's own float32 logits miss the float64 ones by more than that; there kestrel
+            // must be within twice PyTorch's float32 drift of the float64 truth.
+            let bar = 1e-4f32.max(2.0 * drift);
             eprintln!(
-                "{folder:24} ({}) max|err| {err:.3e}  max|logit| {scale:.3e}  ratio {:.3e}",
-                spec.name,
-                err / scale
+                "{folder:24} ({}) vs float64: {err:.2e}  vs torch float32: {err32:.2e}  torch \
+                 float32 vs float64: {drift:.2e}  bar {bar:.1e}",
+                spec.name
             );
-            assert_logits_match(logits, &dir);
+            assert!(
+                err <= bar,
+                "{folder}: error ratio {err:.3e} exceeds {bar:.1e}"
+            );
             checked += 1;
         }
     }
