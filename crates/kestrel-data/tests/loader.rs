@@ -398,3 +398,43 @@ fn batch_matches_applying_the_transform_by_hand() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     assert!(t.apply(ds.get(0).unwrap().image, &mut rng).is_ok());
 }
+
+/// A transform that promises 1×4×4 samples but returns 1×2×2 for odd indices' images
+/// (pixel value odd): a transform bug, not a bad file.
+struct BrokenPromise;
+
+impl SampleTransform for BrokenPromise {
+    fn apply(&self, image: Image, _rng: &mut rand::rngs::StdRng) -> Result<Chw, DataError> {
+        let side = if image.data[0] % 2 == 1 { 2 } else { 4 };
+        Ok(Chw {
+            channels: 1,
+            height: side,
+            width: side,
+            data: vec![0.0; side * side],
+        })
+    }
+    fn output_shape(&self) -> Option<(usize, usize, usize)> {
+        Some((1, 4, 4))
+    }
+}
+
+#[test]
+fn a_sample_that_breaks_the_declared_shape_is_an_error_even_when_skipping() {
+    for skip_bad_images in [false, true] {
+        let c = LoaderConfig {
+            batch_size: 4,
+            skip_bad_images,
+            ..Default::default()
+        };
+        let loader = Loader::new(synthetic(8, 2), Arc::new(BrokenPromise), c).unwrap();
+        let err = loader
+            .iter_epoch(0)
+            .next()
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1x2x2") && err.contains("1x4x4"), "{err}");
+        assert!(err.contains("synthetic"), "names the sample: {err}");
+        assert_eq!(loader.skipped(), 0);
+    }
+}
