@@ -365,15 +365,25 @@ impl Inner {
         Ok(())
     }
 
-    fn shape_mismatch(&self, index: usize, got: [usize; 3], expected: [usize; 3]) -> DataError {
-        DataError::Dataset {
-            path: self.dataset.source(index).into(),
-            reason: format!(
+    /// Checks that sample `index`'s transformed `chw` has the batch's shape and a buffer of that
+    /// size; either failure is a transform bug, reported with the sample's source.
+    fn check_sample(&self, index: usize, chw: &Chw, expected: [usize; 3]) -> Result<()> {
+        let got = [chw.channels, chw.height, chw.width];
+        let reason = if got != expected {
+            format!(
                 "transformed sample is {}x{}x{} but the batch is {}x{}x{}; use a transform with a \
                  fixed output size",
                 got[0], got[1], got[2], expected[0], expected[1], expected[2]
-            ),
-        }
+            )
+        } else if chw.data.len() != got.iter().product::<usize>() {
+            "transform returned a buffer that does not match its shape".into()
+        } else {
+            return Ok(());
+        };
+        Err(DataError::Dataset {
+            path: self.dataset.source(index).into(),
+            reason,
+        })
     }
 
     fn build_batch(&self, epoch: usize, first: usize, indices: &[usize]) -> Result<Option<Batch>> {
@@ -407,18 +417,7 @@ impl Inner {
                     let chw = self
                         .load_sample(epoch, first + k, i)
                         .map_err(|e| (e, true))?;
-                    let got = [chw.channels, chw.height, chw.width];
-                    if got != shape {
-                        return Err((self.shape_mismatch(i, got, shape), false));
-                    }
-                    if chw.data.len() != len {
-                        let e = DataError::Dataset {
-                            path: self.dataset.source(i).into(),
-                            reason: "transform returned a buffer that does not match its shape"
-                                .into(),
-                        };
-                        return Err((e, false));
-                    }
+                    self.check_sample(i, &chw, shape).map_err(|e| (e, false))?;
                     slot.copy_from_slice(&chw.data);
                     Ok(())
                 })
@@ -475,20 +474,11 @@ impl Inner {
                     continue;
                 }
             };
-            let s = [chw.channels, chw.height, chw.width];
-            match shape {
-                None => {
-                    shape = Some(s);
-                    images.reserve(chw.data.len() * indices.len());
-                }
-                Some(expected) if expected != s => return Err(self.shape_mismatch(i, s, expected)),
-                Some(_) => {}
-            }
-            if chw.data.len() != s.iter().product::<usize>() {
-                return Err(DataError::Dataset {
-                    path: self.dataset.source(i).into(),
-                    reason: "transform returned a buffer that does not match its shape".into(),
-                });
+            // The first kept sample sets the batch's shape.
+            let expected = *shape.get_or_insert([chw.channels, chw.height, chw.width]);
+            self.check_sample(i, &chw, expected)?;
+            if images.is_empty() {
+                images.reserve(chw.data.len() * indices.len());
             }
             images.extend_from_slice(&chw.data);
             labels.push(self.dataset.label(i));
