@@ -39,104 +39,31 @@ impl VggConfig {
             dropout: 0.5,
         }
     }
+    /// torchvision's cfgs for the standard VGGs: five stages of 3×3 convs, 64 to 512 wide, each
+    /// closed by a max-pool; the variants differ only in convs per stage.
+    fn standard(convs_per_stage: [usize; 5], batch_norm: bool) -> Self {
+        let cfg: Vec<VggItem> = [64, 128, 256, 512, 512]
+            .into_iter()
+            .zip(convs_per_stage)
+            .flat_map(|(width, n)| std::iter::repeat_n(C(width), n).chain([M]))
+            .collect();
+        Self::new(&cfg, batch_norm)
+    }
     /// torchvision cfg "A".
     pub fn vgg11(batch_norm: bool) -> Self {
-        Self::new(
-            &[
-                C(64),
-                M,
-                C(128),
-                M,
-                C(256),
-                C(256),
-                M,
-                C(512),
-                C(512),
-                M,
-                C(512),
-                C(512),
-                M,
-            ],
-            batch_norm,
-        )
+        Self::standard([1, 1, 2, 2, 2], batch_norm)
     }
     /// torchvision cfg "B".
     pub fn vgg13(batch_norm: bool) -> Self {
-        Self::new(
-            &[
-                C(64),
-                C(64),
-                M,
-                C(128),
-                C(128),
-                M,
-                C(256),
-                C(256),
-                M,
-                C(512),
-                C(512),
-                M,
-                C(512),
-                C(512),
-                M,
-            ],
-            batch_norm,
-        )
+        Self::standard([2, 2, 2, 2, 2], batch_norm)
     }
     /// torchvision cfg "D".
     pub fn vgg16(batch_norm: bool) -> Self {
-        Self::new(
-            &[
-                C(64),
-                C(64),
-                M,
-                C(128),
-                C(128),
-                M,
-                C(256),
-                C(256),
-                C(256),
-                M,
-                C(512),
-                C(512),
-                C(512),
-                M,
-                C(512),
-                C(512),
-                C(512),
-                M,
-            ],
-            batch_norm,
-        )
+        Self::standard([2, 2, 3, 3, 3], batch_norm)
     }
     /// torchvision cfg "E".
     pub fn vgg19(batch_norm: bool) -> Self {
-        Self::new(
-            &[
-                C(64),
-                C(64),
-                M,
-                C(128),
-                C(128),
-                M,
-                C(256),
-                C(256),
-                C(256),
-                C(256),
-                M,
-                C(512),
-                C(512),
-                C(512),
-                C(512),
-                M,
-                C(512),
-                C(512),
-                C(512),
-                C(512),
-                M,
-            ],
-            batch_norm,
-        )
+        Self::standard([2, 2, 4, 4, 4], batch_norm)
     }
 
     pub fn init(&self, num_classes: usize, in_chans: usize, device: &Device) -> Vgg {
