@@ -1,0 +1,36 @@
+//! GFLOP/s of single convolutions at typical shapes: `cargo run --release -p kestrel-kernels --example conv_speed`.
+use kestrel_kernels::{Act, Conv2d, ConvGeometry};
+use std::time::Instant;
+
+fn main() {
+    let shapes: &[(&str, usize, usize, usize, usize, usize, usize, usize)] = &[
+        // name, h, cin, cout, k, stride, groups, batch
+        ("3x3 64->64 @56", 56, 64, 64, 3, 1, 1, 1),
+        ("1x1 256->64 @56", 56, 256, 64, 1, 1, 1, 1),
+        ("1x1 64->256 @56", 56, 64, 256, 1, 1, 1, 1),
+        ("3x3 256->256 @14", 14, 256, 256, 3, 1, 1, 1),
+        ("1x1 1024->256 @14", 14, 1024, 256, 1, 1, 1, 1),
+        ("3x3 512->512 @7", 7, 512, 512, 3, 1, 1, 1),
+        ("dw3x3 144 @56", 56, 144, 144, 3, 1, 144, 1),
+        ("dw3x3 96 @112 s2", 112, 96, 96, 3, 2, 96, 1),
+        ("1x1 32->96 @112", 112, 32, 96, 1, 1, 1, 1),
+    ];
+    for &(name, h, cin, cout, k, s, groups, n) in shapes {
+        let g = ConvGeometry { in_ch: cin, out_ch: cout, kernel: [k, k], stride: [s, s], dilation: [1, 1], pad: [k / 2; 4], groups };
+        let w = vec![0.01f32; cout * cin / groups * k * k];
+        let conv = Conv2d::new(g, &w, None, Act::Relu);
+        let x = vec![0.5f32; n * h * h * cin];
+        let (oh, ow) = g.output_hw(h, h).unwrap();
+        let mut out = vec![0f32; n * oh * ow * cout];
+        conv.forward(&x, n, h, h, &mut out, None, false);
+        let reps = 20;
+        let mut best = f64::MAX;
+        for _ in 0..reps {
+            let t = Instant::now();
+            conv.forward(&x, n, h, h, &mut out, None, false);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        let flops = 2.0 * g.macs(h, h) as f64 * n as f64;
+        println!("{name:<22} {:>8.3} ms {:>7.1} GFLOP/s", best * 1e3, flops / best / 1e9);
+    }
+}

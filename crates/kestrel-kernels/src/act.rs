@@ -1,0 +1,272 @@
+//! Activations, applied in the kernels' epilogues, with one scalar and one AVX2 definition each.
+//!
+//! `exp` and `erf` use the same polynomials in both, so the two paths agree to rounding:
+//! exp by Cephes' range reduction and degree-6 polynomial (relative error ~1e-7), erf by
+//! Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5e-7), the approximation PyTorch's own
+//! vectorised GELU also relies on.
+
+/// The activations the model zoo uses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Act {
+    Identity,
+    Relu,
+    Relu6,
+    /// x · relu6(x + 3) / 6
+    HardSwish,
+    /// relu6(x + 3) / 6
+    HardSigmoid,
+    /// x · sigmoid(x)
+    Silu,
+    Sigmoid,
+    /// x · Φ(x), the exact (erf) form, PyTorch's default.
+    Gelu,
+}
+
+#[inline(always)]
+pub fn exp_scalar(x: f32) -> f32 {
+    let x = x.clamp(-88.376_26, 88.376_26);
+    let fx = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - fx * 0.693_359_4 + fx * 2.121_944_4e-4;
+    let mut y = 1.987_569_1e-4f32;
+    y = y * r + 1.398_199_9e-3;
+    y = y * r + 8.333_452e-3;
+    y = y * r + 4.166_579_6e-2;
+    y = y * r + 1.666_666_5e-1;
+    y = y * r + 5.000_000_1e-1;
+    y = y * r * r + r + 1.0;
+    y * f32::from_bits(((fx as i32 + 127) as u32) << 23)
+}
+
+const ERF_P: f32 = 0.327_591_1;
+const ERF_A: [f32; 5] = [
+    0.254_829_6,
+    -0.284_496_74,
+    1.421_413_8,
+    -1.453_152_1,
+    1.061_405_4,
+];
+
+#[inline(always)]
+pub fn erf_scalar(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + ERF_P * a);
+    let poly = ((((ERF_A[4] * t + ERF_A[3]) * t + ERF_A[2]) * t + ERF_A[1]) * t + ERF_A[0]) * t;
+    let y = 1.0 - poly * exp_scalar(-a * a);
+    y.copysign(x)
+}
+
+impl Act {
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Act::Identity => x,
+            Act::Relu => x.max(0.0),
+            Act::Relu6 => x.clamp(0.0, 6.0),
+            Act::HardSwish => x * (x + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0),
+            Act::HardSigmoid => (x + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0),
+            Act::Silu => x / (1.0 + exp_scalar(-x)),
+            Act::Sigmoid => 1.0 / (1.0 + exp_scalar(-x)),
+            Act::Gelu => 0.5 * x * (1.0 + erf_scalar(x * std::f32::consts::FRAC_1_SQRT_2)),
+        }
+    }
+
+    /// Applies the activation to every element, in place, with the best ISA.
+    pub fn apply_slice(self, xs: &mut [f32]) {
+        if self == Act::Identity {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if crate::Isa::detect() == crate::Isa::Avx2 {
+            // SAFETY: AVX2 and FMA were detected.
+            unsafe { avx2::apply_slice(self, xs) };
+            return;
+        }
+        for x in xs {
+            *x = self.apply(*x);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use super::{Act, ERF_A, ERF_P};
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub fn exp(x: __m256) -> __m256 {
+        let x = _mm256_min_ps(
+            _mm256_max_ps(x, _mm256_set1_ps(-88.376_26)),
+            _mm256_set1_ps(88.376_26),
+        );
+        let fx = _mm256_floor_ps(_mm256_fmadd_ps(
+            x,
+            _mm256_set1_ps(std::f32::consts::LOG2_E),
+            _mm256_set1_ps(0.5),
+        ));
+        let r = _mm256_fmadd_ps(
+            fx,
+            _mm256_set1_ps(2.121_944_4e-4),
+            _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693_359_4), x),
+        );
+        let mut y = _mm256_set1_ps(1.987_569_1e-4);
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.398_199_9e-3));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.333_452e-3));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.166_579_6e-2));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.666_666_5e-1));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.000_000_1e-1));
+        let r2 = _mm256_mul_ps(r, r);
+        y = _mm256_add_ps(
+            _mm256_fmadd_ps(y, r2, r),
+            _mm256_set1_ps(1.0),
+        );
+        let e = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_cvtps_epi32(fx),
+            _mm256_set1_epi32(127),
+        ));
+        _mm256_mul_ps(y, _mm256_castsi256_ps(e))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn erf(x: __m256) -> __m256 {
+        let sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0));
+        let a = _mm256_andnot_ps(_mm256_set1_ps(-0.0), x);
+        let one = _mm256_set1_ps(1.0);
+        let t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(ERF_P), a, one));
+        let mut p = _mm256_set1_ps(ERF_A[4]);
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ERF_A[3]));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ERF_A[2]));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ERF_A[1]));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ERF_A[0]));
+        p = _mm256_mul_ps(p, t);
+        let e = exp(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
+        let y = _mm256_fnmadd_ps(p, e, one);
+        _mm256_or_ps(y, sign)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub fn apply(act: Act, x: __m256) -> __m256 {
+        let zero = _mm256_setzero_ps();
+        let six = _mm256_set1_ps(6.0);
+        let one = _mm256_set1_ps(1.0);
+        match act {
+            Act::Identity => x,
+            Act::Relu => _mm256_max_ps(x, zero),
+            Act::Relu6 => _mm256_min_ps(_mm256_max_ps(x, zero), six),
+            Act::HardSwish => {
+                let g = _mm256_min_ps(
+                    _mm256_max_ps(_mm256_add_ps(x, _mm256_set1_ps(3.0)), zero),
+                    six,
+                );
+                _mm256_mul_ps(_mm256_mul_ps(x, g), _mm256_set1_ps(1.0 / 6.0))
+            }
+            Act::HardSigmoid => {
+                let g = _mm256_min_ps(
+                    _mm256_max_ps(_mm256_add_ps(x, _mm256_set1_ps(3.0)), zero),
+                    six,
+                );
+                _mm256_mul_ps(g, _mm256_set1_ps(1.0 / 6.0))
+            }
+            Act::Silu => _mm256_div_ps(x, _mm256_add_ps(one, exp(_mm256_sub_ps(zero, x)))),
+            Act::Sigmoid => _mm256_div_ps(one, _mm256_add_ps(one, exp(_mm256_sub_ps(zero, x)))),
+            Act::Gelu => {
+                let u = erf(_mm256_mul_ps(
+                    x,
+                    _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2),
+                ));
+                _mm256_mul_ps(
+                    _mm256_mul_ps(_mm256_set1_ps(0.5), x),
+                    _mm256_add_ps(one, u),
+                )
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub fn apply_slice(act: Act, xs: &mut [f32]) {
+        let mut chunks = xs.chunks_exact_mut(8);
+        for c in &mut chunks {
+            // SAFETY: c has exactly 8 elements.
+            unsafe {
+                let v = _mm256_loadu_ps(c.as_ptr());
+                _mm256_storeu_ps(c.as_mut_ptr(), apply(act, v));
+            }
+        }
+        for x in chunks.into_remainder() {
+            *x = act.apply(*x);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn erf_ref(x: f64) -> f64 {
+        // Series/continued expansion in f64 is overkill; integrate exp(-t^2) with Simpson's rule.
+        let n = 2000;
+        let h = x / n as f64;
+        let f = |t: f64| (-t * t).exp();
+        let mut s = f(0.0) + f(x);
+        for i in 1..n {
+            s += f(i as f64 * h) * if i % 2 == 1 { 4.0 } else { 2.0 };
+        }
+        s * h / 3.0 * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    #[test]
+    fn exp_and_erf_are_accurate() {
+        for i in -400..=400 {
+            let x = i as f32 * 0.05;
+            let e = exp_scalar(x) as f64;
+            let r = (x as f64).exp();
+            assert!((e - r).abs() <= 3e-7 * r, "exp({x}) = {e}, want {r}");
+            let ef = erf_scalar(x) as f64;
+            let rf = erf_ref(x as f64);
+            assert!((ef - rf).abs() <= 3e-7, "erf({x}) = {ef}, want {rf}");
+        }
+    }
+
+    #[test]
+    fn simd_matches_scalar() {
+        let xs: Vec<f32> = (-300..300).map(|i| i as f32 * 0.037).collect();
+        for act in [
+            Act::Relu,
+            Act::Relu6,
+            Act::HardSwish,
+            Act::HardSigmoid,
+            Act::Silu,
+            Act::Sigmoid,
+            Act::Gelu,
+        ] {
+            let mut v = xs.clone();
+            act.apply_slice(&mut v);
+            for (x, y) in xs.iter().zip(&v) {
+                let want = act.apply(*x);
+                assert!(
+                    (want - y).abs() <= 1e-6 * want.abs().max(1.0),
+                    "{act:?}({x}) = {y}, scalar {want}"
+                );
+            }
+            // And against f64 definitions.
+            for x in &xs {
+                let xd = *x as f64;
+                let sig = 1.0 / (1.0 + (-xd).exp());
+                let want = match act {
+                    Act::Relu => xd.max(0.0),
+                    Act::Relu6 => xd.clamp(0.0, 6.0),
+                    Act::HardSwish => xd * (xd + 3.0).clamp(0.0, 6.0) / 6.0,
+                    Act::HardSigmoid => (xd + 3.0).clamp(0.0, 6.0) / 6.0,
+                    Act::Silu => xd * sig,
+                    Act::Sigmoid => sig,
+                    Act::Gelu => 0.5 * xd * (1.0 + erf_ref(xd / 2f64.sqrt())),
+                    Act::Identity => xd,
+                };
+                let got = act.apply(*x) as f64;
+                assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "{act:?}({x})");
+            }
+        }
+    }
+}

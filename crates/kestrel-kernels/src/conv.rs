@@ -1,0 +1,269 @@
+//! 2-D convolution on NHWC, with weights packed once at load time.
+//!
+//! Dense and grouped convolutions run as [`igemm`](crate::gemm::igemm): the indirection
+//! offsets (which input pixel each tap of each output pixel reads) depend only on the input
+//! shape, so they are built once per shape and cached. Depthwise convolutions (groups = in =
+//! out channels) run the direct kernel in [`crate::depthwise`]. Bias (folded BatchNorm),
+//! activation and the residual add happen in the epilogue.
+
+use std::sync::Mutex;
+
+use crate::act::Act;
+use crate::depthwise::Depthwise;
+use crate::gemm::{igemm, Epilogue, PackedB, Rows, PAD};
+
+/// Shape and hyper-parameters of a convolution, PyTorch's meaning throughout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub in_ch: usize,
+    pub out_ch: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    /// top, bottom, left, right (TF "same" padding is asymmetric).
+    pub pad: [usize; 4],
+    pub groups: usize,
+}
+
+impl ConvGeometry {
+    /// Output height and width for an `h × w` input, or None when the kernel does not fit.
+    pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let span = |i: usize, p0: usize, p1: usize, k: usize, d: usize, s: usize| {
+            let padded = i + p0 + p1;
+            let reach = d * (k - 1) + 1;
+            (padded >= reach).then(|| (padded - reach) / s + 1)
+        };
+        Some((
+            span(h, self.pad[0], self.pad[1], self.kernel[0], self.dilation[0], self.stride[0])?,
+            span(w, self.pad[2], self.pad[3], self.kernel[1], self.dilation[1], self.stride[1])?,
+        ))
+    }
+
+    pub fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.groups == self.in_ch && self.groups == self.out_ch
+    }
+
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.pad == [0; 4]
+    }
+
+    /// Multiply-accumulates for one image of `h × w`.
+    pub fn macs(&self, h: usize, w: usize) -> u64 {
+        let (oh, ow) = self.output_hw(h, w).unwrap_or((0, 0));
+        (oh * ow * self.out_ch * (self.in_ch / self.groups) * self.kernel[0] * self.kernel[1])
+            as u64
+    }
+}
+
+enum Weights {
+    /// One packed B per group.
+    Gemm(Vec<PackedB>),
+    Depthwise(Depthwise),
+}
+
+/// A convolution ready to run: packed weights, bias and activation.
+pub struct Conv2d {
+    pub geom: ConvGeometry,
+    weights: Weights,
+    bias: Vec<f32>,
+    pub act: Act,
+    /// Indirection offsets for the last input shape (n, h, w).
+    offsets: Mutex<Option<((usize, usize, usize), std::sync::Arc<Vec<u32>>)>>,
+    zero: Vec<f32>,
+}
+
+impl Conv2d {
+    /// `weight` in PyTorch's OIHW layout `[out, in/groups, kh, kw]`; `bias` per output channel.
+    pub fn new(geom: ConvGeometry, weight: &[f32], bias: Option<&[f32]>, act: Act) -> Self {
+        let [kh, kw] = geom.kernel;
+        let cin_g = geom.in_ch / geom.groups;
+        let cout_g = geom.out_ch / geom.groups;
+        assert_eq!(weight.len(), geom.out_ch * cin_g * kh * kw, "conv weight size");
+        let weights = if geom.is_depthwise() {
+            Weights::Depthwise(Depthwise::new(geom, weight))
+        } else {
+            Weights::Gemm(
+                (0..geom.groups)
+                    .map(|g| {
+                        PackedB::pack(kh * kw, cin_g, cout_g, |t, k, j| {
+                            let o = g * cout_g + j;
+                            weight[((o * cin_g + k) * kh + t / kw) * kw + t % kw]
+                        })
+                    })
+                    .collect(),
+            )
+        };
+        Conv2d {
+            geom,
+            weights,
+            bias: bias.map_or_else(|| vec![0.0; geom.out_ch], <[f32]>::to_vec),
+            act,
+            offsets: Mutex::new(None),
+            zero: vec![0.0; geom.in_ch],
+        }
+    }
+
+    pub fn weight_bytes(&self) -> usize {
+        match &self.weights {
+            Weights::Gemm(bs) => bs.iter().map(PackedB::bytes).sum(),
+            Weights::Depthwise(d) => d.bytes(),
+        }
+    }
+
+    fn offsets(&self, n: usize, h: usize, w: usize) -> std::sync::Arc<Vec<u32>> {
+        let mut cache = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((shape, off)) = cache.as_ref() {
+            if *shape == (n, h, w) {
+                return off.clone();
+            }
+        }
+        let g = &self.geom;
+        let (oh, ow) = g.output_hw(h, w).expect("checked by forward");
+        let [kh, kw] = g.kernel;
+        let mut off = Vec::with_capacity(n * oh * ow * kh * kw);
+        for b in 0..n {
+            for y in 0..oh {
+                for x in 0..ow {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let iy = (y * g.stride[0] + i * g.dilation[0]) as isize
+                                - g.pad[0] as isize;
+                            let ix = (x * g.stride[1] + j * g.dilation[1]) as isize
+                                - g.pad[2] as isize;
+                            off.push(
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    PAD
+                                } else {
+                                    (((b * h + iy as usize) * w + ix as usize) * g.in_ch) as u32
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let off = std::sync::Arc::new(off);
+        *cache = Some(((n, h, w), off.clone()));
+        off
+    }
+
+    /// Runs the convolution on `x` (`[n, h, w, in_ch]`) into `out` (`[n, oh, ow, out_ch]`),
+    /// adding `residual` (same shape as `out`) before the activation, or after it when
+    /// `add_after_act`. Returns (oh, ow).
+    pub fn forward(
+        &self,
+        x: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        out: &mut [f32],
+        residual: Option<&[f32]>,
+        add_after_act: bool,
+    ) -> (usize, usize) {
+        let g = &self.geom;
+        let (oh, ow) = g
+            .output_hw(h, w)
+            .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", g.kernel));
+        assert_eq!(x.len(), n * h * w * g.in_ch, "conv input size");
+        assert_eq!(out.len(), n * oh * ow * g.out_ch, "conv output size");
+        if let Some(r) = residual {
+            assert_eq!(r.len(), out.len(), "residual size");
+        }
+        assert!(
+            x.len() < PAD as usize,
+            "input too large for 32-bit indirection"
+        );
+        let ep = Epilogue::new(Some(&self.bias), self.act).with_residual(
+            residual.map_or(std::ptr::null(), |r| r.as_ptr()),
+            g.out_ch,
+            add_after_act,
+        );
+        match &self.weights {
+            Weights::Depthwise(d) => d.forward(x, n, h, w, out, oh, ow, &self.bias, &ep),
+            Weights::Gemm(packed) => {
+                let m = n * oh * ow;
+                let cin_g = g.in_ch / g.groups;
+                let cout_g = g.out_ch / g.groups;
+                let offsets;
+                let rows = if g.is_pointwise() {
+                    Rows::Dense {
+                        base: x.as_ptr(),
+                        ld: g.in_ch,
+                    }
+                } else {
+                    offsets = self.offsets(n, h, w);
+                    Rows::Indirect {
+                        base: x.as_ptr(),
+                        offsets: &offsets,
+                        zero: self.zero.as_ptr(),
+                    }
+                };
+                for (gi, b) in packed.iter().enumerate() {
+                    // SAFETY: shapes asserted above; `out` does not alias `x`.
+                    unsafe {
+                        igemm(
+                            m,
+                            rows,
+                            gi * cin_g,
+                            b,
+                            out.as_mut_ptr(),
+                            g.out_ch,
+                            gi * cout_g,
+                            &ep,
+                        )
+                    };
+                }
+            }
+        }
+        (oh, ow)
+    }
+}
+
+/// Direct NHWC reference convolution in f64, for tests.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn reference_conv(
+    g: &ConvGeometry,
+    x: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    weight: &[f32],
+    bias: &[f32],
+) -> Vec<f64> {
+    let (oh, ow) = g.output_hw(h, w).unwrap();
+    let [kh, kw] = g.kernel;
+    let cin_g = g.in_ch / g.groups;
+    let cout_g = g.out_ch / g.groups;
+    let mut out = vec![0f64; n * oh * ow * g.out_ch];
+    for b in 0..n {
+        for y in 0..oh {
+            for xo in 0..ow {
+                for o in 0..g.out_ch {
+                    let gi = o / cout_g;
+                    let mut s = bias[o] as f64;
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let iy = (y * g.stride[0] + i * g.dilation[0]) as isize
+                                - g.pad[0] as isize;
+                            let ix = (xo * g.stride[1] + j * g.dilation[1]) as isize
+                                - g.pad[2] as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            for k in 0..cin_g {
+                                let xv = x[((b * h + iy as usize) * w + ix as usize) * g.in_ch
+                                    + gi * cin_g
+                                    + k];
+                                let wv = weight[((o * cin_g + k) * kh + i) * kw + j];
+                                s += xv as f64 * wv as f64;
+                            }
+                        }
+                    }
+                    out[((b * oh + y) * ow + xo) * g.out_ch + o] = s;
+                }
+            }
+        }
+    }
+    out
+}

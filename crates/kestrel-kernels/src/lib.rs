@@ -1,0 +1,82 @@
+//! kestrel-kernels: the CPU compute under kestrel's fast inference path.
+//!
+//! Everything works on NHWC `f32` slices. NHWC keeps each pixel's channels contiguous, so a
+//! convolution is an *indirect GEMM* (XNNPACK's igemm): every output pixel is a row, every kernel
+//! tap contributes a pointer to an input pixel's channel vector, and no im2col buffer is ever
+//! written. Weights are packed once into the microkernel's panel layout, and each kernel's
+//! epilogue applies the bias (folded BatchNorm), the activation and the residual add while the
+//! output tile is still in registers, so a conv+BN+act(+add) block is one pass over memory.
+//!
+//! Kernels are picked at run time by [`Isa::detect`]: an AVX2+FMA microkernel where the CPU has
+//! it, a portable scalar one elsewhere. `KESTREL_ISA=scalar` forces the portable path, so tests
+//! check both on any machine.
+
+pub mod act;
+pub mod conv;
+pub mod depthwise;
+pub mod gemm;
+pub mod norm;
+pub mod pool2d;
+pub mod threads;
+
+pub use act::Act;
+pub use conv::{Conv2d, ConvGeometry};
+pub use threads::{num_threads, set_num_threads};
+
+use std::sync::OnceLock;
+
+/// The instruction set a kernel runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable Rust, any CPU.
+    Scalar,
+    /// x86-64 with AVX2 and FMA (Haswell / Zen and later).
+    Avx2,
+}
+
+impl Isa {
+    /// The best instruction set this CPU supports, unless `KESTREL_ISA` (`scalar`, `avx2`)
+    /// asks for a lower one. Read once per process.
+    pub fn detect() -> Isa {
+        static ISA: OnceLock<Isa> = OnceLock::new();
+        *ISA.get_or_init(|| {
+            let best = Isa::best_supported();
+            match std::env::var("KESTREL_ISA").ok().as_deref() {
+                Some("scalar") => Isa::Scalar,
+                Some("avx2") if best == Isa::Avx2 => Isa::Avx2,
+                _ => best,
+            }
+        })
+    }
+
+    fn best_supported() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Scalar
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2+fma",
+        }
+    }
+}
+
+/// A raw pointer that may cross threads. The kernels hand disjoint output tiles to different
+/// threads; each use site states why its accesses do not overlap.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendPtr<T>(pub *mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendConstPtr<T>(pub *const T);
+unsafe impl<T> Send for SendConstPtr<T> {}
+unsafe impl<T> Sync for SendConstPtr<T> {}
