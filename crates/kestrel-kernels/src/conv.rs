@@ -23,19 +23,37 @@ pub struct ConvGeometry {
     /// top, bottom, left, right (TF "same" padding is asymmetric).
     pub pad: [usize; 4],
     pub groups: usize,
+    /// TensorFlow "same" padding, computed from each input's size (timm's `pad_same`:
+    /// total max((⌈i/s⌉−1)·s + (k−1)·d + 1 − i, 0), the odd pixel after); `pad` is ignored.
+    pub tf_same: bool,
 }
 
 impl ConvGeometry {
+    /// The padding (top, bottom, left, right) used for an `h × w` input.
+    pub fn pads(&self, h: usize, w: usize) -> [usize; 4] {
+        if !self.tf_same {
+            return self.pad;
+        }
+        let same = |i: usize, k: usize, s: usize, d: usize| {
+            let total = ((i.div_ceil(s).max(1) - 1) * s + (k - 1) * d + 1).saturating_sub(i);
+            (total / 2, total - total / 2)
+        };
+        let (t, b) = same(h, self.kernel[0], self.stride[0], self.dilation[0]);
+        let (l, r) = same(w, self.kernel[1], self.stride[1], self.dilation[1]);
+        [t, b, l, r]
+    }
+
     /// Output height and width for an `h × w` input, or None when the kernel does not fit.
     pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let pad = self.pads(h, w);
         let span = |i: usize, p0: usize, p1: usize, k: usize, d: usize, s: usize| {
             let padded = i + p0 + p1;
             let reach = d * (k - 1) + 1;
             (padded >= reach).then(|| (padded - reach) / s + 1)
         };
         Some((
-            span(h, self.pad[0], self.pad[1], self.kernel[0], self.dilation[0], self.stride[0])?,
-            span(w, self.pad[2], self.pad[3], self.kernel[1], self.dilation[1], self.stride[1])?,
+            span(h, pad[0], pad[1], self.kernel[0], self.dilation[0], self.stride[0])?,
+            span(w, pad[2], pad[3], self.kernel[1], self.dilation[1], self.stride[1])?,
         ))
     }
 
@@ -44,7 +62,7 @@ impl ConvGeometry {
     }
 
     fn is_pointwise(&self) -> bool {
-        self.kernel == [1, 1] && self.stride == [1, 1] && self.pad == [0; 4]
+        self.kernel == [1, 1] && self.stride == [1, 1] && (self.pad == [0; 4] || self.tf_same)
     }
 
     /// Multiply-accumulates for one image of `h × w`.
@@ -119,6 +137,7 @@ impl Conv2d {
         }
         let g = &self.geom;
         let (oh, ow) = g.output_hw(h, w).expect("checked by forward");
+        let pad = g.pads(h, w);
         let [kh, kw] = g.kernel;
         let mut off = Vec::with_capacity(n * oh * ow * kh * kw);
         for b in 0..n {
@@ -127,9 +146,9 @@ impl Conv2d {
                     for i in 0..kh {
                         for j in 0..kw {
                             let iy = (y * g.stride[0] + i * g.dilation[0]) as isize
-                                - g.pad[0] as isize;
+                                - pad[0] as isize;
                             let ix = (x * g.stride[1] + j * g.dilation[1]) as isize
-                                - g.pad[2] as isize;
+                                - pad[2] as isize;
                             off.push(
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                     PAD
@@ -232,6 +251,7 @@ pub fn reference_conv(
     bias: &[f32],
 ) -> Vec<f64> {
     let (oh, ow) = g.output_hw(h, w).unwrap();
+    let pad = g.pads(h, w);
     let [kh, kw] = g.kernel;
     let cin_g = g.in_ch / g.groups;
     let cout_g = g.out_ch / g.groups;
@@ -245,9 +265,9 @@ pub fn reference_conv(
                     for i in 0..kh {
                         for j in 0..kw {
                             let iy = (y * g.stride[0] + i * g.dilation[0]) as isize
-                                - g.pad[0] as isize;
+                                - pad[0] as isize;
                             let ix = (xo * g.stride[1] + j * g.dilation[1]) as isize
-                                - g.pad[2] as isize;
+                                - pad[2] as isize;
                             if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                 continue;
                             }

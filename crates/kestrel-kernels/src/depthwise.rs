@@ -52,6 +52,7 @@ impl Depthwise {
         let res = SendConstPtr(ep.residual);
         let (act, after) = (ep.act, ep.add_after_act);
         let wv = &self.w;
+        let pad = g.pads(h, w);
         // One task per group of output rows.
         let rows = n * oh;
         let rows_per_task = (rows / (4 * crate::threads::num_threads())).max(1);
@@ -64,13 +65,13 @@ impl Depthwise {
                 for xo in 0..ow {
                     taps.clear();
                     for i in 0..g.kernel[0] {
-                        let iy = (y * g.stride[0] + i * g.dilation[0]) as isize - g.pad[0] as isize;
+                        let iy = (y * g.stride[0] + i * g.dilation[0]) as isize - pad[0] as isize;
                         if iy < 0 || iy >= h as isize {
                             continue;
                         }
                         for j in 0..g.kernel[1] {
                             let ix =
-                                (xo * g.stride[1] + j * g.dilation[1]) as isize - g.pad[2] as isize;
+                                (xo * g.stride[1] + j * g.dilation[1]) as isize - pad[2] as isize;
                             if ix < 0 || ix >= w as isize {
                                 continue;
                             }

@@ -249,6 +249,26 @@ pub unsafe fn igemm(
     });
 }
 
+/// This machine's fp32 GEMM throughput through these kernels, in GFLOP/s: the best of a few
+/// 1024 × 1024 × 1024 products on all compute threads (the roofline's compute ceiling).
+pub fn ceiling_gflops() -> f64 {
+    let (m, k, n) = (1024, 1024, 1024);
+    let a = vec![0.5f32; m * k];
+    let b = PackedB::from_kn(&vec![0.25f32; k * n], k, n);
+    let mut c = vec![0f32; m * n];
+    let ep = Epilogue::new(None, Act::Identity);
+    let mut best = f64::MAX;
+    for _ in 0..4 {
+        let t = std::time::Instant::now();
+        // SAFETY: a, b and c have the sizes the call reads and writes.
+        unsafe {
+            igemm(m, Rows::Dense { base: a.as_ptr(), ld: k }, 0, &b, c.as_mut_ptr(), n, 0, &ep)
+        };
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (m * k * n) as f64 / best / 1e9
+}
+
 #[inline(always)]
 unsafe fn finish(t: &Tile, r: usize, j: usize, acc: f32) -> f32 {
     let mut v = acc;

@@ -26,6 +26,25 @@ fn check(
     act: Act,
     residual: bool,
 ) {
+    check_with(n, h, w, cin, cout, k, stride, dil, pad, groups, act, residual, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_with(
+    n: usize,
+    h: usize,
+    w: usize,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    dil: usize,
+    pad: [usize; 4],
+    groups: usize,
+    act: Act,
+    residual: bool,
+    tf_same: bool,
+) {
     let mut s = (n * 131 + h * 17 + cin * 7 + cout + k) as u64;
     let g = ConvGeometry {
         in_ch: cin,
@@ -35,6 +54,7 @@ fn check(
         dilation: [dil, dil],
         pad,
         groups,
+        tf_same,
     };
     let x: Vec<f32> = (0..n * h * w * cin).map(|_| lcg(&mut s)).collect();
     let wt: Vec<f32> = (0..cout * cin / groups * k * k).map(|_| lcg(&mut s)).collect();
@@ -87,5 +107,18 @@ fn depthwise_convolutions() {
             check(2, 11, 13, c, c, k, stride, 1, pad, c, Act::Relu6, false);
             check(1, 8, 8, c, c, k, stride, 1, pad, c, Act::Gelu, true);
         }
+    }
+}
+
+#[test]
+fn tf_same_padding() {
+    // Odd and even sizes, stride 1 and 2: the odd pixel of padding goes after.
+    assert_eq!(
+        ConvGeometry { in_ch: 1, out_ch: 1, kernel: [3, 3], stride: [2, 2], dilation: [1, 1], pad: [0; 4], groups: 1, tf_same: true }.pads(224, 225),
+        [0, 1, 1, 1]
+    );
+    for (h, k, s) in [(10, 3, 2), (11, 3, 2), (9, 5, 2), (8, 3, 1)] {
+        check_with(1, h, h, 8, 16, k, s, 1, [0; 4], 1, Act::Silu, false, true);
+        check_with(1, h, h, 16, 16, k, s, 1, [0; 4], 16, Act::Silu, false, true);
     }
 }

@@ -77,6 +77,21 @@ pub fn bench_model(
     device: &Device,
     opts: &BenchOptions,
 ) -> BenchResult {
+    let eval = model.valid();
+    bench_model_with(model, input, device, opts, &|x: &Tensor<4>| {
+        let _ = eval.forward(x.clone()).into_data();
+    })
+}
+
+/// [`bench_model`] with the inference timed through `forward` (another engine); the training
+/// step, the parameter and MAC counts still come from `model`.
+pub fn bench_model_with(
+    model: &Model,
+    input: [usize; 3],
+    device: &Device,
+    opts: &BenchOptions,
+    forward: &dyn Fn(&Tensor<4>),
+) -> BenchResult {
     let peak_rss_reset = reset_peak_rss();
     let [c, h, w] = input;
     let model = model.valid();
@@ -86,9 +101,6 @@ pub fn bench_model(
 
     let x1 = images(1, device);
     let (_, macs) = count_macs(|| model.forward(x1.clone()));
-    let forward = |x: &Tensor<4>| {
-        let _ = model.forward(x.clone()).into_data();
-    };
 
     // Batch-1 latency.
     for _ in 0..opts.warmup {

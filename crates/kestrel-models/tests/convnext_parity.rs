@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_logits_match, fixture, input_tensor};
+use common::{assert_fast_engine_matches, assert_logits_match, fixture, input_tensor};
 use kestrel_models::burn::prelude::*;
 use kestrel_models::convnext::ConvNeXtConfig;
 use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
@@ -30,6 +30,7 @@ fn check(name: &str, cfg: ConvNeXtConfig) {
     let dir = fixture(name);
     let model = load(name, &cfg, &dir.join("weights.safetensors"));
     assert_logits_match(model.forward(input_tensor(&dir, &Device::flex())), &dir);
+    assert_fast_engine_matches(&model, &dir);
 }
 
 #[test]

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{assert_logits_match, fixture, input_tensor, load_fixture_weights};
+use common::{
+    assert_fast_engine_matches, assert_logits_match, fixture, input_tensor, load_fixture_weights,
+};
 use kestrel_models::burn::prelude::*;
 use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
@@ -24,6 +26,7 @@ fn check(name: &str, cfg: ResNetConfig, weights_file: &str) {
     let dir = fixture(name);
     let model = load_fixture_weights(Model::ResNet(cfg.init(10, 3, &device)), &dir, weights_file);
     assert_logits_match(model.forward(input_tensor(&dir, &device)), &dir);
+    assert_fast_engine_matches(&model, &dir);
 }
 
 #[test]

@@ -2,7 +2,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use kestrel_models::bench::{bench_model, BenchOptions};
+use kestrel_deploy::{EngineKind, Runner};
+use kestrel_models::bench::{bench_model_with, BenchOptions};
 
 use crate::device::{parse_device, DEVICE_HELP};
 
@@ -33,18 +34,32 @@ pub struct BenchArgs {
     pub json: Option<PathBuf>,
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
     pub device: String,
+    /// Inference engine: `fast` (kestrel's fused CPU kernels; models it does not cover yet fall
+    /// back to burn with a notice) or `burn` (burn's ops, one by one). Training always uses burn.
+    #[arg(long, default_value = "fast", value_name = "fast|burn")]
+    pub engine: EngineKind,
+    /// Compute threads (default: the cores available).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also profile the fast engine at batch 1: time and GFLOP/s per op kind, against this
+    /// machine's fp32 GEMM ceiling measured with the same kernels.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 #[derive(serde::Serialize)]
 struct Entry {
     model: String,
     device: String,
+    /// The engine that ran the inference timings.
+    engine: String,
     #[serde(flatten)]
     result: kestrel_models::bench::BenchResult,
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
+    crate::cmd::common::set_threads(a.threads)?;
     let opts = BenchOptions {
         warmup: 2,
         latency_runs: a.runs.max(1),
@@ -73,7 +88,23 @@ pub fn run(a: BenchArgs) -> Result<()> {
             input[2] = s;
         }
         let model = spec.build(&spec.default_options(), &device);
-        let r = bench_model(&model, input, &device, &opts);
+        let (runner, notice) = Runner::new(model.valid(), input[0], &device, a.engine);
+        if let Some(n) = notice {
+            eprintln!("note: {}: {n}", spec.name);
+        }
+        let forward = |x: &burn::prelude::Tensor<4>| {
+            let _ = runner
+                .forward(x.clone())
+                .expect("the engine ran this input shape at warm-up")
+                .into_data();
+        };
+        let r = bench_model_with(&model, input, &device, &opts, &forward);
+        if a.profile {
+            match &runner {
+                Runner::Fast(engine) => print_profile(spec.name, engine, input, opts.latency_runs),
+                Runner::Burn(..) => eprintln!("note: --profile needs the fast engine"),
+            }
+        }
         println!(
             "{:<22} {:>10} {:>8.3} {:>12.1} {:>12.1} {:>14.2} {:>14} {:>10}",
             spec.name,
@@ -92,6 +123,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         entries.push(Entry {
             model: spec.name.to_string(),
             device: a.device.clone(),
+            engine: runner.name().to_string(),
             result: r,
         });
     }
@@ -100,4 +132,48 @@ pub fn run(a: BenchArgs) -> Result<()> {
         println!("results written to {}", path.display());
     }
     Ok(())
+}
+
+/// Per-op-kind time of the fast engine at batch 1 (sum over `runs` runs, reported per run).
+fn print_profile(name: &str, engine: &kestrel_deploy::Engine, [c, h, w]: [usize; 3], runs: usize) {
+    let x: Vec<f32> = (0..c * h * w).map(|i| ((i % 97) as f32 - 48.0) / 48.0).collect();
+    let runs = runs.max(1);
+    let mut total: Vec<(&'static str, f64, u64)> = Vec::new();
+    for _ in 0..runs {
+        let p = match engine.profile_nchw(&x, 1, c, h, w) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("note: profile failed: {e}");
+                return;
+            }
+        };
+        for (k, t, m) in p.by_kind {
+            match total.iter_mut().find(|e| e.0 == k) {
+                Some(e) => {
+                    e.1 += t;
+                    e.2 = m;
+                }
+                None => total.push((k, t, m)),
+            }
+        }
+    }
+    let sum: f64 = total.iter().map(|e| e.1).sum::<f64>() / runs as f64;
+    let ceiling = kestrel_kernels::gemm::ceiling_gflops();
+    println!(
+        "\n{name}: fast engine profile at batch 1 ({runs} runs, {:.2} ms per run; fp32 GEMM ceiling of these kernels: {ceiling:.1} GFLOP/s)",
+        sum * 1e3
+    );
+    println!("{:<20} {:>10} {:>7} {:>10} {:>9}", "op kind", "ms/run", "share", "GFLOP/s", "of ceil");
+    total.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (k, t, m) in total {
+        let t = t / runs as f64;
+        let gflops = 2.0 * m as f64 / t / 1e9;
+        println!(
+            "{k:<20} {:>10.3} {:>6.1}% {:>10} {:>9}",
+            t * 1e3,
+            100.0 * t / sum,
+            if m > 0 { format!("{gflops:.1}") } else { "-".into() },
+            if m > 0 { format!("{:.0}%", 100.0 * gflops / ceiling) } else { "-".into() }
+        );
+    }
 }

@@ -49,3 +49,16 @@ pub fn fresh_run_dir(base: &Path, name: &str) -> PathBuf {
         .find(|p| !p.exists())
         .expect("unbounded")
 }
+
+/// `--threads N`: the compute threads of kestrel's kernels and of burn's (rayon) pool. Without
+/// it both use every core available.
+pub fn set_threads(threads: Option<usize>) -> Result<()> {
+    let Some(n) = threads else { return Ok(()) };
+    if n == 0 {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    kestrel_kernels::set_num_threads(n);
+    // Fails only if the global pool already exists, i.e. something ran before the flag was read.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    Ok(())
+}

@@ -83,12 +83,55 @@ pub fn load_fixture_weights(mut model: Model, dir: &Path, file: &str) -> Model {
 }
 
 /// Loads fixture `name`'s `weights.safetensors` into `model` and asserts that its logits on the
-/// fixture's input match the reference. Returns the loaded model.
+/// fixture's input match the reference, through burn and through the fast engine. Returns the
+/// loaded model.
 pub fn check_fixture(name: &str, model: Model) -> Model {
     let dir = fixture(name);
     let model = load_fixture_weights(model, &dir, "weights.safetensors");
     assert_logits_match(model.forward(input_tensor(&dir, &Device::flex())), &dir);
+    assert_fast_engine_matches(&model, &dir);
     model
+}
+
+/// Families the fast engine lowers; for these a lowering failure is a test failure, except for
+/// the fixtures of blocks it does not lower yet (ECA and CBAM attention).
+const FAST_FAMILIES: &[&str] = &["ResNet", "MobileNet", "EfficientNet", "ConvNeXt"];
+const FAST_NOT_YET: &[&str] = &["resnet50_eca_tiny", "resnet50_cbam_tiny"];
+
+/// Runs the fixture's input through kestrel-deploy's fast engine and asserts the same parity
+/// bar as burn's path. Families the engine does not lower yet are skipped with a note.
+pub fn assert_fast_engine_matches(model: &Model, dir: &Path) {
+    let engine = match kestrel_deploy::lower(model, 3) {
+        Ok(e) => e,
+        Err(why) => {
+            let fixture_name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            assert!(
+                !FAST_FAMILIES.contains(&model.kind()) || FAST_NOT_YET.contains(&fixture_name),
+                "{}: {why}",
+                dir.display()
+            );
+            eprintln!("{}: fast engine skipped: {why}", dir.display());
+            return;
+        }
+    };
+    let (shape, x) = read_tensor(&dir.join("io.safetensors"), "input");
+    let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+    let logits = engine
+        .run_nchw(&x, n, c, h, w)
+        .unwrap_or_else(|e| panic!("{}: fast engine: {e}", dir.display()));
+    let reference = reference_logits(dir);
+    assert_eq!(logits.len(), reference.len(), "fast engine logit count");
+    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err = logits
+        .iter()
+        .zip(&reference)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        err <= 1e-4 * scale,
+        "{}: fast engine max abs error {err} exceeds 1e-4 x max|logit| = {}",
+        dir.display(),
+        1e-4 * scale
+    );
 }
 
 /// The tensor names of a safetensors file, sorted, without `num_batches_tracked` (a PyTorch

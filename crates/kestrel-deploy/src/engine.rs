@@ -1,0 +1,497 @@
+//! The fast inference engine: a flat list of fused NHWC ops over kestrel-kernels, built once
+//! from a model (see [`crate::lower`]) and run many times.
+//!
+//! Every activation lives in a buffer from a per-engine arena. A buffer goes back to the arena
+//! after the last op that reads it, and the arena keeps its buffers between runs, so after the
+//! first image of a given shape a run allocates nothing and touches no fresh pages.
+
+use std::sync::Mutex;
+
+use kestrel_kernels::{pool2d, Act, Conv2d};
+
+/// An activation tensor of the graph, NHWC.
+pub type Value = usize;
+
+pub(crate) enum Op {
+    /// `out = act(conv(x) + bias [+ residual])` (or `act(..) + residual` when `add_after_act`).
+    Conv {
+        conv: Conv2d,
+        x: Value,
+        residual: Option<Value>,
+        add_after_act: bool,
+        out: Value,
+    },
+    MaxPool {
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pad: [usize; 2],
+        x: Value,
+        out: Value,
+    },
+    /// `[n, h, w, c] -> [n, 1, 1, c]`.
+    GlobalAvgPool { x: Value, out: Value },
+    /// Layer norm over channels, in place (`out` takes over `x`'s buffer).
+    LayerNorm {
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        eps: f32,
+        x: Value,
+        out: Value,
+    },
+    /// Squeeze-and-excitation in place: `x · gate(expand(act(reduce(mean(x)))))`, where
+    /// `reduce` and `expand` are 1×1 convs that carry their activations.
+    SqueezeExcite {
+        reduce: Conv2d,
+        expand: Conv2d,
+        x: Value,
+        out: Value,
+    },
+    /// `out = act(a + b)`, in place on `a`.
+    AddAct { a: Value, b: Value, act: Act, out: Value },
+}
+
+impl Op {
+    fn inputs(&self) -> Vec<Value> {
+        match self {
+            Op::Conv { x, residual, .. } => std::iter::once(*x).chain(*residual).collect(),
+            Op::MaxPool { x, .. }
+            | Op::GlobalAvgPool { x, .. }
+            | Op::LayerNorm { x, .. }
+            | Op::SqueezeExcite { x, .. } => vec![*x],
+            Op::AddAct { a, b, .. } => vec![*a, *b],
+        }
+    }
+    /// The input whose buffer the op writes in place, if any.
+    fn in_place(&self) -> Option<Value> {
+        match self {
+            Op::LayerNorm { x, .. } | Op::SqueezeExcite { x, .. } => Some(*x),
+            Op::AddAct { a, .. } => Some(*a),
+            _ => None,
+        }
+    }
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Conv { conv, .. } if conv.geom.is_depthwise() => "depthwise conv",
+            Op::Conv { conv, .. } if conv.geom.kernel == [1, 1] => "1x1 conv / linear",
+            Op::Conv { .. } => "conv",
+            Op::MaxPool { .. } => "max pool",
+            Op::GlobalAvgPool { .. } => "global avg pool",
+            Op::LayerNorm { .. } => "layer norm",
+            Op::SqueezeExcite { .. } => "squeeze-excite",
+            Op::AddAct { .. } => "add",
+        }
+    }
+}
+
+/// Builds an engine op by op; values are numbered in creation order.
+pub struct GraphBuilder {
+    ops: Vec<Op>,
+    next_value: usize,
+    in_ch: usize,
+}
+
+impl GraphBuilder {
+    /// A graph whose input (value 0) has `in_ch` channels.
+    pub fn new(in_ch: usize) -> (GraphBuilder, Value) {
+        (
+            GraphBuilder {
+                ops: Vec::new(),
+                next_value: 1,
+                in_ch,
+            },
+            0,
+        )
+    }
+
+    fn fresh(&mut self) -> Value {
+        self.next_value += 1;
+        self.next_value - 1
+    }
+
+    fn push(&mut self, make: impl FnOnce(Value) -> Op) -> Value {
+        let out = self.fresh();
+        self.ops.push(make(out));
+        out
+    }
+
+    pub fn conv(&mut self, x: Value, conv: Conv2d) -> Value {
+        self.push(|out| Op::Conv {
+            conv,
+            x,
+            residual: None,
+            add_after_act: false,
+            out,
+        })
+    }
+
+    /// `act(conv(x) + residual)`, or `act(conv(x)) + residual` when `add_after_act`.
+    pub fn conv_residual(
+        &mut self,
+        x: Value,
+        conv: Conv2d,
+        residual: Value,
+        add_after_act: bool,
+    ) -> Value {
+        self.push(|out| Op::Conv {
+            conv,
+            x,
+            residual: Some(residual),
+            add_after_act,
+            out,
+        })
+    }
+
+    pub fn max_pool(&mut self, x: Value, kernel: [usize; 2], stride: [usize; 2], pad: [usize; 2]) -> Value {
+        self.push(|out| Op::MaxPool {
+            kernel,
+            stride,
+            pad,
+            x,
+            out,
+        })
+    }
+
+    pub fn global_avg_pool(&mut self, x: Value) -> Value {
+        self.push(|out| Op::GlobalAvgPool { x, out })
+    }
+
+    pub fn layer_norm(&mut self, x: Value, weight: Vec<f32>, bias: Vec<f32>, eps: f32) -> Value {
+        self.push(|out| Op::LayerNorm {
+            weight,
+            bias,
+            eps,
+            x,
+            out,
+        })
+    }
+
+    pub fn squeeze_excite(&mut self, x: Value, reduce: Conv2d, expand: Conv2d) -> Value {
+        self.push(|out| Op::SqueezeExcite {
+            reduce,
+            expand,
+            x,
+            out,
+        })
+    }
+
+    pub fn add_act(&mut self, a: Value, b: Value, act: Act) -> Value {
+        self.push(|out| Op::AddAct { a, b, act, out })
+    }
+
+    /// Finishes the graph with `output` as its `[n, 1, 1, classes]` result.
+    pub fn finish(self, output: Value) -> Result<Engine, String> {
+        let n_values = self.next_value;
+        let mut last_use = vec![usize::MAX; n_values];
+        for (i, op) in self.ops.iter().enumerate() {
+            for v in op.inputs() {
+                last_use[v] = i;
+            }
+        }
+        for (i, op) in self.ops.iter().enumerate() {
+            if let Some(v) = op.in_place() {
+                if last_use[v] != i {
+                    return Err(format!(
+                        "op {i} ({}) writes value {v} in place but a later op reads it",
+                        op.name()
+                    ));
+                }
+            }
+        }
+        Ok(Engine {
+            ops: self.ops,
+            last_use,
+            in_ch: self.in_ch,
+            output,
+            n_values,
+            arena: Mutex::new(Arena::default()),
+        })
+    }
+}
+
+#[derive(Default)]
+struct Arena {
+    free: Vec<Vec<f32>>,
+}
+
+impl Arena {
+    /// A buffer of exactly `len` elements, reusing the smallest free one that fits.
+    fn take(&mut self, len: usize) -> Vec<f32> {
+        let best = self
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        let mut buf = match best {
+            Some(i) => self.free.swap_remove(i),
+            None => Vec::with_capacity(len),
+        };
+        // SAFETY-free resize: contents are overwritten by the op that takes the buffer.
+        buf.resize(len, 0.0);
+        buf.truncate(len);
+        buf
+    }
+    fn give(&mut self, buf: Vec<f32>) {
+        self.free.push(buf);
+    }
+}
+
+/// A model compiled for the fast path.
+pub struct Engine {
+    ops: Vec<Op>,
+    last_use: Vec<usize>,
+    in_ch: usize,
+    output: Value,
+    n_values: usize,
+    arena: Mutex<Arena>,
+}
+
+/// Shape of an NHWC value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape {
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+}
+
+impl Shape {
+    fn len(&self) -> usize {
+        self.n * self.h * self.w * self.c
+    }
+}
+
+/// Time spent per op kind in one profiled run.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    /// (op name, seconds, multiply-accumulates)
+    pub by_kind: Vec<(&'static str, f64, u64)>,
+}
+
+impl Engine {
+    pub fn in_channels(&self) -> usize {
+        self.in_ch
+    }
+
+    pub fn num_ops(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Bytes of packed weights.
+    pub fn weight_bytes(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Conv { conv, .. } => conv.weight_bytes(),
+                Op::SqueezeExcite { reduce, expand, .. } => {
+                    reduce.weight_bytes() + expand.weight_bytes()
+                }
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Runs NCHW images `x` (`[n, c, h, w]`, row-major) and returns the logits `[n, classes]`.
+    pub fn run_nchw(&self, x: &[f32], n: usize, c: usize, h: usize, w: usize) -> Result<Vec<f32>, String> {
+        self.run_inner(x, n, c, h, w, None).map(|(v, _)| v)
+    }
+
+    /// As [`Engine::run_nchw`], timing each op kind.
+    pub fn profile_nchw(&self, x: &[f32], n: usize, c: usize, h: usize, w: usize) -> Result<Profile, String> {
+        let mut prof = Profile::default();
+        self.run_inner(x, n, c, h, w, Some(&mut prof))?;
+        Ok(prof)
+    }
+
+    fn run_inner(
+        &self,
+        x: &[f32],
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+        mut prof: Option<&mut Profile>,
+    ) -> Result<(Vec<f32>, usize), String> {
+        if c != self.in_ch {
+            return Err(format!("input has {c} channels; the model expects {}", self.in_ch));
+        }
+        if x.len() != n * c * h * w {
+            return Err(format!(
+                "input holds {} values; [{n}, {c}, {h}, {w}] needs {}",
+                x.len(),
+                n * c * h * w
+            ));
+        }
+        let mut arena = self.arena.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bufs: Vec<Option<Vec<f32>>> = (0..self.n_values).map(|_| None).collect();
+        let mut shapes: Vec<Option<Shape>> = vec![None; self.n_values];
+        // NCHW -> NHWC.
+        let mut input = arena.take(x.len());
+        for b in 0..n {
+            for ch in 0..c {
+                let plane = &x[(b * c + ch) * h * w..][..h * w];
+                for (p, &v) in plane.iter().enumerate() {
+                    input[(b * h * w + p) * c + ch] = v;
+                }
+            }
+        }
+        bufs[0] = Some(input);
+        shapes[0] = Some(Shape { n, h, w, c });
+
+        for (i, op) in self.ops.iter().enumerate() {
+            let t0 = prof.as_ref().map(|_| std::time::Instant::now());
+            let mut macs = 0u64;
+            let shape_of = |v: Value, shapes: &[Option<Shape>]| {
+                shapes[v].ok_or_else(|| format!("op {i} ({}) reads value {v} before it is made", op.name()))
+            };
+            match op {
+                Op::Conv {
+                    conv,
+                    x,
+                    residual,
+                    add_after_act,
+                    out,
+                } => {
+                    let s = shape_of(*x, &shapes)?;
+                    if s.c != conv.geom.in_ch {
+                        return Err(format!(
+                            "op {i} (conv): input has {} channels, the conv takes {}",
+                            s.c, conv.geom.in_ch
+                        ));
+                    }
+                    let (oh, ow) = conv.geom.output_hw(s.h, s.w).ok_or_else(|| {
+                        format!(
+                            "a {}×{} input is too small for a {:?} kernel at op {i}",
+                            h, w, conv.geom.kernel
+                        )
+                    })?;
+                    let os = Shape { n, h: oh, w: ow, c: conv.geom.out_ch };
+                    if let Some(r) = residual {
+                        let rs = shape_of(*r, &shapes)?;
+                        if rs != os {
+                            return Err(format!("op {i} (conv): residual {rs:?} does not match output {os:?}"));
+                        }
+                    }
+                    let mut o = arena.take(os.len());
+                    let xb = bufs[*x].as_deref().expect("live input");
+                    let rb = residual.map(|r| bufs[r].as_deref().expect("live residual"));
+                    conv.forward(xb, n, s.h, s.w, &mut o, rb, *add_after_act);
+                    macs = conv.geom.macs(s.h, s.w) * n as u64;
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(os);
+                }
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    pad,
+                    x,
+                    out,
+                } => {
+                    let s = shape_of(*x, &shapes)?;
+                    if s.h + 2 * pad[0] < kernel[0] || s.w + 2 * pad[1] < kernel[1] {
+                        return Err(format!("a {h}×{w} input is too small for the max pool at op {i}"));
+                    }
+                    let oh = (s.h + 2 * pad[0] - kernel[0]) / stride[0] + 1;
+                    let ow = (s.w + 2 * pad[1] - kernel[1]) / stride[1] + 1;
+                    let os = Shape { n, h: oh, w: ow, c: s.c };
+                    let mut o = arena.take(os.len());
+                    pool2d::max_pool(
+                        bufs[*x].as_deref().expect("live input"),
+                        n,
+                        s.h,
+                        s.w,
+                        s.c,
+                        *kernel,
+                        *stride,
+                        *pad,
+                        &mut o,
+                    );
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(os);
+                }
+                Op::GlobalAvgPool { x, out } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let os = Shape { n, h: 1, w: 1, c: s.c };
+                    let mut o = arena.take(os.len());
+                    pool2d::global_avg_pool(bufs[*x].as_deref().expect("live input"), n, s.h * s.w, s.c, &mut o);
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(os);
+                }
+                Op::LayerNorm {
+                    weight,
+                    bias,
+                    eps,
+                    x,
+                    out,
+                } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let mut b = bufs[*x].take().expect("live input");
+                    kestrel_kernels::norm::layer_norm_rows(&mut b, s.c, weight, bias, *eps);
+                    bufs[*out] = Some(b);
+                    shapes[*out] = Some(s);
+                }
+                Op::SqueezeExcite { reduce, expand, x, out } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let mut b = bufs[*x].take().expect("live input");
+                    let mut mean = arena.take(n * s.c);
+                    pool2d::global_avg_pool(&b, n, s.h * s.w, s.c, &mut mean);
+                    let mut mid = arena.take(n * reduce.geom.out_ch);
+                    reduce.forward(&mean, n, 1, 1, &mut mid, None, false);
+                    let mut gate = arena.take(n * s.c);
+                    expand.forward(&mid, n, 1, 1, &mut gate, None, false);
+                    kestrel_kernels::norm::scale_channels(&mut b, n, s.h * s.w, s.c, &gate);
+                    arena.give(mean);
+                    arena.give(mid);
+                    arena.give(gate);
+                    bufs[*out] = Some(b);
+                    shapes[*out] = Some(s);
+                }
+                Op::AddAct { a, b, act, out } => {
+                    let s = shape_of(*a, &shapes)?;
+                    if shape_of(*b, &shapes)? != s {
+                        return Err(format!("op {i} (add): operand shapes differ"));
+                    }
+                    let mut ab = bufs[*a].take().expect("live input");
+                    let bb = bufs[*b].as_deref().expect("live input");
+                    for (x, y) in ab.iter_mut().zip(bb) {
+                        *x += *y;
+                    }
+                    act.apply_slice(&mut ab);
+                    bufs[*out] = Some(ab);
+                    shapes[*out] = Some(s);
+                }
+            }
+            // Release the buffers no later op reads.
+            for v in op.inputs() {
+                if self.last_use[v] == i && v != self.output {
+                    if let Some(b) = bufs[v].take() {
+                        arena.give(b);
+                    }
+                }
+            }
+            if let (Some(p), Some(t0)) = (prof.as_deref_mut(), t0) {
+                let dt = t0.elapsed().as_secs_f64();
+                match p.by_kind.iter_mut().find(|(k, _, _)| *k == op.name()) {
+                    Some(e) => {
+                        e.1 += dt;
+                        e.2 += macs;
+                    }
+                    None => p.by_kind.push((op.name(), dt, macs)),
+                }
+            }
+        }
+        let s = shapes[self.output].ok_or("the graph's output was never computed")?;
+        let out = bufs[self.output].take().ok_or("the graph's output was released")?;
+        let logits = out.clone();
+        arena.give(out);
+        // Return the input too.
+        if let Some(b) = bufs[0].take() {
+            arena.give(b);
+        }
+        for b in bufs.into_iter().flatten() {
+            arena.give(b);
+        }
+        Ok((logits, s.c))
+    }
+}

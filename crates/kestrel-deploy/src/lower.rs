@@ -1,0 +1,342 @@
+//! Lowering: a zoo [`Model`] becomes an [`Engine`] of fused ops.
+//!
+//! Each family's blocks are walked in the order of their `forward`, BatchNorm is folded into
+//! the conv before it ([`crate::fold`]), and bias, activation and residual adds are attached to
+//! the conv epilogues. A family or block the fast path does not cover yet is reported as
+//! [`Unsupported`], and the caller falls back to burn.
+
+use burn::module::Param;
+use burn::nn::conv::Conv2d as BurnConv;
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
+use burn::prelude::*;
+use kestrel_kernels::{Act, Conv2d, ConvGeometry};
+use kestrel_models::attention::BlockAttention;
+use kestrel_models::mbconv::{self, MbBlock};
+use kestrel_models::{convnext, efficientnet, mobilenet, resnet, Model};
+
+use crate::engine::{Engine, GraphBuilder, Value};
+use crate::fold::{fold_bn, FoldedConv};
+
+/// Why a model cannot take the fast path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported(pub String);
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the fast engine does not support {} yet", self.0)
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+type Result<T> = std::result::Result<T, Unsupported>;
+
+pub(crate) fn values<const D: usize>(p: &Param<Tensor<D>>) -> Vec<f32> {
+    p.val()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 parameter")
+}
+
+fn act_of(a: mbconv::Act) -> Act {
+    match a {
+        mbconv::Act::Identity => Act::Identity,
+        mbconv::Act::Relu => Act::Relu,
+        mbconv::Act::Relu6 => Act::Relu6,
+        mbconv::Act::HardSwish => Act::HardSwish,
+        mbconv::Act::Silu => Act::Silu,
+        mbconv::Act::Sigmoid => Act::Sigmoid,
+        mbconv::Act::HardSigmoid => Act::HardSigmoid,
+    }
+}
+
+/// How the padding of a burn conv is applied.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Padding {
+    /// As configured on the conv.
+    AsBuilt,
+    /// timm's `pad_same` when the conv was built unpadded (see `mbconv::run_same`).
+    TfSameIfUnpadded,
+}
+
+fn geometry(conv: &BurnConv, padding: Padding) -> Result<ConvGeometry> {
+    let [out_ch, in_per_group, _, _] = conv.weight.dims();
+    let (pad, unpadded) = match conv.padding {
+        PaddingConfig2d::Valid => ([0; 4], true),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => (
+            [top, bottom, left, right],
+            top == 0 && left == 0 && bottom == 0 && right == 0,
+        ),
+        PaddingConfig2d::Same => return Err(Unsupported("burn's `Same` conv padding".into())),
+    };
+    let tf_same =
+        padding == Padding::TfSameIfUnpadded && unpadded && conv.kernel_size[0] != 1;
+    Ok(ConvGeometry {
+        in_ch: in_per_group * conv.groups,
+        out_ch,
+        kernel: conv.kernel_size,
+        stride: conv.stride,
+        dilation: conv.dilation,
+        pad,
+        groups: conv.groups,
+        tf_same,
+    })
+}
+
+fn raw_conv(conv: &BurnConv) -> FoldedConv {
+    FoldedConv {
+        weight: values(&conv.weight),
+        bias: conv.bias.as_ref().map(values),
+    }
+}
+
+/// conv [+ BN] → a kernel conv with `act`.
+fn conv_bn(conv: &BurnConv, bn: Option<&BatchNorm>, act: Act, padding: Padding) -> Result<Conv2d> {
+    let geom = geometry(conv, padding)?;
+    let f = match bn {
+        Some(bn) => fold_bn(raw_conv(conv), bn, geom.out_ch),
+        None => raw_conv(conv),
+    };
+    Ok(Conv2d::new(geom, &f.weight, f.bias.as_deref(), act))
+}
+
+/// A burn `Linear` (`[in, out]`) as a 1×1 conv, with an optional per-output scale folded in.
+fn linear(l: &Linear, act: Act, scale: Option<&[f32]>) -> Conv2d {
+    let [d_in, d_out] = l.weight.dims();
+    let w = values(&l.weight);
+    let mut oihw = vec![0f32; d_in * d_out];
+    for i in 0..d_in {
+        for o in 0..d_out {
+            oihw[o * d_in + i] = w[i * d_out + o] * scale.map_or(1.0, |s| s[o]);
+        }
+    }
+    let mut bias = l.bias.as_ref().map(values).unwrap_or_else(|| vec![0.0; d_out]);
+    if let Some(s) = scale {
+        bias.iter_mut().zip(s).for_each(|(b, s)| *b *= s);
+    }
+    Conv2d::new(
+        ConvGeometry {
+            in_ch: d_in,
+            out_ch: d_out,
+            kernel: [1, 1],
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad: [0; 4],
+            groups: 1,
+            tf_same: false,
+        },
+        &oihw,
+        Some(&bias),
+        act,
+    )
+}
+
+/// Compiles `model` for the fast path.
+pub fn lower(model: &Model, in_ch: usize) -> Result<Engine> {
+    let (mut g, x) = GraphBuilder::new(in_ch);
+    let out = match model {
+        Model::ResNet(m) => lower_resnet(&mut g, x, m)?,
+        Model::MobileNet(m) => lower_mobilenet(&mut g, x, m)?,
+        Model::EfficientNet(m) => lower_efficientnet(&mut g, x, m)?,
+        Model::ConvNeXt(m) => lower_convnext(&mut g, x, m)?,
+        other => return Err(Unsupported(format!("the {} family", other.kind()))),
+    };
+    g.finish(out).map_err(Unsupported)
+}
+
+fn lower_resnet(g: &mut GraphBuilder, x: Value, m: &resnet::ResNet) -> Result<Value> {
+    let mut x = g.conv(x, conv_bn(&m.conv1, Some(&m.bn1), Act::Relu, Padding::AsBuilt)?);
+    if let Some(pool) = &m.maxpool {
+        let pad = match pool.padding {
+            PaddingConfig2d::Explicit(t, l, b, r) if t == b && l == r => [t, l],
+            PaddingConfig2d::Valid => [0, 0],
+            _ => return Err(Unsupported("asymmetric max-pool padding".into())),
+        };
+        if pool.dilation != [1, 1] || pool.ceil_mode {
+            return Err(Unsupported("dilated or ceil-mode max pooling".into()));
+        }
+        x = g.max_pool(x, pool.kernel_size, pool.stride, pad);
+    }
+    for block in m
+        .layer1
+        .iter()
+        .chain(&m.layer2)
+        .chain(&m.layer3)
+        .chain(&m.layer4)
+    {
+        let shortcut = match &block.downsample {
+            Some(ds) => g.conv(x, conv_bn(&ds.conv, Some(&ds.bn), Act::Identity, Padding::AsBuilt)?),
+            None => x,
+        };
+        let y = g.conv(x, conv_bn(&block.conv1, Some(&block.bn1), Act::Relu, Padding::AsBuilt)?);
+        let (last_conv, last_bn, y) = match (&block.conv3, &block.bn3) {
+            (Some(c3), Some(b3)) => {
+                let y = g.conv(y, conv_bn(&block.conv2, Some(&block.bn2), Act::Relu, Padding::AsBuilt)?);
+                (c3, b3, y)
+            }
+            _ => (&block.conv2, &block.bn2, y),
+        };
+        x = match &block.se {
+            None => g.conv_residual(
+                y,
+                conv_bn(last_conv, Some(last_bn), Act::Relu, Padding::AsBuilt)?,
+                shortcut,
+                false,
+            ),
+            Some(BlockAttention::Se(se)) => {
+                let y = g.conv(y, conv_bn(last_conv, Some(last_bn), Act::Identity, Padding::AsBuilt)?);
+                let y = g.squeeze_excite(
+                    y,
+                    conv_bn(&se.fc1, None, Act::Relu, Padding::AsBuilt)?,
+                    conv_bn(&se.fc2, None, Act::Sigmoid, Padding::AsBuilt)?,
+                );
+                g.add_act(y, shortcut, Act::Relu)
+            }
+            Some(_) => return Err(Unsupported("ECA and CBAM block attention".into())),
+        };
+    }
+    let x = g.global_avg_pool(x);
+    Ok(g.conv(x, linear(&m.fc, Act::Identity, None)))
+}
+
+fn mb_se(g: &mut GraphBuilder, x: Value, se: &mbconv::SqueezeExcite) -> Result<Value> {
+    Ok(g.squeeze_excite(
+        x,
+        conv_bn(&se.conv_reduce, None, act_of(se.act), Padding::AsBuilt)?,
+        conv_bn(&se.conv_expand, None, act_of(se.gate), Padding::AsBuilt)?,
+    ))
+}
+
+fn lower_mb_blocks(g: &mut GraphBuilder, mut x: Value, blocks: &[Vec<MbBlock>]) -> Result<Value> {
+    let same = Padding::TfSameIfUnpadded;
+    for block in blocks.iter().flatten() {
+        x = match block {
+            MbBlock::Ds(b) => {
+                let act = act_of(b.act);
+                let mut y = g.conv(x, conv_bn(&b.conv_dw, Some(&b.bn1), act, same)?);
+                if let Some(se) = &b.se {
+                    y = mb_se(g, y, se)?;
+                }
+                let pw_act = if b.pw_act { act } else { Act::Identity };
+                let pw = conv_bn(&b.conv_pw, Some(&b.bn2), pw_act, Padding::AsBuilt)?;
+                if b.has_skip {
+                    // act(bn2(pw(y))) + shortcut: the add comes after the activation.
+                    g.conv_residual(y, pw, x, true)
+                } else {
+                    g.conv(y, pw)
+                }
+            }
+            MbBlock::Ir(b) => {
+                let act = act_of(b.act);
+                let y = g.conv(x, conv_bn(&b.conv_pw, Some(&b.bn1), act, Padding::AsBuilt)?);
+                let mut y = g.conv(y, conv_bn(&b.conv_dw, Some(&b.bn2), act, same)?);
+                if let Some(se) = &b.se {
+                    y = mb_se(g, y, se)?;
+                }
+                let pwl = conv_bn(&b.conv_pwl, Some(&b.bn3), Act::Identity, Padding::AsBuilt)?;
+                if b.has_skip {
+                    g.conv_residual(y, pwl, x, false)
+                } else {
+                    g.conv(y, pwl)
+                }
+            }
+            MbBlock::Cn(b) => {
+                let c = conv_bn(&b.conv, Some(&b.bn1), act_of(b.act), same)?;
+                if b.has_skip {
+                    g.conv_residual(x, c, x, true)
+                } else {
+                    g.conv(x, c)
+                }
+            }
+        };
+    }
+    Ok(x)
+}
+
+fn lower_mobilenet(g: &mut GraphBuilder, x: Value, m: &mobilenet::MobileNet) -> Result<Value> {
+    let act = act_of(m.act);
+    let x = g.conv(x, conv_bn(&m.conv_stem, Some(&m.bn1), act, Padding::AsBuilt)?);
+    let x = lower_mb_blocks(g, x, &m.blocks)?;
+    let x = match m.head {
+        mobilenet::HeadKind::ConvBn => {
+            let x = match (&m.conv_head, &m.bn2) {
+                (Some(c), Some(bn)) => g.conv(x, conv_bn(c, Some(bn), act, Padding::AsBuilt)?),
+                _ => x,
+            };
+            g.global_avg_pool(x)
+        }
+        mobilenet::HeadKind::PooledConv => {
+            let x = g.global_avg_pool(x);
+            match &m.conv_head {
+                Some(c) => g.conv(x, conv_bn(c, None, act, Padding::AsBuilt)?),
+                None => x,
+            }
+        }
+    };
+    Ok(g.conv(x, linear(&m.classifier, Act::Identity, None)))
+}
+
+fn lower_efficientnet(
+    g: &mut GraphBuilder,
+    x: Value,
+    m: &efficientnet::EfficientNet,
+) -> Result<Value> {
+    let act = act_of(m.act);
+    let x = g.conv(
+        x,
+        conv_bn(&m.conv_stem, Some(&m.bn1), act, Padding::TfSameIfUnpadded)?,
+    );
+    let x = lower_mb_blocks(g, x, &m.blocks)?;
+    let x = g.conv(x, conv_bn(&m.conv_head, Some(&m.bn2), act, Padding::AsBuilt)?);
+    let x = g.global_avg_pool(x);
+    Ok(g.conv(x, linear(&m.classifier, Act::Identity, None)))
+}
+
+fn lower_convnext(g: &mut GraphBuilder, x: Value, m: &convnext::ConvNeXt) -> Result<Value> {
+    let layer = |g: &mut GraphBuilder, x: Value, l: &convnext::Layer| -> Result<Value> {
+        Ok(match l {
+            convnext::Layer::Norm(n) => {
+                g.layer_norm(x, values(&n.weight), values(&n.bias), n.eps as f32)
+            }
+            convnext::Layer::Conv(c) => g.conv(x, conv_bn(c, None, Act::Identity, Padding::AsBuilt)?),
+        })
+    };
+    let mut x = x;
+    for l in &m.stem {
+        x = layer(g, x, l)?;
+    }
+    for stage in &m.stages {
+        for l in &stage.downsample {
+            x = layer(g, x, l)?;
+        }
+        for b in &stage.blocks {
+            let shortcut = x;
+            let y = g.conv(x, conv_bn(&b.conv_dw, None, Act::Identity, Padding::AsBuilt)?);
+            let y = g.layer_norm(y, values(&b.norm.weight), values(&b.norm.bias), b.norm.eps as f32);
+            let gamma = b.gamma.as_ref().map(values);
+            // The layer scale is folded into fc2's weights and bias.
+            let (fc1, fc2) = match (&b.mlp.fc1, &b.mlp.fc2) {
+                (convnext::Proj::Linear(f1), convnext::Proj::Linear(f2)) => {
+                    (linear(f1, Act::Gelu, None), linear(f2, Act::Identity, gamma.as_deref()))
+                }
+                (convnext::Proj::Conv(f1), convnext::Proj::Conv(f2)) => {
+                    let c1 = conv_bn(f1, None, Act::Gelu, Padding::AsBuilt)?;
+                    let mut f = raw_conv(f2);
+                    if let Some(gm) = &gamma {
+                        crate::fold::scale_outputs(&mut f, gm);
+                    }
+                    let geom = geometry(f2, Padding::AsBuilt)?;
+                    (c1, Conv2d::new(geom, &f.weight, f.bias.as_deref(), Act::Identity))
+                }
+                _ => return Err(Unsupported("mixed ConvNeXt MLP projections".into())),
+            };
+            let y = g.conv(y, fc1);
+            x = g.conv_residual(y, fc2, shortcut, false);
+        }
+    }
+    let x = g.global_avg_pool(x);
+    let n = &m.head.norm;
+    let x = g.layer_norm(x, values(&n.weight), values(&n.bias), n.eps as f32);
+    Ok(g.conv(x, linear(&m.head.fc, Act::Identity, None)))
+}

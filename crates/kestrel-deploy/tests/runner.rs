@@ -1,0 +1,92 @@
+//! The fast engine against burn's forward on whole registry architectures (random weights, BN
+//! statistics perturbed so folding is exercised), and the fallback for families it does not
+//! lower. Parity with timm itself is checked on every committed fixture by kestrel-models'
+//! parity tests, which run both engines.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::prelude::*;
+use burn::tensor::{Distribution, TensorData};
+use kestrel_deploy::{EngineKind, Runner};
+use kestrel_models::BuildOptions;
+
+/// Replaces every float parameter and buffer by a random value near its own scale, so that BN
+/// means, variances and affine terms are all non-trivial.
+struct Perturb;
+impl ModuleMapper for Perturb {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, t, mapper) = param.consume();
+        let noise = Tensor::random(t.shape(), Distribution::Uniform(0.5, 1.5), &t.device());
+        Param::from_mapped_value(id, t.clone() * noise + 0.01, mapper)
+    }
+}
+
+fn check(name: &str, size: usize) {
+    let device = Device::flex();
+    let spec = kestrel_models::find(name).unwrap();
+    let model = spec
+        .build(&BuildOptions { num_classes: 10, in_chans: 3 }, &device)
+        .map(&mut Perturb)
+        .valid();
+    let x: Tensor<4> = Tensor::random([2, 3, size, size], Distribution::Normal(0.0, 1.0), &device);
+    let want: Vec<f32> = model.forward(x.clone()).into_data().try_to_vec().unwrap();
+    let (runner, notice) = Runner::new(model, 3, &device, EngineKind::Fast);
+    assert!(notice.is_none(), "{name}: {notice:?}");
+    assert_eq!(runner.name(), "fast");
+    let got: Vec<f32> = runner.forward(x).unwrap().into_data().try_to_vec().unwrap();
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err <= 1e-4 * scale, "{name}: fast vs burn max error {err}, max|logit| {scale}");
+}
+
+#[test]
+fn resnets_match_burn() {
+    check("resnet18", 64);
+    check("resnet50", 64);
+    check("seresnet50", 64);
+    check("resnext50_32x4d", 64);
+    check("resnet20_cifar", 32);
+}
+
+#[test]
+fn mobile_families_match_burn() {
+    check("mobilenetv2_100", 64);
+    check("mobilenetv3_large_100", 64);
+    check("efficientnet_b0", 64);
+    // TF "same" padding on an odd size.
+    check("tf_efficientnet_b0", 65);
+}
+
+#[test]
+fn convnext_matches_burn() {
+    check("convnext_atto", 64);
+}
+
+#[test]
+fn unsupported_family_falls_back_to_burn_with_a_reason() {
+    let device = Device::flex();
+    let model = kestrel_models::find("vgg11").unwrap().build(
+        &BuildOptions { num_classes: 10, in_chans: 3 },
+        &device,
+    );
+    let (runner, notice) = Runner::new(model.clone(), 3, &device, EngineKind::Fast);
+    assert_eq!(runner.name(), "burn");
+    let notice = notice.expect("a fallback notice");
+    assert!(notice.contains("Vgg"), "{notice}");
+    // And burn's answer is what comes back.
+    let x: Tensor<4> = Tensor::from_data(TensorData::new(vec![0.1f32; 3 * 32 * 32], [1, 3, 32, 32]), &device);
+    let a: Vec<f32> = runner.forward(x.clone()).unwrap().into_data().try_to_vec().unwrap();
+    let b: Vec<f32> = model.valid().forward(x).into_data().try_to_vec().unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn wrong_channel_count_is_an_error() {
+    let device = Device::flex();
+    let model = kestrel_models::find("resnet18").unwrap().build(
+        &BuildOptions { num_classes: 10, in_chans: 3 },
+        &device,
+    );
+    let engine = kestrel_deploy::lower(&model, 3).unwrap();
+    let err = engine.run_nchw(&vec![0.0; 32 * 32], 1, 1, 32, 32).unwrap_err();
+    assert!(err.contains("1 channels") && err.contains("expects 3"), "{err}");
+}
