@@ -46,6 +46,9 @@ pub(crate) enum Op {
         x: Value,
         out: Value,
     },
+    /// ECA in place: `x · sigmoid(conv1d_k(mean(x)))`, the 1-D conv across channels run as a
+    /// `1 × k` conv over the pooled channel row (its activation is the sigmoid).
+    Eca { conv: Conv2d, x: Value, out: Value },
     /// `out = act(a + b)`, in place on `a`.
     AddAct { a: Value, b: Value, act: Act, out: Value },
 }
@@ -57,14 +60,15 @@ impl Op {
             Op::MaxPool { x, .. }
             | Op::GlobalAvgPool { x, .. }
             | Op::LayerNorm { x, .. }
-            | Op::SqueezeExcite { x, .. } => vec![*x],
+            | Op::SqueezeExcite { x, .. }
+            | Op::Eca { x, .. } => vec![*x],
             Op::AddAct { a, b, .. } => vec![*a, *b],
         }
     }
     /// The input whose buffer the op writes in place, if any.
     fn in_place(&self) -> Option<Value> {
         match self {
-            Op::LayerNorm { x, .. } | Op::SqueezeExcite { x, .. } => Some(*x),
+            Op::LayerNorm { x, .. } | Op::SqueezeExcite { x, .. } | Op::Eca { x, .. } => Some(*x),
             Op::AddAct { a, .. } => Some(*a),
             _ => None,
         }
@@ -77,7 +81,7 @@ impl Op {
             Op::MaxPool { .. } => "max pool",
             Op::GlobalAvgPool { .. } => "global avg pool",
             Op::LayerNorm { .. } => "layer norm",
-            Op::SqueezeExcite { .. } => "squeeze-excite",
+            Op::SqueezeExcite { .. } | Op::Eca { .. } => "channel attention",
             Op::AddAct { .. } => "add",
         }
     }
@@ -172,6 +176,10 @@ impl GraphBuilder {
             x,
             out,
         })
+    }
+
+    pub fn eca(&mut self, x: Value, conv: Conv2d) -> Value {
+        self.push(|out| Op::Eca { conv, x, out })
     }
 
     pub fn add_act(&mut self, a: Value, b: Value, act: Act) -> Value {
@@ -443,6 +451,20 @@ impl Engine {
                     kestrel_kernels::norm::scale_channels(&mut b, n, s.h * s.w, s.c, &gate);
                     arena.give(mean);
                     arena.give(mid);
+                    arena.give(gate);
+                    bufs[*out] = Some(b);
+                    shapes[*out] = Some(s);
+                }
+                Op::Eca { conv, x, out } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let mut b = bufs[*x].take().expect("live input");
+                    let mut mean = arena.take(n * s.c);
+                    pool2d::global_avg_pool(&b, n, s.h * s.w, s.c, &mut mean);
+                    let mut gate = arena.take(n * s.c);
+                    // [n, c] as n images of 1 × c pixels with one channel.
+                    conv.forward(&mean, n, 1, s.c, &mut gate, None, false);
+                    kestrel_kernels::norm::scale_channels(&mut b, n, s.h * s.w, s.c, &gate);
+                    arena.give(mean);
                     arena.give(gate);
                     bufs[*out] = Some(b);
                     shapes[*out] = Some(s);

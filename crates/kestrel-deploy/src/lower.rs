@@ -12,7 +12,7 @@ use burn::prelude::*;
 use kestrel_kernels::{Act, Conv2d, ConvGeometry};
 use kestrel_models::attention::BlockAttention;
 use kestrel_models::mbconv::{self, MbBlock};
-use kestrel_models::{convnext, efficientnet, mobilenet, resnet, Model};
+use kestrel_models::{attention, convnext, efficientnet, mobilenet, regnet, resnet, Model};
 
 use crate::engine::{Engine, GraphBuilder, Value};
 use crate::fold::{fold_bn, FoldedConv};
@@ -140,6 +140,7 @@ pub fn lower(model: &Model, in_ch: usize) -> Result<Engine> {
         Model::MobileNet(m) => lower_mobilenet(&mut g, x, m)?,
         Model::EfficientNet(m) => lower_efficientnet(&mut g, x, m)?,
         Model::ConvNeXt(m) => lower_convnext(&mut g, x, m)?,
+        Model::RegNet(m) => lower_regnet(&mut g, x, m)?,
         other => return Err(Unsupported(format!("the {} family", other.kind()))),
     };
     g.finish(out).map_err(Unsupported)
@@ -184,20 +185,68 @@ fn lower_resnet(g: &mut GraphBuilder, x: Value, m: &resnet::ResNet) -> Result<Va
                 shortcut,
                 false,
             ),
-            Some(BlockAttention::Se(se)) => {
+            Some(attn) => {
                 let y = g.conv(y, conv_bn(last_conv, Some(last_bn), Act::Identity, Padding::AsBuilt)?);
-                let y = g.squeeze_excite(
-                    y,
-                    conv_bn(&se.fc1, None, Act::Relu, Padding::AsBuilt)?,
-                    conv_bn(&se.fc2, None, Act::Sigmoid, Padding::AsBuilt)?,
-                );
+                let y = match attn {
+                    BlockAttention::Se(se) => resnet_se(g, y, se)?,
+                    BlockAttention::Eca(eca) => {
+                        let [_, _, k] = eca.conv.weight.dims();
+                        let pad = match eca.conv.padding {
+                            burn::nn::PaddingConfig1d::Explicit(l, r) => [0, 0, l, r],
+                            burn::nn::PaddingConfig1d::Valid => [0; 4],
+                            _ => return Err(Unsupported("ECA with `Same` padding".into())),
+                        };
+                        let geom = ConvGeometry {
+                            in_ch: 1,
+                            out_ch: 1,
+                            kernel: [1, k],
+                            stride: [1, eca.conv.stride],
+                            dilation: [1, eca.conv.dilation],
+                            pad,
+                            groups: 1,
+                            tf_same: false,
+                        };
+                        let w = values(&eca.conv.weight);
+                        let b = eca.conv.bias.as_ref().map(values);
+                        g.eca(y, Conv2d::new(geom, &w, b.as_deref(), Act::Sigmoid))
+                    }
+                    BlockAttention::Cbam(_) => {
+                        return Err(Unsupported("CBAM block attention".into()))
+                    }
+                };
                 g.add_act(y, shortcut, Act::Relu)
             }
-            Some(_) => return Err(Unsupported("ECA and CBAM block attention".into())),
         };
     }
     let x = g.global_avg_pool(x);
     Ok(g.conv(x, linear(&m.fc, Act::Identity, None)))
+}
+
+fn resnet_se(g: &mut GraphBuilder, x: Value, se: &attention::SqueezeExcite) -> Result<Value> {
+    Ok(g.squeeze_excite(
+        x,
+        conv_bn(&se.fc1, None, Act::Relu, Padding::AsBuilt)?,
+        conv_bn(&se.fc2, None, Act::Sigmoid, Padding::AsBuilt)?,
+    ))
+}
+
+fn lower_regnet(g: &mut GraphBuilder, x: Value, m: &regnet::RegNet) -> Result<Value> {
+    let cb = |c: &attention::ConvBn, act: Act| conv_bn(&c.conv, Some(&c.bn), act, Padding::AsBuilt);
+    let mut x = g.conv(x, cb(&m.stem, Act::Relu)?);
+    for block in m.s1.iter().chain(&m.s2).chain(&m.s3).chain(&m.s4).flatten() {
+        let shortcut = match &block.shortcut {
+            Some(ds) => g.conv(x, cb(ds, Act::Identity)?),
+            None => x,
+        };
+        let y = g.conv(x, cb(&block.conv1, Act::Relu)?);
+        let mut y = g.conv(y, cb(&block.conv2, Act::Relu)?);
+        if let Some(se) = &block.se {
+            y = resnet_se(g, y, se)?;
+        }
+        x = g.conv_residual(y, cb(&block.conv3, Act::Relu)?, shortcut, false);
+    }
+    let x = g.global_avg_pool(x);
+    Ok(g.conv(x, linear(&m.head.fc, Act::Identity, None)))
 }
 
 fn mb_se(g: &mut GraphBuilder, x: Value, se: &mbconv::SqueezeExcite) -> Result<Value> {

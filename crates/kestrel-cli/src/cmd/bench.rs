@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use burn::module::Module;
 use clap::Args;
 use kestrel_deploy::{EngineKind, Runner};
 use kestrel_models::bench::{bench_model_with, BenchOptions};
