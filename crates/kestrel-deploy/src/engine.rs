@@ -30,6 +30,17 @@ pub(crate) enum Op {
     },
     /// `[n, h, w, c] -> [n, 1, 1, c]`.
     GlobalAvgPool { x: Value, out: Value },
+    /// Average pooling without padding (floor mode).
+    AvgPool {
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        x: Value,
+        out: Value,
+    },
+    /// PyTorch's `AdaptiveAvgPool2d(out_hw)`.
+    AdaptiveAvgPool { out_hw: [usize; 2], x: Value, out: Value },
+    /// `[n, h, w, c] -> [n, 1, 1, c·h·w]` in PyTorch's NCHW flatten order.
+    FlattenNchw { x: Value, out: Value },
     /// Layer norm over channels, in place (`out` takes over `x`'s buffer).
     LayerNorm {
         weight: Vec<f32>,
@@ -59,6 +70,9 @@ impl Op {
             Op::Conv { x, residual, .. } => std::iter::once(*x).chain(*residual).collect(),
             Op::MaxPool { x, .. }
             | Op::GlobalAvgPool { x, .. }
+            | Op::AvgPool { x, .. }
+            | Op::AdaptiveAvgPool { x, .. }
+            | Op::FlattenNchw { x, .. }
             | Op::LayerNorm { x, .. }
             | Op::SqueezeExcite { x, .. }
             | Op::Eca { x, .. } => vec![*x],
@@ -79,7 +93,10 @@ impl Op {
             Op::Conv { conv, .. } if conv.geom.kernel == [1, 1] => "1x1 conv / linear",
             Op::Conv { .. } => "conv",
             Op::MaxPool { .. } => "max pool",
-            Op::GlobalAvgPool { .. } => "global avg pool",
+            Op::GlobalAvgPool { .. } | Op::AvgPool { .. } | Op::AdaptiveAvgPool { .. } => {
+                "avg pool"
+            }
+            Op::FlattenNchw { .. } => "flatten",
             Op::LayerNorm { .. } => "layer norm",
             Op::SqueezeExcite { .. } | Op::Eca { .. } => "channel attention",
             Op::AddAct { .. } => "add",
@@ -157,6 +174,18 @@ impl GraphBuilder {
 
     pub fn global_avg_pool(&mut self, x: Value) -> Value {
         self.push(|out| Op::GlobalAvgPool { x, out })
+    }
+
+    pub fn avg_pool(&mut self, x: Value, kernel: [usize; 2], stride: [usize; 2]) -> Value {
+        self.push(|out| Op::AvgPool { kernel, stride, x, out })
+    }
+
+    pub fn adaptive_avg_pool(&mut self, x: Value, out_hw: [usize; 2]) -> Value {
+        self.push(|out| Op::AdaptiveAvgPool { out_hw, x, out })
+    }
+
+    pub fn flatten_nchw(&mut self, x: Value) -> Value {
+        self.push(|out| Op::FlattenNchw { x, out })
     }
 
     pub fn layer_norm(&mut self, x: Value, weight: Vec<f32>, bias: Vec<f32>, eps: f32) -> Value {
@@ -423,6 +452,41 @@ impl Engine {
                     let os = Shape { n, h: 1, w: 1, c: s.c };
                     let mut o = arena.take(os.len());
                     pool2d::global_avg_pool(bufs[*x].as_deref().expect("live input"), n, s.h * s.w, s.c, &mut o);
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(os);
+                }
+                Op::AvgPool { kernel, stride, x, out } => {
+                    let s = shape_of(*x, &shapes)?;
+                    if s.h < kernel[0] || s.w < kernel[1] {
+                        return Err(format!("a {h}×{w} input is too small for the avg pool at op {i}"));
+                    }
+                    let oh = (s.h - kernel[0]) / stride[0] + 1;
+                    let ow = (s.w - kernel[1]) / stride[1] + 1;
+                    let os = Shape { n, h: oh, w: ow, c: s.c };
+                    let mut o = arena.take(os.len());
+                    pool2d::avg_pool(
+                        bufs[*x].as_deref().expect("live input"),
+                        n, s.h, s.w, s.c, *kernel, *stride, false, &mut o,
+                    );
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(os);
+                }
+                Op::AdaptiveAvgPool { out_hw, x, out } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let os = Shape { n, h: out_hw[0], w: out_hw[1], c: s.c };
+                    let mut o = arena.take(os.len());
+                    pool2d::adaptive_avg_pool(
+                        bufs[*x].as_deref().expect("live input"),
+                        n, s.h, s.w, s.c, out_hw[0], out_hw[1], &mut o,
+                    );
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(os);
+                }
+                Op::FlattenNchw { x, out } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let os = Shape { n, h: 1, w: 1, c: s.c * s.h * s.w };
+                    let mut o = arena.take(os.len());
+                    pool2d::flatten_nchw(bufs[*x].as_deref().expect("live input"), n, s.h, s.w, s.c, &mut o);
                     bufs[*out] = Some(o);
                     shapes[*out] = Some(os);
                 }

@@ -12,7 +12,8 @@ use burn::prelude::*;
 use kestrel_kernels::{Act, Conv2d, ConvGeometry};
 use kestrel_models::attention::BlockAttention;
 use kestrel_models::mbconv::{self, MbBlock};
-use kestrel_models::{attention, convnext, efficientnet, mobilenet, regnet, resnet, Model};
+use kestrel_models::sequential::{HeadLayer, Layer as SeqLayer};
+use kestrel_models::{attention, convnext, efficientnet, lenet, mobilenet, regnet, resnet, Model};
 
 use crate::engine::{Engine, GraphBuilder, Value};
 use crate::fold::{fold_bn, FoldedConv};
@@ -141,6 +142,11 @@ pub fn lower(model: &Model, in_ch: usize) -> Result<Engine> {
         Model::EfficientNet(m) => lower_efficientnet(&mut g, x, m)?,
         Model::ConvNeXt(m) => lower_convnext(&mut g, x, m)?,
         Model::RegNet(m) => lower_regnet(&mut g, x, m)?,
+        Model::Vgg(m) => lower_sequential(&mut g, x, &m.features, m.avgpool.output_size, &m.classifier)?,
+        Model::AlexNet(m) => {
+            lower_sequential(&mut g, x, &m.features, m.avgpool.output_size, &m.classifier)?
+        }
+        Model::LeNet5(m) => lower_lenet(&mut g, x, m)?,
         other => return Err(Unsupported(format!("the {} family", other.kind()))),
     };
     g.finish(out).map_err(Unsupported)
@@ -388,4 +394,86 @@ fn lower_convnext(g: &mut GraphBuilder, x: Value, m: &convnext::ConvNeXt) -> Res
     let n = &m.head.norm;
     let x = g.layer_norm(x, values(&n.weight), values(&n.bias), n.eps as f32);
     Ok(g.conv(x, linear(&m.head.fc, Act::Identity, None)))
+}
+
+fn max_pool_padding(p: &PaddingConfig2d) -> Result<[usize; 2]> {
+    match *p {
+        PaddingConfig2d::Explicit(t, l, b, r) if t == b && l == r => Ok([t, l]),
+        PaddingConfig2d::Valid => Ok([0, 0]),
+        _ => Err(Unsupported("asymmetric pooling padding".into())),
+    }
+}
+
+/// torchvision's `features` / `avgpool` / `classifier` layout (VGG, AlexNet): each conv takes
+/// the BN and ReLU that follow it into its epilogue, and the head's linears take their ReLUs.
+fn lower_sequential(
+    g: &mut GraphBuilder,
+    mut x: Value,
+    features: &[SeqLayer],
+    pool_hw: [usize; 2],
+    head: &[HeadLayer],
+) -> Result<Value> {
+    let mut i = 0;
+    while i < features.len() {
+        match &features[i] {
+            SeqLayer::Conv(conv) => {
+                let bn = match features.get(i + 1) {
+                    Some(SeqLayer::Bn(bn)) => Some(bn),
+                    _ => None,
+                };
+                let j = i + 1 + bn.is_some() as usize;
+                let relu = matches!(features.get(j), Some(SeqLayer::Relu(_)));
+                let act = if relu { Act::Relu } else { Act::Identity };
+                x = g.conv(x, conv_bn(conv, bn, act, Padding::AsBuilt)?);
+                i = j + relu as usize;
+            }
+            SeqLayer::MaxPool(p) => {
+                if p.dilation != [1, 1] || p.ceil_mode {
+                    return Err(Unsupported("dilated or ceil-mode max pooling".into()));
+                }
+                x = g.max_pool(x, p.kernel_size, p.stride, max_pool_padding(&p.padding)?);
+                i += 1;
+            }
+            SeqLayer::Bn(_) | SeqLayer::Relu(_) => {
+                return Err(Unsupported("a BatchNorm or ReLU that follows no conv".into()))
+            }
+        }
+    }
+    x = g.adaptive_avg_pool(x, pool_hw);
+    x = g.flatten_nchw(x);
+    lower_head(g, x, head)
+}
+
+fn lower_head(g: &mut GraphBuilder, mut x: Value, head: &[HeadLayer]) -> Result<Value> {
+    let mut i = 0;
+    while i < head.len() {
+        match &head[i] {
+            HeadLayer::Linear(l) => {
+                let relu = matches!(head.get(i + 1), Some(HeadLayer::Relu(_)));
+                x = g.conv(x, linear(l, if relu { Act::Relu } else { Act::Identity }, None));
+                i += 1 + relu as usize;
+            }
+            // Dropout is the identity at inference.
+            HeadLayer::Dropout(_) => i += 1,
+            HeadLayer::Relu(_) => return Err(Unsupported("a ReLU that follows no linear".into())),
+        }
+    }
+    Ok(x)
+}
+
+fn lower_lenet(g: &mut GraphBuilder, x: Value, m: &lenet::LeNet5) -> Result<Value> {
+    let pool = &m.pool;
+    if pool.padding != PaddingConfig2d::Valid && pool.padding != PaddingConfig2d::Explicit(0, 0, 0, 0)
+        || pool.ceil_mode
+    {
+        return Err(Unsupported("padded or ceil-mode average pooling".into()));
+    }
+    let x = g.conv(x, conv_bn(&m.conv1, None, Act::ScaledTanh, Padding::AsBuilt)?);
+    let x = g.avg_pool(x, pool.kernel_size, pool.stride);
+    let x = g.conv(x, conv_bn(&m.conv2, None, Act::ScaledTanh, Padding::AsBuilt)?);
+    let x = g.avg_pool(x, pool.kernel_size, pool.stride);
+    let x = g.conv(x, conv_bn(&m.conv3, None, Act::ScaledTanh, Padding::AsBuilt)?);
+    let x = g.flatten_nchw(x);
+    let x = g.conv(x, linear(&m.fc1, Act::ScaledTanh, None));
+    Ok(g.conv(x, linear(&m.fc2, Act::Identity, None)))
 }

@@ -24,12 +24,13 @@ fn check(name: &str, size: usize) {
     let device = Device::flex();
     let spec = kestrel_models::find(name).unwrap();
     let model = spec
-        .build(&BuildOptions { num_classes: 10, in_chans: 3 }, &device)
+        .build(&BuildOptions { num_classes: 10, ..spec.default_options() }, &device)
         .map(&mut Perturb)
         .valid();
-    let x: Tensor<4> = Tensor::random([2, 3, size, size], Distribution::Normal(0.0, 1.0), &device);
+    let x: Tensor<4> = Tensor::random([2, spec.default_options().in_chans, size, size], Distribution::Normal(0.0, 1.0), &device);
     let want: Vec<f32> = model.forward(x.clone()).into_data().try_to_vec().unwrap();
-    let (runner, notice) = Runner::new(model, 3, &device, EngineKind::Fast);
+    let in_ch = spec.default_options().in_chans;
+    let (runner, notice) = Runner::new(model, in_ch, &device, EngineKind::Fast);
     assert!(notice.is_none(), "{name}: {notice:?}");
     assert_eq!(runner.name(), "fast");
     let got: Vec<f32> = runner.forward(x).unwrap().into_data().try_to_vec().unwrap();
@@ -62,16 +63,24 @@ fn convnext_matches_burn() {
 }
 
 #[test]
+fn plain_convnets_match_burn() {
+    check("vgg11_bn", 64);
+    check("alexnet", 96);
+    check("lenet5", 32);
+    check("regnety_002", 64);
+}
+
+#[test]
 fn unsupported_family_falls_back_to_burn_with_a_reason() {
     let device = Device::flex();
-    let model = kestrel_models::find("vgg11").unwrap().build(
+    let model = kestrel_models::find("shufflenet_v2_x1_0").unwrap().build(
         &BuildOptions { num_classes: 10, in_chans: 3 },
         &device,
     );
     let (runner, notice) = Runner::new(model.clone(), 3, &device, EngineKind::Fast);
     assert_eq!(runner.name(), "burn");
     let notice = notice.expect("a fallback notice");
-    assert!(notice.contains("Vgg"), "{notice}");
+    assert!(notice.contains("ShuffleNetV2"), "{notice}");
     // And burn's answer is what comes back.
     let x: Tensor<4> = Tensor::from_data(TensorData::new(vec![0.1f32; 3 * 32 * 32], [1, 3, 32, 32]), &device);
     let a: Vec<f32> = runner.forward(x.clone()).unwrap().into_data().try_to_vec().unwrap();

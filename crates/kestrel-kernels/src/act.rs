@@ -20,6 +20,8 @@ pub enum Act {
     Sigmoid,
     /// x · Φ(x), the exact (erf) form, PyTorch's default.
     Gelu,
+    /// LeCun's 1.7159 · tanh(2x/3) (LeNet-5).
+    ScaledTanh,
 }
 
 #[inline(always)]
@@ -67,6 +69,8 @@ impl Act {
             Act::Silu => x / (1.0 + exp_scalar(-x)),
             Act::Sigmoid => 1.0 / (1.0 + exp_scalar(-x)),
             Act::Gelu => 0.5 * x * (1.0 + erf_scalar(x * std::f32::consts::FRAC_1_SQRT_2)),
+            // tanh(u) = 1 − 2 / (e^{2u} + 1), with u = 2x/3.
+            Act::ScaledTanh => 1.7159 * (1.0 - 2.0 / (exp_scalar(x * (4.0 / 3.0)) + 1.0)),
         }
     }
 
@@ -171,6 +175,14 @@ pub(crate) mod avx2 {
             }
             Act::Silu => _mm256_div_ps(x, _mm256_add_ps(one, exp(_mm256_sub_ps(zero, x)))),
             Act::Sigmoid => _mm256_div_ps(one, _mm256_add_ps(one, exp(_mm256_sub_ps(zero, x)))),
+            Act::ScaledTanh => {
+                let e = exp(_mm256_mul_ps(x, _mm256_set1_ps(4.0 / 3.0)));
+                let t = _mm256_sub_ps(
+                    one,
+                    _mm256_div_ps(_mm256_set1_ps(2.0), _mm256_add_ps(e, one)),
+                );
+                _mm256_mul_ps(t, _mm256_set1_ps(1.7159))
+            }
             Act::Gelu => {
                 let u = erf(_mm256_mul_ps(
                     x,
@@ -240,6 +252,7 @@ mod tests {
             Act::Silu,
             Act::Sigmoid,
             Act::Gelu,
+            Act::ScaledTanh,
         ] {
             let mut v = xs.clone();
             act.apply_slice(&mut v);
@@ -263,6 +276,7 @@ mod tests {
                     Act::Sigmoid => sig,
                     Act::Gelu => 0.5 * xd * (1.0 + erf_ref(xd / 2f64.sqrt())),
                     Act::Identity => xd,
+                    Act::ScaledTanh => 1.7159 * (2.0 * xd / 3.0).tanh(),
                 };
                 let got = act.apply(*x) as f64;
                 assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "{act:?}({x})");

@@ -126,3 +126,55 @@ pub fn avg_pool(
     }
     (oh, ow)
 }
+
+/// PyTorch's adaptive average pooling: output cell `i` averages input rows
+/// `⌊i·h/oh⌋ .. ⌈(i+1)·h/oh⌉` (and likewise columns).
+#[allow(clippy::too_many_arguments)]
+pub fn adaptive_avg_pool(
+    x: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    oh: usize,
+    ow: usize,
+    out: &mut [f32],
+) {
+    assert_eq!(x.len(), n * h * w * c);
+    assert_eq!(out.len(), n * oh * ow * c);
+    for b in 0..n {
+        for y in 0..oh {
+            let (y0, y1) = (y * h / oh, ((y + 1) * h).div_ceil(oh));
+            for xo in 0..ow {
+                let (x0, x1) = (xo * w / ow, ((xo + 1) * w).div_ceil(ow));
+                let dst = &mut out[((b * oh + y) * ow + xo) * c..][..c];
+                dst.fill(0.0);
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let src = &x[((b * h + iy) * w + ix) * c..][..c];
+                        for (d, s) in dst.iter_mut().zip(src) {
+                            *d += *s;
+                        }
+                    }
+                }
+                let inv = 1.0 / ((y1 - y0) * (x1 - x0)) as f32;
+                dst.iter_mut().for_each(|d| *d *= inv);
+            }
+        }
+    }
+}
+
+/// `[n, h, w, c]` -> `[n, c·h·w]` in PyTorch's `flatten(1)` order (channel-major), so the
+/// linear layer after it keeps its weights as trained.
+pub fn flatten_nchw(x: &[f32], n: usize, h: usize, w: usize, c: usize, out: &mut [f32]) {
+    assert_eq!(x.len(), n * h * w * c);
+    assert_eq!(out.len(), x.len());
+    let hw = h * w;
+    for b in 0..n {
+        for p in 0..hw {
+            for ch in 0..c {
+                out[b * c * hw + ch * hw + p] = x[(b * hw + p) * c + ch];
+            }
+        }
+    }
+}

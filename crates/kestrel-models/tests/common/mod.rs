@@ -95,7 +95,16 @@ pub fn check_fixture(name: &str, model: Model) -> Model {
 
 /// Families the fast engine lowers; for these a lowering failure is a test failure, except for
 /// the fixtures of blocks it does not lower yet (CBAM attention).
-const FAST_FAMILIES: &[&str] = &["ResNet", "MobileNet", "EfficientNet", "ConvNeXt", "RegNet"];
+const FAST_FAMILIES: &[&str] = &[
+    "ResNet",
+    "MobileNet",
+    "EfficientNet",
+    "ConvNeXt",
+    "RegNet",
+    "Vgg",
+    "AlexNet",
+    "LeNet5",
+];
 const FAST_NOT_YET: &[&str] = &["resnet50_cbam_tiny"];
 
 /// Runs the fixture's input through kestrel-deploy's fast engine and asserts the same parity
