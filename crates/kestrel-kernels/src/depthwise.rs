@@ -57,34 +57,58 @@ impl Depthwise {
         let rows = n * oh;
         let rows_per_task = (rows / (4 * crate::threads::num_threads())).max(1);
         let tasks = rows.div_ceil(rows_per_task);
+        // Interior pixels (every tap inside the input) read fixed offsets from their first
+        // tap, so only the border builds a tap list per pixel.
+        let interior: Vec<(usize, usize)> = (0..g.kernel[0])
+            .flat_map(|i| (0..g.kernel[1]).map(move |j| (i, j)))
+            .map(|(i, j)| {
+                (
+                    (i * g.dilation[0] * w + j * g.dilation[1]) * c,
+                    (i * g.kernel[1] + j) * c,
+                )
+            })
+            .collect();
+        let reach = [
+            (g.kernel[0] - 1) * g.dilation[0],
+            (g.kernel[1] - 1) * g.dilation[1],
+        ];
         crate::threads::parallel_for(tasks, |task| {
             let (xp, op, res) = (xp, op, res);
             let mut taps: Vec<(usize, usize)> = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
             for row in task * rows_per_task..((task + 1) * rows_per_task).min(rows) {
                 let (b, y) = (row / oh, row % oh);
+                let iy0 = (y * g.stride[0]) as isize - pad[0] as isize;
+                let rows_inside = iy0 >= 0 && iy0 as usize + reach[0] < h;
                 for xo in 0..ow {
-                    taps.clear();
-                    for i in 0..g.kernel[0] {
-                        let iy = (y * g.stride[0] + i * g.dilation[0]) as isize - pad[0] as isize;
-                        if iy < 0 || iy >= h as isize {
-                            continue;
-                        }
-                        for j in 0..g.kernel[1] {
-                            let ix =
-                                (xo * g.stride[1] + j * g.dilation[1]) as isize - pad[2] as isize;
-                            if ix < 0 || ix >= w as isize {
+                    let ix0 = (xo * g.stride[1]) as isize - pad[2] as isize;
+                    let inside = rows_inside && ix0 >= 0 && ix0 as usize + reach[1] < w;
+                    let (base, tap_list): (usize, &[(usize, usize)]) = if inside {
+                        (((b * h + iy0 as usize) * w + ix0 as usize) * c, &interior)
+                    } else {
+                        taps.clear();
+                        for i in 0..g.kernel[0] {
+                            let iy = iy0 + (i * g.dilation[0]) as isize;
+                            if iy < 0 || iy >= h as isize {
                                 continue;
                             }
-                            taps.push((
-                                ((b * h + iy as usize) * w + ix as usize) * c,
-                                (i * g.kernel[1] + j) * c,
-                            ));
+                            for j in 0..g.kernel[1] {
+                                let ix = ix0 + (j * g.dilation[1]) as isize;
+                                if ix < 0 || ix >= w as isize {
+                                    continue;
+                                }
+                                taps.push((
+                                    ((b * h + iy as usize) * w + ix as usize) * c,
+                                    (i * g.kernel[1] + j) * c,
+                                ));
+                            }
                         }
-                    }
+                        (0, &taps)
+                    };
                     let o = ((b * oh + y) * ow + xo) * c;
-                    // SAFETY: every offset was bounds-checked above; each task writes its own
-                    // output rows only.
+                    // SAFETY: interior offsets stay inside the input by the `inside` test, border
+                    // ones were bounds-checked above; each task writes its own output rows.
                     unsafe {
+                        let xb = xp.0.add(base);
                         let dst = op.0.add(o);
                         let r = if res.0.is_null() {
                             res.0
@@ -93,8 +117,8 @@ impl Depthwise {
                         };
                         match isa {
                             #[cfg(target_arch = "x86_64")]
-                            Isa::Avx2 => avx2::pixel(xp.0, wv.as_ptr(), &taps, bias, c, dst, r, act, after),
-                            _ => pixel_scalar(xp.0, wv, &taps, bias, c, dst, r, act, after),
+                            Isa::Avx2 => avx2::pixel(xb, wv.as_ptr(), tap_list, bias, c, dst, r, act, after),
+                            _ => pixel_scalar(xb, wv, tap_list, bias, c, dst, r, act, after),
                         }
                     }
                 }

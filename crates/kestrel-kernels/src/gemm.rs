@@ -116,11 +116,18 @@ impl Epilogue {
 
 /// The arguments of one microkernel call, offsets already applied.
 struct Tile {
+    /// Taps and depth range of this K block.
     taps: usize,
     kc: usize,
-    /// `taps × MR` row pointers, `[t][r]`.
+    /// `taps × MR` row pointers, `[t][r]`, each read from `a_koff` on.
     a: *const *const f32,
+    a_koff: usize,
+    /// The block's first packed B row; the next tap's starts `b_tap_stride` further.
     b: *const f32,
+    b_tap_stride: usize,
+    /// First K block: start from zero, not from C. Last K block: apply the epilogue.
+    first: bool,
+    last: bool,
     c: *mut f32,
     ldc: usize,
     mr: usize,
@@ -155,11 +162,12 @@ pub unsafe fn igemm(
     }
     let isa = Isa::detect();
     let taps = b.taps;
-    let k_total = taps * b.k;
+    let blocks = k_blocks(taps, b.k);
     let mtiles = m.div_ceil(MR);
     let panels = b.panels();
-    // Rows per task: keep the task's A rows (MR·k_total floats per microtile) in L2.
-    let mt_chunk = (96 * 1024 / (MR * k_total.max(1) * 4)).clamp(1, 32);
+    // Rows per task: keep one K block of the task's A rows in L2 (B's block panel stays in L1).
+    let block_depth = blocks.iter().map(|k| (k.1 - k.0) * (k.3 - k.2)).max().unwrap_or(1);
+    let mt_chunk = (256 * 1024 / (MR * block_depth.max(1) * 4)).clamp(1, 64);
     let row_tasks = mtiles.div_ceil(mt_chunk);
     let want = 3 * crate::threads::num_threads();
     let pc = if row_tasks >= want {
@@ -182,6 +190,7 @@ pub unsafe fn igemm(
         } => (SendConstPtr(base), Some(offsets), SendConstPtr(zero), 0),
     };
     let (act, add_after_act, ld_res) = (ep.act, ep.add_after_act, ep.ld_res);
+    let panel_len = taps * b.k * NR;
 
     crate::threads::parallel_for(tasks, |task| {
         let (rt, pt) = (task / panel_tasks, task % panel_tasks);
@@ -210,43 +219,75 @@ pub unsafe fn igemm(
             }
         }
         let (c, bias, res) = (c, bias, res);
-        for p in pt * pc..((pt + 1) * pc).min(panels) {
-            let j0 = p * NR;
-            let nr = NR.min(b.n - j0);
-            for mt in mt0..mt1 {
-                let i0 = mt * MR;
-                let tile = Tile {
-                    taps,
-                    kc: b.k,
-                    a: ptrs.as_ptr().add((mt - mt0) * taps * MR),
-                    b: b.panel(p),
-                    // SAFETY (disjoint writes): each task owns rows mt0..mt1 × panels of its own.
-                    c: c.0.add(i0 * ldc + col0 + j0),
-                    ldc,
-                    mr: MR.min(m - i0),
-                    nr,
-                    bias: if bias.0.is_null() {
-                        bias.0
-                    } else {
-                        bias.0.add(col0 + j0)
-                    },
-                    res: if res.0.is_null() {
-                        res.0
-                    } else {
-                        res.0.add(i0 * ld_res + col0 + j0)
-                    },
-                    ld_res,
-                    act,
-                    add_after_act,
-                };
-                match isa {
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => avx2::kernel(&tile),
-                    _ => scalar_kernel(&tile),
+        for (bi, &(t0, t1, k0, k1)) in blocks.iter().enumerate() {
+            for p in pt * pc..((pt + 1) * pc).min(panels) {
+                let j0 = p * NR;
+                let nr = NR.min(b.n - j0);
+                for mt in mt0..mt1 {
+                    let i0 = mt * MR;
+                    let tile = Tile {
+                        taps: t1 - t0,
+                        kc: k1 - k0,
+                        a: ptrs.as_ptr().add(((mt - mt0) * taps + t0) * MR),
+                        a_koff: k0,
+                        b: b.panel(p).add((t0 * b.k + k0) * NR),
+                        b_tap_stride: b.k * NR,
+                        first: bi == 0,
+                        last: bi + 1 == blocks.len(),
+                        // SAFETY (disjoint writes): each task owns rows mt0..mt1 × its panels.
+                        c: c.0.add(i0 * ldc + col0 + j0),
+                        ldc,
+                        mr: MR.min(m - i0),
+                        nr,
+                        bias: if bias.0.is_null() {
+                            bias.0
+                        } else {
+                            bias.0.add(col0 + j0)
+                        },
+                        res: if res.0.is_null() {
+                            res.0
+                        } else {
+                            res.0.add(i0 * ld_res + col0 + j0)
+                        },
+                        ld_res,
+                        act,
+                        add_after_act,
+                    };
+                    debug_assert!(p * panel_len < b.data.len().max(1));
+                    match isa {
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx2 => avx2::kernel(&tile),
+                        _ => scalar_kernel(&tile),
+                    }
                 }
             }
         }
     });
+}
+
+/// Depth of one K block: its B block panel (`KC × NR` floats, 16 KiB) stays in L1 while the
+/// task's microtiles stream past it.
+const KC: usize = 256;
+
+/// Splits the `taps × k` depth into blocks `(t0, t1, k0, k1)` of about [`KC`]: whole taps
+/// grouped while `k` is small, slices of one tap's `k` when it is large.
+fn k_blocks(taps: usize, k: usize) -> Vec<(usize, usize, usize, usize)> {
+    let mut blocks = Vec::new();
+    if k >= KC {
+        let slices = k.div_ceil(KC);
+        let step = k.div_ceil(slices);
+        for t in 0..taps {
+            for k0 in (0..k).step_by(step) {
+                blocks.push((t, t + 1, k0, (k0 + step).min(k)));
+            }
+        }
+    } else {
+        let per = (KC / k.max(1)).max(1);
+        for t0 in (0..taps).step_by(per) {
+            blocks.push((t0, (t0 + per).min(taps), 0, k));
+        }
+    }
+    blocks
 }
 
 /// This machine's fp32 GEMM throughput through these kernels, in GFLOP/s: the best of a few
@@ -289,13 +330,13 @@ unsafe fn finish(t: &Tile, r: usize, j: usize, acc: f32) -> f32 {
 
 unsafe fn scalar_kernel(t: &Tile) {
     let mut acc = [[0f32; NR]; MR];
-    let mut bp = t.b;
     for tap in 0..t.taps {
         let a = std::slice::from_raw_parts(t.a.add(tap * MR), MR);
+        let mut bp = t.b.add(tap * t.b_tap_stride);
         for k in 0..t.kc {
             let bv = std::slice::from_raw_parts(bp, NR);
             for r in 0..MR {
-                let x = *a[r].add(k);
+                let x = *a[r].add(t.a_koff + k);
                 for j in 0..NR {
                     acc[r][j] += x * bv[j];
                 }
@@ -305,7 +346,9 @@ unsafe fn scalar_kernel(t: &Tile) {
     }
     for (r, row) in acc.iter().enumerate().take(t.mr) {
         for (j, &v) in row.iter().enumerate().take(t.nr) {
-            *t.c.add(r * t.ldc + j) = finish(t, r, j, v);
+            let dst = t.c.add(r * t.ldc + j);
+            let v = if t.first { v } else { *dst + v };
+            *dst = if t.last { finish(t, r, j, v) } else { v };
         }
     }
 }
@@ -322,17 +365,18 @@ mod avx2 {
         let z = _mm256_setzero_ps();
         let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) = (z, z, z, z, z, z);
         let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) = (z, z, z, z, z, z);
-        let mut bp = t.b;
         for tap in 0..t.taps {
             let a = t.a.add(tap * MR);
+            let ko = t.a_koff;
             let (a0, a1, a2, a3, a4, a5) = (
-                *a,
-                *a.add(1),
-                *a.add(2),
-                *a.add(3),
-                *a.add(4),
-                *a.add(5),
+                (*a).add(ko),
+                (*a.add(1)).add(ko),
+                (*a.add(2)).add(ko),
+                (*a.add(3)).add(ko),
+                (*a.add(4)).add(ko),
+                (*a.add(5)).add(ko),
             );
+            let mut bp = t.b.add(tap * t.b_tap_stride);
             for k in 0..t.kc {
                 let b0 = _mm256_loadu_ps(bp);
                 let b1 = _mm256_loadu_ps(bp.add(8));
@@ -352,8 +396,49 @@ mod avx2 {
                 bp = bp.add(NR);
             }
         }
-        let c0 = [c00, c10, c20, c30, c40, c50];
-        let c1 = [c01, c11, c21, c31, c41, c51];
+        let mut c0 = [c00, c10, c20, c30, c40, c50];
+        let mut c1 = [c01, c11, c21, c31, c41, c51];
+        if !t.last {
+            // A partial sum: store it raw (adding what earlier K blocks left).
+            let mut tmp = [0f32; NR];
+            for r in 0..t.mr {
+                let cp = t.c.add(r * t.ldc);
+                if t.nr == NR {
+                    if !t.first {
+                        c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(cp));
+                        c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(cp.add(8)));
+                    }
+                    _mm256_storeu_ps(cp, c0[r]);
+                    _mm256_storeu_ps(cp.add(8), c1[r]);
+                } else {
+                    _mm256_storeu_ps(tmp.as_mut_ptr(), c0[r]);
+                    _mm256_storeu_ps(tmp.as_mut_ptr().add(8), c1[r]);
+                    for (j, &v) in tmp.iter().enumerate().take(t.nr) {
+                        *cp.add(j) = if t.first { v } else { *cp.add(j) + v };
+                    }
+                }
+            }
+            return;
+        }
+        if !t.first {
+            if t.nr == NR {
+                for r in 0..t.mr {
+                    let cp = t.c.add(r * t.ldc);
+                    c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(cp));
+                    c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(cp.add(8)));
+                }
+            } else {
+                let mut tmp = [0f32; NR];
+                for r in 0..t.mr {
+                    let cp = t.c.add(r * t.ldc);
+                    for (j, v) in tmp.iter_mut().enumerate() {
+                        *v = if j < t.nr { *cp.add(j) } else { 0.0 };
+                    }
+                    c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(tmp.as_ptr()));
+                    c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(tmp.as_ptr().add(8)));
+                }
+            }
+        }
         if t.nr == NR {
             let (bias0, bias1) = if t.bias.is_null() {
                 (_mm256_setzero_ps(), _mm256_setzero_ps())
@@ -406,7 +491,8 @@ mod tests {
     #[test]
     fn dense_gemm_with_epilogue_matches_reference() {
         let mut s = 7u64;
-        for &(m, k, n) in &[(1, 1, 1), (5, 3, 17), (13, 40, 33), (64, 27, 16), (100, 130, 70)] {
+        // k ≥ 256 splits the depth into blocks whose partial sums go through C.
+        for &(m, k, n) in &[(1, 1, 1), (5, 3, 17), (13, 40, 33), (64, 27, 16), (100, 130, 70), (13, 600, 40), (7, 1100, 16)] {
             let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut s)).collect();
             let w: Vec<f32> = (0..k * n).map(|_| lcg(&mut s)).collect();
             let bias: Vec<f32> = (0..n).map(|_| lcg(&mut s)).collect();

@@ -86,12 +86,18 @@ fn dense_convolutions() {
     check(2, 8, 8, 33, 17, 1, 1, 1, [0; 4], 1, Act::Relu, true);
     check(1, 9, 9, 16, 24, 1, 2, 1, [0; 4], 1, Act::Identity, false);
     check(1, 12, 12, 8, 8, 3, 1, 2, [2, 2, 2, 2], 1, Act::Relu6, true);
+    // Depth split into K blocks: groups of whole taps (64 channels: 4 taps per block) and
+    // slices of one tap (300 channels).
+    check(1, 9, 9, 64, 24, 3, 1, 1, [1, 1, 1, 1], 1, Act::Relu, true);
+    check(2, 5, 5, 300, 20, 1, 1, 1, [0; 4], 1, Act::Silu, true);
+    check(1, 6, 6, 300, 17, 3, 2, 1, [1, 1, 1, 1], 1, Act::Identity, false);
 }
 
 #[test]
 fn grouped_convolutions() {
     check(2, 9, 9, 32, 32, 3, 1, 1, [1, 1, 1, 1], 8, Act::Relu, false);
     check(1, 10, 10, 24, 48, 3, 2, 1, [1, 1, 1, 1], 3, Act::HardSwish, true);
+    check(1, 7, 7, 640, 64, 1, 1, 1, [0; 4], 2, Act::Relu, true);
 }
 
 #[test]
