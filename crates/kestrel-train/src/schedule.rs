@@ -139,7 +139,7 @@ impl Schedule {
         epochs: usize,
         steps_per_epoch: usize,
     ) -> Result<Self, TrainError> {
-        validate(config)?;
+        config.validate()?;
         let units_per_epoch = match config.per {
             SchedulePer::Step => steps_per_epoch.max(1),
             SchedulePer::Epoch => 1,
@@ -270,6 +270,13 @@ impl crate::trainer::TrainConfig {
             onecycle_pct: self.onecycle_pct,
             onecycle_div: self.onecycle_div,
         }
+    }
+}
+
+impl ScheduleConfig {
+    /// Checks every value the schedule uses, naming the CLI flag in the error.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        validate(self)
     }
 }
 

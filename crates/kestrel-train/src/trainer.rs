@@ -239,6 +239,9 @@ pub fn train(
             cfg.lr
         )));
     }
+    // Before any data is read: a bad optimizer or schedule value fails at once.
+    cfg.optimizer_config().validate()?;
+    cfg.schedule_config().validate()?;
     let spec = kestrel_models::find(&cfg.model)?;
     let num_classes = splits.class_names.len();
     let first = first_sample(splits, cfg.skip_bad_images)?;
