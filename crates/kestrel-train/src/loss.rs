@@ -73,8 +73,8 @@ pub fn binary_cross_entropy(
         None => targets,
     };
     // max(x, 0) − x·t + log(1 + e^−|x|): the overflow-free form of BCE with logits.
-    let per_element = logits.clone().clamp_min(0.0) - logits.clone() * targets
-        + logits.abs().neg().exp().log1p();
+    let per_element =
+        logits.clone().clamp_min(0.0) - logits.clone() * targets + logits.abs().neg().exp().log1p();
     if sum_classes {
         per_element.sum_dim(1).mean()
     } else {

@@ -50,7 +50,11 @@ impl std::str::FromStr for ScheduleKind {
             "onecycle" => ScheduleKind::Onecycle,
             "poly" => ScheduleKind::Poly,
             "constant" => ScheduleKind::Constant,
-            other => return Err(format!("unknown schedule '{other}'; valid: {SCHEDULE_NAMES}")),
+            other => {
+                return Err(format!(
+                    "unknown schedule '{other}'; valid: {SCHEDULE_NAMES}"
+                ))
+            }
         })
     }
 }
@@ -72,7 +76,9 @@ impl std::str::FromStr for SchedulePer {
         match s.to_ascii_lowercase().as_str() {
             "step" => Ok(SchedulePer::Step),
             "epoch" => Ok(SchedulePer::Epoch),
-            other => Err(format!("unknown schedule update '{other}'; valid: step, epoch")),
+            other => Err(format!(
+                "unknown schedule update '{other}'; valid: step, epoch"
+            )),
         }
     }
 }
@@ -282,7 +288,9 @@ impl ScheduleConfig {
 
 fn validate(c: &ScheduleConfig) -> Result<(), TrainError> {
     let bad = |flag: &str, value: f64, want: &str| {
-        Err(TrainError::Config(format!("{flag} {value}: must be {want}")))
+        Err(TrainError::Config(format!(
+            "{flag} {value}: must be {want}"
+        )))
     };
     let positive = |v: f64| v > 0.0 && v.is_finite();
     if !positive(c.lr) {
@@ -312,7 +320,11 @@ fn validate(c: &ScheduleConfig) -> Result<(), TrainError> {
             bad("--decay-epochs", c.decay_epochs, "a positive number")
         }
         ScheduleKind::Multistep => {
-            if let Some(&m) = c.decay_milestones.iter().find(|m| !(**m >= 0.0 && m.is_finite())) {
+            if let Some(&m) = c
+                .decay_milestones
+                .iter()
+                .find(|m| !(**m >= 0.0 && m.is_finite()))
+            {
                 return bad("--decay-milestones", m, "epochs ≥ 0");
             }
             if c.decay_milestones.windows(2).any(|w| w[0] > w[1]) {
@@ -414,11 +426,33 @@ mod tests {
     #[test]
     fn bad_values_are_errors_naming_the_flag() {
         let cases: Vec<(ScheduleConfig, &str)> = vec![
-            (ScheduleConfig { lr: -0.1, ..Default::default() }, "--lr"),
-            (ScheduleConfig { min_lr: -1.0, ..Default::default() }, "--min-lr"),
-            (ScheduleConfig { warmup_epochs: -1.0, ..Default::default() }, "--warmup-epochs"),
             (
-                ScheduleConfig { kind: ScheduleKind::Step, decay_rate: 0.0, ..Default::default() },
+                ScheduleConfig {
+                    lr: -0.1,
+                    ..Default::default()
+                },
+                "--lr",
+            ),
+            (
+                ScheduleConfig {
+                    min_lr: -1.0,
+                    ..Default::default()
+                },
+                "--min-lr",
+            ),
+            (
+                ScheduleConfig {
+                    warmup_epochs: -1.0,
+                    ..Default::default()
+                },
+                "--warmup-epochs",
+            ),
+            (
+                ScheduleConfig {
+                    kind: ScheduleKind::Step,
+                    decay_rate: 0.0,
+                    ..Default::default()
+                },
                 "--decay-rate",
             ),
             (

@@ -21,7 +21,12 @@ fn matrix(case: &Value, key: &str, device: &Device) -> Tensor<2> {
 }
 
 fn labels(case: &Value) -> Vec<usize> {
-    case["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect()
+    case["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect()
 }
 
 /// The case's targets: given soft targets, or its labels one-hot with its smoothing.

@@ -55,11 +55,26 @@ impl Params {
     /// Gradients for this module's parameters, keyed by their ids.
     fn grads(&self, case: &Value, values: &Value, device: &Device) -> GradientsParams {
         let mut grads = GradientsParams::new();
-        grads.register(self.conv_weight.id, tensor::<4>(case, values, "conv.weight", device));
-        grads.register(self.conv_bias.id, tensor::<1>(case, values, "conv.bias", device));
-        grads.register(self.norm_weight.id, tensor::<1>(case, values, "norm.weight", device));
-        grads.register(self.fc_weight.id, tensor::<2>(case, values, "fc.weight", device));
-        grads.register(self.fc_bias.id, tensor::<1>(case, values, "fc.bias", device));
+        grads.register(
+            self.conv_weight.id,
+            tensor::<4>(case, values, "conv.weight", device),
+        );
+        grads.register(
+            self.conv_bias.id,
+            tensor::<1>(case, values, "conv.bias", device),
+        );
+        grads.register(
+            self.norm_weight.id,
+            tensor::<1>(case, values, "norm.weight", device),
+        );
+        grads.register(
+            self.fc_weight.id,
+            tensor::<2>(case, values, "fc.weight", device),
+        );
+        grads.register(
+            self.fc_bias.id,
+            tensor::<1>(case, values, "fc.bias", device),
+        );
         grads
     }
 
@@ -72,7 +87,11 @@ impl Params {
             "fc.bias" => self.fc_bias.val().into_data(),
             other => panic!("no parameter {other}"),
         };
-        data.try_to_vec::<f32>().unwrap().into_iter().map(f64::from).collect()
+        data.try_to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
     }
 }
 
@@ -115,7 +134,11 @@ fn check_case(case: &Value) {
         for p in group["params"].as_array().unwrap() {
             let p = p.as_str().unwrap();
             let rank = case["shapes"][p].as_array().unwrap().len();
-            assert_eq!(decays, rank > 1, "{name}: timm's group for {p} (rank {rank})");
+            assert_eq!(
+                decays,
+                rank > 1,
+                "{name}: timm's group for {p} (rank {rank})"
+            );
         }
     }
     let mut optimizer = Optimizer::new(config(&case["hparams"])).unwrap();
@@ -140,8 +163,14 @@ fn check_case(case: &Value) {
             }
         }
     }
-    assert!(params.fc_weight.val().is_require_grad(), "{name}: still trainable");
-    println!("{name}: {} steps, worst relative error {worst_relative:.1e}", steps.len());
+    assert!(
+        params.fc_weight.val().is_require_grad(),
+        "{name}: still trainable"
+    );
+    println!(
+        "{name}: {} steps, worst relative error {worst_relative:.1e}",
+        steps.len()
+    );
 }
 
 #[test]
@@ -177,10 +206,34 @@ fn parameters_without_a_gradient_are_left_alone() {
 #[test]
 fn bad_hyper_parameters_are_errors_naming_the_flag() {
     let cases: Vec<(OptimizerConfig, &str)> = vec![
-        (OptimizerConfig { weight_decay: -0.1, ..Default::default() }, "--weight-decay"),
-        (OptimizerConfig { momentum: 1.5, ..Default::default() }, "--momentum"),
-        (OptimizerConfig { betas: [0.9, 1.0], ..Default::default() }, "--opt-betas"),
-        (OptimizerConfig { eps: Some(0.0), ..Default::default() }, "--opt-eps"),
+        (
+            OptimizerConfig {
+                weight_decay: -0.1,
+                ..Default::default()
+            },
+            "--weight-decay",
+        ),
+        (
+            OptimizerConfig {
+                momentum: 1.5,
+                ..Default::default()
+            },
+            "--momentum",
+        ),
+        (
+            OptimizerConfig {
+                betas: [0.9, 1.0],
+                ..Default::default()
+            },
+            "--opt-betas",
+        ),
+        (
+            OptimizerConfig {
+                eps: Some(0.0),
+                ..Default::default()
+            },
+            "--opt-eps",
+        ),
         (
             OptimizerConfig {
                 kind: OptimizerKind::Sgd,
@@ -190,7 +243,13 @@ fn bad_hyper_parameters_are_errors_naming_the_flag() {
             },
             "--nesterov",
         ),
-        (OptimizerConfig { lamb_max_grad_norm: Some(-1.0), ..Default::default() }, "--lamb-max-grad-norm"),
+        (
+            OptimizerConfig {
+                lamb_max_grad_norm: Some(-1.0),
+                ..Default::default()
+            },
+            "--lamb-max-grad-norm",
+        ),
     ];
     for (config, flag) in cases {
         let err = Optimizer::new(config).err().expect("an error").to_string();

@@ -19,7 +19,10 @@ fn config(case: &Value) -> ScheduleConfig {
         warmup_epochs: f("warmup_epochs", d.warmup_epochs),
         warmup_lr: case.get("warmup_lr").and_then(Value::as_f64),
         decay_epochs: f("decay_epochs", d.decay_epochs),
-        decay_milestones: case.get("decay_milestones").map(f64s).unwrap_or(d.decay_milestones),
+        decay_milestones: case
+            .get("decay_milestones")
+            .map(f64s)
+            .unwrap_or(d.decay_milestones),
         decay_rate: f("decay_rate", d.decay_rate),
         restart_epochs: f("restart_epochs", d.restart_epochs),
         restart_mult: f("restart_mult", d.restart_mult),
@@ -54,7 +57,11 @@ fn every_schedule_matches_torch_and_timm() {
                     SchedulePer::Step => step,
                     SchedulePer::Epoch => epoch,
                 };
-                assert_eq!(schedule.lr_at(epoch, step), got[unit], "{name}: step {step}");
+                assert_eq!(
+                    schedule.lr_at(epoch, step),
+                    got[unit],
+                    "{name}: step {step}"
+                );
             }
         }
     }

@@ -8,8 +8,8 @@ use kestrel_train::schedule::ScheduleKind;
 use kestrel_train::TrainConfig;
 
 use super::common::{fresh_run_dir, DataArgs};
-use super::train_optim::OptimArgs;
 use super::eval::{evaluate_checkpoint, EvalSplit};
+use super::train_optim::OptimArgs;
 use crate::device::{parse_device, DEVICE_HELP};
 
 #[derive(Args, Debug)]

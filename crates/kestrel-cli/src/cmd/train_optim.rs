@@ -90,7 +90,8 @@ impl OptimArgs {
         cfg.rmsprop_alpha = self.rmsprop_alpha;
         cfg.rmsprop_centered = self.rmsprop_centered;
         // 0 turns the clip off; a negative value stays, for the optimizer to reject by name.
-        cfg.lamb_max_grad_norm = (self.lamb_max_grad_norm != 0.0).then_some(self.lamb_max_grad_norm);
+        cfg.lamb_max_grad_norm =
+            (self.lamb_max_grad_norm != 0.0).then_some(self.lamb_max_grad_norm);
         cfg.lamb_trust_clip = self.lamb_trust_clip;
         cfg.lamb_always_adapt = self.lamb_always_adapt;
         cfg.lamb_grad_averaging = !self.lamb_no_grad_averaging;

@@ -51,7 +51,9 @@ pub(super) fn step(
             .clone()
             .greater_elem(0.0)
             .bool_and(update_norm.clone().greater_elem(0.0));
-        let ratio = weight_norm.ones_like().mask_where(both_positive, weight_norm / update_norm);
+        let ratio = weight_norm
+            .ones_like()
+            .mask_where(both_positive, weight_norm / update_norm);
         let ratio = if config.lamb_trust_clip {
             ratio.clamp_max(1.0)
         } else {

@@ -142,7 +142,9 @@ impl OptimizerConfig {
     /// Checks the values as torch's constructors do, naming the CLI flag in the error.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |flag: &str, value: f64, want: &str| {
-            Err(TrainError::Config(format!("{flag} {value}: must be {want}")))
+            Err(TrainError::Config(format!(
+                "{flag} {value}: must be {want}"
+            )))
         };
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return bad("--weight-decay", self.weight_decay, "a number ≥ 0");
@@ -176,7 +178,11 @@ impl OptimizerConfig {
         }
         if let Some(norm) = self.lamb_max_grad_norm {
             if !(norm > 0.0 && norm.is_finite()) {
-                return bad("--lamb-max-grad-norm", norm, "a positive number (0 turns it off)");
+                return bad(
+                    "--lamb-max-grad-norm",
+                    norm,
+                    "a positive number (0 turns it off)",
+                );
             }
         }
         Ok(())
@@ -296,7 +302,11 @@ impl ModuleMapper for StepMapper<'_> {
 
         let step = ParamStep {
             lr: self.lr,
-            weight_decay: if D <= 1 { 0.0 } else { self.config.weight_decay },
+            weight_decay: if D <= 1 {
+                0.0
+            } else {
+                self.config.weight_decay
+            },
             group_step: self.group_step,
             grad_divisor: self.grad_divisor.as_ref(),
         };

@@ -58,8 +58,7 @@ pub(super) fn step(
     let (param, momentum_buffer) = if config.momentum > 0.0 {
         let buffer = momentum_buffer.unwrap_or_else(|| grad.zeros_like());
         if tensorflow {
-            let buffer =
-                buffer.mul_scalar(config.momentum) + (grad / avg).mul_scalar(step.lr);
+            let buffer = buffer.mul_scalar(config.momentum) + (grad / avg).mul_scalar(step.lr);
             (param - buffer.clone(), Some(buffer))
         } else {
             let buffer = buffer.mul_scalar(config.momentum) + grad / avg;
