@@ -187,6 +187,72 @@ fn every_optimizer_matches_torch_and_timm() {
     }
 }
 
+/// Values of every parameter, keyed by its name, as the fixture keys them.
+fn snapshot(params: &Params) -> serde_json::Value {
+    let mut values = serde_json::Map::new();
+    for p in NAMES {
+        values.insert(p.to_string(), serde_json::json!(params.values(p)));
+    }
+    Value::Object(values)
+}
+
+#[test]
+fn an_exported_state_resumes_bit_identically_on_a_fresh_model() {
+    let fixture = fixture("optimizers.json");
+    for case in fixture["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let device = Device::flex();
+        let steps = case["steps"].as_array().unwrap();
+        let mut optimizer = Optimizer::new(config(&case["hparams"])).unwrap();
+        let mut params = Params::from_values(case, &case["init"], &device);
+        for step in &steps[..3] {
+            let grads = params.grads(case, &step["grads"], &device);
+            params = optimizer.step(step["lr"].as_f64().unwrap(), params, grads);
+        }
+        // A new process: same values, new parameter ids, the state read back by name.
+        let mut resumed_params = Params::from_values(case, &snapshot(&params), &device);
+        let mut resumed = Optimizer::new(config(&case["hparams"])).unwrap();
+        resumed
+            .import_state(&resumed_params, optimizer.export_state(&params))
+            .unwrap();
+        assert_eq!(resumed.steps(), 3, "{name}");
+        for step in &steps[3..] {
+            let lr = step["lr"].as_f64().unwrap();
+            let grads = params.grads(case, &step["grads"], &device);
+            params = optimizer.step(lr, params, grads);
+            let grads = resumed_params.grads(case, &step["grads"], &device);
+            resumed_params = resumed.step(lr, resumed_params, grads);
+        }
+        for p in NAMES {
+            assert_eq!(
+                resumed_params.values(p),
+                params.values(p),
+                "{name}: {p} after resume"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unknown_state_key_is_an_error_naming_it() {
+    let fixture = fixture("optimizers.json");
+    let case = &fixture["cases"][3]; // adam
+    let device = Device::flex();
+    let params = Params::from_values(case, &case["init"], &device);
+    let mut optimizer = Optimizer::new(config(&case["hparams"])).unwrap();
+    let grads = params.grads(case, &case["steps"][0]["grads"], &device);
+    let params = optimizer.step(0.1, params, grads);
+    let mut state = optimizer.export_state(&params);
+    let stray = state.tensors["fc_bias.exp_avg"].clone();
+    state.tensors.insert("head.bias.exp_avg".into(), stray);
+    let err = Optimizer::new(config(&case["hparams"]))
+        .unwrap()
+        .import_state(&params, state)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("head.bias.exp_avg"), "{err}");
+}
+
 #[test]
 fn parameters_without_a_gradient_are_left_alone() {
     let fixture = fixture("optimizers.json");

@@ -13,6 +13,9 @@ mod adam;
 mod lamb;
 mod rmsprop;
 mod sgd;
+mod state;
+
+pub use state::OptimizerState;
 
 use std::collections::HashMap;
 
