@@ -12,7 +12,7 @@ pub struct OptimArgs {
     #[arg(long, value_name = "F", default_value_t = TrainConfig::default().dampening)]
     pub dampening: f64,
     /// Adam, AdamW and LAMB moment decay rates β1 β2 (e.g. `--opt-betas 0.9 0.999`).
-    #[arg(long, value_name = "B", num_args = 2, value_delimiter = ',',
+    #[arg(long, value_name = "B", num_args = 2,
           default_values_t = TrainConfig::default().opt_betas.to_vec())]
     pub opt_betas: Vec<f64>,
     /// Optimizer epsilon (default: the optimizer's own: 1e-8 Adam/AdamW/RMSprop, 1e-10
