@@ -22,11 +22,13 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::error::TrainError;
 use crate::infer::{batch_to_tensor, predict};
-use crate::loss::{smoothed_one_hot, soft_cross_entropy, targets_tensor};
-use crate::optim::{build as build_optimizer, OptimizerKind};
-use crate::schedule::{Schedule, ScheduleKind};
+use crate::loss::{smoothed_one_hot, targets_tensor, training_loss, LossKind};
+use crate::optim::{Optimizer, OptimizerKind};
+use crate::schedule::{Schedule, ScheduleKind, SchedulePer};
 
+/// Missing keys take their default (a config from an older kestrel still loads).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainConfig {
     pub model: String,
     pub epochs: usize,
@@ -40,6 +42,30 @@ pub struct TrainConfig {
     pub schedule: ScheduleKind,
     pub warmup_epochs: f64,
     pub label_smoothing: f32,
+    // Optimizer, schedule and loss settings: see optim::OptimizerConfig, schedule::ScheduleConfig
+    // and loss.rs for what each means.
+    pub dampening: f64,
+    pub opt_betas: [f64; 2],
+    pub opt_eps: Option<f64>,
+    pub rmsprop_alpha: f64,
+    pub rmsprop_centered: bool,
+    pub lamb_max_grad_norm: Option<f64>,
+    pub lamb_trust_clip: bool,
+    pub lamb_always_adapt: bool,
+    pub lamb_grad_averaging: bool,
+    pub schedule_per: SchedulePer,
+    pub warmup_lr: Option<f64>,
+    pub decay_epochs: f64,
+    pub decay_milestones: Vec<f64>,
+    pub decay_rate: f64,
+    pub restart_epochs: f64,
+    pub restart_mult: f64,
+    pub restart_decay: f64,
+    pub poly_power: f64,
+    pub onecycle_pct: f64,
+    pub onecycle_div: f64,
+    pub loss: LossKind,
+    pub bce_target_threshold: Option<f32>,
     /// Random-crop padding in pixels (0 = off) and horizontal flips: the basic augmentation.
     pub crop_padding: usize,
     pub hflip: bool,
@@ -69,6 +95,28 @@ impl Default for TrainConfig {
             schedule: ScheduleKind::Cosine,
             warmup_epochs: 1.0,
             label_smoothing: 0.0,
+            dampening: 0.0,
+            opt_betas: [0.9, 0.999],
+            opt_eps: None,
+            rmsprop_alpha: 0.9,
+            rmsprop_centered: false,
+            lamb_max_grad_norm: Some(1.0),
+            lamb_trust_clip: false,
+            lamb_always_adapt: false,
+            lamb_grad_averaging: true,
+            schedule_per: SchedulePer::Step,
+            warmup_lr: None,
+            decay_epochs: 30.0,
+            decay_milestones: vec![30.0, 60.0, 90.0],
+            decay_rate: 0.1,
+            restart_epochs: 10.0,
+            restart_mult: 1.0,
+            restart_decay: 1.0,
+            poly_power: 1.0,
+            onecycle_pct: 0.3,
+            onecycle_div: 25.0,
+            loss: LossKind::Ce,
+            bce_target_threshold: None,
             crop_padding: 0,
             hflip: false,
             seed: 42,
@@ -82,7 +130,11 @@ impl Default for TrainConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochLog {
     pub epoch: usize,
+    /// The lr of the epoch's last optimizer step.
     pub lr: f64,
+    /// The lr of the epoch's first optimizer step.
+    #[serde(default)]
+    pub lr_start: f64,
     pub train_loss: f64,
     pub train_accuracy: f64,
     pub val_loss: f64,
@@ -176,12 +228,20 @@ pub fn train(
             cfg.label_smoothing
         )));
     }
+    if let Some(t) = cfg.bce_target_threshold.filter(|t| !(0.0..1.0).contains(t)) {
+        return Err(TrainError::Config(format!(
+            "--bce-target-thresh {t}: must be in [0, 1)"
+        )));
+    }
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
         return Err(TrainError::Config(format!(
             "--lr {}: must be a positive number",
             cfg.lr
         )));
     }
+    // Before any data is read: a bad optimizer or schedule value fails at once.
+    cfg.optimizer_config().validate()?;
+    cfg.schedule_config().validate()?;
     let spec = kestrel_models::find(&cfg.model)?;
     let num_classes = splits.class_names.len();
     let first = first_sample(splits, cfg.skip_bad_images)?;
@@ -235,15 +295,14 @@ pub fn train(
     let val_loader = loader(splits.val.clone(), eval_tf, cfg, false)?;
 
     let steps_per_epoch = train_loader.num_batches().max(1);
-    let schedule = Schedule {
-        kind: cfg.schedule,
-        base_lr: cfg.lr,
-        min_lr: cfg.min_lr,
-        warmup_steps: (cfg.warmup_epochs * steps_per_epoch as f64).round() as usize,
-        warmup_start: 0.01,
-        total_steps: cfg.epochs * steps_per_epoch,
-    };
-    let mut optim = build_optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay, cfg.nesterov);
+    let schedule = Schedule::new(&cfg.schedule_config(), cfg.epochs, steps_per_epoch)?;
+    if let Some(asked) = schedule.warmup_clamped_from {
+        println!(
+            "note: --warmup-epochs {} ({asked} updates) is cut to half the run ({} updates)",
+            cfg.warmup_epochs, schedule.warmup_units
+        );
+    }
+    let mut optim = Optimizer::new(cfg.optimizer_config())?;
 
     std::fs::create_dir_all(out_dir).map_err(|e| TrainError::io(out_dir, e))?;
     let log_path = out_dir.join("train_log.jsonl");
@@ -257,14 +316,15 @@ pub fn train(
     for epoch in 1..=cfg.epochs {
         let epoch_start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        let mut lr = schedule.lr(step);
+        let mut lr = schedule.lr_at(epoch - 1, step);
+        let lr_start = lr;
         for batch in train_loader.iter_epoch(epoch) {
             let mut batch = batch?;
             let n = batch.labels.len();
             if n == 0 {
                 continue;
             }
-            lr = schedule.lr(step);
+            lr = schedule.lr_at(epoch - 1, step);
             // Mixup/CutMix mix the batch in place and return soft targets (with the recipe's
             // label smoothing); otherwise targets are one-hot, smoothed by --label-smoothing.
             let targets = match &mixup {
@@ -285,7 +345,7 @@ pub fn train(
             );
             let y = targets_tensor(targets, n, num_classes, &train_device);
             let logits = model.forward(x);
-            let loss = soft_cross_entropy(logits.clone(), y);
+            let loss = training_loss(cfg.loss, logits.clone(), y, cfg.bce_target_threshold);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
 
@@ -329,6 +389,7 @@ pub fn train(
         let entry = EpochLog {
             epoch,
             lr,
+            lr_start,
             train_loss: loss_sum / seen.max(1) as f64,
             train_accuracy: correct as f64 / seen.max(1) as f64,
             val_loss,

@@ -10,3 +10,4 @@ pub mod preprocess;
 pub mod source;
 pub mod tensors;
 pub mod train;
+pub mod train_optim;

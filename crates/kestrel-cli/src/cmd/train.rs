@@ -9,11 +9,14 @@ use kestrel_train::TrainConfig;
 
 use super::common::{fresh_run_dir, DataArgs};
 use super::eval::{evaluate_checkpoint, EvalSplit};
+use super::train_optim::OptimArgs;
 use crate::device::{parse_device, DEVICE_HELP};
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  kestrel train                                   # LeNet-5 on the embedded MNIST subset\n  kestrel train --data /usr/share/datasets/fashion-mnist --epochs 15\n  kestrel train --data photos/ --model resnet20_cifar --optimizer sgd --lr 0.1"
+    // `--lr -0.1` reaches the trainer's check and its message instead of clap's "unexpected argument".
+    allow_negative_numbers = true,
+    after_help = "Examples:\n  kestrel train                                   # LeNet-5 on the embedded MNIST subset\n  kestrel train --data /usr/share/datasets/fashion-mnist --epochs 15\n  kestrel train --data photos/ --model resnet20_cifar --optimizer sgd --lr 0.1\n  kestrel train --optimizer sgd --nesterov --lr 0.1 --schedule multistep --decay-milestones 4,8 --warmup-epochs 0\n  kestrel train --optimizer lamb --lr 5e-3 --weight-decay 0.02 --schedule cosine-restarts --restart-epochs 2 --restart-mult 2"
 )]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -28,25 +31,39 @@ pub struct TrainArgs {
     /// Peak learning rate (reached after warm-up).
     #[arg(long, default_value_t = TrainConfig::default().lr)]
     pub lr: f64,
-    /// Final learning rate of the cosine schedule.
+    /// The lowest learning rate: the floor of cosine, cosine-restarts and poly, and where
+    /// onecycle ends.
     #[arg(long, default_value_t = TrainConfig::default().min_lr)]
     pub min_lr: f64,
-    /// sgd (momentum) or adamw.
-    #[arg(long, default_value = "adamw")]
+    /// sgd (torch SGD: --momentum, --dampening, --nesterov), adam, adamw (torch Adam/AdamW:
+    /// --opt-betas, --opt-eps), rmsprop (torch RMSprop), rmsproptf (timm's TensorFlow-style
+    /// RMSprop), lamb (timm's Lamb: trust ratio, global grad-norm clip). 1-D parameters
+    /// (biases, norms) get no weight decay, as timm's param_groups_weight_decay.
+    #[arg(long, visible_alias = "opt", default_value = "adamw")]
     pub optimizer: OptimizerKind,
+    /// Momentum of sgd, rmsprop and rmsproptf (0 = none).
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f64,
+    /// Nesterov momentum for sgd (timm's `--opt sgd` is Nesterov; here it is this flag).
     #[arg(long)]
     pub nesterov: bool,
+    /// L2 weight decay (decoupled for adamw, inside the trust ratio for lamb); none on 1-D
+    /// parameters.
     #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
     pub weight_decay: f64,
-    /// cosine or constant.
-    #[arg(long, default_value = "cosine", value_parser = parse_schedule)]
+    /// step, multistep, exponential, cosine, cosine-restarts (SGDR), onecycle, poly or constant,
+    /// after a linear warm-up of --warmup-epochs.
+    #[arg(long, default_value = "cosine")]
     pub schedule: ScheduleKind,
+    /// Linear warm-up from --warmup-lr to --lr, in epochs (fractions allowed), before the
+    /// schedule starts; cut to half the run when longer.
     #[arg(long, default_value_t = TrainConfig::default().warmup_epochs)]
     pub warmup_epochs: f64,
+    /// Label smoothing ε: targets 1 − ε + ε/K and ε/K (for ce and bce).
     #[arg(long, default_value_t = 0.0)]
     pub label_smoothing: f32,
+    #[command(flatten)]
+    pub optim: OptimArgs,
     /// Random-crop padding in pixels (0 = no random crop).
     #[arg(long, default_value_t = 0)]
     pub crop_padding: usize,
@@ -78,19 +95,9 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-fn parse_schedule(s: &str) -> Result<ScheduleKind, String> {
-    match s {
-        "cosine" => Ok(ScheduleKind::Cosine),
-        "constant" => Ok(ScheduleKind::Constant),
-        other => Err(format!(
-            "unknown schedule '{other}'; valid: cosine, constant"
-        )),
-    }
-}
-
 pub fn run(a: TrainArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
-    let cfg = TrainConfig {
+    let mut cfg = TrainConfig {
         model: kestrel_models::find(&a.model)?.name.to_string(),
         epochs: a.epochs,
         batch_size: a.batch_size,
@@ -113,7 +120,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
             (None, Some(file)) => Some(Recipe::from_file(file)?),
             (None, None) => None,
         },
+        ..TrainConfig::default()
     };
+    a.optim.apply(&mut cfg);
     let splits = a.data.open()?;
     let out = a
         .out
