@@ -1,21 +1,46 @@
 //! The fast inference engine: a flat list of fused NHWC ops over kestrel-kernels, built once
 //! from a model (see [`crate::lower`]) and run many times.
 //!
+//! Lowering produces a [`Graph`]: the fused ops with plain (BN-folded, unpacked OIHW) weights,
+//! which exporters read. [`Engine::new`] packs its weights for the kernels.
+//!
 //! Every activation lives in a buffer from a per-engine arena. A buffer goes back to the arena
 //! after the last op that reads it, and the arena keeps its buffers between runs, so after the
 //! first image of a given shape a run allocates nothing and touches no fresh pages.
 
 use std::sync::Mutex;
 
-use kestrel_kernels::{pool2d, Act, Conv2d};
+use kestrel_kernels::{pool2d, Act, Conv2d, ConvGeometry};
 
 /// An activation tensor of the graph, NHWC.
 pub type Value = usize;
 
-pub(crate) enum Op {
+/// A convolution (or linear layer, as a 1×1 conv) before packing: BN already folded in.
+#[derive(Clone, Debug)]
+pub struct ConvSpec {
+    pub geom: ConvGeometry,
+    /// OIHW: `[out, in/groups, kh, kw]`.
+    pub weight: Vec<f32>,
+    /// One per output channel.
+    pub bias: Vec<f32>,
+    pub act: Act,
+}
+
+impl ConvSpec {
+    pub fn new(geom: ConvGeometry, weight: Vec<f32>, bias: Option<Vec<f32>>, act: Act) -> Self {
+        let bias = bias.unwrap_or_else(|| vec![0.0; geom.out_ch]);
+        ConvSpec { geom, weight, bias, act }
+    }
+    fn pack(&self) -> Conv2d {
+        Conv2d::new(self.geom, &self.weight, Some(&self.bias), self.act)
+    }
+}
+
+/// One fused op; `C` is the conv's form ([`ConvSpec`] in a [`Graph`], packed in an [`Engine`]).
+pub enum Op<C> {
     /// `out = act(conv(x) + bias [+ residual])` (or `act(..) + residual` when `add_after_act`).
     Conv {
-        conv: Conv2d,
+        conv: C,
         x: Value,
         residual: Option<Value>,
         add_after_act: bool,
@@ -52,20 +77,68 @@ pub(crate) enum Op {
     /// Squeeze-and-excitation in place: `x · gate(expand(act(reduce(mean(x)))))`, where
     /// `reduce` and `expand` are 1×1 convs that carry their activations.
     SqueezeExcite {
-        reduce: Conv2d,
-        expand: Conv2d,
+        reduce: C,
+        expand: C,
         x: Value,
         out: Value,
     },
     /// ECA in place: `x · sigmoid(conv1d_k(mean(x)))`, the 1-D conv across channels run as a
     /// `1 × k` conv over the pooled channel row (its activation is the sigmoid).
-    Eca { conv: Conv2d, x: Value, out: Value },
+    Eca { conv: C, x: Value, out: Value },
     /// `out = act(a + b)`, in place on `a`.
     AddAct { a: Value, b: Value, act: Act, out: Value },
 }
 
-impl Op {
-    fn inputs(&self) -> Vec<Value> {
+impl<C> Op<C> {
+    /// The same op with its convs converted by `f`.
+    fn map_conv<D>(&self, f: impl Fn(&C) -> D) -> Op<D> {
+        match self {
+            Op::Conv { conv, x, residual, add_after_act, out } => Op::Conv {
+                conv: f(conv),
+                x: *x,
+                residual: *residual,
+                add_after_act: *add_after_act,
+                out: *out,
+            },
+            Op::MaxPool { kernel, stride, pad, x, out } => Op::MaxPool {
+                kernel: *kernel,
+                stride: *stride,
+                pad: *pad,
+                x: *x,
+                out: *out,
+            },
+            Op::GlobalAvgPool { x, out } => Op::GlobalAvgPool { x: *x, out: *out },
+            Op::AvgPool { kernel, stride, x, out } => Op::AvgPool {
+                kernel: *kernel,
+                stride: *stride,
+                x: *x,
+                out: *out,
+            },
+            Op::AdaptiveAvgPool { out_hw, x, out } => Op::AdaptiveAvgPool {
+                out_hw: *out_hw,
+                x: *x,
+                out: *out,
+            },
+            Op::FlattenNchw { x, out } => Op::FlattenNchw { x: *x, out: *out },
+            Op::LayerNorm { weight, bias, eps, x, out } => Op::LayerNorm {
+                weight: weight.clone(),
+                bias: bias.clone(),
+                eps: *eps,
+                x: *x,
+                out: *out,
+            },
+            Op::SqueezeExcite { reduce, expand, x, out } => Op::SqueezeExcite {
+                reduce: f(reduce),
+                expand: f(expand),
+                x: *x,
+                out: *out,
+            },
+            Op::Eca { conv, x, out } => Op::Eca { conv: f(conv), x: *x, out: *out },
+            Op::AddAct { a, b, act, out } => Op::AddAct { a: *a, b: *b, act: *act, out: *out },
+        }
+    }
+
+    pub fn inputs(&self) -> Vec<Value> {
         match self {
             Op::Conv { x, residual, .. } => std::iter::once(*x).chain(*residual).collect(),
             Op::MaxPool { x, .. }
@@ -79,18 +152,37 @@ impl Op {
             Op::AddAct { a, b, .. } => vec![*a, *b],
         }
     }
+    /// The value the op defines.
+    pub fn output(&self) -> Value {
+        match self {
+            Op::Conv { out, .. }
+            | Op::MaxPool { out, .. }
+            | Op::GlobalAvgPool { out, .. }
+            | Op::AvgPool { out, .. }
+            | Op::AdaptiveAvgPool { out, .. }
+            | Op::FlattenNchw { out, .. }
+            | Op::LayerNorm { out, .. }
+            | Op::SqueezeExcite { out, .. }
+            | Op::Eca { out, .. }
+            | Op::AddAct { out, .. } => *out,
+        }
+    }
+
     /// The input whose buffer the op writes in place, if any.
-    fn in_place(&self) -> Option<Value> {
+    pub fn in_place(&self) -> Option<Value> {
         match self {
             Op::LayerNorm { x, .. } | Op::SqueezeExcite { x, .. } | Op::Eca { x, .. } => Some(*x),
             Op::AddAct { a, .. } => Some(*a),
             _ => None,
         }
     }
-    pub(crate) fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str
+    where
+        C: HasGeometry,
+    {
         match self {
-            Op::Conv { conv, .. } if conv.geom.is_depthwise() => "depthwise conv",
-            Op::Conv { conv, .. } if conv.geom.kernel == [1, 1] => "1x1 conv / linear",
+            Op::Conv { conv, .. } if conv.geometry().is_depthwise() => "depthwise conv",
+            Op::Conv { conv, .. } if conv.geometry().kernel == [1, 1] => "1x1 conv / linear",
             Op::Conv { .. } => "conv",
             Op::MaxPool { .. } => "max pool",
             Op::GlobalAvgPool { .. } | Op::AvgPool { .. } | Op::AdaptiveAvgPool { .. } => {
@@ -104,9 +196,24 @@ impl Op {
     }
 }
 
-/// Builds an engine op by op; values are numbered in creation order.
+/// Both forms of a conv know their geometry.
+pub trait HasGeometry {
+    fn geometry(&self) -> &ConvGeometry;
+}
+impl HasGeometry for ConvSpec {
+    fn geometry(&self) -> &ConvGeometry {
+        &self.geom
+    }
+}
+impl HasGeometry for Conv2d {
+    fn geometry(&self) -> &ConvGeometry {
+        &self.geom
+    }
+}
+
+/// Builds a graph op by op; values are numbered in creation order.
 pub struct GraphBuilder {
-    ops: Vec<Op>,
+    ops: Vec<Op<ConvSpec>>,
     next_value: usize,
     in_ch: usize,
 }
@@ -129,13 +236,13 @@ impl GraphBuilder {
         self.next_value - 1
     }
 
-    fn push(&mut self, make: impl FnOnce(Value) -> Op) -> Value {
+    fn push(&mut self, make: impl FnOnce(Value) -> Op<ConvSpec>) -> Value {
         let out = self.fresh();
         self.ops.push(make(out));
         out
     }
 
-    pub fn conv(&mut self, x: Value, conv: Conv2d) -> Value {
+    pub fn conv(&mut self, x: Value, conv: ConvSpec) -> Value {
         self.push(|out| Op::Conv {
             conv,
             x,
@@ -149,7 +256,7 @@ impl GraphBuilder {
     pub fn conv_residual(
         &mut self,
         x: Value,
-        conv: Conv2d,
+        conv: ConvSpec,
         residual: Value,
         add_after_act: bool,
     ) -> Value {
@@ -198,7 +305,7 @@ impl GraphBuilder {
         })
     }
 
-    pub fn squeeze_excite(&mut self, x: Value, reduce: Conv2d, expand: Conv2d) -> Value {
+    pub fn squeeze_excite(&mut self, x: Value, reduce: ConvSpec, expand: ConvSpec) -> Value {
         self.push(|out| Op::SqueezeExcite {
             reduce,
             expand,
@@ -207,7 +314,7 @@ impl GraphBuilder {
         })
     }
 
-    pub fn eca(&mut self, x: Value, conv: Conv2d) -> Value {
+    pub fn eca(&mut self, x: Value, conv: ConvSpec) -> Value {
         self.push(|out| Op::Eca { conv, x, out })
     }
 
@@ -215,8 +322,9 @@ impl GraphBuilder {
         self.push(|out| Op::AddAct { a, b, act, out })
     }
 
-    /// Finishes the graph with `output` as its `[n, 1, 1, classes]` result.
-    pub fn finish(self, output: Value) -> Result<Engine, String> {
+    /// Finishes the graph with `output` as its `[n, 1, 1, classes]` result, checking that no op
+    /// writes in place a value that a later op still reads.
+    pub fn finish(self, output: Value) -> Result<Graph, String> {
         let n_values = self.next_value;
         let mut last_use = vec![usize::MAX; n_values];
         for (i, op) in self.ops.iter().enumerate() {
@@ -234,15 +342,21 @@ impl GraphBuilder {
                 }
             }
         }
-        Ok(Engine {
+        Ok(Graph {
             ops: self.ops,
-            last_use,
             in_ch: self.in_ch,
             output,
             n_values,
-            arena: Mutex::new(Arena::default()),
         })
     }
+}
+
+/// A lowered model: fused ops with plain weights. Value 0 is the NHWC input.
+pub struct Graph {
+    pub ops: Vec<Op<ConvSpec>>,
+    pub in_ch: usize,
+    pub output: Value,
+    pub n_values: usize,
 }
 
 #[derive(Default)]
@@ -251,7 +365,8 @@ struct Arena {
 }
 
 impl Arena {
-    /// A buffer of exactly `len` elements, reusing the smallest free one that fits.
+    /// A buffer of exactly `len` elements, reusing the smallest free one that fits. Its
+    /// contents are stale: every op writes all of its output.
     fn take(&mut self, len: usize) -> Vec<f32> {
         let best = self
             .free
@@ -260,14 +375,17 @@ impl Arena {
             .filter(|(_, b)| b.capacity() >= len)
             .min_by_key(|(_, b)| b.capacity())
             .map(|(i, _)| i);
-        let mut buf = match best {
-            Some(i) => self.free.swap_remove(i),
-            None => Vec::with_capacity(len),
-        };
-        // SAFETY-free resize: contents are overwritten by the op that takes the buffer.
-        buf.resize(len, 0.0);
-        buf.truncate(len);
-        buf
+        match best {
+            Some(i) => {
+                let mut buf = self.free.swap_remove(i);
+                // SAFETY: every arena buffer was created zero-filled to its full capacity
+                // (below), so all `len <= capacity` elements are initialised f32 values.
+                unsafe { buf.set_len(len) };
+                buf
+            }
+            // Zero-filled to capacity, which is `len`: the invariant above.
+            None => vec![0.0; len],
+        }
     }
     fn give(&mut self, buf: Vec<f32>) {
         self.free.push(buf);
@@ -276,7 +394,7 @@ impl Arena {
 
 /// A model compiled for the fast path.
 pub struct Engine {
-    ops: Vec<Op>,
+    ops: Vec<Op<Conv2d>>,
     last_use: Vec<usize>,
     in_ch: usize,
     output: Value,
@@ -307,6 +425,24 @@ pub struct Profile {
 }
 
 impl Engine {
+    /// Packs the graph's weights for the kernels.
+    pub fn new(graph: &Graph) -> Engine {
+        let mut last_use = vec![usize::MAX; graph.n_values];
+        for (i, op) in graph.ops.iter().enumerate() {
+            for v in op.inputs() {
+                last_use[v] = i;
+            }
+        }
+        Engine {
+            ops: graph.ops.iter().map(|op| op.map_conv(ConvSpec::pack)).collect(),
+            last_use,
+            in_ch: graph.in_ch,
+            output: graph.output,
+            n_values: graph.n_values,
+            arena: Mutex::new(Arena::default()),
+        }
+    }
+
     pub fn in_channels(&self) -> usize {
         self.in_ch
     }

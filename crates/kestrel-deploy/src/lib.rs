@@ -11,8 +11,8 @@ pub mod engine;
 pub mod fold;
 pub mod lower;
 
-pub use engine::Engine;
-pub use lower::{lower, Unsupported};
+pub use engine::{ConvSpec, Engine, Graph, Op};
+pub use lower::{lower, lower_graph, Unsupported};
 
 use burn::prelude::*;
 use burn::tensor::TensorData;

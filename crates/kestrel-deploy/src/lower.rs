@@ -9,13 +9,13 @@ use burn::module::Param;
 use burn::nn::conv::Conv2d as BurnConv;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
-use kestrel_kernels::{Act, Conv2d, ConvGeometry};
+use kestrel_kernels::{Act, ConvGeometry};
 use kestrel_models::attention::BlockAttention;
 use kestrel_models::mbconv::{self, MbBlock};
 use kestrel_models::sequential::{HeadLayer, Layer as SeqLayer};
 use kestrel_models::{attention, convnext, efficientnet, lenet, mobilenet, regnet, resnet, Model};
 
-use crate::engine::{Engine, GraphBuilder, Value};
+use crate::engine::{ConvSpec, Engine, Graph, GraphBuilder, Value};
 use crate::fold::{fold_bn, FoldedConv};
 
 /// Why a model cannot take the fast path.
@@ -93,17 +93,17 @@ fn raw_conv(conv: &BurnConv) -> FoldedConv {
 }
 
 /// conv [+ BN] → a kernel conv with `act`.
-fn conv_bn(conv: &BurnConv, bn: Option<&BatchNorm>, act: Act, padding: Padding) -> Result<Conv2d> {
+fn conv_bn(conv: &BurnConv, bn: Option<&BatchNorm>, act: Act, padding: Padding) -> Result<ConvSpec> {
     let geom = geometry(conv, padding)?;
     let f = match bn {
         Some(bn) => fold_bn(raw_conv(conv), bn, geom.out_ch),
         None => raw_conv(conv),
     };
-    Ok(Conv2d::new(geom, &f.weight, f.bias.as_deref(), act))
+    Ok(ConvSpec::new(geom, f.weight, f.bias, act))
 }
 
 /// A burn `Linear` (`[in, out]`) as a 1×1 conv, with an optional per-output scale folded in.
-fn linear(l: &Linear, act: Act, scale: Option<&[f32]>) -> Conv2d {
+fn linear(l: &Linear, act: Act, scale: Option<&[f32]>) -> ConvSpec {
     let [d_in, d_out] = l.weight.dims();
     let w = values(&l.weight);
     let mut oihw = vec![0f32; d_in * d_out];
@@ -116,7 +116,7 @@ fn linear(l: &Linear, act: Act, scale: Option<&[f32]>) -> Conv2d {
     if let Some(s) = scale {
         bias.iter_mut().zip(s).for_each(|(b, s)| *b *= s);
     }
-    Conv2d::new(
+    ConvSpec::new(
         ConvGeometry {
             in_ch: d_in,
             out_ch: d_out,
@@ -127,14 +127,19 @@ fn linear(l: &Linear, act: Act, scale: Option<&[f32]>) -> Conv2d {
             groups: 1,
             tf_same: false,
         },
-        &oihw,
-        Some(&bias),
+        oihw,
+        Some(bias),
         act,
     )
 }
 
 /// Compiles `model` for the fast path.
 pub fn lower(model: &Model, in_ch: usize) -> Result<Engine> {
+    Ok(Engine::new(&lower_graph(model, in_ch)?))
+}
+
+/// Lowers `model` to fused ops with plain, BN-folded weights (what exporters read).
+pub fn lower_graph(model: &Model, in_ch: usize) -> Result<Graph> {
     let (mut g, x) = GraphBuilder::new(in_ch);
     let out = match model {
         Model::ResNet(m) => lower_resnet(&mut g, x, m)?,
@@ -214,7 +219,7 @@ fn lower_resnet(g: &mut GraphBuilder, x: Value, m: &resnet::ResNet) -> Result<Va
                         };
                         let w = values(&eca.conv.weight);
                         let b = eca.conv.bias.as_ref().map(values);
-                        g.eca(y, Conv2d::new(geom, &w, b.as_deref(), Act::Sigmoid))
+                        g.eca(y, ConvSpec::new(geom, w, b, Act::Sigmoid))
                     }
                     BlockAttention::Cbam(_) => {
                         return Err(Unsupported("CBAM block attention".into()))
@@ -382,7 +387,7 @@ fn lower_convnext(g: &mut GraphBuilder, x: Value, m: &convnext::ConvNeXt) -> Res
                         crate::fold::scale_outputs(&mut f, gm);
                     }
                     let geom = geometry(f2, Padding::AsBuilt)?;
-                    (c1, Conv2d::new(geom, &f.weight, f.bias.as_deref(), Act::Identity))
+                    (c1, ConvSpec::new(geom, f.weight, f.bias, Act::Identity))
                 }
                 _ => return Err(Unsupported("mixed ConvNeXt MLP projections".into())),
             };
