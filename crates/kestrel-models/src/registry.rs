@@ -2,7 +2,7 @@
 //! eval preprocessing. `kestrel models` prints this table.
 
 use burn::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alexnet::AlexNetConfig;
 use crate::attention::AttnKind;
@@ -22,15 +22,25 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 pub const MNIST_MEAN: [f32; 1] = [0.1307];
 pub const MNIST_STD: [f32; 1] = [0.3081];
 
-/// Eval-time preprocessing in timm's terms (`pretrained_cfg`).
-#[derive(Clone, Debug, Serialize)]
+/// Eval-time preprocessing in timm's terms (the data keys of `pretrained_cfg`, what
+/// `resolve_data_config` returns). Checkpoints store it, so it is owned and serialisable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataConfig {
     /// (channels, height, width) the model expects.
     pub input_size: [usize; 3],
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
-    pub crop_pct: f32,
-    pub interpolation: &'static str,
+    pub crop_pct: f64,
+    /// A resampling filter name: nearest, bilinear, bicubic, box, hamming, lanczos.
+    pub interpolation: String,
+    /// timm's `crop_mode` (center, squash, border) or kestrel's `pad` (see kestrel-data's
+    /// `CropMode`).
+    #[serde(default = "center")]
+    pub crop_mode: String,
+}
+
+fn center() -> String {
+    "center".into()
 }
 
 #[derive(Clone, Debug)]
@@ -64,13 +74,16 @@ impl ModelSpec {
     }
 }
 
+/// LeNet-5 as in LeCun et al. 1998: 28×28 digits centred in a 32×32 field (crop_mode "pad"
+/// pads smaller images and first resizes larger ones to 28×28), MNIST mean/std.
 fn mnist_32() -> DataConfig {
     DataConfig {
         input_size: [1, 32, 32],
         mean: MNIST_MEAN.to_vec(),
         std: MNIST_STD.to_vec(),
-        crop_pct: 1.0,
-        interpolation: "bilinear",
+        crop_pct: 0.875,
+        interpolation: "bilinear".into(),
+        crop_mode: "pad".into(),
     }
 }
 
@@ -80,7 +93,8 @@ fn cifar_32() -> DataConfig {
         mean: vec![0.4914, 0.4822, 0.4465],
         std: vec![0.2470, 0.2435, 0.2616],
         crop_pct: 1.0,
-        interpolation: "bilinear",
+        interpolation: "bilinear".into(),
+        crop_mode: center(),
     }
 }
 
@@ -92,14 +106,15 @@ fn imagenet_224() -> DataConfig {
         mean: IMAGENET_MEAN.to_vec(),
         std: IMAGENET_STD.to_vec(),
         crop_pct: 0.875,
-        interpolation: "bilinear",
+        interpolation: "bilinear".into(),
+        crop_mode: center(),
     }
 }
 
 /// timm's default for its MobileNet weights: 224 px, crop 0.875, bicubic, ImageNet statistics.
 fn imagenet_224_bicubic() -> DataConfig {
     DataConfig {
-        interpolation: "bicubic",
+        interpolation: "bicubic".into(),
         ..imagenet_224()
     }
 }
@@ -189,7 +204,8 @@ macro_rules! imagenet_data {
             mean: IMAGENET_MEAN.to_vec(),
             std: IMAGENET_STD.to_vec(),
             crop_pct: $crop,
-            interpolation: $interp,
+            interpolation: $interp.into(),
+            crop_mode: center(),
         }
     };
     ($size:literal, $crop:literal, $interp:literal, $mean:expr, $std:expr) => {
@@ -198,7 +214,8 @@ macro_rules! imagenet_data {
             mean: $mean.to_vec(),
             std: $std.to_vec(),
             crop_pct: $crop,
-            interpolation: $interp,
+            interpolation: $interp.into(),
+            crop_mode: center(),
         }
     };
 }

@@ -1,6 +1,7 @@
 //! kestrel-train: losses, optimizers, schedules, the training loop and checkpoints.
 
 pub mod checkpoint;
+pub mod data_config;
 pub mod error;
 pub mod infer;
 pub mod loss;

@@ -11,7 +11,6 @@ use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use kestrel_data::loader::{mix_seed, Loader, LoaderConfig, Sampler};
 use kestrel_data::mixup::Mixup;
-use kestrel_data::preprocess::{Preprocess, RandomCropFlip};
 use kestrel_data::recipe::{Recipe, TrainTransform};
 use kestrel_data::splits::Splits;
 use kestrel_data::SampleTransform;
@@ -19,7 +18,8 @@ use kestrel_models::{BuildOptions, Model};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Checkpoint, CheckpointMeta};
+use crate::checkpoint::{Checkpoint, CheckpointMeta, FORMAT};
+use crate::data_config::{basic_train_transform, eval_transform, resolve_data_config};
 use crate::error::TrainError;
 use crate::infer::{batch_to_tensor, predict};
 use crate::loss::{smoothed_one_hot, soft_cross_entropy, targets_tensor};
@@ -100,32 +100,6 @@ pub struct TrainOutcome {
     pub skipped_images: usize,
 }
 
-/// The eval preprocessing for `model_name` on images shaped like `sample`: convert channels,
-/// then pad (when the image is smaller by an even margin, as 28 → 32 for LeNet) or resize.
-pub fn preprocess_for(
-    model_name: &str,
-    sample_hw: (usize, usize),
-) -> Result<Preprocess, TrainError> {
-    let spec = kestrel_models::find(model_name)?;
-    let dc = spec.data_config();
-    let [c, h, w] = dc.input_size;
-    let (sh, sw) = sample_hw;
-    // Images the size of the training set are padded (28 → 32 for LeNet, as in the paper); any
-    // other size is first resized to the training size, so predict takes any image.
-    let (resize, pad) = if sh <= h && sw <= w && h - sh == w - sw && (h - sh) % 2 == 0 {
-        (Some([sh, sw]), (h - sh) / 2)
-    } else {
-        (Some([h, w]), 0)
-    };
-    Ok(Preprocess {
-        channels: c,
-        resize,
-        pad,
-        mean: dc.mean.clone(),
-        std: dc.std.clone(),
-    })
-}
-
 fn loader(
     splits_part: Arc<dyn kestrel_data::Dataset>,
     transform: Arc<dyn SampleTransform>,
@@ -184,39 +158,31 @@ pub fn train(
     }
     let spec = kestrel_models::find(&cfg.model)?;
     let num_classes = splits.class_names.len();
-    let first = first_sample(splits, cfg.skip_bad_images)?;
-    let preprocess = preprocess_for(spec.name, (first.image.height, first.image.width))?;
-    let (train_tf, eval_tf, mixup, in_chans): (
-        Arc<dyn SampleTransform>,
-        Arc<dyn SampleTransform>,
-        Option<Mixup>,
-        usize,
-    ) = match &cfg.recipe {
+    // Fail on an unreadable training set before building the model.
+    first_sample(splits, cfg.skip_bad_images)?;
+    let data_config = resolve_data_config(spec, cfg.recipe.as_ref());
+    // As timm: the model fixes the input size; a recipe brings the augmentations.
+    let recipe = cfg.recipe.clone().map(|r| Recipe {
+        input_size: data_config.input_size,
+        ..r
+    });
+    let (train_tf, mixup): (Arc<dyn SampleTransform>, Option<Mixup>) = match &recipe {
         Some(recipe) => {
-            // As timm: the model fixes the input size; the recipe brings the augmentations.
-            let mut recipe = recipe.clone();
-            recipe.input_size = spec.data_config().input_size;
-            let recipe = &recipe;
             let train_tf = TrainTransform::from_recipe(recipe)?;
             let mixup = train_tf.mixup(num_classes)?;
-            (
-                Arc::new(train_tf),
-                Arc::new(recipe.eval_transform()?),
-                mixup,
-                recipe.input_size[0],
-            )
+            (Arc::new(train_tf), mixup)
         }
         None => (
-            Arc::new(RandomCropFlip {
-                base: preprocess.clone(),
-                crop_padding: cfg.crop_padding,
-                hflip: cfg.hflip,
-            }),
-            Arc::new(preprocess.clone()),
+            Arc::new(basic_train_transform(
+                &data_config,
+                cfg.crop_padding,
+                cfg.hflip,
+            )?),
             None,
-            preprocess.channels,
         ),
     };
+    let eval_tf: Arc<dyn SampleTransform> = Arc::new(eval_transform(&data_config)?);
+    let in_chans = data_config.input_size[0];
 
     device.seed(cfg.seed);
     let train_device = device.clone().autodiff();
@@ -358,16 +324,13 @@ pub fn train(
         if val_acc > best.1 {
             best = (epoch, val_acc);
             let meta = CheckpointMeta {
-                format: "kestrel-checkpoint-v1".into(),
+                format: FORMAT.into(),
                 model: spec.name.into(),
                 num_classes,
                 in_chans,
                 class_names: splits.class_names.clone(),
-                preprocess: preprocess.clone(),
-                recipe: cfg.recipe.clone().map(|mut r| {
-                    r.input_size = spec.data_config().input_size;
-                    r
-                }),
+                data_config: data_config.clone(),
+                recipe: recipe.clone(),
                 train_config: serde_json::to_value(cfg).expect("config serialises"),
                 epoch,
                 val_accuracy: Some(val_acc),

@@ -1,4 +1,5 @@
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -100,7 +101,7 @@ pub fn evaluate_checkpoint(
         skip_bad_images,
         sampler: Sampler::Sequential,
     };
-    let loader = Loader::new(dataset.clone(), ckpt.meta.eval_transform()?, cfg)?;
+    let loader = Loader::new(dataset.clone(), Arc::new(ckpt.meta.eval_transform()?), cfg)?;
     let preds = predict(&model, &loader, device)?;
     let mut report = EvalReport::compute(&preds.labels, &preds.probs, &ckpt.meta.class_names)?;
     report.skipped_images = Some(skipped_before + loader.skipped());

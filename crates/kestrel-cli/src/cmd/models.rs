@@ -46,8 +46,9 @@ struct Row {
     input_size: [usize; 3],
     mean: Vec<f32>,
     std: Vec<f32>,
-    crop_pct: f32,
-    interpolation: &'static str,
+    crop_pct: f64,
+    interpolation: String,
+    crop_mode: String,
 }
 
 /// Cache file keyed by the binary's build (size and mtime), so a rebuilt model recounts.
@@ -128,6 +129,7 @@ pub fn run(a: ModelsArgs) -> Result<()> {
             std: dc.std,
             crop_pct: dc.crop_pct,
             interpolation: dc.interpolation,
+            crop_mode: dc.crop_mode,
         });
     }
     if dirty {

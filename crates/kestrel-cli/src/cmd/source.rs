@@ -9,10 +9,10 @@ use anyhow::{bail, Context, Result};
 use burn::prelude::Device;
 use clap::Args;
 use kestrel_data::imagenet::imagenet_class_names;
-use kestrel_data::transforms::{EvalTransform, Interpolation};
 use kestrel_data::SampleTransform;
 use kestrel_models::weights::{load_weights, parse_remap_file, LoadOptions, WeightsLayout};
 use kestrel_models::{BuildOptions, Model};
+use kestrel_train::data_config::{eval_transform, resolve_data_config};
 use kestrel_train::Checkpoint;
 
 #[derive(Args, Debug, Clone)]
@@ -55,7 +55,7 @@ pub fn load(args: &ModelSourceArgs, device: &Device) -> Result<LoadedModel> {
         return Ok(LoadedModel {
             name: ckpt.meta.model.clone(),
             model,
-            transform: ckpt.meta.eval_transform()?,
+            transform: Arc::new(ckpt.meta.eval_transform()?),
             class_names: ckpt.meta.class_names.clone(),
             input_size: ckpt.meta.input_size(),
         });
@@ -64,7 +64,7 @@ pub fn load(args: &ModelSourceArgs, device: &Device) -> Result<LoadedModel> {
         bail!("give either --checkpoint DIR, or --model NAME (with --weights FILE)");
     };
     let spec = kestrel_models::find(name)?;
-    let dc = spec.data_config();
+    let dc = resolve_data_config(spec, None);
     let num_classes = args.num_classes.unwrap_or(spec.default_num_classes);
     let opts = BuildOptions {
         num_classes,
@@ -97,16 +97,7 @@ pub fn load(args: &ModelSourceArgs, device: &Device) -> Result<LoadedModel> {
             }
         }
     }
-    let [c, h, w] = dc.input_size;
-    let interpolation: Interpolation = dc.interpolation.parse()?;
-    let transform = EvalTransform::from_model_config(
-        (c, h, w),
-        dc.crop_pct as f64,
-        interpolation,
-        &dc.mean,
-        &dc.std,
-        "center",
-    )?;
+    let transform = eval_transform(&dc)?;
     let class_names = match &args.class_names {
         Some(f) => {
             let text = std::fs::read_to_string(f)
