@@ -17,8 +17,10 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn timm_eval_tensor() -> Vec<f32> {
-    let img = image::open(fixture("out_275_eval_image.png"))
+/// A committed timm `transforms_imagenet_eval` output (before `ToTensor`), normalised with
+/// ImageNet's mean/std: out_275 is 224 px crop 0.95 bicubic, out_276 224 px crop 0.875 bilinear.
+fn timm_eval_tensor(file: &str) -> Vec<f32> {
+    let img = image::open(fixture(file))
         .unwrap()
         .to_rgb8();
     assert_eq!(img.dimensions(), (224, 224));
@@ -38,6 +40,11 @@ fn preprocess(source: &[&str], image: &Path, out: &Path) -> (Vec<usize>, Vec<f32
     args.extend_from_slice(&[s(image), "--output", s(out)]);
     kestrel(args).ok();
     read_tensor(out, "input")
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
 }
 
 #[test]
@@ -74,12 +81,8 @@ fn checkpoint_without_recipe_preprocesses_as_timm_and_as_model_weights() {
         &tmp.path().join("ckpt.safetensors"),
     );
     assert_eq!(shape, [1, 3, 224, 224]);
-    let timm = timm_eval_tensor();
-    let worst = from_ckpt
-        .iter()
-        .zip(&timm)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let timm = timm_eval_tensor("out_275_eval_image.png");
+    let worst = max_diff(&from_ckpt, &timm);
     // The u8 images are equal (transforms_parity checks them pixel for pixel); what is left is
     // float rounding of ToTensor/Normalize.
     assert!(worst < 1e-5, "checkpoint vs timm eval: max |diff| {worst}");
@@ -94,4 +97,26 @@ fn checkpoint_without_recipe_preprocesses_as_timm_and_as_model_weights() {
         from_ckpt == from_model,
         "--checkpoint and --model must give the same tensor"
     );
+}
+
+/// A bare timm name uses timm's default tag (resnet50.a1_in1k: crop 0.95, bicubic);
+/// `NAME.TAG` and `tv:NAME` select torchvision's weights' config (crop 0.875, bilinear).
+#[test]
+fn pretrained_tags_select_timm_data_configs() {
+    let tmp = tempdir();
+    let photo = fixture("in_china_large.png");
+    for (model, timm) in [
+        ("resnet50", "out_275_eval_image.png"),
+        ("resnet50.a1_in1k", "out_275_eval_image.png"),
+        ("resnet50.tv_in1k", "out_276_eval_image.png"),
+        ("tv:resnet50", "out_276_eval_image.png"),
+    ] {
+        let (shape, x) = preprocess(&["--model", model], &photo, &tmp.path().join("x.safetensors"));
+        assert_eq!(shape, [1, 3, 224, 224], "{model}");
+        let worst = max_diff(&x, &timm_eval_tensor(timm));
+        assert!(worst < 1e-5, "{model} vs timm ({timm}): max |diff| {worst}");
+    }
+    let out = tmp.path().join("bad.safetensors");
+    kestrel(["preprocess", "--model", "resnet50.nosuchtag", s(&photo), "--output", s(&out)])
+        .fails_cleanly_naming(&["nosuchtag", "a1_in1k", "tv_in1k"]);
 }

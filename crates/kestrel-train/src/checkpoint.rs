@@ -100,6 +100,8 @@ impl PreprocessV1 {
             crop_pct: if p > 0 { h as f64 / (h + 2 * p) as f64 } else { 1.0 },
             interpolation: "bilinear".into(),
             crop_mode: if p > 0 { "pad" } else { "squash" }.into(),
+            test_input_size: None,
+            test_crop_pct: None,
         })
     }
 }
@@ -117,6 +119,8 @@ impl TryFrom<StoredMeta> for CheckpointMeta {
                 crop_pct: r.eval_crop_pct,
                 interpolation: r.eval_interpolation.name().into(),
                 crop_mode: r.eval_crop_mode.as_str().into(),
+                test_input_size: None,
+                test_crop_pct: None,
             },
             (None, Some(p), None) => p.data_config()?,
             (None, None, None) => {

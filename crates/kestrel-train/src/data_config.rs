@@ -9,12 +9,16 @@ use kestrel_models::{DataConfig, ModelSpec};
 
 use crate::error::TrainError;
 
-/// The data config a model is trained and evaluated with. Without a recipe it is the model's
-/// own (its pretrained config, as timm's `resolve_data_config(model=...)`); a recipe brings its
-/// normalisation and eval resize/crop, while the model keeps its input size.
-pub fn resolve_data_config(spec: &ModelSpec, recipe: Option<&Recipe>) -> DataConfig {
-    let model = spec.data_config();
-    match recipe {
+/// The model `name` selects and the data config it is trained and evaluated with. Without a
+/// recipe that is the model's own (the pretrained config of `NAME.TAG`, or of the default tag,
+/// as timm's `resolve_data_config(model=...)`); a recipe brings its normalisation and eval
+/// resize/crop, while the model keeps its input size.
+pub fn resolve_data_config(
+    name: &str,
+    recipe: Option<&Recipe>,
+) -> Result<(&'static ModelSpec, DataConfig), TrainError> {
+    let (spec, model) = kestrel_models::find_pretrained(name)?;
+    let dc = match recipe {
         None => model,
         Some(r) => DataConfig {
             input_size: model.input_size,
@@ -23,8 +27,11 @@ pub fn resolve_data_config(spec: &ModelSpec, recipe: Option<&Recipe>) -> DataCon
             crop_pct: r.eval_crop_pct,
             interpolation: r.eval_interpolation.name().into(),
             crop_mode: r.eval_crop_mode.as_str().into(),
+            test_input_size: None,
+            test_crop_pct: None,
         },
-    }
+    };
+    Ok((spec, dc))
 }
 
 /// The eval transform of a data config: resize (by `crop_pct`), crop, `ToTensor`, `Normalize`.

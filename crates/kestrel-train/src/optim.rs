@@ -23,6 +23,15 @@ impl std::str::FromStr for OptimizerKind {
     }
 }
 
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adamw => "adamw",
+        })
+    }
+}
+
 /// SGD: momentum with no dampening and L2 weight decay added to the gradient, as torch.optim.SGD.
 /// AdamW: decoupled weight decay, eps 1e-8, betas (0.9, 0.999), as torch.optim.AdamW.
 pub fn build(

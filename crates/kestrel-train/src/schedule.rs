@@ -10,6 +10,26 @@ pub enum ScheduleKind {
     Constant,
 }
 
+impl std::str::FromStr for ScheduleKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "cosine" => Ok(ScheduleKind::Cosine),
+            "constant" => Ok(ScheduleKind::Constant),
+            other => Err(format!("unknown schedule '{other}'; valid: cosine, constant")),
+        }
+    }
+}
+
+impl std::fmt::Display for ScheduleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ScheduleKind::Cosine => "cosine",
+            ScheduleKind::Constant => "constant",
+        })
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Schedule {
     pub kind: ScheduleKind,

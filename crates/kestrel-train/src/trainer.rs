@@ -14,6 +14,7 @@ use kestrel_data::mixup::Mixup;
 use kestrel_data::recipe::{Recipe, TrainTransform};
 use kestrel_data::splits::Splits;
 use kestrel_data::SampleTransform;
+use kestrel_eval::EvalReport;
 use kestrel_models::{BuildOptions, Model};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{Checkpoint, CheckpointMeta, FORMAT};
 use crate::data_config::{basic_train_transform, eval_transform, resolve_data_config};
 use crate::error::TrainError;
+use crate::evaluate::{evaluate_checkpoint, EvalOptions};
 use crate::infer::{batch_to_tensor, predict};
 use crate::loss::{smoothed_one_hot, soft_cross_entropy, targets_tensor};
 use crate::optim::{build as build_optimizer, OptimizerKind};
@@ -97,7 +99,11 @@ pub struct TrainOutcome {
     pub best_val_accuracy: f64,
     pub history: Vec<EpochLog>,
     pub seconds: f64,
+    /// Images skipped by the training and validation loaders.
     pub skipped_images: usize,
+    /// The best checkpoint evaluated on the test split (also written to `metrics_path`).
+    pub test_report: EvalReport,
+    pub metrics_path: PathBuf,
 }
 
 fn loader(
@@ -124,8 +130,8 @@ fn loader(
     Ok(Loader::new(splits_part, transform, lc)?)
 }
 
-/// Trains `cfg.model` on `splits`, writing the best checkpoint (by validation accuracy) and
-/// `train_log.jsonl` into `out_dir`.
+/// Trains `cfg.model` on `splits`, writing the best checkpoint (by validation accuracy),
+/// `train_log.jsonl` and the best checkpoint's test-split `metrics.json` into `out_dir`.
 pub fn train(
     cfg: &TrainConfig,
     splits: &Splits,
@@ -133,10 +139,16 @@ pub fn train(
     device: &Device,
     show_progress: bool,
 ) -> Result<TrainOutcome, TrainError> {
-    if cfg.epochs == 0 || cfg.batch_size == 0 {
-        return Err(TrainError::Config(
-            "--epochs and --batch-size must be at least 1".into(),
-        ));
+    let invalid = |field, value: String, reason| TrainError::InvalidField {
+        field,
+        value,
+        reason,
+    };
+    if cfg.epochs == 0 {
+        return Err(invalid("epochs", "0".into(), "must be at least 1"));
+    }
+    if cfg.batch_size == 0 {
+        return Err(invalid("batch_size", "0".into(), "must be at least 1"));
     }
     if splits.train.is_empty() || splits.val.is_empty() {
         return Err(TrainError::Config(format!(
@@ -145,22 +157,16 @@ pub fn train(
         )));
     }
     if !(0.0..1.0).contains(&cfg.label_smoothing) {
-        return Err(TrainError::Config(format!(
-            "--label-smoothing {}: must be in [0, 1)",
-            cfg.label_smoothing
-        )));
+        let value = cfg.label_smoothing.to_string();
+        return Err(invalid("label_smoothing", value, "must be in [0, 1)"));
     }
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        return Err(TrainError::Config(format!(
-            "--lr {}: must be a positive number",
-            cfg.lr
-        )));
+        return Err(invalid("lr", cfg.lr.to_string(), "must be a positive number"));
     }
-    let spec = kestrel_models::find(&cfg.model)?;
+    let (spec, data_config) = resolve_data_config(&cfg.model, cfg.recipe.as_ref())?;
     let num_classes = splits.class_names.len();
     // Fail on an unreadable training set before building the model.
     first_sample(splits, cfg.skip_bad_images)?;
-    let data_config = resolve_data_config(spec, cfg.recipe.as_ref());
     // As timm: the model fixes the input size; a recipe brings the augmentations.
     let recipe = cfg.recipe.clone().map(|r| Recipe {
         input_size: data_config.input_size,
@@ -291,7 +297,9 @@ pub fn train(
 
         let eval_model = model.valid();
         let val = predict(&eval_model, &val_loader, &device.clone())?;
-        let (val_loss, val_acc) = loss_and_accuracy(&val.labels, &val.probs, val.num_classes);
+        let val_loss = kestrel_eval::log_loss(&val.labels, &val.probs, val.num_classes)?;
+        let val_preds = kestrel_eval::argmax_predictions(&val.probs, val.num_classes)?;
+        let val_acc = kestrel_eval::accuracy(&val.labels, &val_preds)?;
         let entry = EpochLog {
             epoch,
             lr,
@@ -341,13 +349,33 @@ pub fn train(
         history.push(entry);
     }
     bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let skipped_in_training = train_loader.skipped() + val_loader.skipped();
+
+    // The best checkpoint on the test split, as `kestrel eval` would report it.
+    let best_checkpoint = Checkpoint::open(out_dir)?;
+    let test = evaluate_checkpoint(
+        &best_checkpoint,
+        splits.test.clone(),
+        &format!("the test split of {}", splits.description),
+        &EvalOptions {
+            batch_size: cfg.batch_size,
+            skip_bad_images: cfg.skip_bad_images,
+            skipped_before: splits.skipped_at_scan + skipped_in_training,
+        },
+        device,
+    )?;
+    let metrics_path = out_dir.join("metrics.json");
+    test.report.write_json(&metrics_path)?;
     Ok(TrainOutcome {
         checkpoint_dir: out_dir.to_path_buf(),
         best_epoch: best.0,
         best_val_accuracy: best.1,
         history,
-        seconds: started.elapsed().as_secs_f64(),
-        skipped_images: train_loader.skipped() + val_loader.skipped(),
+        seconds,
+        skipped_images: skipped_in_training,
+        test_report: test.report,
+        metrics_path,
     })
 }
 
@@ -371,28 +399,6 @@ fn first_sample(
             splits.description
         )),
     })
-}
-
-/// Mean negative log-likelihood and accuracy from probabilities.
-pub fn loss_and_accuracy(labels: &[usize], probs: &[f32], k: usize) -> (f64, f64) {
-    if labels.is_empty() || k == 0 {
-        return (f64::NAN, 0.0);
-    }
-    let mut nll = 0.0f64;
-    let mut correct = 0usize;
-    for (i, &y) in labels.iter().enumerate() {
-        let row = &probs[i * k..(i + 1) * k];
-        nll -= (row[y].max(1e-12) as f64).ln();
-        let argmax = row
-            .iter()
-            .enumerate()
-            .fold(0, |best, (j, &p)| if p > row[best] { j } else { best });
-        correct += (argmax == y) as usize;
-    }
-    (
-        nll / labels.len() as f64,
-        correct as f64 / labels.len() as f64,
-    )
 }
 
 fn progress_bar(show: bool, total: u64) -> ProgressBar {

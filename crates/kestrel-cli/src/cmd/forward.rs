@@ -6,7 +6,7 @@ use burn::tensor::TensorData;
 use clap::Args;
 
 use super::source::{load, ModelSourceArgs};
-use super::tensors::{read_f32, write_f32};
+use kestrel_models::tensor_file::{read_f32, write_f32};
 use crate::device::{parse_device, DEVICE_HELP};
 
 /// Runs a raw NCHW tensor through a model in eval mode.
@@ -38,7 +38,7 @@ pub fn run(a: ForwardArgs) -> Result<()> {
             shape.len()
         );
     }
-    let want_c = loaded.input_size[0];
+    let want_c = loaded.input_size()[0];
     if shape[1] != want_c {
         bail!(
             "{}: tensor 'input' has {} channels (shape {shape:?}); {} expects {want_c}",

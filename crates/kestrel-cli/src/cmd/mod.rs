@@ -8,5 +8,4 @@ pub mod models;
 pub mod predict;
 pub mod preprocess;
 pub mod source;
-pub mod tensors;
 pub mod train;
