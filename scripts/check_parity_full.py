@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Developer-only full-size parity (not CI): writes timm/torchvision fixtures for full-size
-default variants into the git-ignored folder .parity/<name>/ with ../shared/tools/make_parity.py,
+default variants into the git-ignored folder .parity/<name>/ with scripts/make_parity.py,
 then runs the ignored Rust tests that compare kestrel's logits against them (every test whose
 name contains `full_parity`: tests/full_parity.rs checks every registered model with a fixture,
 tests/full_parity_mobilenet_shufflenet_vgg.rs the torchvision `tv_*` folders, and
@@ -118,7 +118,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*", help="make_parity.py names, or NAME+SUFFIX of a WRAPPED entry "
                     "(default: everything in FULL and WRAPPED)")
-    ap.add_argument("--parity-tool", default=os.path.join(ROOT, "..", "shared", "tools", "make_parity.py"))
+    ap.add_argument("--parity-tool", default=os.path.join(HERE, "make_parity.py"))
     ap.add_argument("--no-test", action="store_true", help="only write the fixtures")
     ap.add_argument("--fp64-only", action="store_true",
                     help="only (re)write reference_fp64.safetensors for existing fixtures")

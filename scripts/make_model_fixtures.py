@@ -3,11 +3,11 @@
 
 Needs torch, torchvision, timm and safetensors (developer machines only; CI reads the committed
 files). Each fixture is a shrunk timm model (few channels, one block per stage, 10 classes, 32 px)
-built by ../shared/tools/make_parity.py, which perturbs BN statistics and zero-initialised
+built by scripts/make_parity.py, which perturbs BN statistics and zero-initialised
 branches so that a wrong block cannot match. For weight-import tests we also save one model's
 state_dict as PyTorch .pth files (zip and legacy formats, bare and nested under 'state_dict').
 
-Usage: python3 scripts/make_model_fixtures.py [--parity-tool ../shared/tools/make_parity.py] [--only NAME ...]
+Usage: python3 scripts/make_model_fixtures.py [--parity-tool scripts/make_parity.py] [--only NAME ...]
 """
 import argparse, json, os, subprocess, sys
 
@@ -113,7 +113,7 @@ TIMM_TINY = [
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--parity-tool", default=os.path.join(ROOT, "..", "shared", "tools", "make_parity.py"))
+    ap.add_argument("--parity-tool", default=os.path.join(HERE, "make_parity.py"))
     ap.add_argument("--only", nargs="*", help="regenerate only these fixtures (folder names; TINY ones also by model name)")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)

@@ -5,7 +5,7 @@ EfficientNet's model functions fix channel/depth multipliers, stem and head size
 as kwargs is a duplicate-argument error), so this registers extra timm models built by timm's own
 generators with small multipliers, then runs make_parity.py in the same process:
 
-  python3 scripts/timm_tiny.py ../shared/tools/make_parity.py efficientnet_tiny --out DIR ...
+  python3 scripts/timm_tiny.py scripts/make_parity.py efficientnet_tiny --out DIR ...
 """
 import runpy, sys
 

@@ -22,7 +22,7 @@ strides, paddings, pooling, dropout placement and forward).
     python3 scripts/tiny_models.py mobilenetv2_tiny --out crates/kestrel-models/tests/fixtures \
         --suffix '' --kwargs '{"channel_multiplier": 0.25, ...}' --input-size 3,56,56
 
-Arguments after the script name are make_parity.py's (see /work/shared/tools/make_parity.py or
+Arguments after the script name are make_parity.py's (see scripts/make_parity.py or
 --parity-tool).
 """
 import importlib.util
@@ -38,7 +38,7 @@ import timm.models.mobilenetv3 as mnv3
 from timm.models import register_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_TOOL = os.path.join(HERE, "..", "..", "shared", "tools", "make_parity.py")
+DEFAULT_TOOL = os.path.join(HERE, "make_parity.py")
 
 
 def _shrinkable(gen, module, create_name, variant):

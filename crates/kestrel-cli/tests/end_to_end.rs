@@ -86,8 +86,8 @@ fn train_eval_predict_forward_on_solid_colours() {
         "class names must be the sorted folders: {ckpt}"
     );
     assert!(
-        ckpt["preprocess"].is_object(),
-        "checkpoint.json has no preprocess: {ckpt}"
+        ckpt["data_config"].is_object(),
+        "checkpoint.json has no data_config: {ckpt}"
     );
     assert_eq!(ckpt["num_classes"], 3, "{ckpt}");
 

@@ -24,12 +24,18 @@ fn lenet5_params_and_macs() {
     assert_eq!(r["name"], "lenet5");
     assert_eq!(r["num_classes"], 10);
     assert_eq!(r["input_size"], serde_json::json!([1, 32, 32]));
-    // conv1 6·(1·25)+6, conv2 16·(6·25)+16, fc 400·120+120, 120·84+84, 84·10+10.
-    assert_eq!(156 + 2_416 + 48_120 + 10_164 + 850, 61_706);
-    assert_eq!(r["params"], 61_706, "{r}");
-    // Convolutions and linear layers at 1×32×32: conv1 6·28·28·25, conv2 16·10·10·150, then
-    // 400·120 + 120·84 + 84·10.
-    let macs = 117_600 + 240_000 + 48_000 + 10_080 + 840;
+    // LeNet-5 from LeCun et al. 1998: 5×5 convs 1→6 (32→28), pool, 6→16 (14→10), pool, then
+    // 400→120→84→10 fully connected. Weights + biases, and MACs at 1×32×32.
+    let conv_params = |cin: u64, cout: u64| cout * (cin * 25 + 1);
+    let fc_params = |i: u64, o: u64| o * (i + 1);
+    let params = conv_params(1, 6)
+        + conv_params(6, 16)
+        + fc_params(400, 120)
+        + fc_params(120, 84)
+        + fc_params(84, 10);
+    assert_eq!(r["params"], params, "{r}");
+    let conv_macs = |cin: u64, cout: u64, out: u64| cout * out * out * cin * 25;
+    let macs = conv_macs(1, 6, 28) + conv_macs(6, 16, 10) + 400 * 120 + 120 * 84 + 84 * 10;
     assert_eq!(r["macs"], macs, "{r}");
 }
 
@@ -86,4 +92,27 @@ fn full_listing_is_a_json_array_of_unique_models() {
     let before = names.len();
     names.dedup();
     assert_eq!(names.len(), before, "duplicate model names");
+}
+
+/// timm's pretrained tags: the bare name uses the default tag's data config.
+#[test]
+fn tags_list_timm_default_first() {
+    let rows = models_json(&["--tags", "--filter", "resnet50"]);
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {rows:?}"))
+    };
+    let a1 = row("resnet50.a1_in1k");
+    assert_eq!(a1["default"], true, "{a1}");
+    assert_eq!((a1["crop_pct"].as_f64(), a1["interpolation"].as_str()), (Some(0.95), Some("bicubic")));
+    assert_eq!(a1["test_input_size"], serde_json::json!([3, 288, 288]), "{a1}");
+    let tv = row("resnet50.tv_in1k");
+    assert_eq!(tv["default"], false, "{tv}");
+    assert_eq!((tv["crop_pct"].as_f64(), tv["interpolation"].as_str()), (Some(0.875), Some("bilinear")));
+
+    // The bare name lists the default tag's config.
+    let models = models_json(&["--no-macs", "--filter", "resnet50"]);
+    let r50 = models.iter().find(|r| r["name"] == "resnet50").unwrap();
+    assert_eq!((r50["crop_pct"].as_f64(), r50["interpolation"].as_str()), (Some(0.95), Some("bicubic")));
 }

@@ -336,11 +336,7 @@ impl Recipe {
             self.eval_interpolation,
             &self.mean,
             &self.std,
-            match self.eval_crop_mode {
-                CropMode::Center => "center",
-                CropMode::Squash => "squash",
-                CropMode::Border => "border",
-            },
+            self.eval_crop_mode.as_str(),
         )
     }
 }

@@ -1603,6 +1603,22 @@ pub enum CropMode {
     Squash,
     /// Longer side to `floor(size / crop_pct)`, pad with the mean colour, centre crop.
     Border,
+    /// kestrel's, not timm's: an image that fits in the input size is centred on a black canvas
+    /// of that size (LeNet-5 sees 28×28 MNIST digits as 32×32, as in LeCun et al. 1998); a
+    /// larger one is first resized, aspect ignored, to `round(size * crop_pct)` per side.
+    Pad,
+}
+
+impl CropMode {
+    /// The name timm's `crop_mode` (and [`FromStr`]) uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CropMode::Center => "center",
+            CropMode::Squash => "squash",
+            CropMode::Border => "border",
+            CropMode::Pad => "pad",
+        }
+    }
 }
 
 impl FromStr for CropMode {
@@ -1612,8 +1628,9 @@ impl FromStr for CropMode {
             "center" | "centre" | "" => Ok(CropMode::Center),
             "squash" => Ok(CropMode::Squash),
             "border" => Ok(CropMode::Border),
+            "pad" => Ok(CropMode::Pad),
             _ => invalid(format!(
-                "unknown crop_mode '{s}'; valid: center, squash, border"
+                "unknown crop_mode '{s}'; valid: center, squash, border, pad"
             )),
         }
     }
@@ -1709,6 +1726,12 @@ impl EvalTransform {
                 let resized = self.resize_keep_ratio(&img, (sh, sw), 0.0)?;
                 center_crop(&resized, h, w)
             }
+            CropMode::Pad if img.height <= h && img.width <= w => center_crop(&img, h, w),
+            CropMode::Pad => {
+                let inner = |s: usize| ((s as f64 * self.crop_pct).round() as usize).max(1);
+                let resized = resize(&img, inner(h), inner(w), self.interpolation)?;
+                center_crop(&resized, h, w)
+            }
         }
     }
 
@@ -1738,5 +1761,38 @@ impl SampleTransform for EvalTransform {
 
     fn output_shape(&self) -> Option<(usize, usize, usize)> {
         Some(self.input_size)
+    }
+}
+
+/// The augmentation of a run without a recipe: the eval transform's image (training sees what
+/// evaluation sees), then a random crop of the same size from that image padded with
+/// `crop_padding` black pixels per side and, if `hflip`, a horizontal flip with probability 0.5.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BasicTrainTransform {
+    pub eval: EvalTransform,
+    pub crop_padding: usize,
+    pub hflip: bool,
+}
+
+impl SampleTransform for BasicTrainTransform {
+    fn apply(&self, image: Image, rng: &mut StdRng) -> Result<Chw> {
+        let mut img = self.eval.apply_image(image)?;
+        let p = self.crop_padding;
+        if p > 0 {
+            let (h, w) = (img.height, img.width);
+            let padded = pad(&img, Padding::symmetric(p, p), &[0], PaddingMode::Constant)?;
+            let (dy, dx) = (rng.random_range(0..=2 * p), rng.random_range(0..=2 * p));
+            img = crop(&padded, dy as i64, dx as i64, h, w)?;
+        }
+        if self.hflip && rng.random::<f32>() < 0.5 {
+            img = hflip(&img)?;
+        }
+        let mut x = to_tensor(&img)?;
+        normalize(&mut x, &self.eval.mean, &self.eval.std)?;
+        Ok(x)
+    }
+
+    fn output_shape(&self) -> Option<(usize, usize, usize)> {
+        Some(self.eval.input_size)
     }
 }

@@ -181,13 +181,17 @@ fn corrupt_image_in_a_folder_fails_on_get_and_is_skipped_by_the_loader() {
     let err = ds.get(3).unwrap_err();
     names(&err, &bad);
 
-    let t: Arc<dyn SampleTransform> = Arc::new(Preprocess {
-        channels: 3,
-        resize: Some([6, 6]),
-        pad: 0,
-        mean: vec![0.0],
-        std: vec![1.0],
-    });
+    let t: Arc<dyn SampleTransform> = Arc::new(
+        EvalTransform::from_model_config(
+            (3, 6, 6),
+            1.0,
+            Interpolation::Bilinear,
+            &[0.0; 3],
+            &[1.0; 3],
+            "squash",
+        )
+        .unwrap(),
+    );
     let cfg = LoaderConfig {
         batch_size: 3,
         skip_bad_images: true,
@@ -328,7 +332,17 @@ fn bad_parameters_are_rejected() {
         Err(DataError::Invalid(_))
     ));
     let ds: Arc<dyn Dataset> = Arc::new(embedded_mnist().unwrap());
-    let t: Arc<dyn SampleTransform> = Arc::new(Preprocess::lenet_mnist());
+    let t: Arc<dyn SampleTransform> = Arc::new(
+        EvalTransform::from_model_config(
+            (1, 32, 32),
+            0.875,
+            Interpolation::Bilinear,
+            &[0.1307],
+            &[0.3081],
+            "pad",
+        )
+        .unwrap(),
+    );
     let cfg = LoaderConfig {
         batch_size: 0,
         ..Default::default()

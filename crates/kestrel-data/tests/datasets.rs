@@ -10,7 +10,7 @@ use kestrel_data::cifar::{CifarKind, CIFAR10_CLASSES};
 use kestrel_data::decode::{apply_orientation, Orientation};
 use kestrel_data::idx::{EMBEDDED_MNIST_LICENSE, FASHION_MNIST_CLASSES};
 use kestrel_data::memory::class_counts;
-use kestrel_data::preprocess::rgb_to_gray;
+use kestrel_data::transforms::to_channels;
 use kestrel_data::splits::stratified_split;
 use kestrel_data::*;
 use rand::SeedableRng;
@@ -291,11 +291,19 @@ fn stratified_split_is_exact_and_handles_tiny_classes() {
     assert!(stratified_split(&labels, &[0.6, 0.5], 0).is_err());
 }
 
+/// Real data from Debian's `dataset-fashion-mnist`. Outside CI a missing package skips the
+/// test; under `CI=true` it fails, because `.ci/run` installs the package.
 #[test]
-fn fashion_mnist_from_the_debian_package_if_installed() {
+fn fashion_mnist_from_the_debian_package() {
     let dir = Path::new("/usr/share/datasets/fashion-mnist");
     if !dir.join("train-images-idx3-ubyte.gz").exists() {
-        eprintln!("skipped: {} not installed", dir.display());
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !in_ci,
+            "CI=true but {} is missing: .ci/run installs dataset-fashion-mnist",
+            dir.display()
+        );
+        eprintln!("skipped: {} not installed (CI would fail)", dir.display());
         return;
     }
     let s = open_dataset(Some(dir), &SplitOptions::default()).unwrap();
@@ -674,9 +682,23 @@ fn image_folder_layouts_train_val_test_val_dir_and_split() {
 
 // ---------------------------------------------------------------- preprocessing
 
+/// LeNet-5's eval transform: kestrel-models' lenet5 data config (1×32×32, crop_pct 0.875,
+/// crop_mode "pad", MNIST mean/std).
+fn lenet_mnist() -> EvalTransform {
+    EvalTransform::from_model_config(
+        (1, 32, 32),
+        0.875,
+        Interpolation::Bilinear,
+        &[0.1307],
+        &[0.3081],
+        "pad",
+    )
+    .unwrap()
+}
+
 #[test]
-fn preprocess_lenet_mnist_pads_28_to_32_and_normalises() {
-    let p = Preprocess::lenet_mnist();
+fn pad_crop_mode_pads_28_to_32_and_normalises() {
+    let p = lenet_mnist();
     assert_eq!(p.output_shape(), Some((1, 32, 32)));
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let img = Image::new(28, 28, 1, vec![255; 28 * 28]);
@@ -688,52 +710,48 @@ fn preprocess_lenet_mnist_pads_28_to_32_and_normalises() {
     assert!((chw.data[2 * 32 + 2] - ink).abs() < 1e-6);
     assert!((chw.data[2 * 32 + 1] - pad_value).abs() < 1e-6);
 
-    // other sizes and RGB inputs are converted to 28×28 gray first
+    // a smaller image is centred on the canvas, not enlarged
+    let small = p
+        .apply_image(Image::new(16, 16, 1, vec![200; 256]))
+        .unwrap();
+    assert_eq!((small.height, small.width), (32, 32));
+    assert_eq!(small.data[7 * 32 + 7], 0);
+    assert_eq!(small.data[8 * 32 + 8], 200);
+    assert_eq!(small.data[23 * 32 + 23], 200);
+    assert_eq!(small.data[24 * 32 + 24], 0);
+
+    // larger and RGB inputs become 28×28 gray first, then are padded
     let rgb = Image::new(56, 40, 3, vec![100; 56 * 40 * 3]);
+    let img = p.apply_image(rgb.clone()).unwrap();
+    assert_eq!(img.data[32 + 1], 0, "padding");
+    assert_eq!(img.data[2 * 32 + 2], 100, "the resized image");
     let chw = p.apply(rgb, &mut rng).unwrap();
     assert_eq!((chw.channels, chw.height, chw.width), (1, 32, 32));
     assert!((chw.data[16 * 32 + 16] - (100.0 / 255.0 - 0.1307) / 0.3081).abs() < 1e-5);
 }
 
 #[test]
-fn preprocess_gray_uses_pil_luma_and_serialises() {
+fn to_channels_uses_pil_luma() {
     let img = Image::new(1, 4, 3, vec![255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 200, 30]);
     // PIL: convert('L') of (255,0,0) = 76, (0,255,0) = 150, (0,0,255) = 29, (10,200,30) = 124
-    assert_eq!(rgb_to_gray(&img).data, vec![76, 150, 29, 124]);
-
-    let p = Preprocess {
-        channels: 3,
-        resize: Some([4, 4]),
-        pad: 1,
-        mean: vec![0.5, 0.4, 0.3],
-        std: vec![0.2],
-    };
-    let json = serde_json::to_string(&p).unwrap();
-    let back: Preprocess = serde_json::from_str(&json).unwrap();
-    assert_eq!(back, p);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let chw = p.apply(Image::new(2, 2, 1, vec![51; 4]), &mut rng).unwrap();
-    assert_eq!((chw.channels, chw.height, chw.width), (3, 6, 6));
-    // channel 1, pixel (1,1) (inside the pad): (0.2 - 0.4) / 0.2 = -1
-    assert!((chw.data[36 + 7] + 1.0).abs() < 1e-5);
-
-    let bad = Preprocess {
-        mean: vec![0.1, 0.2],
-        ..p.clone()
-    };
-    assert!(bad.apply(Image::zeros(2, 2, 3), &mut rng).is_err());
+    assert_eq!(to_channels(img, 1).unwrap().data, vec![76, 150, 29, 124]);
+    let gray = Image::new(1, 2, 1, vec![7, 9]);
+    assert_eq!(to_channels(gray, 3).unwrap().data, vec![7, 7, 7, 9, 9, 9]);
+    assert!(to_channels(Image::zeros(2, 2, 3), 2).is_err());
 }
 
 #[test]
-fn random_crop_flip_keeps_shape_and_is_seeded() {
-    let t = RandomCropFlip {
-        base: Preprocess {
-            channels: 1,
-            resize: None,
-            pad: 0,
-            mean: vec![0.0],
-            std: vec![1.0],
-        },
+fn basic_train_transform_keeps_shape_and_is_seeded() {
+    let t = BasicTrainTransform {
+        eval: EvalTransform::from_model_config(
+            (1, 5, 5),
+            1.0,
+            Interpolation::Bilinear,
+            &[0.0],
+            &[1.0],
+            "center",
+        )
+        .unwrap(),
         crop_padding: 2,
         hflip: true,
     };

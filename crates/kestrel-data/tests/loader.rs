@@ -17,25 +17,40 @@ fn synthetic(n: usize, classes: usize) -> Arc<dyn Dataset> {
     Arc::new(InMemoryDataset::new(images, labels, (4, 4, 1), names, "synthetic").unwrap())
 }
 
+/// `x / 255` of any image, declaring no output shape (the loader's per-sample path).
+struct AnyShape;
+
+impl SampleTransform for AnyShape {
+    fn apply(&self, image: Image, _rng: &mut rand::rngs::StdRng) -> Result<Chw, DataError> {
+        transforms::to_tensor(&image)
+    }
+    fn output_shape(&self) -> Option<(usize, usize, usize)> {
+        None
+    }
+}
+
 fn identity() -> Arc<dyn SampleTransform> {
-    Arc::new(Preprocess {
-        channels: 1,
-        resize: None,
-        pad: 0,
-        mean: vec![0.0],
-        std: vec![1.0],
-    })
+    Arc::new(AnyShape)
+}
+
+/// `x / 255` of a `channels`×`h`×`w` image (its eval transform changes nothing).
+fn eval_identity(channels: usize, h: usize, w: usize) -> EvalTransform {
+    let mean = vec![0.0; channels];
+    let std = vec![1.0; channels];
+    EvalTransform::from_model_config(
+        (channels, h, w),
+        1.0,
+        Interpolation::Bilinear,
+        &mean,
+        &std,
+        "center",
+    )
+    .unwrap()
 }
 
 fn random_crop() -> Arc<dyn SampleTransform> {
-    Arc::new(RandomCropFlip {
-        base: Preprocess {
-            channels: 1,
-            resize: None,
-            pad: 0,
-            mean: vec![0.0],
-            std: vec![1.0],
-        },
+    Arc::new(BasicTrainTransform {
+        eval: eval_identity(1, 4, 4),
         crop_padding: 1,
         hflip: true,
     })
@@ -223,13 +238,7 @@ impl Dataset for Flaky {
 /// Like `identity`, but it declares its output shape, so the loader takes the path that writes
 /// samples straight into the batch buffer.
 fn identity_fixed_shape() -> Arc<dyn SampleTransform> {
-    Arc::new(Preprocess {
-        channels: 1,
-        resize: Some([4, 4]),
-        pad: 0,
-        mean: vec![0.0],
-        std: vec![1.0],
-    })
+    Arc::new(eval_identity(1, 4, 4))
 }
 
 #[test]
@@ -348,13 +357,17 @@ fn loader_reads_an_image_folder_and_counts_corrupt_files() {
     let bad = tmp.path().join("b/zz-corrupt.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\nthis is not a png").unwrap();
     let ds: Arc<dyn Dataset> = Arc::new(ImageFolder::open(tmp.path(), false).unwrap());
-    let t: Arc<dyn SampleTransform> = Arc::new(Preprocess {
-        channels: 3,
-        resize: Some([8, 8]),
-        pad: 0,
-        mean: vec![0.5],
-        std: vec![0.5],
-    });
+    let t: Arc<dyn SampleTransform> = Arc::new(
+        EvalTransform::from_model_config(
+            (3, 8, 8),
+            1.0,
+            Interpolation::Bilinear,
+            &[0.5; 3],
+            &[0.5; 3],
+            "squash",
+        )
+        .unwrap(),
+    );
     let c = LoaderConfig {
         batch_size: 4,
         skip_bad_images: true,

@@ -37,7 +37,7 @@ pub mod report;
 pub use crate::csv::{csv_field, write_predictions_csv};
 pub use crate::error::{EvalError, Result};
 pub use crate::metrics::{
-    accuracy, argmax, argmax_predictions, confusion_matrix, precision_recall_f1, top_k_accuracy,
-    validate_scores, AveragedMetric, PrecisionRecallF1,
+    accuracy, argmax, argmax_predictions, confusion_matrix, log_loss, precision_recall_f1,
+    top_k_accuracy, top_k_classes, validate_scores, AveragedMetric, PrecisionRecallF1,
 };
 pub use crate::report::{EvalReport, MAX_TABLE_CONFUSION_CLASSES};

@@ -476,3 +476,25 @@ mod tests {
         ));
     }
 }
+
+/// The `k` highest-scoring classes of one row, best first; ties rank the lower index first
+/// (a stable sort, as `predict` lists them). `k` larger than the row gives the whole row.
+pub fn top_k_classes(row: &[f32], k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&i, &j| row[j].total_cmp(&row[i]).then(i.cmp(&j)));
+    order.truncate(k);
+    order
+}
+
+/// Mean negative log-likelihood of the true labels under row-major `N × K` probabilities
+/// (sklearn's `log_loss` on one-hot targets), with probabilities clipped at 1e-12 so a
+/// confident mistake costs ~27.6 instead of infinity.
+pub fn log_loss(labels: &[usize], probs: &[f32], num_classes: usize) -> Result<f64> {
+    validate_scores(labels, probs, num_classes)?;
+    let nll: f64 = labels
+        .iter()
+        .zip(probs.chunks_exact(num_classes))
+        .map(|(&y, row)| -(f64::from(row[y].max(1e-12))).ln())
+        .sum();
+    Ok(nll / labels.len() as f64)
+}

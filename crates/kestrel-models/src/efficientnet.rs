@@ -17,15 +17,7 @@ use burn::prelude::*;
 use crate::layers::{global_avg_pool, Counted};
 use crate::mbconv::{add_tv_units, run_same, BlockArgs, BuilderConfig, SeConfig};
 /// The shared builder types in this family's model (blocks, activation, squeeze-excite).
-pub use crate::mbconv::{Act, MbBlock, SqueezeExcite};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BlockType {
-    /// `ds`: depthwise-separable (no expansion).
-    DepthwiseSeparable,
-    /// `ir`: inverted residual (MBConv).
-    InvertedResidual,
-}
+pub use crate::mbconv::{Act, BlockType, MbBlock, SqueezeExcite};
 
 /// One stage of timm's arch_def (e.g. `ir_r2_k3_s2_e6_c24_se0.25`).
 #[derive(Clone, Debug)]
@@ -43,10 +35,7 @@ impl StageDef {
     /// `lite` (timm's `_gen_efficientnet` / `_gen_efficientnet_lite` block strings).
     fn block_args(&self, lite: bool) -> BlockArgs {
         BlockArgs {
-            block_type: match self.block {
-                BlockType::DepthwiseSeparable => crate::mbconv::BlockType::Ds,
-                BlockType::InvertedResidual => crate::mbconv::BlockType::Ir,
-            },
+            block_type: self.block,
             kernel: self.kernel,
             stride: self.stride,
             exp_ratio: self.exp_ratio as f64,
@@ -82,13 +71,13 @@ const fn st(
 pub fn b0_arch() -> Vec<StageDef> {
     use BlockType::*;
     vec![
-        st(DepthwiseSeparable, 1, 3, 1, 1, 16),
-        st(InvertedResidual, 2, 3, 2, 6, 24),
-        st(InvertedResidual, 2, 5, 2, 6, 40),
-        st(InvertedResidual, 3, 3, 2, 6, 80),
-        st(InvertedResidual, 3, 5, 1, 6, 112),
-        st(InvertedResidual, 4, 5, 2, 6, 192),
-        st(InvertedResidual, 1, 3, 1, 6, 320),
+        st(Ds, 1, 3, 1, 1, 16),
+        st(Ir, 2, 3, 2, 6, 24),
+        st(Ir, 2, 5, 2, 6, 40),
+        st(Ir, 3, 3, 2, 6, 80),
+        st(Ir, 3, 5, 1, 6, 112),
+        st(Ir, 4, 5, 2, 6, 192),
+        st(Ir, 1, 3, 1, 6, 320),
     ]
 }
 

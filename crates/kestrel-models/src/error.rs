@@ -7,6 +7,12 @@ pub enum ModelError {
         name: String,
         suggestions: Vec<String>,
     },
+    #[error("model '{model}' has no pretrained tag '{tag}'; its tags: {}", tags.join(", "))]
+    UnknownTag {
+        model: String,
+        tag: String,
+        tags: Vec<String>,
+    },
     #[error("{path}: {reason}")]
     Weights { path: PathBuf, reason: String },
     #[error("{path}: weights do not fit model '{model}':\n{details}")]
@@ -15,6 +21,8 @@ pub enum ModelError {
         model: String,
         details: String,
     },
+    #[error("{path}: {reason}")]
+    TensorFile { path: PathBuf, reason: String },
     #[error("{0}")]
     Input(String),
 }

@@ -16,10 +16,15 @@ pub mod regnet;
 pub mod resnet;
 pub mod sequential;
 pub mod shufflenet;
+pub mod stats;
+pub mod tensor_file;
 pub mod vgg;
 pub mod weights;
 
 pub use burn;
 pub use error::ModelError;
 pub use model::Model;
-pub use registry::{find, torchvision_counterpart, BuildOptions, DataConfig, ModelSpec, REGISTRY};
+pub use registry::{
+    find, find_pretrained, torchvision_counterpart, BuildOptions, DataConfig, ModelSpec,
+    PretrainedTag, REGISTRY,
+};

@@ -2,7 +2,7 @@
 //! eval preprocessing. `kestrel models` prints this table.
 
 use burn::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alexnet::AlexNetConfig;
 use crate::attention::AttnKind;
@@ -22,15 +22,31 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 pub const MNIST_MEAN: [f32; 1] = [0.1307];
 pub const MNIST_STD: [f32; 1] = [0.3081];
 
-/// Eval-time preprocessing in timm's terms (`pretrained_cfg`).
-#[derive(Clone, Debug, Serialize)]
+/// Eval-time preprocessing in timm's terms (the data keys of `pretrained_cfg`, what
+/// `resolve_data_config` returns). Checkpoints store it, so it is owned and serialisable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataConfig {
     /// (channels, height, width) the model expects.
     pub input_size: [usize; 3],
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
-    pub crop_pct: f32,
-    pub interpolation: &'static str,
+    pub crop_pct: f64,
+    /// A resampling filter name: nearest, bilinear, bicubic, box, hamming, lanczos.
+    pub interpolation: String,
+    /// timm's `crop_mode` (center, squash, border) or kestrel's `pad` (see kestrel-data's
+    /// `CropMode`).
+    #[serde(default = "center")]
+    pub crop_mode: String,
+    /// timm's `test_input_size` / `test_crop_pct`: a larger eval size these weights were also
+    /// measured at (informational; eval uses `input_size`, as timm's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_input_size: Option<[usize; 3]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_crop_pct: Option<f64>,
+}
+
+fn center() -> String {
+    "center".into()
 }
 
 #[derive(Clone, Debug)]
@@ -39,19 +55,47 @@ pub struct BuildOptions {
     pub in_chans: usize,
 }
 
+/// One pretrained weight set of a model, timm's `NAME.TAG` (`resnet50.a1_in1k`): the data
+/// config those weights were trained and evaluated with.
+pub struct PretrainedTag {
+    pub tag: &'static str,
+    pub data: fn() -> DataConfig,
+}
+
 pub struct ModelSpec {
     pub name: &'static str,
     pub family: &'static str,
     /// torchvision (or other) names that resolve to this model.
     pub aliases: &'static [&'static str],
     pub default_num_classes: usize,
+    /// The data config of a model without pretrained tags.
     pub data: fn() -> DataConfig,
+    /// timm's pretrained tags, the default (timm's first-listed) first; empty when kestrel
+    /// knows none.
+    pub tags: &'static [PretrainedTag],
     pub build: fn(&BuildOptions, &Device) -> Model,
 }
 
 impl ModelSpec {
+    /// The data config of the bare name: the default tag's, as timm's `create_model(NAME)`.
     pub fn data_config(&self) -> DataConfig {
-        (self.data)()
+        self.tags.first().map_or_else(|| (self.data)(), |t| (t.data)())
+    }
+
+    /// The data config of pretrained tag `tag` (`None`: the default).
+    pub fn tag_data_config(&self, tag: Option<&str>) -> Result<DataConfig, ModelError> {
+        let Some(tag) = tag else {
+            return Ok(self.data_config());
+        };
+        self.tags
+            .iter()
+            .find(|t| t.tag == tag)
+            .map(|t| (t.data)())
+            .ok_or_else(|| ModelError::UnknownTag {
+                model: self.name.to_string(),
+                tag: tag.to_string(),
+                tags: self.tags.iter().map(|t| t.tag.to_string()).collect(),
+            })
     }
     pub fn build(&self, opts: &BuildOptions, device: &Device) -> Model {
         (self.build)(opts, device)
@@ -64,13 +108,18 @@ impl ModelSpec {
     }
 }
 
+/// LeNet-5 as in LeCun et al. 1998: 28×28 digits centred in a 32×32 field (crop_mode "pad"
+/// pads smaller images and first resizes larger ones to 28×28), MNIST mean/std.
 fn mnist_32() -> DataConfig {
     DataConfig {
         input_size: [1, 32, 32],
         mean: MNIST_MEAN.to_vec(),
         std: MNIST_STD.to_vec(),
-        crop_pct: 1.0,
-        interpolation: "bilinear",
+        crop_pct: 0.875,
+        interpolation: "bilinear".into(),
+        crop_mode: "pad".into(),
+        test_input_size: None,
+        test_crop_pct: None,
     }
 }
 
@@ -80,7 +129,10 @@ fn cifar_32() -> DataConfig {
         mean: vec![0.4914, 0.4822, 0.4465],
         std: vec![0.2470, 0.2435, 0.2616],
         crop_pct: 1.0,
-        interpolation: "bilinear",
+        interpolation: "bilinear".into(),
+        crop_mode: center(),
+        test_input_size: None,
+        test_crop_pct: None,
     }
 }
 
@@ -92,14 +144,17 @@ fn imagenet_224() -> DataConfig {
         mean: IMAGENET_MEAN.to_vec(),
         std: IMAGENET_STD.to_vec(),
         crop_pct: 0.875,
-        interpolation: "bilinear",
+        interpolation: "bilinear".into(),
+        crop_mode: center(),
+        test_input_size: None,
+        test_crop_pct: None,
     }
 }
 
 /// timm's default for its MobileNet weights: 224 px, crop 0.875, bicubic, ImageNet statistics.
 fn imagenet_224_bicubic() -> DataConfig {
     DataConfig {
-        interpolation: "bicubic",
+        interpolation: "bicubic".into(),
         ..imagenet_224()
     }
 }
@@ -121,6 +176,7 @@ macro_rules! mobilenet_spec {
             aliases: &[],
             default_num_classes: 1000,
             data: $data,
+            tags: &[],
             build: |o, d| Model::MobileNet($cfg.init(o.num_classes, o.in_chans, d)),
         }
     };
@@ -136,6 +192,7 @@ macro_rules! tv_spec {
             aliases: &[],
             default_num_classes: 1000,
             data: imagenet_224,
+            tags: &[],
             build: |o, d| Model::$variant($cfg.init(o.num_classes, o.in_chans, d)),
         }
     };
@@ -163,22 +220,95 @@ macro_rules! convnext_spec {
             aliases: &[],
             default_num_classes: 1000,
             data: $data,
+            tags: &[],
             build: |o, d| Model::ConvNeXt($cfg.init(o.num_classes, o.in_chans, d)),
         }
     };
 }
 
 macro_rules! resnet_spec {
-    ($name:literal, $aliases:expr, $cfg:expr) => {
+    ($name:literal, $tags:expr, $cfg:expr) => {
         ModelSpec {
             name: $name,
             family: "resnet",
-            aliases: $aliases,
+            aliases: &[],
             default_num_classes: 1000,
             data: imagenet_224,
+            tags: $tags,
             build: |o, d| Model::ResNet($cfg.init(o.num_classes, o.in_chans, d)),
         }
     };
+}
+
+/// timm resnet.py `_rcfg` (the ResNet Strikes Back a1/a2 weights): 224 px, crop 0.95,
+/// bicubic, tested at 288 px crop 1.0.
+fn timm_rsb() -> DataConfig {
+    DataConfig {
+        crop_pct: 0.95,
+        test_input_size: Some([3, 288, 288]),
+        test_crop_pct: Some(1.0),
+        ..imagenet_224_bicubic()
+    }
+}
+
+/// timm `_r3cfg` (RSB a3): trained and evaluated at 160 px, crop 0.95; tested at 224, 0.95.
+fn timm_rsb_a3() -> DataConfig {
+    DataConfig {
+        input_size: [3, 160, 160],
+        crop_pct: 0.95,
+        test_input_size: Some([3, 224, 224]),
+        test_crop_pct: Some(0.95),
+        ..imagenet_224_bicubic()
+    }
+}
+
+/// timm `_ttcfg`: 224 px, crop 0.875, bicubic, tested at 288 px crop 0.95.
+fn timm_bicubic_288() -> DataConfig {
+    DataConfig {
+        test_input_size: Some([3, 288, 288]),
+        test_crop_pct: Some(0.95),
+        ..imagenet_224_bicubic()
+    }
+}
+
+/// torchvision's IMAGENET1K_V2 weights as timm's `tv2_in1k`: trained at 176 px, tested at 224
+/// (crop 0.965).
+fn tv2_176() -> DataConfig {
+    DataConfig {
+        input_size: [3, 176, 176],
+        test_input_size: Some([3, 224, 224]),
+        test_crop_pct: Some(0.965),
+        ..imagenet_224()
+    }
+}
+
+const fn rsb(tag: &'static str) -> PretrainedTag {
+    PretrainedTag {
+        tag,
+        data: timm_rsb,
+    }
+}
+
+const fn rsb_a3(tag: &'static str) -> PretrainedTag {
+    PretrainedTag {
+        tag,
+        data: timm_rsb_a3,
+    }
+}
+
+/// torchvision weights (timm `_cfg`): 224 px, crop 0.875, bilinear.
+const fn tv(tag: &'static str) -> PretrainedTag {
+    PretrainedTag {
+        tag,
+        data: imagenet_224,
+    }
+}
+
+const fn tv2(tag: &'static str) -> PretrainedTag {
+    PretrainedTag {
+        tag,
+        data: tv2_176,
+    }
 }
 
 /// An ImageNet-normalised eval config (timm `pretrained_cfg` of the default tag).
@@ -189,7 +319,10 @@ macro_rules! imagenet_data {
             mean: IMAGENET_MEAN.to_vec(),
             std: IMAGENET_STD.to_vec(),
             crop_pct: $crop,
-            interpolation: $interp,
+            interpolation: $interp.into(),
+            crop_mode: center(),
+            test_input_size: None,
+            test_crop_pct: None,
         }
     };
     ($size:literal, $crop:literal, $interp:literal, $mean:expr, $std:expr) => {
@@ -198,7 +331,10 @@ macro_rules! imagenet_data {
             mean: $mean.to_vec(),
             std: $std.to_vec(),
             crop_pct: $crop,
-            interpolation: $interp,
+            interpolation: $interp.into(),
+            crop_mode: center(),
+            test_input_size: None,
+            test_crop_pct: None,
         }
     };
 }
@@ -227,6 +363,7 @@ macro_rules! seresnet_spec {
             aliases: &[],
             default_num_classes: 1000,
             data: $data,
+            tags: &[],
             build: |o, d| {
                 Model::ResNet(with_attn($cfg, AttnKind::Se).init(o.num_classes, o.in_chans, d))
             },
@@ -242,6 +379,7 @@ macro_rules! effnet_spec {
             aliases: &[],
             default_num_classes: 1000,
             data: $data,
+            tags: &[],
             build: |o, d| Model::EfficientNet($cfg.init(o.num_classes, o.in_chans, d)),
         }
     };
@@ -255,6 +393,7 @@ macro_rules! regnet_spec {
             aliases: &[],
             default_num_classes: 1000,
             data: $data,
+            tags: &[],
             build: |o, d| {
                 let cfg = RegNetConfig::by_name($name).expect("registered RegNet config");
                 Model::RegNet(cfg.init(o.num_classes, o.in_chans, d))
@@ -273,6 +412,7 @@ macro_rules! tv_named_spec {
             aliases: &[$alias],
             default_num_classes: 1000,
             data: $data,
+            tags: &[],
             build: |o, d| Model::$variant($cfg.init(o.num_classes, o.in_chans, d)),
         }
     };
@@ -285,6 +425,7 @@ pub static REGISTRY: &[ModelSpec] = &[
         aliases: &["lenet"],
         default_num_classes: 10,
         data: mnist_32,
+        tags: &[],
         build: |o, d| Model::LeNet5(LeNet5::new(o.num_classes, o.in_chans, d)),
     },
     ModelSpec {
@@ -293,6 +434,7 @@ pub static REGISTRY: &[ModelSpec] = &[
         aliases: &[],
         default_num_classes: 10,
         data: cifar_32,
+        tags: &[],
         build: |o, d| Model::ResNet(ResNetConfig::cifar(1).init(o.num_classes, o.in_chans, d)),
     },
     ModelSpec {
@@ -301,15 +443,85 @@ pub static REGISTRY: &[ModelSpec] = &[
         aliases: &[],
         default_num_classes: 10,
         data: cifar_32,
+        tags: &[],
         build: |o, d| Model::ResNet(ResNetConfig::cifar(3).init(o.num_classes, o.in_chans, d)),
     },
-    resnet_spec!("resnet18", &[], ResNetConfig::resnet18()),
-    resnet_spec!("resnet34", &[], ResNetConfig::resnet34()),
-    resnet_spec!("resnet50", &[], ResNetConfig::resnet50()),
-    resnet_spec!("resnet101", &[], ResNetConfig::resnet101()),
-    resnet_spec!("resnet152", &[], ResNetConfig::resnet152()),
-    resnet_spec!("resnext50_32x4d", &[], ResNetConfig::resnext50_32x4d()),
-    resnet_spec!("resnext101_32x8d", &[], ResNetConfig::resnext101_32x8d()),
+    // Tags as timm's resnet.py default_cfgs lists them (first = default).
+    resnet_spec!(
+        "resnet18",
+        &[rsb("a1_in1k"), rsb("a2_in1k"), rsb_a3("a3_in1k"), tv("tv_in1k")],
+        ResNetConfig::resnet18()
+    ),
+    resnet_spec!(
+        "resnet34",
+        &[
+            rsb("a1_in1k"),
+            rsb("a2_in1k"),
+            rsb_a3("a3_in1k"),
+            PretrainedTag {
+                tag: "bt_in1k",
+                data: timm_bicubic_288,
+            },
+            tv("tv_in1k"),
+        ],
+        ResNetConfig::resnet34()
+    ),
+    resnet_spec!(
+        "resnet50",
+        &[
+            rsb("a1_in1k"),
+            rsb("a2_in1k"),
+            rsb_a3("a3_in1k"),
+            tv("tv_in1k"),
+            tv2("tv2_in1k"),
+        ],
+        ResNetConfig::resnet50()
+    ),
+    resnet_spec!(
+        "resnet101",
+        &[
+            rsb("a1h_in1k"),
+            rsb("a1_in1k"),
+            rsb("a2_in1k"),
+            rsb_a3("a3_in1k"),
+            tv("tv_in1k"),
+            tv2("tv2_in1k"),
+        ],
+        ResNetConfig::resnet101()
+    ),
+    resnet_spec!(
+        "resnet152",
+        &[
+            rsb("a1h_in1k"),
+            rsb("a1_in1k"),
+            rsb("a2_in1k"),
+            rsb_a3("a3_in1k"),
+            tv("tv_in1k"),
+            tv2("tv2_in1k"),
+        ],
+        ResNetConfig::resnet152()
+    ),
+    resnet_spec!(
+        "resnext50_32x4d",
+        &[
+            rsb("a1h_in1k"),
+            rsb("a1_in1k"),
+            rsb("a2_in1k"),
+            rsb_a3("a3_in1k"),
+            tv("tv_in1k"),
+            tv2("tv2_in1k"),
+        ],
+        ResNetConfig::resnext50_32x4d()
+    ),
+    resnet_spec!(
+        "resnext101_32x8d",
+        &[
+            tv("tv_in1k"),
+            tv2("tv2_in1k"),
+            tv("fb_wsl_ig1b_ft_in1k"),
+        ],
+        ResNetConfig::resnext101_32x8d()
+    ),
     mobilenet_spec!(
         "mobilenetv2_050",
         imagenet_224_bicubic,
@@ -712,7 +924,38 @@ pub static REGISTRY: &[ModelSpec] = &[
 /// Finds a model by name or alias (case-insensitive). A `tv:` name is first looked up as an
 /// alias (`tv:efficientnet_b0` is `tv_efficientnet_b0`, torchvision's, not timm's
 /// `efficientnet_b0`), then without the prefix (`tv:resnet50`, `tv:mobilenet_v2`).
+///
+/// `NAME.TAG` (`resnet50.tv_in1k`) finds NAME and checks that it has pretrained tag TAG; see
+/// [`find_pretrained`] for the tag's data config.
 pub fn find(name: &str) -> Result<&'static ModelSpec, ModelError> {
+    find_pretrained(name).map(|(spec, _)| spec)
+}
+
+/// The model and data config `name` selects: `NAME.TAG` that tag's, `tv:NAME` the `tv_in1k`
+/// tag's when NAME has one (torchvision's weights), a bare name the default tag's.
+pub fn find_pretrained(name: &str) -> Result<(&'static ModelSpec, DataConfig), ModelError> {
+    let lower = name.trim().to_ascii_lowercase();
+    let (arch, tag) = match lower.split_once('.') {
+        Some((arch, tag)) => (arch, Some(tag)),
+        None => (lower.as_str(), None),
+    };
+    let spec = find_arch(arch).map_err(|e| match e {
+        ModelError::UnknownModel { suggestions, .. } => ModelError::UnknownModel {
+            name: name.to_string(),
+            suggestions,
+        },
+        e => e,
+    })?;
+    let tag = match tag {
+        None if arch.starts_with("tv:") && spec.tags.iter().any(|t| t.tag == "tv_in1k") => {
+            Some("tv_in1k")
+        }
+        tag => tag,
+    };
+    Ok((spec, spec.tag_data_config(tag)?))
+}
+
+fn find_arch(name: &str) -> Result<&'static ModelSpec, ModelError> {
     let exact = name.trim().to_ascii_lowercase();
     let lookup = |wanted: &str| {
         REGISTRY

@@ -1,7 +1,8 @@
 //! Full-size parity (developer-only, `#[ignore]`d): for every registered model with a fixture
 //! under `<repo>/.parity/<name>/` or, for torchvision's models, `.parity/tv_<name>/` (written by
 //! scripts/check_parity_full.py), the default variant's logits must match timm's/torchvision's
-//! within 1e-4 × max|logit|. Models without a fixture are skipped.
+//! within 1e-4 × max|logit|. Models without a fixture are skipped, but a run that finds no
+//! fixture at all fails: it would have checked nothing.
 //!
 //! Where check_parity_full.py wrote `reference_fp64.safetensors` (the same PyTorch model in
 //! float64), that is the reference, and the bar widens to twice PyTorch's own float32 error
@@ -16,7 +17,7 @@ use common::{input_tensor, load_fixture_weights, read_tensor};
 use kestrel_models::burn::prelude::*;
 
 #[test]
-#[ignore]
+#[ignore = "needs the full-size fixtures in .parity/ written by scripts/check_parity_full.py (downloads pretrained weights; fails when they are missing)"]
 fn full_parity() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.parity");
     let device = Device::flex();
@@ -73,5 +74,10 @@ fn full_parity() {
             checked += 1;
         }
     }
+    assert!(
+        checked > 0,
+        "no fixture in {}: run python3 scripts/check_parity_full.py first",
+        root.display()
+    );
     eprintln!("{checked} full-size models checked");
 }

@@ -32,15 +32,16 @@ const MODELS: &[(&str, &str)] = &[
 ];
 
 #[test]
-#[ignore = "needs .parity/ fixtures from make_parity.py"]
+#[ignore = "needs the full-size fixtures in .parity/ written by scripts/check_parity_full.py (downloads pretrained weights; fails when they are missing)"]
 fn full_parity_mobilenet_shufflenet_vgg_alexnet() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.parity");
     let device = Device::flex();
     let mut failures = Vec::new();
+    let mut missing = Vec::new();
     for &(folder, name) in MODELS {
         let dir = root.join(folder);
         if !dir.join("weights.safetensors").exists() {
-            eprintln!("{name:24} skipped (no {})", dir.display());
+            missing.push(folder);
             continue;
         }
         let spec = kestrel_models::find(name).unwrap();
@@ -59,4 +60,9 @@ fn full_parity_mobilenet_shufflenet_vgg_alexnet() {
         }
     }
     assert!(failures.is_empty(), "over 1e-4 x max|logit|: {failures:?}");
+    assert!(
+        missing.is_empty(),
+        "no fixture in {} for {missing:?}: run python3 scripts/check_parity_full.py",
+        root.display()
+    );
 }

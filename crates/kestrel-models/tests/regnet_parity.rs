@@ -97,9 +97,9 @@ fn registered_regnets_have_timm_param_counts() {
     check_counts(|p| p < 12_000_000);
 }
 
-/// The larger ones (seconds each): `cargo test --release -p kestrel-models -- --ignored`.
+/// The larger ones: `cargo test --release -p kestrel-models -- --ignored`.
 #[test]
-#[ignore]
+#[ignore = "builds the RegNets of 12 M parameters and more (seconds each)"]
 fn full_param_counts_regnet() {
     check_counts(|p| p >= 12_000_000);
 }

@@ -8,6 +8,7 @@
 //! torchvision's default models: `full_parity_torchvision` below (ignored, needs `.parity/`).
 
 mod common;
+mod tv_tiny;
 
 use common::{
     assert_logits_match, check_fixture, fixture, input_tensor, load_fixture_weights, logit_errors,
@@ -19,50 +20,7 @@ use kestrel_models::mobilenet::MobileNetConfig;
 use kestrel_models::regnet::RegNetConfig;
 use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions, WeightsLayout};
 use kestrel_models::Model;
-
-/// torchvision MobileNetV2 at width 0.2 with repeats 1,1,2,2,2,2,1: timm's generator at
-/// multiplier 0.2, depth multiplier 0.34, a 64-wide head.
-fn mobilenet_v2_tiny() -> MobileNetConfig {
-    let mut cfg = MobileNetConfig::mobilenet_v2(0.2);
-    cfg.depth_multiplier = 0.34;
-    cfg.num_features = 64;
-    cfg
-}
-
-/// The fixture's torchvision block settings (in, k, expanded, out, SE, act, stride) in timm's
-/// block strings: depthwise-separable blocks with and without SE, inverted residuals with and
-/// without SE and residual, the final 6× conv as a `cn` block, a 64-wide head.
-fn mobilenet_v3_tiny() -> MobileNetConfig {
-    let mut cfg = MobileNetConfig::mobilenet_v3_small(1.0).torchvision_v3();
-    cfg.arch_def = vec![
-        vec!["ds_r1_k3_s2_e1_c16_se0.25_nre", "ds_r1_k3_s1_e1_c16_nre"],
-        vec!["ir_r1_k3_s2_e4_c24_nre", "ir_r1_k3_s1_e3_c24_nre"],
-        vec!["ir_r1_k5_s2_e4_c40_se0.25", "ir_r1_k5_s1_e3_c40_se0.25"],
-        vec!["cn_r1_k1_s1_c240"],
-    ];
-    cfg.num_features = 64;
-    cfg
-}
-
-fn efficientnet_tiny(bn_eps: f64) -> EfficientNetConfig {
-    let mut cfg = EfficientNetConfig::b(0, false);
-    cfg.channel_multiplier = 0.15;
-    cfg.depth_multiplier = 0.34;
-    cfg.bn_eps = bn_eps;
-    cfg
-}
-
-/// Widths 8/16/32/64 (48 for Y's group width 24 with torchvision's rounding), depths 1/1/3/1.
-fn regnet_tiny(group_size: usize, se: bool) -> RegNetConfig {
-    RegNetConfig {
-        stem_width: 16,
-        ..RegNetConfig::new(8, 8.0, 2.0, group_size, 6, se).torchvision()
-    }
-}
-
-fn convnext_tiny() -> ConvNeXtConfig {
-    ConvNeXtConfig::new([1, 1, 2, 1], [8, 16, 32, 64], false)
-}
+use tv_tiny::{convnext_tiny, efficientnet_tiny, mobilenet_v2_tiny, mobilenet_v3_tiny, regnet_tiny};
 
 fn d() -> Device {
     Device::flex()
@@ -311,10 +269,10 @@ fn tv_prefix_picks_torchvision_variants_where_names_clash() {
 /// Full-size torchvision models (developer check): `.parity/tv_<name>/` from
 /// scripts/check_parity_full.py, loaded into the registered torchvision variant.
 #[test]
-#[ignore]
+#[ignore = "needs the full-size fixtures in .parity/ written by scripts/check_parity_full.py (downloads pretrained weights; fails when they are missing)"]
 fn full_parity_torchvision() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.parity");
-    let mut checked = 0;
+    let mut missing = vec![];
     // (registered name, fixture folder). tv_convnext_custom_full_ls is torchvision's ConvNeXt
     // at convnext_tiny's size with layer scales from U(0.1, 0.5) instead of 1e-6.
     for (name, folder) in [
@@ -327,7 +285,7 @@ fn full_parity_torchvision() {
     ] {
         let dir = root.join(folder);
         if !dir.join("io.safetensors").exists() {
-            eprintln!("{folder}: no fixture in .parity/, skipped");
+            missing.push(folder);
             continue;
         }
         let spec = kestrel_models::find(name).unwrap();
@@ -343,51 +301,12 @@ fn full_parity_torchvision() {
             err / scale
         );
         assert!(err <= 1e-4 * scale, "{folder}");
-        checked += 1;
     }
-    eprintln!("{checked} full-size torchvision models checked");
-}
-
-/// The measured error ratios of the committed torchvision fixtures, for docs/parity.md.
-#[test]
-#[ignore]
-fn full_parity_torchvision_tiny_errors() {
-    let cases: Vec<(&str, Model)> = vec![
-        (
-            "tv_mobilenet_v2_custom_tiny",
-            Model::MobileNet(mobilenet_v2_tiny().init(10, 3, &d())),
-        ),
-        (
-            "tv_mobilenet_v3_custom_tiny",
-            Model::MobileNet(mobilenet_v3_tiny().init(10, 3, &d())),
-        ),
-        (
-            "tv_efficientnet_custom_tiny",
-            Model::EfficientNet(efficientnet_tiny(1e-5).init(10, 3, &d())),
-        ),
-        (
-            "tv_efficientnet_custom_eps_tiny",
-            Model::EfficientNet(efficientnet_tiny(1e-3).init(10, 3, &d())),
-        ),
-        (
-            "tv_regnet_custom_x_tiny",
-            Model::RegNet(regnet_tiny(8, false).init(10, 3, &d())),
-        ),
-        (
-            "tv_regnet_custom_y_tiny",
-            Model::RegNet(regnet_tiny(24, true).init(10, 3, &d())),
-        ),
-        (
-            "tv_convnext_custom_tiny",
-            Model::ConvNeXt(convnext_tiny().init(10, 3, &d())),
-        ),
-    ];
-    for (name, model) in cases {
-        let dir = fixture(name);
-        let model = load_fixture_weights(model, &dir, "weights.safetensors");
-        let (err, scale) = logit_errors(model.forward(input_tensor(&dir, &d())), &dir);
-        eprintln!("{name:32} ratio {:.2e}", err / scale);
-    }
+    assert!(
+        missing.is_empty(),
+        "no fixture in {} for {missing:?}: run python3 scripts/check_parity_full.py",
+        root.display()
+    );
 }
 
 #[test]

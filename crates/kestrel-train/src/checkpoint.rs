@@ -1,35 +1,37 @@
 //! A checkpoint is a folder: `model.safetensors` (timm key names, PyTorch layout, so other tools
-//! read it) and `checkpoint.json` (model name, class names, preprocessing, training config).
+//! read it) and `checkpoint.json` (model name, class names, the data config and recipe it was
+//! trained with, training config).
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use std::sync::Arc;
 
-use kestrel_data::preprocess::Preprocess;
 use kestrel_data::recipe::Recipe;
-use kestrel_data::SampleTransform;
+use kestrel_data::transforms::EvalTransform;
 use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
-use kestrel_models::{BuildOptions, Model};
+use kestrel_models::{BuildOptions, DataConfig, Model};
 use serde::{Deserialize, Serialize};
 
+use crate::data_config::eval_transform;
 use crate::error::TrainError;
 
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const META_FILE: &str = "checkpoint.json";
+/// v2 stores `data_config`; v1 (before it) stored a `preprocess` block, still read.
+pub const FORMAT: &str = "kestrel-checkpoint-v2";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "StoredMeta")]
 pub struct CheckpointMeta {
     pub format: String,
     pub model: String,
     pub num_classes: usize,
     pub in_chans: usize,
     pub class_names: Vec<String>,
-    /// Eval preprocessing when the run used no recipe.
-    pub preprocess: Preprocess,
-    /// The augmentation recipe of the run, if any; its eval transform (timm-style resize,
-    /// centre crop, normalise) then replaces `preprocess`.
-    #[serde(default)]
+    /// The data config the run trained with and the model is evaluated with (see
+    /// [`crate::data_config`]).
+    pub data_config: DataConfig,
+    /// The augmentation recipe of the run, if any (its eval settings are in `data_config`).
     pub recipe: Option<Recipe>,
     /// The training configuration that produced these weights.
     pub train_config: serde_json::Value,
@@ -40,25 +42,107 @@ pub struct CheckpointMeta {
 
 impl CheckpointMeta {
     /// The transform that turns a decoded image into this model's eval input.
-    pub fn eval_transform(&self) -> Result<Arc<dyn SampleTransform>, TrainError> {
-        Ok(match &self.recipe {
-            Some(r) => Arc::new(r.eval_transform()?),
-            None => Arc::new(self.preprocess.clone()),
-        })
+    pub fn eval_transform(&self) -> Result<EvalTransform, TrainError> {
+        eval_transform(&self.data_config)
     }
 
     /// (channels, height, width) of the model input.
     pub fn input_size(&self) -> [usize; 3] {
-        match &self.recipe {
-            Some(r) => r.input_size,
-            None => {
-                let (c, h, w) = self
-                    .preprocess
-                    .output_size()
-                    .unwrap_or((self.in_chans, 0, 0));
-                [c, h, w]
+        self.data_config.input_size
+    }
+}
+
+/// `checkpoint.json` as written by any kestrel version: v2 has `data_config`; v1 has
+/// `preprocess` (runs without a recipe) and the recipe's eval settings (runs with one).
+#[derive(Deserialize)]
+struct StoredMeta {
+    format: String,
+    model: String,
+    num_classes: usize,
+    in_chans: usize,
+    class_names: Vec<String>,
+    #[serde(default)]
+    data_config: Option<DataConfig>,
+    #[serde(default)]
+    preprocess: Option<PreprocessV1>,
+    #[serde(default)]
+    recipe: Option<Recipe>,
+    train_config: serde_json::Value,
+    epoch: usize,
+    val_accuracy: Option<f64>,
+    kestrel_version: String,
+}
+
+/// v1's eval preprocessing: channel conversion, resize to `resize`, zero padding by `pad` per
+/// side, normalisation (one mean/std value meant every channel).
+#[derive(Deserialize)]
+struct PreprocessV1 {
+    channels: usize,
+    resize: Option<[usize; 2]>,
+    pad: usize,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+}
+
+impl PreprocessV1 {
+    /// The same steps as a data config: `pad` mode for padded runs (the image is resized to
+    /// `resize` when it does not fit, then padded), else a squash resize to `resize`.
+    fn data_config(self) -> Result<DataConfig, String> {
+        let Some([h, w]) = self.resize else {
+            return Err("its v1 `preprocess` has no resize size; retrain with this kestrel".into());
+        };
+        let (c, p) = (self.channels, self.pad);
+        let per_channel = |v: Vec<f32>| if v.len() == 1 { vec![v[0]; c] } else { v };
+        Ok(DataConfig {
+            input_size: [c, h + 2 * p, w + 2 * p],
+            mean: per_channel(self.mean),
+            std: per_channel(self.std),
+            crop_pct: if p > 0 { h as f64 / (h + 2 * p) as f64 } else { 1.0 },
+            interpolation: "bilinear".into(),
+            crop_mode: if p > 0 { "pad" } else { "squash" }.into(),
+            test_input_size: None,
+            test_crop_pct: None,
+        })
+    }
+}
+
+impl TryFrom<StoredMeta> for CheckpointMeta {
+    type Error = String;
+    fn try_from(m: StoredMeta) -> Result<Self, String> {
+        let data_config = match (m.data_config, m.preprocess, &m.recipe) {
+            (Some(dc), _, _) => dc,
+            // v1 with a recipe: its eval transform was the recipe's at the model's input size.
+            (None, _, Some(r)) => DataConfig {
+                input_size: r.input_size,
+                mean: r.mean.clone(),
+                std: r.std.clone(),
+                crop_pct: r.eval_crop_pct,
+                interpolation: r.eval_interpolation.name().into(),
+                crop_mode: r.eval_crop_mode.as_str().into(),
+                test_input_size: None,
+                test_crop_pct: None,
+            },
+            (None, Some(p), None) => p.data_config()?,
+            (None, None, None) => {
+                return Err(format!(
+                    "{} metadata has neither `data_config` nor `preprocess`",
+                    m.format
+                ))
             }
-        }
+        };
+        Ok(CheckpointMeta {
+            format: m.format,
+            model: m.model,
+            num_classes: m.num_classes,
+            in_chans: m.in_chans,
+            class_names: m.class_names,
+            data_config,
+            recipe: m.recipe,
+            train_config: m.train_config,
+            epoch: m.epoch,
+            val_accuracy: m.val_accuracy,
+            kestrel_version: m.kestrel_version,
+        })
     }
 }
 

@@ -19,7 +19,18 @@ pub enum TrainError {
     },
     #[error("{0}")]
     Config(String),
-    #[error("training diverged: loss is {loss} at epoch {epoch}, step {step}; lower --lr")]
+    /// The inference engine refused an input (e.g. a size the model cannot take).
+    #[error("inference: {0}")]
+    Engine(String),
+    /// A [`crate::TrainConfig`] field out of range; `field` is its name, so a caller can point
+    /// at its own spelling of it (a CLI flag, a config key).
+    #[error("{field} = {value}: {reason}")]
+    InvalidField {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("training diverged: loss is {loss} at epoch {epoch}, step {step}; lower the learning rate")]
     Diverged {
         loss: f32,
         epoch: usize,

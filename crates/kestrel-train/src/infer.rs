@@ -4,6 +4,7 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::TensorData;
 use kestrel_data::loader::Loader;
+use kestrel_deploy::Runner;
 use kestrel_models::Model;
 
 use crate::error::TrainError;
@@ -21,8 +22,17 @@ pub fn batch_to_tensor(images: Vec<f32>, shape: [usize; 4], device: &Device) -> 
     Tensor::from_data(TensorData::new(images, shape), device)
 }
 
-/// `model` should be in eval mode (`model.valid()`).
+/// `model` should be in eval mode (`model.valid()`); runs on burn.
 pub fn predict(model: &Model, loader: &Loader, device: &Device) -> Result<Predictions, TrainError> {
+    predict_with(&Runner::Burn(model.clone(), device.clone()), loader, device)
+}
+
+/// [`predict`] on any engine.
+pub fn predict_with(
+    runner: &Runner,
+    loader: &Loader,
+    device: &Device,
+) -> Result<Predictions, TrainError> {
     let mut out = Predictions {
         labels: vec![],
         probs: vec![],
@@ -34,11 +44,13 @@ pub fn predict(model: &Model, loader: &Loader, device: &Device) -> Result<Predic
         if batch.labels.is_empty() {
             continue;
         }
-        let logits = model.forward(batch_to_tensor(
-            std::mem::take(&mut batch.images),
-            batch.shape,
-            device,
-        ));
+        let logits = runner
+            .forward(batch_to_tensor(
+                std::mem::take(&mut batch.images),
+                batch.shape,
+                device,
+            ))
+            .map_err(TrainError::Engine)?;
         out.num_classes = logits.dims()[1];
         let probs = softmax(logits, 1).into_data();
         out.probs

@@ -1,13 +1,18 @@
 //! kestrel-train: losses, optimizers, schedules, the training loop and checkpoints.
 
 pub mod checkpoint;
+pub mod data_config;
 pub mod error;
+pub mod evaluate;
 pub mod infer;
 pub mod loss;
 pub mod optim;
 pub mod schedule;
+pub mod source;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use error::TrainError;
+pub use evaluate::{evaluate_checkpoint, EvalOptions, Evaluation};
+pub use source::{load_model, LoadedModel, ModelSource, RegistrySource};
 pub use trainer::{train, EpochLog, TrainConfig, TrainOutcome};

@@ -35,6 +35,21 @@ pub enum ScheduleKind {
     Constant,
 }
 
+impl std::fmt::Display for ScheduleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ScheduleKind::Step => "step",
+            ScheduleKind::Multistep => "multistep",
+            ScheduleKind::Exponential => "exponential",
+            ScheduleKind::Cosine => "cosine",
+            ScheduleKind::CosineRestarts => "cosine-restarts",
+            ScheduleKind::Onecycle => "onecycle",
+            ScheduleKind::Poly => "poly",
+            ScheduleKind::Constant => "constant",
+        })
+    }
+}
+
 pub const SCHEDULE_NAMES: &str =
     "step, multistep, exponential, cosine, cosine-restarts, onecycle, poly, constant";
 

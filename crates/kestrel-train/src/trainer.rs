@@ -11,16 +11,18 @@ use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use kestrel_data::loader::{mix_seed, Loader, LoaderConfig, Sampler};
 use kestrel_data::mixup::Mixup;
-use kestrel_data::preprocess::{Preprocess, RandomCropFlip};
 use kestrel_data::recipe::{Recipe, TrainTransform};
 use kestrel_data::splits::Splits;
 use kestrel_data::SampleTransform;
+use kestrel_eval::EvalReport;
 use kestrel_models::{BuildOptions, Model};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Checkpoint, CheckpointMeta};
+use crate::checkpoint::{Checkpoint, CheckpointMeta, FORMAT};
+use crate::data_config::{basic_train_transform, eval_transform, resolve_data_config};
 use crate::error::TrainError;
+use crate::evaluate::{evaluate_checkpoint, EvalOptions};
 use crate::infer::{batch_to_tensor, predict};
 use crate::loss::{smoothed_one_hot, targets_tensor, training_loss, LossKind};
 use crate::optim::{Optimizer, OptimizerKind};
@@ -149,33 +151,11 @@ pub struct TrainOutcome {
     pub best_val_accuracy: f64,
     pub history: Vec<EpochLog>,
     pub seconds: f64,
+    /// Images skipped by the training and validation loaders.
     pub skipped_images: usize,
-}
-
-/// The eval preprocessing for `model_name` on images shaped like `sample`: convert channels,
-/// then pad (when the image is smaller by an even margin, as 28 → 32 for LeNet) or resize.
-pub fn preprocess_for(
-    model_name: &str,
-    sample_hw: (usize, usize),
-) -> Result<Preprocess, TrainError> {
-    let spec = kestrel_models::find(model_name)?;
-    let dc = spec.data_config();
-    let [c, h, w] = dc.input_size;
-    let (sh, sw) = sample_hw;
-    // Images the size of the training set are padded (28 → 32 for LeNet, as in the paper); any
-    // other size is first resized to the training size, so predict takes any image.
-    let (resize, pad) = if sh <= h && sw <= w && h - sh == w - sw && (h - sh) % 2 == 0 {
-        (Some([sh, sw]), (h - sh) / 2)
-    } else {
-        (Some([h, w]), 0)
-    };
-    Ok(Preprocess {
-        channels: c,
-        resize,
-        pad,
-        mean: dc.mean.clone(),
-        std: dc.std.clone(),
-    })
+    /// The best checkpoint evaluated on the test split (also written to `metrics_path`).
+    pub test_report: EvalReport,
+    pub metrics_path: PathBuf,
 }
 
 fn loader(
@@ -202,8 +182,8 @@ fn loader(
     Ok(Loader::new(splits_part, transform, lc)?)
 }
 
-/// Trains `cfg.model` on `splits`, writing the best checkpoint (by validation accuracy) and
-/// `train_log.jsonl` into `out_dir`.
+/// Trains `cfg.model` on `splits`, writing the best checkpoint (by validation accuracy),
+/// `train_log.jsonl` and the best checkpoint's test-split `metrics.json` into `out_dir`.
 pub fn train(
     cfg: &TrainConfig,
     splits: &Splits,
@@ -211,10 +191,16 @@ pub fn train(
     device: &Device,
     show_progress: bool,
 ) -> Result<TrainOutcome, TrainError> {
-    if cfg.epochs == 0 || cfg.batch_size == 0 {
-        return Err(TrainError::Config(
-            "--epochs and --batch-size must be at least 1".into(),
-        ));
+    let invalid = |field, value: String, reason| TrainError::InvalidField {
+        field,
+        value,
+        reason,
+    };
+    if cfg.epochs == 0 {
+        return Err(invalid("epochs", "0".into(), "must be at least 1"));
+    }
+    if cfg.batch_size == 0 {
+        return Err(invalid("batch_size", "0".into(), "must be at least 1"));
     }
     if splits.train.is_empty() || splits.val.is_empty() {
         return Err(TrainError::Config(format!(
@@ -223,10 +209,8 @@ pub fn train(
         )));
     }
     if !(0.0..1.0).contains(&cfg.label_smoothing) {
-        return Err(TrainError::Config(format!(
-            "--label-smoothing {}: must be in [0, 1)",
-            cfg.label_smoothing
-        )));
+        let value = cfg.label_smoothing.to_string();
+        return Err(invalid("label_smoothing", value, "must be in [0, 1)"));
     }
     if let Some(t) = cfg.bce_target_threshold.filter(|t| !(0.0..1.0).contains(t)) {
         return Err(TrainError::Config(format!(
@@ -234,49 +218,37 @@ pub fn train(
         )));
     }
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        return Err(TrainError::Config(format!(
-            "--lr {}: must be a positive number",
-            cfg.lr
-        )));
+        return Err(invalid("lr", cfg.lr.to_string(), "must be a positive number"));
     }
     // Before any data is read: a bad optimizer or schedule value fails at once.
     cfg.optimizer_config().validate()?;
     cfg.schedule_config().validate()?;
-    let spec = kestrel_models::find(&cfg.model)?;
+    let (spec, data_config) = resolve_data_config(&cfg.model, cfg.recipe.as_ref())?;
     let num_classes = splits.class_names.len();
-    let first = first_sample(splits, cfg.skip_bad_images)?;
-    let preprocess = preprocess_for(spec.name, (first.image.height, first.image.width))?;
-    let (train_tf, eval_tf, mixup, in_chans): (
-        Arc<dyn SampleTransform>,
-        Arc<dyn SampleTransform>,
-        Option<Mixup>,
-        usize,
-    ) = match &cfg.recipe {
+    // Fail on an unreadable training set before building the model.
+    first_sample(splits, cfg.skip_bad_images)?;
+    // As timm: the model fixes the input size; a recipe brings the augmentations.
+    let recipe = cfg.recipe.clone().map(|r| Recipe {
+        input_size: data_config.input_size,
+        ..r
+    });
+    let (train_tf, mixup): (Arc<dyn SampleTransform>, Option<Mixup>) = match &recipe {
         Some(recipe) => {
-            // As timm: the model fixes the input size; the recipe brings the augmentations.
-            let mut recipe = recipe.clone();
-            recipe.input_size = spec.data_config().input_size;
-            let recipe = &recipe;
             let train_tf = TrainTransform::from_recipe(recipe)?;
             let mixup = train_tf.mixup(num_classes)?;
-            (
-                Arc::new(train_tf),
-                Arc::new(recipe.eval_transform()?),
-                mixup,
-                recipe.input_size[0],
-            )
+            (Arc::new(train_tf), mixup)
         }
         None => (
-            Arc::new(RandomCropFlip {
-                base: preprocess.clone(),
-                crop_padding: cfg.crop_padding,
-                hflip: cfg.hflip,
-            }),
-            Arc::new(preprocess.clone()),
+            Arc::new(basic_train_transform(
+                &data_config,
+                cfg.crop_padding,
+                cfg.hflip,
+            )?),
             None,
-            preprocess.channels,
         ),
     };
+    let eval_tf: Arc<dyn SampleTransform> = Arc::new(eval_transform(&data_config)?);
+    let in_chans = data_config.input_size[0];
 
     device.seed(cfg.seed);
     let train_device = device.clone().autodiff();
@@ -385,7 +357,9 @@ pub fn train(
 
         let eval_model = model.valid();
         let val = predict(&eval_model, &val_loader, &device.clone())?;
-        let (val_loss, val_acc) = loss_and_accuracy(&val.labels, &val.probs, val.num_classes);
+        let val_loss = kestrel_eval::log_loss(&val.labels, &val.probs, val.num_classes)?;
+        let val_preds = kestrel_eval::argmax_predictions(&val.probs, val.num_classes)?;
+        let val_acc = kestrel_eval::accuracy(&val.labels, &val_preds)?;
         let entry = EpochLog {
             epoch,
             lr,
@@ -419,16 +393,13 @@ pub fn train(
         if val_acc > best.1 {
             best = (epoch, val_acc);
             let meta = CheckpointMeta {
-                format: "kestrel-checkpoint-v1".into(),
+                format: FORMAT.into(),
                 model: spec.name.into(),
                 num_classes,
                 in_chans,
                 class_names: splits.class_names.clone(),
-                preprocess: preprocess.clone(),
-                recipe: cfg.recipe.clone().map(|mut r| {
-                    r.input_size = spec.data_config().input_size;
-                    r
-                }),
+                data_config: data_config.clone(),
+                recipe: recipe.clone(),
                 train_config: serde_json::to_value(cfg).expect("config serialises"),
                 epoch,
                 val_accuracy: Some(val_acc),
@@ -439,13 +410,34 @@ pub fn train(
         history.push(entry);
     }
     bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let skipped_in_training = train_loader.skipped() + val_loader.skipped();
+
+    // The best checkpoint on the test split, as `kestrel eval` would report it.
+    let best_checkpoint = Checkpoint::open(out_dir)?;
+    let test = evaluate_checkpoint(
+        &best_checkpoint,
+        splits.test.clone(),
+        &format!("the test split of {}", splits.description),
+        &EvalOptions {
+            batch_size: cfg.batch_size,
+            skip_bad_images: cfg.skip_bad_images,
+            skipped_before: splits.skipped_at_scan + skipped_in_training,
+            ..EvalOptions::default()
+        },
+        device,
+    )?;
+    let metrics_path = out_dir.join("metrics.json");
+    test.report.write_json(&metrics_path)?;
     Ok(TrainOutcome {
         checkpoint_dir: out_dir.to_path_buf(),
         best_epoch: best.0,
         best_val_accuracy: best.1,
         history,
-        seconds: started.elapsed().as_secs_f64(),
-        skipped_images: train_loader.skipped() + val_loader.skipped(),
+        seconds,
+        skipped_images: skipped_in_training,
+        test_report: test.report,
+        metrics_path,
     })
 }
 
@@ -469,28 +461,6 @@ fn first_sample(
             splits.description
         )),
     })
-}
-
-/// Mean negative log-likelihood and accuracy from probabilities.
-pub fn loss_and_accuracy(labels: &[usize], probs: &[f32], k: usize) -> (f64, f64) {
-    if labels.is_empty() || k == 0 {
-        return (f64::NAN, 0.0);
-    }
-    let mut nll = 0.0f64;
-    let mut correct = 0usize;
-    for (i, &y) in labels.iter().enumerate() {
-        let row = &probs[i * k..(i + 1) * k];
-        nll -= (row[y].max(1e-12) as f64).ln();
-        let argmax = row
-            .iter()
-            .enumerate()
-            .fold(0, |best, (j, &p)| if p > row[best] { j } else { best });
-        correct += (argmax == y) as usize;
-    }
-    (
-        nll / labels.len() as f64,
-        correct as f64 / labels.len() as f64,
-    )
 }
 
 fn progress_bar(show: bool, total: u64) -> ProgressBar {

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use burn::module::Module;
 use clap::Args;
-use kestrel_deploy::{EngineKind, Runner};
+use kestrel_deploy::Runner;
 use kestrel_models::bench::{bench_model_with, BenchOptions};
 
 use crate::device::{parse_device, DEVICE_HELP};
@@ -35,13 +35,9 @@ pub struct BenchArgs {
     pub json: Option<PathBuf>,
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
     pub device: String,
-    /// Inference engine: `fast` (kestrel's fused CPU kernels; models it does not cover yet fall
-    /// back to burn with a notice) or `burn` (burn's ops, one by one). Training always uses burn.
-    #[arg(long, default_value = "fast", value_name = "fast|burn")]
-    pub engine: EngineKind,
-    /// Compute threads (default: the cores available).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// `--engine` times inference only; the training step always runs on burn.
+    #[command(flatten)]
+    pub engine: crate::cmd::common::EngineArgs,
     /// Also profile the fast engine at batch 1: time and GFLOP/s per op kind, against this
     /// machine's fp32 GEMM ceiling measured with the same kernels.
     #[arg(long)]
@@ -60,7 +56,7 @@ struct Entry {
 
 pub fn run(a: BenchArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
-    crate::cmd::common::set_threads(a.threads)?;
+    a.engine.apply()?;
     let opts = BenchOptions {
         warmup: 2,
         latency_runs: a.runs.max(1),
@@ -89,7 +85,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             input[2] = s;
         }
         let model = spec.build(&spec.default_options(), &device);
-        let (runner, notice) = Runner::new(model.valid(), input[0], &device, a.engine);
+        let (runner, notice) = Runner::new(model.valid(), input[0], &device, a.engine.engine);
         if let Some(n) = notice {
             eprintln!("note: {}: {n}", spec.name);
         }

@@ -50,6 +50,32 @@ pub fn fresh_run_dir(base: &Path, name: &str) -> PathBuf {
         .expect("unbounded")
 }
 
+/// `--engine` and `--threads`, shared by the commands that run inference.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Inference engine: `fast` (kestrel's fused CPU kernels; a model or device it does not
+    /// cover falls back to burn with a one-line notice) or `burn` (burn's ops, one by one).
+    #[arg(long, default_value = "fast", value_name = "fast|burn")]
+    pub engine: kestrel_deploy::EngineKind,
+    /// Compute threads for kestrel's kernels and burn (default: the cores available).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+impl EngineArgs {
+    /// Applies `--threads`; call before any compute.
+    pub fn apply(&self) -> Result<()> {
+        set_threads(self.threads)
+    }
+}
+
+/// Prints the fast engine's fallback notice, if any.
+pub fn engine_notice(what: &str, notice: Option<String>) {
+    if let Some(n) = notice {
+        eprintln!("note: {what}: {n}");
+    }
+}
+
 /// `--threads N`: the compute threads of kestrel's kernels and of burn's (rayon) pool. Without
 /// it both use every core available.
 pub fn set_threads(threads: Option<usize>) -> Result<()> {

@@ -5,8 +5,9 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use clap::Args;
 
+use super::common::{engine_notice, EngineArgs};
 use super::source::{load, ModelSourceArgs};
-use super::tensors::{read_f32, write_f32};
+use kestrel_models::tensor_file::{read_f32, write_f32};
 use crate::device::{parse_device, DEVICE_HELP};
 
 /// Runs a raw NCHW tensor through a model in eval mode.
@@ -25,10 +26,13 @@ pub struct ForwardArgs {
     pub output: PathBuf,
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
     pub device: String,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 pub fn run(a: ForwardArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
+    a.engine.apply()?;
     let loaded = load(&a.source, &device)?;
     let (shape, data) = read_f32(&a.input, "input")?;
     if shape.len() != 4 {
@@ -38,7 +42,7 @@ pub fn run(a: ForwardArgs) -> Result<()> {
             shape.len()
         );
     }
-    let want_c = loaded.input_size[0];
+    let want_c = loaded.input_size()[0];
     if shape[1] != want_c {
         bail!(
             "{}: tensor 'input' has {} channels (shape {shape:?}); {} expects {want_c}",
@@ -60,7 +64,9 @@ pub fn run(a: ForwardArgs) -> Result<()> {
         TensorData::new(data, [shape[0], shape[1], shape[2], shape[3]]),
         &device,
     );
-    let logits = loaded.model.forward(x);
+    let (runner, notice) = loaded.runner(&device, a.engine.engine);
+    engine_notice(&loaded.name, notice);
+    let logits = runner.forward(x).map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
     let dims = logits.dims();
     let values: Vec<f32> = logits.into_data().try_to_vec().expect("f32 logits");
     write_f32(&a.output, "logits", &dims, &values)?;

@@ -8,6 +8,5 @@ pub mod models;
 pub mod predict;
 pub mod preprocess;
 pub mod source;
-pub mod tensors;
 pub mod train;
 pub mod train_optim;

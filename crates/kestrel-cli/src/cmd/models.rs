@@ -1,13 +1,10 @@
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 
 use anyhow::Result;
-use burn::prelude::*;
 use clap::Args;
-use kestrel_models::layers::count_macs;
+use kestrel_models::stats::StatsCache;
 use kestrel_models::{ModelSpec, REGISTRY};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 #[derive(Args, Debug)]
 #[command(
@@ -25,12 +22,56 @@ pub struct ModelsArgs {
     /// Skip the MAC count (no forward passes; params only).
     #[arg(long)]
     pub no_macs: bool,
+    /// List the pretrained tags (`NAME.TAG`, timm's default first) with their data configs
+    /// instead of the models.
+    #[arg(long)]
+    pub tags: bool,
 }
 
-#[derive(Serialize, Deserialize, Clone)]
-struct Stats {
-    params: usize,
-    macs: Option<u64>,
+#[derive(Serialize)]
+struct TagRow {
+    name: String,
+    default: bool,
+    #[serde(flatten)]
+    data: kestrel_models::DataConfig,
+}
+
+fn print_tags(specs: &[&ModelSpec], json: bool) -> Result<()> {
+    let rows: Vec<TagRow> = specs
+        .iter()
+        .flat_map(|s| {
+            s.tags.iter().enumerate().map(|(i, t)| TagRow {
+                name: format!("{}.{}", s.name, t.tag),
+                default: i == 0,
+                data: (t.data)(),
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<36} {:>12} {:>6} {:<9} {:>12} {:>9}",
+        "tag", "input", "crop", "interp", "test input", "test crop"
+    );
+    let size = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
+    for r in rows {
+        println!(
+            "{:<36} {:>12} {:>6.3} {:<9} {:>12} {:>9}",
+            format!("{}{}", r.name, if r.default { " *" } else { "" }),
+            size(r.data.input_size),
+            r.data.crop_pct,
+            r.data.interpolation,
+            r.data.test_input_size.map(size).unwrap_or_else(|| "-".into()),
+            r.data
+                .test_crop_pct
+                .map(|c| format!("{c:.3}"))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    println!("(* = the default: the bare name's data config)");
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -46,37 +87,9 @@ struct Row {
     input_size: [usize; 3],
     mean: Vec<f32>,
     std: Vec<f32>,
-    crop_pct: f32,
-    interpolation: &'static str,
-}
-
-/// Cache file keyed by the binary's build (size and mtime), so a rebuilt model recounts.
-fn cache_path() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let meta = std::fs::metadata(&exe).ok()?;
-    let mtime = meta
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs();
-    let home = std::env::var_os("HOME")?;
-    Some(
-        PathBuf::from(home)
-            .join(".cache/kestrel")
-            .join(format!("model-stats-{}-{mtime}.json", meta.len())),
-    )
-}
-
-fn measure(spec: &ModelSpec, with_macs: bool) -> Stats {
-    let device = Device::flex();
-    let model = spec.build(&spec.default_options(), &device);
-    let params = model.num_trainable_params();
-    let macs = with_macs.then(|| {
-        let [c, h, w] = spec.data_config().input_size;
-        count_macs(|| model.forward(Tensor::zeros([1, c, h, w], &device))).1
-    });
-    Stats { params, macs }
+    crop_pct: f64,
+    interpolation: String,
+    crop_mode: String,
 }
 
 pub fn run(a: ModelsArgs) -> Result<()> {
@@ -88,32 +101,20 @@ pub fn run(a: ModelsArgs) -> Result<()> {
                 .is_none_or(|f| s.name.contains(f.as_str()) || s.family.contains(f.as_str()))
         })
         .collect();
-    let cache_file = cache_path();
-    let mut cache: BTreeMap<String, Stats> = cache_file
-        .as_ref()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    let mut dirty = false;
+    if a.tags {
+        return print_tags(&specs, a.json);
+    }
+    let mut cache = StatsCache::open(StatsCache::default_path());
     let progress = std::io::stderr().is_terminal();
+    let mut counted = false;
     let mut rows = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        let cached = cache
-            .get(spec.name)
-            .filter(|s| a.no_macs || s.macs.is_some())
-            .cloned();
-        let stats = match cached {
-            Some(s) => s,
-            None => {
-                if progress {
-                    eprint!("\rcounting {}/{}: {:<28}", i + 1, specs.len(), spec.name);
-                }
-                let s = measure(spec, !a.no_macs);
-                cache.insert(spec.name.to_string(), s.clone());
-                dirty = true;
-                s
-            }
-        };
+        let with_macs = !a.no_macs;
+        if progress && cache.get(spec, with_macs).is_none() {
+            eprint!("\rcounting {}/{}: {:<28}", i + 1, specs.len(), spec.name);
+            counted = true;
+        }
+        let stats = cache.get_or_measure(spec, with_macs);
         let dc = spec.data_config();
         rows.push(Row {
             name: spec.name,
@@ -128,19 +129,13 @@ pub fn run(a: ModelsArgs) -> Result<()> {
             std: dc.std,
             crop_pct: dc.crop_pct,
             interpolation: dc.interpolation,
+            crop_mode: dc.crop_mode,
         });
     }
-    if dirty {
-        if progress {
-            eprint!("\r{:60}\r", "");
-        }
-        if let Some(p) = &cache_file {
-            if let Some(dir) = p.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let _ = std::fs::write(p, serde_json::to_string(&cache)?);
-        }
+    if counted {
+        eprint!("\r{:60}\r", "");
     }
+    cache.save();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());

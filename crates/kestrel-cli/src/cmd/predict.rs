@@ -1,13 +1,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::prelude::*;
-use burn::tensor::activation::softmax;
-use burn::tensor::TensorData;
 use clap::Args;
 use kestrel_data::decode::decode_image_file;
-use rand::SeedableRng;
+use kestrel_eval::top_k_classes;
 
+use super::common::{engine_notice, EngineArgs};
 use super::source::{load, ModelSourceArgs};
 use crate::device::{parse_device, DEVICE_HELP};
 
@@ -29,6 +27,8 @@ pub struct PredictArgs {
     pub json: bool,
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
     pub device: String,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(serde::Serialize)]
@@ -46,29 +46,18 @@ struct Prediction {
 
 pub fn run(a: PredictArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
+    a.engine.apply()?;
     let loaded = load(&a.source, &device)?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let (runner, notice) = loaded.runner(&device, a.engine.engine);
+    engine_notice(&loaded.name, notice);
     let mut results = Vec::new();
     for path in &a.images {
-        let image = decode_image_file(path)?;
-        let chw = loaded
-            .transform
-            .apply(image, &mut rng)
+        let probs = loaded
+            .classify_with(&runner, decode_image_file(path)?)
             .with_context(|| format!("{}", path.display()))?;
-        let x = Tensor::<4>::from_data(
-            TensorData::new(chw.data, [1, chw.channels, chw.height, chw.width]),
-            &device,
-        );
-        let probs: Vec<f32> = softmax(loaded.model.forward(x), 1)
-            .into_data()
-            .try_to_vec()
-            .expect("f32 output");
-        let mut order: Vec<usize> = (0..probs.len()).collect();
-        order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]).then(i.cmp(&j)));
-        let top = order
-            .iter()
-            .take(a.top_k)
-            .map(|&i| Ranked {
+        let top = top_k_classes(&probs, a.top_k)
+            .into_iter()
+            .map(|i| Ranked {
                 class: loaded.class_names[i].clone(),
                 index: i,
                 probability: probs[i],

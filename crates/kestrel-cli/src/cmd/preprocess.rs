@@ -3,13 +3,12 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use kestrel_data::decode::decode_image_file;
-use rand::SeedableRng;
+use kestrel_models::tensor_file::write_f32;
 
 use super::source::{load, ModelSourceArgs};
-use super::tensors::write_f32;
 
-/// Writes the exact tensor a model sees at eval time, for comparison with timm's
-/// `resolve_data_config` + `create_transform`.
+/// Writes the exact tensor a model sees at eval time (what `predict` and `eval` feed it), for
+/// comparison with timm's `resolve_data_config` + `create_transform`.
 #[derive(Args, Debug)]
 #[command(
     after_help = "Example:\n  kestrel preprocess --model resnet50 cat.jpg --output x.safetensors"
@@ -26,12 +25,9 @@ pub struct PreprocessArgs {
 
 pub fn run(a: PreprocessArgs) -> Result<()> {
     let loaded = load(&a.source, &burn::prelude::Device::flex())?;
-    let image = decode_image_file(&a.image)?;
-    let chw = loaded
-        .transform
-        .apply(image, &mut rand::rngs::StdRng::seed_from_u64(0))?;
-    let shape = [1, chw.channels, chw.height, chw.width];
-    write_f32(&a.output, "input", &shape, &chw.data)?;
+    let x = loaded.preprocess(decode_image_file(&a.image)?)?;
+    let shape = [1, x.channels, x.height, x.width];
+    write_f32(&a.output, "input", &shape, &x.data)?;
     println!("wrote {:?} to {}", shape, a.output.display());
     Ok(())
 }

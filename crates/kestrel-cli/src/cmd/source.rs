@@ -1,19 +1,12 @@
-//! Where a model comes from: a kestrel checkpoint folder, or a registry name plus a weights file
-//! (timm/torchvision safetensors or .pth). Either way we get the model, its eval preprocessing
-//! and its class names.
+//! The flags that name a model: `--checkpoint DIR`, or `--model NAME` with optional
+//! `--weights FILE`. Loading is kestrel-train's [`kestrel_train::load_model`].
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use burn::prelude::Device;
 use clap::Args;
-use kestrel_data::imagenet::imagenet_class_names;
-use kestrel_data::transforms::{EvalTransform, Interpolation};
-use kestrel_data::SampleTransform;
-use kestrel_models::weights::{load_weights, parse_remap_file, LoadOptions, WeightsLayout};
-use kestrel_models::{BuildOptions, Model};
-use kestrel_train::Checkpoint;
+use kestrel_train::{load_model, LoadedModel, ModelSource, RegistrySource};
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelSourceArgs {
@@ -39,100 +32,29 @@ pub struct ModelSourceArgs {
     pub class_names: Option<PathBuf>,
 }
 
-pub struct LoadedModel {
-    pub name: String,
-    pub model: Model,
-    pub transform: Arc<dyn SampleTransform>,
-    pub class_names: Vec<String>,
-    /// (channels, height, width) the model expects.
-    pub input_size: [usize; 3],
+impl ModelSourceArgs {
+    pub fn source(&self) -> Result<ModelSource> {
+        if let Some(dir) = &self.checkpoint {
+            return Ok(ModelSource::Checkpoint(dir.clone()));
+        }
+        let Some(model) = &self.model else {
+            bail!("give either --checkpoint DIR, or --model NAME (with --weights FILE)");
+        };
+        Ok(ModelSource::Registry(RegistrySource {
+            model: model.clone(),
+            weights: self.weights.clone(),
+            num_classes: self.num_classes,
+            remap: self.remap.clone(),
+            class_names: self.class_names.clone(),
+        }))
+    }
 }
 
+/// Loads the model the flags name, printing the loader's warnings to stderr.
 pub fn load(args: &ModelSourceArgs, device: &Device) -> Result<LoadedModel> {
-    if let Some(dir) = &args.checkpoint {
-        let ckpt = Checkpoint::open(dir)?;
-        let model = ckpt.load_model(device)?;
-        return Ok(LoadedModel {
-            name: ckpt.meta.model.clone(),
-            model,
-            transform: ckpt.meta.eval_transform()?,
-            class_names: ckpt.meta.class_names.clone(),
-            input_size: ckpt.meta.input_size(),
-        });
+    let loaded = load_model(&args.source()?, device)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
     }
-    let Some(name) = &args.model else {
-        bail!("give either --checkpoint DIR, or --model NAME (with --weights FILE)");
-    };
-    let spec = kestrel_models::find(name)?;
-    let dc = spec.data_config();
-    let num_classes = args.num_classes.unwrap_or(spec.default_num_classes);
-    let opts = BuildOptions {
-        num_classes,
-        in_chans: dc.input_size[0],
-    };
-    let mut model = spec.build(&opts, device);
-    if let Some(weights) = &args.weights {
-        let remap = match &args.remap {
-            Some(f) => parse_remap_file(f)?,
-            None => vec![],
-        };
-        let lo = LoadOptions {
-            reinit_classifier: args.num_classes.is_some(),
-            remap,
-        };
-        let layout = load_weights(&mut model, weights, &lo)?;
-        if layout == WeightsLayout::Torchvision {
-            if let Some(tv) = kestrel_models::torchvision_counterpart(spec.name) {
-                eprintln!(
-                    "warning: {} is a torchvision checkpoint, loaded into timm's `{}`. \
-                     torchvision's own model is `{}`: its eval preprocessing differs, and for \
-                     some variants (MobileNetV3, EfficientNet B5-B7, some RegNets) so do \
-                     BatchNorm eps or widths, which changes the logits. Use --model {} to \
-                     reproduce torchvision.",
-                    weights.display(),
-                    spec.name,
-                    tv.name,
-                    tv.name
-                );
-            }
-        }
-    }
-    let [c, h, w] = dc.input_size;
-    let interpolation: Interpolation = dc.interpolation.parse()?;
-    let transform = EvalTransform::from_model_config(
-        (c, h, w),
-        dc.crop_pct as f64,
-        interpolation,
-        &dc.mean,
-        &dc.std,
-        "center",
-    )?;
-    let class_names = match &args.class_names {
-        Some(f) => {
-            let text = std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read {}", f.display()))?;
-            let names: Vec<String> = text
-                .lines()
-                .map(str::to_string)
-                .filter(|l| !l.is_empty())
-                .collect();
-            if names.len() != num_classes {
-                bail!(
-                    "{}: {} class names for a {num_classes}-class model",
-                    f.display(),
-                    names.len()
-                );
-            }
-            names
-        }
-        None if num_classes == 1000 => imagenet_class_names(),
-        None => (0..num_classes).map(|i| format!("class_{i}")).collect(),
-    };
-    Ok(LoadedModel {
-        name: spec.name.to_string(),
-        model,
-        transform: Arc::new(transform),
-        class_names,
-        input_size: dc.input_size,
-    })
+    Ok(loaded)
 }

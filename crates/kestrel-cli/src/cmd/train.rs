@@ -5,10 +5,9 @@ use clap::Args;
 use kestrel_data::recipe::Recipe;
 use kestrel_train::optim::OptimizerKind;
 use kestrel_train::schedule::ScheduleKind;
-use kestrel_train::TrainConfig;
+use kestrel_train::{TrainConfig, TrainError};
 
 use super::common::{fresh_run_dir, DataArgs};
-use super::eval::{evaluate_checkpoint, EvalSplit};
 use super::train_optim::OptimArgs;
 use crate::device::{parse_device, DEVICE_HELP};
 
@@ -22,7 +21,7 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Model name (see `kestrel models`).
-    #[arg(long, default_value = "lenet5")]
+    #[arg(long, default_value_t = TrainConfig::default().model)]
     pub model: String,
     #[arg(long, default_value_t = TrainConfig::default().epochs)]
     pub epochs: usize,
@@ -39,10 +38,10 @@ pub struct TrainArgs {
     /// --opt-betas, --opt-eps), rmsprop (torch RMSprop), rmsproptf (timm's TensorFlow-style
     /// RMSprop), lamb (timm's Lamb: trust ratio, global grad-norm clip). 1-D parameters
     /// (biases, norms) get no weight decay, as timm's param_groups_weight_decay.
-    #[arg(long, visible_alias = "opt", default_value = "adamw")]
+    #[arg(long, visible_alias = "opt", default_value_t = TrainConfig::default().optimizer)]
     pub optimizer: OptimizerKind,
     /// Momentum of sgd, rmsprop and rmsproptf (0 = none).
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = TrainConfig::default().momentum)]
     pub momentum: f64,
     /// Nesterov momentum for sgd (timm's `--opt sgd` is Nesterov; here it is this flag).
     #[arg(long)]
@@ -53,19 +52,19 @@ pub struct TrainArgs {
     pub weight_decay: f64,
     /// step, multistep, exponential, cosine, cosine-restarts (SGDR), onecycle, poly or constant,
     /// after a linear warm-up of --warmup-epochs.
-    #[arg(long, default_value = "cosine")]
+    #[arg(long, default_value_t = TrainConfig::default().schedule)]
     pub schedule: ScheduleKind,
     /// Linear warm-up from --warmup-lr to --lr, in epochs (fractions allowed), before the
     /// schedule starts; cut to half the run when longer.
     #[arg(long, default_value_t = TrainConfig::default().warmup_epochs)]
     pub warmup_epochs: f64,
     /// Label smoothing ε: targets 1 − ε + ε/K and ε/K (for ce and bce).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = TrainConfig::default().label_smoothing)]
     pub label_smoothing: f32,
     #[command(flatten)]
     pub optim: OptimArgs,
     /// Random-crop padding in pixels (0 = no random crop).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::default().crop_padding)]
     pub crop_padding: usize,
     /// Random horizontal flips (not for digits).
     #[arg(long)]
@@ -83,7 +82,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
     /// Data-loading threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::default().workers)]
     pub workers: usize,
     /// Run folder for the checkpoint, metrics.json and logs (default: runs/<model>, never overwriting).
     #[arg(long, value_name = "DIR")]
@@ -95,10 +94,30 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
+/// The library names TrainConfig fields; the user typed flags.
+fn with_flag_names(e: TrainError) -> anyhow::Error {
+    match e {
+        TrainError::InvalidField {
+            field,
+            value,
+            reason,
+        } => anyhow::anyhow!("--{} {value}: {reason}", field.replace('_', "-")),
+        e @ TrainError::Diverged { .. } => anyhow::anyhow!("{e} (--lr)"),
+        e => e.into(),
+    }
+}
+
 pub fn run(a: TrainArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     let mut cfg = TrainConfig {
-        model: kestrel_models::find(&a.model)?.name.to_string(),
+        // The registry's spelling, keeping a `.TAG` (it selects the data config).
+        model: {
+            let spec = kestrel_models::find(&a.model)?;
+            match a.model.trim().to_ascii_lowercase().split_once('.') {
+                Some((_, tag)) => format!("{}.{tag}", spec.name),
+                None => spec.name.to_string(),
+            }
+        },
         epochs: a.epochs,
         batch_size: a.batch_size,
         lr: a.lr,
@@ -138,7 +157,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         splits.class_names.len()
     );
     println!("run folder: {}", out.display());
-    let outcome = kestrel_train::train(&cfg, &splits, &out, &device, !a.quiet)?;
+    let outcome =
+        kestrel_train::train(&cfg, &splits, &out, &device, !a.quiet).map_err(with_flag_names)?;
     println!(
         "trained {} epochs in {:.1}s; best validation accuracy {:.2}% at epoch {}",
         cfg.epochs,
@@ -146,17 +166,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         100.0 * outcome.best_val_accuracy,
         outcome.best_epoch
     );
-    let skipped = splits.skipped_at_scan + outcome.skipped_images;
-    evaluate_checkpoint(
-        &out,
-        &splits,
-        EvalSplit::Test,
-        &out,
-        None,
-        cfg.batch_size,
-        skipped,
-        cfg.skip_bad_images,
-        &device,
-    )?;
+    println!("\nevaluation on the Test split of {}:", splits.description);
+    println!("{}", outcome.test_report.to_table());
+    println!("metrics written to {}", outcome.metrics_path.display());
     Ok(())
 }

@@ -189,35 +189,15 @@ pub fn write_truncated_jpeg(path: &Path, rgb: [u8; 3]) {
 
 /// Reads the f32 tensor `name` from a safetensors file: (shape, values).
 pub fn read_tensor(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let t = st
-        .tensor(name)
-        .unwrap_or_else(|e| panic!("{}: no tensor {name}: {e}", path.display()));
-    assert_eq!(
-        t.dtype(),
-        safetensors::Dtype::F32,
-        "{}: {name} dtype",
-        path.display()
-    );
-    let v = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    (t.shape().to_vec(), v)
+    kestrel_models::tensor_file::read_f32(path, name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Writes one f32 tensor `name` of `shape` (values 0.1, 0.2, ... cycling) to a safetensors file.
 pub fn write_tensor(path: &Path, name: &str, shape: &[usize]) {
     let n: usize = shape.iter().product();
-    let bytes: Vec<u8> = (0..n)
-        .flat_map(|i| ((i % 10) as f32 * 0.1).to_le_bytes())
-        .collect();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.to_vec(), &bytes)
-            .unwrap();
-    safetensors::serialize_to_file([(name, view)], None, path).unwrap();
+    let values: Vec<f32> = (0..n).map(|i| (i % 10) as f32 * 0.1).collect();
+    kestrel_models::tensor_file::write_f32(path, name, shape, &values)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {

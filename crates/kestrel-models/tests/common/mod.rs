@@ -17,15 +17,7 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// Reads a float32 tensor by name from a safetensors file: (shape, values).
 pub fn read_tensor(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let t = st.tensor(name).unwrap();
-    let data = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    (t.shape().to_vec(), data)
+    kestrel_models::tensor_file::read_f32(path, name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn input_tensor(fixture_dir: &Path, device: &Device) -> Tensor<4> {

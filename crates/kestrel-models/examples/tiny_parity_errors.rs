@@ -1,0 +1,133 @@
+//! The measured parity errors of the committed tiny fixtures (kestrel's logits against
+//! timm's/torchvision's, max |diff| / max |logit|), for docs/parity.md. The tests assert the
+//! 1e-4 bar; this prints the numbers.
+//!
+//!   scripts/tiny_parity_errors.sh
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/tv_tiny/mod.rs"]
+mod tv_tiny;
+
+use common::{fixture, input_tensor, load_fixture_weights, logit_errors};
+use kestrel_models::attention::AttnKind;
+use kestrel_models::burn::prelude::*;
+use kestrel_models::efficientnet::EfficientNetConfig;
+use kestrel_models::regnet::RegNetConfig;
+use kestrel_models::resnet::ResNetConfig;
+use kestrel_models::Model;
+use tv_tiny::{convnext_tiny, efficientnet_tiny, mobilenet_v2_tiny, mobilenet_v3_tiny, regnet_tiny};
+
+fn errors(model: &Model, dir: &std::path::Path) -> (f32, f32) {
+    logit_errors(model.forward(input_tensor(dir, &Device::flex())), dir)
+}
+
+/// SE/ECA/CBAM ResNets, EfficientNet and RegNet against timm.
+fn timm_families() {
+    let d = Device::flex();
+    let r = |base: ResNetConfig, attn| ResNetConfig {
+        layers: vec![1, 1, 1, 1],
+        widths: vec![8, 16, 32, 64],
+        attn: Some(attn),
+        ..base
+    };
+    let rg = |se| RegNetConfig {
+        stem_width: 16,
+        ..RegNetConfig::new(8, 8.0, 2.0, 8, 6, se)
+    };
+    let models: Vec<(&str, Model)> = vec![
+        (
+            "seresnet18_tiny",
+            Model::ResNet(r(ResNetConfig::resnet18(), AttnKind::Se).init(10, 3, &d)),
+        ),
+        (
+            "seresnet50_tiny",
+            Model::ResNet(r(ResNetConfig::resnet50(), AttnKind::Se).init(10, 3, &d)),
+        ),
+        (
+            "seresnext50_32x4d_tiny",
+            Model::ResNet(
+                ResNetConfig {
+                    groups: 4,
+                    base_width: 16,
+                    ..r(ResNetConfig::resnext50_32x4d(), AttnKind::Se)
+                }
+                .init(10, 3, &d),
+            ),
+        ),
+        (
+            "resnet50_eca_tiny",
+            Model::ResNet(r(ResNetConfig::resnet50(), AttnKind::Eca).init(10, 3, &d)),
+        ),
+        (
+            "resnet50_cbam_tiny",
+            Model::ResNet(r(ResNetConfig::resnet50(), AttnKind::Cbam).init(10, 3, &d)),
+        ),
+        (
+            "efficientnet_tiny",
+            Model::EfficientNet(EfficientNetConfig::new(0.2, 0.3, false, false).init(10, 3, &d)),
+        ),
+        (
+            "tf_efficientnet_tiny",
+            Model::EfficientNet(EfficientNetConfig::new(0.2, 0.3, false, true).init(10, 3, &d)),
+        ),
+        (
+            "tf_efficientnet_lite_tiny",
+            Model::EfficientNet(EfficientNetConfig::new(0.2, 0.3, true, true).init(10, 3, &d)),
+        ),
+        ("regnetx_002_tiny", Model::RegNet(rg(false).init(10, 3, &d))),
+        ("regnety_002_tiny", Model::RegNet(rg(true).init(10, 3, &d))),
+    ];
+    for (name, model) in models {
+        let dir = fixture(name);
+        let model = load_fixture_weights(model, &dir, "weights.safetensors");
+        let (err, scale) = errors(&model, &dir);
+        println!("{name:32} max abs err {err:.3e}  max|logit| {scale:.3}  ratio {:.2e}", err / scale);
+    }
+}
+
+/// torchvision's MobileNet, EfficientNet, RegNet and ConvNeXt layouts against torchvision.
+fn torchvision_families() {
+    let d = Device::flex();
+    let cases: Vec<(&str, Model)> = vec![
+        (
+            "tv_mobilenet_v2_custom_tiny",
+            Model::MobileNet(mobilenet_v2_tiny().init(10, 3, &d)),
+        ),
+        (
+            "tv_mobilenet_v3_custom_tiny",
+            Model::MobileNet(mobilenet_v3_tiny().init(10, 3, &d)),
+        ),
+        (
+            "tv_efficientnet_custom_tiny",
+            Model::EfficientNet(efficientnet_tiny(1e-5).init(10, 3, &d)),
+        ),
+        (
+            "tv_efficientnet_custom_eps_tiny",
+            Model::EfficientNet(efficientnet_tiny(1e-3).init(10, 3, &d)),
+        ),
+        (
+            "tv_regnet_custom_x_tiny",
+            Model::RegNet(regnet_tiny(8, false).init(10, 3, &d)),
+        ),
+        (
+            "tv_regnet_custom_y_tiny",
+            Model::RegNet(regnet_tiny(24, true).init(10, 3, &d)),
+        ),
+        (
+            "tv_convnext_custom_tiny",
+            Model::ConvNeXt(convnext_tiny().init(10, 3, &d)),
+        ),
+    ];
+    for (name, model) in cases {
+        let dir = fixture(name);
+        let model = load_fixture_weights(model, &dir, "weights.safetensors");
+        let (err, scale) = errors(&model, &dir);
+        println!("{name:32} max abs err {err:.3e}  max|logit| {scale:.3}  ratio {:.2e}", err / scale);
+    }
+}
+
+fn main() {
+    timm_families();
+    torchvision_families();
+}

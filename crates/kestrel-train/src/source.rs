@@ -1,0 +1,192 @@
+//! Where a model comes from: a kestrel checkpoint folder, or a registry name plus an optional
+//! weights file (timm/torchvision safetensors or .pth). Either way the caller gets the model, its
+//! eval transform (the one [`crate::data_config`] path) and its class names.
+
+use std::path::PathBuf;
+
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use burn::tensor::TensorData;
+use kestrel_data::imagenet::imagenet_class_names;
+use kestrel_data::transforms::EvalTransform;
+use kestrel_data::{Chw, Image, SampleTransform};
+use kestrel_models::weights::{load_weights, parse_remap_file, LoadOptions, WeightsLayout};
+use kestrel_models::{BuildOptions, DataConfig, Model};
+use rand::SeedableRng;
+
+use crate::checkpoint::Checkpoint;
+use crate::data_config::{eval_transform, resolve_data_config};
+use crate::error::TrainError;
+
+/// A model from the registry, optionally with pretrained weights.
+#[derive(Clone, Debug, Default)]
+pub struct RegistrySource {
+    /// Registry name (see `kestrel_models::REGISTRY`).
+    pub model: String,
+    /// timm/torchvision weights: .safetensors, or PyTorch .pth/.pt.
+    pub weights: Option<PathBuf>,
+    /// Class count, when it differs from the model's default. With `weights` of another class
+    /// count, only the classifier is re-initialised (for fine-tuning).
+    pub num_classes: Option<usize>,
+    /// Regex rename rules for weights from other codebases (`REGEX => REPLACEMENT` per line).
+    pub remap: Option<PathBuf>,
+    /// Class names, one per line (default: ImageNet's for 1000 classes, else `class_<i>`).
+    pub class_names: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug)]
+pub enum ModelSource {
+    /// A folder written by [`crate::train`].
+    Checkpoint(PathBuf),
+    Registry(RegistrySource),
+}
+
+pub struct LoadedModel {
+    /// The registry name.
+    pub name: String,
+    pub model: Model,
+    pub data_config: DataConfig,
+    pub transform: EvalTransform,
+    pub class_names: Vec<String>,
+    /// Things the caller should tell the user (e.g. torchvision weights in a timm model).
+    pub warnings: Vec<String>,
+}
+
+impl LoadedModel {
+    /// (channels, height, width) the model expects.
+    pub fn input_size(&self) -> [usize; 3] {
+        self.data_config.input_size
+    }
+
+    /// The exact tensor the model is given for `image` (what `classify` feeds it).
+    pub fn preprocess(&self, image: Image) -> Result<Chw, TrainError> {
+        // The eval transform draws nothing; the RNG only satisfies the trait.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        Ok(self.transform.apply(image, &mut rng)?)
+    }
+
+    /// The model prepared for inference on `engine` (see [`kestrel_deploy::Runner::new`]), with
+    /// the reason when the fast engine was asked for and burn runs instead.
+    pub fn runner(
+        &self,
+        device: &Device,
+        engine: kestrel_deploy::EngineKind,
+    ) -> (kestrel_deploy::Runner, Option<String>) {
+        use burn::module::Module;
+        kestrel_deploy::Runner::new(self.model.valid(), self.input_size()[0], device, engine)
+    }
+
+    /// Class probabilities for one image, on `runner`.
+    pub fn classify_with(
+        &self,
+        runner: &kestrel_deploy::Runner,
+        image: Image,
+    ) -> Result<Vec<f32>, TrainError> {
+        let x = self.preprocess(image)?;
+        let (logits, _) = runner
+            .logits(&x.data, [1, x.channels, x.height, x.width])
+            .map_err(TrainError::Engine)?;
+        let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let exp: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();
+        let sum: f32 = exp.iter().sum();
+        Ok(exp.into_iter().map(|e| e / sum).collect())
+    }
+
+    /// Class probabilities for one image, on burn.
+    pub fn classify(&self, image: Image, device: &Device) -> Result<Vec<f32>, TrainError> {
+        let x = self.preprocess(image)?;
+        let x = Tensor::<4>::from_data(
+            TensorData::new(x.data, [1, x.channels, x.height, x.width]),
+            device,
+        );
+        Ok(softmax(self.model.forward(x), 1)
+            .into_data()
+            .try_to_vec()
+            .expect("f32 logits"))
+    }
+}
+
+/// Builds the model `source` names, on `device`, with its weights and eval transform.
+pub fn load_model(source: &ModelSource, device: &Device) -> Result<LoadedModel, TrainError> {
+    match source {
+        ModelSource::Checkpoint(dir) => {
+            let ckpt = Checkpoint::open(dir)?;
+            Ok(LoadedModel {
+                name: ckpt.meta.model.clone(),
+                model: ckpt.load_model(device)?,
+                transform: ckpt.meta.eval_transform()?,
+                data_config: ckpt.meta.data_config.clone(),
+                class_names: ckpt.meta.class_names.clone(),
+                warnings: vec![],
+            })
+        }
+        ModelSource::Registry(src) => load_registry(src, device),
+    }
+}
+
+fn load_registry(src: &RegistrySource, device: &Device) -> Result<LoadedModel, TrainError> {
+    let (spec, data_config) = resolve_data_config(&src.model, None)?;
+    let num_classes = src.num_classes.unwrap_or(spec.default_num_classes);
+    let opts = BuildOptions {
+        num_classes,
+        in_chans: data_config.input_size[0],
+    };
+    let mut model = spec.build(&opts, device);
+    let mut warnings = vec![];
+    if let Some(weights) = &src.weights {
+        let remap = match &src.remap {
+            Some(f) => parse_remap_file(f)?,
+            None => vec![],
+        };
+        let lo = LoadOptions {
+            reinit_classifier: src.num_classes.is_some(),
+            remap,
+        };
+        let layout = load_weights(&mut model, weights, &lo)?;
+        if layout == WeightsLayout::Torchvision {
+            if let Some(tv) = kestrel_models::torchvision_counterpart(spec.name) {
+                warnings.push(format!(
+                    "{} is a torchvision checkpoint, loaded into timm's `{}`. torchvision's own \
+                     model is `{}`: its eval preprocessing differs, and for some variants \
+                     (MobileNetV3, EfficientNet B5-B7, some RegNets) so do BatchNorm eps or \
+                     widths, which changes the logits. Load it as `{}` to reproduce torchvision.",
+                    weights.display(),
+                    spec.name,
+                    tv.name,
+                    tv.name
+                ));
+            }
+        }
+    }
+    let class_names = match &src.class_names {
+        Some(f) => read_class_names(f, num_classes)?,
+        None if num_classes == 1000 => imagenet_class_names(),
+        None => (0..num_classes).map(|i| format!("class_{i}")).collect(),
+    };
+    Ok(LoadedModel {
+        name: spec.name.to_string(),
+        model,
+        transform: eval_transform(&data_config)?,
+        data_config,
+        class_names,
+        warnings,
+    })
+}
+
+/// One class name per non-empty line; there must be one per class.
+fn read_class_names(path: &std::path::Path, num_classes: usize) -> Result<Vec<String>, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    let names: Vec<String> = text
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if names.len() != num_classes {
+        return Err(TrainError::Config(format!(
+            "{}: {} class names for a {num_classes}-class model",
+            path.display(),
+            names.len()
+        )));
+    }
+    Ok(names)
+}
