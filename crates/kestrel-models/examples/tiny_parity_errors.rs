@@ -16,7 +16,9 @@ use kestrel_models::efficientnet::EfficientNetConfig;
 use kestrel_models::regnet::RegNetConfig;
 use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::Model;
-use tv_tiny::{convnext_tiny, efficientnet_tiny, mobilenet_v2_tiny, mobilenet_v3_tiny, regnet_tiny};
+use tv_tiny::{
+    convnext_tiny, efficientnet_tiny, mobilenet_v2_tiny, mobilenet_v3_tiny, regnet_tiny,
+};
 
 fn errors(model: &Model, dir: &std::path::Path) -> (f32, f32) {
     logit_errors(model.forward(input_tensor(dir, &Device::flex())), dir)
@@ -82,7 +84,10 @@ fn timm_families() {
         let dir = fixture(name);
         let model = load_fixture_weights(model, &dir, "weights.safetensors");
         let (err, scale) = errors(&model, &dir);
-        println!("{name:32} max abs err {err:.3e}  max|logit| {scale:.3}  ratio {:.2e}", err / scale);
+        println!(
+            "{name:32} max abs err {err:.3e}  max|logit| {scale:.3}  ratio {:.2e}",
+            err / scale
+        );
     }
 }
 
@@ -123,7 +128,10 @@ fn torchvision_families() {
         let dir = fixture(name);
         let model = load_fixture_weights(model, &dir, "weights.safetensors");
         let (err, scale) = errors(&model, &dir);
-        println!("{name:32} max abs err {err:.3e}  max|logit| {scale:.3}  ratio {:.2e}", err / scale);
+        println!(
+            "{name:32} max abs err {err:.3e}  max|logit| {scale:.3}  ratio {:.2e}",
+            err / scale
+        );
     }
 }
 

@@ -16,7 +16,9 @@ impl std::str::FromStr for ScheduleKind {
         match s.to_ascii_lowercase().as_str() {
             "cosine" => Ok(ScheduleKind::Cosine),
             "constant" => Ok(ScheduleKind::Constant),
-            other => Err(format!("unknown schedule '{other}'; valid: cosine, constant")),
+            other => Err(format!(
+                "unknown schedule '{other}'; valid: cosine, constant"
+            )),
         }
     }
 }

@@ -161,7 +161,11 @@ pub fn train(
         return Err(invalid("label_smoothing", value, "must be in [0, 1)"));
     }
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        return Err(invalid("lr", cfg.lr.to_string(), "must be a positive number"));
+        return Err(invalid(
+            "lr",
+            cfg.lr.to_string(),
+            "must be a positive number",
+        ));
     }
     let (spec, data_config) = resolve_data_config(&cfg.model, cfg.recipe.as_ref())?;
     let num_classes = splits.class_names.len();
