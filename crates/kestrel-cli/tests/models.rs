@@ -105,14 +105,27 @@ fn tags_list_timm_default_first() {
     };
     let a1 = row("resnet50.a1_in1k");
     assert_eq!(a1["default"], true, "{a1}");
-    assert_eq!((a1["crop_pct"].as_f64(), a1["interpolation"].as_str()), (Some(0.95), Some("bicubic")));
-    assert_eq!(a1["test_input_size"], serde_json::json!([3, 288, 288]), "{a1}");
+    assert_eq!(
+        (a1["crop_pct"].as_f64(), a1["interpolation"].as_str()),
+        (Some(0.95), Some("bicubic"))
+    );
+    assert_eq!(
+        a1["test_input_size"],
+        serde_json::json!([3, 288, 288]),
+        "{a1}"
+    );
     let tv = row("resnet50.tv_in1k");
     assert_eq!(tv["default"], false, "{tv}");
-    assert_eq!((tv["crop_pct"].as_f64(), tv["interpolation"].as_str()), (Some(0.875), Some("bilinear")));
+    assert_eq!(
+        (tv["crop_pct"].as_f64(), tv["interpolation"].as_str()),
+        (Some(0.875), Some("bilinear"))
+    );
 
     // The bare name lists the default tag's config.
     let models = models_json(&["--no-macs", "--filter", "resnet50"]);
     let r50 = models.iter().find(|r| r["name"] == "resnet50").unwrap();
-    assert_eq!((r50["crop_pct"].as_f64(), r50["interpolation"].as_str()), (Some(0.95), Some("bicubic")));
+    assert_eq!(
+        (r50["crop_pct"].as_f64(), r50["interpolation"].as_str()),
+        (Some(0.95), Some("bicubic"))
+    );
 }

@@ -20,9 +20,7 @@ fn fixture(name: &str) -> PathBuf {
 /// A committed timm `transforms_imagenet_eval` output (before `ToTensor`), normalised with
 /// ImageNet's mean/std: out_275 is 224 px crop 0.95 bicubic, out_276 224 px crop 0.875 bilinear.
 fn timm_eval_tensor(file: &str) -> Vec<f32> {
-    let img = image::open(fixture(file))
-        .unwrap()
-        .to_rgb8();
+    let img = image::open(fixture(file)).unwrap().to_rgb8();
     assert_eq!(img.dimensions(), (224, 224));
     let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
     let mut out = vec![0f32; 3 * 224 * 224];
@@ -44,7 +42,10 @@ fn preprocess(source: &[&str], image: &Path, out: &Path) -> (Vec<usize>, Vec<f32
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
 }
 
 #[test]
@@ -111,12 +112,23 @@ fn pretrained_tags_select_timm_data_configs() {
         ("resnet50.tv_in1k", "out_276_eval_image.png"),
         ("tv:resnet50", "out_276_eval_image.png"),
     ] {
-        let (shape, x) = preprocess(&["--model", model], &photo, &tmp.path().join("x.safetensors"));
+        let (shape, x) = preprocess(
+            &["--model", model],
+            &photo,
+            &tmp.path().join("x.safetensors"),
+        );
         assert_eq!(shape, [1, 3, 224, 224], "{model}");
         let worst = max_diff(&x, &timm_eval_tensor(timm));
         assert!(worst < 1e-5, "{model} vs timm ({timm}): max |diff| {worst}");
     }
     let out = tmp.path().join("bad.safetensors");
-    kestrel(["preprocess", "--model", "resnet50.nosuchtag", s(&photo), "--output", s(&out)])
-        .fails_cleanly_naming(&["nosuchtag", "a1_in1k", "tv_in1k"]);
+    kestrel([
+        "preprocess",
+        "--model",
+        "resnet50.nosuchtag",
+        s(&photo),
+        "--output",
+        s(&out),
+    ])
+    .fails_cleanly_naming(&["nosuchtag", "a1_in1k", "tv_in1k"]);
 }

@@ -61,11 +61,7 @@ pub fn decode_image_bytes(bytes: &[u8], path: impl AsRef<Path>) -> Result<Image>
     let img = match decoded {
         Ok(r) => r.map_err(err)?,
         Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let msg = crate::error::panic_message(panic.as_ref());
             return Err(err(format!("decoder panicked: {msg}")));
         }
     };

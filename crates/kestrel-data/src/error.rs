@@ -43,3 +43,13 @@ impl DataError {
 }
 
 pub type Result<T> = std::result::Result<T, DataError>;
+
+/// The message of a caught panic (`catch_unwind`'s payload): its `&str` or `String`, else
+/// "unknown panic". Every crate that turns a panic into an error uses this one.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use crate::error::{DataError, Result};
 use crate::image::Image;
 use crate::recipe::{Recipe, TrainTransform};
-use crate::transform::SampleTransform;
+use crate::sample_transform::SampleTransform;
 use crate::transforms::{check_image, denormalize_to_image, invalid};
 
 /// Pixels between tiles, and their grey.

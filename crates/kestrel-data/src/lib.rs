@@ -5,23 +5,23 @@
 //! loader stacks samples into NCHW `f32` batches ready for any backend.
 
 pub mod augment;
-pub mod cifar;
 pub mod dataset;
+pub mod datasets;
 pub mod decode;
 pub mod error;
-pub mod folder;
 pub mod grid;
-pub mod idx;
 pub mod image;
 pub mod imagenet;
 pub mod loader;
-pub mod memory;
-pub mod mixup;
-pub mod recipe;
 mod resample;
-pub mod splits;
-pub mod transform;
+pub mod sample_transform;
 pub mod transforms;
+
+// The module paths from before the readers and augmentations moved into folders.
+pub use crate::augment::{mixup, recipe};
+pub use crate::datasets::{cifar, folder, idx, memory, splits};
+/// The old name of [`sample_transform`].
+pub use crate::sample_transform as transform;
 
 pub use crate::cifar::{open_cifar_dir, CifarDir, CifarKind};
 pub use crate::dataset::{Dataset, Sample};
@@ -35,6 +35,6 @@ pub use crate::loader::{Batch, EpochIter, Loader, LoaderConfig, Sampler};
 pub use crate::memory::{InMemoryDataset, Subset};
 pub use crate::mixup::{Mixup, MixupConfig};
 pub use crate::recipe::{Recipe, TrainTransform};
+pub use crate::sample_transform::{Chw, SampleTransform};
 pub use crate::splits::{open_dataset, SplitOptions, Splits};
-pub use crate::transform::{Chw, SampleTransform};
 pub use crate::transforms::{BasicTrainTransform, CropMode, EvalTransform, Interpolation};

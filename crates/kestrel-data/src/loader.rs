@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
-use crate::transform::{Chw, SampleTransform};
+use crate::sample_transform::{Chw, SampleTransform};
 
 /// The splitmix64 finaliser: a bijective, well-mixing 64-bit hash.
 #[inline]
@@ -335,11 +335,7 @@ impl Inner {
             Ok(Err(DataError::Invalid(msg))) => Err(named(msg)),
             Ok(Err(e)) => Err(e),
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
+                let msg = crate::error::panic_message(panic.as_ref());
                 Err(named(format!("loading the sample panicked: {msg}")))
             }
         }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DataError, Result};
 use crate::image::Image;
 use crate::resample::{resample, resample_filter, Region};
-use crate::transform::{Chw, SampleTransform};
+use crate::sample_transform::{Chw, SampleTransform};
 
 /// ImageNet mean and std as timm and torchvision use them.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -1603,9 +1603,10 @@ pub enum CropMode {
     Squash,
     /// Longer side to `floor(size / crop_pct)`, pad with the mean colour, centre crop.
     Border,
-    /// kestrel's, not timm's: an image that fits in the input size is centred on a black canvas
-    /// of that size (LeNet-5 sees 28×28 MNIST digits as 32×32, as in LeCun et al. 1998); a
-    /// larger one is first resized, aspect ignored, to `round(size * crop_pct)` per side.
+    /// kestrel's, not timm's: resize, aspect ignored, to `round(size * crop_pct)` per side
+    /// (skipped when the image has that size), then centre on a black canvas of the input size.
+    /// LeNet-5 (crop_pct 0.875) sees 28×28 MNIST digits padded to 32×32, as in LeCun et al.
+    /// 1998, and any other image as a 28×28 one.
     Pad,
 }
 
@@ -1726,7 +1727,6 @@ impl EvalTransform {
                 let resized = self.resize_keep_ratio(&img, (sh, sw), 0.0)?;
                 center_crop(&resized, h, w)
             }
-            CropMode::Pad if img.height <= h && img.width <= w => center_crop(&img, h, w),
             CropMode::Pad => {
                 let inner = |s: usize| ((s as f64 * self.crop_pct).round() as usize).max(1);
                 let resized = resize(&img, inner(h), inner(w), self.interpolation)?;

@@ -10,8 +10,8 @@ use kestrel_data::cifar::{CifarKind, CIFAR10_CLASSES};
 use kestrel_data::decode::{apply_orientation, Orientation};
 use kestrel_data::idx::{EMBEDDED_MNIST_LICENSE, FASHION_MNIST_CLASSES};
 use kestrel_data::memory::class_counts;
-use kestrel_data::transforms::to_channels;
 use kestrel_data::splits::stratified_split;
+use kestrel_data::transforms::to_channels;
 use kestrel_data::*;
 use rand::SeedableRng;
 
@@ -710,15 +710,15 @@ fn pad_crop_mode_pads_28_to_32_and_normalises() {
     assert!((chw.data[2 * 32 + 2] - ink).abs() < 1e-6);
     assert!((chw.data[2 * 32 + 1] - pad_value).abs() < 1e-6);
 
-    // a smaller image is centred on the canvas, not enlarged
+    // a smaller image is resized to 28×28 too, then padded
     let small = p
         .apply_image(Image::new(16, 16, 1, vec![200; 256]))
         .unwrap();
     assert_eq!((small.height, small.width), (32, 32));
-    assert_eq!(small.data[7 * 32 + 7], 0);
-    assert_eq!(small.data[8 * 32 + 8], 200);
-    assert_eq!(small.data[23 * 32 + 23], 200);
-    assert_eq!(small.data[24 * 32 + 24], 0);
+    assert_eq!(small.data[32 + 1], 0);
+    assert_eq!(small.data[2 * 32 + 2], 200);
+    assert_eq!(small.data[29 * 32 + 29], 200);
+    assert_eq!(small.data[30 * 32 + 30], 0);
 
     // larger and RGB inputs become 28×28 gray first, then are padded
     let rgb = Image::new(56, 40, 3, vec![100; 56 * 40 * 3]);

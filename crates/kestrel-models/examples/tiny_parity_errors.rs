@@ -16,10 +16,21 @@ use kestrel_models::efficientnet::EfficientNetConfig;
 use kestrel_models::regnet::RegNetConfig;
 use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::Model;
-use tv_tiny::{convnext_tiny, efficientnet_tiny, mobilenet_v2_tiny, mobilenet_v3_tiny, regnet_tiny};
+use tv_tiny::{
+    convnext_tiny, efficientnet_tiny, mobilenet_v2_tiny, mobilenet_v3_tiny, regnet_tiny,
+};
 
-fn errors(model: &Model, dir: &std::path::Path) -> (f32, f32) {
-    logit_errors(model.forward(input_tensor(dir, &Device::flex())), dir)
+/// Loads each fixture's weights into its model and prints the error of its logits.
+fn print_errors(cases: Vec<(&str, Model)>) {
+    for (name, model) in cases {
+        let dir = fixture(name);
+        let model = load_fixture_weights(model, &dir, "weights.safetensors");
+        let (err, scale) = logit_errors(model.forward(input_tensor(&dir, &Device::flex())), &dir);
+        println!(
+            "{name:32} max abs err {err:.3e}  max|logit| {scale:.3}  ratio {:.2e}",
+            err / scale
+        );
+    }
 }
 
 /// SE/ECA/CBAM ResNets, EfficientNet and RegNet against timm.
@@ -78,12 +89,7 @@ fn timm_families() {
         ("regnetx_002_tiny", Model::RegNet(rg(false).init(10, 3, &d))),
         ("regnety_002_tiny", Model::RegNet(rg(true).init(10, 3, &d))),
     ];
-    for (name, model) in models {
-        let dir = fixture(name);
-        let model = load_fixture_weights(model, &dir, "weights.safetensors");
-        let (err, scale) = errors(&model, &dir);
-        println!("{name:32} max abs err {err:.3e}  max|logit| {scale:.3}  ratio {:.2e}", err / scale);
-    }
+    print_errors(models);
 }
 
 /// torchvision's MobileNet, EfficientNet, RegNet and ConvNeXt layouts against torchvision.
@@ -119,12 +125,7 @@ fn torchvision_families() {
             Model::ConvNeXt(convnext_tiny().init(10, 3, &d)),
         ),
     ];
-    for (name, model) in cases {
-        let dir = fixture(name);
-        let model = load_fixture_weights(model, &dir, "weights.safetensors");
-        let (err, scale) = errors(&model, &dir);
-        println!("{name:32} max abs err {err:.3e}  max|logit| {scale:.3}  ratio {:.2e}", err / scale);
-    }
+    print_errors(cases);
 }
 
 fn main() {

@@ -4,11 +4,11 @@
 //! Dropout, Linear 4096, ReLU, Linear). torchvision's `alexnet` checkpoints load unchanged.
 
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
-use burn::nn::{LinearConfig, Relu};
+use burn::nn::Relu;
 use burn::prelude::*;
 
 use crate::layers::conv2d;
-use crate::sequential::{run, run_head, HeadLayer, Layer};
+use crate::sequential::{dropout_mlp_head, run, run_head, HeadLayer, Layer};
 
 #[derive(Clone, Debug)]
 pub struct AlexNetConfig {
@@ -53,15 +53,7 @@ impl AlexNetConfig {
         AlexNet {
             features,
             avgpool: AdaptiveAvgPool2dConfig::new([6, 6]).init(),
-            classifier: vec![
-                HeadLayer::dropout(self.dropout),
-                HeadLayer::Linear(LinearConfig::new(w[4] * 6 * 6, h).init(device)),
-                HeadLayer::Relu(Relu::new()),
-                HeadLayer::dropout(self.dropout),
-                HeadLayer::Linear(LinearConfig::new(h, h).init(device)),
-                HeadLayer::Relu(Relu::new()),
-                HeadLayer::Linear(LinearConfig::new(h, num_classes).init(device)),
-            ],
+            classifier: dropout_mlp_head(w[4] * 6 * 6, h, num_classes, self.dropout, true, device),
         }
     }
 }

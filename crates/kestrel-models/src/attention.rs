@@ -14,7 +14,7 @@ use burn::nn::{BatchNorm, PaddingConfig1d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 
-use crate::layers::{batch_norm, conv2d, make_divisible, Counted};
+use crate::layers::{batch_norm, conv2d, make_divisible, squeeze_excite, Counted};
 
 /// Which attention a residual block applies to its branch output.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -77,9 +77,7 @@ impl SqueezeExcite {
         }
     }
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let s = x.clone().mean_dims(&[2, 3]);
-        let s = self.fc2.run(relu(self.fc1.run(s)));
-        x * sigmoid(s)
+        squeeze_excite(x, &self.fc1, &self.fc2, relu, sigmoid)
     }
 }
 

@@ -183,3 +183,20 @@ pub fn drop_path<const D: usize>(x: Tensor<D>, prob: f64) -> Tensor<D> {
     let mask: Tensor<D> = Tensor::random(shape, Distribution::Bernoulli(keep), &x.device());
     x * (mask / keep)
 }
+
+/// Squeeze-and-excitation (Hu et al. 2018), the computation behind timm's `SEModule` (ResNets,
+/// RegNet: `fc1`/`fc2`, ReLU, sigmoid) and its EfficientNet/MobileNet `SqueezeExcite`
+/// (`conv_reduce`/`conv_expand`, the block's activation, sigmoid or hard-sigmoid): the spatial
+/// mean, a 1×1 conv down, `act`, a 1×1 conv up, `gate`, then rescaling of `x`. The modules keep
+/// their own field (weight key) names and call this.
+pub fn squeeze_excite(
+    x: Tensor<4>,
+    reduce: &Conv2d,
+    expand: &Conv2d,
+    act: impl Fn(Tensor<4>) -> Tensor<4>,
+    gate: impl Fn(Tensor<4>) -> Tensor<4>,
+) -> Tensor<4> {
+    let s = x.clone().mean_dims(&[2, 3]);
+    let s = gate(expand.run(act(reduce.run(s))));
+    x * s
+}

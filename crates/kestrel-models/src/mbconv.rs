@@ -13,7 +13,7 @@ use burn::prelude::*;
 use burn::tensor::activation;
 use burn::tensor::ops::PadMode;
 
-use crate::layers::{conv2d, drop_path, make_divisible, Counted};
+use crate::layers::{conv2d, drop_path, make_divisible, squeeze_excite, Counted};
 
 // ---------------------------------------------------------------------------------------------
 // Activations and small helpers
@@ -272,10 +272,13 @@ impl SqueezeExcite {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let s = x.clone().mean_dims(&[2, 3]);
-        let s = self.act.apply(self.conv_reduce.run(s));
-        let s = self.gate.apply(self.conv_expand.run(s));
-        x.mul(s)
+        squeeze_excite(
+            x,
+            &self.conv_reduce,
+            &self.conv_expand,
+            |s| self.act.apply(s),
+            |s| self.gate.apply(s),
+        )
     }
 }
 

@@ -112,11 +112,7 @@ impl Model {
         }));
         std::panic::set_hook(quiet);
         result.map(|_| ()).map_err(|p| {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = kestrel_data::error::panic_message(p.as_ref());
             crate::ModelError::Input(format!(
                 "{} cannot take a {c}×{h}×{w} input ({msg})",
                 self.kind()

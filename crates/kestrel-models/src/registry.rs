@@ -17,8 +17,7 @@ use crate::resnet::ResNetConfig;
 use crate::shufflenet::ShuffleNetV2Config;
 use crate::vgg::VggConfig;
 
-pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+pub use kestrel_data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
 pub const MNIST_MEAN: [f32; 1] = [0.1307];
 pub const MNIST_STD: [f32; 1] = [0.3081];
 
@@ -79,7 +78,9 @@ pub struct ModelSpec {
 impl ModelSpec {
     /// The data config of the bare name: the default tag's, as timm's `create_model(NAME)`.
     pub fn data_config(&self) -> DataConfig {
-        self.tags.first().map_or_else(|| (self.data)(), |t| (t.data)())
+        self.tags
+            .first()
+            .map_or_else(|| (self.data)(), |t| (t.data)())
     }
 
     /// The data config of pretrained tag `tag` (`None`: the default).
@@ -108,8 +109,8 @@ impl ModelSpec {
     }
 }
 
-/// LeNet-5 as in LeCun et al. 1998: 28×28 digits centred in a 32×32 field (crop_mode "pad"
-/// pads smaller images and first resizes larger ones to 28×28), MNIST mean/std.
+/// LeNet-5 as in LeCun et al. 1998: 28×28 digits centred in a 32×32 field (crop_mode "pad":
+/// other sizes are first resized to 28×28), MNIST mean/std.
 fn mnist_32() -> DataConfig {
     DataConfig {
         input_size: [1, 32, 32],
@@ -305,10 +306,7 @@ const fn tv(tag: &'static str) -> PretrainedTag {
 }
 
 const fn tv2(tag: &'static str) -> PretrainedTag {
-    PretrainedTag {
-        tag,
-        data: tv2_176,
-    }
+    PretrainedTag { tag, data: tv2_176 }
 }
 
 /// An ImageNet-normalised eval config (timm `pretrained_cfg` of the default tag).
@@ -449,7 +447,12 @@ pub static REGISTRY: &[ModelSpec] = &[
     // Tags as timm's resnet.py default_cfgs lists them (first = default).
     resnet_spec!(
         "resnet18",
-        &[rsb("a1_in1k"), rsb("a2_in1k"), rsb_a3("a3_in1k"), tv("tv_in1k")],
+        &[
+            rsb("a1_in1k"),
+            rsb("a2_in1k"),
+            rsb_a3("a3_in1k"),
+            tv("tv_in1k")
+        ],
         ResNetConfig::resnet18()
     ),
     resnet_spec!(
@@ -515,11 +518,7 @@ pub static REGISTRY: &[ModelSpec] = &[
     ),
     resnet_spec!(
         "resnext101_32x8d",
-        &[
-            tv("tv_in1k"),
-            tv2("tv2_in1k"),
-            tv("fb_wsl_ig1b_ft_in1k"),
-        ],
+        &[tv("tv_in1k"), tv2("tv2_in1k"), tv("fb_wsl_ig1b_ft_in1k"),],
         ResNetConfig::resnext101_32x8d()
     ),
     mobilenet_spec!(

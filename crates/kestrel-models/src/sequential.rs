@@ -5,7 +5,7 @@
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear, PaddingConfig2d, Relu};
+use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::prelude::*;
 
 use crate::layers::Counted;
@@ -75,4 +75,38 @@ impl HeadLayer {
 /// Runs the head layers in order.
 pub fn run_head(layers: &[HeadLayer], x: Tensor<2>) -> Tensor<2> {
     layers.iter().fold(x, |x, layer| layer.forward(x))
+}
+
+/// torchvision's AlexNet/VGG classifier: two hidden Linear + ReLU layers of `hidden` units with
+/// dropout, then the output Linear. AlexNet drops out before each hidden Linear, VGG after each
+/// hidden ReLU; the layer indices (`classifier.N`, the weight keys) follow from that order.
+pub fn dropout_mlp_head(
+    in_features: usize,
+    hidden: usize,
+    num_classes: usize,
+    dropout: f64,
+    dropout_first: bool,
+    device: &Device,
+) -> Vec<HeadLayer> {
+    let mut head = Vec::with_capacity(7);
+    for width_in in [in_features, hidden] {
+        let linear = HeadLayer::Linear(LinearConfig::new(width_in, hidden).init(device));
+        if dropout_first {
+            head.extend([
+                HeadLayer::dropout(dropout),
+                linear,
+                HeadLayer::Relu(Relu::new()),
+            ]);
+        } else {
+            head.extend([
+                linear,
+                HeadLayer::Relu(Relu::new()),
+                HeadLayer::dropout(dropout),
+            ]);
+        }
+    }
+    head.push(HeadLayer::Linear(
+        LinearConfig::new(hidden, num_classes).init(device),
+    ));
+    head
 }

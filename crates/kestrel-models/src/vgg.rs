@@ -5,11 +5,11 @@
 //! another head (`pre_logits` convs), so kestrel's `vgg16` is torchvision's (`tv:vgg16`).
 
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
-use burn::nn::{BatchNormConfig, LinearConfig, Relu};
+use burn::nn::{BatchNormConfig, Relu};
 use burn::prelude::*;
 
 use crate::layers::conv2d;
-use crate::sequential::{run, run_head, HeadLayer, Layer};
+use crate::sequential::{dropout_mlp_head, run, run_head, HeadLayer, Layer};
 
 /// A VGG feature configuration entry: a 3×3 conv of this width, or a max-pool (`M`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,15 +86,7 @@ impl VggConfig {
         Vgg {
             features,
             avgpool: AdaptiveAvgPool2dConfig::new([7, 7]).init(),
-            classifier: vec![
-                HeadLayer::Linear(LinearConfig::new(ch * 7 * 7, h).init(device)),
-                HeadLayer::Relu(Relu::new()),
-                HeadLayer::dropout(self.dropout),
-                HeadLayer::Linear(LinearConfig::new(h, h).init(device)),
-                HeadLayer::Relu(Relu::new()),
-                HeadLayer::dropout(self.dropout),
-                HeadLayer::Linear(LinearConfig::new(h, num_classes).init(device)),
-            ],
+            classifier: dropout_mlp_head(ch * 7 * 7, h, num_classes, self.dropout, false, device),
         }
     }
 }

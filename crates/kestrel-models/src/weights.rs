@@ -281,11 +281,7 @@ fn is_safetensors(path: &Path) -> std::io::Result<bool> {
 /// assertion deep in a reader; turn that into an error naming the file instead of a crash.
 fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown error".into());
+        let msg = kestrel_data::error::panic_message(p.as_ref());
         format!("corrupt or unreadable weights file ({msg})")
     })
 }

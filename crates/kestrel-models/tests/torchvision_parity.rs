@@ -14,13 +14,12 @@ use common::{
     assert_logits_match, check_fixture, fixture, input_tensor, load_fixture_weights, logit_errors,
 };
 use kestrel_models::burn::prelude::*;
-use kestrel_models::convnext::ConvNeXtConfig;
-use kestrel_models::efficientnet::EfficientNetConfig;
-use kestrel_models::mobilenet::MobileNetConfig;
 use kestrel_models::regnet::RegNetConfig;
 use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions, WeightsLayout};
 use kestrel_models::Model;
-use tv_tiny::{convnext_tiny, efficientnet_tiny, mobilenet_v2_tiny, mobilenet_v3_tiny, regnet_tiny};
+use tv_tiny::{
+    convnext_tiny, efficientnet_tiny, mobilenet_v2_tiny, mobilenet_v3_tiny, regnet_tiny,
+};
 
 fn d() -> Device {
     Device::flex()

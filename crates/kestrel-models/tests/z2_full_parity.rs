@@ -8,12 +8,8 @@
 
 mod common;
 
-use common::{fixture, input_tensor, load_fixture_weights, logit_errors};
-use kestrel_models::attention::AttnKind;
+use common::{input_tensor, load_fixture_weights, logit_errors};
 use kestrel_models::burn::prelude::*;
-use kestrel_models::efficientnet::EfficientNetConfig;
-use kestrel_models::regnet::RegNetConfig;
-use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::Model;
 
 /// (max |ours − timm|, max |timm|).

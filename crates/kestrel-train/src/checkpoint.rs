@@ -12,7 +12,7 @@ use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
 use kestrel_models::{BuildOptions, DataConfig, Model};
 use serde::{Deserialize, Serialize};
 
-use crate::data_config::eval_transform;
+use crate::data_config::{eval_transform, recipe_data_config};
 use crate::error::TrainError;
 
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -85,8 +85,8 @@ struct PreprocessV1 {
 }
 
 impl PreprocessV1 {
-    /// The same steps as a data config: `pad` mode for padded runs (the image is resized to
-    /// `resize` when it does not fit, then padded), else a squash resize to `resize`.
+    /// The same steps as a data config: `pad` mode for padded runs (resize to `resize`, then
+    /// pad), else a squash resize to `resize`.
     fn data_config(self) -> Result<DataConfig, String> {
         let Some([h, w]) = self.resize else {
             return Err("its v1 `preprocess` has no resize size; retrain with this kestrel".into());
@@ -97,7 +97,11 @@ impl PreprocessV1 {
             input_size: [c, h + 2 * p, w + 2 * p],
             mean: per_channel(self.mean),
             std: per_channel(self.std),
-            crop_pct: if p > 0 { h as f64 / (h + 2 * p) as f64 } else { 1.0 },
+            crop_pct: if p > 0 {
+                h as f64 / (h + 2 * p) as f64
+            } else {
+                1.0
+            },
             interpolation: "bilinear".into(),
             crop_mode: if p > 0 { "pad" } else { "squash" }.into(),
             test_input_size: None,
@@ -112,16 +116,7 @@ impl TryFrom<StoredMeta> for CheckpointMeta {
         let data_config = match (m.data_config, m.preprocess, &m.recipe) {
             (Some(dc), _, _) => dc,
             // v1 with a recipe: its eval transform was the recipe's at the model's input size.
-            (None, _, Some(r)) => DataConfig {
-                input_size: r.input_size,
-                mean: r.mean.clone(),
-                std: r.std.clone(),
-                crop_pct: r.eval_crop_pct,
-                interpolation: r.eval_interpolation.name().into(),
-                crop_mode: r.eval_crop_mode.as_str().into(),
-                test_input_size: None,
-                test_crop_pct: None,
-            },
+            (None, _, Some(r)) => recipe_data_config(r.input_size, r),
             (None, Some(p), None) => p.data_config()?,
             (None, None, None) => {
                 return Err(format!(

@@ -20,18 +20,24 @@ pub fn resolve_data_config(
     let (spec, model) = kestrel_models::find_pretrained(name)?;
     let dc = match recipe {
         None => model,
-        Some(r) => DataConfig {
-            input_size: model.input_size,
-            mean: r.mean.clone(),
-            std: r.std.clone(),
-            crop_pct: r.eval_crop_pct,
-            interpolation: r.eval_interpolation.name().into(),
-            crop_mode: r.eval_crop_mode.as_str().into(),
-            test_input_size: None,
-            test_crop_pct: None,
-        },
+        Some(r) => recipe_data_config(model.input_size, r),
     };
     Ok((spec, dc))
+}
+
+/// A recipe's eval settings (normalisation, `crop_pct`, interpolation, crop mode) at a model's
+/// input size.
+pub fn recipe_data_config(input_size: [usize; 3], r: &Recipe) -> DataConfig {
+    DataConfig {
+        input_size,
+        mean: r.mean.clone(),
+        std: r.std.clone(),
+        crop_pct: r.eval_crop_pct,
+        interpolation: r.eval_interpolation.name().into(),
+        crop_mode: r.eval_crop_mode.as_str().into(),
+        test_input_size: None,
+        test_crop_pct: None,
+    }
 }
 
 /// The eval transform of a data config: resize (by `crop_pct`), crop, `ToTensor`, `Normalize`.

@@ -30,7 +30,9 @@ pub enum TrainError {
         value: String,
         reason: &'static str,
     },
-    #[error("training diverged: loss is {loss} at epoch {epoch}, step {step}; lower the learning rate")]
+    #[error(
+        "training diverged: loss is {loss} at epoch {epoch}, step {step}; lower the learning rate"
+    )]
     Diverged {
         loss: f32,
         epoch: usize,

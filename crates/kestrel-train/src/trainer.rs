@@ -218,7 +218,11 @@ pub fn train(
         )));
     }
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        return Err(invalid("lr", cfg.lr.to_string(), "must be a positive number"));
+        return Err(invalid(
+            "lr",
+            cfg.lr.to_string(),
+            "must be a positive number",
+        ));
     }
     // Before any data is read: a bad optimizer or schedule value fails at once.
     cfg.optimizer_config().validate()?;

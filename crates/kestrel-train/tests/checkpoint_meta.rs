@@ -12,8 +12,10 @@ fn v1(extra: &str) -> String {
 
 #[test]
 fn v1_padded_preprocess_becomes_a_pad_data_config() {
-    let json = v1(r#""preprocess": {"channels": 1, "resize": [28, 28], "pad": 2,
-                   "mean": [0.1307], "std": [0.3081]},"#);
+    let json = v1(
+        r#""preprocess": {"channels": 1, "resize": [28, 28], "pad": 2,
+                   "mean": [0.1307], "std": [0.3081]},"#,
+    );
     let meta: CheckpointMeta = serde_json::from_str(&json).unwrap();
     let dc = &meta.data_config;
     assert_eq!(dc.input_size, [1, 32, 32]);
@@ -34,7 +36,10 @@ fn v1_unpadded_preprocess_squashes_and_broadcasts_mean() {
     let dc = &meta.data_config;
     assert_eq!(dc.input_size, [3, 8, 8]);
     assert_eq!(dc.crop_mode, "squash");
-    assert_eq!((dc.mean.clone(), dc.std.clone()), (vec![0.5; 3], vec![0.25; 3]));
+    assert_eq!(
+        (dc.mean.clone(), dc.std.clone()),
+        (vec![0.5; 3], vec![0.25; 3])
+    );
     let out = meta
         .eval_transform()
         .unwrap()
@@ -45,10 +50,12 @@ fn v1_unpadded_preprocess_squashes_and_broadcasts_mean() {
 
 #[test]
 fn v1_recipe_run_keeps_the_recipe_eval_settings() {
-    let json = v1(r#""preprocess": {"channels": 3, "resize": [16, 16], "pad": 0,
+    let json = v1(
+        r#""preprocess": {"channels": 3, "resize": [16, 16], "pad": 0,
                    "mean": [0.5], "std": [0.5]},
                    "recipe": {"input_size": [3, 64, 64], "eval_crop_pct": 0.8,
-                              "eval_interpolation": "bicubic"},"#);
+                              "eval_interpolation": "bicubic"},"#,
+    );
     let meta: CheckpointMeta = serde_json::from_str(&json).unwrap();
     let dc = &meta.data_config;
     assert_eq!(dc.input_size, [3, 64, 64]);

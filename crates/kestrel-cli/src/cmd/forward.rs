@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::common::{engine_notice, EngineArgs};
 use super::source::{load, ModelSourceArgs};
-use kestrel_models::tensor_file::{read_f32, write_f32};
 use crate::device::{parse_device, DEVICE_HELP};
+use kestrel_models::tensor_file::{read_f32, write_f32};
 
 /// Runs a raw NCHW tensor through a model in eval mode.
 #[derive(Args, Debug)]

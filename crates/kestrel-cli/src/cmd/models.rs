@@ -63,7 +63,10 @@ fn print_tags(specs: &[&ModelSpec], json: bool) -> Result<()> {
             size(r.data.input_size),
             r.data.crop_pct,
             r.data.interpolation,
-            r.data.test_input_size.map(size).unwrap_or_else(|| "-".into()),
+            r.data
+                .test_input_size
+                .map(size)
+                .unwrap_or_else(|| "-".into()),
             r.data
                 .test_crop_pct
                 .map(|c| format!("{c:.3}"))

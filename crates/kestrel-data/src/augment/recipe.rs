@@ -14,7 +14,7 @@ use crate::augment::AutoAugmentKind;
 use crate::error::{DataError, Result};
 use crate::image::Image;
 use crate::mixup::{Mixup, MixupConfig};
-use crate::transform::{Chw, SampleTransform};
+use crate::sample_transform::{Chw, SampleTransform};
 use crate::transforms::{
     invalid, normalize, random_hflip, random_vflip, resize, to_channels, to_tensor, ColorJitter,
     CropMode, EraseValue, EvalTransform, Interpolation, Padding, PaddingMode, RandomCrop,
