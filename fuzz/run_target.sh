@@ -9,7 +9,7 @@ mkdir -p corpus/$t artifacts/$t logs
 start=$(date +%s)
 set +e
 /usr/bin/time -v nice -n 19 ${BIN_DIR:-target}/x86_64-unknown-linux-gnu/release/$t corpus/$t seeds/$t \
-  -runs=$runs -max_len=$max_len -rss_limit_mb=2048 -timeout=10 -workers=1 -jobs=1 \
+  -runs=$runs -max_len=$max_len -rss_limit_mb=2048 -timeout=${TIMEOUT:-10} -workers=1 -jobs=1 \
   -print_final_stats=1 -artifact_prefix=artifacts/$t/ > logs/$t.out 2>&1
 rc=$?
 set -e
