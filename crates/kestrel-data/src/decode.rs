@@ -15,7 +15,8 @@
 //!   which turns most images white (Pillow issues #2574, #3011); we scale instead, deliberately.
 //! * EXIF orientation is applied (as `ImageOps.exif_transpose` would; plain PIL `open` does not).
 //! * A corrupt or truncated file is a [`DataError::Decode`] naming the path, never a panic: the
-//!   decoder runs under `catch_unwind` as a last line of defence.
+//!   decoder runs under `catch_unwind` as a last line of defence. So is a header declaring more
+//!   than [`MAX_DECODED_BYTES`] of pixels, refused before the decoder allocates them.
 
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -78,11 +79,33 @@ fn decode_dynamic(bytes: &[u8], path: &Path) -> std::result::Result<DynamicImage
         return Err("unrecognised image format".into());
     }
     let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    check_decoded_size(&decoder)?;
     // A malformed EXIF block should not make an otherwise readable image unusable.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
     img.apply_orientation(orientation);
     Ok(img)
+}
+
+/// The most bytes a decoded image may take, both as the decoder writes it and as 8-bit RGB:
+/// the 512 MiB that `image`'s own `ImageReader::decode` allows by default (`Limits::max_alloc`),
+/// about 13,000 × 13,000 RGB pixels. `into_decoder` (needed here for the EXIF orientation) skips
+/// that check, so a few-byte header declaring a huge image would otherwise be allocated in full.
+pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Refuses, before anything is allocated, an image whose header declares more than
+/// [`MAX_DECODED_BYTES`] of pixels.
+fn check_decoded_size(decoder: &impl ImageDecoder) -> std::result::Result<(), String> {
+    let (w, h) = decoder.dimensions();
+    let rgb = u64::from(w) * u64::from(h) * 3;
+    let need = decoder.total_bytes().max(rgb);
+    if need > MAX_DECODED_BYTES {
+        return Err(format!(
+            "the header declares a {w}x{h} image ({need} bytes decoded), over the {} MiB limit",
+            MAX_DECODED_BYTES >> 20
+        ));
+    }
+    Ok(())
 }
 
 /// Converts any decoded image to 8-bit RGB: grey expanded, alpha dropped, 16-bit and float
