@@ -66,6 +66,11 @@ pub fn export(graph: &Graph, meta: &ExportMeta) -> Result<Vec<u8>, ExportError> 
     Ok(export_model(graph, meta)?.encode_to_vec())
 }
 
+/// Parses an ONNX file's bytes back into the same message types (for checks and tools).
+pub fn decode(bytes: &[u8]) -> Result<ModelProto, prost::DecodeError> {
+    ModelProto::decode(bytes)
+}
+
 /// As [`export`], returning the message itself.
 pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, ExportError> {
     let [c, h, w] = meta.input_size;
