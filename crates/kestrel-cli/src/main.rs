@@ -31,6 +31,8 @@ enum Command {
     Models(cmd::models::ModelsArgs),
     /// Run a raw NCHW tensor (safetensors `input`) through a model; write `logits`.
     Forward(cmd::forward::ForwardArgs),
+    /// Export a model as ONNX (NCHW, opset 17, dynamic batch, preprocessing in the metadata).
+    Export(cmd::export::ExportArgs),
     /// Write the exact eval-time input tensor a model sees for an image.
     Preprocess(cmd::preprocess::PreprocessArgs),
     /// Write a grid of augmented samples to see what a recipe does.
@@ -62,6 +64,7 @@ fn main() {
         Command::Predict(a) => cmd::predict::run(a),
         Command::Models(a) => cmd::models::run(a),
         Command::Forward(a) => cmd::forward::run(a),
+        Command::Export(a) => cmd::export::run(a),
         Command::Preprocess(a) => cmd::preprocess::run(a),
         Command::AugmentPreview(a) => cmd::augment_preview::run(a),
         Command::DataBench(a) => cmd::data_bench::run(a),

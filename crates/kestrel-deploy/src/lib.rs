@@ -4,12 +4,14 @@
 //! - [`engine`] + [`lower`]: the fast CPU inference path. A zoo model is lowered once into fused
 //!   NHWC ops over `kestrel-kernels` (packed weights, bias/activation/residual in the conv
 //!   epilogues, an arena that reuses activation buffers), then run many times.
+//! - [`onnx`]: a lowered graph exported as an ONNX file (NCHW, opset 17, dynamic batch).
 //! - [`Runner`]: what the commands call: the fast engine where the model is supported, burn
 //!   otherwise, with the reason for the fallback.
 
 pub mod engine;
 pub mod fold;
 pub mod lower;
+pub mod onnx;
 
 pub use engine::{ConvSpec, Engine, Graph, Op};
 pub use lower::{lower, lower_graph, Unsupported};

@@ -3,6 +3,7 @@ pub mod bench;
 pub mod common;
 pub mod data_bench;
 pub mod eval;
+pub mod export;
 pub mod forward;
 pub mod models;
 pub mod predict;

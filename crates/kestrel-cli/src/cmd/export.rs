@@ -1,0 +1,101 @@
+//! `kestrel export`: a model as an ONNX file (via kestrel-deploy's lowered graph).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use burn::prelude::Device;
+use clap::Args;
+use kestrel_deploy::onnx::{export, ExportMeta};
+use kestrel_train::Checkpoint;
+
+use super::source::{load, ModelSourceArgs};
+
+/// Exports a model as ONNX: NCHW, opset 17, input `input` [batch, C, H, W], output `logits`
+/// [batch, classes], BatchNorm folded, the eval preprocessing in the file's metadata_props.
+#[derive(Args, Debug)]
+#[command(after_help = "The batch dimension is dynamic; the image size is fixed at export (TF \"same\" \
+padding and adaptive pools are written out for it). TensorRT and OpenVINO read the same file.\n\n\
+Example:\n  kestrel export --model resnet50 --weights resnet50.safetensors --output resnet50.onnx")]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub source: ModelSourceArgs,
+    /// Where to write the .onnx file.
+    #[arg(long, value_name = "FILE.onnx")]
+    pub output: PathBuf,
+    /// Square input size the export is specialised for (default: the model's own).
+    #[arg(long, value_name = "N")]
+    pub img_size: Option<usize>,
+}
+
+pub fn run(a: ExportArgs) -> Result<()> {
+    let device = Device::flex();
+    let loaded = load(&a.source, &device)?;
+    let [c, mut h, mut w] = loaded.input_size;
+    if let Some(n) = a.img_size {
+        if n == 0 {
+            bail!("--img-size must be at least 1");
+        }
+        (h, w) = (n, n);
+    }
+    if h == 0 || w == 0 {
+        bail!("{} has no fixed input size; give --img-size N", loaded.name);
+    }
+    loaded
+        .model
+        .check_input([c, h, w], &device)
+        .map_err(|e| anyhow::anyhow!("--img-size {h}: {e}"))?;
+    let graph = kestrel_deploy::lower_graph(&loaded.model, c)
+        .map_err(|e| anyhow::anyhow!("cannot export {} (export goes through the fast engine's lowering): {e}", loaded.name))?;
+    let mut metadata = preprocessing_metadata(&a.source)?;
+    metadata.push(("num_classes".into(), loaded.class_names.len().to_string()));
+    metadata.push(("class_names".into(), serde_json::to_string(&loaded.class_names)?));
+    let meta = ExportMeta {
+        model_name: loaded.name.clone(),
+        input_size: [c, h, w],
+        metadata,
+    };
+    let bytes = export(&graph, &meta).with_context(|| format!("cannot export {}", loaded.name))?;
+    std::fs::write(&a.output, &bytes)
+        .with_context(|| format!("--output: cannot write {}", a.output.display()))?;
+    println!(
+        "wrote {} ({} bytes, input [batch, {c}, {h}, {w}], {} graph ops) to {}",
+        loaded.name,
+        bytes.len(),
+        graph.ops.len(),
+        a.output.display()
+    );
+    Ok(())
+}
+
+/// The eval preprocessing as metadata_props: mean, std, crop_pct, interpolation, crop_mode (a
+/// consumer needs them to feed the file the inputs the model was trained on).
+fn preprocessing_metadata(source: &ModelSourceArgs) -> Result<Vec<(String, String)>> {
+    let list = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let plain = |v: serde_json::Value| match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    if let Some(dir) = &source.checkpoint {
+        let ckpt = Checkpoint::open(dir)?;
+        match &ckpt.meta.recipe {
+            Some(r) => {
+                out.push(("mean".into(), list(&r.mean)));
+                out.push(("std".into(), list(&r.std)));
+                out.push(("crop_pct".into(), r.eval_crop_pct.to_string()));
+                out.push(("interpolation".into(), plain(serde_json::to_value(&r.eval_interpolation)?)));
+                out.push(("crop_mode".into(), plain(serde_json::to_value(&r.eval_crop_mode)?)));
+            }
+            // kestrel's own resize/pad preprocessing (no crop), as it is stored in the checkpoint.
+            None => out.push(("preprocess".into(), serde_json::to_string(&ckpt.meta.preprocess)?)),
+        }
+    } else if let Some(name) = &source.model {
+        let dc = kestrel_models::find(name)?.data_config();
+        out.push(("mean".into(), list(&dc.mean)));
+        out.push(("std".into(), list(&dc.std)));
+        out.push(("crop_pct".into(), dc.crop_pct.to_string()));
+        out.push(("interpolation".into(), dc.interpolation.to_string()));
+        out.push(("crop_mode".into(), "center".into()));
+    }
+    Ok(out)
+}

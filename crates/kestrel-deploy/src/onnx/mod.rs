@@ -1,0 +1,458 @@
+//! ONNX export of a lowered [`Graph`].
+//!
+//! The engine's values are NHWC; ONNX's image ops are NCHW, so the exported graph is NCHW
+//! throughout: input `input` `[batch, C, H, W]` (the batch a `batch` dim_param), output
+//! `logits` `[batch, classes]`, opset 17. Weights are the graph's, BatchNorm already folded.
+//!
+//! Spatial sizes are fixed at export (`ExportMeta::input_size`): TF "same" padding and adaptive
+//! pooling depend on them, and are written out as the explicit pads / kernels for that size.
+
+pub mod proto;
+
+use std::fmt;
+
+use kestrel_kernels::{Act, ConvGeometry};
+use prost::Message;
+
+use crate::engine::{ConvSpec, Graph, Op, Value};
+use proto::tensor_shape_proto::{dimension, Dimension};
+use proto::{
+    attribute_type, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+
+/// The default-domain opset the export targets (LayerNormalization and HardSwish need ≥ 17/14).
+pub const OPSET: i64 = 17;
+/// IR version 8 is the one opset 17 shipped with (onnx 1.12); every current runtime reads it.
+pub const IR_VERSION: i64 = 8;
+pub const INPUT_NAME: &str = "input";
+pub const OUTPUT_NAME: &str = "logits";
+pub const BATCH_DIM: &str = "batch";
+
+/// What the exported file says about the model besides its graph.
+#[derive(Clone, Debug)]
+pub struct ExportMeta {
+    /// Registry model name (becomes the graph name).
+    pub model_name: String,
+    /// (channels, height, width) the export is specialised for.
+    pub input_size: [usize; 3],
+    /// Extra `metadata_props` (preprocessing: mean, std, crop_pct, interpolation, ...).
+    pub metadata: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportError {
+    /// An op, or an op configuration, with no ONNX lowering here.
+    Unsupported { op_index: usize, op: String, why: String },
+    /// The graph does not fit the requested input size (or is malformed).
+    Shape(String),
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExportError::Unsupported { op_index, op, why } => {
+                write!(f, "ONNX export: op {op_index} ({op}) has no ONNX lowering: {why}")
+            }
+            ExportError::Shape(why) => write!(f, "ONNX export: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ExportError {}
+
+/// Exports `graph` as a serialized ONNX `ModelProto`.
+pub fn export(graph: &Graph, meta: &ExportMeta) -> Result<Vec<u8>, ExportError> {
+    Ok(export_model(graph, meta)?.encode_to_vec())
+}
+
+/// Parses an ONNX file's bytes back into the same message types (for checks and tools).
+pub fn decode(bytes: &[u8]) -> Result<ModelProto, prost::DecodeError> {
+    ModelProto::decode(bytes)
+}
+
+/// As [`export`], returning the message itself.
+pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, ExportError> {
+    let [c, h, w] = meta.input_size;
+    if c != graph.in_ch {
+        return Err(ExportError::Shape(format!(
+            "input size has {c} channels; the model takes {}",
+            graph.in_ch
+        )));
+    }
+    let mut b = Builder::default();
+    let mut names: Vec<Option<String>> = vec![None; graph.n_values];
+    // Per value: (channels, height, width) in NCHW, the batch left dynamic.
+    let mut shapes: Vec<Option<[usize; 3]>> = vec![None; graph.n_values];
+    names[0] = Some(INPUT_NAME.to_string());
+    shapes[0] = Some([c, h, w]);
+
+    for (i, op) in graph.ops.iter().enumerate() {
+        let unsupported = |why: String| ExportError::Unsupported {
+            op_index: i,
+            op: op.name().to_string(),
+            why,
+        };
+        let get = |v: Value| -> Result<(String, [usize; 3]), ExportError> {
+            match (&names[v], shapes[v]) {
+                (Some(n), Some(s)) => Ok((n.clone(), s)),
+                _ => Err(ExportError::Shape(format!("op {i} reads value {v} before it is made"))),
+            }
+        };
+        let (out_name, out_shape) = match op {
+            Op::Conv { conv, x, residual, add_after_act, out: _ } => {
+                let (xn, s) = get(*x)?;
+                let (y, ys) = b.conv(conv, &xn, s).map_err(|e| unsupported(e))?;
+                match residual {
+                    None => (b.act(conv.act, &y).map_err(unsupported)?, ys),
+                    Some(r) => {
+                        let (rn, rs) = get(*r)?;
+                        if rs != ys {
+                            return Err(ExportError::Shape(format!(
+                                "op {i} (conv): residual {rs:?} does not match output {ys:?}"
+                            )));
+                        }
+                        let y = if *add_after_act {
+                            let a = b.act(conv.act, &y).map_err(unsupported)?;
+                            b.node("Add", &[&a, &rn], vec![])
+                        } else {
+                            let sum = b.node("Add", &[&y, &rn], vec![]);
+                            b.act(conv.act, &sum).map_err(unsupported)?
+                        };
+                        (y, ys)
+                    }
+                }
+            }
+            Op::MaxPool { kernel, stride, pad, x, .. } => {
+                let (xn, [c, h, w]) = get(*x)?;
+                if h + 2 * pad[0] < kernel[0] || w + 2 * pad[1] < kernel[1] {
+                    return Err(ExportError::Shape(format!("a {h}×{w} input is too small for the max pool at op {i}")));
+                }
+                let oh = (h + 2 * pad[0] - kernel[0]) / stride[0] + 1;
+                let ow = (w + 2 * pad[1] - kernel[1]) / stride[1] + 1;
+                let y = b.node(
+                    "MaxPool",
+                    &[&xn],
+                    vec![
+                        ints("kernel_shape", kernel),
+                        ints("strides", stride),
+                        ints("pads", &[pad[0], pad[1], pad[0], pad[1]]),
+                    ],
+                );
+                (y, [c, oh, ow])
+            }
+            Op::GlobalAvgPool { x, .. } => {
+                let (xn, [c, _, _]) = get(*x)?;
+                (b.node("GlobalAveragePool", &[&xn], vec![]), [c, 1, 1])
+            }
+            Op::AvgPool { kernel, stride, x, .. } => {
+                let (xn, [c, h, w]) = get(*x)?;
+                if h < kernel[0] || w < kernel[1] {
+                    return Err(ExportError::Shape(format!("a {h}×{w} input is too small for the avg pool at op {i}")));
+                }
+                let y = b.node("AveragePool", &[&xn], vec![ints("kernel_shape", kernel), ints("strides", stride)]);
+                (y, [c, (h - kernel[0]) / stride[0] + 1, (w - kernel[1]) / stride[1] + 1])
+            }
+            Op::AdaptiveAvgPool { out_hw, x, .. } => {
+                let (xn, [c, h, w]) = get(*x)?;
+                let y = if [h, w] == *out_hw {
+                    xn
+                } else if *out_hw == [1, 1] {
+                    b.node("GlobalAveragePool", &[&xn], vec![])
+                } else if h % out_hw[0] == 0 && w % out_hw[1] == 0 {
+                    // Evenly divisible: PyTorch's bins are then a plain average pool.
+                    let k = [h / out_hw[0], w / out_hw[1]];
+                    b.node("AveragePool", &[&xn], vec![ints("kernel_shape", &k), ints("strides", &k)])
+                } else {
+                    return Err(unsupported(format!(
+                        "adaptive average pooling from {h}×{w} to {}×{} (uneven bins)",
+                        out_hw[0], out_hw[1]
+                    )));
+                };
+                (y, [c, out_hw[0], out_hw[1]])
+            }
+            Op::FlattenNchw { x, .. } => {
+                let (xn, [c, h, w]) = get(*x)?;
+                // The engine's [n, 1, 1, c·h·w] NHWC is [n, c·h·w, 1, 1] in NCHW; ONNX's
+                // row-major reshape of NCHW is PyTorch's flatten order already.
+                let shape = b.int64_const(&[0, -1, 1, 1]);
+                (b.node("Reshape", &[&xn, &shape], vec![]), [c * h * w, 1, 1])
+            }
+            Op::LayerNorm { weight, bias, eps, x, .. } => {
+                let (xn, s) = get(*x)?;
+                if weight.len() != s[0] || bias.len() != s[0] {
+                    return Err(ExportError::Shape(format!("op {i} (layer norm): {} weights for {} channels", weight.len(), s[0])));
+                }
+                // Normalise over channels: move them last, LayerNormalization on axis -1, back.
+                let t = b.node("Transpose", &[&xn], vec![ints("perm", &[0, 2, 3, 1])]);
+                let wn = b.float_init("ln_weight", &[weight.len()], weight);
+                let bn = b.float_init("ln_bias", &[bias.len()], bias);
+                let n = b.node("LayerNormalization", &[&t, &wn, &bn], vec![int("axis", -1), float("epsilon", *eps)]);
+                (b.node("Transpose", &[&n], vec![ints("perm", &[0, 3, 1, 2])]), s)
+            }
+            Op::SqueezeExcite { reduce, expand, x, .. } => {
+                let (xn, s) = get(*x)?;
+                let mean = b.node("GlobalAveragePool", &[&xn], vec![]);
+                let (r, rs) = b.conv(reduce, &mean, [s[0], 1, 1]).map_err(unsupported)?;
+                let r = b.act(reduce.act, &r).map_err(unsupported)?;
+                let (g, _) = b.conv(expand, &r, rs).map_err(unsupported)?;
+                let g = b.act(expand.act, &g).map_err(unsupported)?;
+                (b.node("Mul", &[&xn, &g], vec![]), s)
+            }
+            Op::Eca { conv, x, .. } => {
+                let (xn, s) = get(*x)?;
+                let mean = b.node("GlobalAveragePool", &[&xn], vec![]);
+                // The engine runs the 1-D conv across channels as a 1 × k conv over a 1 × c
+                // image with one channel: the same in ONNX, via [n, 1, 1, c].
+                let row_shape = b.int64_const(&[0, 1, 1, -1]);
+                let row = b.node("Reshape", &[&mean, &row_shape], vec![]);
+                let (g, gs) = b.conv(conv, &row, [1, 1, s[0]]).map_err(unsupported)?;
+                if gs != [1, 1, s[0]] {
+                    return Err(ExportError::Shape(format!("op {i} (eca): gate shape {gs:?} for {} channels", s[0])));
+                }
+                let g = b.act(conv.act, &g).map_err(unsupported)?;
+                let back_shape = b.int64_const(&[0, -1, 1, 1]);
+                let g = b.node("Reshape", &[&g, &back_shape], vec![]);
+                (b.node("Mul", &[&xn, &g], vec![]), s)
+            }
+            Op::AddAct { a, b: other, act, .. } => {
+                let (an, s) = get(*a)?;
+                let (bn, bs) = get(*other)?;
+                if s != bs {
+                    return Err(ExportError::Shape(format!("op {i} (add): operand shapes {s:?} and {bs:?} differ")));
+                }
+                let sum = b.node("Add", &[&an, &bn], vec![]);
+                (b.act(*act, &sum).map_err(unsupported)?, s)
+            }
+        };
+        names[op.output()] = Some(out_name);
+        shapes[op.output()] = Some(out_shape);
+    }
+
+    let (Some(last), Some([classes, oh, ow])) = (names[graph.output].clone(), shapes[graph.output]) else {
+        return Err(ExportError::Shape("the graph's output is never computed".into()));
+    };
+    if (oh, ow) != (1, 1) {
+        return Err(ExportError::Shape(format!("the graph's output is {classes}×{oh}×{ow}, not [classes, 1, 1]")));
+    }
+    // [batch, classes, 1, 1] -> [batch, classes] under the fixed output name.
+    let flat = NodeProto {
+        input: vec![last],
+        output: vec![OUTPUT_NAME.to_string()],
+        name: format!("n{}_Flatten", b.nodes.len()),
+        op_type: "Flatten".into(),
+        attribute: vec![int("axis", 1)],
+        ..Default::default()
+    };
+    b.nodes.push(flat);
+
+    let mut metadata_props = vec![
+        entry("model", &meta.model_name),
+        entry("input_size", &format!("{c},{h},{w}")),
+        entry("layout", "NCHW"),
+    ];
+    metadata_props.extend(meta.metadata.iter().map(|(k, v)| entry(k, v)));
+    Ok(ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        producer_name: "kestrel".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        model_version: 1,
+        doc_string: format!("{} exported by kestrel (BatchNorm folded)", meta.model_name),
+        graph: Some(GraphProto {
+            node: b.nodes,
+            name: meta.model_name.clone(),
+            initializer: b.initializers,
+            input: vec![tensor_info(INPUT_NAME, &[Dim::Batch, Dim::Fixed(c), Dim::Fixed(h), Dim::Fixed(w)])],
+            output: vec![tensor_info(OUTPUT_NAME, &[Dim::Batch, Dim::Fixed(classes)])],
+            ..Default::default()
+        }),
+        metadata_props,
+        ..Default::default()
+    })
+}
+
+enum Dim {
+    Batch,
+    Fixed(usize),
+}
+
+fn tensor_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Dim::Batch => dimension::Value::DimParam(BATCH_DIM.into()),
+                Dim::Fixed(n) => dimension::Value::DimValue(*n as i64),
+            }),
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: proto::DATA_TYPE_FLOAT,
+                shape: Some(TensorShapeProto { dim }),
+            })),
+        }),
+        ..Default::default()
+    }
+}
+
+fn entry(k: &str, v: &str) -> StringStringEntryProto {
+    StringStringEntryProto { key: k.into(), value: v.into() }
+}
+
+fn ints(name: &str, v: &[usize]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::INTS,
+        ints: v.iter().map(|&x| x as i64).collect(),
+        ..Default::default()
+    }
+}
+
+fn int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: attribute_type::INT, i: v, ..Default::default() }
+}
+
+fn float(name: &str, v: f32) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: attribute_type::FLOAT, f: v, ..Default::default() }
+}
+
+/// Accumulates nodes and initializers with unique names.
+#[derive(Default)]
+struct Builder {
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    counter: usize,
+}
+
+impl Builder {
+    fn fresh(&mut self, stem: &str) -> String {
+        self.counter += 1;
+        format!("{stem}_{}", self.counter)
+    }
+
+    /// Appends `op_type(inputs)` and returns its (single) output's name.
+    fn node(&mut self, op_type: &str, inputs: &[&str], attribute: Vec<AttributeProto>) -> String {
+        let out = self.fresh(&op_type.to_ascii_lowercase());
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.clone()],
+            name: format!("n{}_{op_type}", self.nodes.len()),
+            op_type: op_type.into(),
+            attribute,
+            ..Default::default()
+        });
+        out
+    }
+
+    fn float_init(&mut self, stem: &str, dims: &[usize], v: &[f32]) -> String {
+        let name = self.fresh(stem);
+        self.initializers.push(TensorProto {
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: proto::DATA_TYPE_FLOAT,
+            name: name.clone(),
+            // raw_data is little-endian by the ONNX spec, and the compact form every tool reads.
+            raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+
+    fn float_scalar(&mut self, v: f32) -> String {
+        self.float_init("const", &[], &[v])
+    }
+
+    fn int64_const(&mut self, v: &[i64]) -> String {
+        let name = self.fresh("shape");
+        self.initializers.push(TensorProto {
+            dims: vec![v.len() as i64],
+            data_type: proto::DATA_TYPE_INT64,
+            name: name.clone(),
+            raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// A conv on an NCHW value of shape `s` (no activation): its output name and shape.
+    fn conv(&mut self, conv: &ConvSpec, x: &str, s: [usize; 3]) -> Result<(String, [usize; 3]), String> {
+        let g: &ConvGeometry = &conv.geom;
+        let [c, h, w] = s;
+        if c != g.in_ch {
+            return Err(format!("input has {c} channels, the conv takes {}", g.in_ch));
+        }
+        let (oh, ow) = g
+            .output_hw(h, w)
+            .ok_or_else(|| format!("a {h}×{w} input is too small for a {:?} kernel", g.kernel))?;
+        // For TF "same" this is the padding for this input size (the export's fixed size).
+        let [top, bottom, left, right] = g.pads(h, w);
+        let want = g.out_ch * (g.in_ch / g.groups) * g.kernel[0] * g.kernel[1];
+        if conv.weight.len() != want || conv.bias.len() != g.out_ch {
+            return Err(format!(
+                "{} weights and {} biases for a {:?} conv",
+                conv.weight.len(),
+                conv.bias.len(),
+                g
+            ));
+        }
+        let wn = self.float_init("weight", &[g.out_ch, g.in_ch / g.groups, g.kernel[0], g.kernel[1]], &conv.weight);
+        let bn = self.float_init("bias", &[g.out_ch], &conv.bias);
+        let y = self.node(
+            "Conv",
+            &[x, &wn, &bn],
+            vec![
+                ints("kernel_shape", &g.kernel),
+                ints("strides", &g.stride),
+                ints("dilations", &g.dilation),
+                // ONNX order: begin of each spatial axis, then end of each.
+                ints("pads", &[top, left, bottom, right]),
+                int("group", g.groups as i64),
+            ],
+        );
+        Ok((y, [g.out_ch, oh, ow]))
+    }
+
+    /// `act(x)` as ONNX nodes (x itself for the identity).
+    fn act(&mut self, act: Act, x: &str) -> Result<String, String> {
+        Ok(match act {
+            Act::Identity => x.to_string(),
+            Act::Relu => self.node("Relu", &[x], vec![]),
+            Act::Relu6 => {
+                let lo = self.float_scalar(0.0);
+                let hi = self.float_scalar(6.0);
+                self.node("Clip", &[x, &lo, &hi], vec![])
+            }
+            Act::HardSwish => self.node("HardSwish", &[x], vec![]),
+            // relu6(x + 3) / 6 = max(0, min(1, x/6 + 1/2)).
+            Act::HardSigmoid => {
+                self.node("HardSigmoid", &[x], vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)])
+            }
+            Act::Sigmoid => self.node("Sigmoid", &[x], vec![]),
+            Act::Silu => {
+                let s = self.node("Sigmoid", &[x], vec![]);
+                self.node("Mul", &[x, &s], vec![])
+            }
+            // Opset 17 has no Gelu op: x · ½ · (1 + erf(x / √2)), the exact form.
+            Act::Gelu => {
+                let inv_sqrt2 = self.float_scalar(std::f32::consts::FRAC_1_SQRT_2);
+                let scaled = self.node("Mul", &[x, &inv_sqrt2], vec![]);
+                let erf = self.node("Erf", &[&scaled], vec![]);
+                let one = self.float_scalar(1.0);
+                let onep = self.node("Add", &[&erf, &one], vec![]);
+                let half = self.float_scalar(0.5);
+                let hx = self.node("Mul", &[x, &half], vec![]);
+                self.node("Mul", &[&hx, &onep], vec![])
+            }
+            Act::ScaledTanh => {
+                let k = self.float_scalar(2.0 / 3.0);
+                let scaled = self.node("Mul", &[x, &k], vec![]);
+                let t = self.node("Tanh", &[&scaled], vec![]);
+                let a = self.float_scalar(1.7159);
+                self.node("Mul", &[&t, &a], vec![])
+            }
+        })
+    }
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Writes crates/kestrel-deploy/tests/fixtures/onnx/NAME.json: onnxruntime's logits for kestrel's
+ONNX export of kestrel-models' tiny timm fixtures, on each fixture's own input.
+
+The ONNX files come from the Rust test itself (KESTREL_ONNX_WRITE_DIR makes it write them), so
+the fixture is exactly what `cargo test --test onnx_export` exports. Needs onnxruntime, onnx,
+numpy and safetensors (pip).
+
+    python3 scripts/make_onnx_fixtures.py
+"""
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from safetensors.numpy import load_file
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MODELS = ["resnet18_tiny", "tf_efficientnet_tiny", "convnext_atto_tiny"]
+OUT = ROOT / "crates/kestrel-deploy/tests/fixtures/onnx"
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, KESTREL_ONNX_WRITE_DIR=tmp)
+        # The test skips the logit comparison for fixtures that do not exist yet.
+        for m in MODELS:
+            (OUT / f"{m}.json").unlink(missing_ok=True)
+        subprocess.run(
+            ["cargo", "test", "--release", "--workspace", "--test", "onnx_export"],
+            cwd=ROOT, env=env, check=True,
+        )
+        for m in MODELS:
+            path = pathlib.Path(tmp) / f"{m}.onnx"
+            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+            x = load_file(str(ROOT / f"crates/kestrel-models/tests/fixtures/{m}/io.safetensors"))["input"]
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            (y,) = sess.run(["logits"], {"input": x.astype(np.float32)})
+            fixture = {
+                "model": m,
+                "onnxruntime": ort.__version__,
+                "onnx_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "input": f"crates/kestrel-models/tests/fixtures/{m}/io.safetensors",
+                "shape": list(y.shape),
+                "logits": [float(v) for v in y.reshape(-1)],
+            }
+            (OUT / f"{m}.json").write_text(json.dumps(fixture, indent=1) + "\n")
+            print(f"{m}: logits {y.shape}, max|logit| {np.abs(y).max():.4g}")
+
+
+if __name__ == "__main__":
+    main()
