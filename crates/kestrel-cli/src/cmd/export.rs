@@ -6,7 +6,6 @@ use anyhow::{bail, Context, Result};
 use burn::prelude::Device;
 use clap::Args;
 use kestrel_deploy::onnx::{export, ExportMeta};
-use kestrel_train::Checkpoint;
 
 use super::source::{load, ModelSourceArgs};
 
@@ -30,7 +29,7 @@ pub struct ExportArgs {
 pub fn run(a: ExportArgs) -> Result<()> {
     let device = Device::flex();
     let loaded = load(&a.source, &device)?;
-    let [c, mut h, mut w] = loaded.input_size;
+    let [c, mut h, mut w] = loaded.input_size();
     if let Some(n) = a.img_size {
         if n == 0 {
             bail!("--img-size must be at least 1");
@@ -46,7 +45,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("--img-size {h}: {e}"))?;
     let graph = kestrel_deploy::lower_graph(&loaded.model, c)
         .map_err(|e| anyhow::anyhow!("cannot export {} (export goes through the fast engine's lowering): {e}", loaded.name))?;
-    let mut metadata = preprocessing_metadata(&a.source)?;
+    let mut metadata = preprocessing_metadata(&loaded.data_config);
     metadata.push(("num_classes".into(), loaded.class_names.len().to_string()));
     metadata.push(("class_names".into(), serde_json::to_string(&loaded.class_names)?));
     let meta = ExportMeta {
@@ -68,34 +67,15 @@ pub fn run(a: ExportArgs) -> Result<()> {
 }
 
 /// The eval preprocessing as metadata_props: mean, std, crop_pct, interpolation, crop_mode (a
-/// consumer needs them to feed the file the inputs the model was trained on).
-fn preprocessing_metadata(source: &ModelSourceArgs) -> Result<Vec<(String, String)>> {
+/// consumer needs them to feed the file the inputs the model was trained on). The loaded
+/// model's data config is the one resolution every command uses (checkpoint or registry).
+fn preprocessing_metadata(dc: &kestrel_models::DataConfig) -> Vec<(String, String)> {
     let list = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
-    let plain = |v: serde_json::Value| match v {
-        serde_json::Value::String(s) => s,
-        other => other.to_string(),
-    };
-    let mut out: Vec<(String, String)> = Vec::new();
-    if let Some(dir) = &source.checkpoint {
-        let ckpt = Checkpoint::open(dir)?;
-        match &ckpt.meta.recipe {
-            Some(r) => {
-                out.push(("mean".into(), list(&r.mean)));
-                out.push(("std".into(), list(&r.std)));
-                out.push(("crop_pct".into(), r.eval_crop_pct.to_string()));
-                out.push(("interpolation".into(), plain(serde_json::to_value(&r.eval_interpolation)?)));
-                out.push(("crop_mode".into(), plain(serde_json::to_value(&r.eval_crop_mode)?)));
-            }
-            // kestrel's own resize/pad preprocessing (no crop), as it is stored in the checkpoint.
-            None => out.push(("preprocess".into(), serde_json::to_string(&ckpt.meta.preprocess)?)),
-        }
-    } else if let Some(name) = &source.model {
-        let dc = kestrel_models::find(name)?.data_config();
-        out.push(("mean".into(), list(&dc.mean)));
-        out.push(("std".into(), list(&dc.std)));
-        out.push(("crop_pct".into(), dc.crop_pct.to_string()));
-        out.push(("interpolation".into(), dc.interpolation.to_string()));
-        out.push(("crop_mode".into(), "center".into()));
-    }
-    Ok(out)
+    vec![
+        ("mean".into(), list(&dc.mean)),
+        ("std".into(), list(&dc.std)),
+        ("crop_pct".into(), dc.crop_pct.to_string()),
+        ("interpolation".into(), dc.interpolation.clone()),
+        ("crop_mode".into(), dc.crop_mode.clone()),
+    ]
 }
