@@ -15,8 +15,19 @@ fn export_writes_an_onnx_file_with_the_model_preprocessing() {
     let g = model.graph.unwrap();
     assert_eq!(g.input[0].name, "input");
     assert_eq!(g.output[0].name, "logits");
-    let keys: Vec<&str> = model.metadata_props.iter().map(|e| e.key.as_str()).collect();
-    for k in ["mean", "std", "crop_pct", "interpolation", "input_size", "num_classes"] {
+    let keys: Vec<&str> = model
+        .metadata_props
+        .iter()
+        .map(|e| e.key.as_str())
+        .collect();
+    for k in [
+        "mean",
+        "std",
+        "crop_pct",
+        "interpolation",
+        "input_size",
+        "num_classes",
+    ] {
         assert!(keys.contains(&k), "metadata has no {k}: {keys:?}");
     }
 }
@@ -25,13 +36,30 @@ fn export_writes_an_onnx_file_with_the_model_preprocessing() {
 fn export_bad_input_fails_cleanly() {
     let tmp = tempdir();
     let out = tmp.path().join("m.onnx");
-    kestrel(["export", "--model", "no_such_model", "--output", s(&out)]).fails_cleanly_naming(&["no_such_model"]);
+    kestrel(["export", "--model", "no_such_model", "--output", s(&out)])
+        .fails_cleanly_naming(&["no_such_model"]);
     let missing = tmp.path().join("missing.safetensors");
-    kestrel(["export", "--model", "lenet5", "--weights", s(&missing), "--output", s(&out)])
-        .fails_cleanly_naming(&[s(&missing)]);
+    kestrel([
+        "export",
+        "--model",
+        "lenet5",
+        "--weights",
+        s(&missing),
+        "--output",
+        s(&out),
+    ])
+    .fails_cleanly_naming(&[s(&missing)]);
     let unwritable = tmp.path().join("no-such-dir").join("m.onnx");
-    kestrel(["export", "--model", "lenet5", "--output", s(&unwritable)]).fails_cleanly_naming(&["--output", s(&unwritable)]);
+    kestrel(["export", "--model", "lenet5", "--output", s(&unwritable)])
+        .fails_cleanly_naming(&["--output", s(&unwritable)]);
     // A family the lowering does not cover: an error naming it, and no file.
-    kestrel(["export", "--model", "shufflenet_v2_x0_5", "--output", s(&out)]).fails_cleanly_naming(&["ShuffleNetV2"]);
+    kestrel([
+        "export",
+        "--model",
+        "shufflenet_v2_x0_5",
+        "--output",
+        s(&out),
+    ])
+    .fails_cleanly_naming(&["ShuffleNetV2"]);
     assert!(!out.exists());
 }

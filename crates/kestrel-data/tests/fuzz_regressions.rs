@@ -23,10 +23,19 @@ fn inputs<'a>(target: &str, expected: &'a [(&'a str, &'a str)]) -> Vec<(PathBuf,
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     found.sort();
-    assert!(!found.is_empty(), "{} holds no regression inputs", dir.display());
+    assert!(
+        !found.is_empty(),
+        "{} holds no regression inputs",
+        dir.display()
+    );
     let mut listed: Vec<String> = expected.iter().map(|(f, _)| f.to_string()).collect();
     listed.sort();
-    assert_eq!(found, listed, "inputs in {} vs the expectation table", dir.display());
+    assert_eq!(
+        found,
+        listed,
+        "inputs in {} vs the expectation table",
+        dir.display()
+    );
     expected
         .iter()
         .map(|&(f, why)| (dir.join(f), why))
@@ -54,6 +63,9 @@ fn decode_regressions_are_decode_errors_naming_the_file() {
             }
             other => panic!("{}: expected a Decode error, got {other:?}", path.display()),
         }
-        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
     }
 }

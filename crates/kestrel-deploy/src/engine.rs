@@ -29,7 +29,12 @@ pub struct ConvSpec {
 impl ConvSpec {
     pub fn new(geom: ConvGeometry, weight: Vec<f32>, bias: Option<Vec<f32>>, act: Act) -> Self {
         let bias = bias.unwrap_or_else(|| vec![0.0; geom.out_ch]);
-        ConvSpec { geom, weight, bias, act }
+        ConvSpec {
+            geom,
+            weight,
+            bias,
+            act,
+        }
     }
     fn pack(&self) -> Conv2d {
         Conv2d::new(self.geom, &self.weight, Some(&self.bias), self.act)
@@ -63,7 +68,11 @@ pub enum Op<C> {
         out: Value,
     },
     /// PyTorch's `AdaptiveAvgPool2d(out_hw)`.
-    AdaptiveAvgPool { out_hw: [usize; 2], x: Value, out: Value },
+    AdaptiveAvgPool {
+        out_hw: [usize; 2],
+        x: Value,
+        out: Value,
+    },
     /// `[n, h, w, c] -> [n, 1, 1, c·h·w]` in PyTorch's NCHW flatten order.
     FlattenNchw { x: Value, out: Value },
     /// Layer norm over channels, in place (`out` takes over `x`'s buffer).
@@ -86,21 +95,38 @@ pub enum Op<C> {
     /// `1 × k` conv over the pooled channel row (its activation is the sigmoid).
     Eca { conv: C, x: Value, out: Value },
     /// `out = act(a + b)`, in place on `a`.
-    AddAct { a: Value, b: Value, act: Act, out: Value },
+    AddAct {
+        a: Value,
+        b: Value,
+        act: Act,
+        out: Value,
+    },
 }
 
 impl<C> Op<C> {
     /// The same op with its convs converted by `f`.
     fn map_conv<D>(&self, f: impl Fn(&C) -> D) -> Op<D> {
         match self {
-            Op::Conv { conv, x, residual, add_after_act, out } => Op::Conv {
+            Op::Conv {
+                conv,
+                x,
+                residual,
+                add_after_act,
+                out,
+            } => Op::Conv {
                 conv: f(conv),
                 x: *x,
                 residual: *residual,
                 add_after_act: *add_after_act,
                 out: *out,
             },
-            Op::MaxPool { kernel, stride, pad, x, out } => Op::MaxPool {
+            Op::MaxPool {
+                kernel,
+                stride,
+                pad,
+                x,
+                out,
+            } => Op::MaxPool {
                 kernel: *kernel,
                 stride: *stride,
                 pad: *pad,
@@ -108,7 +134,12 @@ impl<C> Op<C> {
                 out: *out,
             },
             Op::GlobalAvgPool { x, out } => Op::GlobalAvgPool { x: *x, out: *out },
-            Op::AvgPool { kernel, stride, x, out } => Op::AvgPool {
+            Op::AvgPool {
+                kernel,
+                stride,
+                x,
+                out,
+            } => Op::AvgPool {
                 kernel: *kernel,
                 stride: *stride,
                 x: *x,
@@ -120,21 +151,41 @@ impl<C> Op<C> {
                 out: *out,
             },
             Op::FlattenNchw { x, out } => Op::FlattenNchw { x: *x, out: *out },
-            Op::LayerNorm { weight, bias, eps, x, out } => Op::LayerNorm {
+            Op::LayerNorm {
+                weight,
+                bias,
+                eps,
+                x,
+                out,
+            } => Op::LayerNorm {
                 weight: weight.clone(),
                 bias: bias.clone(),
                 eps: *eps,
                 x: *x,
                 out: *out,
             },
-            Op::SqueezeExcite { reduce, expand, x, out } => Op::SqueezeExcite {
+            Op::SqueezeExcite {
+                reduce,
+                expand,
+                x,
+                out,
+            } => Op::SqueezeExcite {
                 reduce: f(reduce),
                 expand: f(expand),
                 x: *x,
                 out: *out,
             },
-            Op::Eca { conv, x, out } => Op::Eca { conv: f(conv), x: *x, out: *out },
-            Op::AddAct { a, b, act, out } => Op::AddAct { a: *a, b: *b, act: *act, out: *out },
+            Op::Eca { conv, x, out } => Op::Eca {
+                conv: f(conv),
+                x: *x,
+                out: *out,
+            },
+            Op::AddAct { a, b, act, out } => Op::AddAct {
+                a: *a,
+                b: *b,
+                act: *act,
+                out: *out,
+            },
         }
     }
 
@@ -269,7 +320,13 @@ impl GraphBuilder {
         })
     }
 
-    pub fn max_pool(&mut self, x: Value, kernel: [usize; 2], stride: [usize; 2], pad: [usize; 2]) -> Value {
+    pub fn max_pool(
+        &mut self,
+        x: Value,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pad: [usize; 2],
+    ) -> Value {
         self.push(|out| Op::MaxPool {
             kernel,
             stride,
@@ -284,7 +341,12 @@ impl GraphBuilder {
     }
 
     pub fn avg_pool(&mut self, x: Value, kernel: [usize; 2], stride: [usize; 2]) -> Value {
-        self.push(|out| Op::AvgPool { kernel, stride, x, out })
+        self.push(|out| Op::AvgPool {
+            kernel,
+            stride,
+            x,
+            out,
+        })
     }
 
     pub fn adaptive_avg_pool(&mut self, x: Value, out_hw: [usize; 2]) -> Value {
@@ -434,7 +496,11 @@ impl Engine {
             }
         }
         Engine {
-            ops: graph.ops.iter().map(|op| op.map_conv(ConvSpec::pack)).collect(),
+            ops: graph
+                .ops
+                .iter()
+                .map(|op| op.map_conv(ConvSpec::pack))
+                .collect(),
             last_use,
             in_ch: graph.in_ch,
             output: graph.output,
@@ -466,12 +532,26 @@ impl Engine {
     }
 
     /// Runs NCHW images `x` (`[n, c, h, w]`, row-major) and returns the logits `[n, classes]`.
-    pub fn run_nchw(&self, x: &[f32], n: usize, c: usize, h: usize, w: usize) -> Result<Vec<f32>, String> {
+    pub fn run_nchw(
+        &self,
+        x: &[f32],
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Vec<f32>, String> {
         self.run_inner(x, n, c, h, w, None).map(|(v, _)| v)
     }
 
     /// As [`Engine::run_nchw`], timing each op kind.
-    pub fn profile_nchw(&self, x: &[f32], n: usize, c: usize, h: usize, w: usize) -> Result<Profile, String> {
+    pub fn profile_nchw(
+        &self,
+        x: &[f32],
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Profile, String> {
         let mut prof = Profile::default();
         self.run_inner(x, n, c, h, w, Some(&mut prof))?;
         Ok(prof)
@@ -487,7 +567,10 @@ impl Engine {
         mut prof: Option<&mut Profile>,
     ) -> Result<(Vec<f32>, usize), String> {
         if c != self.in_ch {
-            return Err(format!("input has {c} channels; the model expects {}", self.in_ch));
+            return Err(format!(
+                "input has {c} channels; the model expects {}",
+                self.in_ch
+            ));
         }
         if x.len() != n * c * h * w {
             return Err(format!(
@@ -516,7 +599,9 @@ impl Engine {
             let t0 = prof.as_ref().map(|_| std::time::Instant::now());
             let mut macs = 0u64;
             let shape_of = |v: Value, shapes: &[Option<Shape>]| {
-                shapes[v].ok_or_else(|| format!("op {i} ({}) reads value {v} before it is made", op.name()))
+                shapes[v].ok_or_else(|| {
+                    format!("op {i} ({}) reads value {v} before it is made", op.name())
+                })
             };
             match op {
                 Op::Conv {
@@ -539,11 +624,18 @@ impl Engine {
                             h, w, conv.geom.kernel
                         )
                     })?;
-                    let os = Shape { n, h: oh, w: ow, c: conv.geom.out_ch };
+                    let os = Shape {
+                        n,
+                        h: oh,
+                        w: ow,
+                        c: conv.geom.out_ch,
+                    };
                     if let Some(r) = residual {
                         let rs = shape_of(*r, &shapes)?;
                         if rs != os {
-                            return Err(format!("op {i} (conv): residual {rs:?} does not match output {os:?}"));
+                            return Err(format!(
+                                "op {i} (conv): residual {rs:?} does not match output {os:?}"
+                            ));
                         }
                     }
                     let mut o = arena.take(os.len());
@@ -563,11 +655,18 @@ impl Engine {
                 } => {
                     let s = shape_of(*x, &shapes)?;
                     if s.h + 2 * pad[0] < kernel[0] || s.w + 2 * pad[1] < kernel[1] {
-                        return Err(format!("a {h}×{w} input is too small for the max pool at op {i}"));
+                        return Err(format!(
+                            "a {h}×{w} input is too small for the max pool at op {i}"
+                        ));
                     }
                     let oh = (s.h + 2 * pad[0] - kernel[0]) / stride[0] + 1;
                     let ow = (s.w + 2 * pad[1] - kernel[1]) / stride[1] + 1;
-                    let os = Shape { n, h: oh, w: ow, c: s.c };
+                    let os = Shape {
+                        n,
+                        h: oh,
+                        w: ow,
+                        c: s.c,
+                    };
                     let mut o = arena.take(os.len());
                     pool2d::max_pool(
                         bufs[*x].as_deref().expect("live input"),
@@ -585,44 +684,97 @@ impl Engine {
                 }
                 Op::GlobalAvgPool { x, out } => {
                     let s = shape_of(*x, &shapes)?;
-                    let os = Shape { n, h: 1, w: 1, c: s.c };
+                    let os = Shape {
+                        n,
+                        h: 1,
+                        w: 1,
+                        c: s.c,
+                    };
                     let mut o = arena.take(os.len());
-                    pool2d::global_avg_pool(bufs[*x].as_deref().expect("live input"), n, s.h * s.w, s.c, &mut o);
+                    pool2d::global_avg_pool(
+                        bufs[*x].as_deref().expect("live input"),
+                        n,
+                        s.h * s.w,
+                        s.c,
+                        &mut o,
+                    );
                     bufs[*out] = Some(o);
                     shapes[*out] = Some(os);
                 }
-                Op::AvgPool { kernel, stride, x, out } => {
+                Op::AvgPool {
+                    kernel,
+                    stride,
+                    x,
+                    out,
+                } => {
                     let s = shape_of(*x, &shapes)?;
                     if s.h < kernel[0] || s.w < kernel[1] {
-                        return Err(format!("a {h}×{w} input is too small for the avg pool at op {i}"));
+                        return Err(format!(
+                            "a {h}×{w} input is too small for the avg pool at op {i}"
+                        ));
                     }
                     let oh = (s.h - kernel[0]) / stride[0] + 1;
                     let ow = (s.w - kernel[1]) / stride[1] + 1;
-                    let os = Shape { n, h: oh, w: ow, c: s.c };
+                    let os = Shape {
+                        n,
+                        h: oh,
+                        w: ow,
+                        c: s.c,
+                    };
                     let mut o = arena.take(os.len());
                     pool2d::avg_pool(
                         bufs[*x].as_deref().expect("live input"),
-                        n, s.h, s.w, s.c, *kernel, *stride, false, &mut o,
+                        n,
+                        s.h,
+                        s.w,
+                        s.c,
+                        *kernel,
+                        *stride,
+                        false,
+                        &mut o,
                     );
                     bufs[*out] = Some(o);
                     shapes[*out] = Some(os);
                 }
                 Op::AdaptiveAvgPool { out_hw, x, out } => {
                     let s = shape_of(*x, &shapes)?;
-                    let os = Shape { n, h: out_hw[0], w: out_hw[1], c: s.c };
+                    let os = Shape {
+                        n,
+                        h: out_hw[0],
+                        w: out_hw[1],
+                        c: s.c,
+                    };
                     let mut o = arena.take(os.len());
                     pool2d::adaptive_avg_pool(
                         bufs[*x].as_deref().expect("live input"),
-                        n, s.h, s.w, s.c, out_hw[0], out_hw[1], &mut o,
+                        n,
+                        s.h,
+                        s.w,
+                        s.c,
+                        out_hw[0],
+                        out_hw[1],
+                        &mut o,
                     );
                     bufs[*out] = Some(o);
                     shapes[*out] = Some(os);
                 }
                 Op::FlattenNchw { x, out } => {
                     let s = shape_of(*x, &shapes)?;
-                    let os = Shape { n, h: 1, w: 1, c: s.c * s.h * s.w };
+                    let os = Shape {
+                        n,
+                        h: 1,
+                        w: 1,
+                        c: s.c * s.h * s.w,
+                    };
                     let mut o = arena.take(os.len());
-                    pool2d::flatten_nchw(bufs[*x].as_deref().expect("live input"), n, s.h, s.w, s.c, &mut o);
+                    pool2d::flatten_nchw(
+                        bufs[*x].as_deref().expect("live input"),
+                        n,
+                        s.h,
+                        s.w,
+                        s.c,
+                        &mut o,
+                    );
                     bufs[*out] = Some(o);
                     shapes[*out] = Some(os);
                 }
@@ -639,7 +791,12 @@ impl Engine {
                     bufs[*out] = Some(b);
                     shapes[*out] = Some(s);
                 }
-                Op::SqueezeExcite { reduce, expand, x, out } => {
+                Op::SqueezeExcite {
+                    reduce,
+                    expand,
+                    x,
+                    out,
+                } => {
                     let s = shape_of(*x, &shapes)?;
                     let mut b = bufs[*x].take().expect("live input");
                     let mut mean = arena.take(n * s.c);
@@ -704,7 +861,9 @@ impl Engine {
             }
         }
         let s = shapes[self.output].ok_or("the graph's output was never computed")?;
-        let out = bufs[self.output].take().ok_or("the graph's output was released")?;
+        let out = bufs[self.output]
+            .take()
+            .ok_or("the graph's output was released")?;
         let logits = out.clone();
         arena.give(out);
         // Return the input too.

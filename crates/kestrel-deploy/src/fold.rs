@@ -89,13 +89,27 @@ mod tests {
         let eps = 1e-5;
         let x = [1.0f32, 2.0, -1.0];
         let f = fold_bn_values(
-            FoldedConv { weight: w.clone(), bias: Some(b.clone()) },
-            &gamma, &beta, &mean, &var, eps, cout,
+            FoldedConv {
+                weight: w.clone(),
+                bias: Some(b.clone()),
+            },
+            &gamma,
+            &beta,
+            &mean,
+            &var,
+            eps,
+            cout,
         );
         for o in 0..cout {
-            let conv: f64 = (0..cin).map(|i| (w[o * cin + i] * x[i]) as f64).sum::<f64>() + b[o] as f64;
-            let bn = (conv - mean[o] as f64) / (var[o] as f64 + eps).sqrt() * gamma[o] as f64 + beta[o] as f64;
-            let folded: f64 = (0..cin).map(|i| (f.weight[o * cin + i] * x[i]) as f64).sum::<f64>()
+            let conv: f64 = (0..cin)
+                .map(|i| (w[o * cin + i] * x[i]) as f64)
+                .sum::<f64>()
+                + b[o] as f64;
+            let bn = (conv - mean[o] as f64) / (var[o] as f64 + eps).sqrt() * gamma[o] as f64
+                + beta[o] as f64;
+            let folded: f64 = (0..cin)
+                .map(|i| (f.weight[o * cin + i] * x[i]) as f64)
+                .sum::<f64>()
                 + f.bias.as_ref().unwrap()[o] as f64;
             assert!((bn - folded).abs() < 1e-6, "channel {o}: {bn} vs {folded}");
         }

@@ -49,7 +49,12 @@ pub enum Runner {
 impl Runner {
     /// Prepares `model`: lowered for the fast engine when asked and possible (CPU only),
     /// else burn on `device`. The second value is the reason a fast request fell back.
-    pub fn new(model: Model, in_ch: usize, device: &Device, kind: EngineKind) -> (Runner, Option<String>) {
+    pub fn new(
+        model: Model,
+        in_ch: usize,
+        device: &Device,
+        kind: EngineKind,
+    ) -> (Runner, Option<String>) {
         if kind == EngineKind::Burn {
             return (Runner::Burn(model, device.clone()), None);
         }
@@ -61,7 +66,10 @@ impl Runner {
         }
         match lower(&model, in_ch) {
             Ok(e) => (Runner::Fast(Box::new(e)), None),
-            Err(why) => (Runner::Burn(model, device.clone()), Some(format!("{why}; using burn"))),
+            Err(why) => (
+                Runner::Burn(model, device.clone()),
+                Some(format!("{why}; using burn")),
+            ),
         }
     }
 
@@ -109,7 +117,10 @@ impl Runner {
                     .try_to_vec::<f32>()
                     .map_err(|e| format!("reading input: {e:?}"))?;
                 let (y, classes) = self.logits(&v, shape)?;
-                Ok(Tensor::<2>::from_data(TensorData::new(y, [shape[0], classes]), &device))
+                Ok(Tensor::<2>::from_data(
+                    TensorData::new(y, [shape[0], classes]),
+                    &device,
+                ))
             }
         }
     }

@@ -71,8 +71,7 @@ fn geometry(conv: &BurnConv, padding: Padding) -> Result<ConvGeometry> {
         ),
         PaddingConfig2d::Same => return Err(Unsupported("burn's `Same` conv padding".into())),
     };
-    let tf_same =
-        padding == Padding::TfSameIfUnpadded && unpadded && conv.kernel_size[0] != 1;
+    let tf_same = padding == Padding::TfSameIfUnpadded && unpadded && conv.kernel_size[0] != 1;
     Ok(ConvGeometry {
         in_ch: in_per_group * conv.groups,
         out_ch,
@@ -93,7 +92,12 @@ fn raw_conv(conv: &BurnConv) -> FoldedConv {
 }
 
 /// conv [+ BN] → a kernel conv with `act`.
-fn conv_bn(conv: &BurnConv, bn: Option<&BatchNorm>, act: Act, padding: Padding) -> Result<ConvSpec> {
+fn conv_bn(
+    conv: &BurnConv,
+    bn: Option<&BatchNorm>,
+    act: Act,
+    padding: Padding,
+) -> Result<ConvSpec> {
     let geom = geometry(conv, padding)?;
     let f = match bn {
         Some(bn) => fold_bn(raw_conv(conv), bn, geom.out_ch),
@@ -112,7 +116,11 @@ fn linear(l: &Linear, act: Act, scale: Option<&[f32]>) -> ConvSpec {
             oihw[o * d_in + i] = w[i * d_out + o] * scale.map_or(1.0, |s| s[o]);
         }
     }
-    let mut bias = l.bias.as_ref().map(values).unwrap_or_else(|| vec![0.0; d_out]);
+    let mut bias = l
+        .bias
+        .as_ref()
+        .map(values)
+        .unwrap_or_else(|| vec![0.0; d_out]);
     if let Some(s) = scale {
         bias.iter_mut().zip(s).for_each(|(b, s)| *b *= s);
     }
@@ -147,7 +155,9 @@ pub fn lower_graph(model: &Model, in_ch: usize) -> Result<Graph> {
         Model::EfficientNet(m) => lower_efficientnet(&mut g, x, m)?,
         Model::ConvNeXt(m) => lower_convnext(&mut g, x, m)?,
         Model::RegNet(m) => lower_regnet(&mut g, x, m)?,
-        Model::Vgg(m) => lower_sequential(&mut g, x, &m.features, m.avgpool.output_size, &m.classifier)?,
+        Model::Vgg(m) => {
+            lower_sequential(&mut g, x, &m.features, m.avgpool.output_size, &m.classifier)?
+        }
         Model::AlexNet(m) => {
             lower_sequential(&mut g, x, &m.features, m.avgpool.output_size, &m.classifier)?
         }
@@ -158,7 +168,10 @@ pub fn lower_graph(model: &Model, in_ch: usize) -> Result<Graph> {
 }
 
 fn lower_resnet(g: &mut GraphBuilder, x: Value, m: &resnet::ResNet) -> Result<Value> {
-    let mut x = g.conv(x, conv_bn(&m.conv1, Some(&m.bn1), Act::Relu, Padding::AsBuilt)?);
+    let mut x = g.conv(
+        x,
+        conv_bn(&m.conv1, Some(&m.bn1), Act::Relu, Padding::AsBuilt)?,
+    );
     if let Some(pool) = &m.maxpool {
         let pad = match pool.padding {
             PaddingConfig2d::Explicit(t, l, b, r) if t == b && l == r => [t, l],
@@ -178,13 +191,22 @@ fn lower_resnet(g: &mut GraphBuilder, x: Value, m: &resnet::ResNet) -> Result<Va
         .chain(&m.layer4)
     {
         let shortcut = match &block.downsample {
-            Some(ds) => g.conv(x, conv_bn(&ds.conv, Some(&ds.bn), Act::Identity, Padding::AsBuilt)?),
+            Some(ds) => g.conv(
+                x,
+                conv_bn(&ds.conv, Some(&ds.bn), Act::Identity, Padding::AsBuilt)?,
+            ),
             None => x,
         };
-        let y = g.conv(x, conv_bn(&block.conv1, Some(&block.bn1), Act::Relu, Padding::AsBuilt)?);
+        let y = g.conv(
+            x,
+            conv_bn(&block.conv1, Some(&block.bn1), Act::Relu, Padding::AsBuilt)?,
+        );
         let (last_conv, last_bn, y) = match (&block.conv3, &block.bn3) {
             (Some(c3), Some(b3)) => {
-                let y = g.conv(y, conv_bn(&block.conv2, Some(&block.bn2), Act::Relu, Padding::AsBuilt)?);
+                let y = g.conv(
+                    y,
+                    conv_bn(&block.conv2, Some(&block.bn2), Act::Relu, Padding::AsBuilt)?,
+                );
                 (c3, b3, y)
             }
             _ => (&block.conv2, &block.bn2, y),
@@ -197,7 +219,10 @@ fn lower_resnet(g: &mut GraphBuilder, x: Value, m: &resnet::ResNet) -> Result<Va
                 false,
             ),
             Some(attn) => {
-                let y = g.conv(y, conv_bn(last_conv, Some(last_bn), Act::Identity, Padding::AsBuilt)?);
+                let y = g.conv(
+                    y,
+                    conv_bn(last_conv, Some(last_bn), Act::Identity, Padding::AsBuilt)?,
+                );
                 let y = match attn {
                     BlockAttention::Se(se) => resnet_se(g, y, se)?,
                     BlockAttention::Eca(eca) => {
@@ -316,7 +341,10 @@ fn lower_mb_blocks(g: &mut GraphBuilder, mut x: Value, blocks: &[Vec<MbBlock>]) 
 
 fn lower_mobilenet(g: &mut GraphBuilder, x: Value, m: &mobilenet::MobileNet) -> Result<Value> {
     let act = act_of(m.act);
-    let x = g.conv(x, conv_bn(&m.conv_stem, Some(&m.bn1), act, Padding::AsBuilt)?);
+    let x = g.conv(
+        x,
+        conv_bn(&m.conv_stem, Some(&m.bn1), act, Padding::AsBuilt)?,
+    );
     let x = lower_mb_blocks(g, x, &m.blocks)?;
     let x = match m.head {
         mobilenet::HeadKind::ConvBn => {
@@ -348,7 +376,10 @@ fn lower_efficientnet(
         conv_bn(&m.conv_stem, Some(&m.bn1), act, Padding::TfSameIfUnpadded)?,
     );
     let x = lower_mb_blocks(g, x, &m.blocks)?;
-    let x = g.conv(x, conv_bn(&m.conv_head, Some(&m.bn2), act, Padding::AsBuilt)?);
+    let x = g.conv(
+        x,
+        conv_bn(&m.conv_head, Some(&m.bn2), act, Padding::AsBuilt)?,
+    );
     let x = g.global_avg_pool(x);
     Ok(g.conv(x, linear(&m.classifier, Act::Identity, None)))
 }
@@ -359,7 +390,9 @@ fn lower_convnext(g: &mut GraphBuilder, x: Value, m: &convnext::ConvNeXt) -> Res
             convnext::Layer::Norm(n) => {
                 g.layer_norm(x, values(&n.weight), values(&n.bias), n.eps as f32)
             }
-            convnext::Layer::Conv(c) => g.conv(x, conv_bn(c, None, Act::Identity, Padding::AsBuilt)?),
+            convnext::Layer::Conv(c) => {
+                g.conv(x, conv_bn(c, None, Act::Identity, Padding::AsBuilt)?)
+            }
         })
     };
     let mut x = x;
@@ -372,14 +405,23 @@ fn lower_convnext(g: &mut GraphBuilder, x: Value, m: &convnext::ConvNeXt) -> Res
         }
         for b in &stage.blocks {
             let shortcut = x;
-            let y = g.conv(x, conv_bn(&b.conv_dw, None, Act::Identity, Padding::AsBuilt)?);
-            let y = g.layer_norm(y, values(&b.norm.weight), values(&b.norm.bias), b.norm.eps as f32);
+            let y = g.conv(
+                x,
+                conv_bn(&b.conv_dw, None, Act::Identity, Padding::AsBuilt)?,
+            );
+            let y = g.layer_norm(
+                y,
+                values(&b.norm.weight),
+                values(&b.norm.bias),
+                b.norm.eps as f32,
+            );
             let gamma = b.gamma.as_ref().map(values);
             // The layer scale is folded into fc2's weights and bias.
             let (fc1, fc2) = match (&b.mlp.fc1, &b.mlp.fc2) {
-                (convnext::Proj::Linear(f1), convnext::Proj::Linear(f2)) => {
-                    (linear(f1, Act::Gelu, None), linear(f2, Act::Identity, gamma.as_deref()))
-                }
+                (convnext::Proj::Linear(f1), convnext::Proj::Linear(f2)) => (
+                    linear(f1, Act::Gelu, None),
+                    linear(f2, Act::Identity, gamma.as_deref()),
+                ),
                 (convnext::Proj::Conv(f1), convnext::Proj::Conv(f2)) => {
                     let c1 = conv_bn(f1, None, Act::Gelu, Padding::AsBuilt)?;
                     let mut f = raw_conv(f2);
@@ -440,7 +482,9 @@ fn lower_sequential(
                 i += 1;
             }
             SeqLayer::Bn(_) | SeqLayer::Relu(_) => {
-                return Err(Unsupported("a BatchNorm or ReLU that follows no conv".into()))
+                return Err(Unsupported(
+                    "a BatchNorm or ReLU that follows no conv".into(),
+                ))
             }
         }
     }
@@ -455,7 +499,10 @@ fn lower_head(g: &mut GraphBuilder, mut x: Value, head: &[HeadLayer]) -> Result<
         match &head[i] {
             HeadLayer::Linear(l) => {
                 let relu = matches!(head.get(i + 1), Some(HeadLayer::Relu(_)));
-                x = g.conv(x, linear(l, if relu { Act::Relu } else { Act::Identity }, None));
+                x = g.conv(
+                    x,
+                    linear(l, if relu { Act::Relu } else { Act::Identity }, None),
+                );
                 i += 1 + relu as usize;
             }
             // Dropout is the identity at inference.
@@ -468,16 +515,26 @@ fn lower_head(g: &mut GraphBuilder, mut x: Value, head: &[HeadLayer]) -> Result<
 
 fn lower_lenet(g: &mut GraphBuilder, x: Value, m: &lenet::LeNet5) -> Result<Value> {
     let pool = &m.pool;
-    if pool.padding != PaddingConfig2d::Valid && pool.padding != PaddingConfig2d::Explicit(0, 0, 0, 0)
+    if pool.padding != PaddingConfig2d::Valid
+        && pool.padding != PaddingConfig2d::Explicit(0, 0, 0, 0)
         || pool.ceil_mode
     {
         return Err(Unsupported("padded or ceil-mode average pooling".into()));
     }
-    let x = g.conv(x, conv_bn(&m.conv1, None, Act::ScaledTanh, Padding::AsBuilt)?);
+    let x = g.conv(
+        x,
+        conv_bn(&m.conv1, None, Act::ScaledTanh, Padding::AsBuilt)?,
+    );
     let x = g.avg_pool(x, pool.kernel_size, pool.stride);
-    let x = g.conv(x, conv_bn(&m.conv2, None, Act::ScaledTanh, Padding::AsBuilt)?);
+    let x = g.conv(
+        x,
+        conv_bn(&m.conv2, None, Act::ScaledTanh, Padding::AsBuilt)?,
+    );
     let x = g.avg_pool(x, pool.kernel_size, pool.stride);
-    let x = g.conv(x, conv_bn(&m.conv3, None, Act::ScaledTanh, Padding::AsBuilt)?);
+    let x = g.conv(
+        x,
+        conv_bn(&m.conv3, None, Act::ScaledTanh, Padding::AsBuilt)?,
+    );
     let x = g.flatten_nchw(x);
     let x = g.conv(x, linear(&m.fc1, Act::ScaledTanh, None));
     Ok(g.conv(x, linear(&m.fc2, Act::Identity, None)))

@@ -22,14 +22,20 @@ use kestrel_models::Model;
 use prost::Message;
 
 fn models_fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../kestrel-models/tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../kestrel-models/tests/fixtures")
+        .join(name)
 }
 
 fn read_tensor(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor(name).unwrap();
-    let data = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let data = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     (t.shape().to_vec(), data)
 }
 
@@ -47,21 +53,29 @@ fn tiny_model(name: &str) -> Model {
             .init(10, 3, &device),
         ),
         // TF "same" padding (asymmetric at stride 2 on 32 px), SE blocks, SiLU.
-        "tf_efficientnet_tiny" => Model::EfficientNet(EfficientNetConfig::new(0.2, 0.3, false, true).init(10, 3, &device)),
+        "tf_efficientnet_tiny" => {
+            Model::EfficientNet(EfficientNetConfig::new(0.2, 0.3, false, true).init(10, 3, &device))
+        }
         // Layer norms over channels, GELU, layer scale.
         "convnext_atto_tiny" => Model::ConvNeXt(
-            ConvNeXtConfig { depths: vec![1, 1, 2, 1], dims: vec![8, 16, 32, 64], ..ConvNeXtConfig::atto() }
-                .init(10, 3, &device),
+            ConvNeXtConfig {
+                depths: vec![1, 1, 2, 1],
+                dims: vec![8, 16, 32, 64],
+                ..ConvNeXtConfig::atto()
+            }
+            .init(10, 3, &device),
         ),
         other => panic!("no tiny config for {other}"),
     };
     let weights = models_fixture(name).join("weights.safetensors");
-    load_weights(&mut model, &weights, &LoadOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", weights.display()));
+    load_weights(&mut model, &weights, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", weights.display()));
     model
 }
 
 fn dims(info: &ValueInfoProto) -> Vec<String> {
-    let Some(type_proto::Value::TensorType(t)) = info.r#type.as_ref().and_then(|t| t.value.clone()) else {
+    let Some(type_proto::Value::TensorType(t)) = info.r#type.as_ref().and_then(|t| t.value.clone())
+    else {
         panic!("{}: not a tensor type", info.name)
     };
     t.shape
@@ -95,42 +109,79 @@ fn check(name: &str) {
     // (a) Structure, read back with the same types.
     let parsed = ModelProto::decode(bytes.as_slice()).unwrap();
     assert_eq!(parsed.opset_import.len(), 1);
-    assert_eq!((parsed.opset_import[0].domain.as_str(), parsed.opset_import[0].version), ("", 17));
+    assert_eq!(
+        (
+            parsed.opset_import[0].domain.as_str(),
+            parsed.opset_import[0].version
+        ),
+        ("", 17)
+    );
     let g = parsed.graph.as_ref().unwrap();
     assert_eq!(g.input.len(), 1);
     assert_eq!(g.input[0].name, "input");
-    assert_eq!(dims(&g.input[0]), ["batch", &c.to_string(), &h.to_string(), &w.to_string()]);
+    assert_eq!(
+        dims(&g.input[0]),
+        ["batch", &c.to_string(), &h.to_string(), &w.to_string()]
+    );
     assert_eq!(g.output.len(), 1);
     assert_eq!(g.output[0].name, "logits");
     assert_eq!(dims(&g.output[0]), ["batch", "10"]);
-    assert!(!g.node.iter().any(|n| n.op_type == "BatchNormalization"), "BN must be folded");
-    let props: Vec<(&str, &str)> = parsed.metadata_props.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+    assert!(
+        !g.node.iter().any(|n| n.op_type == "BatchNormalization"),
+        "BN must be folded"
+    );
+    let props: Vec<(&str, &str)> = parsed
+        .metadata_props
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.as_str()))
+        .collect();
     assert!(props.contains(&("mean", "0.485,0.456,0.406")), "{props:?}");
-    assert!(props.contains(&("input_size", &*format!("{c},{h},{w}"))), "{props:?}");
+    assert!(
+        props.contains(&("input_size", &*format!("{c},{h},{w}"))),
+        "{props:?}"
+    );
     // Every node input is the graph input, an initializer or an earlier node's output.
-    let mut known: std::collections::HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    let mut known: std::collections::HashSet<&str> =
+        g.initializer.iter().map(|t| t.name.as_str()).collect();
     known.insert("input");
     for node in &g.node {
         for i in &node.input {
-            assert!(known.contains(i.as_str()), "{name}: node {} reads unknown value {i}", node.name);
+            assert!(
+                known.contains(i.as_str()),
+                "{name}: node {} reads unknown value {i}",
+                node.name
+            );
         }
         known.extend(node.output.iter().map(String::as_str));
     }
     assert!(known.contains("logits"));
 
     // (b) kestrel's logits against the committed onnxruntime logits of this export.
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/onnx/{name}.json"));
+    let fixture =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/onnx/{name}.json"));
     if std::env::var("KESTREL_ONNX_WRITE_DIR").is_ok() && !fixture.exists() {
         return; // the fixture script is making it now
     }
-    let text = std::fs::read_to_string(&fixture)
-        .unwrap_or_else(|e| panic!("{}: {e} (make it with scripts/make_onnx_fixtures.py)", fixture.display()));
+    let text = std::fs::read_to_string(&fixture).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (make it with scripts/make_onnx_fixtures.py)",
+            fixture.display()
+        )
+    });
     let fx: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let ort: Vec<f32> = fx["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let ort: Vec<f32> = fx["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
     let ours = Engine::new(&graph).run_nchw(&input, n, c, h, w).unwrap();
     assert_eq!(ours.len(), ort.len(), "{name}: logit count");
     let scale = ort.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let err = ours.iter().zip(&ort).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let err = ours
+        .iter()
+        .zip(&ort)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(
         err <= 1e-4 * scale,
         "{name}: kestrel vs onnxruntime {} max abs diff {err}, max|logit| {scale}",
@@ -166,16 +217,26 @@ fn op_without_lowering_is_an_error_naming_it() {
         groups: 1,
         tf_same: false,
     };
-    let y = g.conv(x, kestrel_deploy::ConvSpec::new(geom, vec![0.1; 12], None, Act::Relu));
+    let y = g.conv(
+        x,
+        kestrel_deploy::ConvSpec::new(geom, vec![0.1; 12], None, Act::Relu),
+    );
     // 5×5 -> 3×3 has uneven bins.
     let y = g.adaptive_avg_pool(y, [3, 3]);
     let y = g.flatten_nchw(y);
     let graph = g.finish(y).unwrap();
-    let meta = ExportMeta { model_name: "t".into(), input_size: [3, 5, 5], metadata: vec![] };
+    let meta = ExportMeta {
+        model_name: "t".into(),
+        input_size: [3, 5, 5],
+        metadata: vec![],
+    };
     match export(&graph, &meta) {
         Err(e @ ExportError::Unsupported { op_index: 1, .. }) => {
             assert!(e.to_string().contains("avg pool"), "{e}");
         }
-        other => panic!("expected an unsupported-op error, got {:?}", other.map(|b| b.len())),
+        other => panic!(
+            "expected an unsupported-op error, got {:?}",
+            other.map(|b| b.len())
+        ),
     }
 }

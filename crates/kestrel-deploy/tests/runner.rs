@@ -24,10 +24,20 @@ fn check(name: &str, size: usize) {
     let device = Device::flex();
     let spec = kestrel_models::find(name).unwrap();
     let model = spec
-        .build(&BuildOptions { num_classes: 10, ..spec.default_options() }, &device)
+        .build(
+            &BuildOptions {
+                num_classes: 10,
+                ..spec.default_options()
+            },
+            &device,
+        )
         .map(&mut Perturb)
         .valid();
-    let x: Tensor<4> = Tensor::random([2, spec.default_options().in_chans, size, size], Distribution::Normal(0.0, 1.0), &device);
+    let x: Tensor<4> = Tensor::random(
+        [2, spec.default_options().in_chans, size, size],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
     let want: Vec<f32> = model.forward(x.clone()).into_data().try_to_vec().unwrap();
     let in_ch = spec.default_options().in_chans;
     let (runner, notice) = Runner::new(model, in_ch, &device, EngineKind::Fast);
@@ -35,8 +45,14 @@ fn check(name: &str, size: usize) {
     assert_eq!(runner.name(), "fast");
     let got: Vec<f32> = runner.forward(x).unwrap().into_data().try_to_vec().unwrap();
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let err = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(err <= 1e-4 * scale, "{name}: fast vs burn max error {err}, max|logit| {scale}");
+    let err = got
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        err <= 1e-4 * scale,
+        "{name}: fast vs burn max error {err}, max|logit| {scale}"
+    );
 }
 
 #[test]
@@ -74,7 +90,10 @@ fn plain_convnets_match_burn() {
 fn unsupported_family_falls_back_to_burn_with_a_reason() {
     let device = Device::flex();
     let model = kestrel_models::find("shufflenet_v2_x1_0").unwrap().build(
-        &BuildOptions { num_classes: 10, in_chans: 3 },
+        &BuildOptions {
+            num_classes: 10,
+            in_chans: 3,
+        },
         &device,
     );
     let (runner, notice) = Runner::new(model.clone(), 3, &device, EngineKind::Fast);
@@ -82,8 +101,16 @@ fn unsupported_family_falls_back_to_burn_with_a_reason() {
     let notice = notice.expect("a fallback notice");
     assert!(notice.contains("ShuffleNetV2"), "{notice}");
     // And burn's answer is what comes back.
-    let x: Tensor<4> = Tensor::from_data(TensorData::new(vec![0.1f32; 3 * 32 * 32], [1, 3, 32, 32]), &device);
-    let a: Vec<f32> = runner.forward(x.clone()).unwrap().into_data().try_to_vec().unwrap();
+    let x: Tensor<4> = Tensor::from_data(
+        TensorData::new(vec![0.1f32; 3 * 32 * 32], [1, 3, 32, 32]),
+        &device,
+    );
+    let a: Vec<f32> = runner
+        .forward(x.clone())
+        .unwrap()
+        .into_data()
+        .try_to_vec()
+        .unwrap();
     let b: Vec<f32> = model.valid().forward(x).into_data().try_to_vec().unwrap();
     assert_eq!(a, b);
 }
@@ -92,10 +119,18 @@ fn unsupported_family_falls_back_to_burn_with_a_reason() {
 fn wrong_channel_count_is_an_error() {
     let device = Device::flex();
     let model = kestrel_models::find("resnet18").unwrap().build(
-        &BuildOptions { num_classes: 10, in_chans: 3 },
+        &BuildOptions {
+            num_classes: 10,
+            in_chans: 3,
+        },
         &device,
     );
     let engine = kestrel_deploy::lower(&model, 3).unwrap();
-    let err = engine.run_nchw(&vec![0.0; 32 * 32], 1, 1, 32, 32).unwrap_err();
-    assert!(err.contains("1 channels") && err.contains("expects 3"), "{err}");
+    let err = engine
+        .run_nchw(&vec![0.0; 32 * 32], 1, 1, 32, 32)
+        .unwrap_err();
+    assert!(
+        err.contains("1 channels") && err.contains("expects 3"),
+        "{err}"
+    );
 }

@@ -16,7 +16,16 @@ fn main() {
         ("1x1 32->96 @112", 112, 32, 96, 1, 1, 1, 1),
     ];
     for &(name, h, cin, cout, k, s, groups, n) in shapes {
-        let g = ConvGeometry { in_ch: cin, out_ch: cout, kernel: [k, k], stride: [s, s], dilation: [1, 1], pad: [k / 2; 4], groups, tf_same: false };
+        let g = ConvGeometry {
+            in_ch: cin,
+            out_ch: cout,
+            kernel: [k, k],
+            stride: [s, s],
+            dilation: [1, 1],
+            pad: [k / 2; 4],
+            groups,
+            tf_same: false,
+        };
         let w = vec![0.01f32; cout * cin / groups * k * k];
         let conv = Conv2d::new(g, &w, None, Act::Relu);
         let x = vec![0.5f32; n * h * h * cin];
@@ -31,6 +40,10 @@ fn main() {
             best = best.min(t.elapsed().as_secs_f64());
         }
         let flops = 2.0 * g.macs(h, h) as f64 * n as f64;
-        println!("{name:<22} {:>8.3} ms {:>7.1} GFLOP/s", best * 1e3, flops / best / 1e9);
+        println!(
+            "{name:<22} {:>8.3} ms {:>7.1} GFLOP/s",
+            best * 1e3,
+            flops / best / 1e9
+        );
     }
 }

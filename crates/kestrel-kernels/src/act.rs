@@ -120,10 +120,7 @@ pub(crate) mod avx2 {
         y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.666_666_5e-1));
         y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.000_000_1e-1));
         let r2 = _mm256_mul_ps(r, r);
-        y = _mm256_add_ps(
-            _mm256_fmadd_ps(y, r2, r),
-            _mm256_set1_ps(1.0),
-        );
+        y = _mm256_add_ps(_mm256_fmadd_ps(y, r2, r), _mm256_set1_ps(1.0));
         let e = _mm256_slli_epi32::<23>(_mm256_add_epi32(
             _mm256_cvtps_epi32(fx),
             _mm256_set1_epi32(127),
@@ -188,10 +185,7 @@ pub(crate) mod avx2 {
                     x,
                     _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2),
                 ));
-                _mm256_mul_ps(
-                    _mm256_mul_ps(_mm256_set1_ps(0.5), x),
-                    _mm256_add_ps(one, u),
-                )
+                _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5), x), _mm256_add_ps(one, u))
             }
         }
     }
@@ -279,7 +273,10 @@ mod tests {
                     Act::ScaledTanh => 1.7159 * (2.0 * xd / 3.0).tanh(),
                 };
                 let got = act.apply(*x) as f64;
-                assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "{act:?}({x})");
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                    "{act:?}({x})"
+                );
             }
         }
     }

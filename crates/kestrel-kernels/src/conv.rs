@@ -52,8 +52,22 @@ impl ConvGeometry {
             (padded >= reach).then(|| (padded - reach) / s + 1)
         };
         Some((
-            span(h, pad[0], pad[1], self.kernel[0], self.dilation[0], self.stride[0])?,
-            span(w, pad[2], pad[3], self.kernel[1], self.dilation[1], self.stride[1])?,
+            span(
+                h,
+                pad[0],
+                pad[1],
+                self.kernel[0],
+                self.dilation[0],
+                self.stride[0],
+            )?,
+            span(
+                w,
+                pad[2],
+                pad[3],
+                self.kernel[1],
+                self.dilation[1],
+                self.stride[1],
+            )?,
         ))
     }
 
@@ -96,7 +110,11 @@ impl Conv2d {
         let [kh, kw] = geom.kernel;
         let cin_g = geom.in_ch / geom.groups;
         let cout_g = geom.out_ch / geom.groups;
-        assert_eq!(weight.len(), geom.out_ch * cin_g * kh * kw, "conv weight size");
+        assert_eq!(
+            weight.len(),
+            geom.out_ch * cin_g * kh * kw,
+            "conv weight size"
+        );
         let weights = if geom.is_depthwise() {
             Weights::Depthwise(Depthwise::new(geom, weight))
         } else {
@@ -145,10 +163,10 @@ impl Conv2d {
                 for x in 0..ow {
                     for i in 0..kh {
                         for j in 0..kw {
-                            let iy = (y * g.stride[0] + i * g.dilation[0]) as isize
-                                - pad[0] as isize;
-                            let ix = (x * g.stride[1] + j * g.dilation[1]) as isize
-                                - pad[2] as isize;
+                            let iy =
+                                (y * g.stride[0] + i * g.dilation[0]) as isize - pad[0] as isize;
+                            let ix =
+                                (x * g.stride[1] + j * g.dilation[1]) as isize - pad[2] as isize;
                             off.push(
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                     PAD
@@ -264,10 +282,10 @@ pub fn reference_conv(
                     let mut s = bias[o] as f64;
                     for i in 0..kh {
                         for j in 0..kw {
-                            let iy = (y * g.stride[0] + i * g.dilation[0]) as isize
-                                - pad[0] as isize;
-                            let ix = (xo * g.stride[1] + j * g.dilation[1]) as isize
-                                - pad[2] as isize;
+                            let iy =
+                                (y * g.stride[0] + i * g.dilation[0]) as isize - pad[0] as isize;
+                            let ix =
+                                (xo * g.stride[1] + j * g.dilation[1]) as isize - pad[2] as isize;
                             if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                 continue;
                             }

@@ -110,14 +110,12 @@ impl Depthwise {
                     unsafe {
                         let xb = xp.0.add(base);
                         let dst = op.0.add(o);
-                        let r = if res.0.is_null() {
-                            res.0
-                        } else {
-                            res.0.add(o)
-                        };
+                        let r = if res.0.is_null() { res.0 } else { res.0.add(o) };
                         match isa {
                             #[cfg(target_arch = "x86_64")]
-                            Isa::Avx2 => avx2::pixel(xb, wv.as_ptr(), tap_list, bias, c, dst, r, act, after),
+                            Isa::Avx2 => {
+                                avx2::pixel(xb, wv.as_ptr(), tap_list, bias, c, dst, r, act, after)
+                            }
                             _ => pixel_scalar(xb, wv, tap_list, bias, c, dst, r, act, after),
                         }
                     }

@@ -166,7 +166,11 @@ pub unsafe fn igemm(
     let mtiles = m.div_ceil(MR);
     let panels = b.panels();
     // Rows per task: keep one K block of the task's A rows in L2 (B's block panel stays in L1).
-    let block_depth = blocks.iter().map(|k| (k.1 - k.0) * (k.3 - k.2)).max().unwrap_or(1);
+    let block_depth = blocks
+        .iter()
+        .map(|k| (k.1 - k.0) * (k.3 - k.2))
+        .max()
+        .unwrap_or(1);
     let mt_chunk = (256 * 1024 / (MR * block_depth.max(1) * 4)).clamp(1, 64);
     let row_tasks = mtiles.div_ceil(mt_chunk);
     let want = 3 * crate::threads::num_threads();
@@ -303,7 +307,19 @@ pub fn ceiling_gflops() -> f64 {
         let t = std::time::Instant::now();
         // SAFETY: a, b and c have the sizes the call reads and writes.
         unsafe {
-            igemm(m, Rows::Dense { base: a.as_ptr(), ld: k }, 0, &b, c.as_mut_ptr(), n, 0, &ep)
+            igemm(
+                m,
+                Rows::Dense {
+                    base: a.as_ptr(),
+                    ld: k,
+                },
+                0,
+                &b,
+                c.as_mut_ptr(),
+                n,
+                0,
+                &ep,
+            )
         };
         best = best.min(t.elapsed().as_secs_f64());
     }
@@ -484,7 +500,9 @@ mod tests {
     use super::*;
 
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
     }
 
@@ -492,13 +510,25 @@ mod tests {
     fn dense_gemm_with_epilogue_matches_reference() {
         let mut s = 7u64;
         // k ≥ 256 splits the depth into blocks whose partial sums go through C.
-        for &(m, k, n) in &[(1, 1, 1), (5, 3, 17), (13, 40, 33), (64, 27, 16), (100, 130, 70), (13, 600, 40), (7, 1100, 16)] {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (5, 3, 17),
+            (13, 40, 33),
+            (64, 27, 16),
+            (100, 130, 70),
+            (13, 600, 40),
+            (7, 1100, 16),
+        ] {
             let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut s)).collect();
             let w: Vec<f32> = (0..k * n).map(|_| lcg(&mut s)).collect();
             let bias: Vec<f32> = (0..n).map(|_| lcg(&mut s)).collect();
             let res: Vec<f32> = (0..m * n).map(|_| lcg(&mut s)).collect();
             let b = PackedB::from_kn(&w, k, n);
-            for (act, after) in [(Act::Relu, false), (Act::Silu, true), (Act::Identity, false)] {
+            for (act, after) in [
+                (Act::Relu, false),
+                (Act::Silu, true),
+                (Act::Identity, false),
+            ] {
                 let mut c = vec![f32::NAN; m * n];
                 let ep = Epilogue::new(Some(&bias), act).with_residual(res.as_ptr(), n, after);
                 unsafe {

@@ -28,7 +28,9 @@ pub fn max_pool(
         let (b, y) = (row / oh, row % oh);
         for xo in 0..ow {
             // SAFETY: each task writes one output row; reads are bounds-checked.
-            let dst = unsafe { std::slice::from_raw_parts_mut(op.0.add(((b * oh + y) * ow + xo) * c), c) };
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut(op.0.add(((b * oh + y) * ow + xo) * c), c)
+            };
             dst.fill(f32::NEG_INFINITY);
             for i in 0..kernel[0] {
                 let iy = (y * stride[0] + i) as isize - pad[0] as isize;
@@ -96,7 +98,11 @@ pub fn avg_pool(
         if ceil_mode {
             let o = (i - k).div_ceil(s) + 1;
             // PyTorch: the last window must start inside the input.
-            if (o - 1) * s >= i { o - 1 } else { o }
+            if (o - 1) * s >= i {
+                o - 1
+            } else {
+                o
+            }
         } else {
             (i - k) / s + 1
         }

@@ -142,8 +142,7 @@ impl Pool {
         s.done.store(0, Ordering::SeqCst);
         let (gen, _, _) = unpack(s.state.load(Ordering::SeqCst));
         let gen = (gen + 1) & ((1 << GEN_BITS) - 1);
-        s.state
-            .store(pack(gen, tasks as u64, 0), Ordering::SeqCst);
+        s.state.store(pack(gen, tasks as u64, 0), Ordering::SeqCst);
         {
             let sleepers = s.sleepers.lock().unwrap_or_else(|e| e.into_inner());
             if *sleepers > 0 {

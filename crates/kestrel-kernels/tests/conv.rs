@@ -26,7 +26,9 @@ fn check(
     act: Act,
     residual: bool,
 ) {
-    check_with(n, h, w, cin, cout, k, stride, dil, pad, groups, act, residual, false)
+    check_with(
+        n, h, w, cin, cout, k, stride, dil, pad, groups, act, residual, false,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -57,7 +59,9 @@ fn check_with(
         tf_same,
     };
     let x: Vec<f32> = (0..n * h * w * cin).map(|_| lcg(&mut s)).collect();
-    let wt: Vec<f32> = (0..cout * cin / groups * k * k).map(|_| lcg(&mut s)).collect();
+    let wt: Vec<f32> = (0..cout * cin / groups * k * k)
+        .map(|_| lcg(&mut s))
+        .collect();
     let bias: Vec<f32> = (0..cout).map(|_| lcg(&mut s)).collect();
     let conv = Conv2d::new(g, &wt, Some(&bias), act);
     let (oh, ow) = g.output_hw(h, w).unwrap();
@@ -81,8 +85,34 @@ fn check_with(
 #[test]
 fn dense_convolutions() {
     check(1, 7, 9, 3, 8, 3, 1, 1, [1, 1, 1, 1], 1, Act::Relu, false);
-    check(2, 16, 16, 3, 32, 7, 2, 1, [3, 3, 3, 3], 1, Act::Identity, false);
-    check(1, 11, 10, 20, 40, 3, 2, 1, [0, 1, 0, 1], 1, Act::Silu, false);
+    check(
+        2,
+        16,
+        16,
+        3,
+        32,
+        7,
+        2,
+        1,
+        [3, 3, 3, 3],
+        1,
+        Act::Identity,
+        false,
+    );
+    check(
+        1,
+        11,
+        10,
+        20,
+        40,
+        3,
+        2,
+        1,
+        [0, 1, 0, 1],
+        1,
+        Act::Silu,
+        false,
+    );
     check(2, 8, 8, 33, 17, 1, 1, 1, [0; 4], 1, Act::Relu, true);
     check(1, 9, 9, 16, 24, 1, 2, 1, [0; 4], 1, Act::Identity, false);
     check(1, 12, 12, 8, 8, 3, 1, 2, [2, 2, 2, 2], 1, Act::Relu6, true);
@@ -90,13 +120,39 @@ fn dense_convolutions() {
     // slices of one tap (300 channels).
     check(1, 9, 9, 64, 24, 3, 1, 1, [1, 1, 1, 1], 1, Act::Relu, true);
     check(2, 5, 5, 300, 20, 1, 1, 1, [0; 4], 1, Act::Silu, true);
-    check(1, 6, 6, 300, 17, 3, 2, 1, [1, 1, 1, 1], 1, Act::Identity, false);
+    check(
+        1,
+        6,
+        6,
+        300,
+        17,
+        3,
+        2,
+        1,
+        [1, 1, 1, 1],
+        1,
+        Act::Identity,
+        false,
+    );
 }
 
 #[test]
 fn grouped_convolutions() {
     check(2, 9, 9, 32, 32, 3, 1, 1, [1, 1, 1, 1], 8, Act::Relu, false);
-    check(1, 10, 10, 24, 48, 3, 2, 1, [1, 1, 1, 1], 3, Act::HardSwish, true);
+    check(
+        1,
+        10,
+        10,
+        24,
+        48,
+        3,
+        2,
+        1,
+        [1, 1, 1, 1],
+        3,
+        Act::HardSwish,
+        true,
+    );
     check(1, 7, 7, 640, 64, 1, 1, 1, [0; 4], 2, Act::Relu, true);
 }
 
@@ -120,7 +176,17 @@ fn depthwise_convolutions() {
 fn tf_same_padding() {
     // Odd and even sizes, stride 1 and 2: the odd pixel of padding goes after.
     assert_eq!(
-        ConvGeometry { in_ch: 1, out_ch: 1, kernel: [3, 3], stride: [2, 2], dilation: [1, 1], pad: [0; 4], groups: 1, tf_same: true }.pads(224, 225),
+        ConvGeometry {
+            in_ch: 1,
+            out_ch: 1,
+            kernel: [3, 3],
+            stride: [2, 2],
+            dilation: [1, 1],
+            pad: [0; 4],
+            groups: 1,
+            tf_same: true
+        }
+        .pads(224, 225),
         [0, 1, 1, 1]
     );
     for (h, k, s) in [(10, 3, 2), (11, 3, 2), (9, 5, 2), (8, 3, 1)] {

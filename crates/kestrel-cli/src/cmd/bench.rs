@@ -133,7 +133,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
 
 /// Per-op-kind time of the fast engine at batch 1 (sum over `runs` runs, reported per run).
 fn print_profile(name: &str, engine: &kestrel_deploy::Engine, [c, h, w]: [usize; 3], runs: usize) {
-    let x: Vec<f32> = (0..c * h * w).map(|i| ((i % 97) as f32 - 48.0) / 48.0).collect();
+    let x: Vec<f32> = (0..c * h * w)
+        .map(|i| ((i % 97) as f32 - 48.0) / 48.0)
+        .collect();
     let runs = runs.max(1);
     let mut total: Vec<(&'static str, f64, u64)> = Vec::new();
     for _ in 0..runs {
@@ -160,7 +162,10 @@ fn print_profile(name: &str, engine: &kestrel_deploy::Engine, [c, h, w]: [usize;
         "\n{name}: fast engine profile at batch 1 ({runs} runs, {:.2} ms per run; fp32 GEMM ceiling of these kernels: {ceiling:.1} GFLOP/s)",
         sum * 1e3
     );
-    println!("{:<20} {:>10} {:>7} {:>10} {:>9}", "op kind", "ms/run", "share", "GFLOP/s", "of ceil");
+    println!(
+        "{:<20} {:>10} {:>7} {:>10} {:>9}",
+        "op kind", "ms/run", "share", "GFLOP/s", "of ceil"
+    );
     total.sort_by(|a, b| b.1.total_cmp(&a.1));
     for (k, t, m) in total {
         let t = t / runs as f64;
@@ -169,8 +174,16 @@ fn print_profile(name: &str, engine: &kestrel_deploy::Engine, [c, h, w]: [usize;
             "{k:<20} {:>10.3} {:>6.1}% {:>10} {:>9}",
             t * 1e3,
             100.0 * t / sum,
-            if m > 0 { format!("{gflops:.1}") } else { "-".into() },
-            if m > 0 { format!("{:.0}%", 100.0 * gflops / ceiling) } else { "-".into() }
+            if m > 0 {
+                format!("{gflops:.1}")
+            } else {
+                "-".into()
+            },
+            if m > 0 {
+                format!("{:.0}%", 100.0 * gflops / ceiling)
+            } else {
+                "-".into()
+            }
         );
     }
 }

@@ -85,6 +85,8 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
     }
     kestrel_kernels::set_num_threads(n);
     // Fails only if the global pool already exists, i.e. something ran before the flag was read.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
     Ok(())
 }

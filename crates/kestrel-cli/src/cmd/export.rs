@@ -12,9 +12,11 @@ use super::source::{load, ModelSourceArgs};
 /// Exports a model as ONNX: NCHW, opset 17, input `input` [batch, C, H, W], output `logits`
 /// [batch, classes], BatchNorm folded, the eval preprocessing in the file's metadata_props.
 #[derive(Args, Debug)]
-#[command(after_help = "The batch dimension is dynamic; the image size is fixed at export (TF \"same\" \
+#[command(
+    after_help = "The batch dimension is dynamic; the image size is fixed at export (TF \"same\" \
 padding and adaptive pools are written out for it). TensorRT and OpenVINO read the same file.\n\n\
-Example:\n  kestrel export --model resnet50 --weights resnet50.safetensors --output resnet50.onnx")]
+Example:\n  kestrel export --model resnet50 --weights resnet50.safetensors --output resnet50.onnx"
+)]
 pub struct ExportArgs {
     #[command(flatten)]
     pub source: ModelSourceArgs,
@@ -43,11 +45,18 @@ pub fn run(a: ExportArgs) -> Result<()> {
         .model
         .check_input([c, h, w], &device)
         .map_err(|e| anyhow::anyhow!("--img-size {h}: {e}"))?;
-    let graph = kestrel_deploy::lower_graph(&loaded.model, c)
-        .map_err(|e| anyhow::anyhow!("cannot export {} (export goes through the fast engine's lowering): {e}", loaded.name))?;
+    let graph = kestrel_deploy::lower_graph(&loaded.model, c).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot export {} (export goes through the fast engine's lowering): {e}",
+            loaded.name
+        )
+    })?;
     let mut metadata = preprocessing_metadata(&loaded.data_config);
     metadata.push(("num_classes".into(), loaded.class_names.len().to_string()));
-    metadata.push(("class_names".into(), serde_json::to_string(&loaded.class_names)?));
+    metadata.push((
+        "class_names".into(),
+        serde_json::to_string(&loaded.class_names)?,
+    ));
     let meta = ExportMeta {
         model_name: loaded.name.clone(),
         input_size: [c, h, w],
@@ -70,7 +79,12 @@ pub fn run(a: ExportArgs) -> Result<()> {
 /// consumer needs them to feed the file the inputs the model was trained on). The loaded
 /// model's data config is the one resolution every command uses (checkpoint or registry).
 fn preprocessing_metadata(dc: &kestrel_models::DataConfig) -> Vec<(String, String)> {
-    let list = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let list = |v: &[f32]| {
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     vec![
         ("mean".into(), list(&dc.mean)),
         ("std".into(), list(&dc.std)),

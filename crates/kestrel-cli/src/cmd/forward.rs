@@ -66,7 +66,9 @@ pub fn run(a: ForwardArgs) -> Result<()> {
     );
     let (runner, notice) = loaded.runner(&device, a.engine.engine);
     engine_notice(&loaded.name, notice);
-    let logits = runner.forward(x).map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
+    let logits = runner
+        .forward(x)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
     let dims = logits.dims();
     let values: Vec<f32> = logits.into_data().try_to_vec().expect("f32 logits");
     write_f32(&a.output, "logits", &dims, &values)?;

@@ -17,8 +17,9 @@ use prost::Message;
 use crate::engine::{ConvSpec, Graph, Op, Value};
 use proto::tensor_shape_proto::{dimension, Dimension};
 use proto::{
-    attribute_type, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_type, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
 };
 
 /// The default-domain opset the export targets (LayerNormalization and HardSwish need ≥ 17/14).
@@ -43,7 +44,11 @@ pub struct ExportMeta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExportError {
     /// An op, or an op configuration, with no ONNX lowering here.
-    Unsupported { op_index: usize, op: String, why: String },
+    Unsupported {
+        op_index: usize,
+        op: String,
+        why: String,
+    },
     /// The graph does not fit the requested input size (or is malformed).
     Shape(String),
 }
@@ -52,7 +57,10 @@ impl fmt::Display for ExportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExportError::Unsupported { op_index, op, why } => {
-                write!(f, "ONNX export: op {op_index} ({op}) has no ONNX lowering: {why}")
+                write!(
+                    f,
+                    "ONNX export: op {op_index} ({op}) has no ONNX lowering: {why}"
+                )
             }
             ExportError::Shape(why) => write!(f, "ONNX export: {why}"),
         }
@@ -96,11 +104,19 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
         let get = |v: Value| -> Result<(String, [usize; 3]), ExportError> {
             match (&names[v], shapes[v]) {
                 (Some(n), Some(s)) => Ok((n.clone(), s)),
-                _ => Err(ExportError::Shape(format!("op {i} reads value {v} before it is made"))),
+                _ => Err(ExportError::Shape(format!(
+                    "op {i} reads value {v} before it is made"
+                ))),
             }
         };
         let (out_name, out_shape) = match op {
-            Op::Conv { conv, x, residual, add_after_act, out: _ } => {
+            Op::Conv {
+                conv,
+                x,
+                residual,
+                add_after_act,
+                out: _,
+            } => {
                 let (xn, s) = get(*x)?;
                 let (y, ys) = b.conv(conv, &xn, s).map_err(|e| unsupported(e))?;
                 match residual {
@@ -123,10 +139,18 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                     }
                 }
             }
-            Op::MaxPool { kernel, stride, pad, x, .. } => {
+            Op::MaxPool {
+                kernel,
+                stride,
+                pad,
+                x,
+                ..
+            } => {
                 let (xn, [c, h, w]) = get(*x)?;
                 if h + 2 * pad[0] < kernel[0] || w + 2 * pad[1] < kernel[1] {
-                    return Err(ExportError::Shape(format!("a {h}×{w} input is too small for the max pool at op {i}")));
+                    return Err(ExportError::Shape(format!(
+                        "a {h}×{w} input is too small for the max pool at op {i}"
+                    )));
                 }
                 let oh = (h + 2 * pad[0] - kernel[0]) / stride[0] + 1;
                 let ow = (w + 2 * pad[1] - kernel[1]) / stride[1] + 1;
@@ -145,13 +169,28 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 let (xn, [c, _, _]) = get(*x)?;
                 (b.node("GlobalAveragePool", &[&xn], vec![]), [c, 1, 1])
             }
-            Op::AvgPool { kernel, stride, x, .. } => {
+            Op::AvgPool {
+                kernel, stride, x, ..
+            } => {
                 let (xn, [c, h, w]) = get(*x)?;
                 if h < kernel[0] || w < kernel[1] {
-                    return Err(ExportError::Shape(format!("a {h}×{w} input is too small for the avg pool at op {i}")));
+                    return Err(ExportError::Shape(format!(
+                        "a {h}×{w} input is too small for the avg pool at op {i}"
+                    )));
                 }
-                let y = b.node("AveragePool", &[&xn], vec![ints("kernel_shape", kernel), ints("strides", stride)]);
-                (y, [c, (h - kernel[0]) / stride[0] + 1, (w - kernel[1]) / stride[1] + 1])
+                let y = b.node(
+                    "AveragePool",
+                    &[&xn],
+                    vec![ints("kernel_shape", kernel), ints("strides", stride)],
+                );
+                (
+                    y,
+                    [
+                        c,
+                        (h - kernel[0]) / stride[0] + 1,
+                        (w - kernel[1]) / stride[1] + 1,
+                    ],
+                )
             }
             Op::AdaptiveAvgPool { out_hw, x, .. } => {
                 let (xn, [c, h, w]) = get(*x)?;
@@ -162,7 +201,11 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 } else if h % out_hw[0] == 0 && w % out_hw[1] == 0 {
                     // Evenly divisible: PyTorch's bins are then a plain average pool.
                     let k = [h / out_hw[0], w / out_hw[1]];
-                    b.node("AveragePool", &[&xn], vec![ints("kernel_shape", &k), ints("strides", &k)])
+                    b.node(
+                        "AveragePool",
+                        &[&xn],
+                        vec![ints("kernel_shape", &k), ints("strides", &k)],
+                    )
                 } else {
                     return Err(unsupported(format!(
                         "adaptive average pooling from {h}×{w} to {}×{} (uneven bins)",
@@ -178,19 +221,38 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 let shape = b.int64_const(&[0, -1, 1, 1]);
                 (b.node("Reshape", &[&xn, &shape], vec![]), [c * h * w, 1, 1])
             }
-            Op::LayerNorm { weight, bias, eps, x, .. } => {
+            Op::LayerNorm {
+                weight,
+                bias,
+                eps,
+                x,
+                ..
+            } => {
                 let (xn, s) = get(*x)?;
                 if weight.len() != s[0] || bias.len() != s[0] {
-                    return Err(ExportError::Shape(format!("op {i} (layer norm): {} weights for {} channels", weight.len(), s[0])));
+                    return Err(ExportError::Shape(format!(
+                        "op {i} (layer norm): {} weights for {} channels",
+                        weight.len(),
+                        s[0]
+                    )));
                 }
                 // Normalise over channels: move them last, LayerNormalization on axis -1, back.
                 let t = b.node("Transpose", &[&xn], vec![ints("perm", &[0, 2, 3, 1])]);
                 let wn = b.float_init("ln_weight", &[weight.len()], weight);
                 let bn = b.float_init("ln_bias", &[bias.len()], bias);
-                let n = b.node("LayerNormalization", &[&t, &wn, &bn], vec![int("axis", -1), float("epsilon", *eps)]);
-                (b.node("Transpose", &[&n], vec![ints("perm", &[0, 3, 1, 2])]), s)
+                let n = b.node(
+                    "LayerNormalization",
+                    &[&t, &wn, &bn],
+                    vec![int("axis", -1), float("epsilon", *eps)],
+                );
+                (
+                    b.node("Transpose", &[&n], vec![ints("perm", &[0, 3, 1, 2])]),
+                    s,
+                )
             }
-            Op::SqueezeExcite { reduce, expand, x, .. } => {
+            Op::SqueezeExcite {
+                reduce, expand, x, ..
+            } => {
                 let (xn, s) = get(*x)?;
                 let mean = b.node("GlobalAveragePool", &[&xn], vec![]);
                 let (r, rs) = b.conv(reduce, &mean, [s[0], 1, 1]).map_err(unsupported)?;
@@ -208,18 +270,25 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 let row = b.node("Reshape", &[&mean, &row_shape], vec![]);
                 let (g, gs) = b.conv(conv, &row, [1, 1, s[0]]).map_err(unsupported)?;
                 if gs != [1, 1, s[0]] {
-                    return Err(ExportError::Shape(format!("op {i} (eca): gate shape {gs:?} for {} channels", s[0])));
+                    return Err(ExportError::Shape(format!(
+                        "op {i} (eca): gate shape {gs:?} for {} channels",
+                        s[0]
+                    )));
                 }
                 let g = b.act(conv.act, &g).map_err(unsupported)?;
                 let back_shape = b.int64_const(&[0, -1, 1, 1]);
                 let g = b.node("Reshape", &[&g, &back_shape], vec![]);
                 (b.node("Mul", &[&xn, &g], vec![]), s)
             }
-            Op::AddAct { a, b: other, act, .. } => {
+            Op::AddAct {
+                a, b: other, act, ..
+            } => {
                 let (an, s) = get(*a)?;
                 let (bn, bs) = get(*other)?;
                 if s != bs {
-                    return Err(ExportError::Shape(format!("op {i} (add): operand shapes {s:?} and {bs:?} differ")));
+                    return Err(ExportError::Shape(format!(
+                        "op {i} (add): operand shapes {s:?} and {bs:?} differ"
+                    )));
                 }
                 let sum = b.node("Add", &[&an, &bn], vec![]);
                 (b.act(*act, &sum).map_err(unsupported)?, s)
@@ -229,11 +298,16 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
         shapes[op.output()] = Some(out_shape);
     }
 
-    let (Some(last), Some([classes, oh, ow])) = (names[graph.output].clone(), shapes[graph.output]) else {
-        return Err(ExportError::Shape("the graph's output is never computed".into()));
+    let (Some(last), Some([classes, oh, ow])) = (names[graph.output].clone(), shapes[graph.output])
+    else {
+        return Err(ExportError::Shape(
+            "the graph's output is never computed".into(),
+        ));
     };
     if (oh, ow) != (1, 1) {
-        return Err(ExportError::Shape(format!("the graph's output is {classes}×{oh}×{ow}, not [classes, 1, 1]")));
+        return Err(ExportError::Shape(format!(
+            "the graph's output is {classes}×{oh}×{ow}, not [classes, 1, 1]"
+        )));
     }
     // [batch, classes, 1, 1] -> [batch, classes] under the fixed output name.
     let flat = NodeProto {
@@ -254,7 +328,10 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
     metadata_props.extend(meta.metadata.iter().map(|(k, v)| entry(k, v)));
     Ok(ModelProto {
         ir_version: IR_VERSION,
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
         producer_name: "kestrel".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         model_version: 1,
@@ -263,7 +340,10 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
             node: b.nodes,
             name: meta.model_name.clone(),
             initializer: b.initializers,
-            input: vec![tensor_info(INPUT_NAME, &[Dim::Batch, Dim::Fixed(c), Dim::Fixed(h), Dim::Fixed(w)])],
+            input: vec![tensor_info(
+                INPUT_NAME,
+                &[Dim::Batch, Dim::Fixed(c), Dim::Fixed(h), Dim::Fixed(w)],
+            )],
             output: vec![tensor_info(OUTPUT_NAME, &[Dim::Batch, Dim::Fixed(classes)])],
             ..Default::default()
         }),
@@ -300,7 +380,10 @@ fn tensor_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
 }
 
 fn entry(k: &str, v: &str) -> StringStringEntryProto {
-    StringStringEntryProto { key: k.into(), value: v.into() }
+    StringStringEntryProto {
+        key: k.into(),
+        value: v.into(),
+    }
 }
 
 fn ints(name: &str, v: &[usize]) -> AttributeProto {
@@ -313,11 +396,21 @@ fn ints(name: &str, v: &[usize]) -> AttributeProto {
 }
 
 fn int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: attribute_type::INT, i: v, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::INT,
+        i: v,
+        ..Default::default()
+    }
 }
 
 fn float(name: &str, v: f32) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: attribute_type::FLOAT, f: v, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::FLOAT,
+        f: v,
+        ..Default::default()
+    }
 }
 
 /// Accumulates nodes and initializers with unique names.
@@ -378,11 +471,19 @@ impl Builder {
     }
 
     /// A conv on an NCHW value of shape `s` (no activation): its output name and shape.
-    fn conv(&mut self, conv: &ConvSpec, x: &str, s: [usize; 3]) -> Result<(String, [usize; 3]), String> {
+    fn conv(
+        &mut self,
+        conv: &ConvSpec,
+        x: &str,
+        s: [usize; 3],
+    ) -> Result<(String, [usize; 3]), String> {
         let g: &ConvGeometry = &conv.geom;
         let [c, h, w] = s;
         if c != g.in_ch {
-            return Err(format!("input has {c} channels, the conv takes {}", g.in_ch));
+            return Err(format!(
+                "input has {c} channels, the conv takes {}",
+                g.in_ch
+            ));
         }
         let (oh, ow) = g
             .output_hw(h, w)
@@ -398,7 +499,11 @@ impl Builder {
                 g
             ));
         }
-        let wn = self.float_init("weight", &[g.out_ch, g.in_ch / g.groups, g.kernel[0], g.kernel[1]], &conv.weight);
+        let wn = self.float_init(
+            "weight",
+            &[g.out_ch, g.in_ch / g.groups, g.kernel[0], g.kernel[1]],
+            &conv.weight,
+        );
         let bn = self.float_init("bias", &[g.out_ch], &conv.bias);
         let y = self.node(
             "Conv",
@@ -427,9 +532,11 @@ impl Builder {
             }
             Act::HardSwish => self.node("HardSwish", &[x], vec![]),
             // relu6(x + 3) / 6 = max(0, min(1, x/6 + 1/2)).
-            Act::HardSigmoid => {
-                self.node("HardSigmoid", &[x], vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)])
-            }
+            Act::HardSigmoid => self.node(
+                "HardSigmoid",
+                &[x],
+                vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)],
+            ),
             Act::Sigmoid => self.node("Sigmoid", &[x], vec![]),
             Act::Silu => {
                 let s = self.node("Sigmoid", &[x], vec![]);
