@@ -454,6 +454,23 @@ impl Arena {
     }
 }
 
+/// The channel-attention rescale shared by SE and ECA, in place: `x · gate(mean(x))`, where
+/// `gate` writes the `[n, c]` channel weights from the `[n, c]` spatial means.
+fn rescale_by_pooled_gate(
+    arena: &mut Arena,
+    x: &mut [f32],
+    s: Shape,
+    gate: impl FnOnce(&mut Arena, &[f32], &mut [f32]),
+) {
+    let mut mean = arena.take(s.n * s.c);
+    pool2d::global_avg_pool(x, s.n, s.h * s.w, s.c, &mut mean);
+    let mut g = arena.take(s.n * s.c);
+    gate(arena, &mean, &mut g);
+    kestrel_kernels::norm::scale_channels(x, s.n, s.h * s.w, s.c, &g);
+    arena.give(mean);
+    arena.give(g);
+}
+
 /// A model compiled for the fast path.
 pub struct Engine {
     ops: Vec<Op<Conv2d>>,
@@ -799,30 +816,22 @@ impl Engine {
                 } => {
                     let s = shape_of(*x, &shapes)?;
                     let mut b = bufs[*x].take().expect("live input");
-                    let mut mean = arena.take(n * s.c);
-                    pool2d::global_avg_pool(&b, n, s.h * s.w, s.c, &mut mean);
-                    let mut mid = arena.take(n * reduce.geom.out_ch);
-                    reduce.forward(&mean, n, 1, 1, &mut mid, None, false);
-                    let mut gate = arena.take(n * s.c);
-                    expand.forward(&mid, n, 1, 1, &mut gate, None, false);
-                    kestrel_kernels::norm::scale_channels(&mut b, n, s.h * s.w, s.c, &gate);
-                    arena.give(mean);
-                    arena.give(mid);
-                    arena.give(gate);
+                    rescale_by_pooled_gate(&mut arena, &mut b, s, |arena, mean, gate| {
+                        let mut mid = arena.take(n * reduce.geom.out_ch);
+                        reduce.forward(mean, n, 1, 1, &mut mid, None, false);
+                        expand.forward(&mid, n, 1, 1, gate, None, false);
+                        arena.give(mid);
+                    });
                     bufs[*out] = Some(b);
                     shapes[*out] = Some(s);
                 }
                 Op::Eca { conv, x, out } => {
                     let s = shape_of(*x, &shapes)?;
                     let mut b = bufs[*x].take().expect("live input");
-                    let mut mean = arena.take(n * s.c);
-                    pool2d::global_avg_pool(&b, n, s.h * s.w, s.c, &mut mean);
-                    let mut gate = arena.take(n * s.c);
-                    // [n, c] as n images of 1 × c pixels with one channel.
-                    conv.forward(&mean, n, 1, s.c, &mut gate, None, false);
-                    kestrel_kernels::norm::scale_channels(&mut b, n, s.h * s.w, s.c, &gate);
-                    arena.give(mean);
-                    arena.give(gate);
+                    rescale_by_pooled_gate(&mut arena, &mut b, s, |_, mean, gate| {
+                        // [n, c] as n images of 1 × c pixels with one channel.
+                        conv.forward(mean, n, 1, s.c, gate, None, false);
+                    });
                     bufs[*out] = Some(b);
                     shapes[*out] = Some(s);
                 }
