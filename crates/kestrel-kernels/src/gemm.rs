@@ -93,6 +93,9 @@ pub struct Epilogue {
     /// false: `act(acc + bias + res)` (ResNet); true: `act(acc + bias) + res` (the residual
     /// added after the activation).
     pub add_after_act: bool,
+    /// Add the product to what `c` already holds instead of overwriting it (a reduction split
+    /// across calls, as the weight gradient's pixel chunks are).
+    pub accumulate: bool,
 }
 
 impl Epilogue {
@@ -103,7 +106,14 @@ impl Epilogue {
             residual: std::ptr::null(),
             ld_res: 0,
             add_after_act: false,
+            accumulate: false,
         }
+    }
+
+    /// Adds into `c` instead of overwriting it.
+    pub fn accumulating(mut self) -> Self {
+        self.accumulate = true;
+        self
     }
 
     pub fn with_residual(mut self, res: *const f32, ld: usize, after_act: bool) -> Self {
@@ -193,7 +203,8 @@ pub unsafe fn igemm(
             zero,
         } => (SendConstPtr(base), Some(offsets), SendConstPtr(zero), 0),
     };
-    let (act, add_after_act, ld_res) = (ep.act, ep.add_after_act, ep.ld_res);
+    let (act, add_after_act, ld_res, accumulate) =
+        (ep.act, ep.add_after_act, ep.ld_res, ep.accumulate);
     let panel_len = taps * b.k * NR;
 
     crate::threads::parallel_for(tasks, |task| {
@@ -236,7 +247,7 @@ pub unsafe fn igemm(
                         a_koff: k0,
                         b: b.panel(p).add((t0 * b.k + k0) * NR),
                         b_tap_stride: b.k * NR,
-                        first: bi == 0,
+                        first: bi == 0 && !accumulate,
                         last: bi + 1 == blocks.len(),
                         // SAFETY (disjoint writes): each task owns rows mt0..mt1 × its panels.
                         c: c.0.add(i0 * ldc + col0 + j0),

@@ -13,6 +13,7 @@
 
 pub mod act;
 pub mod conv;
+pub mod conv_train;
 pub mod depthwise;
 pub mod gemm;
 pub mod norm;

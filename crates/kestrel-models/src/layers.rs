@@ -94,9 +94,39 @@ pub trait Counted<const D: usize> {
     fn run(&self, x: Tensor<D>) -> Tensor<D>;
 }
 
+/// burn's `PaddingConfig2d` resolved for an `h × w` input, as `Conv2d::forward` resolves it
+/// (its helper is crate-private): ((top, bottom), (left, right)).
+fn conv_padding(conv: &Conv2d, h: usize, w: usize) -> [(usize, usize); 2] {
+    use burn::nn::PaddingConfig2d;
+    let same = |k: usize, s: usize, i: usize| {
+        let total = ((i.div_ceil(s).max(1) - 1) * s + k).saturating_sub(i);
+        (total / 2, total - total / 2)
+    };
+    match conv.padding {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Same => [
+            same(conv.kernel_size[0], conv.stride[0], h),
+            same(conv.kernel_size[1], conv.stride[1], w),
+        ],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+    }
+}
+
 impl Counted<4> for Conv2d {
     fn run(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.forward(x);
+        let [_, _, h, w] = x.dims();
+        let options = burn::tensor::ops::ConvOptions::new_with_padding(
+            self.stride,
+            conv_padding(self, h, w),
+            self.dilation,
+            self.groups,
+        );
+        let y = crate::kernels::conv2d(
+            x,
+            self.weight.val(),
+            self.bias.as_ref().map(|b| b.val()),
+            options,
+        );
         let [n, c_out, h, w] = y.dims();
         let [_, c_in_per_group, kh, kw] = self.weight.dims();
         record_macs((n * c_out * h * w * c_in_per_group * kh * kw) as u64);

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod convnext;
 pub mod efficientnet;
 pub mod error;
+pub mod kernels;
 pub mod layers;
 pub mod lenet;
 pub mod mbconv;

@@ -1,0 +1,710 @@
+//! Convolution for training: the forward pass and both gradients of a dense (groups = 1)
+//! convolution on PyTorch's NCHW tensors, all three on the inference engine's packed GEMM
+//! ([`igemm`]), so training and inference share one kernel.
+//!
+//! - **Forward:** the input is transposed to NHWC once and run through [`Conv2d`] (indirect
+//!   GEMM, no im2col buffer).
+//! - **Input gradient:** a transposed convolution. Split by the stride's phases (sub-pixel
+//!   decomposition), each phase of `dx` is an ordinary indirect GEMM over `dy` with the subset
+//!   of kernel taps that reach it, so no multiplication is spent on the zeros a dilated `dy`
+//!   would hold.
+//! - **Weight gradient:** `dW[(tap, ci), co] = Σ_pixels col[(tap, ci), p] · dy[p, co]`, reduced
+//!   over chunks of pixels that span image boundaries (so late stages with 7×7 maps still get a
+//!   deep reduction), accumulating into `dW` across chunks.
+
+use crate::act::Act;
+use crate::conv::{Conv2d, ConvGeometry};
+use crate::gemm::{igemm, Epilogue, PackedB, Rows, PAD};
+use crate::threads::parallel_for;
+use crate::SendPtr;
+
+/// `[n][c][hw]` → `[n][hw][c]`.
+pub fn nchw_to_nhwc(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    transpose_batched(x, &mut out, n, c, hw);
+    out
+}
+
+/// `[n][hw][c]` → `[n][c][hw]`.
+pub fn nhwc_to_nchw(x: &[f32], n: usize, hw: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    transpose_batched(x, &mut out, n, hw, c);
+    out
+}
+
+/// Transposes each of `n` row-major `rows × cols` matrices, in cache blocks, across threads.
+fn transpose_batched(src: &[f32], dst: &mut [f32], n: usize, rows: usize, cols: usize) {
+    assert_eq!(src.len(), n * rows * cols);
+    assert_eq!(dst.len(), src.len());
+    const B: usize = 32;
+    let row_blocks = rows.div_ceil(B);
+    let out = SendPtr(dst.as_mut_ptr());
+    parallel_for(n * row_blocks, |task| {
+        let (img, rb) = (task / row_blocks, task % row_blocks);
+        let s = &src[img * rows * cols..(img + 1) * rows * cols];
+        let out = out;
+        let r0 = rb * B;
+        let r1 = (r0 + B).min(rows);
+        for c0 in (0..cols).step_by(B) {
+            let c1 = (c0 + B).min(cols);
+            for r in r0..r1 {
+                for c in c0..c1 {
+                    // SAFETY (disjoint writes): task (img, rb) writes only rows r0..r1 of its
+                    // image's source, i.e. columns r0..r1 of the destination.
+                    unsafe { *out.0.add(img * rows * cols + c * rows + r) = s[r * cols + c] };
+                }
+            }
+        }
+    });
+}
+
+/// Checks that `geom` is a dense convolution this module handles.
+fn check_dense(geom: &ConvGeometry) {
+    assert_eq!(geom.groups, 1, "conv_train handles groups = 1 only");
+    assert!(!geom.tf_same, "conv_train takes explicit padding");
+}
+
+/// Forward: `x` NCHW `[n, in_ch, h, w]`, `weight` OIHW; returns NCHW `[n, out_ch, oh, ow]`
+/// with `(oh, ow)`.
+pub fn conv2d_forward_nchw(
+    geom: &ConvGeometry,
+    x: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    weight: &[f32],
+) -> (Vec<f32>, usize, usize) {
+    check_dense(geom);
+    let (oh, ow) = geom
+        .output_hw(h, w)
+        .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", geom.kernel));
+    let x_nhwc = nchw_to_nhwc(x, n, geom.in_ch, h * w);
+    let conv = Conv2d::new(*geom, weight, None, Act::Identity);
+    let mut y = vec![0f32; n * oh * ow * geom.out_ch];
+    conv.forward(&x_nhwc, n, h, w, &mut y, None, false);
+    (nhwc_to_nchw(&y, n, oh * ow, geom.out_ch), oh, ow)
+}
+
+/// Kernel taps along one axis that reach input positions of phase `a` (positions `a`, `a + s`,
+/// …): those `k` with `(a + pad − k·d) mod s == 0`.
+fn phase_taps(a: usize, pad: usize, k: usize, d: usize, s: usize) -> Vec<usize> {
+    (0..k)
+        .filter(|&kk| (a as isize + pad as isize - (kk * d) as isize).rem_euclid(s as isize) == 0)
+        .collect()
+}
+
+/// Input gradient: `dy` NCHW `[n, out_ch, oh, ow]`, `weight` OIHW, for an input of `h × w`;
+/// returns `dx` NCHW `[n, in_ch, h, w]`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_input_grad_nchw(
+    geom: &ConvGeometry,
+    dy: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    weight: &[f32],
+) -> Vec<f32> {
+    check_dense(geom);
+    let (cin, cout) = (geom.in_ch, geom.out_ch);
+    let [kh, kw] = geom.kernel;
+    let [sy, sx] = geom.stride;
+    let [dyl, dxl] = geom.dilation;
+    let [pt, _, pl, _] = geom.pad;
+    assert_eq!(dy.len(), n * cout * oh * ow, "conv dy size");
+    assert_eq!(weight.len(), cout * cin * kh * kw, "conv weight size");
+    let dy_nhwc = nchw_to_nhwc(dy, n, cout, oh * ow);
+    assert!(
+        dy_nhwc.len() < PAD as usize,
+        "dy too large for 32-bit indirection"
+    );
+    let zero = vec![0f32; cout];
+    let mut dx = vec![0f32; n * cin * h * w];
+    for ay in 0..sy.min(h) {
+        let ty = phase_taps(ay, pt, kh, dyl, sy);
+        for ax in 0..sx.min(w) {
+            let tx = phase_taps(ax, pl, kw, dxl, sx);
+            if ty.is_empty() || tx.is_empty() {
+                continue; // no tap reaches this phase: its gradient stays zero
+            }
+            let taps: Vec<(usize, usize)> = ty
+                .iter()
+                .flat_map(|&i| tx.iter().map(move |&j| (i, j)))
+                .collect();
+            let iys: Vec<usize> = (ay..h).step_by(sy).collect();
+            let ixs: Vec<usize> = (ax..w).step_by(sx).collect();
+            let m = n * iys.len() * ixs.len();
+            let mut offsets = Vec::with_capacity(m * taps.len());
+            for b in 0..n {
+                for &iy in &iys {
+                    for &ix in &ixs {
+                        for &(i, j) in &taps {
+                            let oy = (iy + pt) as isize - (i * dyl) as isize;
+                            let ox = (ix + pl) as isize - (j * dxl) as isize;
+                            let (oy, ox) = (oy / sy as isize, ox / sx as isize);
+                            let inside = oy >= 0
+                                && ox >= 0
+                                && (oy as usize) < oh
+                                && (ox as usize) < ow
+                                && (iy + pt) >= i * dyl
+                                && (ix + pl) >= j * dxl;
+                            offsets.push(if inside {
+                                (((b * oh + oy as usize) * ow + ox as usize) * cout) as u32
+                            } else {
+                                PAD
+                            });
+                        }
+                    }
+                }
+            }
+            // B[tap][co][ci] = W[co, ci, i, j]: the correlation of dy with the kernel's taps.
+            let packed = PackedB::pack(taps.len(), cout, cin, |t, co, ci| {
+                let (i, j) = taps[t];
+                weight[((co * cin + ci) * kh + i) * kw + j]
+            });
+            let mut part = vec![0f32; m * cin];
+            let ep = Epilogue::new(None, Act::Identity);
+            // SAFETY: every offset points at a full `cout` row of dy_nhwc (or the zero row);
+            // `part` holds m × cin.
+            unsafe {
+                igemm(
+                    m,
+                    Rows::Indirect {
+                        base: dy_nhwc.as_ptr(),
+                        offsets: &offsets,
+                        zero: zero.as_ptr(),
+                    },
+                    0,
+                    &packed,
+                    part.as_mut_ptr(),
+                    cin,
+                    0,
+                    &ep,
+                )
+            };
+            // Scatter the phase's rows into dx (NCHW).
+            let (ny, nx) = (iys.len(), ixs.len());
+            let out = SendPtr(dx.as_mut_ptr());
+            parallel_for(n * cin.div_ceil(16), |task| {
+                let out = out;
+                let (b, c0) = (task / cin.div_ceil(16), (task % cin.div_ceil(16)) * 16);
+                for c in c0..(c0 + 16).min(cin) {
+                    for (yi, &iy) in iys.iter().enumerate() {
+                        for (xi, &ix) in ixs.iter().enumerate() {
+                            let v = part[((b * ny + yi) * nx + xi) * cin + c];
+                            // SAFETY (disjoint writes): task (b, c0) writes only image b's
+                            // channels c0..c0+16.
+                            unsafe { *out.0.add(((b * cin + c) * h + iy) * w + ix) = v };
+                        }
+                    }
+                }
+            });
+        }
+    }
+    dx
+}
+
+/// Weight gradient: `x` NCHW `[n, in_ch, h, w]`, `dy` NCHW `[n, out_ch, oh, ow]`; returns dW
+/// OIHW `[out_ch, in_ch, kh, kw]`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_weight_grad_nchw(
+    geom: &ConvGeometry,
+    x: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    dy: &[f32],
+    oh: usize,
+    ow: usize,
+) -> Vec<f32> {
+    check_dense(geom);
+    let (cin, cout) = (geom.in_ch, geom.out_ch);
+    let [kh, kw] = geom.kernel;
+    let [sy, sx] = geom.stride;
+    let [dyl, dxl] = geom.dilation;
+    let [pt, _, pl, _] = geom.pad;
+    assert_eq!(x.len(), n * cin * h * w, "conv x size");
+    assert_eq!(dy.len(), n * cout * oh * ow, "conv dy size");
+    let taps = kh * kw;
+    let rows = taps * cin;
+    let pixels = n * oh * ow;
+    let dy_nhwc = nchw_to_nhwc(dy, n, cout, oh * ow);
+    // Pixels per chunk: the chunk's im2col block (rows × chunk) stays near 8 MiB.
+    let chunk = ((2 << 20) / rows.max(1)).clamp(256, 8192) / 64 * 64;
+    let mut dw_t = vec![0f32; rows * cout]; // [(tap, ci)][co]
+    let mut col = vec![0f32; rows * chunk.min(pixels)];
+    for (ci_chunk, p0) in (0..pixels).step_by(chunk).enumerate() {
+        let pc = chunk.min(pixels - p0);
+        // col[(tap, ci)][j] = x[b, ci, oy·s + i·d − pt, ox·s + j·d − pl] for pixel p0 + j.
+        let colp = SendPtr(col.as_mut_ptr());
+        parallel_for(rows.div_ceil(8), |task| {
+            let colp = colp;
+            for r in task * 8..(task * 8 + 8).min(rows) {
+                let (t, ci) = (r / cin, r % cin);
+                let (i, j) = (t / kw, t % kw);
+                // SAFETY (disjoint writes): task owns rows task·8 .. task·8 + 8 of col.
+                let dst = unsafe { std::slice::from_raw_parts_mut(colp.0.add(r * pc), pc) };
+                let mut q = 0;
+                while q < pc {
+                    let p = p0 + q;
+                    let (b, rem) = (p / (oh * ow), p % (oh * ow));
+                    let (oy, ox0) = (rem / ow, rem % ow);
+                    let run = (ow - ox0).min(pc - q);
+                    let iy = (oy * sy + i * dyl) as isize - pt as isize;
+                    let seg = &mut dst[q..q + run];
+                    if iy < 0 || iy as usize >= h {
+                        seg.fill(0.0);
+                    } else {
+                        let src = &x[((b * cin + ci) * h + iy as usize) * w..][..w];
+                        // Input column ox·sx + off is inside for lo ≤ ox < hi.
+                        let off = (j * dxl) as isize - pl as isize;
+                        let s = sx as isize;
+                        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+                        let hi = (w as isize - 1 - off).div_euclid(s) + 1;
+                        let k0 = (lo - ox0 as isize).clamp(0, run as isize) as usize;
+                        let k1 = (hi - ox0 as isize).clamp(k0 as isize, run as isize) as usize;
+                        seg[..k0].fill(0.0);
+                        seg[k1..].fill(0.0);
+                        let ix0 = ((ox0 + k0) as isize * s + off) as usize;
+                        if sx == 1 {
+                            seg[k0..k1].copy_from_slice(&src[ix0..ix0 + (k1 - k0)]);
+                        } else {
+                            for (k, v) in seg[k0..k1].iter_mut().enumerate() {
+                                *v = src[ix0 + k * sx];
+                            }
+                        }
+                    }
+                    q += run;
+                }
+            }
+        });
+        let packed = PackedB::from_kn(&dy_nhwc[p0 * cout..(p0 + pc) * cout], pc, cout);
+        let mut ep = Epilogue::new(None, Act::Identity);
+        if ci_chunk > 0 {
+            ep = ep.accumulating();
+        }
+        // SAFETY: col holds rows × pc (row stride pc); dw_t holds rows × cout.
+        unsafe {
+            igemm(
+                rows,
+                Rows::Dense {
+                    base: col.as_ptr(),
+                    ld: pc,
+                },
+                0,
+                &packed,
+                dw_t.as_mut_ptr(),
+                cout,
+                0,
+                &ep,
+            )
+        };
+    }
+    // [(tap, ci)][co] → OIHW.
+    let mut dw = vec![0f32; cout * cin * taps];
+    for t in 0..taps {
+        for ci in 0..cin {
+            for co in 0..cout {
+                dw[(co * cin + ci) * taps + t] = dw_t[(t * cin + ci) * cout + co];
+            }
+        }
+    }
+    dw
+}
+
+/// Depthwise convolution (groups = in = out channels, one `kh × kw` filter per channel) on NCHW
+/// planes: forward and both gradients, as direct loops over each tap's valid span of an output
+/// row (contiguous, so they vectorise at stride 1), planes spread across threads.
+pub mod depthwise {
+    use super::*;
+
+    /// The part of output row `oy` that tap `(i, j)` reaches inside the input:
+    /// `(iy, ox0, ox1, ix0)`, input column `ix0 + (ox − ox0)·stride` for `ox0 ≤ ox < ox1`.
+    #[inline]
+    fn tap_span(
+        g: &ConvGeometry,
+        oy: usize,
+        i: usize,
+        j: usize,
+        h: usize,
+        w: usize,
+        ow: usize,
+    ) -> Option<(usize, usize, usize, usize)> {
+        let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize - g.pad[0] as isize;
+        if iy < 0 || iy as usize >= h {
+            return None;
+        }
+        let (s, off) = (
+            g.stride[1] as isize,
+            (j * g.dilation[1]) as isize - g.pad[2] as isize,
+        );
+        // ox·s + off ∈ [0, w)
+        let ox0 = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let ox1 = ((w as isize - 1 - off).div_euclid(s) + 1).clamp(0, ow as isize);
+        (ox0 < ox1).then(|| {
+            (
+                iy as usize,
+                ox0 as usize,
+                ox1 as usize,
+                (ox0 * s + off) as usize,
+            )
+        })
+    }
+
+    fn check(g: &ConvGeometry, weight_len: usize) {
+        assert!(
+            g.is_depthwise(),
+            "depthwise kernels need groups = in = out channels"
+        );
+        assert!(!g.tf_same, "conv_train takes explicit padding");
+        assert_eq!(
+            weight_len,
+            g.out_ch * g.kernel[0] * g.kernel[1],
+            "depthwise weight size"
+        );
+    }
+
+    /// Forward: `x` `[n, c, h, w]`, `weight` `[c, 1, kh, kw]`; returns `[n, c, oh, ow]`.
+    pub fn forward_nchw(
+        g: &ConvGeometry,
+        x: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        weight: &[f32],
+    ) -> (Vec<f32>, usize, usize) {
+        check(g, weight.len());
+        let (oh, ow) = g
+            .output_hw(h, w)
+            .expect("depthwise kernel does not fit the input");
+        let (c, [kh, kw], s) = (g.in_ch, g.kernel, g.stride[1]);
+        assert_eq!(x.len(), n * c * h * w, "depthwise x size");
+        let mut y = vec![0f32; n * c * oh * ow];
+        let out = SendPtr(y.as_mut_ptr());
+        parallel_for(n * c, |plane| {
+            let out = out;
+            let ch = plane % c;
+            let xp = &x[plane * h * w..][..h * w];
+            // SAFETY (disjoint writes): each task writes only its own output plane.
+            let yp = unsafe { std::slice::from_raw_parts_mut(out.0.add(plane * oh * ow), oh * ow) };
+            for i in 0..kh {
+                for j in 0..kw {
+                    let wv = weight[(ch * kh + i) * kw + j];
+                    for oy in 0..oh {
+                        if let Some((iy, ox0, ox1, ix0)) = tap_span(g, oy, i, j, h, w, ow) {
+                            let src = &xp[iy * w + ix0..];
+                            let dst = &mut yp[oy * ow + ox0..oy * ow + ox1];
+                            for (k, d) in dst.iter_mut().enumerate() {
+                                *d += wv * src[k * s];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        (y, oh, ow)
+    }
+
+    /// Input gradient: `dy` `[n, c, oh, ow]`; returns `dx` `[n, c, h, w]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn input_grad_nchw(
+        g: &ConvGeometry,
+        dy: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        weight: &[f32],
+    ) -> Vec<f32> {
+        check(g, weight.len());
+        let (c, [kh, kw], s) = (g.in_ch, g.kernel, g.stride[1]);
+        assert_eq!(dy.len(), n * c * oh * ow, "depthwise dy size");
+        let mut dx = vec![0f32; n * c * h * w];
+        let out = SendPtr(dx.as_mut_ptr());
+        parallel_for(n * c, |plane| {
+            let out = out;
+            let ch = plane % c;
+            let gp = &dy[plane * oh * ow..][..oh * ow];
+            // SAFETY (disjoint writes): each task writes only its own input-gradient plane.
+            let dp = unsafe { std::slice::from_raw_parts_mut(out.0.add(plane * h * w), h * w) };
+            for i in 0..kh {
+                for j in 0..kw {
+                    let wv = weight[(ch * kh + i) * kw + j];
+                    for oy in 0..oh {
+                        if let Some((iy, ox0, ox1, ix0)) = tap_span(g, oy, i, j, h, w, ow) {
+                            let row = &mut dp[iy * w + ix0..];
+                            for (k, gv) in gp[oy * ow + ox0..oy * ow + ox1].iter().enumerate() {
+                                row[k * s] += wv * gv;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        dx
+    }
+
+    /// Weight gradient: `x` `[n, c, h, w]`, `dy` `[n, c, oh, ow]`; returns `[c, 1, kh, kw]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn weight_grad_nchw(
+        g: &ConvGeometry,
+        x: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        dy: &[f32],
+        oh: usize,
+        ow: usize,
+    ) -> Vec<f32> {
+        let (c, [kh, kw], s) = (g.in_ch, g.kernel, g.stride[1]);
+        check(g, c * kh * kw);
+        assert_eq!(x.len(), n * c * h * w, "depthwise x size");
+        assert_eq!(dy.len(), n * c * oh * ow, "depthwise dy size");
+        let mut dw = vec![0f32; c * kh * kw];
+        let out = SendPtr(dw.as_mut_ptr());
+        parallel_for(c, |ch| {
+            let out = out;
+            for i in 0..kh {
+                for j in 0..kw {
+                    let mut acc = 0f32;
+                    for b in 0..n {
+                        let plane = b * c + ch;
+                        let xp = &x[plane * h * w..][..h * w];
+                        let gp = &dy[plane * oh * ow..][..oh * ow];
+                        for oy in 0..oh {
+                            if let Some((iy, ox0, ox1, ix0)) = tap_span(g, oy, i, j, h, w, ow) {
+                                let src = &xp[iy * w + ix0..];
+                                let mut part = 0f32;
+                                for (k, gv) in gp[oy * ow + ox0..oy * ow + ox1].iter().enumerate() {
+                                    part += gv * src[k * s];
+                                }
+                                acc += part;
+                            }
+                        }
+                    }
+                    // SAFETY (disjoint writes): each task writes only channel ch's filter.
+                    unsafe { *out.0.add((ch * kh + i) * kw + j) = acc };
+                }
+            }
+        });
+        dw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(cin: usize, cout: usize, k: usize, s: usize, d: usize, p: usize) -> ConvGeometry {
+        ConvGeometry {
+            in_ch: cin,
+            out_ch: cout,
+            kernel: [k, k],
+            stride: [s, s],
+            dilation: [d, d],
+            pad: [p, p, p, p],
+            groups: 1,
+            tf_same: false,
+        }
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Direct NCHW convolution in f64: y[b, co, oy, ox].
+    fn naive_forward(
+        g: &ConvGeometry,
+        x: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        wt: &[f32],
+    ) -> Vec<f64> {
+        let (oh, ow) = g.output_hw(h, w).unwrap();
+        let [kh, kw] = g.kernel;
+        let mut y = vec![0f64; n * g.out_ch * oh * ow];
+        for b in 0..n {
+            for co in 0..g.out_ch {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut s = 0f64;
+                        for ci in 0..g.in_ch {
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize
+                                        - g.pad[0] as isize;
+                                    let ix = (ox * g.stride[1] + j * g.dilation[1]) as isize
+                                        - g.pad[2] as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                        continue;
+                                    }
+                                    s += x[((b * g.in_ch + ci) * h + iy as usize) * w + ix as usize]
+                                        as f64
+                                        * wt[((co * g.in_ch + ci) * kh + i) * kw + j] as f64;
+                                }
+                            }
+                        }
+                        y[((b * g.out_ch + co) * oh + oy) * ow + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// The gradients by their definition: y is linear in x and in w, so
+    /// dL/dx[e] = Σ dy · ∂y/∂x[e], computed by the adjoint loops of the direct convolution.
+    fn naive_grads(
+        g: &ConvGeometry,
+        x: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        wt: &[f32],
+        dy: &[f32],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let (oh, ow) = g.output_hw(h, w).unwrap();
+        let [kh, kw] = g.kernel;
+        let mut dx = vec![0f64; x.len()];
+        let mut dw = vec![0f64; wt.len()];
+        for b in 0..n {
+            for co in 0..g.out_ch {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let gy = dy[((b * g.out_ch + co) * oh + oy) * ow + ox] as f64;
+                        for ci in 0..g.in_ch {
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize
+                                        - g.pad[0] as isize;
+                                    let ix = (ox * g.stride[1] + j * g.dilation[1]) as isize
+                                        - g.pad[2] as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                        continue;
+                                    }
+                                    let xi =
+                                        ((b * g.in_ch + ci) * h + iy as usize) * w + ix as usize;
+                                    let wi = ((co * g.in_ch + ci) * kh + i) * kw + j;
+                                    dx[xi] += gy * wt[wi] as f64;
+                                    dw[wi] += gy * x[xi] as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (dx, dw)
+    }
+
+    fn assert_close(got: &[f32], want: &[f64], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let scale = want.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                ((*g as f64) - w).abs() <= 2e-5 * scale,
+                "{what}[{i}]: {g} vs {w} (scale {scale})"
+            );
+        }
+    }
+
+    #[test]
+    fn forward_and_both_gradients_match_the_direct_convolution() {
+        // (cin, cout, k, stride, dilation, pad, h, w): 1×1, 3×3 s1/s2, 7×7 s2 p3 (a stem),
+        // dilation 2, an even kernel with stride 3, and output channels past one NR panel.
+        let cases = [
+            (5, 7, 1, 1, 1, 0, 6, 5),
+            (4, 20, 3, 1, 1, 1, 7, 6),
+            (6, 9, 3, 2, 1, 1, 9, 8),
+            (3, 8, 7, 2, 1, 3, 13, 11),
+            (4, 5, 3, 1, 2, 2, 8, 9),
+            (3, 4, 2, 3, 1, 0, 10, 8),
+            (8, 17, 1, 2, 1, 0, 7, 7),
+        ];
+        for (ci, &(cin, cout, k, s, d, p, h, w)) in cases.iter().enumerate() {
+            let g = geom(cin, cout, k, s, d, p);
+            let n = 2;
+            let x = values(n * cin * h * w, 1 + ci as u32);
+            let wt = values(cout * cin * k * k, 100 + ci as u32);
+            let (y, oh, ow) = conv2d_forward_nchw(&g, &x, n, h, w, &wt);
+            assert_close(
+                &y,
+                &naive_forward(&g, &x, n, h, w, &wt),
+                &format!("case {ci} y"),
+            );
+            let dy = values(n * cout * oh * ow, 200 + ci as u32);
+            let (dx_want, dw_want) = naive_grads(&g, &x, n, h, w, &wt, &dy);
+            let dx = conv2d_input_grad_nchw(&g, &dy, n, h, w, oh, ow, &wt);
+            assert_close(&dx, &dx_want, &format!("case {ci} dx"));
+            let dw = conv2d_weight_grad_nchw(&g, &x, n, h, w, &dy, oh, ow);
+            assert_close(&dw, &dw_want, &format!("case {ci} dw"));
+        }
+    }
+
+    #[test]
+    fn weight_gradient_accumulates_across_pixel_chunks() {
+        // 1×1 conv over 3 × 40 × 40 pixels with 600 input channels: the chunk is 3,456 pixels,
+        // so the reduction spans two chunks and crosses an image boundary inside one.
+        let g = geom(600, 3, 1, 1, 1, 0);
+        let (n, h, w) = (3, 40, 40);
+        let x = values(n * 600 * h * w, 7);
+        let wt = values(3 * 600, 8);
+        let dy = values(n * 3 * h * w, 9);
+        let (_, dw_want) = naive_grads(&g, &x, n, h, w, &wt, &dy);
+        let dw = conv2d_weight_grad_nchw(&g, &x, n, h, w, &dy, h, w);
+        assert_close(&dw, &dw_want, "dw");
+    }
+
+    /// Depthwise: the dense reference with a block-diagonal weight (channel c's filter only
+    /// on input c) is the independent check.
+    #[test]
+    fn depthwise_forward_and_gradients_match_the_dense_reference() {
+        // (c, k, stride, dilation, pad, h, w): 3×3 s1/s2 (MobileNet), 5×5 s2 p2 (EfficientNet),
+        // dilation 2, and a 7×7 s1 p3 (ConvNeXt).
+        let cases = [
+            (5, 3, 1, 1, 1, 7, 6),
+            (4, 3, 2, 1, 1, 9, 8),
+            (3, 5, 2, 1, 2, 11, 10),
+            (2, 3, 1, 2, 2, 8, 9),
+            (3, 7, 1, 1, 3, 9, 9),
+        ];
+        for (ci, &(c, k, s, d, p, h, w)) in cases.iter().enumerate() {
+            let mut g = geom(c, c, k, s, d, p);
+            g.groups = c;
+            let dense = geom(c, c, k, s, d, p);
+            let n = 2;
+            let x = values(n * c * h * w, 300 + ci as u32);
+            let wt = values(c * k * k, 400 + ci as u32);
+            let mut wd = vec![0f32; c * c * k * k];
+            for ch in 0..c {
+                wd[(ch * c + ch) * k * k..][..k * k].copy_from_slice(&wt[ch * k * k..][..k * k]);
+            }
+            let (y, oh, ow) = depthwise::forward_nchw(&g, &x, n, h, w, &wt);
+            assert_close(
+                &y,
+                &naive_forward(&dense, &x, n, h, w, &wd),
+                &format!("dw case {ci} y"),
+            );
+            let dy = values(n * c * oh * ow, 500 + ci as u32);
+            let (dx_want, dwd_want) = naive_grads(&dense, &x, n, h, w, &wd, &dy);
+            let dx = depthwise::input_grad_nchw(&g, &dy, n, h, w, oh, ow, &wt);
+            assert_close(&dx, &dx_want, &format!("dw case {ci} dx"));
+            let dwt = depthwise::weight_grad_nchw(&g, &x, n, h, w, &dy, oh, ow);
+            let dw_want: Vec<f64> = (0..c)
+                .flat_map(|ch| dwd_want[(ch * c + ch) * k * k..][..k * k].to_vec())
+                .collect();
+            assert_close(&dwt, &dw_want, &format!("dw case {ci} dw"));
+        }
+    }
+}

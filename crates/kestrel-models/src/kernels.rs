@@ -1,0 +1,293 @@
+//! kestrel's own kernels under burn's autodiff: a backend extension (the Burn Book's "Backend
+//! Extension" chapter) that runs dense convolutions, forward and both gradients, on
+//! `kestrel-kernels`' packed GEMM, the same kernel the inference engine uses.
+//!
+//! burn-flex's convolution converts each input to NHWC, builds a tiled im2col, and computes the
+//! input gradient as a generic transposed convolution and the weight gradient through an
+//! unfold: three separate code paths. Here the three share one GEMM, the input gradient is split
+//! by stride phase so no work is spent on inserted zeros, and the weight gradient reduces over
+//! pixel chunks that span images.
+//!
+//! [`conv2d`] is what the families call (through [`crate::layers::Counted`]). It takes the
+//! kestrel path for f32 dense and depthwise convolutions on the flex backend (training or not),
+//! and burn's own `conv2d` everywhere else (other grouped convolutions, other backends, other
+//! dtypes), so an unsupported case is slower, never wrong. `KESTREL_CONV=burn` turns the
+//! kestrel path off, for comparison.
+
+use std::sync::OnceLock;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Backend, Dispatch, Flex};
+use burn::prelude::*;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, TensorData};
+use kestrel_kernels::conv_train::{self, depthwise};
+use kestrel_kernels::ConvGeometry;
+
+/// Dense 2-D convolution, forward and gradients, as an extension every backend has: the
+/// default bodies are burn's own ops; Flex overrides them with kestrel's kernels, and Autodiff
+/// records a backward step that calls the inner backend's gradient ops.
+#[backend_extension(Flex, Autodiff)]
+pub trait KestrelConv: Backend {
+    /// `conv2d(x, weight)` without bias.
+    fn kestrel_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, None, options)
+    }
+
+    /// The gradient with respect to `x`.
+    fn kestrel_conv2d_x_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, grad, options)
+    }
+
+    /// The gradient with respect to `weight`.
+    fn kestrel_conv2d_weight_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, grad, options)
+    }
+}
+
+/// The kernels' geometry for a dense (groups = 1) or depthwise (groups = in = out channels)
+/// convolution, or None when kestrel's path does not apply.
+fn geometry(x: &[usize], w: &[usize], o: &ConvOptions<2>) -> Option<ConvGeometry> {
+    if x.len() != 4 || w.len() != 4 {
+        return None;
+    }
+    let dense = o.groups == 1 && x[1] == w[1];
+    let depthwise = o.groups > 1 && o.groups == x[1] && w[0] == o.groups && w[1] == 1;
+    (dense || depthwise).then(|| ConvGeometry {
+        in_ch: x[1],
+        out_ch: w[0],
+        kernel: [w[2], w[3]],
+        stride: o.stride,
+        dilation: o.dilation,
+        pad: [
+            o.padding[0].0,
+            o.padding[0].1,
+            o.padding[1].0,
+            o.padding[1].1,
+        ],
+        groups: o.groups,
+        tf_same: false,
+    })
+}
+
+fn f32_slice(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
+    }
+}
+
+fn flex_tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+fn is_f32(ts: &[&FlexTensor]) -> bool {
+    ts.iter().all(|t| t.dtype() == DType::F32)
+}
+
+impl KestrelConv for Flex {
+    fn kestrel_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        let (xs, ws) = (
+            x.layout().shape().to_vec(),
+            weight.layout().shape().to_vec(),
+        );
+        let Some(g) = geometry(&xs, &ws, &options).filter(|_| is_f32(&[&x, &weight])) else {
+            return Flex::conv2d(x, weight, None, options);
+        };
+        let (n, h, w) = (xs[0], xs[2], xs[3]);
+        let (x, weight) = (f32_slice(&x), f32_slice(&weight));
+        let (y, oh, ow) = if g.groups == 1 {
+            conv_train::conv2d_forward_nchw(&g, &x, n, h, w, &weight)
+        } else {
+            depthwise::forward_nchw(&g, &x, n, h, w, &weight)
+        };
+        flex_tensor(y, [n, g.out_ch, oh, ow])
+    }
+
+    fn kestrel_conv2d_x_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let (xs, ws) = (
+            x.layout().shape().to_vec(),
+            weight.layout().shape().to_vec(),
+        );
+        let gs = grad.layout().shape().to_vec();
+        let Some(g) = geometry(&xs, &ws, &options).filter(|_| is_f32(&[&x, &weight, &grad])) else {
+            return Flex::conv2d_x_backward(x, weight, grad, options);
+        };
+        let input_grad = if g.groups == 1 {
+            conv_train::conv2d_input_grad_nchw
+        } else {
+            depthwise::input_grad_nchw
+        };
+        let dx = input_grad(
+            &g,
+            &f32_slice(&grad),
+            xs[0],
+            xs[2],
+            xs[3],
+            gs[2],
+            gs[3],
+            &f32_slice(&weight),
+        );
+        flex_tensor(dx, [xs[0], xs[1], xs[2], xs[3]])
+    }
+
+    fn kestrel_conv2d_weight_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let (xs, ws) = (
+            x.layout().shape().to_vec(),
+            weight.layout().shape().to_vec(),
+        );
+        let gs = grad.layout().shape().to_vec();
+        let Some(g) = geometry(&xs, &ws, &options).filter(|_| is_f32(&[&x, &weight, &grad])) else {
+            return Flex::conv2d_weight_backward(x, weight, grad, options);
+        };
+        let weight_grad = if g.groups == 1 {
+            conv_train::conv2d_weight_grad_nchw
+        } else {
+            depthwise::weight_grad_nchw
+        };
+        let dw = weight_grad(
+            &g,
+            &f32_slice(&x),
+            xs[0],
+            xs[2],
+            xs[3],
+            &f32_slice(&grad),
+            gs[2],
+            gs[3],
+        );
+        flex_tensor(dw, [ws[0], ws[1], ws[2], ws[3]])
+    }
+}
+
+#[derive(Debug)]
+struct KestrelConvBackward;
+
+impl<B: Backend + KestrelConv> Backward<B, 2> for KestrelConvBackward {
+    type State = (NodeId, NodeId, ConvOptions<2>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
+        if let Some(node) = node_x {
+            let dx = B::kestrel_conv2d_x_backward(
+                x.clone(),
+                weight.clone(),
+                grad.clone(),
+                options.clone(),
+            );
+            grads.register::<B>(node.id, dx);
+        }
+        if let Some(node) = node_weight {
+            grads.register::<B>(
+                node.id,
+                B::kestrel_conv2d_weight_backward(x, weight, grad, options),
+            );
+        }
+    }
+}
+
+impl<B: Backend + KestrelConv, C: CheckpointStrategy> KestrelConv for Autodiff<B, C> {
+    fn kestrel_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        match KestrelConvBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                prep.finish(
+                    (x_state, weight_state, options.clone()),
+                    B::kestrel_conv2d(x.into_primitive(), weight.into_primitive(), options),
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::kestrel_conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                options,
+            )),
+        }
+    }
+}
+
+/// Whether kestrel's convolution is on (`KESTREL_CONV=burn` turns it off). Read once.
+fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("KESTREL_CONV").map_or(true, |v| v != "burn"))
+}
+
+/// Whether [`conv2d`] runs these operands on kestrel's kernels (else on burn's).
+pub fn takes_kestrel_path(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
+    enabled()
+        && x.dtype() == DType::F32
+        && x.device().inner() == Device::flex()
+        && geometry(&x.dims(), &weight.dims(), options).is_some()
+}
+
+/// `conv2d(x, weight, bias, options)` on kestrel's kernels where they apply (see the module
+/// docs), burn's otherwise.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    if !takes_kestrel_path(&x, &weight, &options) {
+        return burn::tensor::module::conv2d(x, weight, bias, options);
+    }
+    let y = Tensor::<4>::from_dispatch(<Dispatch as KestrelConv>::kestrel_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        options,
+    ));
+    match bias {
+        Some(b) => {
+            let c = b.dims()[0];
+            y + b.reshape([1, c, 1, 1])
+        }
+        None => y,
+    }
+}

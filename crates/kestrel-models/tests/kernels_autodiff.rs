@@ -1,0 +1,214 @@
+//! kestrel's convolution under burn's autodiff (`kestrel_models::kernels::conv2d`) gives the
+//! same outputs and the same gradients for x, weight and bias as burn's own `conv2d`, an
+//! independent implementation, on the shapes the zoo uses: 1×1, 3×3 stride 1 and 2, a 7×7
+//! stride-2 stem, dilation, asymmetric (TF "same") padding, and depthwise.
+
+use burn::prelude::*;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::Distribution;
+use kestrel_models::kernels::{conv2d, takes_kestrel_path};
+
+struct Case {
+    name: &'static str,
+    x: [usize; 4],
+    w: [usize; 4],
+    stride: usize,
+    pad: [(usize, usize); 2],
+    dilation: usize,
+    groups: usize,
+    bias: bool,
+    /// Whether kestrel's kernels take this case (else it goes to burn's conv).
+    kestrel: bool,
+}
+
+fn max_abs(t: Tensor<4>) -> f32 {
+    t.abs().max().into_scalar::<f32>()
+}
+
+fn check(case: &Case) {
+    let device = Device::flex().autodiff();
+    device.seed(7);
+    let x0 = Tensor::<4>::random(case.x, Distribution::Normal(0.0, 1.0), &device);
+    let w0 = Tensor::<4>::random(case.w, Distribution::Normal(0.0, 0.5), &device);
+    let b0 = Tensor::<1>::random([case.w[0]], Distribution::Normal(0.0, 0.5), &device);
+    let options =
+        ConvOptions::new_with_padding([case.stride; 2], case.pad, [case.dilation; 2], case.groups);
+    let run = |ours: bool| {
+        let x = x0.clone().detach().require_grad();
+        let w = w0.clone().detach().require_grad();
+        let b = b0.clone().detach().require_grad();
+        let bias = case.bias.then(|| b.clone());
+        if ours {
+            assert_eq!(
+                takes_kestrel_path(&x, &w, &options),
+                case.kestrel,
+                "{}: which path runs",
+                case.name
+            );
+        }
+        let y = if ours {
+            conv2d(x.clone(), w.clone(), bias, options.clone())
+        } else {
+            burn::tensor::module::conv2d(x.clone(), w.clone(), bias, options.clone())
+        };
+        // A loss whose gradient differs per output element: sum(y * r) with r fixed.
+        let r = Tensor::<4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &Device::flex());
+        let r = Tensor::<4>::from_data(r.into_data(), &device);
+        let grads = (y.clone() * r).sum().backward();
+        let gx = x.grad(&grads).expect("x grad");
+        let gw = w.grad(&grads).expect("w grad");
+        let gb = case.bias.then(|| b.grad(&grads).expect("b grad"));
+        (y.inner(), gx, gw, gb)
+    };
+    // The same r for both: reseed before each run.
+    Device::flex().seed(11);
+    let (y_ref, gx_ref, gw_ref, gb_ref) = run(false);
+    Device::flex().seed(11);
+    let (y, gx, gw, gb) = run(true);
+    for (what, got, want) in [
+        ("y", y, y_ref),
+        (
+            "dx",
+            Tensor::from_data(gx.into_data(), &Device::flex()),
+            Tensor::from_data(gx_ref.into_data(), &Device::flex()),
+        ),
+        (
+            "dw",
+            Tensor::from_data(gw.into_data(), &Device::flex()),
+            Tensor::from_data(gw_ref.into_data(), &Device::flex()),
+        ),
+    ] {
+        assert_eq!(got.dims(), want.dims(), "{}: {what} shape", case.name);
+        let scale = max_abs(want.clone()).max(1e-6);
+        let err = max_abs(got - want);
+        assert!(
+            err <= 1e-4 * scale,
+            "{}: {what} differs from burn's by {err} (scale {scale})",
+            case.name
+        );
+    }
+    if let (Some(gb), Some(gb_ref)) = (gb, gb_ref) {
+        let scale = gb_ref.clone().abs().max().into_scalar::<f32>().max(1e-6);
+        let err: f32 = (gb - gb_ref).abs().max().into_scalar();
+        assert!(err <= 1e-4 * scale, "{}: db differs by {err}", case.name);
+    }
+}
+
+#[test]
+fn kestrel_conv_matches_burn_forward_and_gradients() {
+    let cases = [
+        Case {
+            name: "1x1",
+            x: [2, 8, 7, 6],
+            w: [12, 8, 1, 1],
+            stride: 1,
+            pad: [(0, 0), (0, 0)],
+            dilation: 1,
+            groups: 1,
+            bias: false,
+            kestrel: true,
+        },
+        Case {
+            name: "3x3 s1 bias",
+            x: [2, 6, 9, 8],
+            w: [20, 6, 3, 3],
+            stride: 1,
+            pad: [(1, 1), (1, 1)],
+            dilation: 1,
+            groups: 1,
+            bias: true,
+            kestrel: true,
+        },
+        Case {
+            name: "3x3 s2",
+            x: [3, 5, 11, 10],
+            w: [7, 5, 3, 3],
+            stride: 2,
+            pad: [(1, 1), (1, 1)],
+            dilation: 1,
+            groups: 1,
+            bias: false,
+            kestrel: true,
+        },
+        Case {
+            name: "7x7 s2 stem",
+            x: [2, 3, 20, 18],
+            w: [8, 3, 7, 7],
+            stride: 2,
+            pad: [(3, 3), (3, 3)],
+            dilation: 1,
+            groups: 1,
+            bias: false,
+            kestrel: true,
+        },
+        Case {
+            name: "3x3 dilation 2",
+            x: [2, 4, 10, 9],
+            w: [6, 4, 3, 3],
+            stride: 1,
+            pad: [(2, 2), (2, 2)],
+            dilation: 2,
+            groups: 1,
+            bias: false,
+            kestrel: true,
+        },
+        Case {
+            name: "3x3 s2 TF same",
+            x: [2, 4, 10, 9],
+            w: [6, 4, 3, 3],
+            stride: 2,
+            pad: [(0, 1), (1, 1)],
+            dilation: 1,
+            groups: 1,
+            bias: true,
+            kestrel: true,
+        },
+        Case {
+            name: "1x1 s2 downsample",
+            x: [2, 8, 9, 9],
+            w: [16, 8, 1, 1],
+            stride: 2,
+            pad: [(0, 0), (0, 0)],
+            dilation: 1,
+            groups: 1,
+            bias: false,
+            kestrel: true,
+        },
+        Case {
+            name: "depthwise 3x3 s1",
+            x: [2, 6, 9, 8],
+            w: [6, 1, 3, 3],
+            stride: 1,
+            pad: [(1, 1), (1, 1)],
+            dilation: 1,
+            groups: 6,
+            bias: false,
+            kestrel: true,
+        },
+        Case {
+            name: "depthwise 5x5 s2",
+            x: [2, 5, 12, 11],
+            w: [5, 1, 5, 5],
+            stride: 2,
+            pad: [(2, 2), (2, 2)],
+            dilation: 1,
+            groups: 5,
+            bias: true,
+            kestrel: true,
+        },
+        Case {
+            name: "grouped (burn's path)",
+            x: [2, 8, 6, 6],
+            w: [8, 4, 3, 3],
+            stride: 1,
+            pad: [(1, 1), (1, 1)],
+            dilation: 1,
+            groups: 2,
+            bias: false,
+            kestrel: false,
+        },
+    ];
+    for case in &cases {
+        check(case);
+    }
+}
