@@ -74,6 +74,38 @@ impl Act {
         }
     }
 
+    /// `dy · act'(x)` for the piecewise-linear activations, in place in `dy` (PyTorch's
+    /// conventions at the kinks: the gradient of `hardtanh` is 1 strictly inside the range,
+    /// `hardswish`'s is `x/3 + 1/2` on `[-3, 3]`). Returns false, leaving `dy` untouched, for
+    /// the others.
+    pub fn backward_slice(self, x: &[f32], dy: &mut [f32]) -> bool {
+        assert_eq!(x.len(), dy.len(), "activation backward sizes");
+        let pairs = x.iter().zip(dy.iter_mut());
+        match self {
+            Act::Identity => {}
+            Act::Relu => pairs.for_each(|(x, g)| *g = if *x > 0.0 { *g } else { 0.0 }),
+            Act::Relu6 => pairs.for_each(|(x, g)| *g = if *x > 0.0 && *x < 6.0 { *g } else { 0.0 }),
+            Act::HardSigmoid => pairs.for_each(|(x, g)| {
+                *g = if *x > -3.0 && *x < 3.0 {
+                    *g * (1.0 / 6.0)
+                } else {
+                    0.0
+                }
+            }),
+            Act::HardSwish => pairs.for_each(|(x, g)| {
+                *g = if *x < -3.0 {
+                    0.0
+                } else if *x <= 3.0 {
+                    *g * (*x * (1.0 / 3.0) + 0.5)
+                } else {
+                    *g
+                }
+            }),
+            _ => return false,
+        }
+        true
+    }
+
     /// Applies the activation to every element, in place, with the best ISA.
     pub fn apply_slice(self, xs: &mut [f32]) {
         if self == Act::Identity {

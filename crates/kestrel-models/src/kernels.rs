@@ -29,7 +29,7 @@ use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, TensorData};
 use kestrel_kernels::conv_train::{self, depthwise};
-use kestrel_kernels::ConvGeometry;
+use kestrel_kernels::{Act as KernelAct, ConvGeometry};
 
 /// Dense 2-D convolution, forward and gradients, as an extension every backend has: the
 /// default bodies are burn's own ops; Flex overrides them with kestrel's kernels, and Autodiff
@@ -290,4 +290,149 @@ pub fn conv2d(
         }
         None => y,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Piecewise-linear activations (ReLU6, hard-swish, hard-sigmoid) as one op each way.
+//
+// burn builds `relu6` from two clamps and `hard_swish` from a clamp, a multiply and a scale, and
+// records each clamp's backward as masks: four to six passes over the activation and a bool
+// tensor apiece, in the forward and again in the backward. Here each is one pass forward and one
+// pass backward, on the kernels' activation code (AVX2 forward).
+
+/// The activations [`activation`] takes, as the extension's plain argument.
+fn act_code(act: KernelAct) -> u8 {
+    match act {
+        KernelAct::Relu6 => 1,
+        KernelAct::HardSwish => 2,
+        KernelAct::HardSigmoid => 3,
+        _ => 0,
+    }
+}
+
+fn act_from_code(code: u8) -> KernelAct {
+    match code {
+        1 => KernelAct::Relu6,
+        2 => KernelAct::HardSwish,
+        3 => KernelAct::HardSigmoid,
+        _ => KernelAct::Identity,
+    }
+}
+
+/// Element-wise activation and its backward. Only Flex runs them: [`activation`] routes other
+/// backends to burn's own ops before reaching the extension.
+#[backend_extension(Flex, Autodiff)]
+pub trait KestrelAct: Backend {
+    fn kestrel_act(x: FloatTensor<Self>, act: u8) -> FloatTensor<Self> {
+        let _ = (x, act);
+        unreachable!("kestrel_act is routed to Flex only")
+    }
+
+    /// `grad · act'(x)`.
+    fn kestrel_act_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        act: u8,
+    ) -> FloatTensor<Self> {
+        let _ = (x, grad, act);
+        unreachable!("kestrel_act_backward is routed to Flex only")
+    }
+}
+
+/// Elements per parallel task of the element-wise passes.
+const ELEMENTWISE_CHUNK: usize = 1 << 15;
+
+impl KestrelAct for Flex {
+    fn kestrel_act(x: FlexTensor, act: u8) -> FlexTensor {
+        let shape = x.layout().shape().clone();
+        let mut y = f32_slice(&x).into_owned();
+        let act = act_from_code(act);
+        let chunks = SharedMut(y.as_mut_ptr());
+        let len = y.len();
+        kestrel_kernels::threads::parallel_for(len.div_ceil(ELEMENTWISE_CHUNK), |i| {
+            let chunks = &chunks;
+            let (a, b) = (
+                i * ELEMENTWISE_CHUNK,
+                ((i + 1) * ELEMENTWISE_CHUNK).min(len),
+            );
+            // SAFETY (disjoint writes): task i owns elements a..b.
+            act.apply_slice(unsafe { std::slice::from_raw_parts_mut(chunks.0.add(a), b - a) });
+        });
+        FlexTensor::from_data(TensorData::new(y, shape))
+    }
+
+    fn kestrel_act_backward(x: FlexTensor, grad: FlexTensor, act: u8) -> FlexTensor {
+        let shape = grad.layout().shape().clone();
+        let x = f32_slice(&x);
+        let mut g = f32_slice(&grad).into_owned();
+        let act = act_from_code(act);
+        let out = SharedMut(g.as_mut_ptr());
+        let len = g.len();
+        kestrel_kernels::threads::parallel_for(len.div_ceil(ELEMENTWISE_CHUNK), |i| {
+            let out = &out;
+            let (a, b) = (
+                i * ELEMENTWISE_CHUNK,
+                ((i + 1) * ELEMENTWISE_CHUNK).min(len),
+            );
+            // SAFETY (disjoint writes): task i owns elements a..b.
+            let dy = unsafe { std::slice::from_raw_parts_mut(out.0.add(a), b - a) };
+            act.backward_slice(&x[a..b], dy);
+        });
+        FlexTensor::from_data(TensorData::new(g, shape))
+    }
+}
+
+/// A pointer handed to the compute threads, each writing its own range.
+struct SharedMut(*mut f32);
+unsafe impl Sync for SharedMut {}
+
+#[derive(Debug)]
+struct KestrelActBackward;
+
+impl<B: Backend + KestrelAct> Backward<B, 1> for KestrelActBackward {
+    type State = (NodeId, u8);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, act) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::kestrel_act_backward(x, grad, act));
+        }
+    }
+}
+
+impl<B: Backend + KestrelAct, C: CheckpointStrategy> KestrelAct for Autodiff<B, C> {
+    fn kestrel_act(x: FloatTensor<Self>, act: u8) -> FloatTensor<Self> {
+        match KestrelActBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                prep.finish((x_state, act), B::kestrel_act(x.into_primitive(), act))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::kestrel_act(x.into_primitive(), act)),
+        }
+    }
+}
+
+/// `act(x)` in one pass each way on the flex backend, for ReLU6, hard-swish and hard-sigmoid;
+/// None (the caller uses burn's ops) for other activations, backends or dtypes.
+pub fn activation<const D: usize>(x: &Tensor<D>, act: KernelAct) -> Option<Tensor<D>> {
+    let code = act_code(act);
+    (code != 0 && enabled() && x.dtype() == DType::F32 && x.device().inner() == Device::flex())
+        .then(|| {
+            Tensor::<D>::from_dispatch(<Dispatch as KestrelAct>::kestrel_act(
+                x.clone().into_dispatch(),
+                code,
+            ))
+        })
 }

@@ -35,6 +35,16 @@ pub enum Act {
 
 impl Act {
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        // The piecewise-linear ones run as one kestrel op each way where they can.
+        let kernel = match self {
+            Act::Relu6 => Some(kestrel_kernels::Act::Relu6),
+            Act::HardSwish => Some(kestrel_kernels::Act::HardSwish),
+            Act::HardSigmoid => Some(kestrel_kernels::Act::HardSigmoid),
+            _ => None,
+        };
+        if let Some(y) = kernel.and_then(|k| crate::kernels::activation(&x, k)) {
+            return y;
+        }
         match self {
             Act::Identity => x,
             Act::Relu => activation::relu(x),

@@ -212,3 +212,46 @@ fn kestrel_conv_matches_burn_forward_and_gradients() {
         check(case);
     }
 }
+
+/// ReLU6, hard-swish and hard-sigmoid as kestrel ops: the same values and input gradients as
+/// burn's compositions of clamps, on values spread over every piece (−9 … 9).
+#[test]
+fn kestrel_activations_match_burn_forward_and_gradient() {
+    use burn::tensor::activation;
+    use kestrel_kernels::Act;
+    use kestrel_models::kernels::activation as kestrel_activation;
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let x0 = Tensor::<4>::random([2, 3, 40, 41], Distribution::Uniform(-9.0, 9.0), &device);
+    let r = Tensor::<4>::random([2, 3, 40, 41], Distribution::Normal(0.0, 1.0), &device);
+    type Reference = fn(Tensor<4>) -> Tensor<4>;
+    let cases: [(Act, Reference); 3] = [
+        (Act::Relu6, |x| activation::relu6(x)),
+        (Act::HardSwish, |x| activation::hard_swish(x)),
+        (Act::HardSigmoid, |x| {
+            activation::hard_sigmoid(x, 1.0 / 6.0, 0.5)
+        }),
+    ];
+    for (act, reference) in cases {
+        let run = |ours: bool| {
+            let x = x0.clone().detach().require_grad();
+            let y = if ours {
+                kestrel_activation(&x, act).expect("flex takes the kestrel path")
+            } else {
+                reference(x.clone())
+            };
+            let g = (y.clone() * r.clone()).sum().backward();
+            (y.inner(), x.grad(&g).expect("x grad"))
+        };
+        let (y_ref, g_ref) = run(false);
+        let (y, g) = run(true);
+        let ey: f32 = (y - y_ref).abs().max().into_scalar();
+        let eg: f32 = (g - g_ref).abs().max().into_scalar();
+        assert!(
+            ey <= 1e-5 && eg <= 1e-5,
+            "{act:?}: value error {ey}, gradient error {eg}"
+        );
+    }
+    // An activation the op does not cover leaves the caller on burn's path.
+    assert!(kestrel_activation(&x0, Act::Gelu).is_none());
+}
