@@ -8,36 +8,21 @@ mod common;
 
 use common::{assert_logits_match, check_fixture, fixture, input_tensor, read_tensor};
 use kestrel_models::burn::prelude::*;
-use kestrel_models::burn::tensor::TensorData;
-use kestrel_models::swin::SwinConfig;
+use kestrel_models::burn::tensor::{Distribution, TensorData};
 use kestrel_models::vit::VitConfig;
 use kestrel_models::weights::save_safetensors;
 use kestrel_models::Model;
 
-/// The fixtures' ViT kwargs: img_size 32, patch 8, width 32, depth 2, 4 heads.
 fn vit_tiny() -> VitConfig {
-    VitConfig::new(8, 32, 2, 4).with_img_size(32)
+    common::vit_fixture_config()
 }
 
 fn vit(cfg: VitConfig) -> Model {
     Model::Vit(cfg.init(10, 3, &Device::flex()))
 }
 
-/// The fixture's Swin kwargs: img 32, patch 2, window 4, width 8, depths 2/2/2, heads 2/2/4.
-fn swin_tiny() -> SwinConfig {
-    SwinConfig {
-        img_size: 32,
-        patch_size: 2,
-        window_size: 4,
-        embed_dim: 8,
-        depths: vec![2, 2, 2],
-        num_heads: vec![2, 2, 4],
-        ..SwinConfig::tiny()
-    }
-}
-
 fn swin() -> Model {
-    Model::Swin(swin_tiny().init(10, 3, &Device::flex()))
+    Model::Swin(common::swin_fixture_config().init(10, 3, &Device::flex()))
 }
 
 #[test]
@@ -173,4 +158,56 @@ fn pos_embed_resampling_keeps_prefix_and_is_identity_on_same_grid() {
     for t in 1..17 {
         assert!((up[t * dim] - 1.0).abs() < 1e-6);
     }
+}
+
+#[test]
+fn attention_dropout_and_drop_path_act_only_in_training() {
+    let train = Device::flex().autodiff();
+    let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &train);
+    for (what, cfg) in [
+        (
+            "attention dropout",
+            VitConfig {
+                attn_drop_rate: 0.5,
+                ..vit_tiny()
+            },
+        ),
+        (
+            "drop-path",
+            VitConfig {
+                drop_path_rate: 0.5,
+                ..vit_tiny()
+            },
+        ),
+    ] {
+        train.seed(3);
+        let model = Model::Vit(cfg.init(10, 3, &train));
+        let a = model.forward(x.clone());
+        let b = model.forward(x.clone());
+        let diff: f32 = (a - b).abs().max().into_scalar();
+        assert!(diff > 1e-6, "{what} is not active in training");
+        let eval = model.valid();
+        let xe = x.clone().inner();
+        let diff: f32 = (eval.forward(xe.clone()) - eval.forward(xe))
+            .abs()
+            .max()
+            .into_scalar();
+        assert_eq!(diff, 0.0, "{what} is active in eval");
+    }
+    let swin = Model::Swin(
+        kestrel_models::swin::SwinConfig {
+            attn_drop_rate: 0.5,
+            drop_path_rate: 0.0,
+            ..common::swin_fixture_config()
+        }
+        .init(10, 3, &train),
+    );
+    let diff: f32 = (swin.forward(x.clone()) - swin.forward(x))
+        .abs()
+        .max()
+        .into_scalar();
+    assert!(
+        diff > 1e-6,
+        "Swin attention dropout is not active in training"
+    );
 }
