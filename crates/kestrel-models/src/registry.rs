@@ -54,6 +54,9 @@ fn center() -> String {
 pub struct BuildOptions {
     pub num_classes: usize,
     pub in_chans: usize,
+    /// Square input size for the models that are built for one (ViT/DeiT, Swin: timm's
+    /// `img_size`); `None` is the model's default. Other families take any size and ignore it.
+    pub img_size: Option<usize>,
 }
 
 /// One pretrained weight set of a model, timm's `NAME.TAG` (`resnet50.a1_in1k`): the data
@@ -107,6 +110,7 @@ impl ModelSpec {
         BuildOptions {
             num_classes: self.default_num_classes,
             in_chans: self.data_config().input_size[0],
+            img_size: None,
         }
     }
 }
@@ -427,7 +431,11 @@ macro_rules! vit_spec {
             default_num_classes: 1000,
             data: $data,
             tags: &[],
-            build: |o, d| Model::Vit($cfg.init(o.num_classes, o.in_chans, d)),
+            build: |o, d| {
+                let cfg = $cfg;
+                let size = o.img_size.unwrap_or(cfg.img_size);
+                Model::Vit(cfg.with_img_size(size).init(o.num_classes, o.in_chans, d))
+            },
         }
     };
 }
@@ -441,7 +449,11 @@ macro_rules! swin_spec {
             default_num_classes: 1000,
             data: imagenet_data!(224, 0.9, "bicubic"),
             tags: &[],
-            build: |o, d| Model::Swin($cfg.init(o.num_classes, o.in_chans, d)),
+            build: |o, d| {
+                let cfg = $cfg;
+                let img_size = o.img_size.unwrap_or(cfg.img_size);
+                Model::Swin(SwinConfig { img_size, ..cfg }.init(o.num_classes, o.in_chans, d))
+            },
         }
     };
 }
