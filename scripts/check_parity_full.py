@@ -47,6 +47,10 @@ FULL = [
     # ConvNeXt
     "convnext_atto",
     "convnext_tiny",
+    # ViT, DeiT (distilled), Swin
+    "vit_small_patch16_224",
+    "deit_small_distilled_patch16_224",
+    "swin_tiny_patch4_window7_224",
     # torchvision layouts of timm-built families (folders tv_<name>; tests/torchvision_parity.rs)
     "tv:mobilenet_v2",
     "tv:mobilenet_v3_large",
@@ -70,6 +74,8 @@ LARGEST = [
     "regnetx_160",
     "regnety_160",
     "convnext_large",
+    "vit_large_patch16_224",
+    "swin_base_patch4_window7_224",
     "tv:efficientnet_b7",
     "tv:regnet_y_16gf",
     "tv:convnext_large",

@@ -89,6 +89,7 @@ TINY_WRAPPED = {
 # (timm name, fixture suffix, kwargs, input size) for fixtures whose name is not NAME_tiny, or
 # that need another input size. Channel attention (SE/ECA/CBAM) in timm ResNets:
 _R = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10)
+_VIT = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4, num_classes=10)
 EXTRA = [
     ("seresnet18", "_tiny", _R, "3,32,32"),
     ("seresnet50", "_tiny", _R, "3,32,32"),
@@ -100,7 +101,19 @@ EXTRA = [
                                   num_classes=10), "3,32,32"),
     ("regnety_002", "_tiny", dict(w0=8, wa=8.0, wm=2.0, depth=6, group_size=8, stem_width=16,
                                   num_classes=10), "3,32,32"),
+    # ViT / DeiT: 32 px, 8 px patches (a 4x4 grid), width 32, 4 heads, 2 blocks. The `_ls` one
+    # has LayerScale (timm's init_values), the distilled DeiT its second token and head.
+    ("vit_tiny_patch16_224", "_tiny", _VIT, "3,32,32"),
+    ("vit_tiny_patch16_224", "_ls_tiny", dict(_VIT, init_values=0.1), "3,32,32"),
+    ("deit_tiny_distilled_patch16_224", "_tiny", _VIT, "3,32,32"),
+    # Swin: 32 px, 2 px patches (16x16 grid), 4x4 windows, stages at 16, 8 and 4 px: shifted
+    # windows with masks in the first two, the window-covers-the-map case (no shift) in the last.
+    ("swin_tiny_patch4_window7_224", "_tiny", dict(img_size=32, patch_size=2, window_size=4, embed_dim=8,
+                                                   depths=(2, 2, 2), num_heads=(2, 2, 4), num_classes=10),
+     "3,32,32"),
 ]
+
+EXTRA_KW = {name + suffix: kw for name, suffix, kw, _ in EXTRA}
 
 # Shrunk models registered by scripts/timm_tiny.py (timm's generators with small multipliers),
 # fixture folder = the name: (name, kwargs, input size).
@@ -109,6 +122,36 @@ TIMM_TINY = [
     ("tf_efficientnet_tiny", dict(num_classes=10), "3,32,32"),
     ("tf_efficientnet_lite_tiny", dict(num_classes=10), "3,32,32"),
 ]
+
+
+def vit_resampled(d):
+    """The 32 px ViT fixture's weights loaded by timm into the same model built for 48 px (a 6x6
+    grid): timm's checkpoint_filter_fn resamples pos_embed (resample_abs_pos_embed, bicubic,
+    antialias, class token kept). Writes io_48.safetensors: a 48 px input and timm's logits."""
+    import timm, torch
+    from safetensors.torch import load_file, save_file
+    from timm.models.vision_transformer import checkpoint_filter_fn
+    sd = load_file(os.path.join(d, "weights.safetensors"))
+    m = timm.create_model("vit_tiny_patch16_224", pretrained=False, **dict(_VIT, img_size=48)).eval()
+    m.load_state_dict(checkpoint_filter_fn(sd, m))
+    x = torch.randn((2, 3, 48, 48), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        y = m(x)
+    save_file({"input": x.contiguous(), "logits": y.contiguous()}, os.path.join(d, "io_48.safetensors"))
+
+
+def swin_with_buffers(d):
+    """The Swin fixture's weights plus the non-persistent buffers that older Swin checkpoints
+    (Microsoft's originals) carry: relative_position_index and attn_mask."""
+    import timm, torch
+    from safetensors.torch import load_file, save_file
+    sd = load_file(os.path.join(d, "weights.safetensors"))
+    kw = dict(EXTRA_KW["swin_tiny_patch4_window7_224_tiny"])
+    m = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, **kw)
+    for name, buf in m.named_buffers():
+        if name.endswith(("relative_position_index", "attn_mask")):
+            sd[name] = buf.contiguous()
+    save_file(sd, os.path.join(d, "weights_with_buffers.safetensors"))
 
 
 def main():
@@ -140,6 +183,10 @@ def main():
             continue
         subprocess.check_call([sys.executable, os.path.join(HERE, "timm_tiny.py"), args.parity_tool, name,
                                "--out", OUT, "--kwargs", json.dumps(kw), "--input-size", size])
+    if wanted("vit_tiny_patch16_224_tiny"):
+        vit_resampled(os.path.join(OUT, "vit_tiny_patch16_224_tiny"))
+    if wanted("swin_tiny_patch4_window7_224_tiny"):
+        swin_with_buffers(os.path.join(OUT, "swin_tiny_patch4_window7_224_tiny"))
     if wanted("tv_convnext_custom_tiny"):
         # A torchvision-layout checkpoint as torchvision saves it (.pth, zip format).
         import torch

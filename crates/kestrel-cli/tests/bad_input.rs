@@ -241,6 +241,36 @@ fn forward_input_of_rank_3() {
     assert!(!y.exists(), "no output should be written on error");
 }
 
+/// ViT and Swin are built for one size: another one is an error naming the expected size and
+/// `--img-size`, not a shape panic inside attention; with `--img-size` the model is built for it.
+#[test]
+fn fixed_size_transformer_given_another_size() {
+    let tmp = tempdir();
+    let x = tmp.path().join("x.safetensors");
+    write_tensor(&x, "input", &[1, 3, 64, 64]);
+    let y = tmp.path().join("y.safetensors");
+    for model in ["vit_tiny_patch16_224", "swin_tiny_patch4_window7_224"] {
+        let forward = |extra: &[&str]| {
+            let mut args = vec![
+                "forward",
+                "--model",
+                model,
+                "--input",
+                s(&x),
+                "--output",
+                s(&y),
+            ];
+            args.extend_from_slice(extra);
+            kestrel(args)
+        };
+        forward(&[]).fails_cleanly_naming(&[s(&x), "224×224", "--img-size 64"]);
+        assert!(!y.exists());
+        forward(&["--img-size", "64"]).ok();
+        assert!(y.exists());
+        std::fs::remove_file(&y).unwrap();
+    }
+}
+
 #[test]
 fn forward_input_with_wrong_channel_count() {
     let tmp = tempdir();

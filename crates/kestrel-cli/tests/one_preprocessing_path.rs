@@ -132,3 +132,34 @@ fn pretrained_tags_select_timm_data_configs() {
     ])
     .fails_cleanly_naming(&["nosuchtag", "a1_in1k", "tv_in1k"]);
 }
+
+/// `kestrel preprocess --model vit_small_patch16_224` equals timm's eval transform for it
+/// (224 px, crop 0.9, bicubic, mean = std = 0.5; scripts/make_vit_preprocess_fixture.py), and
+/// `--img-size N` builds the model for N and preprocesses to N.
+#[test]
+fn vit_preprocess_equals_timm_eval_transform() {
+    let tmp = tempdir();
+    let photo = fixture("in_china_large.png");
+    let out = tmp.path().join("x.safetensors");
+    let (shape, x) = preprocess(&["--model", "vit_small_patch16_224"], &photo, &out);
+    assert_eq!(shape, [1, 3, 224, 224]);
+    let timm = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit_small_eval.png");
+    let img = image::open(timm).unwrap().to_rgb8();
+    let mut reference = vec![0f32; 3 * 224 * 224];
+    for (i, px) in img.pixels().enumerate() {
+        for c in 0..3 {
+            reference[c * 224 * 224 + i] = (f32::from(px[c]) / 255.0 - 0.5) / 0.5;
+        }
+    }
+    let worst = max_diff(&x, &reference);
+    assert!(
+        worst < 1e-5,
+        "vit_small_patch16_224 vs timm: max |diff| {worst}"
+    );
+    let (shape, _) = preprocess(
+        &["--model", "vit_small_patch16_224", "--img-size", "96"],
+        &photo,
+        &out,
+    );
+    assert_eq!(shape, [1, 3, 96, 96]);
+}

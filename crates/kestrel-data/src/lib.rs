@@ -13,7 +13,7 @@ pub mod grid;
 pub mod image;
 pub mod imagenet;
 pub mod loader;
-mod resample;
+pub mod resample;
 pub mod sample_transform;
 pub mod transforms;
 

@@ -123,40 +123,66 @@ fn to_fixed(w: f64) -> i32 {
     }
 }
 
-fn axis_coeffs(in_size: usize, out_size: usize, filter: &ResampleFilter) -> AxisCoeffs {
+/// Pillow's `precompute_coeffs` in floating point: for each output index along one axis, the
+/// first input index and the normalised weights of the inputs it reads. Downscaling widens the
+/// kernel by the scale (PIL's antialiasing); PyTorch's `interpolate(..., antialias=True)`
+/// computes the same weights, so this also serves float tensors (timm's position-embedding
+/// resampling). `None` for nearest, which is not a convolution.
+pub fn filter_weights(
+    in_size: usize,
+    out_size: usize,
+    interpolation: Interpolation,
+) -> Option<Vec<(usize, Vec<f64>)>> {
+    let filter = resample_filter(interpolation)?;
+    Some(float_coeffs(in_size, out_size, &filter).1)
+}
+
+/// The kernel size and, per output index, (first input index, normalised weights).
+fn float_coeffs(
+    in_size: usize,
+    out_size: usize,
+    filter: &ResampleFilter,
+) -> (usize, Vec<(usize, Vec<f64>)>) {
     let scale = in_size as f64 / out_size as f64;
     // Downscaling widens the kernel by the scale: this is PIL's antialiasing.
     let filterscale = if scale < 1.0 { 1.0 } else { scale };
     let support = filter.support * filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
     let ss = 1.0 / filterscale;
+    let coeffs = (0..out_size)
+        .map(|xx| {
+            let center = (xx as f64 + 0.5) * scale;
+            // C's (int) cast truncates toward zero, as `as i64` does.
+            let xmin = ((center - support + 0.5) as i64).max(0);
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64);
+            let count = ((xmax - xmin).max(0) as usize).min(ksize);
+            let mut k: Vec<f64> = (0..count)
+                .map(|x| (filter.weight)(((x as i64 + xmin) as f64 - center + 0.5) * ss))
+                .collect();
+            let ww: f64 = k.iter().sum();
+            if ww != 0.0 {
+                k.iter_mut().for_each(|w| *w /= ww);
+            }
+            (xmin as usize, k)
+        })
+        .collect();
+    (ksize, coeffs)
+}
+
+fn axis_coeffs(in_size: usize, out_size: usize, filter: &ResampleFilter) -> AxisCoeffs {
+    let (ksize, float) = float_coeffs(in_size, out_size, filter);
     let mut coeffs = AxisCoeffs {
         ksize,
         starts: Vec::with_capacity(out_size),
         counts: Vec::with_capacity(out_size),
         weights: vec![0; out_size * ksize],
     };
-    let mut k = vec![0.0f64; ksize];
-    for xx in 0..out_size {
-        let center = (xx as f64 + 0.5) * scale;
-        // C's (int) cast truncates toward zero, as `as i64` does.
-        let xmin = ((center - support + 0.5) as i64).max(0);
-        let xmax = ((center + support + 0.5) as i64).min(in_size as i64);
-        let count = ((xmax - xmin).max(0) as usize).min(ksize);
-        let mut ww = 0.0;
-        for (x, kx) in k.iter_mut().enumerate().take(count) {
-            let w = (filter.weight)(((x as i64 + xmin) as f64 - center + 0.5) * ss);
-            *kx = w;
-            ww += w;
+    for (xx, (xmin, k)) in float.into_iter().enumerate() {
+        for (x, w) in k.iter().enumerate() {
+            coeffs.weights[xx * ksize + x] = to_fixed(*w);
         }
-        for (x, kx) in k.iter_mut().enumerate().take(count) {
-            if ww != 0.0 {
-                *kx /= ww;
-            }
-            coeffs.weights[xx * ksize + x] = to_fixed(*kx);
-        }
-        coeffs.starts.push(xmin as usize);
-        coeffs.counts.push(count);
+        coeffs.starts.push(xmin);
+        coeffs.counts.push(k.len());
     }
     coeffs
 }

@@ -93,6 +93,7 @@ fn unsupported_family_falls_back_to_burn_with_a_reason() {
         &BuildOptions {
             num_classes: 10,
             in_chans: 3,
+            img_size: None,
         },
         &device,
     );
@@ -122,6 +123,7 @@ fn wrong_channel_count_is_an_error() {
         &BuildOptions {
             num_classes: 10,
             in_chans: 3,
+            img_size: None,
         },
         &device,
     );

@@ -128,7 +128,38 @@ fn torchvision_families() {
     print_errors(cases);
 }
 
+/// ViT, DeiT (distilled) and Swin against timm.
+fn transformer_families() {
+    let d = Device::flex();
+    let vit = common::vit_fixture_config;
+    print_errors(vec![
+        (
+            "vit_tiny_patch16_224_tiny",
+            Model::Vit(vit().init(10, 3, &d)),
+        ),
+        (
+            "vit_tiny_patch16_224_ls_tiny",
+            Model::Vit(
+                kestrel_models::vit::VitConfig {
+                    init_values: Some(0.1),
+                    ..vit()
+                }
+                .init(10, 3, &d),
+            ),
+        ),
+        (
+            "deit_tiny_distilled_patch16_224_tiny",
+            Model::Vit(vit().distilled().init(10, 3, &d)),
+        ),
+        (
+            "swin_tiny_patch4_window7_224_tiny",
+            Model::Swin(common::swin_fixture_config().init(10, 3, &d)),
+        ),
+    ]);
+}
+
 fn main() {
+    transformer_families();
     timm_families();
     torchvision_families();
 }

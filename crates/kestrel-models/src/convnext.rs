@@ -14,11 +14,11 @@
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
-use crate::layers::{drop_path, global_avg_pool, Counted, LayerNorm2d};
+use crate::layers::{drop_path, global_avg_pool, trunc_normal, Counted, LayerNorm2d};
 
 const EPS: f64 = 1e-6;
 
@@ -175,15 +175,6 @@ impl ConvNeXtConfig {
                 fc: linear(prev, num_classes),
             },
         }
-    }
-}
-
-/// timm's `trunc_normal_(std=.02)` for convs and linears; the truncation at ±2 (100σ) never
-/// bites, so a plain normal is the same distribution.
-fn trunc_normal() -> Initializer {
-    Initializer::Normal {
-        mean: 0.0,
-        std: 0.02,
     }
 }
 

@@ -18,8 +18,10 @@ pub mod resnet;
 pub mod sequential;
 pub mod shufflenet;
 pub mod stats;
+pub mod swin;
 pub mod tensor_file;
 pub mod vgg;
+pub mod vit;
 pub mod weights;
 
 pub use burn;

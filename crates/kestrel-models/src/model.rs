@@ -14,6 +14,17 @@ pub trait Classifier {
     /// Tensor-name prefixes (PyTorch names) of the classifier head, which `--num-classes`
     /// re-initialises when fine-tuning to another class count.
     fn classifier_prefixes(&self) -> &'static [&'static str];
+    /// The logits and, for models with a second (distillation) head, that head's logits, for a
+    /// loss that uses both (DeiT's hard distillation). `forward` is what eval uses.
+    fn forward_heads(&self, x: Tensor<4>) -> (Tensor<2>, Option<Tensor<2>>) {
+        (self.forward(x), None)
+    }
+    /// Names (last path component) of buffers the model rebuilds from its configuration instead
+    /// of loading (Swin's `relative_position_index`, `attn_mask`): checkpoints that contain them
+    /// still load, and the file's values are ignored.
+    fn rebuilt_buffers(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 macro_rules! models {
@@ -49,6 +60,8 @@ models! {
     EfficientNet(crate::efficientnet::EfficientNet),
     RegNet(crate::regnet::RegNet),
     ConvNeXt(crate::convnext::ConvNeXt),
+    Vit(crate::vit::VisionTransformer),
+    Swin(crate::swin::SwinTransformer),
 }
 
 impl Model {
@@ -58,6 +71,13 @@ impl Model {
     }
     pub fn classifier_prefixes(&self) -> &'static [&'static str] {
         self.inner().classifier_prefixes()
+    }
+    /// See [`Classifier::forward_heads`].
+    pub fn forward_heads(&self, x: Tensor<4>) -> (Tensor<2>, Option<Tensor<2>>) {
+        self.inner().forward_heads(x)
+    }
+    pub fn rebuilt_buffers(&self) -> &'static [&'static str] {
+        self.inner().rebuilt_buffers()
     }
 }
 

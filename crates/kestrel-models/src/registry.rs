@@ -15,7 +15,9 @@ use crate::model::Model;
 use crate::regnet::RegNetConfig;
 use crate::resnet::ResNetConfig;
 use crate::shufflenet::ShuffleNetV2Config;
+use crate::swin::SwinConfig;
 use crate::vgg::VggConfig;
+use crate::vit::VitConfig;
 
 pub use kestrel_data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
 pub const MNIST_MEAN: [f32; 1] = [0.1307];
@@ -52,6 +54,9 @@ fn center() -> String {
 pub struct BuildOptions {
     pub num_classes: usize,
     pub in_chans: usize,
+    /// Square input size for the models that are built for one (ViT/DeiT, Swin: timm's
+    /// `img_size`); `None` is the model's default. Other families take any size and ignore it.
+    pub img_size: Option<usize>,
 }
 
 /// One pretrained weight set of a model, timm's `NAME.TAG` (`resnet50.a1_in1k`): the data
@@ -105,6 +110,7 @@ impl ModelSpec {
         BuildOptions {
             num_classes: self.default_num_classes,
             in_chans: self.data_config().input_size[0],
+            img_size: None,
         }
     }
 }
@@ -412,6 +418,42 @@ macro_rules! tv_named_spec {
             data: $data,
             tags: &[],
             build: |o, d| Model::$variant($cfg.init(o.num_classes, o.in_chans, d)),
+        }
+    };
+}
+
+macro_rules! vit_spec {
+    ($name:literal, $data:expr, $cfg:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "vit",
+            aliases: &[],
+            default_num_classes: 1000,
+            data: $data,
+            tags: &[],
+            build: |o, d| {
+                let cfg = $cfg;
+                let size = o.img_size.unwrap_or(cfg.img_size);
+                Model::Vit(cfg.with_img_size(size).init(o.num_classes, o.in_chans, d))
+            },
+        }
+    };
+}
+
+macro_rules! swin_spec {
+    ($name:literal, $cfg:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "swin",
+            aliases: &[],
+            default_num_classes: 1000,
+            data: imagenet_data!(224, 0.9, "bicubic"),
+            tags: &[],
+            build: |o, d| {
+                let cfg = $cfg;
+                let img_size = o.img_size.unwrap_or(cfg.img_size);
+                Model::Swin(SwinConfig { img_size, ..cfg }.init(o.num_classes, o.in_chans, d))
+            },
         }
     };
 }
@@ -790,6 +832,72 @@ pub static REGISTRY: &[ModelSpec] = &[
     convnext_spec!("convnext_small", convnext_224_095, ConvNeXtConfig::small()),
     convnext_spec!("convnext_base", convnext_224_0875, ConvNeXtConfig::base()),
     convnext_spec!("convnext_large", convnext_224_0875, ConvNeXtConfig::large()),
+    // ViT (timm's default tags: augreg, mean = std = 0.5) and DeiT (fb_in1k, ImageNet
+    // statistics); crop 0.9 bicubic, 1.0 at 384 px.
+    vit_spec!(
+        "vit_tiny_patch16_224",
+        imagenet_data!(224, 0.9, "bicubic", [0.5f32; 3], [0.5f32; 3]),
+        VitConfig::tiny(16)
+    ),
+    vit_spec!(
+        "vit_small_patch16_224",
+        imagenet_data!(224, 0.9, "bicubic", [0.5f32; 3], [0.5f32; 3]),
+        VitConfig::small(16)
+    ),
+    vit_spec!(
+        "vit_base_patch16_224",
+        imagenet_data!(224, 0.9, "bicubic", [0.5f32; 3], [0.5f32; 3]),
+        VitConfig::base(16)
+    ),
+    vit_spec!(
+        "vit_large_patch16_224",
+        imagenet_data!(224, 0.9, "bicubic", [0.5f32; 3], [0.5f32; 3]),
+        VitConfig::large(16)
+    ),
+    vit_spec!(
+        "vit_base_patch32_224",
+        imagenet_data!(224, 0.9, "bicubic", [0.5f32; 3], [0.5f32; 3]),
+        VitConfig::base(32)
+    ),
+    vit_spec!(
+        "vit_base_patch16_384",
+        imagenet_data!(384, 1.0, "bicubic", [0.5f32; 3], [0.5f32; 3]),
+        VitConfig::base(16).with_img_size(384)
+    ),
+    vit_spec!(
+        "deit_tiny_patch16_224",
+        imagenet_data!(224, 0.9, "bicubic"),
+        VitConfig::tiny(16)
+    ),
+    vit_spec!(
+        "deit_small_patch16_224",
+        imagenet_data!(224, 0.9, "bicubic"),
+        VitConfig::small(16)
+    ),
+    vit_spec!(
+        "deit_base_patch16_224",
+        imagenet_data!(224, 0.9, "bicubic"),
+        VitConfig::base(16)
+    ),
+    vit_spec!(
+        "deit_tiny_distilled_patch16_224",
+        imagenet_data!(224, 0.9, "bicubic"),
+        VitConfig::tiny(16).distilled()
+    ),
+    vit_spec!(
+        "deit_small_distilled_patch16_224",
+        imagenet_data!(224, 0.9, "bicubic"),
+        VitConfig::small(16).distilled()
+    ),
+    vit_spec!(
+        "deit_base_distilled_patch16_224",
+        imagenet_data!(224, 0.9, "bicubic"),
+        VitConfig::base(16).distilled()
+    ),
+    // Swin (timm `_cfg`: 224 px, crop 0.9, bicubic, ImageNet statistics; fixed input size).
+    swin_spec!("swin_tiny_patch4_window7_224", SwinConfig::tiny()),
+    swin_spec!("swin_small_patch4_window7_224", SwinConfig::small()),
+    swin_spec!("swin_base_patch4_window7_224", SwinConfig::base()),
     // torchvision's MobileNetV2/V3, EfficientNet, RegNet and ConvNeXt: timm's builders (the
     // loader translates torchvision's key layout), data = the DEFAULT weights' eval transforms
     // (resize R, centre crop C; crop_pct chosen so that floor(C / crop_pct) = R). Names that

@@ -58,3 +58,67 @@ fn registry_names_and_aliases_are_unique() {
         assert_eq!(kestrel_models::find(spec.name).unwrap().name, spec.name);
     }
 }
+
+#[test]
+fn transformer_macs_and_params_match_timm() {
+    // Reference: scripts/transformer_macs.py (timm forward hooks: conv and linear MACs plus the
+    // q·kᵀ and attn·v matmuls of every attention module, at 1×3×224×224).
+    for (name, macs_ref, params_ref) in [
+        ("vit_tiny_patch16_224", 1_253_683_200u64, 5_717_416),
+        ("deit_tiny_distilled_patch16_224", 1_261_003_776, 5_910_800),
+        ("swin_tiny_patch4_window7_224", 4_490_566_656, 28_288_354),
+    ] {
+        let (model, [c, h, w]) = build(name);
+        let (_, macs) = count_macs(|| model.forward(Tensor::zeros([1, c, h, w], &Device::flex())));
+        assert_eq!(macs, macs_ref, "{name} MACs");
+        assert_eq!(model.num_trainable_params(), params_ref, "{name} params");
+    }
+}
+
+#[test]
+fn transformer_params_match_timm() {
+    // sum(p.numel() for p in timm.create_model(name).parameters()), timm 1.0.31.
+    for (name, params_ref) in [
+        ("vit_small_patch16_224", 22_050_664),
+        ("vit_base_patch16_224", 86_567_656),
+        ("vit_large_patch16_224", 304_326_632),
+        ("vit_base_patch32_224", 88_224_232),
+        ("vit_base_patch16_384", 86_859_496),
+        ("deit_tiny_patch16_224", 5_717_416),
+        ("deit_small_patch16_224", 22_050_664),
+        ("deit_base_patch16_224", 86_567_656),
+        ("deit_small_distilled_patch16_224", 22_436_432),
+        ("deit_base_distilled_patch16_224", 87_338_192),
+        ("swin_small_patch4_window7_224", 49_606_258),
+        ("swin_base_patch4_window7_224", 87_768_224),
+    ] {
+        let (model, _) = build(name);
+        assert_eq!(model.num_trainable_params(), params_ref, "{name}");
+    }
+}
+
+#[test]
+fn transformer_eval_preprocessing_is_timms_pretrained_cfg() {
+    // timm 1.0.31 pretrained_cfg of each name's default tag.
+    let vit = ([0.5f32; 3], [0.5f32; 3]);
+    let inet = (
+        kestrel_models::registry::IMAGENET_MEAN,
+        kestrel_models::registry::IMAGENET_STD,
+    );
+    for (name, size, crop, (mean, std)) in [
+        ("vit_small_patch16_224", 224, 0.9, vit),
+        ("vit_base_patch16_384", 384, 1.0, vit),
+        ("deit_base_distilled_patch16_224", 224, 0.9, inet),
+        ("swin_tiny_patch4_window7_224", 224, 0.9, inet),
+    ] {
+        let dc = kestrel_models::find(name).unwrap().data_config();
+        assert_eq!(dc.input_size, [3, size, size], "{name}");
+        assert_eq!(dc.crop_pct, crop, "{name}");
+        assert_eq!(dc.interpolation, "bicubic", "{name}");
+        assert_eq!(
+            (dc.mean.as_slice(), dc.std.as_slice()),
+            (&mean[..], &std[..]),
+            "{name}"
+        );
+    }
+}

@@ -19,7 +19,9 @@ use kestrel_models::mobilenet::MobileNetConfig;
 use kestrel_models::regnet::RegNetConfig;
 use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::shufflenet::ShuffleNetV2Config;
+use kestrel_models::swin::SwinConfig;
 use kestrel_models::vgg::{VggConfig, VggItem};
+use kestrel_models::vit::VitConfig;
 use kestrel_models::Model;
 
 const CLASSES: usize = 10;
@@ -141,7 +143,37 @@ fn regnet_tiny(se: bool) -> RegNetConfig {
     }
 }
 
+/// ViT at 32 px (4×4 patches of 8 px), width 32, 2 blocks; drop-path, attention and projection
+/// dropout on.
+fn vit_tiny() -> VitConfig {
+    VitConfig {
+        drop_path_rate: 0.1,
+        attn_drop_rate: 0.1,
+        proj_drop_rate: 0.1,
+        ..VitConfig::new(8, 32, 2, 4).with_img_size(32)
+    }
+}
+
+/// Swin at 32 px: 2 px patches, 4×4 windows (shifted, masked), stages of width 8/16/32.
+fn swin_tiny() -> SwinConfig {
+    SwinConfig {
+        img_size: 32,
+        patch_size: 2,
+        window_size: 4,
+        embed_dim: 8,
+        depths: vec![2, 2, 2],
+        num_heads: vec![2, 2, 4],
+        attn_drop_rate: 0.1,
+        drop_path_rate: 0.1,
+        ..SwinConfig::tiny()
+    }
+}
+
 train_rows! {
+    vit: (|d| Model::Vit(vit_tiny().init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
+    vit_layer_scale: (|d| Model::Vit(VitConfig { init_values: Some(0.1), ..vit_tiny() }.init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
+    deit_distilled: (|d| Model::Vit(vit_tiny().distilled().init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
+    swin: (|d| Model::Swin(swin_tiny().init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
     lenet5: (|d| Model::LeNet5(LeNet5::new(CLASSES, 1, d)), [1, 32, 32], 3e-3),
     resnet_basic: (|d| Model::ResNet(resnet_tiny(ResNetConfig::resnet18()).init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
     resnet_bottleneck: (|d| Model::ResNet(resnet_tiny(ResNetConfig::resnet50()).init(CLASSES, 3, d)), [3, 32, 32], 3e-3),

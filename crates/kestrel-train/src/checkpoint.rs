@@ -195,9 +195,12 @@ impl Checkpoint {
     /// Builds the model and loads the weights, on `device`.
     pub fn load_model(&self, device: &Device) -> Result<Model, TrainError> {
         let spec = kestrel_models::find(&self.meta.model)?;
+        let [_, h, w] = self.meta.data_config.input_size;
         let opts = BuildOptions {
             num_classes: self.meta.num_classes,
             in_chans: self.meta.in_chans,
+            // The size it was trained at (fixed-size models are built for it).
+            img_size: (h == w).then_some(h),
         };
         let mut model = spec.build(&opts, device);
         load_weights(

@@ -32,6 +32,9 @@ pub struct RegistrySource {
     pub remap: Option<PathBuf>,
     /// Class names, one per line (default: ImageNet's for 1000 classes, else `class_<i>`).
     pub class_names: Option<PathBuf>,
+    /// Square input size to build the model for and evaluate at (timm's `img_size`; default:
+    /// the model's). A ViT's position embeddings in `weights` are resampled to it.
+    pub img_size: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -125,11 +128,15 @@ pub fn load_model(source: &ModelSource, device: &Device) -> Result<LoadedModel, 
 }
 
 fn load_registry(src: &RegistrySource, device: &Device) -> Result<LoadedModel, TrainError> {
-    let (spec, data_config) = resolve_data_config(&src.model, None)?;
+    let (spec, mut data_config) = resolve_data_config(&src.model, None)?;
+    if let Some(n) = src.img_size {
+        data_config.input_size = [data_config.input_size[0], n, n];
+    }
     let num_classes = src.num_classes.unwrap_or(spec.default_num_classes);
     let opts = BuildOptions {
         num_classes,
         in_chans: data_config.input_size[0],
+        img_size: src.img_size,
     };
     let mut model = spec.build(&opts, device);
     let mut warnings = vec![];

@@ -260,6 +260,7 @@ pub fn train(
         &BuildOptions {
             num_classes,
             in_chans,
+            img_size: None,
         },
         &train_device,
     );

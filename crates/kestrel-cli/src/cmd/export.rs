@@ -23,16 +23,13 @@ pub struct ExportArgs {
     /// Where to write the .onnx file.
     #[arg(long, value_name = "FILE.onnx")]
     pub output: PathBuf,
-    /// Square input size the export is specialised for (default: the model's own).
-    #[arg(long, value_name = "N")]
-    pub img_size: Option<usize>,
 }
 
 pub fn run(a: ExportArgs) -> Result<()> {
     let device = Device::flex();
     let loaded = load(&a.source, &device)?;
     let [c, mut h, mut w] = loaded.input_size();
-    if let Some(n) = a.img_size {
+    if let Some(n) = a.source.img_size {
         if n == 0 {
             bail!("--img-size must be at least 1");
         }

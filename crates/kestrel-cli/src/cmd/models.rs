@@ -114,7 +114,7 @@ pub fn run(a: ModelsArgs) -> Result<()> {
     for (i, spec) in specs.iter().enumerate() {
         let with_macs = !a.no_macs;
         if progress && cache.get(spec, with_macs).is_none() {
-            eprint!("\rcounting {}/{}: {:<28}", i + 1, specs.len(), spec.name);
+            eprint!("\rcounting {}/{}: {:<32}", i + 1, specs.len(), spec.name);
             counted = true;
         }
         let stats = cache.get_or_measure(spec, with_macs);
@@ -144,12 +144,12 @@ pub fn run(a: ModelsArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<12} {:>12} {:>8} {:>8} {:>12} {:>6} {:<9}",
+        "{:<32} {:<12} {:>12} {:>8} {:>8} {:>12} {:>6} {:<9}",
         "model", "family", "params", "GMACs", "classes", "input", "crop", "interp"
     );
     for r in rows {
         println!(
-            "{:<24} {:<12} {:>12} {:>8} {:>8} {:>12} {:>6.3} {:<9}",
+            "{:<32} {:<12} {:>12} {:>8} {:>8} {:>12} {:>6.3} {:<9}",
             r.name,
             r.family,
             r.params,

@@ -30,6 +30,11 @@ pub struct ModelSourceArgs {
     /// Class names, one per line (default: ImageNet's for 1000-class models, else class_<i>).
     #[arg(long, value_name = "FILE")]
     pub class_names: Option<PathBuf>,
+    /// Square input size to build --model for and preprocess to (default: the model's). ViT/DeiT
+    /// and Swin are built for one size; a ViT's position embeddings in --weights are resampled
+    /// to it, as timm does. For `export`, also the size the file is specialised for.
+    #[arg(long, value_name = "N")]
+    pub img_size: Option<usize>,
 }
 
 impl ModelSourceArgs {
@@ -46,6 +51,7 @@ impl ModelSourceArgs {
             num_classes: self.num_classes,
             remap: self.remap.clone(),
             class_names: self.class_names.clone(),
+            img_size: self.img_size,
         }))
     }
 }

@@ -149,3 +149,23 @@ pub fn weight_names(path: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The ViT/DeiT fixtures' timm kwargs (scripts/make_model_fixtures.py `_VIT`): img_size 32,
+/// patch 8, width 32, depth 2, 4 heads.
+pub fn vit_fixture_config() -> kestrel_models::vit::VitConfig {
+    kestrel_models::vit::VitConfig::new(8, 32, 2, 4).with_img_size(32)
+}
+
+/// The Swin fixture's timm kwargs: img 32, patch 2, window 4, width 8, depths 2/2/2, heads
+/// 2/2/4 (shifted, masked windows at 16 and 8 px; at 4 px the window covers the map).
+pub fn swin_fixture_config() -> kestrel_models::swin::SwinConfig {
+    kestrel_models::swin::SwinConfig {
+        img_size: 32,
+        patch_size: 2,
+        window_size: 4,
+        embed_dim: 8,
+        depths: vec![2, 2, 2],
+        num_heads: vec![2, 2, 4],
+        ..kestrel_models::swin::SwinConfig::tiny()
+    }
+}

@@ -1,5 +1,16 @@
-//! Small building blocks shared by the model families: conv + BN helpers with PyTorch padding
-//! semantics, so that every family reads like its timm counterpart.
+//! Building blocks shared by the model families (timm's `timm/layers`): conv + BN helpers with
+//! PyTorch padding semantics, norms, drop-path and MAC counting here; the transformer blocks in
+//! the submodules: [`attention`] (multi-head self-attention, fused qkv), [`mlp`],
+//! [`patch_embed`], [`layer_scale`], [`pos_embed`] (absolute position-embedding resampling) and
+//! [`pos_embed_rel`] (relative-position bias). Channel attention (SE/ECA/CBAM) is
+//! `crate::attention`.
+
+pub mod attention;
+pub mod layer_scale;
+pub mod mlp;
+pub mod patch_embed;
+pub mod pos_embed;
+pub mod pos_embed_rel;
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
@@ -35,6 +46,38 @@ pub fn conv2d(
         .with_bias(bias)
         .with_initializer(kaiming_normal_fan_out())
         .init(device)
+}
+
+/// A square conv with bias choice and an explicit initializer (transformer stems use timm's
+/// truncated normal, not the ResNet Kaiming init of [`conv2d`]).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_init(
+    in_ch: usize,
+    out_ch: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    bias: bool,
+    init: Initializer,
+    device: &Device,
+) -> Conv2d {
+    Conv2dConfig::new([in_ch, out_ch], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .with_bias(bias)
+        .with_initializer(init)
+        .init(device)
+}
+
+/// timm's `trunc_normal_(std=.02)` for transformer (and ConvNeXt) linears and convs; the
+/// truncation at ±2 (100σ) never bites, so a plain normal is the same distribution.
+pub fn trunc_normal() -> Initializer {
+    Initializer::Normal {
+        mean: 0.0,
+        std: 0.02,
+    }
 }
 
 pub fn batch_norm(features: usize, device: &Device) -> BatchNorm {

@@ -1,0 +1,126 @@
+//! Multi-head self-attention with a fused qkv projection, as timm's `Attention`
+//! (`timm/layers/attention.py`) and Swin's `WindowAttention`: one `qkv` Linear, the result viewed
+//! as [3, B, heads, N, head_dim] so that every head is one slice of a single batched matmul over
+//! [B, heads, N, d] (no per-head copies of q, k or v), an optional relative-position bias
+//! ([`super::pos_embed_rel`], Swin) and an optional additive window mask shared by every image of the batch,
+//! softmax, attention dropout, `proj`, projection dropout.
+
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+use burn::module::Param;
+
+use super::pos_embed_rel::{relative_position_bias, relative_position_index};
+use super::{record_macs, trunc_normal, Counted};
+
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub qkv: Linear,
+    pub proj: Linear,
+    pub attn_drop: Dropout,
+    pub proj_drop: Dropout,
+    /// Swin's relative-position bias table [(2·Wh−1)(2·Ww−1), heads] (timm's name).
+    pub relative_position_bias_table: Option<Param<Tensor<2>>>,
+    /// Its index, rebuilt from the window size (timm's non-persistent buffer of that name).
+    #[module(skip)]
+    pub relative_position_index: Vec<i64>,
+    pub num_heads: usize,
+}
+
+/// timm's `Attention(dim, num_heads, qkv_bias, attn_drop, proj_drop)`.
+#[derive(Clone, Debug)]
+pub struct AttentionConfig {
+    pub dim: usize,
+    pub num_heads: usize,
+    pub qkv_bias: bool,
+    pub attn_drop: f64,
+    pub proj_drop: f64,
+    /// A relative-position bias over a window of this size (Swin's `WindowAttention`).
+    pub window: Option<[usize; 2]>,
+}
+
+impl AttentionConfig {
+    pub fn new(dim: usize, num_heads: usize) -> Self {
+        AttentionConfig {
+            dim,
+            num_heads,
+            qkv_bias: true,
+            attn_drop: 0.0,
+            proj_drop: 0.0,
+            window: None,
+        }
+    }
+
+    pub fn init(&self, device: &Device) -> Attention {
+        assert!(
+            self.dim % self.num_heads == 0,
+            "attention: dim {} is not divisible by {} heads",
+            self.dim,
+            self.num_heads
+        );
+        Attention {
+            qkv: LinearConfig::new(self.dim, 3 * self.dim)
+                .with_bias(self.qkv_bias)
+                .with_initializer(trunc_normal())
+                .init(device),
+            proj: LinearConfig::new(self.dim, self.dim)
+                .with_initializer(trunc_normal())
+                .init(device),
+            attn_drop: DropoutConfig::new(self.attn_drop).init(),
+            proj_drop: DropoutConfig::new(self.proj_drop).init(),
+            relative_position_bias_table: self.window.map(|[wh, ww]| {
+                let rows = (2 * wh - 1) * (2 * ww - 1);
+                Param::from_tensor(Tensor::random(
+                    [rows, self.num_heads],
+                    burn::tensor::Distribution::Normal(0.0, 0.02),
+                    device,
+                ))
+            }),
+            relative_position_index: self
+                .window
+                .map_or_else(Vec::new, |[wh, ww]| relative_position_index(wh, ww)),
+            num_heads: self.num_heads,
+        }
+    }
+}
+
+impl Attention {
+    /// Self-attention over `x` [B, N, C].
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.forward_masked(x, None)
+    }
+
+    /// Self-attention with an additive `mask` [nW, N, N] (Swin's shifted-window mask): the batch
+    /// is nW consecutive windows per image, and window w of every image gets `mask[w]`. The mask
+    /// is broadcast, never repeated per image.
+    pub fn forward_masked(&self, x: Tensor<3>, mask: Option<Tensor<3>>) -> Tensor<3> {
+        let [b, n, c] = x.dims();
+        let h = self.num_heads;
+        let d = c / h;
+        let qkv = self
+            .qkv
+            .run(x)
+            .reshape([b, n, 3, h, d])
+            .permute([2, 0, 3, 1, 4]);
+        let slice = |i: usize| -> Tensor<4> { qkv.clone().narrow(0, i, 1).reshape([b, h, n, d]) };
+        let (q, k, v) = (slice(0), slice(1), slice(2));
+        let q = q * (d as f64).powf(-0.5);
+        let mut attn = q.matmul(k.swap_dims(2, 3));
+        if let Some(table) = &self.relative_position_bias_table {
+            let bias = relative_position_bias(table.val(), &self.relative_position_index, n);
+            attn = attn + bias.unsqueeze_dim(0);
+        }
+        if let Some(mask) = mask {
+            let [nw, _, _] = mask.dims();
+            attn = (attn.reshape([b / nw, nw, h, n, n]) + mask.reshape([1, nw, 1, n, n]))
+                .reshape([b, h, n, n]);
+        }
+        let attn = self.attn_drop.forward(softmax(attn, 3));
+        let y = attn.matmul(v);
+        // q·kᵀ and attn·v.
+        record_macs(2 * (b * h * n * n * d) as u64);
+        let y = y.swap_dims(1, 2).reshape([b, n, c]);
+        self.proj_drop.forward(self.proj.run(y))
+    }
+}
