@@ -5,7 +5,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use clap::Args;
 
-use super::common::{engine_notice, EngineArgs};
+use super::common::{engine_notice, EngineArgs, ImgSizeArg};
 use super::source::{load, ModelSourceArgs};
 use crate::device::{parse_device, DEVICE_HELP};
 use kestrel_models::tensor_file::{read_f32, write_f32};
@@ -24,6 +24,9 @@ pub struct ForwardArgs {
     /// Where to write the logits, as the tensor `logits` [N, num_classes].
     #[arg(long, value_name = "Y.safetensors")]
     pub output: PathBuf,
+    /// The input's height = width; checked against the tensor (forward never resizes it).
+    #[command(flatten)]
+    pub img_size: ImgSizeArg,
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
     pub device: String,
     #[command(flatten)]
@@ -40,6 +43,16 @@ pub fn run(a: ForwardArgs) -> Result<()> {
             "{}: tensor 'input' has shape {shape:?} (rank {}); expected rank 4, [N, C, H, W]",
             a.input.display(),
             shape.len()
+        );
+    }
+    if let Some([h, _]) = a.img_size.hw().filter(|hw| hw[..] != shape[2..]) {
+        bail!(
+            "--img-size {h}: {}: tensor 'input' is {}x{} (shape {shape:?}); forward runs the \
+             tensor as it is, so resize it (e.g. with `kestrel preprocess --img-size {h}`) or drop \
+             --img-size",
+            a.input.display(),
+            shape[2],
+            shape[3]
         );
     }
     let want_c = loaded.input_size()[0];
