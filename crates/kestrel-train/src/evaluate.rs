@@ -138,7 +138,7 @@ pub fn open_eval_data(
     let recorded = checkpoint.meta.data.as_ref();
     let bad = |reason: String| TrainError::Config(reason);
     let opts = match (recorded, data) {
-        (Some(r), d) if r.is_path(d) => {
+        (Some(r), d) if d.is_none() || r.is_path(d) => {
             if let Some(v) = val_fraction.filter(|&v| v != r.val_fraction) {
                 return Err(bad(format!(
                     "--val-fraction {v}: {} was trained with a validation fraction of {} of this \
@@ -189,7 +189,7 @@ pub fn open_eval_data(
             }
             opts
         }
-        (Some(r), None) => r.split_options(skip_bad_images),
+        (Some(_), None) => unreachable!("the first arm takes every recorded source without --data"),
     };
     let path = data
         .map(Path::to_path_buf)

@@ -9,7 +9,8 @@ use kestrel_data::splits::{open_dataset, SplitOptions, Splits};
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {
     /// Dataset directory: MNIST/Fashion-MNIST IDX files, CIFAR-10/100 binaries, or an ImageFolder
-    /// (root/<class>/*.jpg). Default: the embedded MNIST subset.
+    /// (root/<class>/*.jpg). Default: the embedded MNIST subset (for `eval`: the dataset the
+    /// checkpoint was trained on).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Separate validation folder for an ImageFolder dataset.

@@ -26,10 +26,10 @@ impl From<EvalSplit> for Split {
 
 #[derive(Args, Debug)]
 #[command(after_help = "Which images are scored:\n  \
-  no --data                  the dataset the checkpoint was trained on, split as it was then\n  \
-  --data <that dataset>      the same splits (the recorded validation fraction and seed)\n  \
-  --data <folder of classes> the whole folder is the test set (its class folders must be\n                             among the checkpoint's classes)\n  \
-  --data <root with train/ val/ test/>  those folders")]
+  without --data: the dataset the checkpoint was trained on, split as it was then;\n  \
+  that dataset as --data: the same splits (the recorded validation fraction and seed);\n  \
+  a folder of class folders as --data: all of it, as the test set (its class folders must be\n  \
+  among the checkpoint's classes); a root with train/ val/ test/ folders: those folders.")]
 pub struct EvalArgs {
     /// Checkpoint folder written by `kestrel train` (holds checkpoint.json and model.safetensors).
     #[arg(long, value_name = "DIR")]

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use clap::Args;
 
-use super::common::{engine_notice, EngineArgs, ImgSizeArg};
+use super::common::{at_least_one, engine_notice, EngineArgs};
 use super::source::{load, ModelSourceArgs};
 use crate::device::{parse_device, DEVICE_HELP};
 use kestrel_models::tensor_file::{read_f32, write_f32};
@@ -24,9 +24,10 @@ pub struct ForwardArgs {
     /// Where to write the logits, as the tensor `logits` [N, num_classes].
     #[arg(long, value_name = "Y.safetensors")]
     pub output: PathBuf,
-    /// The input's height = width; checked against the tensor (forward never resizes it).
-    #[command(flatten)]
-    pub img_size: ImgSizeArg,
+    /// The input's height = width (timm's --img-size): checked against the tensor, which
+    /// forward runs as it is, never resized.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub img_size: Option<usize>,
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
     pub device: String,
     #[command(flatten)]
@@ -45,7 +46,7 @@ pub fn run(a: ForwardArgs) -> Result<()> {
             shape.len()
         );
     }
-    if let Some([h, _]) = a.img_size.hw().filter(|hw| hw[..] != shape[2..]) {
+    if let Some([h, _]) = a.img_size.map(|n| [n, n]).filter(|hw| hw[..] != shape[2..]) {
         bail!(
             "--img-size {h}: {}: tensor 'input' is {}x{} (shape {shape:?}); forward runs the \
              tensor as it is, so resize it (e.g. with `kestrel preprocess --img-size {h}`) or drop \
