@@ -343,8 +343,30 @@ fn train_eval_predict_forward_on_solid_colours() {
     let two_classes = tmp.path().join("two");
     common::solid_color_folder(&two_classes, 2, 5);
     std::fs::remove_dir_all(two_classes.join("red")).unwrap();
+    // Two of the three classes: scored under the checkpoint's labels (red has no samples).
+    let eval_two = tmp.path().join("eval-two");
+    kestrel([
+        "eval",
+        "--checkpoint",
+        s(&out),
+        "--data",
+        s(&two_classes),
+        "--out",
+        s(&eval_two),
+    ])
+    .ok();
+    let m = read_json(&eval_two.join("metrics.json"));
+    assert_eq!(m["class_names"], serde_json::json!(CLASSES), "{m}");
+    assert_eq!(m["num_samples"], 4, "{m}");
+    assert_eq!(
+        m["confusion_matrix"][2],
+        serde_json::json!([0, 0, 0]),
+        "{m}"
+    );
+    // A class the checkpoint does not have is an error naming it.
+    std::fs::rename(two_classes.join("green"), two_classes.join("teal")).unwrap();
     kestrel(["eval", "--checkpoint", s(&out), "--data", s(&two_classes)])
-        .fails_cleanly_naming(&[s(&out), "3 classes"]);
+        .fails_cleanly_naming(&[s(&two_classes), "teal"]);
 
     // --- reproducibility: the same command again gives the same losses ---
     let out2 = tmp.path().join("run2");
