@@ -53,6 +53,13 @@ pub fn write_predictions_csv(
         });
     }
     validate_scores(labels, scores, num_classes)?;
+    if let Some(images) = images.filter(|i| i.len() != labels.len()) {
+        return Err(EvalError::LengthMismatch {
+            what: "number of image paths vs number of labels",
+            expected: labels.len(),
+            actual: images.len(),
+        });
+    }
     let preds = argmax_predictions(scores, num_classes)?;
     let quoted: Vec<String> = class_names.iter().map(|n| csv_field(n)).collect();
 
@@ -63,13 +70,6 @@ pub fn write_predictions_csv(
     let mut w = BufWriter::new(file);
     let io = |e| EvalError::io(path, e);
 
-    if let Some(images) = images.filter(|i| i.len() != labels.len()) {
-        return Err(EvalError::LengthMismatch {
-            what: "number of image paths vs number of labels",
-            expected: labels.len(),
-            actual: images.len(),
-        });
-    }
     let k = num_classes.min(5);
     if images.is_some() {
         write!(w, "image,").map_err(io)?;
