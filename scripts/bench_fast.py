@@ -48,7 +48,7 @@ def kestrel_bench(exe, model, engine, a):
             raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr}")
         r = json.load(open(t.name))[0]
         return dict(engine=r.get("engine", engine), latency_ms_b1=r["latency_ms_b1"],
-                    throughput=r["throughput_b32"], peak_rss_bytes=r.get("peak_rss_bytes"))
+                    throughput=r["throughput"], peak_rss_bytes=r.get("peak_rss_bytes"))
 
 
 def peers_bench(model, a):
@@ -61,7 +61,7 @@ def peers_bench(model, a):
     res = {}
     for k in ("torch", "onnxruntime"):
         if k in r:
-            res[k] = dict(latency_ms_b1=r[k]["latency_ms_b1"], throughput=r[k]["throughput_b32"])
+            res[k] = dict(latency_ms_b1=r[k]["latency_ms_b1"], throughput=r[k]["throughput"])
     return res
 
 

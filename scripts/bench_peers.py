@@ -52,7 +52,7 @@ def bench_one(name, a):
         lat = timed(lambda: m(x1), a.latency_runs, a.warmup)
         thr = timed(lambda: m(xb), a.throughput_runs, 1)
     res["torch"] = dict(latency_ms_b1=pct(lat, 0.5), latency_ms_b1_p90=pct(lat, 0.9),
-                        throughput_b32=a.batch / (pct(thr, 0.5) / 1000.0), throughput_batch=a.batch)
+                        throughput=a.batch / (pct(thr, 0.5) / 1000.0), throughput_batch=a.batch)
     if a.train_runs > 0:
         mt = timm.create_model(name, pretrained=False).train()
         opt = torch.optim.AdamW(mt.parameters(), lr=1e-4)
@@ -86,7 +86,7 @@ def bench_one(name, a):
             thr = timed(lambda: sess.run(None, {"input": nb}), a.throughput_runs, 1)
             res["onnxruntime"] = dict(version=ort.__version__, latency_ms_b1=pct(lat, 0.5),
                                       latency_ms_b1_p90=pct(lat, 0.9),
-                                      throughput_b32=a.batch / (pct(thr, 0.5) / 1000.0),
+                                      throughput=a.batch / (pct(thr, 0.5) / 1000.0),
                                       throughput_batch=a.batch)
     return res
 

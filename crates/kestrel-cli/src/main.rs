@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "kestrel",
     version,
-    about = "Train, evaluate, compare and deploy image classifiers (timm/torchvision models in Rust, on burn)",
+    about = "Train, evaluate and run image classifiers; benchmark them and export them to ONNX (timm/torchvision models in Rust, on burn)",
     long_about = "kestrel trains and evaluates image classifiers with timm's model names and weight layouts.\n\n\
         With no arguments, `kestrel train` trains LeNet-5 on the embedded MNIST subset (10,000 real \
         digits) and prints the evaluation report."

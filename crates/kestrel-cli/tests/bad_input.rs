@@ -215,10 +215,17 @@ fn eval_missing_checkpoint() {
 fn predict_missing_and_corrupt_images() {
     let tmp = tempdir();
     let missing = tmp.path().join("missing.png");
-    kestrel(["predict", "--model", "lenet5", s(&missing)]).fails_cleanly_naming(&[s(&missing)]);
+    kestrel([
+        "predict",
+        "--model",
+        "lenet5",
+        "--random-weights",
+        s(&missing),
+    ])
+    .fails_cleanly_naming(&[s(&missing)]);
     let bad = tmp.path().join("bad.png");
     write_truncated_png(&bad, [1, 2, 3]);
-    kestrel(["predict", "--model", "lenet5", s(&bad)])
+    kestrel(["predict", "--model", "lenet5", "--random-weights", s(&bad)])
         .fails_cleanly_naming(&[s(&bad), "cannot decode image"]);
 }
 

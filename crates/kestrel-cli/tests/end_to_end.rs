@@ -179,21 +179,49 @@ fn train_eval_predict_forward_on_solid_colours() {
     assert_eq!(
         header,
         [
+            "image",
             "true_label",
             "predicted_label",
+            "top3",
             "prob_blue",
             "prob_green",
             "prob_red"
         ],
         "{text}"
     );
-    let rows: Vec<Vec<&str>> = rows.map(|r| r.split(',').collect()).collect();
+    let rows: Vec<Vec<&str>> = rows.map(|r| r.split(',').skip(1).collect()).collect();
+    let paths: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|r| r.split(',').next().unwrap())
+        .collect();
     assert_eq!(rows.len(), n, "one CSV row per sample:\n{text}");
     let mut correct = 0;
-    for r in &rows {
-        assert_eq!(r.len(), 5, "{r:?}");
+    for (r, path) in rows.iter().zip(&paths) {
+        // The image column finds the file, and the file is in its true class's folder.
+        let path = Path::new(path);
+        assert!(path.is_file(), "{path:?}");
+        assert_eq!(
+            path.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            r[0],
+            "{r:?}"
+        );
+        assert_eq!(r.len(), 6, "{r:?}");
         assert!(CLASSES.contains(&r[0]) && CLASSES.contains(&r[1]), "{r:?}");
-        let p: Vec<f64> = r[2..].iter().map(|v| v.parse().unwrap()).collect();
+        let top: Vec<&str> = r[2].split(';').collect();
+        assert_eq!(top.len(), 3, "{r:?}");
+        assert_eq!(top[0], r[1], "the top-1 is the prediction: {r:?}");
+        let p: Vec<f64> = r[3..].iter().map(|v| v.parse().unwrap()).collect();
+        let prob = |c: &str| p[CLASSES.iter().position(|k| *k == c).unwrap()];
+        assert!(
+            prob(top[0]) >= prob(top[1]) && prob(top[1]) >= prob(top[2]),
+            "top-3 by descending probability: {r:?}"
+        );
         assert!(p.iter().all(|&v| (0.0..=1.0).contains(&v)), "{r:?}");
         assert!(
             (p.iter().sum::<f64>() - 1.0).abs() < 1e-4,
@@ -315,8 +343,30 @@ fn train_eval_predict_forward_on_solid_colours() {
     let two_classes = tmp.path().join("two");
     common::solid_color_folder(&two_classes, 2, 5);
     std::fs::remove_dir_all(two_classes.join("red")).unwrap();
+    // Two of the three classes: scored under the checkpoint's labels (red has no samples).
+    let eval_two = tmp.path().join("eval-two");
+    kestrel([
+        "eval",
+        "--checkpoint",
+        s(&out),
+        "--data",
+        s(&two_classes),
+        "--out",
+        s(&eval_two),
+    ])
+    .ok();
+    let m = read_json(&eval_two.join("metrics.json"));
+    assert_eq!(m["class_names"], serde_json::json!(CLASSES), "{m}");
+    assert_eq!(m["num_samples"], 4, "{m}");
+    assert_eq!(
+        m["confusion_matrix"][2],
+        serde_json::json!([0, 0, 0]),
+        "{m}"
+    );
+    // A class the checkpoint does not have is an error naming it.
+    std::fs::rename(two_classes.join("green"), two_classes.join("teal")).unwrap();
     kestrel(["eval", "--checkpoint", s(&out), "--data", s(&two_classes)])
-        .fails_cleanly_naming(&[s(&out), "3 classes"]);
+        .fails_cleanly_naming(&[s(&two_classes), "teal"]);
 
     // --- reproducibility: the same command again gives the same losses ---
     let out2 = tmp.path().join("run2");

@@ -3,11 +3,11 @@ use std::path::PathBuf;
 /// Every data error names what it was reading, so a user can find the bad file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        // Not a `#[source]`: the message already holds it, and `{:#}` would print it twice.
+        error: std::io::Error,
     },
     #[error("{path}: not found")]
     NotFound { path: PathBuf },
@@ -31,7 +31,10 @@ impl DataError {
         if source.kind() == std::io::ErrorKind::NotFound {
             DataError::NotFound { path }
         } else {
-            DataError::Io { path, source }
+            DataError::Io {
+                path,
+                error: source,
+            }
         }
     }
     pub fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {

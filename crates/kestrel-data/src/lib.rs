@@ -27,7 +27,7 @@ pub use crate::cifar::{open_cifar_dir, CifarDir, CifarKind};
 pub use crate::dataset::{Dataset, Sample};
 pub use crate::decode::{decode_image_bytes, decode_image_file};
 pub use crate::error::DataError;
-pub use crate::folder::ImageFolder;
+pub use crate::folder::{image_files_under, ImageFolder};
 pub use crate::grid::{augment_preview, save_png};
 pub use crate::idx::{embedded_mnist, open_idx_dir, read_idx_images, read_idx_labels, IdxDir};
 pub use crate::image::Image;
@@ -36,5 +36,8 @@ pub use crate::memory::{InMemoryDataset, Subset};
 pub use crate::mixup::{Mixup, MixupConfig};
 pub use crate::recipe::{Recipe, TrainTransform};
 pub use crate::sample_transform::{Chw, SampleTransform};
-pub use crate::splits::{open_dataset, SplitOptions, Splits};
+pub use crate::splits::{
+    is_packed_dataset, open_dataset, open_eval_folder, DataSource, DatasetKind, SplitOptions,
+    Splits,
+};
 pub use crate::transforms::{BasicTrainTransform, CropMode, EvalTransform, Interpolation};

@@ -24,11 +24,12 @@ pub fn csv_field(s: &str) -> String {
 /// Writes one row per sample to `path`:
 ///
 /// ```text
-/// true_label,predicted_label,prob_<class 0>,prob_<class 1>,...
-/// cat,dog,0.25,0.75
+/// image,true_label,predicted_label,top2,prob_<class 0>,prob_<class 1>,...
+/// photos/cat/1.jpg,cat,dog,dog;cat,0.25,0.75
 /// ```
 ///
-/// Labels are written as class names; the predicted label is the argmax of the row (ties ->
+/// The `image` column is there when `images` (one path per sample) is given; `topK` holds the
+/// K = min(5, classes) best classes, best first, joined by `;`. Labels are written as class names; the predicted label is the argmax of the row (ties ->
 /// lowest index); probabilities are the given scores, written in shortest round-trip `f32`
 /// form. Names are quoted with [`csv_field`] when needed. Missing parent directories are
 /// created.
@@ -37,6 +38,7 @@ pub fn csv_field(s: &str) -> String {
 /// before touching the file, and on I/O failures, which name the path.
 pub fn write_predictions_csv(
     path: impl AsRef<Path>,
+    images: Option<&[String]>,
     labels: &[usize],
     scores: &[f32],
     num_classes: usize,
@@ -51,6 +53,13 @@ pub fn write_predictions_csv(
         });
     }
     validate_scores(labels, scores, num_classes)?;
+    if let Some(images) = images.filter(|i| i.len() != labels.len()) {
+        return Err(EvalError::LengthMismatch {
+            what: "number of image paths vs number of labels",
+            expected: labels.len(),
+            actual: images.len(),
+        });
+    }
     let preds = argmax_predictions(scores, num_classes)?;
     let quoted: Vec<String> = class_names.iter().map(|n| csv_field(n)).collect();
 
@@ -61,13 +70,37 @@ pub fn write_predictions_csv(
     let mut w = BufWriter::new(file);
     let io = |e| EvalError::io(path, e);
 
-    write!(w, "true_label,predicted_label").map_err(io)?;
+    let k = num_classes.min(5);
+    if images.is_some() {
+        write!(w, "image,").map_err(io)?;
+    }
+    write!(w, "true_label,predicted_label,top{k}").map_err(io)?;
     for name in class_names {
         write!(w, ",{}", csv_field(&format!("prob_{name}"))).map_err(io)?;
     }
     writeln!(w).map_err(io)?;
-    for ((row, &t), &p) in scores.chunks_exact(num_classes).zip(labels).zip(&preds) {
-        write!(w, "{},{}", quoted[t], quoted[p]).map_err(io)?;
+    for (i, ((row, &t), &p)) in scores
+        .chunks_exact(num_classes)
+        .zip(labels)
+        .zip(&preds)
+        .enumerate()
+    {
+        if let Some(images) = images {
+            write!(w, "{},", csv_field(&images[i])).map_err(io)?;
+        }
+        // The top classes, best first, in one field: "cat;dog;fox".
+        let top: Vec<&str> = crate::top_k_classes(row, k)
+            .into_iter()
+            .map(|c| class_names[c].as_str())
+            .collect();
+        write!(
+            w,
+            "{},{},{}",
+            quoted[t],
+            quoted[p],
+            csv_field(&top.join(";"))
+        )
+        .map_err(io)?;
         for v in row {
             write!(w, ",{v}").map_err(io)?;
         }

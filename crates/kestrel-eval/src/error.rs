@@ -49,11 +49,11 @@ pub enum EvalError {
     #[error("top-k accuracy needs k >= 1, got k = {0}")]
     InvalidK(usize),
     /// Reading or writing a file failed.
-    #[error("{path}: {source}", path = .path.display())]
+    #[error("{path}: {error}", path = .path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        // Not a `#[source]`: the message already holds it, and `{:#}` would print it twice.
+        error: std::io::Error,
     },
     /// Serialising or parsing a JSON file failed.
     #[error("{path}: {source}", path = .path.display())]
@@ -68,7 +68,7 @@ impl EvalError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         EvalError::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

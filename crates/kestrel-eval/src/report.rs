@@ -16,8 +16,9 @@ use crate::metrics::{
 /// Above this many classes, [`EvalReport::to_table`] does not print the confusion matrix.
 pub const MAX_TABLE_CONFUSION_CLASSES: usize = 20;
 
-/// Class names in the printed confusion matrix are cut to this many characters.
-const CONFUSION_NAME_CHARS: usize = 5;
+/// Class names in the printed confusion matrix are cut to this many characters (20 columns
+/// of 16 still fit a wide terminal; "coffee" and "dog" stay whole).
+const CONFUSION_NAME_CHARS: usize = 16;
 
 /// Decimal places in the printed classification report.
 const TABLE_DIGITS: usize = 4;
@@ -142,11 +143,14 @@ impl EvalReport {
             "top-1 accuracy: {:.*}",
             TABLE_DIGITS, self.top1_accuracy
         );
-        let _ = writeln!(
-            out,
-            "top-5 accuracy: {:.*}",
-            TABLE_DIGITS, self.top5_accuracy
-        );
+        // With five classes or fewer the top 5 hold every class: always 1, so not printed.
+        if self.class_names.len() > 5 {
+            let _ = writeln!(
+                out,
+                "top-5 accuracy: {:.*}",
+                TABLE_DIGITS, self.top5_accuracy
+            );
+        }
         let _ = writeln!(out, "samples: {}", self.num_samples);
         if let Some(skipped) = self.skipped_images {
             let _ = writeln!(out, "skipped images: {skipped}");
@@ -351,10 +355,19 @@ mod tests {
         assert!(t.contains("    weighted avg     0.6000"), "{t}");
         assert!(t.contains("       micro avg     0.6000"), "{t}");
         assert!(t.contains("top-1 accuracy: 0.6000"), "{t}");
-        assert!(t.contains("top-5 accuracy: 1.0000"), "{t}");
+        assert!(!t.contains("top-5"), "two classes: top-5 is always 1:\n{t}");
         assert!(t.contains("skipped images: 2"), "{t}");
-        assert!(t.contains("true\\pred   cat a-ver"), "{t}");
-        assert!(t.contains("\n    a-ver     1     2\n"), "{t}");
+        // Names up to 16 characters are printed whole.
+        let header = format!(
+            "true\\pred{} {:>16} a-very-long-name\n",
+            " ".repeat(7),
+            "cat"
+        );
+        assert!(t.contains(&header), "{t}");
+        assert!(
+            t.contains(&format!("\na-very-long-name {:>16} {:>16}\n", 1, 2)),
+            "{t}"
+        );
     }
 
     #[test]

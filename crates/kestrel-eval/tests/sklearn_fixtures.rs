@@ -378,7 +378,8 @@ fn io_errors_name_the_path() {
         err.to_string().contains(&dir.display().to_string()),
         "{err}"
     );
-    let err = write_predictions_csv(&dir, &fx.labels, &fx.scores, 3, &class_names(3)).unwrap_err();
+    let err =
+        write_predictions_csv(&dir, None, &fx.labels, &fx.scores, 3, &class_names(3)).unwrap_err();
     assert!(
         err.to_string().contains(&dir.display().to_string()),
         "{err}"
@@ -399,19 +400,25 @@ fn predictions_csv() {
     ];
     let dir = temp_dir("csv");
     let path = dir.join("predictions.csv");
-    write_predictions_csv(&path, &fx.labels, &fx.scores, 3, &names).unwrap();
+    write_predictions_csv(&path, None, &fx.labels, &fx.scores, 3, &names).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "true_label,predicted_label,prob_cat,\"prob_big, dog\",\"prob_say \"\"hi\"\"\""
+        "true_label,predicted_label,top3,prob_cat,\"prob_big, dog\",\"prob_say \"\"hi\"\"\""
     );
     assert_eq!(lines.len(), fx.num_samples + 1);
     let quoted = ["cat", "\"big, dog\"", "\"say \"\"hi\"\"\""];
     for (i, line) in lines[1..].iter().enumerate() {
         let t = fx.labels[i];
         let p = fx.expected.argmax_predictions[i];
-        let prefix = format!("{},{},", quoted[t], quoted[p]);
+        // The top-3 field: every class, by descending score (ties to the lower index).
+        let row = &fx.scores[i * 3..i * 3 + 3];
+        let mut order = [0usize, 1, 2];
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        let top: Vec<&str> = order.iter().map(|&c| names[c].as_str()).collect();
+        let top = kestrel_eval::csv_field(&top.join(";"));
+        let prefix = format!("{},{},{top},", quoted[t], quoted[p]);
         assert!(line.starts_with(&prefix), "row {i}: {line}");
         let probs: Vec<f32> = line[prefix.len()..]
             .split(',')
@@ -421,8 +428,12 @@ fn predictions_csv() {
     }
     // Bad input is rejected before the file is touched.
     let other = dir.join("bad.csv");
-    assert!(write_predictions_csv(&other, &fx.labels, &fx.scores, 3, &names[..2]).is_err());
-    assert!(write_predictions_csv(&other, &fx.labels, &fx.scores[1..], 3, &names).is_err());
+    assert!(write_predictions_csv(&other, None, &fx.labels, &fx.scores, 3, &names[..2]).is_err());
+    assert!(write_predictions_csv(&other, None, &fx.labels, &fx.scores[1..], 3, &names).is_err());
+    let one_path = vec!["a.png".to_string()];
+    assert!(
+        write_predictions_csv(&other, Some(&one_path), &fx.labels, &fx.scores, 3, &names).is_err()
+    );
     assert!(!other.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -56,7 +56,7 @@ pub struct BenchResult {
     pub latency_ms_b1: f64,
     pub latency_ms_b1_p90: f64,
     /// Images per second at `throughput_batch` (median run).
-    pub throughput_b32: f64,
+    pub throughput: f64,
     pub throughput_batch: usize,
     /// One training step (forward, backward, AdamW update) at `train_batch` on the device's
     /// autodiff counterpart, milliseconds (median); `None` when skipped.
@@ -132,7 +132,7 @@ pub fn bench_model_with(
         macs,
         latency_ms_b1: percentile(&lat, 0.5),
         latency_ms_b1_p90: percentile(&lat, 0.9),
-        throughput_b32: throughput,
+        throughput: throughput,
         throughput_batch: tb,
         train_step_ms,
         train_batch: opts.train_batch,

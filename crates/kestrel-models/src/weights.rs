@@ -92,6 +92,24 @@ pub fn load_weights(
     path: &Path,
     opts: &LoadOptions,
 ) -> Result<WeightsLayout, ModelError> {
+    Ok(load_weights_reporting(model, path, opts)?.layout)
+}
+
+/// What [`load_weights_reporting`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadReport {
+    pub layout: WeightsLayout,
+    /// With `reinit_classifier`: the file's classifier did not fit (another class count) or
+    /// was absent, so the model's classifier is still its random initialisation.
+    pub classifier_untrained: bool,
+}
+
+/// [`load_weights`], also saying whether the classifier was left untrained.
+pub fn load_weights_reporting(
+    model: &mut Model,
+    path: &Path,
+    opts: &LoadOptions,
+) -> Result<LoadReport, ModelError> {
     let werr = |reason: String| ModelError::Weights {
         path: path.to_path_buf(),
         reason,
@@ -146,8 +164,11 @@ pub fn load_weights(
             }
         }
     };
-    check_result(model, path, &result, &origin.names, opts)?;
-    Ok(origin.layout)
+    let classifier_untrained = check_result(model, path, &result, &origin.names, opts)?;
+    Ok(LoadReport {
+        layout: origin.layout,
+        classifier_untrained,
+    })
 }
 
 /// Whose key layout a loaded checkpoint was in.
@@ -320,18 +341,27 @@ fn check_result(
     result: &ApplyResult,
     origin: &HashMap<String, String>,
     opts: &LoadOptions,
-) -> Result<(), ModelError> {
+) -> Result<bool, ModelError> {
     // The file's own name for a tensor the model saw under `name`.
     fn file_name<'a>(origin: &'a HashMap<String, String>, name: &'a str) -> &'a str {
         origin.get(name).map_or(name, String::as_str)
     }
     let head = model.classifier_prefixes();
     let in_head = |name: &str| opts.reinit_classifier && head.iter().any(|p| name.starts_with(p));
-    let missing: Vec<&str> = result
+    // In the file's terms (PyTorch's): a norm's `gamma`/`beta` are its `weight`/`bias`.
+    fn pytorch_name(burn: &str) -> String {
+        match (burn.strip_suffix(".gamma"), burn.strip_suffix(".beta")) {
+            (Some(stem), _) => format!("{stem}.weight"),
+            (_, Some(stem)) => format!("{stem}.bias"),
+            _ => burn.to_string(),
+        }
+    }
+    let missing: Vec<String> = result
         .missing
         .iter()
         .map(|(p, _)| p.as_str())
         .filter(|p| !in_head(p))
+        .map(pytorch_name)
         .collect();
     let unexpected: Vec<&str> = result
         .unused
@@ -348,7 +378,11 @@ fn check_result(
         .errors
         .iter()
         .map(|e| {
-            let msg = e.to_string();
+            // burn prints shapes as `Shape { dims: [6, 1, 5, 5] }`; the file's tools say [6, 1, 5, 5].
+            let msg = e
+                .to_string()
+                .replace("Shape { dims: ", "")
+                .replace("] }", "]");
             let path = error_path(e);
             match file_name(origin, path) {
                 orig if orig != path => msg.replacen(
@@ -356,7 +390,11 @@ fn check_result(
                     &format!("'{orig}' (kestrel '{path}')"),
                     1,
                 ),
-                _ => msg,
+                _ => msg.replacen(
+                    &format!("'{path}'"),
+                    &format!("'{}'", pytorch_name(path)),
+                    1,
+                ),
             }
         })
         .filter(|e| !head.iter().any(|p| opts.reinit_classifier && e.contains(p)))
@@ -367,8 +405,17 @@ fn check_result(
             reason: "no tensors could be read from this file".into(),
         });
     }
+    let classifier_untrained = opts.reinit_classifier
+        && (result
+            .missing
+            .iter()
+            .any(|(p, _)| head.iter().any(|h| p.starts_with(h)))
+            || result
+                .errors
+                .iter()
+                .any(|e| head.iter().any(|h| error_path(e).starts_with(h))));
     if missing.is_empty() && unexpected.is_empty() && mismatched.is_empty() {
-        return Ok(());
+        return Ok(classifier_untrained);
     }
     let mut details = String::new();
     let mut list = |title: &str, items: Vec<String>| {
@@ -383,10 +430,7 @@ fn check_result(
         }
     };
     list("shape mismatches", mismatched);
-    list(
-        "missing keys",
-        missing.iter().map(|s| s.to_string()).collect(),
-    );
+    list("missing keys", missing);
     list(
         "unexpected keys",
         unexpected.iter().map(|s| s.to_string()).collect(),

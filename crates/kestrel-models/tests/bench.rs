@@ -20,7 +20,7 @@ fn bench_reports_every_figure_for_lenet5() {
     assert_eq!(r.params, 61_706);
     assert_eq!(r.macs, 416_520);
     assert!(r.latency_ms_b1 > 0.0 && r.latency_ms_b1 <= r.latency_ms_b1_p90);
-    assert!(r.throughput_b32 > 0.0);
+    assert!(r.throughput > 0.0);
     assert!(r.train_step_ms.unwrap() > 0.0);
     if cfg!(target_os = "linux") {
         assert!(r.peak_rss_bytes.unwrap() > 1 << 20);
@@ -29,7 +29,8 @@ fn bench_reports_every_figure_for_lenet5() {
     for key in [
         "latency_ms_b1",
         "latency_ms_b1_p90",
-        "throughput_b32",
+        "throughput",
+        "throughput_batch",
         "train_step_ms",
         "peak_rss_bytes",
         "params",

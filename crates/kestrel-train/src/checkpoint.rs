@@ -38,6 +38,9 @@ pub struct CheckpointMeta {
     pub epoch: usize,
     pub val_accuracy: Option<f64>,
     pub kestrel_version: String,
+    /// The dataset and split the run trained on (absent in checkpoints from before it was
+    /// recorded); `kestrel eval` reopens it.
+    pub data: Option<kestrel_data::DataSource>,
 }
 
 impl CheckpointMeta {
@@ -71,6 +74,8 @@ struct StoredMeta {
     epoch: usize,
     val_accuracy: Option<f64>,
     kestrel_version: String,
+    #[serde(default)]
+    data: Option<kestrel_data::DataSource>,
 }
 
 /// v1's eval preprocessing: channel conversion, resize to `resize`, zero padding by `pad` per
@@ -137,6 +142,7 @@ impl TryFrom<StoredMeta> for CheckpointMeta {
             epoch: m.epoch,
             val_accuracy: m.val_accuracy,
             kestrel_version: m.kestrel_version,
+            data: m.data,
         })
     }
 }
@@ -190,6 +196,22 @@ impl Checkpoint {
             dir: dir.to_path_buf(),
             meta,
         })
+    }
+
+    /// Evaluates at `height` × `width` instead of the trained size (`--img-size`); a size the
+    /// model cannot take is an error that says why.
+    pub fn set_input_hw(&mut self, [h, w]: [usize; 2], device: &Device) -> Result<(), TrainError> {
+        let spec = kestrel_models::find(&self.meta.model)?;
+        let opts = BuildOptions {
+            num_classes: self.meta.num_classes,
+            in_chans: self.meta.in_chans,
+            // A fixed-size model (ViT, Swin) is checked as built for the size asked for.
+            img_size: (h == w).then_some(h),
+        };
+        let size = [self.meta.in_chans, h, w];
+        crate::source::check_img_size(&spec.build(&opts, device), spec.name, size, device)?;
+        self.meta.data_config.input_size = size;
+        Ok(())
     }
 
     /// Builds the model and loads the weights, on `device`.

@@ -40,6 +40,26 @@ pub fn recipe_data_config(input_size: [usize; 3], r: &Recipe) -> DataConfig {
     }
 }
 
+/// timm's default for a folder of photos trained without a recipe, at a model's data config:
+/// RandomResizedCrop + horizontal flip for training; resize + centre crop (the model's
+/// `crop_pct` when it centre-crops, else timm's 0.875) for eval; the model's normalisation.
+pub fn photo_recipe(dc: &DataConfig) -> Recipe {
+    let basic = Recipe::default();
+    let center = dc.crop_mode == "center";
+    Recipe {
+        input_size: dc.input_size,
+        mean: dc.mean.clone(),
+        std: dc.std.clone(),
+        eval_crop_pct: if center {
+            dc.crop_pct
+        } else {
+            basic.eval_crop_pct
+        },
+        eval_interpolation: dc.interpolation.parse().unwrap_or(basic.eval_interpolation),
+        ..basic
+    }
+}
+
 /// The eval transform of a data config: resize (by `crop_pct`), crop, `ToTensor`, `Normalize`.
 pub fn eval_transform(dc: &DataConfig) -> Result<EvalTransform, TrainError> {
     let [c, h, w] = dc.input_size;

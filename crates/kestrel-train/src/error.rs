@@ -6,11 +6,11 @@ pub enum TrainError {
     Model(#[from] kestrel_models::ModelError),
     #[error(transparent)]
     Eval(#[from] kestrel_eval::EvalError),
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
+        // Not a `#[source]`: the message already holds it, and `{:#}` would print it twice.
+        error: std::io::Error,
     },
     #[error("{path}: {reason}")]
     Checkpoint {
@@ -44,7 +44,7 @@ impl TrainError {
     pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
         TrainError::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

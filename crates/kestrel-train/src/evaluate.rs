@@ -1,12 +1,14 @@
 //! Evaluating a checkpoint on a dataset: its eval transform, batched inference and the
 //! kestrel-eval report.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use burn::module::Module;
 use burn::prelude::*;
 use kestrel_data::loader::{Loader, LoaderConfig, Sampler};
-use kestrel_data::Dataset;
+use kestrel_data::splits::{has_split_folders, is_packed_dataset, open_dataset, open_eval_folder};
+use kestrel_data::{Dataset, SplitOptions};
 use kestrel_eval::EvalReport;
 
 use crate::checkpoint::Checkpoint;
@@ -54,13 +56,16 @@ pub fn evaluate_checkpoint(
     device: &Device,
 ) -> Result<Evaluation, TrainError> {
     let class_names = &checkpoint.meta.class_names;
-    let dataset_classes = dataset.class_names().len();
-    if class_names.len() != dataset_classes {
+    let dataset_classes = dataset.class_names();
+    if class_names.as_slice() != dataset_classes {
         return Err(TrainError::Checkpoint {
             path: checkpoint.dir.clone(),
             reason: format!(
-                "the checkpoint has {} classes but {dataset_name} has {dataset_classes}",
-                class_names.len()
+                "the checkpoint's {} classes [{}] are not those of {dataset_name}: {} classes [{}]",
+                class_names.len(),
+                class_names.join(", "),
+                dataset_classes.len(),
+                dataset_classes.join(", ")
             ),
         });
     }
@@ -85,5 +90,124 @@ pub fn evaluate_checkpoint(
         report,
         predictions,
         engine_notice,
+    })
+}
+
+/// The split of a dataset to evaluate on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+impl Split {
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// The images [`open_eval_data`] chose, labelled with the checkpoint's classes.
+pub struct EvalData {
+    pub dataset: Arc<dyn Dataset>,
+    /// What was scored, for the report header and errors ("the test split (data/test) of ...").
+    pub description: String,
+    pub skipped_at_scan: usize,
+}
+
+/// The data `kestrel eval` scores `checkpoint` on.
+///
+/// * No `data`: the dataset the checkpoint recorded at training time, split as it was then.
+/// * `data` is that dataset: the same splits (so "val" is the run's validation split; a
+///   `val_fraction` other than the recorded one is an error).
+/// * Another IDX/CIFAR dataset, or a folder with `train/` `val/` `test/` folders: its splits.
+/// * Another folder of class folders: the test set, whole (it has no train or val split).
+///
+/// A folder's class names must be among the checkpoint's.
+pub fn open_eval_data(
+    checkpoint: &Checkpoint,
+    data: Option<&Path>,
+    split: Split,
+    val_fraction: Option<f64>,
+    skip_bad_images: bool,
+) -> Result<EvalData, TrainError> {
+    let recorded = checkpoint.meta.data.as_ref();
+    let bad = |reason: String| TrainError::Config(reason);
+    let opts = match (recorded, data) {
+        (Some(r), d) if d.is_none() || r.is_path(d) => {
+            if let Some(v) = val_fraction.filter(|&v| v != r.val_fraction) {
+                return Err(bad(format!(
+                    "--val-fraction {v}: {} was trained with a validation fraction of {} of this \
+                     dataset; the splits are the recorded ones (drop --val-fraction)",
+                    checkpoint.dir.display(),
+                    r.val_fraction
+                )));
+            }
+            r.split_options(skip_bad_images)
+        }
+        (None, None) => {
+            return Err(bad(format!(
+                "{} does not record the dataset it was trained on (it is from an older kestrel); \
+                 give --data DIR",
+                checkpoint.dir.display()
+            )))
+        }
+        (_, Some(root)) => {
+            let opts = SplitOptions {
+                val_fraction: val_fraction
+                    .or(recorded.map(|r| r.val_fraction))
+                    .unwrap_or(SplitOptions::default().val_fraction),
+                skip_bad_images,
+                ..SplitOptions::default()
+            };
+            let folder = root.is_dir() && !is_packed_dataset(root);
+            if folder && (split == Split::Test || !has_split_folders(root)) {
+                if split != Split::Test {
+                    return Err(bad(format!(
+                        "--split {}: {} is a folder of class folders, which has no {} split; \
+                         it is evaluated whole as the test set (--split test)",
+                        split.name(),
+                        root.display(),
+                        split.name()
+                    )));
+                }
+                let folder = open_eval_folder(root, &checkpoint.meta.class_names, skip_bad_images)?;
+                let description = format!(
+                    "ImageFolder {} ({} images, the test set)",
+                    folder.root().display(),
+                    folder.len()
+                );
+                return Ok(EvalData {
+                    skipped_at_scan: folder.skipped(),
+                    dataset: Arc::new(folder),
+                    description,
+                });
+            }
+            opts
+        }
+        (Some(_), None) => unreachable!("the first arm takes every recorded source without --data"),
+    };
+    let path = data
+        .map(Path::to_path_buf)
+        .or_else(|| recorded.and_then(|r| r.path.clone()));
+    let splits = open_dataset(path.as_deref(), &opts)?;
+    let (dataset, origin) = match split {
+        Split::Train => (splits.train.clone(), "training split".to_string()),
+        Split::Val => (splits.val.clone(), splits.val_origin.clone()),
+        Split::Test => (splits.test.clone(), splits.test_origin.clone()),
+    };
+    Ok(EvalData {
+        description: format!(
+            "the {} split ({origin}, {} images) of {}",
+            split.name(),
+            dataset.len(),
+            splits.description
+        ),
+        dataset,
+        skipped_at_scan: splits.skipped_at_scan,
     })
 }

@@ -7,12 +7,14 @@ pub mod evaluate;
 pub mod infer;
 pub mod loss;
 pub mod optim;
+pub mod run_dir;
 pub mod schedule;
 pub mod source;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use error::TrainError;
-pub use evaluate::{evaluate_checkpoint, EvalOptions, Evaluation};
-pub use source::{load_model, LoadedModel, ModelSource, RegistrySource};
+pub use evaluate::{evaluate_checkpoint, open_eval_data, EvalData, EvalOptions, Evaluation, Split};
+pub use run_dir::{ExistingRun, RunDir};
+pub use source::{check_img_size, load_model, LoadedModel, ModelSource, RegistrySource};
 pub use trainer::{train, EpochLog, TrainConfig, TrainOutcome};

@@ -10,7 +10,9 @@ use burn::tensor::TensorData;
 use kestrel_data::imagenet::imagenet_class_names;
 use kestrel_data::transforms::EvalTransform;
 use kestrel_data::{Chw, Image, SampleTransform};
-use kestrel_models::weights::{load_weights, parse_remap_file, LoadOptions, WeightsLayout};
+use kestrel_models::weights::{
+    load_weights_reporting, parse_remap_file, LoadOptions, WeightsLayout,
+};
 use kestrel_models::{BuildOptions, DataConfig, Model};
 use rand::SeedableRng;
 
@@ -79,6 +81,29 @@ impl LoadedModel {
         kestrel_deploy::Runner::new(self.model.valid(), self.input_size()[0], device, engine)
     }
 
+    /// Names the classes from a file (one per line), which must have one name per class.
+    pub fn set_class_names_from(&mut self, path: &std::path::Path) -> Result<(), TrainError> {
+        self.class_names = read_class_names(path, self.class_names.len())?;
+        Ok(())
+    }
+
+    /// Runs the model at `height` × `width` instead of its own input size (`--img-size`):
+    /// the eval transform resizes and crops to it. A size the model cannot take is an error
+    /// that says why.
+    pub fn set_input_hw(
+        &mut self,
+        [height, width]: [usize; 2],
+        device: &Device,
+    ) -> Result<(), TrainError> {
+        let mut dc = self.data_config.clone();
+        dc.input_size[1] = height;
+        dc.input_size[2] = width;
+        check_img_size(&self.model, &self.name, dc.input_size, device)?;
+        self.transform = eval_transform(&dc)?;
+        self.data_config = dc;
+        Ok(())
+    }
+
     /// Class probabilities for one image, on `runner`.
     pub fn classify_with(
         &self,
@@ -107,6 +132,24 @@ impl LoadedModel {
             .try_to_vec()
             .expect("f32 logits"))
     }
+}
+
+/// An error naming `--img-size` when `model` cannot run on `[c, h, w]` inputs.
+pub fn check_img_size(
+    model: &Model,
+    name: &str,
+    input_size: [usize; 3],
+    device: &Device,
+) -> Result<(), TrainError> {
+    let [c, h, w] = input_size;
+    if h == 0 || w == 0 {
+        return Err(TrainError::Config(format!(
+            "--img-size {h}x{w}: must be at least 1"
+        )));
+    }
+    model
+        .check_input([c, h, w], device)
+        .map_err(|e| TrainError::Config(format!("--img-size {h}x{w} ({name}): {e}")))
 }
 
 /// Builds the model `source` names, on `device`, with its weights and eval transform.
@@ -149,8 +192,16 @@ fn load_registry(src: &RegistrySource, device: &Device) -> Result<LoadedModel, T
             reinit_classifier: src.num_classes.is_some(),
             remap,
         };
-        let layout = load_weights(&mut model, weights, &lo)?;
-        if layout == WeightsLayout::Torchvision {
+        let report = load_weights_reporting(&mut model, weights, &lo)?;
+        if report.classifier_untrained {
+            warnings.push(format!(
+                "--num-classes {num_classes}: {} has no {num_classes}-class classifier, so the \
+                 model's classifier is new and untrained: these predictions mean nothing until \
+                 it is fine-tuned",
+                weights.display()
+            ));
+        }
+        if report.layout == WeightsLayout::Torchvision {
             if let Some(tv) = kestrel_models::torchvision_counterpart(spec.name) {
                 warnings.push(format!(
                     "{} is a torchvision checkpoint, loaded into timm's `{}`. torchvision's own \

@@ -20,7 +20,9 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, CheckpointMeta, FORMAT};
-use crate::data_config::{basic_train_transform, eval_transform, resolve_data_config};
+use crate::data_config::{
+    basic_train_transform, eval_transform, photo_recipe, resolve_data_config,
+};
 use crate::error::TrainError;
 use crate::evaluate::{evaluate_checkpoint, EvalOptions};
 use crate::infer::{batch_to_tensor, predict};
@@ -79,6 +81,9 @@ pub struct TrainConfig {
     /// When set it replaces crop_padding/hflip and fixes the input size and normalisation.
     #[serde(default)]
     pub recipe: Option<Recipe>,
+    /// The input [height, width] when it is not the model's (`--img-size`, or a recipe file's
+    /// own `input_size`).
+    pub input_hw: Option<[usize; 2]>,
 }
 
 impl Default for TrainConfig {
@@ -125,6 +130,7 @@ impl Default for TrainConfig {
             workers: 0,
             skip_bad_images: false,
             recipe: None,
+            input_hw: None,
         }
     }
 }
@@ -202,6 +208,14 @@ pub fn train(
     if cfg.batch_size == 0 {
         return Err(invalid("batch_size", "0".into(), "must be at least 1"));
     }
+    if splits.class_names.len() < 2 {
+        return Err(TrainError::Config(format!(
+            "{}: {} class ({}); a classifier needs at least two",
+            splits.description,
+            splits.class_names.len(),
+            splits.class_names.join(", ")
+        )));
+    }
     if splits.train.is_empty() || splits.val.is_empty() {
         return Err(TrainError::Config(format!(
             "{}: the training and validation splits must not be empty",
@@ -227,12 +241,29 @@ pub fn train(
     // Before any data is read: a bad optimizer or schedule value fails at once.
     cfg.optimizer_config().validate()?;
     cfg.schedule_config().validate()?;
-    let (spec, data_config) = resolve_data_config(&cfg.model, cfg.recipe.as_ref())?;
+    // Photos without a recipe get timm's default: RandomResizedCrop + flip, resize + centre crop.
+    let recipe = match (&cfg.recipe, splits.kind) {
+        (None, kestrel_data::DatasetKind::ImageFolder) => {
+            Some(photo_recipe(&resolve_data_config(&cfg.model, None)?.1))
+        }
+        (r, _) => r.clone(),
+    };
+    let (spec, mut data_config) = resolve_data_config(&cfg.model, recipe.as_ref())?;
+    if let Some([h, w]) = cfg.input_hw {
+        if h == 0 || w == 0 {
+            return Err(invalid(
+                "img_size",
+                format!("{h}x{w}"),
+                "must be at least 1",
+            ));
+        }
+        data_config.input_size[1..].copy_from_slice(&[h, w]);
+    }
     let num_classes = splits.class_names.len();
     // Fail on an unreadable training set before building the model.
     first_sample(splits, cfg.skip_bad_images)?;
-    // As timm: the model fixes the input size; a recipe brings the augmentations.
-    let recipe = cfg.recipe.clone().map(|r| Recipe {
+    // As timm: the model (or --img-size) fixes the input size; a recipe brings the augmentations.
+    let recipe = recipe.map(|r| Recipe {
         input_size: data_config.input_size,
         ..r
     });
@@ -265,7 +296,12 @@ pub fn train(
         &train_device,
     );
     if let Some((c, h, w)) = train_tf.output_shape() {
-        model.check_input([c, h, w], device)?;
+        model
+            .check_input([c, h, w], device)
+            .map_err(|e| match cfg.input_hw {
+                Some([h, w]) => TrainError::Config(format!("--img-size {h}x{w}: {e}")),
+                None => e.into(),
+            })?;
     }
 
     let train_loader = loader(splits.train.clone(), train_tf, cfg, true)?;
@@ -409,6 +445,7 @@ pub fn train(
                 epoch,
                 val_accuracy: Some(val_acc),
                 kestrel_version: env!("CARGO_PKG_VERSION").into(),
+                data: Some(splits.source.clone()),
             };
             Checkpoint::save(out_dir, &eval_model, &meta)?;
         }

@@ -18,13 +18,16 @@ pub struct AugmentPreviewArgs {
     /// Recipe from a JSON or TOML file (overrides --recipe).
     #[arg(long, value_name = "FILE")]
     pub recipe_file: Option<PathBuf>,
+    /// Images to augment, one grid row each.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
     /// Augmented samples per image.
     #[arg(long, default_value_t = 8)]
     pub samples: usize,
+    /// Seed of the augmentations' random draws (same seed, same grid).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Where to write the grid, as PNG.
     #[arg(long, value_name = "grid.png")]
     pub output: PathBuf,
 }

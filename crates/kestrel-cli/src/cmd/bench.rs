@@ -19,16 +19,17 @@ pub struct BenchArgs {
     #[arg(long, required = true, num_args = 1..)]
     pub model: Vec<String>,
     /// Batch size for the throughput measurement.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::cmd::common::at_least_one)]
     pub batch: usize,
     /// Batch size for the training step (0 skips it).
     #[arg(long, default_value_t = 8)]
     pub train_batch: usize,
     /// Timed runs for batch-1 latency.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::cmd::common::at_least_one)]
     pub runs: usize,
-    /// Input size H=W (default: the model's).
-    #[arg(long)]
+    /// Input size H=W (default: the model's); a size the model cannot take is an error.
+    #[arg(long, visible_alias = "img-size", value_name = "N",
+          value_parser = crate::cmd::common::at_least_one)]
     pub size: Option<usize>,
     /// Also write the results as JSON here.
     #[arg(long, value_name = "FILE.json")]
@@ -59,8 +60,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
     a.engine.apply()?;
     let opts = BenchOptions {
         warmup: 2,
-        latency_runs: a.runs.max(1),
-        throughput_batch: a.batch.max(1),
+        latency_runs: a.runs,
+        throughput_batch: a.batch,
         throughput_runs: 3,
         train_batch: a.train_batch,
         train_runs: if a.train_batch == 0 { 0 } else { 3 },
@@ -73,8 +74,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "GMACs",
         "b1 ms (p50)",
         "b1 ms (p90)",
-        "img/s (bN)",
-        "train ms",
+        format!("img/s (b{})", a.batch),
+        if a.train_batch == 0 {
+            "train ms".to_string()
+        } else {
+            format!("train ms (b{})", a.train_batch)
+        },
         "peak MiB"
     );
     for name in &a.model {
@@ -85,6 +90,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
             input[2] = s;
         }
         let model = spec.build(&spec.default_options(), &device);
+        if a.size.is_some() {
+            kestrel_train::check_img_size(&model, spec.name, input, &device)?;
+        }
         let (runner, notice) = Runner::new(model.valid(), input[0], &device, a.engine.engine);
         if let Some(n) = notice {
             eprintln!("note: {}: {n}", spec.name);
@@ -105,11 +113,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
         println!(
             "{:<22} {:>10} {:>8.3} {:>12.1} {:>12.1} {:>14.2} {:>14} {:>10}",
             spec.name,
-            r.params,
+            crate::cmd::models::human_count(r.params),
             r.macs as f64 / 1e9,
             r.latency_ms_b1,
             r.latency_ms_b1_p90,
-            r.throughput_b32,
+            r.throughput,
             r.train_step_ms
                 .map(|t| format!("{t:.0}"))
                 .unwrap_or_else(|| "-".into()),

@@ -9,15 +9,17 @@ use kestrel_data::splits::{open_dataset, SplitOptions, Splits};
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {
     /// Dataset directory: MNIST/Fashion-MNIST IDX files, CIFAR-10/100 binaries, or an ImageFolder
-    /// (root/<class>/*.jpg). Default: the embedded MNIST subset.
+    /// (root/<class>/*.jpg). Default: the embedded MNIST subset (for `eval`: the dataset the
+    /// checkpoint was trained on).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Separate validation folder for an ImageFolder dataset.
     #[arg(long, value_name = "DIR")]
     pub val_dir: Option<PathBuf>,
-    /// Fraction of the training data held out for validation when there is no validation split.
-    #[arg(long, default_value_t = 0.1, value_name = "F")]
-    pub val_fraction: f64,
+    /// Fraction of the training data held out for validation when there is no validation split
+    /// (default 0.1; `eval` uses the fraction recorded in the checkpoint).
+    #[arg(long, value_name = "F")]
+    pub val_fraction: Option<f64>,
     /// Skip unreadable or corrupt images (they are counted and reported) instead of stopping.
     #[arg(long)]
     pub skip_bad_images: bool,
@@ -25,16 +27,49 @@ pub struct DataArgs {
 
 impl DataArgs {
     pub fn open(&self) -> Result<Splits> {
-        if !(0.0..1.0).contains(&self.val_fraction) {
-            anyhow::bail!("--val-fraction {}: must be in [0, 1)", self.val_fraction);
-        }
+        let val_fraction = self
+            .val_fraction()?
+            .unwrap_or(SplitOptions::default().val_fraction);
         let opts = SplitOptions {
-            val_fraction: self.val_fraction,
+            val_fraction,
             seed: 0,
             skip_bad_images: self.skip_bad_images,
             val_dir: self.val_dir.clone(),
         };
         Ok(open_dataset(self.data.as_deref(), &opts)?)
+    }
+
+    /// `--val-fraction`, checked.
+    pub fn val_fraction(&self) -> Result<Option<f64>> {
+        if let Some(f) = self.val_fraction.filter(|f| !(0.0..1.0).contains(f)) {
+            anyhow::bail!("--val-fraction {f}: must be in [0, 1)");
+        }
+        Ok(self.val_fraction)
+    }
+}
+
+/// A clap value parser for counts that must be at least 1 (`--epochs`, `--batch-size`), so
+/// `--epochs -1` or `--epochs 0` says what is wanted.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(n as usize),
+        Ok(n) => Err(format!("{n}: must be a whole number ≥ 1")),
+        Err(_) => Err(format!("'{s}': must be a whole number ≥ 1")),
+    }
+}
+
+/// `--img-size N`: the input height and width, timm's flag.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ImgSizeArg {
+    /// Input height = width in pixels instead of the model's own (timm's --img-size); the
+    /// eval transform resizes and crops to it. A size the model cannot take is an error.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub img_size: Option<usize>,
+}
+
+impl ImgSizeArg {
+    pub fn hw(&self) -> Option<[usize; 2]> {
+        self.img_size.map(|n| [n, n])
     }
 }
 

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use clap::Args;
 
-use super::common::{engine_notice, EngineArgs};
+use super::common::{at_least_one, engine_notice, EngineArgs};
 use super::source::{load, ModelSourceArgs};
 use crate::device::{parse_device, DEVICE_HELP};
 use kestrel_models::tensor_file::{read_f32, write_f32};
@@ -40,6 +40,16 @@ pub fn run(a: ForwardArgs) -> Result<()> {
             "{}: tensor 'input' has shape {shape:?} (rank {}); expected rank 4, [N, C, H, W]",
             a.input.display(),
             shape.len()
+        );
+    }
+    if let Some([h, _]) = a.source.img_size.map(|n| [n, n]).filter(|hw| hw[..] != shape[2..]) {
+        bail!(
+            "--img-size {h}: {}: tensor 'input' is {}x{} (shape {shape:?}); forward runs the \
+             tensor as it is, so resize it (e.g. with `kestrel preprocess --img-size {h}`) or drop \
+             --img-size",
+            a.input.display(),
+            shape[2],
+            shape[3]
         );
     }
     let want_c = loaded.input_size()[0];

@@ -16,8 +16,9 @@ pub struct ModelsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Only models whose name or family contains this text.
-    #[arg(long)]
+    /// Only models whose name, alias or family matches this glob (`'resnet*'`, `'*_cifar'`),
+    /// ignoring case; text without wildcards matches anywhere in the name. No match is an error.
+    #[arg(long, value_name = "GLOB")]
     pub filter: Option<String>,
     /// Skip the MAC count (no forward passes; params only).
     #[arg(long)]
@@ -26,6 +27,37 @@ pub struct ModelsArgs {
     /// instead of the models.
     #[arg(long)]
     pub tags: bool,
+}
+
+/// The models whose name, alias or family matches the glob `filter`, ignoring case.
+fn filtered(filter: &str) -> Result<Vec<&'static ModelSpec>> {
+    let f = filter.trim().to_ascii_lowercase();
+    let glob = if f.contains(['*', '?', '[']) {
+        f
+    } else {
+        format!("*{f}*")
+    };
+    let pattern = glob::Pattern::new(&glob)
+        .map_err(|e| anyhow::anyhow!("--filter '{filter}': not a glob pattern: {e}"))?;
+    let opts = glob::MatchOptions {
+        case_sensitive: false,
+        ..glob::MatchOptions::new()
+    };
+    let hit = |s: &str| pattern.matches_with(s, opts);
+    Ok(REGISTRY
+        .iter()
+        .filter(|s| hit(s.name) || hit(s.family) || s.aliases.iter().any(|a| hit(a)))
+        .collect())
+}
+
+/// A count as people write it: 11.7M, 61.1k, 950.
+pub fn human_count(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2}G", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1}k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
 }
 
 #[derive(Serialize)]
@@ -96,14 +128,19 @@ struct Row {
 }
 
 pub fn run(a: ModelsArgs) -> Result<()> {
-    let specs: Vec<&ModelSpec> = REGISTRY
-        .iter()
-        .filter(|s| {
-            a.filter
-                .as_ref()
-                .is_none_or(|f| s.name.contains(f.as_str()) || s.family.contains(f.as_str()))
-        })
-        .collect();
+    let specs: Vec<&ModelSpec> = match &a.filter {
+        None => REGISTRY.iter().collect(),
+        Some(f) => {
+            let specs = filtered(f)?;
+            if specs.is_empty() {
+                anyhow::bail!(
+                    "--filter '{f}': no model matches (names are like resnet50, \
+                     efficientnet_lite0, resnet20_cifar; try --filter 'resnet*')"
+                );
+            }
+            specs
+        }
+    };
     if a.tags {
         return print_tags(&specs, a.json);
     }
@@ -144,15 +181,21 @@ pub fn run(a: ModelsArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<32} {:<12} {:>12} {:>8} {:>8} {:>12} {:>6} {:<9}",
-        "model", "family", "params", "GMACs", "classes", "input", "crop", "interp"
+        "{:<32} {:<12} {:>8} {:>8} {:>8} {:>12} {:>6} {:<9} {:<9} mean / std",
+        "model", "family", "params", "GMACs", "classes", "input", "crop", "interp", "crop mode"
     );
+    let list = |v: &[f32]| {
+        v.iter()
+            .map(|x| format!("{x:.3}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     for r in rows {
         println!(
-            "{:<32} {:<12} {:>12} {:>8} {:>8} {:>12} {:>6.3} {:<9}",
+            "{:<32} {:<12} {:>8} {:>8} {:>8} {:>12} {:>6.3} {:<9} {:<9} {} / {}",
             r.name,
             r.family,
-            r.params,
+            human_count(r.params),
             r.gmacs
                 .map(|g| format!("{g:.3}"))
                 .unwrap_or_else(|| "-".into()),
@@ -162,7 +205,10 @@ pub fn run(a: ModelsArgs) -> Result<()> {
                 r.input_size[0], r.input_size[1], r.input_size[2]
             ),
             r.crop_pct,
-            r.interpolation
+            r.interpolation,
+            r.crop_mode,
+            list(&r.mean),
+            list(&r.std)
         );
     }
     Ok(())

@@ -5,9 +5,9 @@ use clap::Args;
 use kestrel_data::recipe::Recipe;
 use kestrel_train::optim::OptimizerKind;
 use kestrel_train::schedule::ScheduleKind;
-use kestrel_train::{TrainConfig, TrainError};
+use kestrel_train::{ExistingRun, RunDir, TrainConfig, TrainError};
 
-use super::common::{fresh_run_dir, DataArgs};
+use super::common::{at_least_one, fresh_run_dir, DataArgs, ImgSizeArg};
 use super::train_optim::OptimArgs;
 use crate::device::{parse_device, DEVICE_HELP};
 
@@ -23,10 +23,15 @@ pub struct TrainArgs {
     /// Model name (see `kestrel models`).
     #[arg(long, default_value_t = TrainConfig::default().model)]
     pub model: String,
-    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    /// Passes over the training split.
+    #[arg(long, default_value_t = TrainConfig::default().epochs, value_parser = at_least_one)]
     pub epochs: usize,
-    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    /// Images per optimizer step (also the evaluation batch).
+    #[arg(long, visible_alias = "batch", default_value_t = TrainConfig::default().batch_size,
+          value_parser = at_least_one)]
     pub batch_size: usize,
+    #[command(flatten)]
+    pub img_size: ImgSizeArg,
     /// Peak learning rate (reached after warm-up).
     #[arg(long, default_value_t = TrainConfig::default().lr)]
     pub lr: f64,
@@ -52,18 +57,23 @@ pub struct TrainArgs {
     pub weight_decay: f64,
     /// step, multistep, exponential, cosine, cosine-restarts (SGDR), onecycle, poly or constant,
     /// after a linear warm-up of --warmup-epochs.
-    #[arg(long, default_value_t = TrainConfig::default().schedule)]
+    #[arg(long, visible_alias = "sched", default_value_t = TrainConfig::default().schedule)]
     pub schedule: ScheduleKind,
     /// Linear warm-up from --warmup-lr to --lr, in epochs (fractions allowed), before the
     /// schedule starts; cut to half the run when longer.
     #[arg(long, default_value_t = TrainConfig::default().warmup_epochs)]
     pub warmup_epochs: f64,
     /// Label smoothing ε: targets 1 − ε + ε/K and ε/K (for ce and bce).
-    #[arg(long, default_value_t = TrainConfig::default().label_smoothing)]
+    #[arg(long, visible_alias = "smoothing", default_value_t = TrainConfig::default().label_smoothing)]
     pub label_smoothing: f32,
+    /// Stochastic depth rate (timm's --drop-path). kestrel's models have no stochastic depth
+    /// yet: only 0 is accepted, so that a timm command line is not silently changed.
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    pub drop_path: f64,
     #[command(flatten)]
     pub optim: OptimArgs,
-    /// Random-crop padding in pixels (0 = no random crop).
+    /// Random-crop padding in pixels (0 = no random crop). Not for ImageFolder photos, which
+    /// train with timm's RandomResizedCrop + flip unless a recipe says otherwise.
     #[arg(long, default_value_t = TrainConfig::default().crop_padding)]
     pub crop_padding: usize,
     /// Random horizontal flips (not for digits).
@@ -74,7 +84,8 @@ pub struct TrainArgs {
     /// `randaugment,hflip=0.0,mixup.mixup_alpha=0.2`. Replaces --crop-padding/--hflip.
     #[arg(long, value_name = "SPEC", conflicts_with = "recipe_file")]
     pub recipe: Option<String>,
-    /// Augmentation recipe from a JSON or TOML file (`preset = "..."` plus overrides).
+    /// Augmentation recipe from a JSON or TOML file (`preset = "..."` plus overrides). Its own
+    /// `input_size`, when it states one, is the input size (--img-size wins over it).
     #[arg(long, value_name = "FILE")]
     pub recipe_file: Option<PathBuf>,
     /// Seed for initialisation, shuffling and augmentation: same seed, machine and thread count
@@ -84,9 +95,13 @@ pub struct TrainArgs {
     /// Data-loading threads (0 = all cores).
     #[arg(long, default_value_t = TrainConfig::default().workers)]
     pub workers: usize,
-    /// Run folder for the checkpoint, metrics.json and logs (default: runs/<model>, never overwriting).
+    /// Run folder for the checkpoint, metrics.json and logs (default: runs/<model>, or
+    /// runs/<model>-2, ... when taken). An existing non-empty folder is an error.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace the earlier run in --out (the whole folder; only a kestrel run folder).
+    #[arg(long)]
+    pub overwrite: bool,
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
     pub device: String,
     /// No progress bar (logs per epoch only).
@@ -109,6 +124,16 @@ fn with_flag_names(e: TrainError) -> anyhow::Error {
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
+    if a.drop_path != 0.0 {
+        anyhow::bail!(
+            "--drop-path {}: kestrel's models have no stochastic depth yet; drop the flag (or give 0)",
+            a.drop_path
+        );
+    }
+    let recipe_spec = a
+        .recipe
+        .clone()
+        .or_else(|| a.recipe_file.as_ref().map(|f| f.display().to_string()));
     let mut cfg = TrainConfig {
         // The registry's spelling, keeping a `.TAG` (it selects the data config).
         model: {
@@ -141,24 +166,51 @@ pub fn run(a: TrainArgs) -> Result<()> {
         },
         ..TrainConfig::default()
     };
+    // An explicit size wins: --img-size, else a recipe's own input_size.
+    cfg.input_hw = match (a.img_size.hw(), &cfg.recipe, &recipe_spec) {
+        (Some(hw), _, _) => Some(hw),
+        (None, Some(r), Some(spec)) if kestrel_data::recipe::states_input_size(spec)? => {
+            Some([r.input_size[1], r.input_size[2]])
+        }
+        _ => None,
+    };
     a.optim.apply(&mut cfg);
+    // Checked before the data is read: an earlier run is never overwritten by accident.
+    // (A resumed run keeps its folder: ExistingRun::Keep.)
+    let existing = if a.overwrite {
+        ExistingRun::Replace
+    } else {
+        ExistingRun::Refuse
+    };
+    let out = match &a.out {
+        Some(out) => RunDir::prepare(out, existing)?,
+        None => RunDir::prepare(
+            &fresh_run_dir(std::path::Path::new("runs"), &cfg.model),
+            existing,
+        )?,
+    };
     let splits = a.data.open()?;
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| fresh_run_dir(std::path::Path::new("runs"), &cfg.model));
     println!(
-        "kestrel train: {} on {} ({} train / {} val / {} test images, {} classes)",
+        "kestrel train: {} on {} ({} train / {} val / {} test images)",
         cfg.model,
         splits.description,
         splits.train.len(),
         splits.val.len(),
         splits.test.len(),
-        splits.class_names.len()
     );
-    println!("run folder: {}", out.display());
-    let outcome =
-        kestrel_train::train(&cfg, &splits, &out, &device, !a.quiet).map_err(with_flag_names)?;
+    println!("run folder: {}", out.path.display());
+    let outcome = match kestrel_train::train(&cfg, &splits, &out.path, &device, !a.quiet) {
+        Ok(o) => o,
+        Err(e) => {
+            if out.discard_unfinished() {
+                eprintln!(
+                    "note: removed {} (the run failed before its first checkpoint)",
+                    out.path.display()
+                );
+            }
+            return Err(with_flag_names(e));
+        }
+    };
     println!(
         "trained {} epochs in {:.1}s; best validation accuracy {:.2}% at epoch {}",
         cfg.epochs,
@@ -166,7 +218,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         100.0 * outcome.best_val_accuracy,
         outcome.best_epoch
     );
-    println!("\nevaluation on the Test split of {}:", splits.description);
+    println!(
+        "\nevaluation on the test split ({}) of {}:",
+        splits.test_origin, splits.description
+    );
     println!("{}", outcome.test_report.to_table());
     println!("metrics written to {}", outcome.metrics_path.display());
     Ok(())

@@ -351,18 +351,24 @@ fn preset_value(name: &str) -> Result<Value> {
         .map_err(|e| DataError::Invalid(format!("recipe preset '{name}': {e}")))
 }
 
+/// Whether a recipe file or CLI spec (see [`Recipe::parse_cli`]) sets `input_size` itself,
+/// rather than taking its preset's. Training honours a stated size over the model's own.
+pub fn states_input_size(spec_or_file: &str) -> Result<bool> {
+    let parts = split_top_level(spec_or_file);
+    let base = parts.first().map(|b| b.trim()).unwrap_or("");
+    let in_overrides = parts.iter().skip(1).any(|p| {
+        p.split_once('=')
+            .is_some_and(|(k, _)| k.trim() == "input_size")
+    });
+    let in_file = looks_like_file(base)
+        && read_value(Path::new(base))?
+            .as_object()
+            .is_some_and(|o| o.contains_key("input_size"));
+    Ok(in_overrides || in_file)
+}
+
 fn load_value(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let mut value: Value = if is_json {
-        serde_json::from_str(&text).map_err(|e| DataError::format(path, e.to_string()))?
-    } else {
-        let t: toml::Value =
-            toml::from_str(&text).map_err(|e| DataError::format(path, e.to_string()))?;
-        serde_json::to_value(t).map_err(|e| DataError::format(path, e.to_string()))?
-    };
+    let mut value = read_value(path)?;
     let Some(obj) = value.as_object_mut() else {
         return Err(DataError::format(
             path,
@@ -381,6 +387,22 @@ fn load_value(path: &Path) -> Result<Value> {
             format!("'preset' must be a name, got {other}"),
         )),
     }
+}
+
+/// A recipe file as written (no preset merged in).
+fn read_value(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let value: Value = if is_json {
+        serde_json::from_str(&text).map_err(|e| DataError::format(path, e.to_string()))?
+    } else {
+        let t: toml::Value =
+            toml::from_str(&text).map_err(|e| DataError::format(path, e.to_string()))?;
+        serde_json::to_value(t).map_err(|e| DataError::format(path, e.to_string()))?
+    };
+    Ok(value)
 }
 
 /// Deep merge: objects merge key by key, anything else replaces.

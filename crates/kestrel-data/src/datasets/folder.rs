@@ -200,6 +200,22 @@ fn check_root(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The image files (by extension) under `dir`, recursively, in [`ImageFolder`]'s order. A
+/// folder with none is an error naming it.
+pub fn image_files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    check_root(dir)?;
+    let mut all = Vec::new();
+    collect_files(dir, &mut all)?;
+    let images: Vec<PathBuf> = all.into_iter().filter(|f| has_image_extension(f)).collect();
+    if images.is_empty() {
+        return Err(DataError::Dataset {
+            path: dir.to_path_buf(),
+            reason: format!("no image files ({})", IMAGE_EXTENSIONS.join(", ")),
+        });
+    }
+    Ok(images)
+}
+
 /// All non-hidden files under `dir`, recursively, in torchvision's order: directories sorted by
 /// path (`sorted(os.walk(dir))`), files sorted by name within each.
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

@@ -53,6 +53,55 @@ impl Default for SplitOptions {
     }
 }
 
+/// How a dataset was opened: enough to open the very same splits again (`kestrel eval` of a
+/// checkpoint reads it back, so its "val" split is the one the run validated on).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DataSource {
+    /// The dataset directory; `None` is the embedded MNIST subset.
+    pub path: Option<PathBuf>,
+    pub val_dir: Option<PathBuf>,
+    pub val_fraction: f64,
+    pub split_seed: u64,
+}
+
+impl DataSource {
+    /// The options that reopen these splits (`skip_bad_images` is the caller's).
+    pub fn split_options(&self, skip_bad_images: bool) -> SplitOptions {
+        SplitOptions {
+            val_fraction: self.val_fraction,
+            seed: self.split_seed,
+            skip_bad_images,
+            val_dir: self.val_dir.clone(),
+        }
+    }
+
+    /// Whether `path` names this source's dataset (the same directory, however spelled).
+    pub fn is_path(&self, path: Option<&Path>) -> bool {
+        match (&self.path, path) {
+            (None, None) => true,
+            (Some(a), Some(b)) => same_dir(a, b),
+            _ => false,
+        }
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// What kind of dataset was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetKind {
+    EmbeddedMnist,
+    Idx,
+    Cifar,
+    /// Photos in class folders: the kind that wants timm's RandomResizedCrop by default.
+    ImageFolder,
+}
+
 /// A dataset opened for training.
 #[derive(Clone)]
 pub struct Splits {
@@ -64,6 +113,18 @@ pub struct Splits {
     pub description: String,
     /// Files skipped while scanning folders (non-image files, with `skip_bad_images`).
     pub skipped_at_scan: usize,
+    pub kind: DatasetKind,
+    /// How to open these splits again.
+    pub source: DataSource,
+    /// Where the validation and the test split come from, in a few words ("data/test", "10% of
+    /// data/, stratified"), for report headers.
+    pub val_origin: String,
+    pub test_origin: String,
+}
+
+/// Whether `root` holds an IDX or CIFAR dataset (rather than an ImageFolder).
+pub fn is_packed_dataset(root: &Path) -> bool {
+    matches!(find_idx_files(root), Ok(Some(_))) || find_cifar_files(root).is_some()
 }
 
 impl std::fmt::Debug for Splits {
@@ -75,6 +136,8 @@ impl std::fmt::Debug for Splits {
             .field("class_names", &self.class_names)
             .field("description", &self.description)
             .field("skipped_at_scan", &self.skipped_at_scan)
+            .field("kind", &self.kind)
+            .field("source", &self.source)
             .finish()
     }
 }
@@ -208,7 +271,27 @@ pub fn open_embedded(opts: &SplitOptions) -> Result<Splits> {
         class_names,
         description,
         skipped_at_scan: 0,
+        kind: DatasetKind::EmbeddedMnist,
+        source: source_of(None, opts),
+        val_origin: format!(
+            "{} of the embedded MNIST subset, stratified",
+            pct(opts.val_fraction)
+        ),
+        test_origin: format!(
+            "{} of the embedded MNIST subset, stratified",
+            pct(EMBEDDED_TEST_FRACTION)
+        ),
     })
+}
+
+fn source_of(path: Option<&Path>, opts: &SplitOptions) -> DataSource {
+    DataSource {
+        // Absolute, so that the record still finds the data from another working directory.
+        path: path.map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf())),
+        val_dir: opts.val_dir.clone(),
+        val_fraction: opts.val_fraction,
+        split_seed: opts.seed,
+    }
 }
 
 /// What [`open_dataset`] looks for in a directory, for error messages.
@@ -276,7 +359,7 @@ pub fn open_dataset(data: Option<&Path>, opts: &SplitOptions) -> Result<Splits> 
             .map(|p| p.display().to_string());
         let (train, val) = train_val_split(Arc::new(dir.train), opts.val_fraction, opts.seed)?;
         return Ok(packed_splits(
-            kind,
+            (kind, DatasetKind::Idx, root),
             &train_name,
             train,
             val,
@@ -294,7 +377,7 @@ pub fn open_dataset(data: Option<&Path>, opts: &SplitOptions) -> Result<Splits> 
         let test_name = dir.files.test.as_ref().map(|p| p.display().to_string());
         let (train, val) = train_val_split(Arc::new(dir.train), opts.val_fraction, opts.seed)?;
         return Ok(packed_splits(
-            dir.files.kind.name(),
+            (dir.files.kind.name(), DatasetKind::Cifar, root),
             &train_name,
             train,
             val,
@@ -315,7 +398,7 @@ pub fn open_dataset(data: Option<&Path>, opts: &SplitOptions) -> Result<Splits> 
 
 #[allow(clippy::too_many_arguments)]
 fn packed_splits(
-    kind: &str,
+    (kind, dataset_kind, root): (&str, DatasetKind, &Path),
     train_name: &str,
     train: Arc<dyn Dataset>,
     val: Arc<dyn Dataset>,
@@ -324,14 +407,16 @@ fn packed_splits(
     class_names: Vec<String>,
     opts: &SplitOptions,
 ) -> Splits {
-    let (test, test_desc) = match (test, test_name) {
+    let val_origin = format!("{} of {train_name}, stratified", pct(opts.val_fraction));
+    let (test, test_desc, test_origin) = match (test, test_name) {
         (Some(t), Some(name)) => {
             let d = format!("test {} ({name})", t.len());
-            (t, d)
+            (t, d, name)
         }
         _ => (
             val.clone(),
             "no test files: the validation split doubles as test".to_string(),
+            val_origin.clone(),
         ),
     };
     let description = format!(
@@ -350,6 +435,10 @@ fn packed_splits(
         class_names,
         description,
         skipped_at_scan: 0,
+        kind: dataset_kind,
+        source: source_of(Some(root), opts),
+        val_origin,
+        test_origin,
     }
 }
 
@@ -357,10 +446,22 @@ fn first_dir(root: &Path, names: &[&str]) -> Option<PathBuf> {
     names.iter().map(|n| root.join(n)).find(|p| p.is_dir())
 }
 
+/// The split folder names of an ImageFolder root (`root/train`, `root/val`, `root/test`).
+pub const VAL_FOLDER_NAMES: [&str; 3] = ["val", "valid", "validation"];
+
+/// Whether `root` is laid out as split folders (`train/`, `val/`, `test/`) rather than as
+/// class folders.
+pub fn has_split_folders(root: &Path) -> bool {
+    first_dir(root, &["train", "test"]).is_some() || first_dir(root, &VAL_FOLDER_NAMES).is_some()
+}
+
 fn open_image_folder(root: &Path, opts: &SplitOptions) -> Result<Splits> {
     let skip = opts.skip_bad_images;
     let train_dir = root.join("train");
     let has_train = train_dir.is_dir();
+    if !has_train && has_split_folders(root) {
+        return open_eval_only_folders(root, opts);
+    }
     let base = if has_train {
         train_dir
     } else {
@@ -377,7 +478,7 @@ fn open_image_folder(root: &Path, opts: &SplitOptions) -> Result<Splits> {
     };
     let (val_dir, test_dir) = if has_train {
         (
-            first_dir(root, &["val", "valid", "validation"]),
+            first_dir(root, &VAL_FOLDER_NAMES),
             first_dir(root, &["test"]),
         )
     } else {
@@ -390,6 +491,17 @@ fn open_image_folder(root: &Path, opts: &SplitOptions) -> Result<Splits> {
         }
     }
 
+    let held_out = format!(
+        "{} of {}, stratified",
+        pct(opts.val_fraction),
+        base.display()
+    );
+    let (val_origin, test_origin) = match (&val_dir, &test_dir) {
+        (Some(v), Some(t)) => (v.display().to_string(), t.display().to_string()),
+        (Some(v), None) => (v.display().to_string(), v.display().to_string()),
+        (None, Some(t)) => (t.display().to_string(), t.display().to_string()),
+        (None, None) => (held_out.clone(), held_out),
+    };
     let (train, val, test, how) = match (val_dir, test_dir) {
         (Some(v), Some(t)) => {
             let vf = open_eval(&v)?;
@@ -461,5 +573,123 @@ fn open_image_folder(root: &Path, opts: &SplitOptions) -> Result<Splits> {
         class_names,
         description,
         skipped_at_scan: skipped,
+        kind: DatasetKind::ImageFolder,
+        source: source_of(Some(root), opts),
+        val_origin,
+        test_origin,
     })
+}
+
+/// `root/val` and/or `root/test` without `root/train`: something to evaluate on, nothing to
+/// train on (the training split is empty, which training rejects by name).
+fn open_eval_only_folders(root: &Path, opts: &SplitOptions) -> Result<Splits> {
+    let val_dir = opts
+        .val_dir
+        .clone()
+        .or_else(|| first_dir(root, &VAL_FOLDER_NAMES));
+    let test_dir = first_dir(root, &["test"]);
+    let first = test_dir
+        .clone()
+        .or(val_dir.clone())
+        .expect("a split folder");
+    let first_folder = ImageFolder::open(&first, opts.skip_bad_images)?;
+    let class_names = first_folder.class_names().to_vec();
+    let mut skipped = first_folder.skipped();
+    let first_folder: Arc<dyn Dataset> = Arc::new(first_folder);
+    let (val_origin, test_origin) = match (&val_dir, &test_dir) {
+        (Some(v), Some(t)) => (v.display().to_string(), t.display().to_string()),
+        _ => (first.display().to_string(), first.display().to_string()),
+    };
+    let (val, test, how) = match (val_dir, test_dir) {
+        (Some(v), Some(t)) => {
+            let vf = ImageFolder::open_with_classes(&v, &class_names, opts.skip_bad_images)?;
+            skipped += vf.skipped();
+            let how = format!(
+                "val {} ({}) / test {} ({})",
+                vf.len(),
+                v.display(),
+                first_folder.len(),
+                t.display()
+            );
+            (Arc::new(vf) as Arc<dyn Dataset>, first_folder, how)
+        }
+        (Some(v), None) => {
+            let how = format!(
+                "val {} ({}), which doubles as test",
+                first_folder.len(),
+                v.display()
+            );
+            (first_folder.clone(), first_folder, how)
+        }
+        (None, Some(t)) => {
+            let how = format!(
+                "test {} ({}), which doubles as validation",
+                first_folder.len(),
+                t.display()
+            );
+            (first_folder.clone(), first_folder, how)
+        }
+        (None, None) => unreachable!("has_split_folders"),
+    };
+    let train = subset(&test, vec![])?;
+    let description = format!(
+        "ImageFolder {}: {} classes, no train folder / {how}",
+        root.display(),
+        class_names.len()
+    );
+    Ok(Splits {
+        train,
+        val,
+        test,
+        class_names,
+        description,
+        skipped_at_scan: skipped,
+        kind: DatasetKind::ImageFolder,
+        source: source_of(Some(root), opts),
+        val_origin,
+        test_origin,
+    })
+}
+
+/// The images of a folder to evaluate a model of `class_names` on, labelled by those names:
+/// `root/test` (else `root/val`, `root/valid`, `root/validation`) when `root` has split
+/// folders, else the whole of `root`. A class folder that is not one of `class_names` is an
+/// error naming both sets; a class without a folder has no samples.
+pub fn open_eval_folder(
+    root: &Path,
+    class_names: &[String],
+    skip_bad_images: bool,
+) -> Result<ImageFolder> {
+    let dir = if has_split_folders(root) {
+        first_dir(root, &["test"])
+            .or_else(|| first_dir(root, &VAL_FOLDER_NAMES))
+            .ok_or_else(|| DataError::Dataset {
+                path: root.to_path_buf(),
+                reason: "has a train/ folder but no test/ or val/ folder to evaluate on".into(),
+            })?
+    } else {
+        root.to_path_buf()
+    };
+    let present = class_folders(&dir)?;
+    let unknown: Vec<&String> = present
+        .iter()
+        .filter(|c| !class_names.contains(c))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(DataError::Dataset {
+            path: dir,
+            reason: format!(
+                "its class folders [{}] do not match the model's classes [{}] (not among them: \
+                 {})",
+                present.join(", "),
+                class_names.join(", "),
+                unknown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    ImageFolder::open_with_classes(&dir, class_names, skip_bad_images)
 }
