@@ -346,7 +346,7 @@ unsafe fn scalar_kernel(t: &Tile) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{finish, Tile, MR, NR};
+    use super::{Tile, MR, NR};
     use crate::act::avx2::apply;
     use std::arch::x86_64::*;
 
@@ -388,28 +388,83 @@ mod avx2 {
         }
         let c0 = [c00, c10, c20, c30];
         let c1 = [c01, c11, c21, c31];
-        if t.nr < NR {
-            let mut tmp = [0i32; NR];
-            for r in 0..t.mr {
-                _mm256_storeu_si256(tmp.as_mut_ptr() as *mut __m256i, c0[r]);
-                _mm256_storeu_si256(tmp.as_mut_ptr().add(8) as *mut __m256i, c1[r]);
-                for (j, &v) in tmp.iter().enumerate().take(t.nr) {
-                    *t.c.add(r * t.ldc + j) = finish(t, r, j, v);
-                }
-            }
+        if t.nr == NR {
+            epilogue(
+                t, &c0, &c1, t.col_sums, t.scale, t.bias, t.res, t.ld_res, t.c, t.ldc,
+            );
             return;
         }
+        // A partial panel: the same vector epilogue on padded copies of the column data and
+        // the residual, then the first `nr` columns copied out.
+        let mut cs = [0i32; NR];
+        let (mut sc, mut bi) = ([0f32; NR], [0f32; NR]);
+        let mut res = [0f32; MR * NR];
+        let mut out = [0f32; MR * NR];
+        for j in 0..t.nr {
+            cs[j] = *t.col_sums.add(j);
+            sc[j] = *t.scale.add(j);
+            if !t.bias.is_null() {
+                bi[j] = *t.bias.add(j);
+            }
+        }
+        if !t.res.is_null() {
+            for r in 0..t.mr {
+                std::ptr::copy_nonoverlapping(
+                    t.res.add(r * t.ld_res),
+                    res.as_mut_ptr().add(r * NR),
+                    t.nr,
+                );
+            }
+        }
+        let res_ptr = if t.res.is_null() {
+            std::ptr::null()
+        } else {
+            res.as_ptr()
+        };
+        epilogue(
+            t,
+            &c0,
+            &c1,
+            cs.as_ptr(),
+            sc.as_ptr(),
+            bi.as_ptr(),
+            res_ptr,
+            NR,
+            out.as_mut_ptr(),
+            NR,
+        );
+        for r in 0..t.mr {
+            std::ptr::copy_nonoverlapping(out.as_ptr().add(r * NR), t.c.add(r * t.ldc), t.nr);
+        }
+    }
+
+    /// `t.mr` rows of sixteen columns: dequantize, bias, activation, residual, store.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn epilogue(
+        t: &Tile,
+        c0: &[__m256i; MR],
+        c1: &[__m256i; MR],
+        col_sums: *const i32,
+        scale: *const f32,
+        bias: *const f32,
+        res: *const f32,
+        ld_res: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
         let za = _mm256_set1_epi32(t.a_zero);
-        let cs = t.col_sums as *const __m256i;
+        let cs = col_sums as *const __m256i;
         let (corr0, corr1) = (
             _mm256_mullo_epi32(za, _mm256_loadu_si256(cs)),
             _mm256_mullo_epi32(za, _mm256_loadu_si256(cs.add(1))),
         );
-        let (s0, s1) = (_mm256_loadu_ps(t.scale), _mm256_loadu_ps(t.scale.add(8)));
-        let (bias0, bias1) = if t.bias.is_null() {
+        let (s0, s1) = (_mm256_loadu_ps(scale), _mm256_loadu_ps(scale.add(8)));
+        let (bias0, bias1) = if bias.is_null() {
             (_mm256_setzero_ps(), _mm256_setzero_ps())
         } else {
-            (_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8)))
+            (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)))
         };
         for r in 0..t.mr {
             // The scalar path rounds the product and the bias add separately; so does this.
@@ -421,11 +476,11 @@ mod avx2 {
                 _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(c1[r], corr1)), s1),
                 bias1,
             );
-            if t.res.is_null() {
+            if res.is_null() {
                 v0 = apply(t.act, v0);
                 v1 = apply(t.act, v1);
             } else {
-                let rp = t.res.add(r * t.ld_res);
+                let rp = res.add(r * ld_res);
                 let (r0, r1) = (_mm256_loadu_ps(rp), _mm256_loadu_ps(rp.add(8)));
                 if t.add_after_act {
                     v0 = _mm256_add_ps(apply(t.act, v0), r0);
@@ -435,7 +490,7 @@ mod avx2 {
                     v1 = apply(t.act, _mm256_add_ps(v1, r1));
                 }
             }
-            let cp = t.c.add(r * t.ldc);
+            let cp = c.add(r * ldc);
             _mm256_storeu_ps(cp, v0);
             _mm256_storeu_ps(cp.add(8), v1);
         }
@@ -479,6 +534,18 @@ pub(crate) fn quantize_rows_on(
         let (xp, op) = (xp, op);
         let r0 = task * per_task;
         let r1 = (r0 + per_task).min(rows);
+        if ld_out == c {
+            // No padding: the task's rows are one contiguous run.
+            // SAFETY: as below.
+            let (src, dst) = unsafe {
+                (
+                    std::slice::from_raw_parts(xp.0.add(r0 * c), (r1 - r0) * c),
+                    std::slice::from_raw_parts_mut(op.0.add(r0 * c), (r1 - r0) * c),
+                )
+            };
+            quantize_run(isa, src, inv_scale, zero, dst);
+            return;
+        }
         for r in r0..r1 {
             // SAFETY: rows r0..r1 are this task's alone; sizes asserted above.
             let (src, dst) = unsafe {
@@ -487,18 +554,23 @@ pub(crate) fn quantize_rows_on(
                     std::slice::from_raw_parts_mut(op.0.add(r * ld_out), ld_out),
                 )
             };
-            let done = match isa {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX2 detected.
-                Isa::Avx2 => unsafe { avx2_quant::quantize(src, inv_scale, zero, dst) },
-                _ => 0,
-            };
-            for (d, &v) in dst[done..c].iter_mut().zip(&src[done..]) {
-                *d = quantize_one(v, inv_scale, zero);
-            }
+            quantize_run(isa, src, inv_scale, zero, &mut dst[..c]);
             dst[c..].fill(zero);
         }
     });
+}
+
+/// `dst[i] = quantize_one(src[i])`, 32 at a time where the ISA has vectors.
+fn quantize_run(isa: Isa, src: &[f32], inv_scale: f32, zero: u8, dst: &mut [u8]) {
+    let done = match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller's ISA is one this CPU has.
+        Isa::Avx2 if src.len() >= 32 => unsafe { avx2_quant::quantize(src, inv_scale, zero, dst) },
+        _ => 0,
+    };
+    for (d, &v) in dst[done..].iter_mut().zip(&src[done..]) {
+        *d = quantize_one(v, inv_scale, zero);
+    }
 }
 
 /// One value as [`quantize_rows`] quantizes it (the AVX2 path does the same f32 operations).
@@ -508,7 +580,10 @@ pub fn quantize_one(x: f32, inv_scale: f32, zero: u8) -> u8 {
     // NaN compares false both ways and lands on 0, as the vector max does.
     let v = if v > 0.0 { v } else { 0.0 };
     let v = if v < 255.0 { v } else { 255.0 };
-    v.round_ties_even() as u8
+    // Round half to even by the f32 add (exact for 0 ≤ v ≤ 255 < 2^22), like `cvtps2dq`;
+    // `round_ties_even` is a libm call on baseline x86-64.
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    ((v + MAGIC) - MAGIC) as u8
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -143,6 +143,12 @@ fn quantize_rounds_half_to_even_clamps_and_pads() {
         for (i, &v) in x.iter().enumerate() {
             assert_eq!(q[44 + i], quantize_one(v, 2.0, 10), "{isa:?} [{i}]");
         }
+        // Unpadded rows take the contiguous path.
+        let mut flat = vec![0u8; 80];
+        quantize_rows_on(isa, &xx, 2, 40, 2.0, 10, &mut flat, 40);
+        for (i, &v) in xx.iter().enumerate() {
+            assert_eq!(flat[i], quantize_one(v, 2.0, 10), "{isa:?} flat [{i}]");
+        }
         outs.push(q);
     }
     assert!(outs.windows(2).all(|p| p[0] == p[1]));
