@@ -26,8 +26,9 @@ pub struct ConvSpec {
     /// One per output channel.
     pub bias: Vec<f32>,
     pub act: Act,
-    /// Set by [`crate::quant`]: the conv runs on int8 weights (`weight` then holds their
-    /// dequantized values, which is what an fp32 consumer of the graph sees).
+    /// Set by [`crate::quant`]: the weights are int8 (`weight` then holds their dequantized
+    /// values, which is what an fp32 consumer of the graph sees), and with an input
+    /// quantization the conv runs in int8.
     pub quant: Option<ConvQuant>,
 }
 
@@ -43,21 +44,22 @@ impl ConvSpec {
         }
     }
     fn pack(&self) -> PackedConv {
-        let kind = match &self.quant {
+        let int8 = self.quant.as_ref().and_then(|q| Some((q, q.input?)));
+        let kind = match int8 {
             None => PackedKind::F32(Conv2d::new(
                 self.geom,
                 &self.weight,
                 Some(&self.bias),
                 self.act,
             )),
-            Some(q) => PackedKind::Int8(QConv2d::new(
+            Some((q, input)) => PackedKind::Int8(QConv2d::new(
                 self.geom,
                 &q.weight,
                 &q.w_scale,
                 Some(&self.bias),
                 self.act,
-                q.in_scale,
-                q.in_zero,
+                input.scale,
+                input.zero,
             )),
         };
         PackedConv {

@@ -24,17 +24,28 @@ use safetensors::SafeTensors;
 
 use crate::engine::{ConvSpec, Engine, Graph, Op};
 
-/// How an int8 conv's weights and input are quantized.
+/// How a conv's weights (and, for an int8 conv, its input) are quantized.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvQuant {
-    /// OIHW int8 weights within ±[`WEIGHT_MAX`].
+    /// OIHW int8 weights: within ±[`WEIGHT_MAX`] for an int8 conv, ±127 for one stored int8.
     pub weight: Vec<i8>,
     /// Per output channel: `real = w_scale[o] · q`.
     pub w_scale: Vec<f32>,
-    /// The input: `real = in_scale · (q − in_zero)`.
-    pub in_scale: f32,
-    pub in_zero: u8,
+    /// The int8 conv's input quantization; None for a conv whose weights are only *stored* in
+    /// int8 (depthwise and grouped convs: the file shrinks, the conv runs fp32 on the
+    /// dequantized weights).
+    pub input: Option<InputQuant>,
 }
+
+/// A u8 activation: `real = scale · (q − zero)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InputQuant {
+    pub scale: f32,
+    pub zero: u8,
+}
+
+/// The weight range of convs stored in int8 but run in fp32 (no kernel saturation to avoid).
+pub const STORED_WEIGHT_MAX: i8 = 127;
 
 /// How the activation ranges are chosen from the calibration data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,20 +88,17 @@ pub fn quantizable(conv: &ConvSpec) -> bool {
     conv.geom.groups == 1
 }
 
-/// Symmetric per-output-channel quantization of OIHW weights: `scale[o] = max|w[o]| / 63`.
-pub fn quantize_weights(w: &[f32], out_ch: usize) -> (Vec<i8>, Vec<f32>) {
+/// Symmetric per-output-channel quantization of OIHW weights to `±max`:
+/// `scale[o] = max|w[o]| / max`.
+pub fn quantize_weights(w: &[f32], out_ch: usize, max: i8) -> (Vec<i8>, Vec<f32>) {
     let per = w.len() / out_ch.max(1);
     let mut q = Vec::with_capacity(w.len());
     let mut scales = Vec::with_capacity(out_ch);
     for row in w.chunks(per.max(1)) {
         let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
         // An all-zero channel: any scale gives zeros.
-        let scale = if amax > 0.0 {
-            amax / WEIGHT_MAX as f32
-        } else {
-            1.0
-        };
-        let lim = WEIGHT_MAX as f32;
+        let lim = max as f32;
+        let scale = if amax > 0.0 { amax / lim } else { 1.0 };
         q.extend(
             row.iter()
                 .map(|v| (v / scale).round_ties_even().clamp(-lim, lim) as i8),
@@ -284,7 +292,8 @@ pub fn entropy_threshold(values: &[f32], levels: usize) -> f32 {
 /// What [`quantize_graph`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuantSummary {
-    /// Convs (linears included) now int8, of all convs.
+    /// Convs (linears included) now computed in int8, of all convs; the others have their
+    /// weights stored in int8.
     pub int8_convs: usize,
     pub convs: usize,
 }
@@ -303,29 +312,34 @@ pub fn quantize_graph(
     for (i, op) in graph.ops.iter_mut().enumerate() {
         let Op::Conv { conv, .. } = op else { continue };
         summary.convs += 1;
-        if !quantizable(conv) {
-            continue;
-        }
-        let (lo, hi) = calib.range(i, method).ok_or_else(|| {
-            format!("op {i} (conv) saw no finite calibration values; calibrate on real images")
-        })?;
-        let (in_scale, in_zero) = activation_params(lo, hi);
-        let (weight, w_scale) = quantize_weights(&conv.weight, conv.geom.out_ch);
-        let per = weight.len() / conv.geom.out_ch;
-        conv.weight = weight
-            .iter()
-            .enumerate()
-            .map(|(k, &q)| q as f32 * w_scale[k / per])
-            .collect();
+        let (max, input) = if quantizable(conv) {
+            let (lo, hi) = calib.range(i, method).ok_or_else(|| {
+                format!("op {i} (conv) saw no finite calibration values; calibrate on real images")
+            })?;
+            let (scale, zero) = activation_params(lo, hi);
+            summary.int8_convs += 1;
+            (WEIGHT_MAX, Some(InputQuant { scale, zero }))
+        } else {
+            (STORED_WEIGHT_MAX, None)
+        };
+        let (weight, w_scale) = quantize_weights(&conv.weight, conv.geom.out_ch, max);
+        conv.weight = dequantize(&weight, &w_scale);
         conv.quant = Some(ConvQuant {
             weight,
             w_scale,
-            in_scale,
-            in_zero,
+            input,
         });
-        summary.int8_convs += 1;
     }
     Ok(summary)
+}
+
+/// `w_scale[o] · q` for OIHW weights.
+fn dequantize(q: &[i8], w_scale: &[f32]) -> Vec<f32> {
+    let per = q.len() / w_scale.len().max(1);
+    q.iter()
+        .enumerate()
+        .map(|(k, &v)| v as f32 * w_scale[k / per])
+        .collect()
 }
 
 /// `kestrel.format` of the int8 model file.
@@ -355,11 +369,13 @@ fn params(graph: &Graph) -> Vec<(String, Vec<usize>, Param)> {
                     vec![g.out_ch],
                     Param::F32(q.w_scale.clone()),
                 ));
-                out.push((
-                    format!("{prefix}.input_quant"),
-                    vec![2],
-                    Param::F32(vec![q.in_scale, q.in_zero as f32]),
-                ));
+                if let Some(iq) = q.input {
+                    out.push((
+                        format!("{prefix}.input_quant"),
+                        vec![2],
+                        Param::F32(vec![iq.scale, iq.zero as f32]),
+                    ));
+                }
             }
             None => out.push((
                 format!("{prefix}.weight"),
@@ -492,7 +508,7 @@ pub fn load(mut graph: Graph, model: &str, path: &Path) -> Result<Graph, String>
             .map_err(|_| format!("{}: tensor {wname} is missing", path.display()))?;
         match t.dtype() {
             Dtype::I8 => {
-                if t.data().len() != len || !quantizable(c) {
+                if t.data().len() != len {
                     return Err(format!(
                         "{}: tensor {wname} has shape {:?}; {model} needs {len} int8 values there",
                         path.display(),
@@ -500,31 +516,46 @@ pub fn load(mut graph: Graph, model: &str, path: &Path) -> Result<Graph, String>
                     ));
                 }
                 let weight: Vec<i8> = t.data().iter().map(|&b| b as i8).collect();
-                if let Some(w) = weight.iter().find(|w| w.unsigned_abs() > WEIGHT_MAX as u8) {
-                    return Err(format!(
-                        "{}: tensor {wname} holds {w}, outside ±{WEIGHT_MAX}",
-                        path.display()
-                    ));
-                }
                 let w_scale = f32s(&format!("{prefix}.weight_scale"), g.out_ch)?;
-                let iq = f32s(&format!("{prefix}.input_quant"), 2)?;
-                if !(iq[0] > 0.0 && iq[0].is_finite() && (0.0..=255.0).contains(&iq[1])) {
+                let iq_name = format!("{prefix}.input_quant");
+                let input = match st.tensor(&iq_name) {
+                    Err(_) => None,
+                    Ok(_) if !quantizable(c) => {
+                        return Err(format!(
+                            "{}: {iq_name}: the conv at {prefix} is grouped and has no int8 kernel",
+                            path.display()
+                        ))
+                    }
+                    Ok(_) => {
+                        let iq = f32s(&iq_name, 2)?;
+                        if !(iq[0] > 0.0 && iq[0].is_finite() && (0.0..=255.0).contains(&iq[1])) {
+                            return Err(format!(
+                                "{}: {iq_name} {iq:?} is not a (scale > 0, zero point 0..255) pair",
+                                path.display()
+                            ));
+                        }
+                        Some(InputQuant {
+                            scale: iq[0],
+                            zero: iq[1] as u8,
+                        })
+                    }
+                };
+                let max = if input.is_some() {
+                    WEIGHT_MAX
+                } else {
+                    STORED_WEIGHT_MAX
+                };
+                if let Some(w) = weight.iter().find(|w| w.unsigned_abs() > max as u8) {
                     return Err(format!(
-                        "{}: {prefix}.input_quant {iq:?} is not a (scale > 0, zero point 0..255) pair",
+                        "{}: tensor {wname} holds {w}, outside ±{max}",
                         path.display()
                     ));
                 }
-                let per = len / g.out_ch;
-                c.weight = weight
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &q)| q as f32 * w_scale[k / per])
-                    .collect();
+                c.weight = dequantize(&weight, &w_scale);
                 c.quant = Some(ConvQuant {
                     weight,
                     w_scale,
-                    in_scale: iq[0],
-                    in_zero: iq[1] as u8,
+                    input,
                 });
             }
             _ => {

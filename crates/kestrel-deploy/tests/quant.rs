@@ -80,7 +80,7 @@ fn int8_engine_tracks_fp32_on_resnet_and_mobilenet() {
             e8.int8_convs().0,
             q.ops
                 .iter()
-                .filter(|o| matches!(o, Op::Conv { conv, .. } if conv.quant.is_some()))
+                .filter(|o| matches!(o, Op::Conv { conv, .. } if conv.quant.as_ref().is_some_and(|q| q.input.is_some())))
                 .count()
         );
         assert_eq!(e32.int8_convs().0, 0);
@@ -146,9 +146,12 @@ fn int8_file_is_4x_smaller_and_round_trips() {
 #[test]
 fn weight_and_activation_quantization_by_hand() {
     // Channel 0: max|w| = 6.3 → scale 0.1, q = [63, −20, 0]; channel 1: all zero → scale 1.
-    let (q, s) = quant::quantize_weights(&[6.3, -2.0, 0.04, 0.0, 0.0, 0.0], 2);
+    let (q, s) = quant::quantize_weights(&[6.3, -2.0, 0.04, 0.0, 0.0, 0.0], 2, 63);
     assert_eq!(q, vec![63, -20, 0, 0, 0, 0]);
     assert!((s[0] - 0.1).abs() < 1e-7 && s[1] == 1.0);
+    // The 8-bit storage range: 12.7 / 127 = 0.1 again.
+    let (q, _) = quant::quantize_weights(&[12.7, -2.0], 1, 127);
+    assert_eq!(q, vec![127, -20]);
     // [−1, 4.1] → scale 5.1 / 255 = 0.02, zero point 1 / 0.02 = 50.
     let (scale, zero) = quant::activation_params(-1.0, 4.1);
     assert!((scale - 0.02).abs() < 1e-7 && zero == 50, "{scale} {zero}");

@@ -200,6 +200,20 @@ fn check_root(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The image files (by extension) under `dir`, recursively, in [`collect_files`]' order: what
+/// a folder of unlabelled images (calibration, prediction) holds.
+pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Err(DataError::NotFound {
+            path: dir.to_path_buf(),
+        });
+    }
+    let mut files = Vec::new();
+    collect_files(dir, &mut files)?;
+    files.retain(|f| has_image_extension(f));
+    Ok(files)
+}
+
 /// All non-hidden files under `dir`, recursively, in torchvision's order: directories sorted by
 /// path (`sorted(os.walk(dir))`), files sorted by name within each.
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
