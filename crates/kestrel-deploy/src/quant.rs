@@ -1,9 +1,10 @@
 //! Post-training static int8 quantization of a lowered [`Graph`].
 //!
-//! - Weights: symmetric int8 per output channel, limited to ±[`WEIGHT_MAX`] (7 bits) because
-//!   the AVX2 kernel without VNNI would saturate on full-range weights (onnxruntime's
-//!   `reduce_range` on the same CPUs).
-//! - Activations: asymmetric u8 per tensor, one scale and zero point per conv input, from a
+//! - Weights: symmetric int8 per output channel (±127).
+//! - Activations: asymmetric per tensor in 7 bits (0..=[`ACT_MAX`]: the AVX2 kernel without
+//!   VNNI would saturate with 8-bit activations and 8-bit weights; onnxruntime's `reduce_range`
+//!   drops the weights' bit instead, which costs per-channel weights more accuracy), one scale
+//!   and zero point per conv input, from a
 //!   calibration pass of the fp32 engine over a few batches ([`Calibration`]): the observed
 //!   min/max, a percentile of a uniform sample of the values, or TensorRT's entropy (KL)
 //!   threshold.
@@ -18,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use kestrel_kernels::int8::WEIGHT_MAX;
+use kestrel_kernels::int8::{ACT_MAX, WEIGHT_MAX};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
@@ -108,12 +109,13 @@ pub fn quantize_weights(w: &[f32], out_ch: usize, max: i8) -> (Vec<i8>, Vec<f32>
     (q, scales)
 }
 
-/// The u8 scale and zero point of the range `[lo, hi]` (widened to hold 0, which must be
-/// exact: zero padding and ReLU outputs are real zeros).
+/// The scale and zero point (0..=[`ACT_MAX`]) of the range `[lo, hi]` (widened to hold 0,
+/// which must be exact: zero padding and ReLU outputs are real zeros).
 pub fn activation_params(lo: f32, hi: f32) -> (f32, u8) {
     let (lo, hi) = (lo.min(0.0), hi.max(0.0));
-    let scale = ((hi - lo) / 255.0).max(1e-8);
-    let zero = (-lo / scale).round_ties_even().clamp(0.0, 255.0) as u8;
+    let levels = ACT_MAX as f32;
+    let scale = ((hi - lo) / levels).max(1e-8);
+    let zero = (-lo / scale).round_ties_even().clamp(0.0, levels) as u8;
     (scale, zero)
 }
 
@@ -214,9 +216,10 @@ impl Calibration {
                 (at(1e-4).max(o.min), at(1.0 - 1e-4).min(o.max))
             }
             Method::Entropy => {
-                // u8 gives a non-negative tensor all 256 levels; a signed one gets about half
-                // on each side, TensorRT's 128 of symmetric int8.
-                let levels = if o.min >= 0.0 { 256 } else { 128 };
+                // A non-negative tensor gets all ACT_MAX + 1 levels; a signed one about half
+                // on each side.
+                let all = ACT_MAX as usize + 1;
+                let levels = if o.min >= 0.0 { all } else { all / 2 };
                 let t = entropy_threshold(&s, levels);
                 (o.min.max(-t), o.max.min(t))
             }
@@ -528,9 +531,10 @@ pub fn load(mut graph: Graph, model: &str, path: &Path) -> Result<Graph, String>
                     }
                     Ok(_) => {
                         let iq = f32s(&iq_name, 2)?;
-                        if !(iq[0] > 0.0 && iq[0].is_finite() && (0.0..=255.0).contains(&iq[1])) {
+                        let zmax = ACT_MAX as f32;
+                        if !(iq[0] > 0.0 && iq[0].is_finite() && (0.0..=zmax).contains(&iq[1])) {
                             return Err(format!(
-                                "{}: {iq_name} {iq:?} is not a (scale > 0, zero point 0..255) pair",
+                                "{}: {iq_name} {iq:?} is not a (scale > 0, zero point 0..{ACT_MAX}) pair",
                                 path.display()
                             ));
                         }

@@ -9,9 +9,12 @@
 //! The AVX2 microkernel is MLAS's U8S8 scheme for CPUs without VNNI: B is packed as groups of
 //! four consecutive k per column (`[t][k/4][NR][4]`), A's four bytes are broadcast, and
 //! `vpmaddubsw` (u8 × i8 pairs summed to i16) then `vpmaddwd` by ones (i16 pairs to i32) give
-//! one i32 per column per four k. `vpmaddubsw` saturates its i16 pair sums, so weights are
-//! limited to 7 bits ([`WEIGHT_MAX`]): 2 · 255 · 64 = 32 640 < 32 767, and the result is exact
-//! (onnxruntime's `reduce_range` for the same reason). The scalar kernel computes the same
+//! one i32 per column per four k. `vpmaddubsw` saturates its i16 pair sums, so one operand
+//! must lose a bit: onnxruntime's `reduce_range` takes it from the weights (7-bit weights);
+//! here activations are 7-bit ([`ACT_MAX`] = 127) and weights keep their 8 bits
+//! ([`WEIGHT_MAX`] = ±127): 2 · 127 · 127 = 32 258 < 32 767, so the result is exact. Per-channel
+//! weights lose more from a dropped bit than per-tensor activations do (EfficientNet-Lite0's
+//! top-1 agreement with fp32: see docs/deploy.md). The scalar kernel computes the same
 //! integers, so both paths agree bit for bit before the float epilogue.
 
 use crate::act::Act;
@@ -20,8 +23,11 @@ use crate::{Isa, SendConstPtr, SendPtr};
 pub const MR: usize = 4;
 pub const NR: usize = 16;
 
-/// The largest weight magnitude the kernels take (7-bit weights; see the module docs).
-pub const WEIGHT_MAX: i8 = 63;
+/// The largest weight magnitude the kernels take (see the module docs).
+pub const WEIGHT_MAX: i8 = 127;
+
+/// The largest quantized activation (7-bit activations; see the module docs).
+pub const ACT_MAX: u8 = 127;
 
 /// Depth padded to the kernels' group of four k (the padding weights are zero).
 pub fn padded_depth(k: usize) -> usize {
@@ -498,7 +504,7 @@ mod avx2 {
 }
 
 /// Quantizes `rows` rows of `c` f32 values into u8 rows of `ld_out` bytes:
-/// `q = round_half_even(clamp(x · inv_scale + zero, 0, 255))`, the bytes past `c` set to
+/// `q = round_half_even(clamp(x · inv_scale + zero, 0, ACT_MAX))`, the bytes past `c` set to
 /// `zero` (the int8 GEMM reads whole groups of four; their weights are zero).
 pub fn quantize_rows(
     x: &[f32],
@@ -579,8 +585,9 @@ pub fn quantize_one(x: f32, inv_scale: f32, zero: u8) -> u8 {
     let v = x * inv_scale + zero as f32;
     // NaN compares false both ways and lands on 0, as the vector max does.
     let v = if v > 0.0 { v } else { 0.0 };
-    let v = if v < 255.0 { v } else { 255.0 };
-    // Round half to even by the f32 add (exact for 0 ≤ v ≤ 255 < 2^22), like `cvtps2dq`;
+    let max = ACT_MAX as f32;
+    let v = if v < max { v } else { max };
+    // Round half to even by the f32 add (exact for 0 ≤ v ≤ 127 < 2^22), like `cvtps2dq`;
     // `round_ties_even` is a libm call on baseline x86-64.
     const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
     ((v + MAGIC) - MAGIC) as u8
@@ -595,7 +602,7 @@ mod avx2_quant {
     pub(super) unsafe fn quantize(src: &[f32], inv_scale: f32, zero: u8, dst: &mut [u8]) -> usize {
         let n = src.len() / 32 * 32;
         let (inv, zp) = (_mm256_set1_ps(inv_scale), _mm256_set1_ps(zero as f32));
-        let (lo, hi) = (_mm256_setzero_ps(), _mm256_set1_ps(255.0));
+        let (lo, hi) = (_mm256_setzero_ps(), _mm256_set1_ps(super::ACT_MAX as f32));
         let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
         macro_rules! q {
             ($p:expr) => {{

@@ -26,14 +26,14 @@ fn isas() -> Vec<Isa> {
 fn hand_computed_dot_with_zero_point_scale_bias() {
     // a = [1, 2, 3, 4] with zero point 1 is the real [0, 1, 2, 3] · a_scale;
     // column 0: w = [1, -1, 2, -2] → Σ (a − 1)·w = 0 − 1 + 4 − 6 = −3;
-    // column 1: w = [63, 0, 0, −63] → 0 − 189 = −189.
+    // column 1: w = [127, 0, 0, −127] → 0 − 381 = −381.
     // scale (a_scale · w_scale) 0.5 and 0.25, bias 1 and −2:
-    //   −3 · 0.5 + 1 = −0.5;  −189 · 0.25 − 2 = −49.25; ReLU → 0, 0.
-    let w = [1i8, 63, -1, 0, 2, 0, -2, -63]; // [k][n]
+    //   −3 · 0.5 + 1 = −0.5;  −381 · 0.25 − 2 = −97.25; ReLU → 0, 0.
+    let w = [1i8, 127, -1, 0, 2, 0, -2, -127]; // [k][n]
     let b = QPackedB::from_kn(&w, 4, 2);
     let a = [1u8, 2, 3, 4];
     for isa in isas() {
-        for (act, want) in [(Act::Identity, [-0.5f32, -49.25]), (Act::Relu, [0.0, 0.0])] {
+        for (act, want) in [(Act::Identity, [-0.5f32, -97.25]), (Act::Relu, [0.0, 0.0])] {
             let mut c = [f32::NAN; 2];
             let ep = QEpilogue::new(1, &[0.5, 0.25], Some(&[1.0, -2.0]), act);
             let rows = QRows::Dense {
@@ -49,8 +49,9 @@ fn hand_computed_dot_with_zero_point_scale_bias() {
 #[test]
 fn gemm_matches_integer_reference_on_both_isas() {
     let mut s = 11u64;
-    // Odd k (padding to groups of four), m not a multiple of MR, n not of NR, full-range u8
-    // and the extreme weights ±63 (the i16 pair sums the AVX2 kernel must not saturate).
+    // Odd k (padding to groups of four), m not a multiple of MR, n not of NR, the extreme
+    // activations 0..=127 and weights ±127 (the i16 pair sums the AVX2 kernel must not
+    // saturate).
     for &(m, k, n) in &[
         (1, 1, 1),
         (5, 3, 17),
@@ -58,11 +59,18 @@ fn gemm_matches_integer_reference_on_both_isas() {
         (4, 64, 16),
         (9, 301, 48),
     ] {
-        let a: Vec<u8> = (0..m * k).map(|_| lcg(&mut s) as u8).collect();
-        let mut w: Vec<i8> = (0..k * n).map(|_| (lcg(&mut s) % 127) as i8 - 63).collect();
-        w[0] = 63;
-        if w.len() > 1 {
-            w[1] = -63;
+        let mut a: Vec<u8> = (0..m * k).map(|_| (lcg(&mut s) % 128) as u8).collect();
+        a[0] = ACT_MAX;
+        if a.len() > 1 {
+            a[1] = ACT_MAX;
+        }
+        let mut w: Vec<i8> = (0..k * n)
+            .map(|_| (lcg(&mut s) % 255) as i32 - 127)
+            .map(|v| v as i8)
+            .collect();
+        w[0] = 127;
+        if n > 1 {
+            w[n] = 127; // a[1] × w[1][0]: a saturating pair if the kernel had one
         }
         let kp = gemm::padded_depth(k);
         let mut a_pad = vec![0u8; m * kp];
@@ -129,10 +137,10 @@ fn indirect_rows_read_the_zero_row_for_padding() {
 #[test]
 fn quantize_rounds_half_to_even_clamps_and_pads() {
     // inv_scale 2, zero 10: 0.25 → 10.5 → 10 (even), 0.75 → 11.5 → 12, −6 → −2 → 0,
-    // 200 → 410 → 255, NaN → 0; 40 values so the vector path and the tail both run.
+    // 200 → 410 → 127 (ACT_MAX), NaN → 0; 40 values so the vector path and the tail both run.
     let mut x = vec![0.25f32, 0.75, -6.0, 200.0, f32::NAN];
     x.extend((0..35).map(|i| i as f32 * 0.3 - 5.0));
-    let want_head = [10u8, 12, 0, 255, 0];
+    let want_head = [10u8, 12, 0, 127, 0];
     let mut outs = vec![];
     for isa in isas() {
         let mut q = vec![0u8; 2 * 44];
@@ -177,10 +185,11 @@ fn qconv_matches_reference_on_dequantized_values() {
         let (in_scale, in_zero) = (0.05f32, 37u8);
         // Inputs exactly on the quantization grid, so quantizing them loses nothing.
         let x: Vec<f32> = (0..n * h * w * cin)
-            .map(|_| ((lcg(&mut s) % 256) as f32 - in_zero as f32) * in_scale)
+            .map(|_| ((lcg(&mut s) % 128) as f32 - in_zero as f32) * in_scale)
             .collect();
         let wq: Vec<i8> = (0..cout * cin * k * k)
-            .map(|_| (lcg(&mut s) % 127) as i8 - 63)
+            .map(|_| (lcg(&mut s) % 255) as i32 - 127)
+            .map(|v| v as i8)
             .collect();
         let w_scale: Vec<f32> = (0..cout).map(|o| 0.001 * (o + 1) as f32).collect();
         let bias: Vec<f32> = (0..cout).map(|o| o as f32 * 0.1 - 0.5).collect();
