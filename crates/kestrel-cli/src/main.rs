@@ -33,6 +33,8 @@ enum Command {
     Forward(cmd::forward::ForwardArgs),
     /// Export a model as ONNX (NCHW, opset 17, dynamic batch, preprocessing in the metadata).
     Export(cmd::export::ExportArgs),
+    /// Quantize a model to int8 (post-training, calibrated on a folder of images) into a run folder.
+    Quantize(cmd::quantize::QuantizeArgs),
     /// Write the exact eval-time input tensor a model sees for an image.
     Preprocess(cmd::preprocess::PreprocessArgs),
     /// Write a grid of augmented samples to see what a recipe does.
@@ -65,6 +67,7 @@ fn main() {
         Command::Models(a) => cmd::models::run(a),
         Command::Forward(a) => cmd::forward::run(a),
         Command::Export(a) => cmd::export::run(a),
+        Command::Quantize(a) => cmd::quantize::run(a),
         Command::Preprocess(a) => cmd::preprocess::run(a),
         Command::AugmentPreview(a) => cmd::augment_preview::run(a),
         Command::DataBench(a) => cmd::data_bench::run(a),

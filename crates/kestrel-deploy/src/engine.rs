@@ -10,7 +10,9 @@
 
 use std::sync::Mutex;
 
-use kestrel_kernels::{pool2d, Act, Conv2d, ConvGeometry};
+use kestrel_kernels::{pool2d, Act, Conv2d, ConvGeometry, QConv2d};
+
+use crate::quant::ConvQuant;
 
 /// An activation tensor of the graph, NHWC.
 pub type Value = usize;
@@ -24,6 +26,10 @@ pub struct ConvSpec {
     /// One per output channel.
     pub bias: Vec<f32>,
     pub act: Act,
+    /// Set by [`crate::quant`]: the weights are int8 (`weight` then holds their dequantized
+    /// values, which is what an fp32 consumer of the graph sees), and with an input
+    /// quantization the conv runs in int8.
+    pub quant: Option<ConvQuant>,
 }
 
 impl ConvSpec {
@@ -34,10 +40,73 @@ impl ConvSpec {
             weight,
             bias,
             act,
+            quant: None,
         }
     }
-    fn pack(&self) -> Conv2d {
-        Conv2d::new(self.geom, &self.weight, Some(&self.bias), self.act)
+    fn pack(&self) -> PackedConv {
+        let int8 = self.quant.as_ref().and_then(|q| Some((q, q.input?)));
+        let kind = match int8 {
+            None => PackedKind::F32(Conv2d::new(
+                self.geom,
+                &self.weight,
+                Some(&self.bias),
+                self.act,
+            )),
+            Some((q, input)) => PackedKind::Int8(QConv2d::new(
+                self.geom,
+                &q.weight,
+                &q.w_scale,
+                Some(&self.bias),
+                self.act,
+                input.scale,
+                input.zero,
+            )),
+        };
+        PackedConv {
+            geom: self.geom,
+            kind,
+        }
+    }
+}
+
+/// A conv packed for the kernels: fp32, or int8 when the graph was quantized.
+pub struct PackedConv {
+    pub geom: ConvGeometry,
+    kind: PackedKind,
+}
+
+enum PackedKind {
+    F32(Conv2d),
+    Int8(QConv2d),
+}
+
+impl PackedConv {
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        x: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        out: &mut [f32],
+        residual: Option<&[f32]>,
+        add_after_act: bool,
+    ) -> (usize, usize) {
+        match &self.kind {
+            PackedKind::F32(c) => c.forward(x, n, h, w, out, residual, add_after_act),
+            PackedKind::Int8(c) => c.forward(x, n, h, w, out, residual, add_after_act),
+        }
+    }
+
+    fn weight_bytes(&self) -> usize {
+        match &self.kind {
+            PackedKind::F32(c) => c.weight_bytes(),
+            PackedKind::Int8(c) => c.weight_bytes(),
+        }
+    }
+
+    pub fn is_int8(&self) -> bool {
+        matches!(self.kind, PackedKind::Int8(_))
     }
 }
 
@@ -256,7 +325,7 @@ impl HasGeometry for ConvSpec {
         &self.geom
     }
 }
-impl HasGeometry for Conv2d {
+impl HasGeometry for PackedConv {
     fn geometry(&self) -> &ConvGeometry {
         &self.geom
     }
@@ -473,7 +542,7 @@ fn rescale_by_pooled_gate(
 
 /// A model compiled for the fast path.
 pub struct Engine {
-    ops: Vec<Op<Conv2d>>,
+    ops: Vec<Op<PackedConv>>,
     last_use: Vec<usize>,
     in_ch: usize,
     output: Value,
@@ -557,7 +626,28 @@ impl Engine {
         h: usize,
         w: usize,
     ) -> Result<Vec<f32>, String> {
-        self.run_inner(x, n, c, h, w, None).map(|(v, _)| v)
+        self.run_inner(x, n, c, h, w, None, None).map(|(v, _)| v)
+    }
+
+    /// As [`Engine::run_nchw`], showing `observe` the input of every [`Op::Conv`] (with the
+    /// op's index) before the conv runs: what calibration reads.
+    pub fn run_observed(
+        &self,
+        x: &[f32],
+        [n, c, h, w]: [usize; 4],
+        observe: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<Vec<f32>, String> {
+        self.run_inner(x, n, c, h, w, None, Some(observe))
+            .map(|(v, _)| v)
+    }
+
+    /// How many convs run on int8 weights, of all convs.
+    pub fn int8_convs(&self) -> (usize, usize) {
+        let convs = self.ops.iter().filter_map(|op| match op {
+            Op::Conv { conv, .. } => Some(conv.is_int8()),
+            _ => None,
+        });
+        convs.fold((0, 0), |(q, all), is| (q + is as usize, all + 1))
     }
 
     /// As [`Engine::run_nchw`], timing each op kind.
@@ -570,7 +660,7 @@ impl Engine {
         w: usize,
     ) -> Result<Profile, String> {
         let mut prof = Profile::default();
-        self.run_inner(x, n, c, h, w, Some(&mut prof))?;
+        self.run_inner(x, n, c, h, w, Some(&mut prof), None)?;
         Ok(prof)
     }
 
@@ -582,6 +672,7 @@ impl Engine {
         h: usize,
         w: usize,
         mut prof: Option<&mut Profile>,
+        mut observe: Option<&mut dyn FnMut(usize, &[f32])>,
     ) -> Result<(Vec<f32>, usize), String> {
         if c != self.in_ch {
             return Err(format!(
@@ -658,6 +749,9 @@ impl Engine {
                     let mut o = arena.take(os.len());
                     let xb = bufs[*x].as_deref().expect("live input");
                     let rb = residual.map(|r| bufs[r].as_deref().expect("live residual"));
+                    if let Some(f) = observe.as_deref_mut() {
+                        f(i, xb);
+                    }
                     conv.forward(xb, n, s.h, s.w, &mut o, rb, *add_after_act);
                     macs = conv.geom.macs(s.h, s.w) * n as u64;
                     bufs[*out] = Some(o);

@@ -5,6 +5,8 @@
 //!   NHWC ops over `kestrel-kernels` (packed weights, bias/activation/residual in the conv
 //!   epilogues, an arena that reuses activation buffers), then run many times.
 //! - [`onnx`]: a lowered graph exported as an ONNX file (NCHW, opset 17, dynamic batch).
+//! - [`quant`]: post-training static int8 quantization of a lowered graph (calibration,
+//!   per-channel weights, the int8 model file).
 //! - [`Runner`]: what the commands call: the fast engine where the model is supported, burn
 //!   otherwise, with the reason for the fallback.
 
@@ -12,6 +14,7 @@ pub mod engine;
 pub mod fold;
 pub mod lower;
 pub mod onnx;
+pub mod quant;
 
 pub use engine::{ConvSpec, Engine, Graph, Op};
 pub use lower::{lower, lower_graph, Unsupported};

@@ -6,7 +6,7 @@
 //! out channels) run the direct kernel in [`crate::depthwise`]. Bias (folded BatchNorm),
 //! activation and the residual add happen in the epilogue.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::act::Act;
 use crate::depthwise::Depthwise;
@@ -75,7 +75,7 @@ impl ConvGeometry {
         self.groups > 1 && self.groups == self.in_ch && self.groups == self.out_ch
     }
 
-    fn is_pointwise(&self) -> bool {
+    pub(crate) fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && (self.pad == [0; 4] || self.tf_same)
     }
 
@@ -84,6 +84,61 @@ impl ConvGeometry {
         let (oh, ow) = self.output_hw(h, w).unwrap_or((0, 0));
         (oh * ow * self.out_ch * (self.in_ch / self.groups) * self.kernel[0] * self.kernel[1])
             as u64
+    }
+}
+
+/// The indirection offsets of a convolution for the last input shape it saw: for every output
+/// pixel and tap, where the input pixel starts (`pixel · pixel_stride` elements), or [`PAD`].
+/// The fp32 and int8 convs share it (their pixel strides differ: int8 pads channels to 4).
+#[derive(Default)]
+pub(crate) struct OffsetCache {
+    last: Mutex<Option<((usize, usize, usize), Arc<Vec<u32>>)>>,
+}
+
+impl OffsetCache {
+    pub(crate) fn get(
+        &self,
+        g: &ConvGeometry,
+        n: usize,
+        h: usize,
+        w: usize,
+        pixel_stride: usize,
+    ) -> Arc<Vec<u32>> {
+        let mut cache = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((shape, off)) = cache.as_ref() {
+            if *shape == (n, h, w) {
+                return off.clone();
+            }
+        }
+        let (oh, ow) = g.output_hw(h, w).expect("checked by forward");
+        let pad = g.pads(h, w);
+        let [kh, kw] = g.kernel;
+        let mut off = Vec::with_capacity(n * oh * ow * kh * kw);
+        for b in 0..n {
+            for y in 0..oh {
+                for x in 0..ow {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let iy =
+                                (y * g.stride[0] + i * g.dilation[0]) as isize - pad[0] as isize;
+                            let ix =
+                                (x * g.stride[1] + j * g.dilation[1]) as isize - pad[2] as isize;
+                            off.push(
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    PAD
+                                } else {
+                                    (((b * h + iy as usize) * w + ix as usize) * pixel_stride)
+                                        as u32
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let off = Arc::new(off);
+        *cache = Some(((n, h, w), off.clone()));
+        off
     }
 }
 
@@ -99,8 +154,7 @@ pub struct Conv2d {
     weights: Weights,
     bias: Vec<f32>,
     pub act: Act,
-    /// Indirection offsets for the last input shape (n, h, w).
-    offsets: Mutex<Option<((usize, usize, usize), std::sync::Arc<Vec<u32>>)>>,
+    offsets: OffsetCache,
     zero: Vec<f32>,
 }
 
@@ -134,7 +188,7 @@ impl Conv2d {
             weights,
             bias: bias.map_or_else(|| vec![0.0; geom.out_ch], <[f32]>::to_vec),
             act,
-            offsets: Mutex::new(None),
+            offsets: OffsetCache::default(),
             zero: vec![0.0; geom.in_ch],
         }
     }
@@ -144,44 +198,6 @@ impl Conv2d {
             Weights::Gemm(bs) => bs.iter().map(PackedB::bytes).sum(),
             Weights::Depthwise(d) => d.bytes(),
         }
-    }
-
-    fn offsets(&self, n: usize, h: usize, w: usize) -> std::sync::Arc<Vec<u32>> {
-        let mut cache = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((shape, off)) = cache.as_ref() {
-            if *shape == (n, h, w) {
-                return off.clone();
-            }
-        }
-        let g = &self.geom;
-        let (oh, ow) = g.output_hw(h, w).expect("checked by forward");
-        let pad = g.pads(h, w);
-        let [kh, kw] = g.kernel;
-        let mut off = Vec::with_capacity(n * oh * ow * kh * kw);
-        for b in 0..n {
-            for y in 0..oh {
-                for x in 0..ow {
-                    for i in 0..kh {
-                        for j in 0..kw {
-                            let iy =
-                                (y * g.stride[0] + i * g.dilation[0]) as isize - pad[0] as isize;
-                            let ix =
-                                (x * g.stride[1] + j * g.dilation[1]) as isize - pad[2] as isize;
-                            off.push(
-                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                    PAD
-                                } else {
-                                    (((b * h + iy as usize) * w + ix as usize) * g.in_ch) as u32
-                                },
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        let off = std::sync::Arc::new(off);
-        *cache = Some(((n, h, w), off.clone()));
-        off
     }
 
     /// Runs the convolution on `x` (`[n, h, w, in_ch]`) into `out` (`[n, oh, ow, out_ch]`),
@@ -228,7 +244,7 @@ impl Conv2d {
                         ld: g.in_ch,
                     }
                 } else {
-                    offsets = self.offsets(n, h, w);
+                    offsets = self.offsets.get(g, n, h, w, g.in_ch);
                     Rows::Indirect {
                         base: x.as_ptr(),
                         offsets: &offsets,

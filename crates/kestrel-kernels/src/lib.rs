@@ -16,12 +16,14 @@ pub mod conv;
 pub mod conv_train;
 pub mod depthwise;
 pub mod gemm;
+pub mod int8;
 pub mod norm;
 pub mod pool2d;
 pub mod threads;
 
 pub use act::Act;
 pub use conv::{Conv2d, ConvGeometry};
+pub use int8::QConv2d;
 pub use threads::{num_threads, set_num_threads};
 
 use std::sync::OnceLock;

@@ -16,6 +16,8 @@ use crate::data_config::{eval_transform, recipe_data_config};
 use crate::error::TrainError;
 
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// The int8 model of a folder written by `kestrel quantize` (in place of [`WEIGHTS_FILE`]).
+pub const INT8_FILE: &str = "model.int8.safetensors";
 pub const META_FILE: &str = "checkpoint.json";
 /// v2 stores `data_config`; v1 (before it) stored a `preprocess` block, still read.
 pub const FORMAT: &str = "kestrel-checkpoint-v2";
@@ -214,17 +216,72 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// Builds the model and loads the weights, on `device`.
-    pub fn load_model(&self, device: &Device) -> Result<Model, TrainError> {
+    /// The architecture, with fresh (untrained) weights, at the folder's input size
+    /// (fixed-size models are built for it).
+    pub fn build_architecture(&self, device: &Device) -> Result<Model, TrainError> {
         let spec = kestrel_models::find(&self.meta.model)?;
         let [_, h, w] = self.meta.data_config.input_size;
         let opts = BuildOptions {
             num_classes: self.meta.num_classes,
             in_chans: self.meta.in_chans,
-            // The size it was trained at (fixed-size models are built for it).
             img_size: (h == w).then_some(h),
         };
-        let mut model = spec.build(&opts, device);
+        Ok(spec.build(&opts, device))
+    }
+
+    /// Whether the folder holds an int8 model (written by `kestrel quantize`) rather than
+    /// fp32 weights.
+    pub fn is_int8(&self) -> bool {
+        self.dir.join(INT8_FILE).is_file() && !self.dir.join(WEIGHTS_FILE).exists()
+    }
+
+    /// The int8 model as a lowered graph for the fast engine: the architecture lowered, every
+    /// parameter replaced from [`INT8_FILE`].
+    pub fn load_int8_graph(&self) -> Result<kestrel_deploy::Graph, TrainError> {
+        let path = self.dir.join(INT8_FILE);
+        let err = |reason: String| TrainError::Checkpoint {
+            path: path.clone(),
+            reason,
+        };
+        let model = self.build_architecture(&Device::flex())?;
+        let graph = kestrel_deploy::lower_graph(&model, self.meta.in_chans)
+            .map_err(|e| err(e.to_string()))?;
+        kestrel_deploy::quant::load(graph, &self.meta.model, &path).map_err(err)
+    }
+
+    /// The folder's model ready for inference: the int8 one on the fast engine (whatever
+    /// `engine` asks, with a notice when it asked for burn), else the weights on `engine`.
+    pub fn runner(
+        &self,
+        device: &Device,
+        engine: kestrel_deploy::EngineKind,
+    ) -> Result<(kestrel_deploy::Runner, Option<String>), TrainError> {
+        use burn::module::Module;
+        if self.is_int8() {
+            let graph = self.load_int8_graph()?;
+            return Ok(int8_runner(&graph, device, engine));
+        }
+        let model = self.load_model(device)?;
+        Ok(kestrel_deploy::Runner::new(
+            model.valid(),
+            self.meta.in_chans,
+            device,
+            engine,
+        ))
+    }
+
+    /// Builds the model and loads the weights, on `device`.
+    pub fn load_model(&self, device: &Device) -> Result<Model, TrainError> {
+        if self.is_int8() {
+            return Err(TrainError::Checkpoint {
+                path: self.dir.clone(),
+                reason: format!(
+                    "holds an int8 model ({INT8_FILE}), which only the fast inference engine \
+                     runs; it has no fp32 weights to train or export"
+                ),
+            });
+        }
+        let mut model = self.build_architecture(device)?;
         load_weights(
             &mut model,
             &self.dir.join(WEIGHTS_FILE),
@@ -232,4 +289,21 @@ impl Checkpoint {
         )?;
         Ok(model)
     }
+}
+
+/// The fast engine on an int8 graph, with the notices for what it cannot honour.
+pub fn int8_runner(
+    graph: &kestrel_deploy::Graph,
+    device: &Device,
+    engine: kestrel_deploy::EngineKind,
+) -> (kestrel_deploy::Runner, Option<String>) {
+    let runner = kestrel_deploy::Runner::Fast(Box::new(kestrel_deploy::Engine::new(graph)));
+    let notice = if engine == kestrel_deploy::EngineKind::Burn {
+        Some("an int8 model runs on the fast engine only; using it".to_string())
+    } else if *device != Device::flex() {
+        Some("an int8 model runs on the CPU's fast engine; using it".to_string())
+    } else {
+        None
+    };
+    (runner, notice)
 }

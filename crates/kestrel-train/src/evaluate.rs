@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use burn::module::Module;
 use burn::prelude::*;
 use kestrel_data::loader::{Loader, LoaderConfig, Sampler};
 use kestrel_data::splits::{has_split_folders, is_packed_dataset, open_dataset, open_eval_folder};
@@ -14,7 +13,7 @@ use kestrel_eval::EvalReport;
 use crate::checkpoint::Checkpoint;
 use crate::error::TrainError;
 use crate::infer::{predict_with, Predictions};
-use kestrel_deploy::{EngineKind, Runner};
+use kestrel_deploy::EngineKind;
 
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
@@ -69,7 +68,6 @@ pub fn evaluate_checkpoint(
             ),
         });
     }
-    let model = checkpoint.load_model(device)?;
     let cfg = LoaderConfig {
         batch_size: opts.batch_size,
         shuffle: false,
@@ -81,8 +79,7 @@ pub fn evaluate_checkpoint(
         sampler: Sampler::Sequential,
     };
     let loader = Loader::new(dataset, Arc::new(checkpoint.meta.eval_transform()?), cfg)?;
-    let in_ch = checkpoint.meta.data_config.input_size[0];
-    let (runner, engine_notice) = Runner::new(model.valid(), in_ch, device, opts.engine);
+    let (runner, engine_notice) = checkpoint.runner(device, opts.engine)?;
     let predictions = predict_with(&runner, &loader, device)?;
     let report = EvalReport::compute(&predictions.labels, &predictions.probs, class_names)?
         .with_skipped_images(Some(opts.skipped_before + loader.skipped()));

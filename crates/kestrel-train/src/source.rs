@@ -49,7 +49,11 @@ pub enum ModelSource {
 pub struct LoadedModel {
     /// The registry name.
     pub name: String,
+    /// The model. For an int8 checkpoint, the architecture with untrained weights (its
+    /// parameter count and MACs are right; run `int8` instead).
     pub model: Model,
+    /// The int8 model of a `kestrel quantize` folder, which [`LoadedModel::runner`] runs.
+    pub int8: Option<std::sync::Arc<kestrel_deploy::Graph>>,
     pub data_config: DataConfig,
     pub transform: EvalTransform,
     pub class_names: Vec<String>,
@@ -78,6 +82,9 @@ impl LoadedModel {
         engine: kestrel_deploy::EngineKind,
     ) -> (kestrel_deploy::Runner, Option<String>) {
         use burn::module::Module;
+        if let Some(graph) = &self.int8 {
+            return crate::checkpoint::int8_runner(graph, device, engine);
+        }
         kestrel_deploy::Runner::new(self.model.valid(), self.input_size()[0], device, engine)
     }
 
@@ -120,8 +127,12 @@ impl LoadedModel {
         Ok(exp.into_iter().map(|e| e / sum).collect())
     }
 
-    /// Class probabilities for one image, on burn.
+    /// Class probabilities for one image, on burn (an int8 model: on the fast engine).
     pub fn classify(&self, image: Image, device: &Device) -> Result<Vec<f32>, TrainError> {
+        if self.int8.is_some() {
+            let (runner, _) = self.runner(device, kestrel_deploy::EngineKind::Fast);
+            return self.classify_with(&runner, image);
+        }
         let x = self.preprocess(image)?;
         let x = Tensor::<4>::from_data(
             TensorData::new(x.data, [1, x.channels, x.height, x.width]),
@@ -157,9 +168,19 @@ pub fn load_model(source: &ModelSource, device: &Device) -> Result<LoadedModel, 
     match source {
         ModelSource::Checkpoint(dir) => {
             let ckpt = Checkpoint::open(dir)?;
+            let (model, int8) = if ckpt.is_int8() {
+                let graph = ckpt.load_int8_graph()?;
+                (
+                    ckpt.build_architecture(device)?,
+                    Some(std::sync::Arc::new(graph)),
+                )
+            } else {
+                (ckpt.load_model(device)?, None)
+            };
             Ok(LoadedModel {
                 name: ckpt.meta.model.clone(),
-                model: ckpt.load_model(device)?,
+                model,
+                int8,
                 transform: ckpt.meta.eval_transform()?,
                 data_config: ckpt.meta.data_config.clone(),
                 class_names: ckpt.meta.class_names.clone(),
@@ -224,6 +245,7 @@ fn load_registry(src: &RegistrySource, device: &Device) -> Result<LoadedModel, T
     Ok(LoadedModel {
         name: spec.name.to_string(),
         model,
+        int8: None,
         transform: eval_transform(&data_config)?,
         data_config,
         class_names,

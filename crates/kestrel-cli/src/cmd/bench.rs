@@ -5,6 +5,7 @@ use burn::module::Module;
 use clap::Args;
 use kestrel_deploy::Runner;
 use kestrel_models::bench::{bench_model_with, BenchOptions};
+use kestrel_models::Model;
 
 use crate::device::{parse_device, DEVICE_HELP};
 
@@ -15,9 +16,13 @@ use crate::device::{parse_device, DEVICE_HELP};
 Peers (PyTorch eager, onnxruntime) on the same machine: python3 scripts/bench_peers.py resnet50"
 )]
 pub struct BenchArgs {
-    /// Registry model name(s).
-    #[arg(long, required = true, num_args = 1..)]
+    /// Registry model name(s) (random weights: speed does not depend on them).
+    #[arg(long, num_args = 1.., required_unless_present = "checkpoint")]
     pub model: Vec<String>,
+    /// Run folder(s) instead (or as well): `kestrel train` checkpoints, or `kestrel quantize`
+    /// output, whose int8 model runs on the fast engine (its training step is skipped).
+    #[arg(long, num_args = 1.., value_name = "DIR")]
+    pub checkpoint: Vec<PathBuf>,
     /// Batch size for the throughput measurement.
     #[arg(long, default_value_t = 32, value_parser = crate::cmd::common::at_least_one)]
     pub batch: usize,
@@ -82,21 +87,59 @@ pub fn run(a: BenchArgs) -> Result<()> {
         },
         "peak MiB"
     );
+    let mut runs: Vec<(String, Model, Runner, [usize; 3], bool)> = Vec::new();
     for name in &a.model {
         let spec = kestrel_models::find(name)?;
-        let mut input = spec.data_config().input_size;
+        let model = spec.build(&spec.default_options(), &device);
+        let (runner, notice) = Runner::new(
+            model.valid(),
+            spec.data_config().input_size[0],
+            &device,
+            a.engine.engine,
+        );
+        if let Some(n) = notice {
+            eprintln!("note: {}: {n}", spec.name);
+        }
+        let input = spec.data_config().input_size;
+        runs.push((spec.name.to_string(), model, runner, input, false));
+    }
+    for dir in &a.checkpoint {
+        let loaded = kestrel_train::load_model(
+            &kestrel_train::ModelSource::Checkpoint(dir.clone()),
+            &device,
+        )?;
+        let (runner, notice) = loaded.runner(&device, a.engine.engine);
+        let int8 = loaded.int8.is_some();
+        let label = format!("{}{}", loaded.name, if int8 { " (int8)" } else { "" });
+        if let Some(n) = notice {
+            eprintln!("note: {label}: {n}");
+        }
+        runs.push((
+            label,
+            loaded.model,
+            runner,
+            loaded.data_config.input_size,
+            int8,
+        ));
+    }
+    for (name, model, runner, mut input, int8) in runs {
         if let Some(s) = a.size {
             input[1] = s;
             input[2] = s;
         }
-        let model = spec.build(&spec.default_options(), &device);
         if a.size.is_some() {
-            kestrel_train::check_img_size(&model, spec.name, input, &device)?;
+            kestrel_train::check_img_size(&model, &name, input, &device)?;
         }
-        let (runner, notice) = Runner::new(model.valid(), input[0], &device, a.engine.engine);
-        if let Some(n) = notice {
-            eprintln!("note: {}: {n}", spec.name);
-        }
+        // An int8 model has no fp32 weights to train.
+        let opts = if int8 {
+            BenchOptions {
+                train_batch: 0,
+                train_runs: 0,
+                ..opts.clone()
+            }
+        } else {
+            opts.clone()
+        };
         let forward = |x: &burn::prelude::Tensor<4>| {
             let _ = runner
                 .forward(x.clone())
@@ -106,13 +149,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let r = bench_model_with(&model, input, &device, &opts, &forward);
         if a.profile {
             match &runner {
-                Runner::Fast(engine) => print_profile(spec.name, engine, input, opts.latency_runs),
+                Runner::Fast(engine) => print_profile(&name, engine, input, opts.latency_runs),
                 Runner::Burn(..) => eprintln!("note: --profile needs the fast engine"),
             }
         }
         println!(
             "{:<22} {:>10} {:>8.3} {:>12.1} {:>12.1} {:>14.2} {:>14} {:>10}",
-            spec.name,
+            name,
             crate::cmd::models::human_count(r.params),
             r.macs as f64 / 1e9,
             r.latency_ms_b1,
@@ -126,7 +169,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 .unwrap_or_else(|| "-".into()),
         );
         entries.push(Entry {
-            model: spec.name.to_string(),
+            model: name.clone(),
             device: a.device.clone(),
             engine: runner.name().to_string(),
             result: r,

@@ -1,6 +1,6 @@
 //! `kestrel export`: a model as an ONNX file (via kestrel-deploy's lowered graph).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::prelude::Device;
@@ -28,6 +28,17 @@ pub struct ExportArgs {
 pub fn run(a: ExportArgs) -> Result<()> {
     let device = Device::flex();
     let loaded = load(&a.source, &device)?;
+    if loaded.int8.is_some() {
+        bail!(
+            "{} holds an int8 model: its QDQ ONNX export is not implemented yet; export the fp32 \
+             model it was quantized from",
+            a.source
+                .checkpoint
+                .as_deref()
+                .unwrap_or(Path::new("?"))
+                .display()
+        );
+    }
     let [c, mut h, mut w] = loaded.input_size();
     if let Some(n) = a.source.img_size {
         if n == 0 {

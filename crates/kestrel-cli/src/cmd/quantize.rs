@@ -1,0 +1,229 @@
+//! `kestrel quantize`: post-training static int8 quantization (kestrel-deploy's `quant`) into a
+//! run folder that every command takes as `--checkpoint DIR`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use burn::prelude::Device;
+use clap::Args;
+use kestrel_data::decode::decode_image_file;
+use kestrel_deploy::quant::{self, Calibration, Method};
+use kestrel_deploy::Engine;
+use kestrel_train::checkpoint::{Checkpoint, CheckpointMeta, FORMAT, INT8_FILE, META_FILE};
+
+use super::source::{load, ModelSourceArgs};
+
+/// Quantizes a model to int8: per-output-channel symmetric 7-bit weights, per-tensor u8
+/// activations calibrated on a folder of images.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Every ungrouped conv and linear runs in int8 (u8 x i8 GEMM, i32 \
+accumulation); depthwise/grouped convs, SE gates and pooling stay fp32. The output folder holds \
+model.int8.safetensors, checkpoint.json and quantize_report.json; predict, eval, forward and \
+bench take it as --checkpoint DIR (on the fast engine).\n\n\
+Example:\n  kestrel quantize --model resnet50 --weights resnet50.safetensors --calib photos/ \
+--output runs/resnet50-int8"
+)]
+pub struct QuantizeArgs {
+    #[command(flatten)]
+    pub source: ModelSourceArgs,
+    /// Folder of calibration images (searched recursively; JPEG, PNG, WebP, BMP, GIF).
+    #[arg(long, value_name = "DIR")]
+    pub calib: PathBuf,
+    /// How many of them to use (the first N in path order).
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub calib_images: usize,
+    /// Activation ranges: minmax (observed min/max), percentile (0.01-99.99%), entropy
+    /// (TensorRT's KL calibration).
+    #[arg(long, default_value = "minmax")]
+    pub method: Method,
+    /// Images per calibration batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// The run folder to write.
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+}
+
+#[derive(serde::Serialize)]
+struct Report {
+    model: String,
+    method: &'static str,
+    calib_dir: String,
+    calib_images: usize,
+    /// The calibration images, relative to `calib_dir`.
+    calib_files: Vec<String>,
+    int8_file: &'static str,
+    int8_bytes: u64,
+    /// The fp32 safetensors the model came from, when it was one.
+    fp32_file: Option<String>,
+    fp32_bytes: Option<u64>,
+    /// fp32_bytes / int8_bytes.
+    size_ratio: Option<f64>,
+    /// The lowered fp32 graph's parameters (BN folded) at 4 bytes each.
+    fp32_graph_bytes: u64,
+    int8_convs: usize,
+    convs: usize,
+    kestrel_version: &'static str,
+}
+
+pub fn run(a: QuantizeArgs) -> Result<()> {
+    if a.calib_images == 0 || a.batch_size == 0 {
+        bail!("--calib-images and --batch-size must be at least 1");
+    }
+    let device = Device::flex();
+    let loaded = load(&a.source, &device)?;
+    if loaded.int8.is_some() {
+        bail!("the model is already int8; quantize the fp32 model it came from");
+    }
+    let files = kestrel_data::image_files_under(&a.calib)
+        .with_context(|| format!("--calib {}: cannot list images", a.calib.display()))?;
+    if files.is_empty() {
+        bail!(
+            "--calib {}: no image files (JPEG, PNG, WebP, BMP, GIF) in the folder",
+            a.calib.display()
+        );
+    }
+    let files: Vec<PathBuf> = files.into_iter().take(a.calib_images).collect();
+    let [c, _, _] = loaded.input_size();
+    let mut graph = kestrel_deploy::lower_graph(&loaded.model, c).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot quantize {} (quantization goes through the fast engine's lowering): {e}",
+            loaded.name
+        )
+    })?;
+    let fp32_graph_bytes: u64 = graph_param_bytes(&graph);
+    let engine = Engine::new(&graph);
+    let mut calib = Calibration::default();
+    for chunk in files.chunks(a.batch_size) {
+        let mut batch = Vec::new();
+        let mut shape = [0, 0, 0, 0];
+        for f in chunk {
+            let x = decode_image_file(f)
+                .map_err(anyhow::Error::from)
+                .and_then(|img| loaded.preprocess(img).map_err(anyhow::Error::from))
+                .with_context(|| format!("--calib: {}", f.display()))?;
+            shape = [chunk.len(), x.channels, x.height, x.width];
+            batch.extend_from_slice(&x.data);
+        }
+        calib
+            .observe_batch(&engine, &batch, shape)
+            .map_err(|e| anyhow::anyhow!("--calib {}: {e}", a.calib.display()))?;
+    }
+    let summary = quant::quantize_graph(&mut graph, &calib, a.method)
+        .map_err(|e| anyhow::anyhow!("--calib {}: {e}", a.calib.display()))?;
+
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("--output: cannot create {}", a.output.display()))?;
+    let meta_pairs = vec![
+        ("method".to_string(), a.method.name().to_string()),
+        ("calib_images".to_string(), calib.images().to_string()),
+    ];
+    let int8_path = a.output.join(INT8_FILE);
+    let int8_bytes = quant::save(&graph, &loaded.name, &meta_pairs, &int8_path)
+        .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
+    let meta = checkpoint_meta(&a.source, &loaded, &a)?;
+    let meta_path = a.output.join(META_FILE);
+    std::fs::write(&meta_path, serde_json::to_string_pretty(&meta)?)
+        .with_context(|| format!("--output: cannot write {}", meta_path.display()))?;
+
+    let fp32_file = match (&a.source.checkpoint, &a.source.weights) {
+        (Some(dir), _) => Some(dir.join(kestrel_train::checkpoint::WEIGHTS_FILE)),
+        (None, Some(w)) if w.extension().is_some_and(|e| e == "safetensors") => Some(w.clone()),
+        _ => None,
+    };
+    let fp32_bytes = fp32_file
+        .as_ref()
+        .and_then(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len());
+    let report = Report {
+        model: loaded.name.clone(),
+        method: a.method.name(),
+        calib_dir: a.calib.display().to_string(),
+        calib_images: calib.images(),
+        calib_files: files
+            .iter()
+            .map(|f| f.strip_prefix(&a.calib).unwrap_or(f).display().to_string())
+            .collect(),
+        int8_file: INT8_FILE,
+        int8_bytes,
+        fp32_file: fp32_file.as_ref().map(|f| f.display().to_string()),
+        fp32_bytes,
+        size_ratio: fp32_bytes.map(|b| b as f64 / int8_bytes as f64),
+        fp32_graph_bytes,
+        int8_convs: summary.int8_convs,
+        convs: summary.convs,
+        kestrel_version: env!("CARGO_PKG_VERSION"),
+    };
+    let report_path = a.output.join("quantize_report.json");
+    std::fs::write(&report_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("--output: cannot write {}", report_path.display()))?;
+    println!(
+        "quantized {} ({} of {} convs int8, {} calibration images, {}): {} bytes{} -> {}",
+        loaded.name,
+        summary.int8_convs,
+        summary.convs,
+        calib.images(),
+        a.method.name(),
+        int8_bytes,
+        report
+            .size_ratio
+            .map(|r| format!(" ({r:.2}x smaller than the fp32 file)"))
+            .unwrap_or_default(),
+        a.output.display()
+    );
+    Ok(())
+}
+
+fn graph_param_bytes(graph: &kestrel_deploy::Graph) -> u64 {
+    use kestrel_deploy::Op;
+    let conv = |c: &kestrel_deploy::ConvSpec| (c.weight.len() + c.bias.len()) as u64 * 4;
+    graph
+        .ops
+        .iter()
+        .map(|op| match op {
+            Op::Conv { conv: c, .. } | Op::Eca { conv: c, .. } => conv(c),
+            Op::SqueezeExcite { reduce, expand, .. } => conv(reduce) + conv(expand),
+            Op::LayerNorm { weight, bias, .. } => (weight.len() + bias.len()) as u64 * 4,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The run folder's `checkpoint.json`: the source checkpoint's, or one made from the registry
+/// model, with the quantization recorded in `train_config`.
+fn checkpoint_meta(
+    source: &ModelSourceArgs,
+    loaded: &kestrel_train::LoadedModel,
+    a: &QuantizeArgs,
+) -> Result<CheckpointMeta> {
+    let quantized = serde_json::json!({
+        "quantized": {
+            "method": a.method.name(),
+            "calib_dir": a.calib.display().to_string(),
+            "from": source.checkpoint.as_ref().or(source.weights.as_ref()).map(|p| p.display().to_string()),
+        }
+    });
+    if let Some(dir) = &source.checkpoint {
+        let mut meta = Checkpoint::open(dir)?.meta;
+        meta.train_config = serde_json::json!({
+            "quantized": quantized["quantized"],
+            "trained": meta.train_config,
+        });
+        return Ok(meta);
+    }
+    let [c, _, _] = loaded.input_size();
+    Ok(CheckpointMeta {
+        format: FORMAT.to_string(),
+        model: loaded.name.clone(),
+        num_classes: loaded.class_names.len(),
+        in_chans: c,
+        class_names: loaded.class_names.clone(),
+        data_config: loaded.data_config.clone(),
+        recipe: None,
+        train_config: quantized,
+        epoch: 0,
+        val_accuracy: None,
+        kestrel_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}

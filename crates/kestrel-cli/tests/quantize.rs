@@ -1,0 +1,119 @@
+//! `kestrel quantize`: the run folder it writes, the commands that run it through
+//! `--checkpoint DIR`, and clear errors for bad input (numerics are kestrel-deploy's quant test).
+
+mod common;
+
+use common::{kestrel, read_json, s, solid_color_folder, tempdir};
+
+#[test]
+fn quantize_writes_a_run_folder_that_predict_and_forward_run() {
+    let tmp = tempdir();
+    let calib = tmp.path().join("calib");
+    solid_color_folder(&calib, 3, 1);
+    let out = tmp.path().join("q");
+    kestrel([
+        "quantize",
+        "--model",
+        "resnet20_cifar",
+        "--calib",
+        s(&calib),
+        "--calib-images",
+        "5",
+        "--method",
+        "percentile",
+        "--output",
+        s(&out),
+    ])
+    .ok();
+    let report = read_json(&out.join("quantize_report.json"));
+    assert_eq!(report["calib_images"], 5);
+    assert_eq!(report["calib_files"].as_array().unwrap().len(), 5);
+    assert_eq!(report["method"], "percentile");
+    // Every conv of resnet20_cifar is ungrouped: all int8.
+    assert_eq!(report["int8_convs"], report["convs"]);
+    let int8 = report["int8_bytes"].as_u64().unwrap();
+    let fp32 = report["fp32_graph_bytes"].as_u64().unwrap();
+    assert!(fp32 as f64 / int8 as f64 > 3.5, "{fp32} / {int8}");
+    assert_eq!(
+        std::fs::metadata(out.join("model.int8.safetensors"))
+            .unwrap()
+            .len(),
+        int8
+    );
+
+    let img = calib.join("red").join("000.png");
+    let pred = kestrel(["predict", "--checkpoint", s(&out), s(&img), "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&pred.stdout).unwrap();
+    assert_eq!(v[0]["top"].as_array().unwrap().len(), 5);
+
+    let x = tmp.path().join("x.safetensors");
+    common::write_tensor(&x, "input", &[2, 3, 32, 32]);
+    let y = tmp.path().join("y.safetensors");
+    kestrel([
+        "forward",
+        "--checkpoint",
+        s(&out),
+        "--input",
+        s(&x),
+        "--output",
+        s(&y),
+    ])
+    .ok();
+    let (shape, logits) = common::read_tensor(&y, "logits");
+    assert_eq!(shape, vec![2, 10]);
+    assert!(logits.iter().all(|v| v.is_finite()));
+
+    // A run folder whose int8 file was made for another model names both.
+    let meta_path = out.join("checkpoint.json");
+    let meta = std::fs::read_to_string(&meta_path).unwrap();
+    std::fs::write(
+        &meta_path,
+        meta.replace("\"resnet20_cifar\"", "\"resnet32_cifar\""),
+    )
+    .unwrap();
+    kestrel(["predict", "--checkpoint", s(&out), s(&img)])
+        .fails_cleanly_naming(&["resnet20_cifar", "resnet32_cifar"]);
+}
+
+#[test]
+fn quantize_bad_calibration_folder_is_named() {
+    let tmp = tempdir();
+    let empty = tmp.path().join("empty_calib");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "not an image").unwrap();
+    let out = tmp.path().join("q");
+    kestrel([
+        "quantize",
+        "--model",
+        "lenet5",
+        "--calib",
+        s(&empty),
+        "--output",
+        s(&out),
+    ])
+    .fails_cleanly_naming(&["empty_calib"]);
+    let missing = tmp.path().join("no_such_calib");
+    kestrel([
+        "quantize",
+        "--model",
+        "lenet5",
+        "--calib",
+        s(&missing),
+        "--output",
+        s(&out),
+    ])
+    .fails_cleanly_naming(&["no_such_calib"]);
+    // A usage error (clap's exit code 2) naming the value.
+    let run = kestrel([
+        "quantize",
+        "--model",
+        "lenet5",
+        "--calib",
+        s(&empty),
+        "--method",
+        "kmeans",
+        "--output",
+        s(&out),
+    ]);
+    assert!(!run.success() && run.transcript().contains("kmeans"));
+}

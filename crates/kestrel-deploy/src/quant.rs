@@ -1,0 +1,595 @@
+//! Post-training static int8 quantization of a lowered [`Graph`].
+//!
+//! - Weights: symmetric int8 per output channel (±127).
+//! - Activations: asymmetric per tensor in 7 bits (0..=[`ACT_MAX`]: the AVX2 kernel without
+//!   VNNI would saturate with 8-bit activations and 8-bit weights; onnxruntime's `reduce_range`
+//!   drops the weights' bit instead, which costs per-channel weights more accuracy), one scale
+//!   and zero point per conv input, from a
+//!   calibration pass of the fp32 engine over a few batches ([`Calibration`]): the observed
+//!   min/max, a percentile of a uniform sample of the values, or TensorRT's entropy (KL)
+//!   threshold.
+//! - Which ops: every ungrouped conv (1×1, 3×3, the stem, linears as 1×1 convs). Depthwise and
+//!   grouped convs, the SE/ECA gates and the rest stay fp32; activations between ops are f32.
+//!
+//! [`save`] / [`load`] write and read the int8 model file: the graph's parameters by op index
+//! (int8 weights + scales for quantized convs, f32 for the rest), so the file is about 4×
+//! smaller than the fp32 one. Loading lowers the same architecture and replaces every
+//! parameter, checking that the file was made for that model.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use kestrel_kernels::int8::{ACT_MAX, WEIGHT_MAX};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+
+use crate::engine::{ConvSpec, Engine, Graph, Op};
+
+/// How a conv's weights (and, for an int8 conv, its input) are quantized.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvQuant {
+    /// OIHW int8 weights: within ±[`WEIGHT_MAX`] for an int8 conv, ±127 for one stored int8.
+    pub weight: Vec<i8>,
+    /// Per output channel: `real = w_scale[o] · q`.
+    pub w_scale: Vec<f32>,
+    /// The int8 conv's input quantization; None for a conv whose weights are only *stored* in
+    /// int8 (depthwise and grouped convs: the file shrinks, the conv runs fp32 on the
+    /// dequantized weights).
+    pub input: Option<InputQuant>,
+}
+
+/// A u8 activation: `real = scale · (q − zero)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InputQuant {
+    pub scale: f32,
+    pub zero: u8,
+}
+
+/// The weight range of convs stored in int8 but run in fp32 (no kernel saturation to avoid).
+pub const STORED_WEIGHT_MAX: i8 = 127;
+
+/// How the activation ranges are chosen from the calibration data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// The observed minimum and maximum.
+    MinMax,
+    /// The 0.01th and 99.99th percentiles (outliers clipped).
+    Percentile,
+    /// TensorRT's entropy calibration: the |x| threshold that minimises the KL divergence
+    /// between the value histogram and its 128-level quantized version.
+    Entropy,
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "minmax" => Ok(Method::MinMax),
+            "percentile" => Ok(Method::Percentile),
+            "entropy" => Ok(Method::Entropy),
+            other => Err(format!(
+                "unknown calibration method '{other}' (expected minmax, percentile or entropy)"
+            )),
+        }
+    }
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::MinMax => "minmax",
+            Method::Percentile => "percentile",
+            Method::Entropy => "entropy",
+        }
+    }
+}
+
+/// Whether a conv of the graph runs in int8 once quantized.
+pub fn quantizable(conv: &ConvSpec) -> bool {
+    conv.geom.groups == 1
+}
+
+/// Symmetric per-output-channel quantization of OIHW weights to `±max`:
+/// `scale[o] = max|w[o]| / max`.
+pub fn quantize_weights(w: &[f32], out_ch: usize, max: i8) -> (Vec<i8>, Vec<f32>) {
+    let per = w.len() / out_ch.max(1);
+    let mut q = Vec::with_capacity(w.len());
+    let mut scales = Vec::with_capacity(out_ch);
+    for row in w.chunks(per.max(1)) {
+        let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        // An all-zero channel: any scale gives zeros.
+        let lim = max as f32;
+        let scale = if amax > 0.0 { amax / lim } else { 1.0 };
+        q.extend(
+            row.iter()
+                .map(|v| (v / scale).round_ties_even().clamp(-lim, lim) as i8),
+        );
+        scales.push(scale);
+    }
+    (q, scales)
+}
+
+/// The scale and zero point (0..=[`ACT_MAX`]) of the range `[lo, hi]` (widened to hold 0,
+/// which must be exact: zero padding and ReLU outputs are real zeros).
+pub fn activation_params(lo: f32, hi: f32) -> (f32, u8) {
+    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+    let levels = ACT_MAX as f32;
+    let scale = ((hi - lo) / levels).max(1e-8);
+    let zero = (-lo / scale).round_ties_even().clamp(0.0, levels) as u8;
+    (scale, zero)
+}
+
+/// The values of one conv input seen during calibration.
+#[derive(Clone, Debug)]
+struct Observed {
+    min: f32,
+    max: f32,
+    /// A uniform sample of the values (reservoir sampling), for percentile and entropy.
+    samples: Vec<f32>,
+    seen: u64,
+}
+
+/// Values sampled per conv input per batch, and kept per conv input in all.
+const SAMPLES_PER_BATCH: usize = 8192;
+const SAMPLES_KEPT: usize = 1 << 18;
+
+/// Activation statistics of every conv input of a graph, gathered batch by batch.
+pub struct Calibration {
+    ops: BTreeMap<usize, Observed>,
+    images: usize,
+    rng: u64,
+}
+
+impl Default for Calibration {
+    fn default() -> Self {
+        Calibration {
+            ops: BTreeMap::new(),
+            images: 0,
+            rng: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+}
+
+impl Calibration {
+    /// Runs `engine` (the fp32 graph) on one NCHW batch, recording every conv input.
+    pub fn observe_batch(
+        &mut self,
+        engine: &Engine,
+        x: &[f32],
+        shape: [usize; 4],
+    ) -> Result<(), String> {
+        let Calibration { ops, rng, .. } = self;
+        engine.run_observed(x, shape, &mut |op, values| {
+            let o = ops.entry(op).or_insert_with(|| Observed {
+                min: f32::INFINITY,
+                max: f32::NEG_INFINITY,
+                samples: Vec::new(),
+                seen: 0,
+            });
+            for &v in values {
+                // NaN-safe: a NaN input changes neither bound.
+                o.min = o.min.min(v);
+                o.max = o.max.max(v);
+            }
+            for _ in 0..SAMPLES_PER_BATCH.min(values.len()) {
+                let v = values[next(rng) as usize % values.len()];
+                o.seen += 1;
+                if o.samples.len() < SAMPLES_KEPT {
+                    o.samples.push(v);
+                } else {
+                    let j = next(rng) % o.seen;
+                    if (j as usize) < SAMPLES_KEPT {
+                        o.samples[j as usize] = v;
+                    }
+                }
+            }
+        })?;
+        self.images += shape[0];
+        Ok(())
+    }
+
+    /// Images seen so far.
+    pub fn images(&self) -> usize {
+        self.images
+    }
+
+    /// The range `[lo, hi]` chosen for the input of op `op`, if it was observed.
+    pub fn range(&self, op: usize, method: Method) -> Option<(f32, f32)> {
+        let o = self.ops.get(&op)?;
+        if !(o.min.is_finite() && o.max.is_finite()) {
+            return None;
+        }
+        let mut s: Vec<f32> = o
+            .samples
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        if s.is_empty() || method == Method::MinMax {
+            return Some((o.min, o.max));
+        }
+        Some(match method {
+            Method::MinMax => unreachable!(),
+            Method::Percentile => {
+                s.sort_by(f32::total_cmp);
+                let at = |q: f64| s[((q * s.len() as f64) as usize).min(s.len() - 1)];
+                (at(1e-4).max(o.min), at(1.0 - 1e-4).min(o.max))
+            }
+            Method::Entropy => {
+                // A non-negative tensor gets all ACT_MAX + 1 levels; a signed one about half
+                // on each side.
+                let all = ACT_MAX as usize + 1;
+                let levels = if o.min >= 0.0 { all } else { all / 2 };
+                let t = entropy_threshold(&s, levels);
+                (o.min.max(-t), o.max.min(t))
+            }
+        })
+    }
+}
+
+fn next(rng: &mut u64) -> u64 {
+    *rng = rng
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *rng >> 17
+}
+
+/// TensorRT's entropy calibration on `|x|`: a 2048-bin histogram, and for every candidate
+/// threshold of `i ≥ levels` bins the KL divergence between the clipped histogram (outliers
+/// folded into the last bin) and its quantization to `levels` levels (TensorRT: 128); the
+/// threshold of least divergence.
+pub fn entropy_threshold(values: &[f32], levels: usize) -> f32 {
+    const BINS: usize = 2048;
+    let levels = levels.clamp(2, BINS);
+    let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if amax == 0.0 {
+        return 0.0;
+    }
+    let width = amax / BINS as f32;
+    let mut hist = vec![0f64; BINS];
+    for v in values {
+        hist[((v.abs() / width) as usize).min(BINS - 1)] += 1.0;
+    }
+    let mut best = (f64::INFINITY, BINS);
+    for i in levels..=BINS {
+        let mut p: Vec<f64> = hist[..i].to_vec();
+        p[i - 1] += hist[i..].iter().sum::<f64>();
+        // Q: the first i bins merged into `levels` levels, each level's mass spread evenly over
+        // the bins of it that were non-empty.
+        let mut q = vec![0f64; i];
+        for l in 0..levels {
+            let (a, b) = (
+                l * i / levels,
+                ((l + 1) * i / levels).max(l * i / levels + 1),
+            );
+            let mass: f64 = hist[a..b].iter().sum();
+            let nonzero = hist[a..b].iter().filter(|&&h| h > 0.0).count();
+            if nonzero > 0 {
+                for k in a..b {
+                    if hist[k] > 0.0 {
+                        q[k] = mass / nonzero as f64;
+                    }
+                }
+            }
+        }
+        let (sp, sq): (f64, f64) = (p.iter().sum(), q.iter().sum());
+        if sq == 0.0 {
+            continue;
+        }
+        let kl: f64 = p
+            .iter()
+            .zip(&q)
+            .filter(|(&pk, _)| pk > 0.0)
+            .map(|(&pk, &qk)| {
+                let (pk, qk) = (pk / sp, (qk / sq).max(1e-12));
+                pk * (pk / qk).ln()
+            })
+            .sum();
+        if kl < best.0 {
+            best = (kl, i);
+        }
+    }
+    (best.1 as f32 + 0.5) * width
+}
+
+/// What [`quantize_graph`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuantSummary {
+    /// Convs (linears included) now computed in int8, of all convs; the others have their
+    /// weights stored in int8.
+    pub int8_convs: usize,
+    pub convs: usize,
+}
+
+/// Quantizes every [`quantizable`] conv of `graph` with the activation ranges of `calib`
+/// (gathered on this graph's fp32 engine).
+pub fn quantize_graph(
+    graph: &mut Graph,
+    calib: &Calibration,
+    method: Method,
+) -> Result<QuantSummary, String> {
+    let mut summary = QuantSummary {
+        int8_convs: 0,
+        convs: 0,
+    };
+    for (i, op) in graph.ops.iter_mut().enumerate() {
+        let Op::Conv { conv, .. } = op else { continue };
+        summary.convs += 1;
+        let (max, input) = if quantizable(conv) {
+            let (lo, hi) = calib.range(i, method).ok_or_else(|| {
+                format!("op {i} (conv) saw no finite calibration values; calibrate on real images")
+            })?;
+            let (scale, zero) = activation_params(lo, hi);
+            summary.int8_convs += 1;
+            (WEIGHT_MAX, Some(InputQuant { scale, zero }))
+        } else {
+            (STORED_WEIGHT_MAX, None)
+        };
+        let (weight, w_scale) = quantize_weights(&conv.weight, conv.geom.out_ch, max);
+        conv.weight = dequantize(&weight, &w_scale);
+        conv.quant = Some(ConvQuant {
+            weight,
+            w_scale,
+            input,
+        });
+    }
+    Ok(summary)
+}
+
+/// `w_scale[o] · q` for OIHW weights.
+fn dequantize(q: &[i8], w_scale: &[f32]) -> Vec<f32> {
+    let per = q.len() / w_scale.len().max(1);
+    q.iter()
+        .enumerate()
+        .map(|(k, &v)| v as f32 * w_scale[k / per])
+        .collect()
+}
+
+/// `kestrel.format` of the int8 model file.
+pub const FORMAT: &str = "kestrel-int8-v1";
+
+/// A named parameter of the graph, with its dtype-specific bytes.
+enum Param {
+    F32(Vec<f32>),
+    I8(Vec<i8>),
+}
+
+/// Every parameter of `graph` by name (`ops.{i}.{field}`), with its shape.
+fn params(graph: &Graph) -> Vec<(String, Vec<usize>, Param)> {
+    let mut out = Vec::new();
+    let mut conv = |prefix: String, c: &ConvSpec| {
+        let g = &c.geom;
+        let shape = vec![g.out_ch, g.in_ch / g.groups, g.kernel[0], g.kernel[1]];
+        match &c.quant {
+            Some(q) => {
+                out.push((
+                    format!("{prefix}.weight"),
+                    shape,
+                    Param::I8(q.weight.clone()),
+                ));
+                out.push((
+                    format!("{prefix}.weight_scale"),
+                    vec![g.out_ch],
+                    Param::F32(q.w_scale.clone()),
+                ));
+                if let Some(iq) = q.input {
+                    out.push((
+                        format!("{prefix}.input_quant"),
+                        vec![2],
+                        Param::F32(vec![iq.scale, iq.zero as f32]),
+                    ));
+                }
+            }
+            None => out.push((
+                format!("{prefix}.weight"),
+                shape,
+                Param::F32(c.weight.clone()),
+            )),
+        }
+        out.push((
+            format!("{prefix}.bias"),
+            vec![g.out_ch],
+            Param::F32(c.bias.clone()),
+        ));
+    };
+    let mut norms = Vec::new();
+    for (i, op) in graph.ops.iter().enumerate() {
+        match op {
+            Op::Conv { conv: c, .. } | Op::Eca { conv: c, .. } => conv(format!("ops.{i}"), c),
+            Op::SqueezeExcite { reduce, expand, .. } => {
+                conv(format!("ops.{i}.reduce"), reduce);
+                conv(format!("ops.{i}.expand"), expand);
+            }
+            Op::LayerNorm { weight, bias, .. } => {
+                norms.push((format!("ops.{i}.norm_weight"), weight.clone()));
+                norms.push((format!("ops.{i}.norm_bias"), bias.clone()));
+            }
+            _ => {}
+        }
+    }
+    out.extend(
+        norms
+            .into_iter()
+            .map(|(k, v)| (k, vec![v.len()], Param::F32(v))),
+    );
+    out
+}
+
+/// Writes the quantized `graph` of model `model` as safetensors, with `metadata` (string
+/// pairs) beside the format and model name. Returns the file's size.
+pub fn save(
+    graph: &Graph,
+    model: &str,
+    metadata: &[(String, String)],
+    path: &Path,
+) -> Result<u64, String> {
+    let params = params(graph);
+    let bytes: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = params
+        .into_iter()
+        .map(|(name, shape, p)| match p {
+            Param::F32(v) => (
+                name,
+                shape,
+                Dtype::F32,
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ),
+            Param::I8(v) => (name, shape, Dtype::I8, v.iter().map(|&x| x as u8).collect()),
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, shape, dt, b)| {
+            TensorView::new(*dt, shape.clone(), b)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| format!("tensor {name}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut meta: HashMap<String, String> = metadata.iter().cloned().collect();
+    meta.insert("kestrel.format".into(), FORMAT.into());
+    meta.insert("kestrel.model".into(), model.into());
+    let file = safetensors::tensor::serialize(views, Some(meta))
+        .map_err(|e| format!("serialising {}: {e}", path.display()))?;
+    std::fs::write(path, &file).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(file.len() as u64)
+}
+
+/// The metadata of an int8 model file (its `kestrel.model` included).
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| format!("{} is not a safetensors file: {e}", path.display()))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+/// Loads the int8 model file `path` into `graph`, the fp32 lowering of model `model` (any
+/// weights: all of them are replaced). Every parameter's shape is checked, and a file made for
+/// another model is rejected naming both.
+pub fn load(mut graph: Graph, model: &str, path: &Path) -> Result<Graph, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| format!("{} is not a safetensors file: {e}", path.display()))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| format!("{} is not a safetensors file: {e}", path.display()))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    if meta.get("kestrel.format").map(String::as_str) != Some(FORMAT) {
+        return Err(format!(
+            "{} is not a kestrel int8 model file (no kestrel.format = {FORMAT})",
+            path.display()
+        ));
+    }
+    let built_for = meta.get("kestrel.model").cloned().unwrap_or_default();
+    if built_for != model {
+        return Err(format!(
+            "{} was quantized from {built_for}, not {model}",
+            path.display()
+        ));
+    }
+    let f32s = |name: &str, len: usize| -> Result<Vec<f32>, String> {
+        let t = st
+            .tensor(name)
+            .map_err(|_| format!("{}: tensor {name} is missing", path.display()))?;
+        if t.dtype() != Dtype::F32 || t.data().len() != len * 4 {
+            return Err(format!(
+                "{}: tensor {name} is {:?} {:?}; {model} needs F32 with {len} values",
+                path.display(),
+                t.dtype(),
+                t.shape()
+            ));
+        }
+        Ok(t.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    };
+    let conv = |prefix: String, c: &mut ConvSpec| -> Result<(), String> {
+        let g = c.geom;
+        let len = c.weight.len();
+        c.bias = f32s(&format!("{prefix}.bias"), g.out_ch)?;
+        let wname = format!("{prefix}.weight");
+        let t = st
+            .tensor(&wname)
+            .map_err(|_| format!("{}: tensor {wname} is missing", path.display()))?;
+        match t.dtype() {
+            Dtype::I8 => {
+                if t.data().len() != len {
+                    return Err(format!(
+                        "{}: tensor {wname} has shape {:?}; {model} needs {len} int8 values there",
+                        path.display(),
+                        t.shape()
+                    ));
+                }
+                let weight: Vec<i8> = t.data().iter().map(|&b| b as i8).collect();
+                let w_scale = f32s(&format!("{prefix}.weight_scale"), g.out_ch)?;
+                let iq_name = format!("{prefix}.input_quant");
+                let input = match st.tensor(&iq_name) {
+                    Err(_) => None,
+                    Ok(_) if !quantizable(c) => {
+                        return Err(format!(
+                            "{}: {iq_name}: the conv at {prefix} is grouped and has no int8 kernel",
+                            path.display()
+                        ))
+                    }
+                    Ok(_) => {
+                        let iq = f32s(&iq_name, 2)?;
+                        let zmax = ACT_MAX as f32;
+                        if !(iq[0] > 0.0 && iq[0].is_finite() && (0.0..=zmax).contains(&iq[1])) {
+                            return Err(format!(
+                                "{}: {iq_name} {iq:?} is not a (scale > 0, zero point 0..{ACT_MAX}) pair",
+                                path.display()
+                            ));
+                        }
+                        Some(InputQuant {
+                            scale: iq[0],
+                            zero: iq[1] as u8,
+                        })
+                    }
+                };
+                let max = if input.is_some() {
+                    WEIGHT_MAX
+                } else {
+                    STORED_WEIGHT_MAX
+                };
+                if let Some(w) = weight.iter().find(|w| w.unsigned_abs() > max as u8) {
+                    return Err(format!(
+                        "{}: tensor {wname} holds {w}, outside ±{max}",
+                        path.display()
+                    ));
+                }
+                c.weight = dequantize(&weight, &w_scale);
+                c.quant = Some(ConvQuant {
+                    weight,
+                    w_scale,
+                    input,
+                });
+            }
+            _ => {
+                c.weight = f32s(&wname, len)?;
+                c.quant = None;
+            }
+        }
+        Ok(())
+    };
+    for (i, op) in graph.ops.iter_mut().enumerate() {
+        match op {
+            Op::Conv { conv: c, .. } | Op::Eca { conv: c, .. } => conv(format!("ops.{i}"), c)?,
+            Op::SqueezeExcite { reduce, expand, .. } => {
+                conv(format!("ops.{i}.reduce"), reduce)?;
+                conv(format!("ops.{i}.expand"), expand)?;
+            }
+            Op::LayerNorm { weight, bias, .. } => {
+                *weight = f32s(&format!("ops.{i}.norm_weight"), weight.len())?;
+                *bias = f32s(&format!("ops.{i}.norm_bias"), bias.len())?;
+            }
+            _ => {}
+        }
+    }
+    let expected = params(&graph).len();
+    if st.len() != expected {
+        return Err(format!(
+            "{}: {} tensors, but {model}'s graph has {expected} parameters",
+            path.display(),
+            st.len()
+        ));
+    }
+    Ok(graph)
+}

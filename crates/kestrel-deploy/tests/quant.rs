@@ -1,0 +1,173 @@
+//! Post-training int8 quantization of whole registry architectures: the int8 engine against
+//! the fp32 engine (itself checked against burn and timm), the int8 file's size and round trip,
+//! and the errors for a file of another model.
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use kestrel_deploy::quant::{self, Calibration, Method};
+use kestrel_deploy::{lower_graph, Engine, Graph, Op};
+use kestrel_models::BuildOptions;
+
+fn model(name: &str) -> kestrel_models::Model {
+    let spec = kestrel_models::find(name).unwrap();
+    let opts = BuildOptions {
+        num_classes: 10,
+        ..spec.default_options()
+    };
+    spec.build(&opts, &Device::flex())
+}
+
+fn graph(name: &str) -> Graph {
+    lower_graph(&model(name), 3).unwrap()
+}
+
+fn images(n: usize, size: usize, seed: u64) -> Vec<f32> {
+    let device = Device::flex();
+    <Tensor<4>>::random([n, 3, size, size], Distribution::Normal(0.0, 1.0), &device)
+        .into_data()
+        .try_to_vec()
+        .map(|v: Vec<f32>| {
+            // Decorrelate the draws of different seeds (burn's RNG is global).
+            v.iter()
+                .enumerate()
+                .map(|(i, x)| if (i as u64 + seed) % 7 == 0 { -x } else { *x })
+                .collect()
+        })
+        .unwrap()
+}
+
+fn quantized(name: &str, size: usize, method: Method) -> (Graph, Graph) {
+    let m = model(name);
+    let fp32 = lower_graph(&m, 3).unwrap();
+    let engine = Engine::new(&fp32);
+    let mut calib = Calibration::default();
+    for b in 0..2 {
+        let x = images(4, size, b);
+        calib
+            .observe_batch(&engine, &x, [4, 3, size, size])
+            .unwrap();
+    }
+    assert_eq!(calib.images(), 8);
+    let mut q = lower_graph(&m, 3).unwrap();
+    let summary = quant::quantize_graph(&mut q, &calib, method).unwrap();
+    let ungrouped = fp32
+        .ops
+        .iter()
+        .filter(|op| matches!(op, Op::Conv { conv, .. } if conv.geom.groups == 1))
+        .count();
+    assert_eq!(summary.int8_convs, ungrouped, "{name}");
+    assert!(summary.int8_convs > 0);
+    (fp32, q)
+}
+
+fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+#[test]
+fn int8_engine_tracks_fp32_on_resnet_and_mobilenet() {
+    for (name, size, method, tol) in [
+        ("resnet20_cifar", 32, Method::MinMax, 0.08),
+        ("mobilenetv2_050", 32, Method::Percentile, 0.2),
+    ] {
+        // (Entropy calibration is not held to a bound here: on these random-init nets it
+        // clips far more than min/max; see docs/deploy.md.)
+        let (fp32, q) = quantized(name, size, method);
+        let (e32, e8) = (Engine::new(&fp32), Engine::new(&q));
+        assert_eq!(
+            e8.int8_convs().0,
+            q.ops
+                .iter()
+                .filter(|o| matches!(o, Op::Conv { conv, .. } if conv.quant.as_ref().is_some_and(|q| q.input.is_some())))
+                .count()
+        );
+        assert_eq!(e32.int8_convs().0, 0);
+        let x = images(3, size, 5);
+        let want = e32.run_nchw(&x, 3, 3, size, size).unwrap();
+        let got = e8.run_nchw(&x, 3, 3, size, size).unwrap();
+        let err = max_rel_err(&got, &want);
+        // Really int8: the outputs differ from fp32, but not by much.
+        assert!(
+            err > 0.0 && err <= tol,
+            "{name} {method:?}: int8 vs fp32 max error {err} of max|logit|"
+        );
+    }
+}
+
+#[test]
+fn int8_file_is_4x_smaller_and_round_trips() {
+    let (fp32, q) = quantized("resnet20_cifar", 32, Method::MinMax);
+    let dir = std::env::temp_dir().join(format!("kestrel-int8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.int8.safetensors");
+    let size = quant::save(
+        &q,
+        "resnet20_cifar",
+        &[("method".into(), "minmax".into())],
+        &path,
+    )
+    .unwrap();
+    let fp32_bytes: usize = fp32
+        .ops
+        .iter()
+        .map(|op| match op {
+            Op::Conv { conv, .. } => 4 * (conv.weight.len() + conv.bias.len()),
+            _ => 0,
+        })
+        .sum();
+    let ratio = fp32_bytes as f64 / size as f64;
+    assert!(
+        ratio >= 3.5,
+        "fp32 {fp32_bytes} B / int8 {size} B = {ratio}"
+    );
+    let meta = quant::read_metadata(&path).unwrap();
+    assert_eq!(meta["method"], "minmax");
+
+    // Loading into a freshly lowered (differently initialised) graph restores the int8 model.
+    let loaded = quant::load(graph("resnet20_cifar"), "resnet20_cifar", &path).unwrap();
+    let x = images(2, 32, 9);
+    let a = Engine::new(&q).run_nchw(&x, 2, 3, 32, 32).unwrap();
+    let b = Engine::new(&loaded).run_nchw(&x, 2, 3, 32, 32).unwrap();
+    assert_eq!(a, b);
+
+    // A file of another model names both.
+    let err = quant::load(graph("resnet20_cifar"), "resnet32_cifar", &path)
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("resnet20_cifar") && err.contains("resnet32_cifar"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn weight_and_activation_quantization_by_hand() {
+    // Channel 0: max|w| = 6.3 → scale 0.1, q = [63, −20, 0]; channel 1: all zero → scale 1.
+    let (q, s) = quant::quantize_weights(&[6.3, -2.0, 0.04, 0.0, 0.0, 0.0], 2, 63);
+    assert_eq!(q, vec![63, -20, 0, 0, 0, 0]);
+    assert!((s[0] - 0.1).abs() < 1e-7 && s[1] == 1.0);
+    // The 8-bit storage range: 12.7 / 127 = 0.1 again.
+    let (q, _) = quant::quantize_weights(&[12.7, -2.0], 1, 127);
+    assert_eq!(q, vec![127, -20]);
+    // 7-bit activations: [−1, 1.54] → scale 2.54 / 127 = 0.02, zero point 1 / 0.02 = 50.
+    let (scale, zero) = quant::activation_params(-1.0, 1.54);
+    assert!((scale - 0.02).abs() < 1e-7 && zero == 50, "{scale} {zero}");
+    // A ReLU output [0, 1.27]: zero point 0, scale 0.01; a range without 0 is widened to it.
+    assert_eq!(quant::activation_params(0.0, 1.27).1, 0);
+    assert_eq!(
+        quant::activation_params(1.0, 1.27),
+        quant::activation_params(0.0, 1.27)
+    );
+}
+
+#[test]
+fn entropy_clips_a_far_outlier() {
+    // 10 000 values spread uniformly over [0, 1] and one at 100: KL keeps the bulk and clips
+    // the outlier (min/max would spend all but 1% of the levels on empty range).
+    let mut v: Vec<f32> = (0..10_000).map(|i| i as f32 / 10_000.0).collect();
+    v.push(100.0);
+    let t = quant::entropy_threshold(&v, 128);
+    assert!((1.0..=7.0).contains(&t), "threshold {t}");
+}

@@ -1,0 +1,629 @@
+//! Indirect int8 GEMM: u8 activations × i8 weights, i32 accumulation, and an epilogue that
+//! dequantises with per-column scales and applies bias, activation and residual in f32.
+//!
+//! `C[i, j] = epilogue((Σ_t Σ_k A_t[i][k] · B[t][k][j]) − a_zero · Σ_t Σ_k B[t][k][j])`: A is
+//! asymmetric u8 (`real = a_scale · (q − a_zero)`), B symmetric i8 per output column, so the
+//! zero point comes out as one precomputed column sum per column (onnxruntime MLAS's
+//! `ZeroPointA · ColumnSumB` correction) and the inner loop is pure integer arithmetic.
+//!
+//! The AVX2 microkernel is MLAS's U8S8 scheme for CPUs without VNNI: B is packed as groups of
+//! four consecutive k per column (`[t][k/4][NR][4]`), A's four bytes are broadcast, and
+//! `vpmaddubsw` (u8 × i8 pairs summed to i16) then `vpmaddwd` by ones (i16 pairs to i32) give
+//! one i32 per column per four k. `vpmaddubsw` saturates its i16 pair sums, so one operand
+//! must lose a bit: onnxruntime's `reduce_range` takes it from the weights (7-bit weights);
+//! here activations are 7-bit ([`ACT_MAX`] = 127) and weights keep their 8 bits
+//! ([`WEIGHT_MAX`] = ±127): 2 · 127 · 127 = 32 258 < 32 767, so the result is exact. Per-channel
+//! weights lose more from a dropped bit than per-tensor activations do (EfficientNet-Lite0's
+//! top-1 agreement with fp32: see docs/deploy.md). The scalar kernel computes the same
+//! integers, so both paths agree bit for bit before the float epilogue.
+
+use crate::act::Act;
+use crate::{Isa, SendConstPtr, SendPtr};
+
+pub const MR: usize = 4;
+pub const NR: usize = 16;
+
+/// The largest weight magnitude the kernels take (see the module docs).
+pub const WEIGHT_MAX: i8 = 127;
+
+/// The largest quantized activation (7-bit activations; see the module docs).
+pub const ACT_MAX: u8 = 127;
+
+/// Depth padded to the kernels' group of four k (the padding weights are zero).
+pub fn padded_depth(k: usize) -> usize {
+    k.div_ceil(4) * 4
+}
+
+/// B packed into panels of [`NR`] columns: panel `p` holds, for every tap `t` and group of
+/// four k, the columns `p·NR .. p·NR + NR` with their four weights each (`[t][kp/4][NR][4]`),
+/// zero past `n` and past `k`.
+#[derive(Clone, Debug)]
+pub struct QPackedB {
+    pub taps: usize,
+    pub k: usize,
+    /// `k` padded to a multiple of 4: each row of A must have this many readable bytes.
+    pub kp: usize,
+    pub n: usize,
+    data: Vec<i8>,
+    /// `Σ_t Σ_k B[t][k][j]` per column, for the zero-point correction.
+    col_sums: Vec<i32>,
+}
+
+impl QPackedB {
+    /// Packs `get(t, k, j)` for `t < taps`, `k < k`, `j < n`.
+    ///
+    /// # Panics
+    /// When a weight lies outside `±WEIGHT_MAX` (the quantizer never makes one).
+    pub fn pack(taps: usize, k: usize, n: usize, get: impl Fn(usize, usize, usize) -> i8) -> Self {
+        let kp = padded_depth(k);
+        let panels = n.div_ceil(NR);
+        let mut data = vec![0i8; panels * taps * kp * NR];
+        let mut col_sums = vec![0i32; n];
+        for p in 0..panels {
+            let base = p * taps * kp * NR;
+            for t in 0..taps {
+                for kk in 0..k {
+                    let group = base + (t * kp + kk / 4 * 4) * NR;
+                    for jj in 0..NR.min(n - p * NR) {
+                        let j = p * NR + jj;
+                        let w = get(t, kk, j);
+                        assert!(
+                            (-WEIGHT_MAX..=WEIGHT_MAX).contains(&w),
+                            "int8 weight {w} at tap {t}, k {kk}, column {j} is outside ±{WEIGHT_MAX}"
+                        );
+                        data[group + jj * 4 + kk % 4] = w;
+                        col_sums[j] += w as i32;
+                    }
+                }
+            }
+        }
+        QPackedB {
+            taps,
+            k,
+            kp,
+            n,
+            data,
+            col_sums,
+        }
+    }
+
+    /// Packs a row-major `[k][n]` matrix (one tap).
+    pub fn from_kn(w: &[i8], k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), k * n);
+        Self::pack(1, k, n, |_, kk, j| w[kk * n + j])
+    }
+
+    pub fn panels(&self) -> usize {
+        self.n.div_ceil(NR)
+    }
+
+    fn panel(&self, p: usize) -> *const i8 {
+        // SAFETY: p < panels(); the offset stays inside `data`.
+        unsafe { self.data.as_ptr().add(p * self.taps * self.kp * NR) }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.data.len() + self.col_sums.len() * 4
+    }
+}
+
+/// Marks a padding tap in [`QRows::Indirect`] offsets.
+pub use crate::gemm::PAD;
+
+/// Where each output row's u8 A vectors live (each `kp` bytes long).
+#[derive(Clone, Copy)]
+pub enum QRows<'a> {
+    /// Row `i` (one tap) starts at `base + i·ld`.
+    Dense { base: *const u8, ld: usize },
+    /// Row `i`, tap `t` starts at `base + offsets[i·taps + t]`, or is `zero` for [`PAD`] (a row
+    /// of `a_zero` bytes: the quantized real zero).
+    Indirect {
+        base: *const u8,
+        offsets: &'a [u32],
+        zero: *const u8,
+    },
+}
+
+/// How the i32 tile becomes f32: `act(scale[j] · (acc − a_zero · colsum[j]) + bias[j] [+ res])`
+/// (or the residual added after the activation).
+#[derive(Clone, Copy)]
+pub struct QEpilogue {
+    pub a_zero: u8,
+    /// `n` values: the A scale times each column's weight scale.
+    pub scale: *const f32,
+    /// `n` values, or null.
+    pub bias: *const f32,
+    pub act: Act,
+    /// Residual rows (`res + i·ld_res`), or null.
+    pub residual: *const f32,
+    pub ld_res: usize,
+    pub add_after_act: bool,
+}
+
+impl QEpilogue {
+    pub fn new(a_zero: u8, scale: &[f32], bias: Option<&[f32]>, act: Act) -> Self {
+        QEpilogue {
+            a_zero,
+            scale: scale.as_ptr(),
+            bias: bias.map_or(std::ptr::null(), |b| b.as_ptr()),
+            act,
+            residual: std::ptr::null(),
+            ld_res: 0,
+            add_after_act: false,
+        }
+    }
+
+    pub fn with_residual(mut self, res: *const f32, ld: usize, after_act: bool) -> Self {
+        self.residual = res;
+        self.ld_res = ld;
+        self.add_after_act = after_act;
+        self
+    }
+}
+
+/// One microkernel call, offsets applied.
+struct Tile {
+    taps: usize,
+    kp: usize,
+    /// `taps × MR` row pointers, `[t][r]`.
+    a: *const *const u8,
+    b: *const i8,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    col_sums: *const i32,
+    a_zero: i32,
+    scale: *const f32,
+    bias: *const f32,
+    res: *const f32,
+    ld_res: usize,
+    act: Act,
+    add_after_act: bool,
+}
+
+/// Runs the int8 indirect GEMM for `m` rows and all `b.n` columns into the f32
+/// `c[i·ldc + j]`.
+///
+/// # Safety
+/// Every row pointer that `rows` describes must be valid for `b.kp` reads per tap, `c` for the
+/// `m × n` tile with stride `ldc`, the epilogue's pointers for `n` columns (and `m` residual
+/// rows); `c` must not alias A or the residual rows it has not read yet.
+pub unsafe fn qgemm(
+    m: usize,
+    rows: QRows<'_>,
+    b: &QPackedB,
+    c: *mut f32,
+    ldc: usize,
+    ep: &QEpilogue,
+) {
+    qgemm_on(Isa::detect(), m, rows, b, c, ldc, ep)
+}
+
+/// [`qgemm`] on a given instruction set (which the CPU must have): tests run both in one
+/// process.
+pub(crate) unsafe fn qgemm_on(
+    isa: Isa,
+    m: usize,
+    rows: QRows<'_>,
+    b: &QPackedB,
+    c: *mut f32,
+    ldc: usize,
+    ep: &QEpilogue,
+) {
+    if m == 0 || b.n == 0 {
+        return;
+    }
+    let taps = b.taps;
+    let mtiles = m.div_ceil(MR);
+    let panels = b.panels();
+    // Rows per task: keep the task's A rows (taps · kp bytes each) in L2.
+    let row_bytes = (taps * b.kp).max(1);
+    let mt_chunk = (256 * 1024 / (MR * row_bytes)).clamp(1, 64);
+    let row_tasks = mtiles.div_ceil(mt_chunk);
+    let want = 3 * crate::threads::num_threads();
+    let pc = if row_tasks >= want {
+        panels
+    } else {
+        (panels * row_tasks / want).max(1)
+    };
+    let panel_tasks = panels.div_ceil(pc);
+    let tasks = row_tasks * panel_tasks;
+
+    let c = SendPtr(c);
+    let (scale, bias, res) = (
+        SendConstPtr(ep.scale),
+        SendConstPtr(ep.bias),
+        SendConstPtr(ep.residual),
+    );
+    let col_sums = SendConstPtr(b.col_sums.as_ptr());
+    let (base, offsets, zero, dense_ld) = match rows {
+        QRows::Dense { base, ld } => (SendConstPtr(base), None, SendConstPtr(base), ld),
+        QRows::Indirect {
+            base,
+            offsets,
+            zero,
+        } => (SendConstPtr(base), Some(offsets), SendConstPtr(zero), 0),
+    };
+    let (act, add_after_act, ld_res, a_zero) =
+        (ep.act, ep.add_after_act, ep.ld_res, ep.a_zero as i32);
+
+    crate::threads::parallel_for(tasks, |task| {
+        let (rt, pt) = (task / panel_tasks, task % panel_tasks);
+        let mt0 = rt * mt_chunk;
+        let mt1 = (mt0 + mt_chunk).min(mtiles);
+        let (base, zero) = (base, zero);
+        let mut ptrs: Vec<*const u8> = Vec::with_capacity((mt1 - mt0) * taps * MR);
+        for mt in mt0..mt1 {
+            for t in 0..taps {
+                for r in 0..MR {
+                    let i = (mt * MR + r).min(m - 1);
+                    ptrs.push(match offsets {
+                        None => base.0.add(i * dense_ld),
+                        Some(off) => match off[i * taps + t] {
+                            PAD => zero.0,
+                            o => base.0.add(o as usize),
+                        },
+                    });
+                }
+            }
+        }
+        let (c, scale, bias, res, col_sums) = (c, scale, bias, res, col_sums);
+        for p in pt * pc..((pt + 1) * pc).min(panels) {
+            let j0 = p * NR;
+            for mt in mt0..mt1 {
+                let i0 = mt * MR;
+                let or_null = |ptr: *const f32, off: usize| {
+                    if ptr.is_null() {
+                        ptr
+                    } else {
+                        ptr.add(off)
+                    }
+                };
+                let tile = Tile {
+                    taps,
+                    kp: b.kp,
+                    a: ptrs.as_ptr().add((mt - mt0) * taps * MR),
+                    b: b.panel(p),
+                    // SAFETY (disjoint writes): each task owns rows mt0..mt1 × its panels.
+                    c: c.0.add(i0 * ldc + j0),
+                    ldc,
+                    mr: MR.min(m - i0),
+                    nr: NR.min(b.n - j0),
+                    col_sums: col_sums.0.add(j0),
+                    a_zero,
+                    scale: scale.0.add(j0),
+                    bias: or_null(bias.0, j0),
+                    res: or_null(res.0, i0 * ld_res + j0),
+                    ld_res,
+                    act,
+                    add_after_act,
+                };
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => avx2::kernel(&tile),
+                    _ => scalar_kernel(&tile),
+                }
+            }
+        }
+    });
+}
+
+/// The epilogue of one element: `acc` is the raw i32 sum.
+#[inline(always)]
+unsafe fn finish(t: &Tile, r: usize, j: usize, acc: i32) -> f32 {
+    let corrected = acc - t.a_zero * *t.col_sums.add(j);
+    let mut v = corrected as f32 * *t.scale.add(j);
+    if !t.bias.is_null() {
+        v += *t.bias.add(j);
+    }
+    let res = if t.res.is_null() {
+        0.0
+    } else {
+        *t.res.add(r * t.ld_res + j)
+    };
+    if t.add_after_act {
+        t.act.apply(v) + res
+    } else {
+        t.act.apply(v + res)
+    }
+}
+
+unsafe fn scalar_kernel(t: &Tile) {
+    let mut acc = [[0i32; NR]; MR];
+    for tap in 0..t.taps {
+        let a = std::slice::from_raw_parts(t.a.add(tap * MR), MR);
+        let b = std::slice::from_raw_parts(t.b.add(tap * t.kp * NR), t.kp * NR);
+        for (g, group) in b.chunks_exact(4 * NR).enumerate() {
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = std::slice::from_raw_parts(a[r].add(4 * g), 4);
+                for (j, w) in group.chunks_exact(4).enumerate() {
+                    row[j] += (0..4).map(|q| x[q] as i32 * w[q] as i32).sum::<i32>();
+                }
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate().take(t.mr) {
+        for (j, &v) in row.iter().enumerate().take(t.nr) {
+            *t.c.add(r * t.ldc + j) = finish(t, r, j, v);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Tile, MR, NR};
+    use crate::act::avx2::apply;
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn kernel(t: &Tile) {
+        let ones = _mm256_set1_epi16(1);
+        let z = _mm256_setzero_si256();
+        // Eight named accumulators (four rows × two halves of sixteen columns).
+        let (mut c00, mut c01, mut c10, mut c11) = (z, z, z, z);
+        let (mut c20, mut c21, mut c30, mut c31) = (z, z, z, z);
+        for tap in 0..t.taps {
+            let a = t.a.add(tap * MR);
+            let (a0, a1, a2, a3) = (*a, *a.add(1), *a.add(2), *a.add(3));
+            let mut bp = t.b.add(tap * t.kp * NR);
+            let mut k = 0;
+            while k < t.kp {
+                let b0 = _mm256_loadu_si256(bp as *const __m256i);
+                let b1 = _mm256_loadu_si256(bp.add(32) as *const __m256i);
+                macro_rules! row {
+                    ($a:ident, $x0:ident, $x1:ident) => {
+                        let x = _mm256_set1_epi32(($a.add(k) as *const i32).read_unaligned());
+                        $x0 = _mm256_add_epi32(
+                            $x0,
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones),
+                        );
+                        $x1 = _mm256_add_epi32(
+                            $x1,
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones),
+                        );
+                    };
+                }
+                row!(a0, c00, c01);
+                row!(a1, c10, c11);
+                row!(a2, c20, c21);
+                row!(a3, c30, c31);
+                bp = bp.add(4 * NR);
+                k += 4;
+            }
+        }
+        let c0 = [c00, c10, c20, c30];
+        let c1 = [c01, c11, c21, c31];
+        if t.nr == NR {
+            epilogue(
+                t, &c0, &c1, t.col_sums, t.scale, t.bias, t.res, t.ld_res, t.c, t.ldc,
+            );
+            return;
+        }
+        // A partial panel: the same vector epilogue on padded copies of the column data and
+        // the residual, then the first `nr` columns copied out.
+        let mut cs = [0i32; NR];
+        let (mut sc, mut bi) = ([0f32; NR], [0f32; NR]);
+        let mut res = [0f32; MR * NR];
+        let mut out = [0f32; MR * NR];
+        for j in 0..t.nr {
+            cs[j] = *t.col_sums.add(j);
+            sc[j] = *t.scale.add(j);
+            if !t.bias.is_null() {
+                bi[j] = *t.bias.add(j);
+            }
+        }
+        if !t.res.is_null() {
+            for r in 0..t.mr {
+                std::ptr::copy_nonoverlapping(
+                    t.res.add(r * t.ld_res),
+                    res.as_mut_ptr().add(r * NR),
+                    t.nr,
+                );
+            }
+        }
+        let res_ptr = if t.res.is_null() {
+            std::ptr::null()
+        } else {
+            res.as_ptr()
+        };
+        epilogue(
+            t,
+            &c0,
+            &c1,
+            cs.as_ptr(),
+            sc.as_ptr(),
+            bi.as_ptr(),
+            res_ptr,
+            NR,
+            out.as_mut_ptr(),
+            NR,
+        );
+        for r in 0..t.mr {
+            std::ptr::copy_nonoverlapping(out.as_ptr().add(r * NR), t.c.add(r * t.ldc), t.nr);
+        }
+    }
+
+    /// `t.mr` rows of sixteen columns: dequantize, bias, activation, residual, store.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn epilogue(
+        t: &Tile,
+        c0: &[__m256i; MR],
+        c1: &[__m256i; MR],
+        col_sums: *const i32,
+        scale: *const f32,
+        bias: *const f32,
+        res: *const f32,
+        ld_res: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        let za = _mm256_set1_epi32(t.a_zero);
+        let cs = col_sums as *const __m256i;
+        let (corr0, corr1) = (
+            _mm256_mullo_epi32(za, _mm256_loadu_si256(cs)),
+            _mm256_mullo_epi32(za, _mm256_loadu_si256(cs.add(1))),
+        );
+        let (s0, s1) = (_mm256_loadu_ps(scale), _mm256_loadu_ps(scale.add(8)));
+        let (bias0, bias1) = if bias.is_null() {
+            (_mm256_setzero_ps(), _mm256_setzero_ps())
+        } else {
+            (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)))
+        };
+        for r in 0..t.mr {
+            // The scalar path rounds the product and the bias add separately; so does this.
+            let mut v0 = _mm256_add_ps(
+                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(c0[r], corr0)), s0),
+                bias0,
+            );
+            let mut v1 = _mm256_add_ps(
+                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(c1[r], corr1)), s1),
+                bias1,
+            );
+            if res.is_null() {
+                v0 = apply(t.act, v0);
+                v1 = apply(t.act, v1);
+            } else {
+                let rp = res.add(r * ld_res);
+                let (r0, r1) = (_mm256_loadu_ps(rp), _mm256_loadu_ps(rp.add(8)));
+                if t.add_after_act {
+                    v0 = _mm256_add_ps(apply(t.act, v0), r0);
+                    v1 = _mm256_add_ps(apply(t.act, v1), r1);
+                } else {
+                    v0 = apply(t.act, _mm256_add_ps(v0, r0));
+                    v1 = apply(t.act, _mm256_add_ps(v1, r1));
+                }
+            }
+            let cp = c.add(r * ldc);
+            _mm256_storeu_ps(cp, v0);
+            _mm256_storeu_ps(cp.add(8), v1);
+        }
+    }
+}
+
+/// Quantizes `rows` rows of `c` f32 values into u8 rows of `ld_out` bytes:
+/// `q = round_half_even(clamp(x · inv_scale + zero, 0, ACT_MAX))`, the bytes past `c` set to
+/// `zero` (the int8 GEMM reads whole groups of four; their weights are zero).
+pub fn quantize_rows(
+    x: &[f32],
+    rows: usize,
+    c: usize,
+    inv_scale: f32,
+    zero: u8,
+    out: &mut [u8],
+    ld_out: usize,
+) {
+    quantize_rows_on(Isa::detect(), x, rows, c, inv_scale, zero, out, ld_out)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn quantize_rows_on(
+    isa: Isa,
+    x: &[f32],
+    rows: usize,
+    c: usize,
+    inv_scale: f32,
+    zero: u8,
+    out: &mut [u8],
+    ld_out: usize,
+) {
+    assert!(ld_out >= c);
+    assert_eq!(x.len(), rows * c, "quantize input size");
+    assert_eq!(out.len(), rows * ld_out, "quantize output size");
+    // Chunks of about 64 KiB of input per task.
+    let per_task = (16 * 1024 / c.max(1)).max(1);
+    let tasks = rows.div_ceil(per_task);
+    let (xp, op) = (SendConstPtr(x.as_ptr()), SendPtr(out.as_mut_ptr()));
+    crate::threads::parallel_for(tasks, |task| {
+        let (xp, op) = (xp, op);
+        let r0 = task * per_task;
+        let r1 = (r0 + per_task).min(rows);
+        if ld_out == c {
+            // No padding: the task's rows are one contiguous run.
+            // SAFETY: as below.
+            let (src, dst) = unsafe {
+                (
+                    std::slice::from_raw_parts(xp.0.add(r0 * c), (r1 - r0) * c),
+                    std::slice::from_raw_parts_mut(op.0.add(r0 * c), (r1 - r0) * c),
+                )
+            };
+            quantize_run(isa, src, inv_scale, zero, dst);
+            return;
+        }
+        for r in r0..r1 {
+            // SAFETY: rows r0..r1 are this task's alone; sizes asserted above.
+            let (src, dst) = unsafe {
+                (
+                    std::slice::from_raw_parts(xp.0.add(r * c), c),
+                    std::slice::from_raw_parts_mut(op.0.add(r * ld_out), ld_out),
+                )
+            };
+            quantize_run(isa, src, inv_scale, zero, &mut dst[..c]);
+            dst[c..].fill(zero);
+        }
+    });
+}
+
+/// `dst[i] = quantize_one(src[i])`, 32 at a time where the ISA has vectors.
+fn quantize_run(isa: Isa, src: &[f32], inv_scale: f32, zero: u8, dst: &mut [u8]) {
+    let done = match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller's ISA is one this CPU has.
+        Isa::Avx2 if src.len() >= 32 => unsafe { avx2_quant::quantize(src, inv_scale, zero, dst) },
+        _ => 0,
+    };
+    for (d, &v) in dst[done..].iter_mut().zip(&src[done..]) {
+        *d = quantize_one(v, inv_scale, zero);
+    }
+}
+
+/// One value as [`quantize_rows`] quantizes it (the AVX2 path does the same f32 operations).
+#[inline]
+pub fn quantize_one(x: f32, inv_scale: f32, zero: u8) -> u8 {
+    let v = x * inv_scale + zero as f32;
+    // NaN compares false both ways and lands on 0, as the vector max does.
+    let v = if v > 0.0 { v } else { 0.0 };
+    let max = ACT_MAX as f32;
+    let v = if v < max { v } else { max };
+    // Round half to even by the f32 add (exact for 0 ≤ v ≤ 127 < 2^22), like `cvtps2dq`;
+    // `round_ties_even` is a libm call on baseline x86-64.
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    ((v + MAGIC) - MAGIC) as u8
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2_quant {
+    use std::arch::x86_64::*;
+
+    /// Quantizes the first multiple of 32 values of `src` into `dst`; returns how many.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn quantize(src: &[f32], inv_scale: f32, zero: u8, dst: &mut [u8]) -> usize {
+        let n = src.len() / 32 * 32;
+        let (inv, zp) = (_mm256_set1_ps(inv_scale), _mm256_set1_ps(zero as f32));
+        let (lo, hi) = (_mm256_setzero_ps(), _mm256_set1_ps(super::ACT_MAX as f32));
+        let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        macro_rules! q {
+            ($p:expr) => {{
+                let v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps($p), inv), zp);
+                // max(v, 0) returns 0 for NaN (the second operand), like the scalar path.
+                let v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+                _mm256_cvtps_epi32(v) // round half to even (MXCSR default)
+            }};
+        }
+        let mut i = 0;
+        while i < n {
+            let p = src.as_ptr().add(i);
+            let (q0, q1, q2, q3) = (q!(p), q!(p.add(8)), q!(p.add(16)), q!(p.add(24)));
+            let w01 = _mm256_packs_epi32(q0, q1);
+            let w23 = _mm256_packs_epi32(q2, q3);
+            let b = _mm256_packus_epi16(w01, w23);
+            // packs work per 128-bit lane: put the four-byte groups back in order.
+            let b = _mm256_permutevar8x32_epi32(b, perm);
+            _mm256_storeu_si256(dst.as_mut_ptr().add(i) as *mut __m256i, b);
+            i += 32;
+        }
+        n
+    }
+}

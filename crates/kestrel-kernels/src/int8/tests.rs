@@ -1,0 +1,223 @@
+//! The int8 kernels against hand-computed values and an independent integer / f64 reference,
+//! on both instruction sets in one process.
+
+use super::gemm::{qgemm_on, quantize_rows_on, PAD};
+use super::*;
+use crate::act::Act;
+use crate::conv::reference_conv;
+use crate::{ConvGeometry, Isa};
+
+fn lcg(seed: &mut u64) -> u32 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (*seed >> 33) as u32
+}
+
+fn isas() -> Vec<Isa> {
+    let mut v = vec![Isa::Scalar];
+    if Isa::detect() != Isa::Scalar {
+        v.push(Isa::detect());
+    }
+    v
+}
+
+#[test]
+fn hand_computed_dot_with_zero_point_scale_bias() {
+    // a = [1, 2, 3, 4] with zero point 1 is the real [0, 1, 2, 3] · a_scale;
+    // column 0: w = [1, -1, 2, -2] → Σ (a − 1)·w = 0 − 1 + 4 − 6 = −3;
+    // column 1: w = [127, 0, 0, −127] → 0 − 381 = −381.
+    // scale (a_scale · w_scale) 0.5 and 0.25, bias 1 and −2:
+    //   −3 · 0.5 + 1 = −0.5;  −381 · 0.25 − 2 = −97.25; ReLU → 0, 0.
+    let w = [1i8, 127, -1, 0, 2, 0, -2, -127]; // [k][n]
+    let b = QPackedB::from_kn(&w, 4, 2);
+    let a = [1u8, 2, 3, 4];
+    for isa in isas() {
+        for (act, want) in [(Act::Identity, [-0.5f32, -97.25]), (Act::Relu, [0.0, 0.0])] {
+            let mut c = [f32::NAN; 2];
+            let ep = QEpilogue::new(1, &[0.5, 0.25], Some(&[1.0, -2.0]), act);
+            let rows = QRows::Dense {
+                base: a.as_ptr(),
+                ld: 4,
+            };
+            unsafe { qgemm_on(isa, 1, rows, &b, c.as_mut_ptr(), 2, &ep) };
+            assert_eq!(c, want, "{isa:?} {act:?}");
+        }
+    }
+}
+
+#[test]
+fn gemm_matches_integer_reference_on_both_isas() {
+    let mut s = 11u64;
+    // Odd k (padding to groups of four), m not a multiple of MR, n not of NR, the extreme
+    // activations 0..=127 and weights ±127 (the i16 pair sums the AVX2 kernel must not
+    // saturate).
+    for &(m, k, n) in &[
+        (1, 1, 1),
+        (5, 3, 17),
+        (13, 40, 33),
+        (4, 64, 16),
+        (9, 301, 48),
+    ] {
+        let mut a: Vec<u8> = (0..m * k).map(|_| (lcg(&mut s) % 128) as u8).collect();
+        a[0] = ACT_MAX;
+        if a.len() > 1 {
+            a[1] = ACT_MAX;
+        }
+        let mut w: Vec<i8> = (0..k * n)
+            .map(|_| (lcg(&mut s) % 255) as i32 - 127)
+            .map(|v| v as i8)
+            .collect();
+        w[0] = 127;
+        if n > 1 {
+            w[n] = 127; // a[1] × w[1][0]: a saturating pair if the kernel had one
+        }
+        let kp = gemm::padded_depth(k);
+        let mut a_pad = vec![0u8; m * kp];
+        for i in 0..m {
+            a_pad[i * kp..i * kp + k].copy_from_slice(&a[i * k..(i + 1) * k]);
+            // Padding bytes are arbitrary: their weights are zero.
+            a_pad[i * kp + k..(i + 1) * kp].fill(200);
+        }
+        let b = QPackedB::from_kn(&w, k, n);
+        let a_zero = 7u8;
+        let scale = vec![1.0f32; n];
+        let res: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
+        let mut outs = vec![];
+        for isa in isas() {
+            let mut c = vec![f32::NAN; m * n];
+            let ep = QEpilogue::new(a_zero, &scale, None, Act::Identity).with_residual(
+                res.as_ptr(),
+                n,
+                false,
+            );
+            let rows = QRows::Dense {
+                base: a_pad.as_ptr(),
+                ld: kp,
+            };
+            unsafe { qgemm_on(isa, m, rows, &b, c.as_mut_ptr(), n, &ep) };
+            for i in 0..m {
+                for j in 0..n {
+                    let dot: i64 = (0..k)
+                        .map(|kk| (a[i * k + kk] as i64 - a_zero as i64) * w[kk * n + j] as i64)
+                        .sum();
+                    // Small integers: the f32 epilogue is exact.
+                    let want = dot as f32 + res[i * n + j];
+                    assert_eq!(c[i * n + j], want, "{isa:?} m{m} k{k} n{n} [{i},{j}]");
+                }
+            }
+            outs.push(c);
+        }
+        assert!(outs.windows(2).all(|p| p[0] == p[1]));
+    }
+}
+
+#[test]
+fn indirect_rows_read_the_zero_row_for_padding() {
+    // Two taps; row 0 reads pixels 1 and PAD, row 1 reads 0 and 1 (k = 2, padded to 4).
+    let pixels = [10u8, 20, 0, 0, 30, 40, 0, 0];
+    let zero = [5u8; 4];
+    let offsets = [4u32, PAD, 0, 4];
+    // Weights [t][k][n] with n = 1: tap 0 = [1, 2], tap 1 = [3, 4].
+    let b = QPackedB::pack(2, 2, 1, |t, k, _| [[1i8, 2], [3, 4]][t][k]);
+    for isa in isas() {
+        let mut c = [0f32; 2];
+        let ep = QEpilogue::new(5, &[1.0], None, Act::Identity);
+        let rows = QRows::Indirect {
+            base: pixels.as_ptr(),
+            offsets: &offsets,
+            zero: zero.as_ptr(),
+        };
+        unsafe { qgemm_on(isa, 2, rows, &b, c.as_mut_ptr(), 1, &ep) };
+        // row 0: (30−5)·1 + (40−5)·2 + 0 = 95; row 1: 5·1 + 15·2 + 25·3 + 35·4 = 250.
+        assert_eq!(c, [95.0, 250.0], "{isa:?}");
+    }
+}
+
+#[test]
+fn quantize_rounds_half_to_even_clamps_and_pads() {
+    // inv_scale 2, zero 10: 0.25 → 10.5 → 10 (even), 0.75 → 11.5 → 12, −6 → −2 → 0,
+    // 200 → 410 → 127 (ACT_MAX), NaN → 0; 40 values so the vector path and the tail both run.
+    let mut x = vec![0.25f32, 0.75, -6.0, 200.0, f32::NAN];
+    x.extend((0..35).map(|i| i as f32 * 0.3 - 5.0));
+    let want_head = [10u8, 12, 0, 127, 0];
+    let mut outs = vec![];
+    for isa in isas() {
+        let mut q = vec![0u8; 2 * 44];
+        let xx: Vec<f32> = x.iter().chain(&x).copied().collect();
+        quantize_rows_on(isa, &xx, 2, 40, 2.0, 10, &mut q, 44);
+        assert_eq!(&q[..5], &want_head, "{isa:?}");
+        assert_eq!(&q[40..44], &[10; 4], "{isa:?} padding");
+        for (i, &v) in x.iter().enumerate() {
+            assert_eq!(q[44 + i], quantize_one(v, 2.0, 10), "{isa:?} [{i}]");
+        }
+        // Unpadded rows take the contiguous path.
+        let mut flat = vec![0u8; 80];
+        quantize_rows_on(isa, &xx, 2, 40, 2.0, 10, &mut flat, 40);
+        for (i, &v) in xx.iter().enumerate() {
+            assert_eq!(flat[i], quantize_one(v, 2.0, 10), "{isa:?} flat [{i}]");
+        }
+        outs.push(q);
+    }
+    assert!(outs.windows(2).all(|p| p[0] == p[1]));
+}
+
+/// A quantized conv equals the f64 conv of its dequantized input and weights.
+#[test]
+fn qconv_matches_reference_on_dequantized_values() {
+    let mut s = 3u64;
+    for &(n, h, w, cin, cout, k, stride, pad) in &[
+        (1, 5, 5, 3, 8, 3, 1, 1),
+        (2, 7, 6, 5, 17, 3, 2, 1),
+        (1, 4, 4, 16, 20, 1, 1, 0),
+        (1, 9, 9, 4, 6, 5, 2, 2),
+    ] {
+        let geom = ConvGeometry {
+            in_ch: cin,
+            out_ch: cout,
+            kernel: [k, k],
+            stride: [stride, stride],
+            dilation: [1, 1],
+            pad: [pad; 4],
+            groups: 1,
+            tf_same: false,
+        };
+        let (in_scale, in_zero) = (0.05f32, 37u8);
+        // Inputs exactly on the quantization grid, so quantizing them loses nothing.
+        let x: Vec<f32> = (0..n * h * w * cin)
+            .map(|_| ((lcg(&mut s) % 128) as f32 - in_zero as f32) * in_scale)
+            .collect();
+        let wq: Vec<i8> = (0..cout * cin * k * k)
+            .map(|_| (lcg(&mut s) % 255) as i32 - 127)
+            .map(|v| v as i8)
+            .collect();
+        let w_scale: Vec<f32> = (0..cout).map(|o| 0.001 * (o + 1) as f32).collect();
+        let bias: Vec<f32> = (0..cout).map(|o| o as f32 * 0.1 - 0.5).collect();
+        let w_real: Vec<f32> = wq
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| q as f32 * w_scale[i / (cin * k * k)])
+            .collect();
+        let want = reference_conv(&geom, &x, n, h, w, &w_real, &bias);
+        let conv = QConv2d::new(
+            geom,
+            &wq,
+            &w_scale,
+            Some(&bias),
+            Act::Relu,
+            in_scale,
+            in_zero,
+        );
+        let (oh, ow) = geom.output_hw(h, w).unwrap();
+        let mut out = vec![f32::NAN; n * oh * ow * cout];
+        conv.forward(&x, n, h, w, &mut out, None, false);
+        let max = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+        for (i, (&got, &want)) in out.iter().zip(&want).enumerate() {
+            let want = want.max(0.0);
+            assert!(
+                (got as f64 - want).abs() <= 1e-5 * max.max(1.0),
+                "k{k} cin{cin} [{i}]: {got} vs {want}"
+            );
+        }
+    }
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Top-1 agreement of an int8 model (a `kestrel quantize` folder) with the fp32 model it came from,
+on a folder of images, both run by `kestrel predict` (fast engine, batch 1).
+
+Usage: python3 scripts/int8_agreement.py --kestrel target/release/kestrel --int8 DIR \
+           --fp32 "--model tf_efficientnet_lite0 --weights lite0.safetensors" --images DIR [--limit 2000]
+
+Real photo crops for --images: scripts/make_bench_photos.py (use another seed than the
+calibration folder's).
+"""
+import argparse, json, os, shlex, subprocess, sys
+
+
+def top1(kestrel, source_args, images):
+    out = subprocess.run([kestrel, "predict", *source_args, "--json", "--top-k", "1", *images],
+                         check=True, capture_output=True, text=True).stdout
+    return {r["image"]: r["top"][0]["index"] for r in json.loads(out)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kestrel", default="target/release/kestrel")
+    ap.add_argument("--int8", required=True)
+    ap.add_argument("--fp32", required=True, help="the fp32 model's source flags, quoted")
+    ap.add_argument("--images", required=True)
+    ap.add_argument("--limit", type=int, default=2000)
+    a = ap.parse_args()
+    images = sorted(os.path.join(d, f) for d, _, fs in os.walk(a.images) for f in fs
+                    if f.lower().endswith((".jpg", ".jpeg", ".png")))[: a.limit]
+    if not images:
+        sys.exit(f"no images under {a.images}")
+    want = top1(a.kestrel, shlex.split(a.fp32), images)
+    got = top1(a.kestrel, ["--checkpoint", a.int8], images)
+    same = sum(want[i] == got[i] for i in images)
+    print(json.dumps({"images": len(images), "top1_agree": same,
+                      "agreement": same / len(images)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
