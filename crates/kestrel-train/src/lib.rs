@@ -1,12 +1,16 @@
 //! kestrel-train: losses, optimizers, schedules, the training loop and checkpoints.
 
+pub mod atomic;
 pub mod checkpoint;
 pub mod data_config;
+pub mod ema;
 pub mod error;
 pub mod evaluate;
+pub mod grad;
 pub mod infer;
 pub mod loss;
 pub mod optim;
+pub mod run_state;
 pub mod schedule;
 pub mod source;
 pub mod trainer;
@@ -15,4 +19,4 @@ pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use error::TrainError;
 pub use evaluate::{evaluate_checkpoint, EvalOptions, Evaluation};
 pub use source::{load_model, LoadedModel, ModelSource, RegistrySource};
-pub use trainer::{train, EpochLog, TrainConfig, TrainOutcome};
+pub use trainer::{train, train_run, EpochLog, RunOptions, TrainConfig, TrainOutcome};

@@ -10,4 +10,5 @@ pub mod predict;
 pub mod preprocess;
 pub mod source;
 pub mod train;
+pub mod train_controls;
 pub mod train_optim;

@@ -8,6 +8,7 @@ use kestrel_train::schedule::ScheduleKind;
 use kestrel_train::{TrainConfig, TrainError};
 
 use super::common::{fresh_run_dir, DataArgs};
+use super::train_controls::{check_resume_flags, ControlArgs};
 use super::train_optim::OptimArgs;
 use crate::device::{parse_device, DEVICE_HELP};
 
@@ -63,6 +64,8 @@ pub struct TrainArgs {
     pub label_smoothing: f32,
     #[command(flatten)]
     pub optim: OptimArgs,
+    #[command(flatten)]
+    pub controls: ControlArgs,
     /// Random-crop padding in pixels (0 = no random crop).
     #[arg(long, default_value_t = TrainConfig::default().crop_padding)]
     pub crop_padding: usize,
@@ -102,13 +105,16 @@ fn with_flag_names(e: TrainError) -> anyhow::Error {
             value,
             reason,
         } => anyhow::anyhow!("--{} {value}: {reason}", field.replace('_', "-")),
-        e @ TrainError::Diverged { .. } => anyhow::anyhow!("{e} (--lr)"),
         e => e.into(),
     }
 }
 
-pub fn run(a: TrainArgs) -> Result<()> {
+pub fn run(a: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
     let device = parse_device(&a.device)?;
+    let resume = a.controls.resume.clone();
+    if let Some(run) = &resume {
+        check_resume_flags(matches, run)?;
+    }
     let mut cfg = TrainConfig {
         // The registry's spelling, keeping a `.TAG` (it selects the data config).
         model: {
@@ -142,11 +148,44 @@ pub fn run(a: TrainArgs) -> Result<()> {
         ..TrainConfig::default()
     };
     a.optim.apply(&mut cfg);
-    let splits = a.data.open()?;
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| fresh_run_dir(std::path::Path::new("runs"), &cfg.model));
+    a.controls.apply(&mut cfg);
+    let mut data = a.data.clone();
+    if let Some(run) = &resume {
+        // The run's own configuration and data flags; --model and --data, when given, are
+        // checked against the run instead.
+        let (state, state_path) =
+            kestrel_train::run_state::read_state(run, kestrel_train::run_state::Slot::Last)?;
+        let given_model = cfg.model.clone();
+        cfg = serde_json::from_value(state.train_config.clone())
+            .map_err(|e| anyhow::anyhow!("{}: its train_config: {e}", state_path.display()))?;
+        if matches.value_source("model") == Some(clap::parser::ValueSource::CommandLine) {
+            cfg.model = given_model;
+        }
+        let saved: DataArgs = serde_json::from_value(state.launch.clone())
+            .map_err(|e| anyhow::anyhow!("{}: its data flags: {e}", state_path.display()))?;
+        let given =
+            |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        data = DataArgs {
+            data: if given("data") { data.data } else { saved.data },
+            val_dir: if given("val_dir") {
+                data.val_dir
+            } else {
+                saved.val_dir
+            },
+            val_fraction: if given("val_fraction") {
+                data.val_fraction
+            } else {
+                saved.val_fraction
+            },
+            skip_bad_images: saved.skip_bad_images,
+        };
+    }
+    let splits = data.open()?;
+    let out = match (&resume, &a.out) {
+        (Some(run), _) => run.clone(),
+        (None, Some(out)) => out.clone(),
+        (None, None) => fresh_run_dir(std::path::Path::new("runs"), &cfg.model),
+    };
     println!(
         "kestrel train: {} on {} ({} train / {} val / {} test images, {} classes)",
         cfg.model,
@@ -157,11 +196,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
         splits.class_names.len()
     );
     println!("run folder: {}", out.display());
+    let opts = kestrel_train::RunOptions {
+        show_progress: !a.quiet,
+        resume: resume.is_some(),
+        launch: serde_json::to_value(&data).expect("data flags serialise"),
+    };
     let outcome =
-        kestrel_train::train(&cfg, &splits, &out, &device, !a.quiet).map_err(with_flag_names)?;
+        kestrel_train::train_run(&cfg, &splits, &out, &device, &opts).map_err(with_flag_names)?;
     println!(
         "trained {} epochs in {:.1}s; best validation accuracy {:.2}% at epoch {}",
-        cfg.epochs,
+        outcome.history.len(),
         outcome.seconds,
         100.0 * outcome.best_val_accuracy,
         outcome.best_epoch
