@@ -173,12 +173,38 @@ pub fn clip_gradients<M: Module>(
     module.visit(&mut Register { grads, clipped });
 }
 
-/// False when any gradient holds a NaN or an infinity (one device read for all of them:
-/// `sum(g · 0)` is NaN exactly when `g` is not all finite).
+/// False when any gradient holds a NaN or an infinity.
 pub fn gradients_finite<M: Module>(module: &M, grads: &GradientsParams) -> bool {
-    let probes: Vec<Tensor<1>> = param_grads(module, grads)
+    all_finite(
+        param_grads(module, grads)
+            .into_iter()
+            .map(|(_, i)| i.grad)
+            .collect(),
+    )
+}
+
+/// False when any parameter or buffer of `module` holds a NaN or an infinity (an update with
+/// a huge learning rate can overflow the weights while the gradients were finite).
+pub fn weights_finite<M: Module>(module: &M) -> bool {
+    struct Collect(Vec<Tensor<1>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.val();
+            let t = if t.is_autodiff() { t.inner() } else { t };
+            let n: usize = t.dims().iter().product();
+            self.0.push(t.reshape([n]));
+        }
+    }
+    let mut c = Collect(Vec::new());
+    module.visit(&mut c);
+    all_finite(c.0)
+}
+
+/// One device read for all of them: `sum(t · 0)` is NaN exactly when `t` is not all finite.
+fn all_finite(tensors: Vec<Tensor<1>>) -> bool {
+    let probes: Vec<Tensor<1>> = tensors
         .into_iter()
-        .map(|(_, i)| i.grad.mul_scalar(0.0).sum())
+        .map(|t| t.mul_scalar(0.0).sum())
         .collect();
     if probes.is_empty() {
         return true;

@@ -26,7 +26,7 @@ use crate::data_config::{basic_train_transform, eval_transform, resolve_data_con
 use crate::ema::{EmaConfig, ModelEma};
 use crate::error::TrainError;
 use crate::evaluate::{evaluate_checkpoint, EvalOptions};
-use crate::grad::{clip_gradients, gradients_finite, ClipMode};
+use crate::grad::{clip_gradients, gradients_finite, weights_finite, ClipMode};
 use crate::infer::{batch_to_tensor, predict};
 use crate::loss::{smoothed_one_hot, targets_tensor, training_loss, LossKind};
 use crate::optim::{Optimizer, OptimizerKind};
@@ -501,15 +501,22 @@ pub fn train_run(
             let logits = model.forward(x);
             let loss = training_loss(cfg.loss, logits.clone(), y, cfg.bce_target_threshold);
             let loss_value: f32 = loss.clone().into_scalar();
-            let diverged = |what, value: String, kept: &Option<PathBuf>| TrainError::Diverged {
-                what,
-                value,
-                epoch,
-                step: progress.step + 1,
-                kept: kept.clone(),
-            };
+            // `step` is the update that failed (1-based).
+            let diverged =
+                |what, value: String, step: usize, kept: &Option<PathBuf>| TrainError::Diverged {
+                    what,
+                    value,
+                    epoch,
+                    step,
+                    kept: kept.clone(),
+                };
             if !loss_value.is_finite() {
-                return Err(diverged("loss", loss_value.to_string(), &last_saved));
+                return Err(diverged(
+                    "loss",
+                    loss_value.to_string(),
+                    progress.step + 1,
+                    &last_saved,
+                ));
             }
             // Each batch's mean loss counts 1/group_len of the update, as timm divides by
             // its accumulation steps.
@@ -538,7 +545,12 @@ pub fn train_run(
             }
             let mut grads = accumulated.grads();
             if !gradients_finite(&model, &grads) {
-                return Err(diverged("gradient", "NaN or inf".into(), &last_saved));
+                return Err(diverged(
+                    "gradient",
+                    "NaN or inf".into(),
+                    progress.step + 1,
+                    &last_saved,
+                ));
             }
             if let Some(threshold) = cfg.clip_grad {
                 clip_gradients(&model, &mut grads, cfg.clip_mode, threshold);
@@ -566,12 +578,30 @@ pub fn train_run(
                 progress.epoch_seconds =
                     seconds_this_epoch_before + epoch_start.elapsed().as_secs_f64();
                 progress.seconds = seconds_before + started.elapsed().as_secs_f64();
+                if !weights_finite(&model) {
+                    return Err(diverged(
+                        "weights",
+                        "NaN or inf".into(),
+                        progress.step,
+                        &last_saved,
+                    ));
+                }
                 ckpt.save(Slot::Last, &model, &optim, ema.as_ref(), &progress)?;
                 last_saved = Some(out_dir.join(Slot::Last.weights_file()));
             }
         }
         let train_secs = seconds_this_epoch_before + epoch_start.elapsed().as_secs_f64();
 
+        // A checkpoint is only ever written from finite weights.
+        if !weights_finite(&model) {
+            return Err(TrainError::Diverged {
+                what: "weights",
+                value: "NaN or inf".into(),
+                epoch,
+                step: progress.step,
+                kept: last_saved,
+            });
+        }
         let eval_model = model.valid();
         let (val_loss, val_acc) = validate(&eval_model, &val_loader, device)?;
         let ema_val = match &ema {
