@@ -176,3 +176,83 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
         assert!(v.iter().all(|x| x.is_finite()));
     }
 }
+
+#[test]
+fn metrics_csv_and_tensorboard_events_hold_what_the_log_holds() {
+    let tmp = tempdir();
+    let (train, val) = data(tmp.path());
+    let out = tmp.path().join("run");
+    kestrel(run_args(
+        &train,
+        &val,
+        &out,
+        &["--epochs", "2", "--lr", "0.05", "--batch-size", "8"],
+    ))
+    .ok();
+    let log: Vec<serde_json::Value> = std::fs::read_to_string(out.join("train_log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let mut rows = csv.lines();
+    let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = rows.map(|r| r.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2);
+    for (row, entry) in rows.iter().zip(&log) {
+        for key in ["train_loss", "val_accuracy", "lr"] {
+            let col = header.iter().position(|h| *h == key).unwrap();
+            let (csv, json) = (
+                row[col].parse::<f64>().unwrap(),
+                entry[key].as_f64().unwrap(),
+            );
+            // serde_json's default float parser may be one ulp off; the CSV prints exactly.
+            assert!(
+                (csv - json).abs() <= 1e-15 * json.abs().max(1.0),
+                "{key}: {csv} vs {json}"
+            );
+        }
+    }
+
+    let files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("events.out.tfevents.")
+        })
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    // read_events checks every record's framing and both masked CRC-32Cs.
+    let events = kestrel_train::logs::read_events(&files[0]).unwrap();
+    assert_eq!(events[0].file_version.as_deref(), Some("brain.Event:2"));
+    let scalars = |tag: &str| -> Vec<(i64, f32)> {
+        events
+            .iter()
+            .filter_map(|e| e.summary.as_ref().map(|s| (e.step, &s.value[0])))
+            .filter(|(_, v)| v.tag == tag)
+            .map(|(step, v)| (step, v.simple_value.unwrap()))
+            .collect()
+    };
+    // 3 updates an epoch, each with its loss, lr and throughput.
+    assert_eq!(scalars("train/loss").len(), 6);
+    assert_eq!(scalars("train/lr").len(), 6);
+    assert_eq!(scalars("train/images_per_second").len(), 6);
+    let val_acc = scalars("epoch/val_accuracy");
+    assert_eq!(val_acc.len(), 2);
+    for ((step, v), entry) in val_acc.iter().zip(&log) {
+        assert_eq!(*step as u64, entry["epoch"].as_u64().unwrap());
+        assert_eq!(*v, entry["val_accuracy"].as_f64().unwrap() as f32);
+    }
+    // A flipped byte is caught by the CRC.
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let k = bytes.len() - 6;
+    bytes[k] ^= 1;
+    let broken = tmp.path().join("broken.tfevents");
+    std::fs::write(&broken, bytes).unwrap();
+    assert!(kestrel_train::logs::read_events(&broken).is_err());
+}

@@ -8,6 +8,7 @@ pub mod error;
 pub mod evaluate;
 pub mod grad;
 pub mod infer;
+pub mod logs;
 pub mod loss;
 pub mod optim;
 pub mod run_state;

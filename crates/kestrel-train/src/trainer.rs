@@ -28,6 +28,7 @@ use crate::error::TrainError;
 use crate::evaluate::{evaluate_checkpoint, EvalOptions};
 use crate::grad::{clip_gradients, gradients_finite, weights_finite, ClipMode};
 use crate::infer::{batch_to_tensor, predict};
+use crate::logs::{write_metrics_csv, EventWriter};
 use crate::loss::{smoothed_one_hot, targets_tensor, training_loss, LossKind};
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::run_state::{
@@ -427,6 +428,10 @@ pub fn train_run(
         .open(&log_path)
         .map_err(|e| TrainError::io(&log_path, e))?;
 
+    let csv_path = out_dir.join("metrics.csv");
+    write_metrics_csv(&csv_path, &progress.history)?;
+    let mut events = EventWriter::create(out_dir)?;
+
     let ckpt = Checkpointer {
         dir: out_dir,
         cfg,
@@ -563,6 +568,10 @@ pub fn train_run(
                 progress.ema_updates = ema.updates;
             }
             let secs = epoch_start.elapsed().as_secs_f64().max(1e-9);
+            let throughput = progress.epoch_seen as f64 / (secs + seconds_this_epoch_before);
+            events.scalar("train/loss", progress.step, loss_value as f64)?;
+            events.scalar("train/lr", progress.step, lr)?;
+            events.scalar("train/images_per_second", progress.step, throughput)?;
             bar.set_message(format!(
                 "epoch {epoch}/{} loss {:.4} acc {:.2}% {:.0} img/s",
                 cfg.epochs,
@@ -645,7 +654,9 @@ pub fn train_run(
             serde_json::to_string(&entry).expect("log entry serialises")
         )
         .map_err(|e| TrainError::io(&log_path, e))?;
+        events.epoch(&entry)?;
         progress.history.push(entry);
+        write_metrics_csv(&csv_path, &progress.history)?;
         let improved = val_acc > progress.best_val_accuracy;
         if improved {
             progress.best_epoch = epoch;
