@@ -3,7 +3,7 @@
 mod cmd;
 mod device;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -59,9 +59,16 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    // The matches are kept: `train --resume` tells flags given from defaults.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Train(a) => cmd::train::run(a),
+        Command::Train(a) => {
+            let train_matches = matches
+                .subcommand_matches("train")
+                .expect("train subcommand");
+            cmd::train::run(a, train_matches)
+        }
         Command::Eval(a) => cmd::eval::run(a),
         Command::Predict(a) => cmd::predict::run(a),
         Command::Models(a) => cmd::models::run(a),

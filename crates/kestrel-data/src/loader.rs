@@ -109,6 +109,8 @@ pub struct Batch {
     pub labels: Vec<usize>,
     /// The dataset index of each sample.
     pub indices: Vec<usize>,
+    /// Which batch of the epoch this is (0-based), also when earlier ones were skipped.
+    pub batch_index: usize,
 }
 
 impl Batch {
@@ -244,6 +246,13 @@ impl Loader {
     /// `skip_bad_images`, the first failing sample ends the epoch with its error (which names the
     /// file). Dropping the iterator stops the producer.
     pub fn iter_epoch(&self, epoch: usize) -> EpochIter {
+        self.iter_epoch_from(epoch, 0)
+    }
+
+    /// The batches of epoch `epoch` from batch `first_batch` on: the same batches, with the same
+    /// augmentation, as [`Loader::iter_epoch`] yields from there (a resumed run continues
+    /// mid-epoch with it).
+    pub fn iter_epoch_from(&self, epoch: usize, first_batch: usize) -> EpochIter {
         let (tx, rx) = sync_channel::<Result<Batch>>(self.inner.cfg.prefetch_batches);
         let inner = self.inner.clone();
         let spawned = std::thread::Builder::new()
@@ -251,7 +260,7 @@ impl Loader {
             .spawn(move || {
                 let order = inner.epoch_order(epoch);
                 let bs = inner.cfg.batch_size;
-                for (b, chunk) in order.chunks(bs).enumerate() {
+                for (b, chunk) in order.chunks(bs).enumerate().skip(first_batch) {
                     if inner.cfg.drop_last && chunk.len() < bs {
                         break;
                     }
@@ -445,6 +454,7 @@ impl Inner {
             shape: [kept.len(), shape[0], shape[1], shape[2]],
             labels,
             indices: kept,
+            batch_index: first / self.cfg.batch_size.max(1),
         }))
     }
 
@@ -488,6 +498,7 @@ impl Inner {
             shape: [kept.len(), c, h, w],
             labels,
             indices: kept,
+            batch_index: first / self.cfg.batch_size.max(1),
         }))
     }
 }

@@ -69,12 +69,32 @@ pub fn save_safetensors(model: &Model, path: &Path) -> Result<(), ModelError> {
         path: path.to_path_buf(),
         reason,
     };
-    let mut store = SafetensorsStore::from_file(path)
-        .with_to_adapter(BurnToPyTorchAdapter)
-        .skip_enum_variants(true)
-        .remap(remapper(&[], EXPORT_RULES).map_err(werr)?)
+    let mut store = export_store(SafetensorsStore::from_file(path))
+        .map_err(werr)?
         .overwrite(true);
     model.save_into(&mut store).map_err(|e| werr(e.to_string()))
+}
+
+/// The bytes [`save_safetensors`] would write, for callers that write the file themselves
+/// (training checkpoints are staged, fsynced and renamed together with their companions).
+pub fn safetensors_bytes(model: &Model) -> Result<Vec<u8>, ModelError> {
+    let werr = |reason: String| ModelError::Weights {
+        path: PathBuf::from("<in memory>"),
+        reason,
+    };
+    let mut store = export_store(SafetensorsStore::from_bytes(None)).map_err(werr)?;
+    model
+        .save_into(&mut store)
+        .map_err(|e| werr(e.to_string()))?;
+    store.get_bytes().map_err(|e| werr(e.to_string()))
+}
+
+/// PyTorch layout, no enum variant names, timm key names.
+fn export_store(store: SafetensorsStore) -> Result<SafetensorsStore, String> {
+    Ok(store
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .skip_enum_variants(true)
+        .remap(remapper(&[], EXPORT_RULES)?))
 }
 
 /// Loads a safetensors or PyTorch (.pth/.pt, zip or legacy) checkpoint into `model`.

@@ -8,10 +8,11 @@ use burn::prelude::*;
 
 use kestrel_data::recipe::Recipe;
 use kestrel_data::transforms::EvalTransform;
-use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
+use kestrel_models::weights::{load_weights, safetensors_bytes, LoadOptions};
 use kestrel_models::{BuildOptions, DataConfig, Model};
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::write_atomic;
 use crate::data_config::{eval_transform, recipe_data_config};
 use crate::error::TrainError;
 
@@ -155,20 +156,13 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// Writes the weights and `checkpoint.json`, each atomically (the training loop writes
+    /// its checkpoints as one set with [`crate::run_state::save_set`]).
     pub fn save(dir: &Path, model: &Model, meta: &CheckpointMeta) -> Result<(), TrainError> {
         std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-        let weights = dir.join(WEIGHTS_FILE);
-        save_safetensors(model, &weights)?;
-        // burn-store writes through a 0600 scratch file; give the weights the same mode as the
-        // JSON beside them.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&weights, std::fs::Permissions::from_mode(0o644));
-        }
+        write_atomic(&dir.join(WEIGHTS_FILE), &safetensors_bytes(model)?)?;
         let json = serde_json::to_string_pretty(meta).expect("checkpoint metadata serialises");
-        let meta_path = dir.join(META_FILE);
-        std::fs::write(&meta_path, json).map_err(|e| TrainError::io(meta_path, e))
+        write_atomic(&dir.join(META_FILE), json.as_bytes())
     }
 
     /// Reads `checkpoint.json` from `dir` (or from the folder holding a given file).

@@ -30,13 +30,22 @@ pub enum TrainError {
         value: String,
         reason: &'static str,
     },
+    /// The loss or a gradient stopped being finite; no update was applied, and the newest
+    /// checkpoint on disk (`kept`) is from before it.
     #[error(
-        "training diverged: loss is {loss} at epoch {epoch}, step {step}; lower the learning rate"
+        "training stopped: the {what} {} {value} at epoch {epoch}, step {step}; lower the learning \
+         rate or clip gradients (--clip-grad). {}",
+        if *what == "weights" { "are" } else { "is" },
+        match kept { Some(p) => format!("The last good checkpoint is kept: {}", p.display()),
+                     None => "No checkpoint had been written yet".to_string() }
     )]
     Diverged {
-        loss: f32,
+        /// "loss", "gradient" or "weights".
+        what: &'static str,
+        value: String,
         epoch: usize,
         step: usize,
+        kept: Option<std::path::PathBuf>,
     },
 }
 

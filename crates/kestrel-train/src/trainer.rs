@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use kestrel_data::loader::{mix_seed, Loader, LoaderConfig, Sampler};
@@ -15,19 +15,28 @@ use kestrel_data::recipe::{Recipe, TrainTransform};
 use kestrel_data::splits::Splits;
 use kestrel_data::SampleTransform;
 use kestrel_eval::EvalReport;
+use kestrel_models::weights::{load_weights, safetensors_bytes, LoadOptions};
 use kestrel_models::{BuildOptions, Model};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::write_atomic;
 use crate::checkpoint::{Checkpoint, CheckpointMeta, FORMAT};
 use crate::data_config::{
     basic_train_transform, eval_transform, photo_recipe, resolve_data_config,
 };
+use crate::ema::{EmaConfig, ModelEma};
 use crate::error::TrainError;
 use crate::evaluate::{evaluate_checkpoint, EvalOptions};
+use crate::grad::{clip_gradients, gradients_finite, weights_finite, ClipMode};
 use crate::infer::{batch_to_tensor, predict};
+use crate::logs::{write_metrics_csv, EventWriter};
 use crate::loss::{smoothed_one_hot, targets_tensor, training_loss, LossKind};
 use crate::optim::{Optimizer, OptimizerKind};
+use crate::run_state::{
+    load_set, optimizer_state_bytes, save_set, DatasetFingerprint, LoadedSet, Progress, SetFiles,
+    Slot, TrainState, STATE_FORMAT,
+};
 use crate::schedule::{Schedule, ScheduleKind, SchedulePer};
 
 /// Missing keys take their default (a config from an older kestrel still loads).
@@ -84,6 +93,21 @@ pub struct TrainConfig {
     /// The input [height, width] when it is not the model's (`--img-size`, or a recipe file's
     /// own `input_size`).
     pub input_hw: Option<[usize; 2]>,
+    /// Keep a model EMA (timm's ModelEmaV3), evaluated each epoch and saved beside the weights.
+    pub ema: bool,
+    pub ema_decay: f64,
+    /// ModelEmaV3's decay warm-up (γ = 1, power = 2/3).
+    pub ema_warmup: bool,
+    /// Gradient clipping threshold (None = off), applied as `clip_mode` says.
+    pub clip_grad: Option<f64>,
+    pub clip_mode: ClipMode,
+    /// Batches whose gradients are summed into one optimizer update.
+    pub grad_accum: usize,
+    /// Stop after this many epochs without a better validation accuracy (None = never).
+    pub patience: Option<usize>,
+    /// Write the resumable `last.*` checkpoint every this many optimizer steps as well as at each
+    /// epoch end (0 = epoch ends only).
+    pub checkpoint_every: usize,
 }
 
 impl Default for TrainConfig {
@@ -131,6 +155,15 @@ impl Default for TrainConfig {
             skip_bad_images: false,
             recipe: None,
             input_hw: None,
+            ema: false,
+            // timm's --model-ema-decay default.
+            ema_decay: 0.9998,
+            ema_warmup: false,
+            clip_grad: None,
+            clip_mode: ClipMode::Norm,
+            grad_accum: 1,
+            patience: None,
+            checkpoint_every: 0,
         }
     }
 }
@@ -147,12 +180,19 @@ pub struct EpochLog {
     pub train_accuracy: f64,
     pub val_loss: f64,
     pub val_accuracy: f64,
+    /// The EMA model's validation loss and accuracy (runs with --ema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_val_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_val_accuracy: Option<f64>,
     pub seconds: f64,
     pub images_per_second: f64,
 }
 
 pub struct TrainOutcome {
     pub checkpoint_dir: PathBuf,
+    /// Early stopping ended the run before `epochs`.
+    pub stopped_early: bool,
     pub best_epoch: usize,
     pub best_val_accuracy: f64,
     pub history: Vec<EpochLog>,
@@ -188,6 +228,17 @@ fn loader(
     Ok(Loader::new(splits_part, transform, lc)?)
 }
 
+/// How [`train_run`] runs, beyond the training configuration.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub show_progress: bool,
+    /// Continue the run in `out_dir` from its `last.*` checkpoint.
+    pub resume: bool,
+    /// Kept in the checkpoints' state for the caller that starts the run again (the CLI keeps
+    /// its data flags here).
+    pub launch: serde_json::Value,
+}
+
 /// Trains `cfg.model` on `splits`, writing the best checkpoint (by validation accuracy),
 /// `train_log.jsonl` and the best checkpoint's test-split `metrics.json` into `out_dir`.
 pub fn train(
@@ -197,17 +248,91 @@ pub fn train(
     device: &Device,
     show_progress: bool,
 ) -> Result<TrainOutcome, TrainError> {
-    let invalid = |field, value: String, reason| TrainError::InvalidField {
-        field,
-        value,
-        reason,
+    let opts = RunOptions {
+        show_progress,
+        ..RunOptions::default()
     };
-    if cfg.epochs == 0 {
-        return Err(invalid("epochs", "0".into(), "must be at least 1"));
+    train_run(cfg, splits, out_dir, device, &opts)
+}
+
+impl TrainConfig {
+    /// Range checks of the fields that need no data, naming the field.
+    fn validate(&self) -> Result<(), TrainError> {
+        let invalid = |field, value: String, reason| TrainError::InvalidField {
+            field,
+            value,
+            reason,
+        };
+        if self.epochs == 0 {
+            return Err(invalid("epochs", "0".into(), "must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid("batch_size", "0".into(), "must be at least 1"));
+        }
+        if self.grad_accum == 0 {
+            return Err(invalid("grad_accum", "0".into(), "must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            let value = self.label_smoothing.to_string();
+            return Err(invalid("label_smoothing", value, "must be in [0, 1)"));
+        }
+        if let Some(t) = self
+            .bce_target_threshold
+            .filter(|t| !(0.0..1.0).contains(t))
+        {
+            return Err(TrainError::Config(format!(
+                "--bce-target-thresh {t}: must be in [0, 1)"
+            )));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(invalid(
+                "lr",
+                self.lr.to_string(),
+                "must be a positive number",
+            ));
+        }
+        if let Some(c) = self.clip_grad.filter(|c| !(*c > 0.0 && c.is_finite())) {
+            return Err(invalid(
+                "clip_grad",
+                c.to_string(),
+                "must be a positive number",
+            ));
+        }
+        if self.patience == Some(0) {
+            return Err(invalid("patience", "0".into(), "must be at least 1"));
+        }
+        self.optimizer_config().validate()?;
+        self.schedule_config().validate()?;
+        if self.ema {
+            self.ema_config().validate()?;
+        }
+        Ok(())
     }
-    if cfg.batch_size == 0 {
-        return Err(invalid("batch_size", "0".into(), "must be at least 1"));
+
+    /// The EMA settings of this training config.
+    pub fn ema_config(&self) -> EmaConfig {
+        EmaConfig {
+            decay: self.ema_decay,
+            use_warmup: self.ema_warmup,
+            ..EmaConfig::default()
+        }
     }
+}
+
+/// Reseeds the backend RNG (dropout, drop-path) before each batch, from the seed and the
+/// batch's position: a resumed run draws the same masks without saving the RNG.
+const TAG_BACKEND_RNG: u64 = 0x6b65_7374_7265_6c31;
+
+/// Trains as [`train`] does; with `opts.resume`, continues the run in `out_dir`.
+pub fn train_run(
+    cfg: &TrainConfig,
+    splits: &Splits,
+    out_dir: &Path,
+    device: &Device,
+    opts: &RunOptions,
+) -> Result<TrainOutcome, TrainError> {
+    // Before any data is read: a bad value fails at once.
+    cfg.validate()?;
     if splits.class_names.len() < 2 {
         return Err(TrainError::Config(format!(
             "{}: {} class ({}); a classifier needs at least two",
@@ -222,25 +347,6 @@ pub fn train(
             splits.description
         )));
     }
-    if !(0.0..1.0).contains(&cfg.label_smoothing) {
-        let value = cfg.label_smoothing.to_string();
-        return Err(invalid("label_smoothing", value, "must be in [0, 1)"));
-    }
-    if let Some(t) = cfg.bce_target_threshold.filter(|t| !(0.0..1.0).contains(t)) {
-        return Err(TrainError::Config(format!(
-            "--bce-target-thresh {t}: must be in [0, 1)"
-        )));
-    }
-    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        return Err(invalid(
-            "lr",
-            cfg.lr.to_string(),
-            "must be a positive number",
-        ));
-    }
-    // Before any data is read: a bad optimizer or schedule value fails at once.
-    cfg.optimizer_config().validate()?;
-    cfg.schedule_config().validate()?;
     // Photos without a recipe get timm's default: RandomResizedCrop + flip, resize + centre crop.
     let recipe = match (&cfg.recipe, splits.kind) {
         (None, kestrel_data::DatasetKind::ImageFolder) => {
@@ -251,11 +357,11 @@ pub fn train(
     let (spec, mut data_config) = resolve_data_config(&cfg.model, recipe.as_ref())?;
     if let Some([h, w]) = cfg.input_hw {
         if h == 0 || w == 0 {
-            return Err(invalid(
-                "img_size",
-                format!("{h}x{w}"),
-                "must be at least 1",
-            ));
+            return Err(TrainError::InvalidField {
+                field: "img_size",
+                value: format!("{h}x{w}"),
+                reason: "must be at least 1",
+            });
         }
         data_config.input_size[1..].copy_from_slice(&[h, w]);
     }
@@ -307,8 +413,10 @@ pub fn train(
     let train_loader = loader(splits.train.clone(), train_tf, cfg, true)?;
     let val_loader = loader(splits.val.clone(), eval_tf, cfg, false)?;
 
-    let steps_per_epoch = train_loader.num_batches().max(1);
-    let schedule = Schedule::new(&cfg.schedule_config(), cfg.epochs, steps_per_epoch)?;
+    let batches_per_epoch = train_loader.num_batches().max(1);
+    // As timm: a short last group of batches still makes an update.
+    let updates_per_epoch = batches_per_epoch.div_ceil(cfg.grad_accum);
+    let schedule = Schedule::new(&cfg.schedule_config(), cfg.epochs, updates_per_epoch)?;
     if let Some(asked) = schedule.warmup_clamped_from {
         println!(
             "note: --warmup-epochs {} ({asked} updates) is cut to half the run ({} updates)",
@@ -316,28 +424,98 @@ pub fn train(
         );
     }
     let mut optim = Optimizer::new(cfg.optimizer_config())?;
+    let mut ema = cfg.ema.then(|| ModelEma::new(cfg.ema_config(), &model));
 
+    let fingerprint = DatasetFingerprint::of(splits);
+    let mut progress = Progress::start();
     std::fs::create_dir_all(out_dir).map_err(|e| TrainError::io(out_dir, e))?;
     let log_path = out_dir.join("train_log.jsonl");
-    let mut log = std::fs::File::create(&log_path).map_err(|e| TrainError::io(&log_path, e))?;
+    if opts.resume {
+        let set = load_set(out_dir, Slot::Last, device)?;
+        check_resumable(&set, cfg, spec.name, &fingerprint)?;
+        load_weights(&mut model, &set.weights_path, &LoadOptions::default())?;
+        optim
+            .import_state(&model, set.optimizer)
+            .map_err(|e| TrainError::Checkpoint {
+                path: out_dir.join(Slot::Last.optimizer_file()),
+                reason: e.to_string(),
+            })?;
+        if let Some(ema) = ema.as_mut() {
+            let path = set
+                .ema_path
+                .as_ref()
+                .ok_or_else(|| TrainError::Checkpoint {
+                    path: set.state_path.clone(),
+                    reason: "lists no EMA weights, but the run keeps an EMA".into(),
+                })?;
+            load_weights(&mut ema.model, path, &LoadOptions::default())?;
+            ema.updates = set.state.progress.ema_updates;
+        }
+        progress = set.state.progress;
+    }
+    // The log holds the epochs the checkpoint has seen; later ones are appended as they end.
+    let mut log_text = String::new();
+    for entry in &progress.history {
+        log_text.push_str(&serde_json::to_string(entry).expect("log entry serialises"));
+        log_text.push('\n');
+    }
+    write_atomic(&log_path, log_text.as_bytes())?;
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| TrainError::io(&log_path, e))?;
 
-    let bar = progress_bar(show_progress, (cfg.epochs * steps_per_epoch) as u64);
+    let csv_path = out_dir.join("metrics.csv");
+    write_metrics_csv(&csv_path, &progress.history)?;
+    let mut events = EventWriter::create(out_dir)?;
+
+    let ckpt = Checkpointer {
+        dir: out_dir,
+        cfg,
+        model_name: spec.name,
+        num_classes,
+        fingerprint: &fingerprint,
+        launch: &opts.launch,
+        meta: CheckpointMeta {
+            format: FORMAT.into(),
+            model: spec.name.into(),
+            num_classes,
+            in_chans,
+            class_names: splits.class_names.clone(),
+            data_config: data_config.clone(),
+            recipe: recipe.clone(),
+            train_config: serde_json::to_value(cfg).expect("config serialises"),
+            epoch: 0,
+            val_accuracy: None,
+            kestrel_version: env!("CARGO_PKG_VERSION").into(),
+            data: Some(splits.source.clone()),
+        },
+    };
+    let mut last_saved: Option<PathBuf> = None;
+
+    let total_steps = (cfg.epochs * updates_per_epoch) as u64;
+    let bar = progress_bar(opts.show_progress, total_steps);
+    bar.set_position(progress.step as u64);
     let started = Instant::now();
-    let mut history = Vec::new();
-    let mut best = (0usize, f64::NEG_INFINITY);
-    let mut step = 0usize;
-    for epoch in 1..=cfg.epochs {
+    let seconds_before = progress.seconds;
+    while progress.epoch <= cfg.epochs && !progress.stopped_early {
+        let epoch = progress.epoch;
         let epoch_start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        let mut lr = schedule.lr_at(epoch - 1, step);
-        let lr_start = lr;
-        for batch in train_loader.iter_epoch(epoch) {
+        let seconds_this_epoch_before = progress.epoch_seconds;
+        if progress.batches_done == 0 {
+            progress.epoch_lr_start = schedule.lr_at(epoch - 1, progress.step);
+        }
+        let mut lr = schedule.lr_at(epoch - 1, progress.step);
+        let mut accumulated = GradientsAccumulator::<Model>::new();
+        for batch in train_loader.iter_epoch_from(epoch, progress.batches_done) {
             let mut batch = batch?;
             let n = batch.labels.len();
-            if n == 0 {
-                continue;
-            }
-            lr = schedule.lr_at(epoch - 1, step);
+            let b = batch.batch_index;
+            // The group of batches this one adds its gradient to; its last one steps.
+            let group_start = b - b % cfg.grad_accum;
+            let group_len = cfg.grad_accum.min(batches_per_epoch - group_start);
+            let group_ends = b + 1 == group_start + group_len;
+            lr = schedule.lr_at(epoch - 1, progress.step);
             // Mixup/CutMix mix the batch in place and return soft targets (with the recipe's
             // label smoothing); otherwise targets are one-hot, smoothed by --label-smoothing.
             let targets = match &mixup {
@@ -345,12 +523,18 @@ pub fn train(
                     let mut rng = rand::rngs::StdRng::seed_from_u64(mix_seed(&[
                         cfg.seed,
                         epoch as u64,
-                        step as u64,
+                        b as u64,
                     ]));
                     m.apply(&mut batch.images, batch.shape, &batch.labels, &mut rng)?
                 }
                 None => smoothed_one_hot(&batch.labels, num_classes, cfg.label_smoothing),
             };
+            device.seed(mix_seed(&[
+                cfg.seed,
+                epoch as u64,
+                b as u64,
+                TAG_BACKEND_RNG,
+            ]));
             let x = batch_to_tensor(
                 std::mem::take(&mut batch.images),
                 batch.shape,
@@ -359,61 +543,138 @@ pub fn train(
             let y = targets_tensor(targets, n, num_classes, &train_device);
             let logits = model.forward(x);
             let loss = training_loss(cfg.loss, logits.clone(), y, cfg.bce_target_threshold);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-
-            let loss_value: f32 = loss.into_scalar();
-            if !loss_value.is_finite() {
-                return Err(TrainError::Diverged {
-                    loss: loss_value,
+            let loss_value: f32 = loss.clone().into_scalar();
+            // `step` is the update that failed (1-based).
+            let diverged =
+                |what, value: String, step: usize, kept: &Option<PathBuf>| TrainError::Diverged {
+                    what,
+                    value,
                     epoch,
                     step,
-                });
+                    kept: kept.clone(),
+                };
+            if !loss_value.is_finite() {
+                return Err(diverged(
+                    "loss",
+                    loss_value.to_string(),
+                    progress.step + 1,
+                    &last_saved,
+                ));
             }
+            // Each batch's mean loss counts 1/group_len of the update, as timm divides by
+            // its accumulation steps.
+            let loss = if group_len > 1 {
+                loss.div_scalar(group_len as f64)
+            } else {
+                loss
+            };
+            accumulated.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+
             let preds: Vec<i64> = logits
                 .argmax(1)
                 .into_data()
                 .convert::<i64>()
                 .try_to_vec()
                 .unwrap_or_default();
-            correct += preds
+            progress.epoch_correct += preds
                 .iter()
                 .zip(&batch.labels)
                 .filter(|(p, y)| **p as usize == **y)
                 .count();
-            loss_sum += loss_value as f64 * n as f64;
-            seen += n;
-            step += 1;
+            progress.epoch_loss_sum += loss_value as f64 * n as f64;
+            progress.epoch_seen += n;
+            if !group_ends {
+                continue;
+            }
+            let mut grads = accumulated.grads();
+            if !gradients_finite(&model, &grads) {
+                return Err(diverged(
+                    "gradient",
+                    "NaN or inf".into(),
+                    progress.step + 1,
+                    &last_saved,
+                ));
+            }
+            if let Some(threshold) = cfg.clip_grad {
+                clip_gradients(&model, &mut grads, cfg.clip_mode, threshold);
+            }
+            model = optim.step(lr, model, grads);
+            progress.step += 1;
+            progress.batches_done = b + 1;
+            if let Some(ema) = ema.as_mut() {
+                ema.update(&model);
+                progress.ema_updates = ema.updates;
+            }
             let secs = epoch_start.elapsed().as_secs_f64().max(1e-9);
+            let throughput = progress.epoch_seen as f64 / (secs + seconds_this_epoch_before);
+            events.scalar("train/loss", progress.step, loss_value as f64)?;
+            events.scalar("train/lr", progress.step, lr)?;
+            events.scalar("train/images_per_second", progress.step, throughput)?;
             bar.set_message(format!(
                 "epoch {epoch}/{} loss {:.4} acc {:.2}% {:.0} img/s",
                 cfg.epochs,
-                loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64,
-                seen as f64 / secs
+                progress.epoch_loss_sum / progress.epoch_seen as f64,
+                100.0 * progress.epoch_correct as f64 / progress.epoch_seen as f64,
+                progress.epoch_seen as f64 / (secs + seconds_this_epoch_before)
             ));
             bar.inc(1);
+            if cfg.checkpoint_every > 0
+                && progress.step % cfg.checkpoint_every == 0
+                && progress.batches_done < batches_per_epoch
+            {
+                progress.epoch_seconds =
+                    seconds_this_epoch_before + epoch_start.elapsed().as_secs_f64();
+                progress.seconds = seconds_before + started.elapsed().as_secs_f64();
+                if !weights_finite(&model) {
+                    return Err(diverged(
+                        "weights",
+                        "NaN or inf".into(),
+                        progress.step,
+                        &last_saved,
+                    ));
+                }
+                ckpt.save(Slot::Last, &model, &optim, ema.as_ref(), &progress)?;
+                last_saved = Some(out_dir.join(Slot::Last.weights_file()));
+            }
         }
-        let train_secs = epoch_start.elapsed().as_secs_f64();
+        let train_secs = seconds_this_epoch_before + epoch_start.elapsed().as_secs_f64();
 
+        // A checkpoint is only ever written from finite weights.
+        if !weights_finite(&model) {
+            return Err(TrainError::Diverged {
+                what: "weights",
+                value: "NaN or inf".into(),
+                epoch,
+                step: progress.step,
+                kept: last_saved,
+            });
+        }
         let eval_model = model.valid();
-        let val = predict(&eval_model, &val_loader, &device.clone())?;
-        let val_loss = kestrel_eval::log_loss(&val.labels, &val.probs, val.num_classes)?;
-        let val_preds = kestrel_eval::argmax_predictions(&val.probs, val.num_classes)?;
-        let val_acc = kestrel_eval::accuracy(&val.labels, &val_preds)?;
+        let (val_loss, val_acc) = validate(&eval_model, &val_loader, device)?;
+        let ema_val = match &ema {
+            Some(ema) => Some(validate(&ema.model, &val_loader, device)?),
+            None => None,
+        };
+        let seen = progress.epoch_seen;
         let entry = EpochLog {
             epoch,
             lr,
-            lr_start,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
+            lr_start: progress.epoch_lr_start,
+            train_loss: progress.epoch_loss_sum / seen.max(1) as f64,
+            train_accuracy: progress.epoch_correct as f64 / seen.max(1) as f64,
             val_loss,
             val_accuracy: val_acc,
-            seconds: epoch_start.elapsed().as_secs_f64(),
+            ema_val_loss: ema_val.map(|v| v.0),
+            ema_val_accuracy: ema_val.map(|v| v.1),
+            seconds: seconds_this_epoch_before + epoch_start.elapsed().as_secs_f64(),
             images_per_second: seen as f64 / train_secs.max(1e-9),
         };
+        let ema_part = match ema_val {
+            Some((l, a)) => format!(" | ema val loss {l:.4} acc {:.2}%", 100.0 * a),
+            None => String::new(),
+        };
         let line = format!(
-            "epoch {:>3}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | lr {:.2e} | {:.1}s, {:.0} img/s",
+            "epoch {:>3}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{ema_part} | lr {:.2e} | {:.1}s, {:.0} img/s",
             epoch,
             entry.train_loss,
             100.0 * entry.train_accuracy,
@@ -431,28 +692,44 @@ pub fn train(
             serde_json::to_string(&entry).expect("log entry serialises")
         )
         .map_err(|e| TrainError::io(&log_path, e))?;
-        if val_acc > best.1 {
-            best = (epoch, val_acc);
-            let meta = CheckpointMeta {
-                format: FORMAT.into(),
-                model: spec.name.into(),
-                num_classes,
-                in_chans,
-                class_names: splits.class_names.clone(),
-                data_config: data_config.clone(),
-                recipe: recipe.clone(),
-                train_config: serde_json::to_value(cfg).expect("config serialises"),
-                epoch,
-                val_accuracy: Some(val_acc),
-                kestrel_version: env!("CARGO_PKG_VERSION").into(),
-                data: Some(splits.source.clone()),
-            };
-            Checkpoint::save(out_dir, &eval_model, &meta)?;
+        events.epoch(&entry)?;
+        progress.history.push(entry);
+        write_metrics_csv(&csv_path, &progress.history)?;
+        let improved = val_acc > progress.best_val_accuracy;
+        if improved {
+            progress.best_epoch = epoch;
+            progress.best_val_accuracy = val_acc;
+            progress.epochs_since_best = 0;
+        } else {
+            progress.epochs_since_best += 1;
         }
-        history.push(entry);
+        if let Some(patience) = cfg.patience {
+            if progress.epochs_since_best >= patience && epoch < cfg.epochs {
+                progress.stopped_early = true;
+                bar.suspend(|| {
+                    println!(
+                        "early stopping: no better validation accuracy for {patience} epochs (best {:.2}% at epoch {})",
+                        100.0 * progress.best_val_accuracy,
+                        progress.best_epoch
+                    )
+                });
+            }
+        }
+        progress.epoch += 1;
+        progress.batches_done = 0;
+        progress.epoch_loss_sum = 0.0;
+        progress.epoch_correct = 0;
+        progress.epoch_seen = 0;
+        progress.epoch_seconds = 0.0;
+        progress.seconds = seconds_before + started.elapsed().as_secs_f64();
+        if improved {
+            ckpt.save_best(&eval_model, &optim, ema.as_ref(), &progress, epoch, val_acc)?;
+        }
+        ckpt.save(Slot::Last, &model, &optim, ema.as_ref(), &progress)?;
+        last_saved = Some(out_dir.join(Slot::Last.weights_file()));
     }
     bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = seconds_before + started.elapsed().as_secs_f64();
     let skipped_in_training = train_loader.skipped() + val_loader.skipped();
 
     // The best checkpoint on the test split, as `kestrel eval` would report it.
@@ -473,14 +750,152 @@ pub fn train(
     test.report.write_json(&metrics_path)?;
     Ok(TrainOutcome {
         checkpoint_dir: out_dir.to_path_buf(),
-        best_epoch: best.0,
-        best_val_accuracy: best.1,
-        history,
+        stopped_early: progress.stopped_early,
+        best_epoch: progress.best_epoch,
+        best_val_accuracy: progress.best_val_accuracy,
+        history: progress.history,
         seconds,
         skipped_images: skipped_in_training,
         test_report: test.report,
         metrics_path,
     })
+}
+
+/// Validation loss (log loss) and accuracy of an eval-mode model.
+fn validate(model: &Model, loader: &Loader, device: &Device) -> Result<(f64, f64), TrainError> {
+    let val = predict(model, loader, device)?;
+    let loss = kestrel_eval::log_loss(&val.labels, &val.probs, val.num_classes)?;
+    let preds = kestrel_eval::argmax_predictions(&val.probs, val.num_classes)?;
+    Ok((loss, kestrel_eval::accuracy(&val.labels, &preds)?))
+}
+
+/// A resume must continue the same run: the same model, configuration and dataset.
+fn check_resumable(
+    set: &LoadedSet,
+    cfg: &TrainConfig,
+    model_name: &str,
+    fingerprint: &DatasetFingerprint,
+) -> Result<(), TrainError> {
+    let bad = |reason: String| TrainError::Checkpoint {
+        path: set.state_path.clone(),
+        reason,
+    };
+    let state = &set.state;
+    if state.model != model_name {
+        return Err(bad(format!(
+            "a run of {}, not of {model_name}; resume it as it was started",
+            state.model
+        )));
+    }
+    if state.dataset != *fingerprint {
+        let (was, now) = (&state.dataset, fingerprint);
+        return Err(bad(format!(
+            "the dataset changed since this run started: it trained on {} ({} train / {} val \
+             images, {} classes, fingerprint {:08x}), now {} ({} / {} images, {} classes, \
+             fingerprint {:08x})",
+            was.description,
+            was.train_images,
+            was.val_images,
+            was.class_names.len(),
+            was.crc32c,
+            now.description,
+            now.train_images,
+            now.val_images,
+            now.class_names.len(),
+            now.crc32c
+        )));
+    }
+    let now = serde_json::to_value(cfg).expect("config serialises");
+    if state.train_config != now {
+        let keys: Vec<String> = match (&state.train_config, &now) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => b
+                .iter()
+                .filter(|(k, v)| a.get(*k) != Some(v))
+                .map(|(k, _)| k.clone())
+                .collect(),
+            _ => vec!["train_config".into()],
+        };
+        return Err(bad(format!(
+            "the training configuration differs from the run's (in: {}); a resumed run keeps \
+             its configuration",
+            keys.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the checkpoint sets of one run.
+struct Checkpointer<'a> {
+    dir: &'a Path,
+    cfg: &'a TrainConfig,
+    model_name: &'a str,
+    num_classes: usize,
+    fingerprint: &'a DatasetFingerprint,
+    launch: &'a serde_json::Value,
+    /// `checkpoint.json` less the epoch and accuracy.
+    meta: CheckpointMeta,
+}
+
+impl Checkpointer<'_> {
+    fn state(&self, optim: &Optimizer, progress: &Progress) -> TrainState {
+        TrainState {
+            format: STATE_FORMAT.into(),
+            model: self.model_name.into(),
+            num_classes: self.num_classes,
+            dataset: self.fingerprint.clone(),
+            train_config: serde_json::to_value(self.cfg).expect("config serialises"),
+            launch: self.launch.clone(),
+            optimizer_steps: optim.steps(),
+            progress: progress.clone(),
+            files: Default::default(),
+        }
+    }
+
+    fn files(
+        &self,
+        model: &Model,
+        optim: &Optimizer,
+        ema: Option<&ModelEma>,
+    ) -> Result<SetFiles, TrainError> {
+        Ok(SetFiles {
+            weights: safetensors_bytes(&model.valid())?,
+            optimizer: optimizer_state_bytes(&optim.export_state(model)),
+            ema: ema.map(|e| safetensors_bytes(&e.model)).transpose()?,
+            meta: None,
+        })
+    }
+
+    fn save(
+        &self,
+        slot: Slot,
+        model: &Model,
+        optim: &Optimizer,
+        ema: Option<&ModelEma>,
+        progress: &Progress,
+    ) -> Result<(), TrainError> {
+        let files = self.files(model, optim, ema)?;
+        save_set(self.dir, slot, files, self.state(optim, progress))
+    }
+
+    fn save_best(
+        &self,
+        model: &Model,
+        optim: &Optimizer,
+        ema: Option<&ModelEma>,
+        progress: &Progress,
+        epoch: usize,
+        val_accuracy: f64,
+    ) -> Result<(), TrainError> {
+        let meta = CheckpointMeta {
+            epoch,
+            val_accuracy: Some(val_accuracy),
+            ..self.meta.clone()
+        };
+        let mut files = self.files(model, optim, ema)?;
+        files.meta =
+            Some(serde_json::to_vec_pretty(&meta).expect("checkpoint metadata serialises"));
+        save_set(self.dir, Slot::Best, files, self.state(optim, progress))
+    }
 }
 
 /// The first training sample that decodes (with `skip_bad_images`, bad ones are passed over).

@@ -6,7 +6,8 @@ use anyhow::Result;
 use clap::Args;
 use kestrel_data::splits::{open_dataset, SplitOptions, Splits};
 
-#[derive(Args, Clone, Debug)]
+/// Serialisable: a run keeps its data flags for `kestrel train --resume`.
+#[derive(Args, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct DataArgs {
     /// Dataset directory: MNIST/Fashion-MNIST IDX files, CIFAR-10/100 binaries, or an ImageFolder
     /// (root/<class>/*.jpg). Default: the embedded MNIST subset (for `eval`: the dataset the

@@ -11,4 +11,5 @@ pub mod preprocess;
 pub mod quantize;
 pub mod source;
 pub mod train;
+pub mod train_controls;
 pub mod train_optim;

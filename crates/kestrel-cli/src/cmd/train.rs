@@ -8,6 +8,7 @@ use kestrel_train::schedule::ScheduleKind;
 use kestrel_train::{ExistingRun, RunDir, TrainConfig, TrainError};
 
 use super::common::{at_least_one, fresh_run_dir, DataArgs, ImgSizeArg};
+use super::train_controls::{check_resume_flags, ControlArgs};
 use super::train_optim::OptimArgs;
 use crate::device::{parse_device, DEVICE_HELP};
 
@@ -72,6 +73,8 @@ pub struct TrainArgs {
     pub drop_path: f64,
     #[command(flatten)]
     pub optim: OptimArgs,
+    #[command(flatten)]
+    pub controls: ControlArgs,
     /// Random-crop padding in pixels (0 = no random crop). Not for ImageFolder photos, which
     /// train with timm's RandomResizedCrop + flip unless a recipe says otherwise.
     #[arg(long, default_value_t = TrainConfig::default().crop_padding)]
@@ -117,12 +120,11 @@ fn with_flag_names(e: TrainError) -> anyhow::Error {
             value,
             reason,
         } => anyhow::anyhow!("--{} {value}: {reason}", field.replace('_', "-")),
-        e @ TrainError::Diverged { .. } => anyhow::anyhow!("{e} (--lr)"),
         e => e.into(),
     }
 }
 
-pub fn run(a: TrainArgs) -> Result<()> {
+pub fn run(a: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
     let device = parse_device(&a.device)?;
     if a.drop_path != 0.0 {
         anyhow::bail!(
@@ -134,6 +136,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .recipe
         .clone()
         .or_else(|| a.recipe_file.as_ref().map(|f| f.display().to_string()));
+    let resume = a.controls.resume.clone();
+    if let Some(run) = &resume {
+        check_resume_flags(matches, run)?;
+    }
     let mut cfg = TrainConfig {
         // The registry's spelling, keeping a `.TAG` (it selects the data config).
         model: {
@@ -175,21 +181,54 @@ pub fn run(a: TrainArgs) -> Result<()> {
         _ => None,
     };
     a.optim.apply(&mut cfg);
-    // Checked before the data is read: an earlier run is never overwritten by accident.
-    // (A resumed run keeps its folder: ExistingRun::Keep.)
-    let existing = if a.overwrite {
+    a.controls.apply(&mut cfg);
+    let mut data = a.data.clone();
+    if let Some(run) = &resume {
+        // The run's own configuration and data flags; --model and --data, when given, are
+        // checked against the run instead.
+        let (state, state_path) =
+            kestrel_train::run_state::read_state(run, kestrel_train::run_state::Slot::Last)?;
+        let given_model = cfg.model.clone();
+        cfg = serde_json::from_value(state.train_config.clone())
+            .map_err(|e| anyhow::anyhow!("{}: its train_config: {e}", state_path.display()))?;
+        if matches.value_source("model") == Some(clap::parser::ValueSource::CommandLine) {
+            cfg.model = given_model;
+        }
+        let saved: DataArgs = serde_json::from_value(state.launch.clone())
+            .map_err(|e| anyhow::anyhow!("{}: its data flags: {e}", state_path.display()))?;
+        let given =
+            |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        data = DataArgs {
+            data: if given("data") { data.data } else { saved.data },
+            val_dir: if given("val_dir") {
+                data.val_dir
+            } else {
+                saved.val_dir
+            },
+            val_fraction: if given("val_fraction") {
+                data.val_fraction
+            } else {
+                saved.val_fraction
+            },
+            skip_bad_images: saved.skip_bad_images,
+        };
+    }
+    // Checked before the data is read: an earlier run is never overwritten by accident, and a
+    // resumed run keeps its folder.
+    let existing = if resume.is_some() {
+        ExistingRun::Keep
+    } else if a.overwrite {
         ExistingRun::Replace
     } else {
         ExistingRun::Refuse
     };
-    let out = match &a.out {
-        Some(out) => RunDir::prepare(out, existing)?,
-        None => RunDir::prepare(
-            &fresh_run_dir(std::path::Path::new("runs"), &cfg.model),
-            existing,
-        )?,
+    let out_path = match (&resume, &a.out) {
+        (Some(run), _) => run.clone(),
+        (None, Some(out)) => out.clone(),
+        (None, None) => fresh_run_dir(std::path::Path::new("runs"), &cfg.model),
     };
-    let splits = a.data.open()?;
+    let out = RunDir::prepare(&out_path, existing)?;
+    let splits = data.open()?;
     println!(
         "kestrel train: {} on {} ({} train / {} val / {} test images)",
         cfg.model,
@@ -199,7 +238,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
         splits.test.len(),
     );
     println!("run folder: {}", out.path.display());
-    let outcome = match kestrel_train::train(&cfg, &splits, &out.path, &device, !a.quiet) {
+    let opts = kestrel_train::RunOptions {
+        show_progress: !a.quiet,
+        resume: resume.is_some(),
+        launch: serde_json::to_value(&data).expect("data flags serialise"),
+    };
+    let outcome = match kestrel_train::train_run(&cfg, &splits, &out.path, &device, &opts) {
         Ok(o) => o,
         Err(e) => {
             if out.discard_unfinished() {
@@ -213,7 +257,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     println!(
         "trained {} epochs in {:.1}s; best validation accuracy {:.2}% at epoch {}",
-        cfg.epochs,
+        outcome.history.len(),
         outcome.seconds,
         100.0 * outcome.best_val_accuracy,
         outcome.best_epoch
