@@ -266,8 +266,10 @@ pub fn conv2d_weight_grad_nchw(
                         let k1 = (hi - ox0 as isize).clamp(k0 as isize, run as isize) as usize;
                         seg[..k0].fill(0.0);
                         seg[k1..].fill(0.0);
-                        let ix0 = ((ox0 + k0) as isize * s + off) as usize;
-                        if sx == 1 {
+                        let ix0 = ((ox0 + k0) as isize * s + off).max(0) as usize;
+                        if k0 == k1 {
+                            // The whole run reads padding (a kernel wider than the input).
+                        } else if sx == 1 {
                             seg[k0..k1].copy_from_slice(&src[ix0..ix0 + (k1 - k0)]);
                         } else {
                             for (k, v) in seg[k0..k1].iter_mut().enumerate() {
@@ -631,6 +633,9 @@ mod tests {
             (4, 5, 3, 1, 2, 2, 8, 9),
             (3, 4, 2, 3, 1, 0, 10, 8),
             (8, 17, 1, 2, 1, 0, 7, 7),
+            // A kernel wider than the input (CBAM's 7×7 spatial gate on a 2×1 map): whole
+            // rows read only padding.
+            (2, 3, 7, 1, 1, 3, 2, 1),
         ];
         for (ci, &(cin, cout, k, s, d, p, h, w)) in cases.iter().enumerate() {
             let g = geom(cin, cout, k, s, d, p);

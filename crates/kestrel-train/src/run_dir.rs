@@ -87,12 +87,15 @@ impl RunDir {
     }
 
     /// After a failed run: removes the folder when this run made it and no checkpoint was
-    /// written into it, so a failure before the first epoch ends leaves nothing behind.
-    /// Returns whether it was removed.
+    /// written into it (neither the best model nor a resumable `last.*`, which
+    /// `--checkpoint-every` writes mid-epoch), so a failure before the first checkpoint leaves
+    /// nothing behind. Returns whether it was removed.
     pub fn discard_unfinished(&self) -> bool {
+        let last = crate::run_state::Slot::Last.state_file();
         self.created
             && self.path.is_dir()
             && !self.path.join(META_FILE).is_file()
+            && !self.path.join(&last).is_file()
             && std::fs::remove_dir_all(&self.path).is_ok()
     }
 }

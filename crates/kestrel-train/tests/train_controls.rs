@@ -141,6 +141,7 @@ fn ema_of_a_model_averages_weights_and_batchnorm_buffers() {
         &kestrel_models::BuildOptions {
             num_classes: 3,
             in_chans: 3,
+            img_size: None,
         },
         &device,
     );

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use clap::Args;
 
-use super::common::{at_least_one, engine_notice, EngineArgs};
+use super::common::{engine_notice, EngineArgs};
 use super::source::{load, ModelSourceArgs};
 use crate::device::{parse_device, DEVICE_HELP};
 use kestrel_models::tensor_file::{read_f32, write_f32};
@@ -42,7 +42,12 @@ pub fn run(a: ForwardArgs) -> Result<()> {
             shape.len()
         );
     }
-    if let Some([h, _]) = a.source.img_size.map(|n| [n, n]).filter(|hw| hw[..] != shape[2..]) {
+    if let Some([h, _]) = a
+        .source
+        .img_size
+        .map(|n| [n, n])
+        .filter(|hw| hw[..] != shape[2..])
+    {
         bail!(
             "--img-size {h}: {}: tensor 'input' is {}x{} (shape {shape:?}); forward runs the \
              tensor as it is, so resize it (e.g. with `kestrel preprocess --img-size {h}`) or drop \

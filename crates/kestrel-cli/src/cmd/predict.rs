@@ -70,7 +70,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
             images.push(path.clone());
         }
     }
-    let mut loaded = load(&a.source, &device)?;
+    let loaded = load(&a.source, &device)?;
     let (runner, notice) = loaded.runner(&device, a.engine.engine);
     engine_notice(&loaded.name, notice);
     let mut results = Vec::new();

@@ -225,5 +225,7 @@ fn checkpoint_meta(
         epoch: 0,
         val_accuracy: None,
         kestrel_version: env!("CARGO_PKG_VERSION").to_string(),
+        // No training data behind a registry model: `eval` needs --data.
+        data: None,
     })
 }

@@ -67,7 +67,9 @@ impl ModelSourceArgs {
 /// Loads the model the flags name, printing the loader's warnings to stderr.
 pub fn load(args: &ModelSourceArgs, device: &Device) -> Result<LoadedModel> {
     let mut loaded = load_model(&args.source()?, device)?;
-    if let (Some(_), Some(n)) = (&args.checkpoint, args.img_size) {
+    // Checks that the model (a registry model is already built for N) takes N×N inputs, and
+    // makes a checkpoint's eval transform resize to N.
+    if let Some(n) = args.img_size {
         loaded.set_input_hw([n, n], device)?;
     }
     if let (Some(_), Some(names)) = (&args.checkpoint, &args.class_names) {
