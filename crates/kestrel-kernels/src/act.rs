@@ -106,6 +106,31 @@ impl Act {
         true
     }
 
+    /// [`Act::apply_slice`] across the compute threads, in chunks.
+    pub fn apply_slice_parallel(self, xs: &mut [f32]) {
+        for_chunks(xs, |_, part| self.apply_slice(part));
+    }
+
+    /// [`Act::backward_slice`] across the compute threads, in chunks; false as it is.
+    pub fn backward_slice_parallel(self, x: &[f32], dy: &mut [f32]) -> bool {
+        assert_eq!(x.len(), dy.len(), "activation backward sizes");
+        if !self.has_backward() {
+            return false;
+        }
+        for_chunks(dy, |start, part| {
+            self.backward_slice(&x[start..start + part.len()], part);
+        });
+        true
+    }
+
+    /// Whether [`Act::backward_slice`] covers this activation.
+    pub fn has_backward(self) -> bool {
+        matches!(
+            self,
+            Act::Identity | Act::Relu | Act::Relu6 | Act::HardSigmoid | Act::HardSwish
+        )
+    }
+
     /// Applies the activation to every element, in place, with the best ISA.
     pub fn apply_slice(self, xs: &mut [f32]) {
         if self == Act::Identity {
@@ -121,6 +146,21 @@ impl Act {
             *x = self.apply(*x);
         }
     }
+}
+
+/// Runs `f(start, &mut xs[start..end])` over chunks of `xs` on the compute threads.
+fn for_chunks(xs: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
+    const CHUNK: usize = 1 << 15;
+    let len = xs.len();
+    let base = crate::SendPtr(xs.as_mut_ptr());
+    crate::threads::parallel_for(len.div_ceil(CHUNK), |i| {
+        let base = base;
+        let (a, b) = (i * CHUNK, ((i + 1) * CHUNK).min(len));
+        // SAFETY (disjoint writes): task i owns elements a..b.
+        f(a, unsafe {
+            std::slice::from_raw_parts_mut(base.0.add(a), b - a)
+        });
+    });
 }
 
 #[cfg(target_arch = "x86_64")]

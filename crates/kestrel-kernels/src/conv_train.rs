@@ -205,6 +205,39 @@ pub fn conv2d_input_grad_nchw(
     dx
 }
 
+/// The part of output row `oy` that tap `(i, j)` reaches inside the input:
+/// `(iy, ox0, ox1, ix0)`, input column `ix0 + (ox − ox0)·stride` for `ox0 ≤ ox < ox1`.
+#[inline]
+fn tap_span(
+    g: &ConvGeometry,
+    oy: usize,
+    i: usize,
+    j: usize,
+    h: usize,
+    w: usize,
+    ow: usize,
+) -> Option<(usize, usize, usize, usize)> {
+    let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize - g.pad[0] as isize;
+    if iy < 0 || iy as usize >= h {
+        return None;
+    }
+    let (s, off) = (
+        g.stride[1] as isize,
+        (j * g.dilation[1]) as isize - g.pad[2] as isize,
+    );
+    // ox·s + off ∈ [0, w)
+    let ox0 = if off >= 0 { 0 } else { (-off + s - 1) / s };
+    let ox1 = ((w as isize - 1 - off).div_euclid(s) + 1).clamp(0, ow as isize);
+    (ox0 < ox1).then(|| {
+        (
+            iy as usize,
+            ox0 as usize,
+            ox1 as usize,
+            (ox0 * s + off) as usize,
+        )
+    })
+}
+
 /// Weight gradient: `x` NCHW `[n, in_ch, h, w]`, `dy` NCHW `[n, out_ch, oh, ow]`; returns dW
 /// OIHW `[out_ch, in_ch, kh, kw]`.
 #[allow(clippy::too_many_arguments)]
@@ -221,9 +254,7 @@ pub fn conv2d_weight_grad_nchw(
     check_dense(geom);
     let (cin, cout) = (geom.in_ch, geom.out_ch);
     let [kh, kw] = geom.kernel;
-    let [sy, sx] = geom.stride;
-    let [dyl, dxl] = geom.dilation;
-    let [pt, _, pl, _] = geom.pad;
+    let sx = geom.stride[1];
     assert_eq!(x.len(), n * cin * h * w, "conv x size");
     assert_eq!(dy.len(), n * cout * oh * ow, "conv dy size");
     let taps = kh * kw;
@@ -249,31 +280,23 @@ pub fn conv2d_weight_grad_nchw(
                 while q < pc {
                     let p = p0 + q;
                     let (b, rem) = (p / (oh * ow), p % (oh * ow));
-                    let (oy, ox0) = (rem / ow, rem % ow);
-                    let run = (ow - ox0).min(pc - q);
-                    let iy = (oy * sy + i * dyl) as isize - pt as isize;
+                    let (oy, ox_start) = (rem / ow, rem % ow);
+                    let run = (ow - ox_start).min(pc - q);
                     let seg = &mut dst[q..q + run];
-                    if iy < 0 || iy as usize >= h {
-                        seg.fill(0.0);
-                    } else {
-                        let src = &x[((b * cin + ci) * h + iy as usize) * w..][..w];
-                        // Input column ox·sx + off is inside for lo ≤ ox < hi.
-                        let off = (j * dxl) as isize - pl as isize;
-                        let s = sx as isize;
-                        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
-                        let hi = (w as isize - 1 - off).div_euclid(s) + 1;
-                        let k0 = (lo - ox0 as isize).clamp(0, run as isize) as usize;
-                        let k1 = (hi - ox0 as isize).clamp(k0 as isize, run as isize) as usize;
-                        seg[..k0].fill(0.0);
-                        seg[k1..].fill(0.0);
-                        let ix0 = ((ox0 + k0) as isize * s + off).max(0) as usize;
-                        if k0 == k1 {
-                            // The whole run reads padding (a kernel wider than the input).
-                        } else if sx == 1 {
-                            seg[k0..k1].copy_from_slice(&src[ix0..ix0 + (k1 - k0)]);
-                        } else {
-                            for (k, v) in seg[k0..k1].iter_mut().enumerate() {
-                                *v = src[ix0 + k * sx];
+                    seg.fill(0.0);
+                    if let Some((iy, ox0, ox1, ix0)) = tap_span(geom, oy, i, j, h, w, ow) {
+                        // The tap's span, cut to this segment [ox_start, ox_start + run).
+                        let (a, e) = (ox0.max(ox_start), ox1.min(ox_start + run));
+                        if a < e {
+                            let src = &x[((b * cin + ci) * h + iy) * w..][..w];
+                            let ix = ix0 + (a - ox0) * sx;
+                            let out = &mut seg[a - ox_start..e - ox_start];
+                            if sx == 1 {
+                                out.copy_from_slice(&src[ix..ix + (e - a)]);
+                            } else {
+                                for (k, v) in out.iter_mut().enumerate() {
+                                    *v = src[ix + k * sx];
+                                }
                             }
                         }
                     }
@@ -320,39 +343,6 @@ pub fn conv2d_weight_grad_nchw(
 /// row (contiguous, so they vectorise at stride 1), planes spread across threads.
 pub mod depthwise {
     use super::*;
-
-    /// The part of output row `oy` that tap `(i, j)` reaches inside the input:
-    /// `(iy, ox0, ox1, ix0)`, input column `ix0 + (ox − ox0)·stride` for `ox0 ≤ ox < ox1`.
-    #[inline]
-    fn tap_span(
-        g: &ConvGeometry,
-        oy: usize,
-        i: usize,
-        j: usize,
-        h: usize,
-        w: usize,
-        ow: usize,
-    ) -> Option<(usize, usize, usize, usize)> {
-        let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize - g.pad[0] as isize;
-        if iy < 0 || iy as usize >= h {
-            return None;
-        }
-        let (s, off) = (
-            g.stride[1] as isize,
-            (j * g.dilation[1]) as isize - g.pad[2] as isize,
-        );
-        // ox·s + off ∈ [0, w)
-        let ox0 = if off >= 0 { 0 } else { (-off + s - 1) / s };
-        let ox1 = ((w as isize - 1 - off).div_euclid(s) + 1).clamp(0, ow as isize);
-        (ox0 < ox1).then(|| {
-            (
-                iy as usize,
-                ox0 as usize,
-                ox1 as usize,
-                (ox0 * s + off) as usize,
-            )
-        })
-    }
 
     fn check(g: &ConvGeometry, weight_len: usize) {
         assert!(

@@ -339,52 +339,21 @@ pub trait KestrelAct: Backend {
     }
 }
 
-/// Elements per parallel task of the element-wise passes.
-const ELEMENTWISE_CHUNK: usize = 1 << 15;
-
 impl KestrelAct for Flex {
     fn kestrel_act(x: FlexTensor, act: u8) -> FlexTensor {
         let shape = x.layout().shape().clone();
         let mut y = f32_slice(&x).into_owned();
-        let act = act_from_code(act);
-        let chunks = SharedMut(y.as_mut_ptr());
-        let len = y.len();
-        kestrel_kernels::threads::parallel_for(len.div_ceil(ELEMENTWISE_CHUNK), |i| {
-            let chunks = &chunks;
-            let (a, b) = (
-                i * ELEMENTWISE_CHUNK,
-                ((i + 1) * ELEMENTWISE_CHUNK).min(len),
-            );
-            // SAFETY (disjoint writes): task i owns elements a..b.
-            act.apply_slice(unsafe { std::slice::from_raw_parts_mut(chunks.0.add(a), b - a) });
-        });
+        act_from_code(act).apply_slice_parallel(&mut y);
         FlexTensor::from_data(TensorData::new(y, shape))
     }
 
     fn kestrel_act_backward(x: FlexTensor, grad: FlexTensor, act: u8) -> FlexTensor {
         let shape = grad.layout().shape().clone();
-        let x = f32_slice(&x);
         let mut g = f32_slice(&grad).into_owned();
-        let act = act_from_code(act);
-        let out = SharedMut(g.as_mut_ptr());
-        let len = g.len();
-        kestrel_kernels::threads::parallel_for(len.div_ceil(ELEMENTWISE_CHUNK), |i| {
-            let out = &out;
-            let (a, b) = (
-                i * ELEMENTWISE_CHUNK,
-                ((i + 1) * ELEMENTWISE_CHUNK).min(len),
-            );
-            // SAFETY (disjoint writes): task i owns elements a..b.
-            let dy = unsafe { std::slice::from_raw_parts_mut(out.0.add(a), b - a) };
-            act.backward_slice(&x[a..b], dy);
-        });
+        act_from_code(act).backward_slice_parallel(&f32_slice(&x), &mut g);
         FlexTensor::from_data(TensorData::new(g, shape))
     }
 }
-
-/// A pointer handed to the compute threads, each writing its own range.
-struct SharedMut(*mut f32);
-unsafe impl Sync for SharedMut {}
 
 #[derive(Debug)]
 struct KestrelActBackward;

@@ -30,6 +30,11 @@ const STEPS: usize = 10;
 
 /// Runs `steps` AdamW steps on one fixed batch; returns (first loss, last loss).
 fn train(build: fn(&Device) -> Model, [c, h, w]: [usize; 3], lr: f64, steps: usize) -> (f32, f32) {
+    // The backend's RNG (init, dropout, drop-path) is one per device: tests running in
+    // parallel would interleave their draws, so each run holds it for its whole length and the
+    // result is the same on every run.
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex().autodiff();
     device.seed(7);
     let mut model = build(&device);
