@@ -74,10 +74,10 @@ impl Act {
         }
     }
 
-    /// `dy · act'(x)` for the piecewise-linear activations, in place in `dy` (PyTorch's
-    /// conventions at the kinks: the gradient of `hardtanh` is 1 strictly inside the range,
-    /// `hardswish`'s is `x/3 + 1/2` on `[-3, 3]`). Returns false, leaving `dy` untouched, for
-    /// the others.
+    /// `dy · act'(x)` for the piecewise-linear activations, SiLU and sigmoid, in place in `dy`
+    /// (PyTorch's conventions at the kinks: the gradient of `hardtanh` is 1 strictly inside the
+    /// range, `hardswish`'s is `x/3 + 1/2` on `[-3, 3]`). Returns false, leaving `dy` untouched,
+    /// for the others.
     pub fn backward_slice(self, x: &[f32], dy: &mut [f32]) -> bool {
         assert_eq!(x.len(), dy.len(), "activation backward sizes");
         let pairs = x.iter().zip(dy.iter_mut());
@@ -100,6 +100,14 @@ impl Act {
                 } else {
                     *g
                 }
+            }),
+            Act::Silu => pairs.for_each(|(x, g)| {
+                let s = 1.0 / (1.0 + exp_scalar(-*x));
+                *g *= s * (1.0 + *x * (1.0 - s));
+            }),
+            Act::Sigmoid => pairs.for_each(|(x, g)| {
+                let s = 1.0 / (1.0 + exp_scalar(-*x));
+                *g *= s * (1.0 - s);
             }),
             _ => return false,
         }
@@ -127,7 +135,13 @@ impl Act {
     pub fn has_backward(self) -> bool {
         matches!(
             self,
-            Act::Identity | Act::Relu | Act::Relu6 | Act::HardSigmoid | Act::HardSwish
+            Act::Identity
+                | Act::Relu
+                | Act::Relu6
+                | Act::HardSigmoid
+                | Act::HardSwish
+                | Act::Silu
+                | Act::Sigmoid
         )
     }
 

@@ -162,7 +162,7 @@ impl Cbam {
         let x = x * sigmoid(a);
         let s = Tensor::cat(vec![x.clone().mean_dim(1), x.clone().max_dim(1)], 1);
         let conv = &self.spatial.conv;
-        let s = conv.bn.forward(conv.conv.run(s));
+        let s = crate::layers::bn(&conv.bn, conv.conv.run(s));
         x * sigmoid(s)
     }
 }

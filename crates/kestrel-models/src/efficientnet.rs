@@ -212,13 +212,11 @@ pub struct EfficientNet {
 
 impl EfficientNet {
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self
-            .act
-            .apply(self.bn1.forward(run_same(&self.conv_stem, x)));
+        let mut x = self.act.after_bn(&self.bn1, run_same(&self.conv_stem, x));
         for block in self.blocks.iter().flatten() {
             x = block.forward(x);
         }
-        self.act.apply(self.bn2.forward(self.conv_head.run(x)))
+        self.act.after_bn(&self.bn2, self.conv_head.run(x))
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {

@@ -405,3 +405,281 @@ pub fn activation<const D: usize>(x: &Tensor<D>, act: KernelAct) -> Option<Tenso
             ))
         })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Training-mode batch norm fused with the activation after it (kestrel_kernels::batch_norm).
+
+/// The activations the fused batch norm takes, as the extension's plain argument.
+fn bn_act_code(act: KernelAct) -> Option<u8> {
+    [
+        KernelAct::Identity,
+        KernelAct::Relu,
+        KernelAct::Relu6,
+        KernelAct::HardSwish,
+        KernelAct::HardSigmoid,
+        KernelAct::Silu,
+        KernelAct::Sigmoid,
+    ]
+    .iter()
+    .position(|a| *a == act)
+    .map(|i| i as u8)
+}
+
+fn bn_act_from_code(code: u8) -> KernelAct {
+    [
+        KernelAct::Identity,
+        KernelAct::Relu,
+        KernelAct::Relu6,
+        KernelAct::HardSwish,
+        KernelAct::HardSigmoid,
+        KernelAct::Silu,
+        KernelAct::Sigmoid,
+    ][code as usize]
+}
+
+/// Training-mode batch norm + activation and its backward. Only Flex runs them:
+/// [`batch_norm_act`] routes other backends to burn's `BatchNorm` before reaching the extension.
+#[backend_extension(Flex, Autodiff)]
+pub trait KestrelBatchNorm: Backend {
+    /// `(act(bn(x)), batch mean, biased batch variance)`.
+    fn kestrel_bn_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        act: u8,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let _ = (x, gamma, beta, epsilon, act);
+        unreachable!("kestrel_bn_train is routed to Flex only")
+    }
+
+    /// `(dx, dgamma, dbeta)`.
+    #[allow(clippy::too_many_arguments)]
+    fn kestrel_bn_train_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        epsilon: f64,
+        act: u8,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let _ = (x, gamma, beta, mean, variance, grad, epsilon, act);
+        unreachable!("kestrel_bn_train_backward is routed to Flex only")
+    }
+}
+
+/// `[n, c, h·w]` of an NCHW (or `[n, c, ..]`) shape.
+fn ncl(shape: &[usize]) -> (usize, usize, usize) {
+    (shape[0], shape[1], shape[2..].iter().product())
+}
+
+fn flex_vec(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+impl KestrelBatchNorm for Flex {
+    fn kestrel_bn_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+        act: u8,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = x.layout().shape().to_vec();
+        let (n, c, l) = ncl(&shape);
+        let (y, mean, var) = kestrel_kernels::batch_norm::train_forward_nchw(
+            &f32_slice(&x),
+            n,
+            c,
+            l,
+            &f32_slice(&gamma),
+            &f32_slice(&beta),
+            epsilon as f32,
+            bn_act_from_code(act),
+        );
+        (
+            flex_vec(y, shape),
+            flex_vec(mean, vec![c]),
+            flex_vec(var, vec![c]),
+        )
+    }
+
+    fn kestrel_bn_train_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        grad: FlexTensor,
+        epsilon: f64,
+        act: u8,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = x.layout().shape().to_vec();
+        let (n, c, l) = ncl(&shape);
+        let (dx, dgamma, dbeta) = kestrel_kernels::batch_norm::train_backward_nchw(
+            &f32_slice(&x),
+            &f32_slice(&grad),
+            n,
+            c,
+            l,
+            &f32_slice(&gamma),
+            &f32_slice(&beta),
+            &f32_slice(&mean),
+            &f32_slice(&variance),
+            epsilon as f32,
+            bn_act_from_code(act),
+        );
+        (
+            flex_vec(dx, shape),
+            flex_vec(dgamma, vec![c]),
+            flex_vec(dbeta, vec![c]),
+        )
+    }
+}
+
+#[derive(Debug)]
+struct KestrelBatchNormBackward;
+
+impl<B: Backend + KestrelBatchNorm> Backward<B, 3> for KestrelBatchNormBackward {
+    /// x (checkpointed), gamma and beta (parameters, held), the batch statistics, epsilon, act.
+    type State = (
+        NodeId,
+        B::FloatTensorPrimitive,
+        B::FloatTensorPrimitive,
+        B::FloatTensorPrimitive,
+        B::FloatTensorPrimitive,
+        f64,
+        u8,
+    );
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, gamma, beta, mean, variance, epsilon, act) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let (dx, dgamma, dbeta) =
+            B::kestrel_bn_train_backward(x, gamma, beta, mean, variance, grad, epsilon, act);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, dx);
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<B>(node.id, dgamma);
+        }
+        if let Some(node) = node_beta {
+            grads.register::<B>(node.id, dbeta);
+        }
+    }
+}
+
+impl<B: Backend + KestrelBatchNorm, C: CheckpointStrategy> KestrelBatchNorm for Autodiff<B, C> {
+    fn kestrel_bn_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        act: u8,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        use burn::backend::AutodiffBackend;
+        let untracked = <Self as AutodiffBackend>::from_inner;
+        match KestrelBatchNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let (g, b) = (gamma.primitive().clone(), beta.primitive().clone());
+                let (y, mean, var) = B::kestrel_bn_train(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                    act,
+                );
+                let y = prep.finish((x_state, g, b, mean.clone(), var.clone(), epsilon, act), y);
+                (y, untracked(mean), untracked(var))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (y, mean, var) = B::kestrel_bn_train(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                    act,
+                );
+                (prep.finish(y), untracked(mean), untracked(var))
+            }
+        }
+    }
+}
+
+/// Whether [`batch_norm_act`] runs `bn` on `x` with kestrel's fused kernel: training mode (an
+/// autodiff device and the layer not frozen, as burn's `BatchNorm::forward` decides), f32 on
+/// flex, and an activation the kernel differentiates.
+pub fn batch_norm_takes_kestrel_path<const D: usize>(
+    bn: &burn::nn::BatchNorm,
+    x: &Tensor<D>,
+    act: KernelAct,
+) -> bool {
+    enabled()
+        && D >= 2
+        && bn_act_code(act).is_some()
+        && x.dtype() == DType::F32
+        && x.device().inner() == Device::flex()
+        && x.device().is_autodiff()
+        && bn.training.is_enabled()
+}
+
+/// `act(bn(x))` in training mode as one fused op each way (two passes forward, two backward),
+/// updating `bn`'s running statistics as burn's `BatchNorm` does; `Err(x)` when
+/// [`batch_norm_takes_kestrel_path`] says no, for the caller to run burn's ops.
+pub fn batch_norm_act<const D: usize>(
+    bn: &burn::nn::BatchNorm,
+    x: Tensor<D>,
+    act: KernelAct,
+) -> Result<Tensor<D>, Tensor<D>> {
+    if !batch_norm_takes_kestrel_path(bn, &x, act) {
+        return Err(x);
+    }
+    let c = bn.gamma.dims()[0];
+    if x.dims()[1] != c {
+        return Err(x);
+    }
+    let code = bn_act_code(act).expect("checked above");
+    let (y, mean, var) = <Dispatch as KestrelBatchNorm>::kestrel_bn_train(
+        x.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        bn.epsilon,
+        code,
+    );
+    let (mean, var) = (
+        Tensor::<1>::from_dispatch(mean),
+        Tensor::<1>::from_dispatch(var),
+    );
+    // burn's BatchNorm::forward_train, on the same (biased) batch variance.
+    let device = mean.device();
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    let m = bn.momentum;
+    bn.running_mean.update(
+        running_mean
+            .mul_scalar(1.0 - m)
+            .add(mean.detach().mul_scalar(m))
+            .detach(),
+    );
+    bn.running_var.update(
+        running_var
+            .mul_scalar(1.0 - m)
+            .add(var.detach().mul_scalar(m))
+            .detach(),
+    );
+    Ok(Tensor::<D>::from_dispatch(y))
+}

@@ -34,6 +34,24 @@ pub enum Act {
 }
 
 impl Act {
+    /// The kernels' name for this activation.
+    pub fn kernel(self) -> kestrel_kernels::Act {
+        match self {
+            Act::Identity => kestrel_kernels::Act::Identity,
+            Act::Relu => kestrel_kernels::Act::Relu,
+            Act::Relu6 => kestrel_kernels::Act::Relu6,
+            Act::HardSwish => kestrel_kernels::Act::HardSwish,
+            Act::Silu => kestrel_kernels::Act::Silu,
+            Act::Sigmoid => kestrel_kernels::Act::Sigmoid,
+            Act::HardSigmoid => kestrel_kernels::Act::HardSigmoid,
+        }
+    }
+
+    /// `self(bn(x))`, fused in training where the kernels can (see [`crate::layers::bn_then`]).
+    pub fn after_bn<const D: usize>(self, bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+        crate::layers::bn_then(bn, x, self.kernel(), |y| self.apply(y))
+    }
+
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         // The piecewise-linear ones run as one kestrel op each way where they can.
         let kernel = match self {
@@ -336,11 +354,11 @@ pub struct DepthwiseSeparable {
 impl DepthwiseSeparable {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = x.clone();
-        let mut y = self.act.apply(self.bn1.forward(run_same(&self.conv_dw, x)));
+        let mut y = self.act.after_bn(&self.bn1, run_same(&self.conv_dw, x));
         if let Some(se) = &self.se {
             y = se.forward(y);
         }
-        y = self.bn2.forward(self.conv_pw.run(y));
+        y = crate::layers::bn(&self.bn2, self.conv_pw.run(y));
         if self.pw_act {
             y = self.act.apply(y);
         }
@@ -371,12 +389,12 @@ pub struct InvertedResidual {
 impl InvertedResidual {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = x.clone();
-        let y = self.act.apply(self.bn1.forward(self.conv_pw.run(x)));
-        let mut y = self.act.apply(self.bn2.forward(run_same(&self.conv_dw, y)));
+        let y = self.act.after_bn(&self.bn1, self.conv_pw.run(x));
+        let mut y = self.act.after_bn(&self.bn2, run_same(&self.conv_dw, y));
         if let Some(se) = &self.se {
             y = se.forward(y);
         }
-        let y = self.bn3.forward(self.conv_pwl.run(y));
+        let y = crate::layers::bn(&self.bn3, self.conv_pwl.run(y));
         if self.has_skip {
             drop_path(y, self.drop_path_rate) + shortcut
         } else {
@@ -399,7 +417,7 @@ pub struct ConvBnAct {
 impl ConvBnAct {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = x.clone();
-        let y = self.act.apply(self.bn1.forward(run_same(&self.conv, x)));
+        let y = self.act.after_bn(&self.bn1, run_same(&self.conv, x));
         if self.has_skip {
             drop_path(y, self.drop_path_rate) + shortcut
         } else {

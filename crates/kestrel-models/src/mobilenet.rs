@@ -219,7 +219,7 @@ pub struct MobileNet {
 impl MobileNet {
     /// Stem and blocks: [N, C, H, W] -> [N, C', H/32, W/32].
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.act.apply(self.bn1.forward(self.conv_stem.run(x)));
+        let mut x = self.act.after_bn(&self.bn1, self.conv_stem.run(x));
         for block in self.blocks.iter().flatten() {
             x = block.forward(x);
         }
@@ -231,7 +231,7 @@ impl MobileNet {
         match self.head {
             HeadKind::ConvBn => {
                 let x = match (&self.conv_head, &self.bn2) {
-                    (Some(conv), Some(bn)) => self.act.apply(bn.forward(conv.run(x))),
+                    (Some(conv), Some(bn)) => self.act.after_bn(bn, conv.run(x)),
                     _ => x,
                 };
                 global_avg_pool(x)

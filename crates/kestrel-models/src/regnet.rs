@@ -212,7 +212,11 @@ fn conv_bn(
 
 impl ConvBn {
     fn run(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.run(x))
+        crate::layers::bn(&self.bn, self.conv.run(x))
+    }
+
+    fn run_relu(&self, x: Tensor<4>) -> Tensor<4> {
+        crate::layers::bn_relu(&self.bn, self.conv.run(x))
     }
 }
 
@@ -261,8 +265,8 @@ impl Block {
             Some(ds) => ds.run(x.clone()),
             None => x.clone(),
         };
-        let y = relu(self.conv1.run(x));
-        let mut y = relu(self.conv2.run(y));
+        let y = self.conv1.run_relu(x);
+        let mut y = self.conv2.run_relu(y);
         if let Some(se) = &self.se {
             y = se.forward(y);
         }
@@ -290,7 +294,7 @@ pub struct RegNet {
 
 impl RegNet {
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = relu(self.stem.run(x));
+        let mut x = self.stem.run_relu(x);
         for block in self
             .s1
             .iter()

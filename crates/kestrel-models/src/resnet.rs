@@ -13,7 +13,7 @@ use burn::tensor::activation::relu;
 
 use crate::attention::{AttnKind, BlockAttention};
 use crate::layers::Counted;
-use crate::layers::{batch_norm, conv2d, global_avg_pool};
+use crate::layers::{batch_norm, bn, bn_relu, conv2d, global_avg_pool};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlockKind {
@@ -217,14 +217,13 @@ impl Block {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = match &self.downsample {
-            Some(ds) => ds.bn.forward(ds.conv.run(x.clone())),
+            Some(ds) => bn(&ds.bn, ds.conv.run(x.clone())),
             None => x.clone(),
         };
-        let y = relu(self.bn1.forward(self.conv1.run(x)));
-        let y = self.bn2.forward(self.conv2.run(y));
+        let y = bn_relu(&self.bn1, self.conv1.run(x));
         let y = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => bn3.forward(conv3.run(relu(y))),
-            _ => y,
+            (Some(conv3), Some(bn3)) => bn(bn3, conv3.run(bn_relu(&self.bn2, self.conv2.run(y)))),
+            _ => bn(&self.bn2, self.conv2.run(y)),
         };
         let y = match &self.se {
             Some(attn) => attn.forward(y),
@@ -248,7 +247,7 @@ pub struct ResNet {
 
 impl ResNet {
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = relu(self.bn1.forward(self.conv1.run(x)));
+        let mut x = bn_relu(&self.bn1, self.conv1.run(x));
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }

@@ -23,7 +23,7 @@ impl Layer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Layer::Conv(conv) => conv.run(x),
-            Layer::Bn(bn) => bn.forward(x),
+            Layer::Bn(bn) => crate::layers::bn(bn, x),
             Layer::Relu(relu) => relu.forward(x),
             Layer::MaxPool(pool) => pool.forward(x),
         }

@@ -255,3 +255,104 @@ fn kestrel_activations_match_burn_forward_and_gradient() {
     // An activation the op does not cover leaves the caller on burn's path.
     assert!(kestrel_activation(&x0, Act::Gelu).is_none());
 }
+
+/// Training-mode batch norm fused with its activation (`layers::bn_then`) against burn's
+/// `BatchNorm` followed by burn's activation: the output, the gradients of x, gamma and beta,
+/// and the running statistics after the step. Also: a frozen (eval-mode) layer and a device
+/// without autodiff stay on burn's path.
+#[test]
+fn kestrel_batch_norm_matches_burn_forward_gradients_and_running_stats() {
+    use burn::module::Module as _;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::activation;
+    use kestrel_kernels::Act;
+    use kestrel_models::kernels::batch_norm_takes_kestrel_path;
+    use kestrel_models::layers::bn_then;
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    // Per-channel offsets and scales, so the statistics differ per channel.
+    let x0 = Tensor::<4>::random([3, 4, 9, 11], Distribution::Normal(0.0, 1.0), &device)
+        * Tensor::<1>::from_floats([1.0, 3.0, 0.5, 2.0], &device).reshape([1, 4, 1, 1])
+        + Tensor::<1>::from_floats([0.0, 5.0, -2.0, 40.0], &device).reshape([1, 4, 1, 1]);
+    let r = Tensor::<4>::random([3, 4, 9, 11], Distribution::Normal(0.0, 1.0), &device);
+    // A fresh layer per run: clones of a module share its running-state cells.
+    let new_bn = || {
+        let mut bn = BatchNormConfig::new(4).init(&device);
+        bn.gamma = bn
+            .gamma
+            .map(|_| Tensor::from_floats([1.5, 0.5, -1.0, 2.0], &device).require_grad());
+        bn.beta = bn
+            .beta
+            .map(|_| Tensor::from_floats([0.2, -0.3, 0.1, 1.0], &device).require_grad());
+        bn
+    };
+    type Reference = fn(Tensor<4>) -> Tensor<4>;
+    let cases: [(Act, Reference); 5] = [
+        (Act::Identity, |x| x),
+        (Act::Relu, |x| activation::relu(x)),
+        (Act::Relu6, |x| activation::relu6(x)),
+        (Act::HardSwish, |x| activation::hard_swish(x)),
+        (Act::Silu, |x| activation::silu(x)),
+    ];
+    let max_err = |a: Tensor<1>, b: Tensor<1>| -> f32 { (a - b).abs().max().into_scalar() };
+    for (act, reference) in cases {
+        let run = |ours: bool| {
+            let bn = new_bn();
+            let x = x0.clone().detach().require_grad();
+            assert!(batch_norm_takes_kestrel_path(&bn, &x, act));
+            let y = if ours {
+                bn_then(&bn, x.clone(), act, reference)
+            } else {
+                reference(bn.forward(x.clone()))
+            };
+            let g = (y.clone() * r.clone()).sum().backward();
+            let flat = |t: Tensor<4>| t.inner().reshape([-1]);
+            (
+                flat(y),
+                x.grad(&g).expect("x grad").reshape([-1]),
+                bn.gamma.grad(&g).expect("gamma grad"),
+                bn.beta.grad(&g).expect("beta grad"),
+                bn.running_mean.value_sync().inner(),
+                bn.running_var.value_sync().inner(),
+            )
+        };
+        let want = run(false);
+        let got = run(true);
+        let names = ["y", "dx", "dgamma", "dbeta", "running_mean", "running_var"];
+        let errs = [
+            max_err(got.0, want.0.clone()),
+            max_err(got.1, want.1.clone()),
+            max_err(got.2, want.2.clone()),
+            max_err(got.3, want.3.clone()),
+            max_err(got.4, want.4.clone()),
+            max_err(got.5, want.5.clone()),
+        ];
+        let scales = [
+            want.0.abs().max().into_scalar::<f32>(),
+            want.1.abs().max().into_scalar::<f32>(),
+            want.2.abs().max().into_scalar::<f32>(),
+            want.3.abs().max().into_scalar::<f32>(),
+            want.4.abs().max().into_scalar::<f32>(),
+            want.5.abs().max().into_scalar::<f32>(),
+        ];
+        for ((name, e), s) in names.iter().zip(errs).zip(scales) {
+            assert!(
+                e <= 2e-5 * s.max(1.0),
+                "{act:?} {name}: error {e} (scale {s})"
+            );
+        }
+    }
+    // A frozen layer (eval-mode behaviour) and an inference device take burn's path.
+    assert!(!batch_norm_takes_kestrel_path(
+        &new_bn().freeze(),
+        &x0,
+        Act::Relu
+    ));
+    assert!(!batch_norm_takes_kestrel_path(
+        &new_bn(),
+        &x0.clone().inner(),
+        Act::Relu
+    ));
+    // An activation the kernel cannot differentiate also stays on burn's path.
+    assert!(!batch_norm_takes_kestrel_path(&new_bn(), &x0, Act::Gelu));
+}

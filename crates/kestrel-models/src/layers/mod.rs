@@ -84,6 +84,36 @@ pub fn batch_norm(features: usize, device: &Device) -> BatchNorm {
     BatchNormConfig::new(features).init(device)
 }
 
+/// `act(bn(x))`: in training on flex one fused kestrel op each way
+/// ([`crate::kernels::batch_norm_act`]), else burn's `BatchNorm` followed by `burn_act`, which
+/// must compute the same `act`.
+pub fn bn_then<const D: usize>(
+    bn: &BatchNorm,
+    x: Tensor<D>,
+    act: kestrel_kernels::Act,
+    burn_act: impl FnOnce(Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
+    match crate::kernels::batch_norm_act(bn, x, act) {
+        Ok(y) => y,
+        Err(x) => burn_act(bn.forward(x)),
+    }
+}
+
+/// `bn(x)` (see [`bn_then`]).
+pub fn bn<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    bn_then(bn, x, kestrel_kernels::Act::Identity, |y| y)
+}
+
+/// `relu(bn(x))` (see [`bn_then`]).
+pub fn bn_relu<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    bn_then(
+        bn,
+        x,
+        kestrel_kernels::Act::Relu,
+        burn::tensor::activation::relu,
+    )
+}
+
 /// timm's `make_divisible`: round `v` to the nearest multiple of `divisor` (at least `min_value`,
 /// default `divisor`), going up one step if rounding lost more than `1 - round_limit` of `v`.
 pub fn make_divisible(v: f64, divisor: usize, min_value: Option<usize>, round_limit: f64) -> usize {

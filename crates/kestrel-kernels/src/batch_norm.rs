@@ -1,0 +1,328 @@
+//! Batch normalisation in training mode on NCHW, fused with the activation that follows it.
+//!
+//! burn's generic `batch_norm_train` (what flex runs) builds the statistics from a transposed
+//! copy of the input, then normalises in four element-wise passes, and its backward adds two more
+//! transposed copies and about ten passes; the activation after it is one more pass each way and
+//! keeps its own input alive for the backward. Here the forward is two passes (per-channel
+//! statistics, then normalise and activate) and the backward two (per-channel sums of the
+//! activation's gradient, then the input gradient), over each channel's `n` contiguous planes,
+//! one channel per task. The activation's input (the normalised tensor) is never stored: the
+//! backward recomputes it from `x` on the fly.
+//!
+//! Statistics: each plane's mean and squared deviations in f32 (eight lanes), planes combined in
+//! f64 by Chan et al.'s parallel formula. Variance is biased, as burn's and PyTorch's
+//! normalisation use.
+
+use crate::{Act, SendConstPtr, SendPtr};
+
+/// `Σ v` and `Σ (v - mean)²` of one plane, with the plane's own mean, eight lanes wide.
+fn plane_moments(p: &[f32]) -> (f64, f64) {
+    let sum = lanes_sum(p, |v| v);
+    let mean = (sum / p.len() as f64) as f32;
+    let m2 = lanes_sum(p, |v| (v - mean) * (v - mean));
+    (sum / p.len() as f64, m2)
+}
+
+/// `Σ f(v)` in eight f32 lanes (which the compiler vectorises), finished in f64.
+#[inline(always)]
+fn lanes_sum(p: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut acc = [0f32; 8];
+    let chunks = p.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] += f(c[l]);
+        }
+    }
+    acc.iter().map(|&a| a as f64).sum::<f64>() + tail.iter().map(|&v| f(v) as f64).sum::<f64>()
+}
+
+/// `Σ a·(b - m)` in eight f32 lanes, finished in f64.
+#[inline(always)]
+fn lanes_dot_centred(a: &[f32], b: &[f32], m: f32) -> f64 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * (y[l] - m);
+        }
+    }
+    acc.iter().map(|&v| v as f64).sum::<f64>()
+        + ta.iter()
+            .zip(tb)
+            .map(|(x, y)| (x * (y - m)) as f64)
+            .sum::<f64>()
+}
+
+/// The per-channel `(scale, shift)` of `y = x·scale + shift`, and `1/sqrt(var + eps)`.
+fn affine(gamma: f32, beta: f32, mean: f32, var: f32, eps: f32) -> (f32, f32, f32) {
+    let inv_std = (1.0 / (var as f64 + eps as f64).sqrt()) as f32;
+    let scale = gamma * inv_std;
+    (scale, beta - mean * scale, inv_std)
+}
+
+/// Training-mode batch norm of `x` (`[n, c, hw]`, NCHW) followed by `act`:
+/// `act((x - mean) / sqrt(var + eps) · gamma + beta)` with the batch's per-channel mean and
+/// biased variance, which are returned beside the output for the running statistics.
+pub fn train_forward_nchw(
+    x: &[f32],
+    n: usize,
+    c: usize,
+    hw: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    act: Act,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert_eq!(x.len(), n * c * hw, "batch norm input size");
+    assert!(
+        gamma.len() == c && beta.len() == c,
+        "batch norm parameter sizes"
+    );
+    let mut y = vec![0f32; x.len()];
+    let mut mean = vec![0f32; c];
+    let mut var = vec![0f32; c];
+    let (xp, yp) = (SendConstPtr(x.as_ptr()), SendPtr(y.as_mut_ptr()));
+    let (mp, vp) = (SendPtr(mean.as_mut_ptr()), SendPtr(var.as_mut_ptr()));
+    crate::threads::parallel_for(c, |ch| {
+        let (xp, yp, mp, vp) = (xp, yp, mp, vp);
+        // SAFETY: task `ch` reads channel ch's planes of x and writes only channel ch's planes
+        // of y and element ch of mean/var.
+        let plane =
+            |b: usize| unsafe { std::slice::from_raw_parts(xp.0.add((b * c + ch) * hw), hw) };
+        // Chan et al.: combine the planes' (count, mean, M2).
+        let (mut count, mut mu, mut m2) = (0f64, 0f64, 0f64);
+        for b in 0..n {
+            let (pm, pm2) = plane_moments(plane(b));
+            let k = hw as f64;
+            let delta = pm - mu;
+            let total = count + k;
+            mu += delta * k / total;
+            m2 += pm2 + delta * delta * count * k / total;
+            count = total;
+        }
+        let (m, v) = (mu as f32, (m2 / count) as f32);
+        unsafe {
+            *mp.0.add(ch) = m;
+            *vp.0.add(ch) = v;
+        }
+        let (scale, shift, _) = affine(gamma[ch], beta[ch], m, v, eps);
+        for b in 0..n {
+            let out = unsafe { std::slice::from_raw_parts_mut(yp.0.add((b * c + ch) * hw), hw) };
+            for (o, &v) in out.iter_mut().zip(plane(b)) {
+                *o = v * scale + shift;
+            }
+            act.apply_slice(out);
+        }
+    });
+    (y, mean, var)
+}
+
+/// Whether [`train_backward_nchw`] can differentiate through `act`.
+pub fn supports(act: Act) -> bool {
+    act.has_backward()
+}
+
+/// The gradients of [`train_forward_nchw`] with respect to `x`, `gamma` and `beta`, given the
+/// output's gradient `dy` and the `mean`/`var` the forward returned:
+/// `g = dy · act'(x̂·gamma + beta)`, `dbeta = Σ g`, `dgamma = Σ g·x̂`,
+/// `dx = gamma/σ · (g - mean(g) - x̂·mean(g·x̂))`, sums per channel over `n` and `hw`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_backward_nchw(
+    x: &[f32],
+    dy: &[f32],
+    n: usize,
+    c: usize,
+    hw: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f32,
+    act: Act,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert!(supports(act), "batch norm backward through {act:?}");
+    assert!(
+        x.len() == n * c * hw && dy.len() == x.len(),
+        "batch norm gradient size"
+    );
+    let mut dx = vec![0f32; x.len()];
+    let mut dgamma = vec![0f32; c];
+    let mut dbeta = vec![0f32; c];
+    let (xp, dyp, dxp) = (
+        SendConstPtr(x.as_ptr()),
+        SendConstPtr(dy.as_ptr()),
+        SendPtr(dx.as_mut_ptr()),
+    );
+    let (gp, bp) = (SendPtr(dgamma.as_mut_ptr()), SendPtr(dbeta.as_mut_ptr()));
+    let count = (n * hw) as f64;
+    crate::threads::parallel_for(c, |ch| {
+        let (xp, dyp, dxp, gp, bp) = (xp, dyp, dxp, gp, bp);
+        let at = |b: usize| (b * c + ch) * hw;
+        // SAFETY: task `ch` reads channel ch's planes of x and dy and writes only channel ch's
+        // planes of dx and element ch of dgamma/dbeta.
+        let x_plane = |b: usize| unsafe { std::slice::from_raw_parts(xp.0.add(at(b)), hw) };
+        let dy_plane = |b: usize| unsafe { std::slice::from_raw_parts(dyp.0.add(at(b)), hw) };
+        let dx_plane = |b: usize| unsafe { std::slice::from_raw_parts_mut(dxp.0.add(at(b)), hw) };
+        let (m, v) = (mean[ch], var[ch]);
+        let (scale, shift, inv_std) = affine(gamma[ch], beta[ch], m, v, eps);
+        // Pass 1: g (kept in dx) and its two per-channel sums.
+        let (mut sum_g, mut sum_gx) = (0f64, 0f64);
+        for b in 0..n {
+            let (xs, g) = (x_plane(b), dx_plane(b));
+            g.copy_from_slice(dy_plane(b));
+            if act != Act::Identity {
+                // act' at the activation's input, recomputed; kept in a stack-sized buffer.
+                let mut pre = [0f32; 512];
+                for (xs, g) in xs.chunks(512).zip(g.chunks_mut(512)) {
+                    let pre = &mut pre[..xs.len()];
+                    for (p, &v) in pre.iter_mut().zip(xs) {
+                        *p = v * scale + shift;
+                    }
+                    act.backward_slice(pre, g);
+                }
+            }
+            sum_g += lanes_sum(g, |v| v);
+            sum_gx += lanes_dot_centred(g, xs, m);
+        }
+        unsafe {
+            *bp.0.add(ch) = sum_g as f32;
+            *gp.0.add(ch) = (sum_gx * inv_std as f64) as f32;
+        }
+        // Pass 2: dx = scale·(g - mean(g) - (x - mean)·inv_std²·mean(g·(x - mean))).
+        let mean_g = (sum_g / count) as f32;
+        let k = (sum_gx / count * (inv_std as f64) * (inv_std as f64)) as f32;
+        for b in 0..n {
+            let (xs, g) = (x_plane(b), dx_plane(b));
+            for (g, &v) in g.iter_mut().zip(xs) {
+                *g = scale * (*g - mean_g - (v - m) * k);
+            }
+        }
+    });
+    (dx, dgamma, dbeta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The activation and its derivative in f64, written out (PyTorch's conventions at the
+    /// kinks), independent of the kernels' f32 code.
+    fn act_f64(act: Act, z: f64) -> (f64, f64) {
+        let sig = 1.0 / (1.0 + (-z).exp());
+        match act {
+            Act::Identity => (z, 1.0),
+            Act::Relu => (z.max(0.0), (z > 0.0) as u8 as f64),
+            Act::Relu6 => (z.clamp(0.0, 6.0), (z > 0.0 && z < 6.0) as u8 as f64),
+            Act::HardSwish => (
+                z * (z + 3.0).clamp(0.0, 6.0) / 6.0,
+                if z < -3.0 {
+                    0.0
+                } else if z <= 3.0 {
+                    z / 3.0 + 0.5
+                } else {
+                    1.0
+                },
+            ),
+            Act::Silu => (z * sig, sig * (1.0 + z * (1.0 - sig))),
+            other => panic!("no f64 reference for {other:?}"),
+        }
+    }
+
+    /// f64 reference: batch norm (biased variance) then `act`, and its gradients by the
+    /// textbook formulas.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        x: &[f32],
+        dy: &[f32],
+        n: usize,
+        c: usize,
+        hw: usize,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f64,
+        act: Act,
+    ) -> [Vec<f64>; 6] {
+        let idx = |b: usize, ch: usize, p: usize| (b * c + ch) * hw + p;
+        let m = (n * hw) as f64;
+        let (mut y, mut dx) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        let (mut means, mut vars, mut dg, mut db) = (vec![], vec![], vec![], vec![]);
+        for ch in 0..c {
+            let vals: Vec<(usize, f64)> = (0..n)
+                .flat_map(|b| (0..hw).map(move |p| idx(b, ch, p)))
+                .map(|i| (i, x[i] as f64))
+                .collect();
+            let mean = vals.iter().map(|v| v.1).sum::<f64>() / m;
+            let var = vals.iter().map(|v| (v.1 - mean).powi(2)).sum::<f64>() / m;
+            let inv = 1.0 / (var + eps).sqrt();
+            let mut gs = vec![];
+            for &(i, v) in &vals {
+                let xhat = (v - mean) * inv;
+                let (a, d) = act_f64(act, xhat * gamma[ch] as f64 + beta[ch] as f64);
+                y[i] = a;
+                gs.push((i, xhat, dy[i] as f64 * d));
+            }
+            let sg: f64 = gs.iter().map(|g| g.2).sum();
+            let sgx: f64 = gs.iter().map(|g| g.2 * g.1).sum();
+            for &(i, xhat, g) in &gs {
+                dx[i] = gamma[ch] as f64 * inv * (g - sg / m - xhat * sgx / m);
+            }
+            means.push(mean);
+            vars.push(var);
+            dg.push(sgx);
+            db.push(sg);
+        }
+        [y, means, vars, dx, dg, db]
+    }
+
+    fn close(got: &[f32], want: &[f64], tol: f64, what: &str) {
+        let scale = want.iter().fold(1e-6f64, |a, v| a.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                ((*g as f64) - w).abs() <= tol * scale,
+                "{what}[{i}]: {g} vs {w} (scale {scale})"
+            );
+        }
+    }
+
+    fn check(n: usize, c: usize, hw: usize, act: Act, offset: f32) {
+        // Deterministic pseudo-random data; `offset` shifts the mean far from zero to exercise
+        // the two-pass statistics.
+        let mut s = 0x1234_5678u32;
+        let mut rnd = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+        };
+        let x: Vec<f32> = (0..n * c * hw).map(|_| rnd() * 2.0 + offset).collect();
+        let dy: Vec<f32> = (0..n * c * hw).map(|_| rnd()).collect();
+        let gamma: Vec<f32> = (0..c).map(|_| 1.0 + 0.5 * rnd()).collect();
+        let beta: Vec<f32> = (0..c).map(|_| 0.5 * rnd()).collect();
+        let [y, mean, var, dx, dg, db] = reference(&x, &dy, n, c, hw, &gamma, &beta, 1e-5, act);
+        let (gy, gm, gv) = train_forward_nchw(&x, n, c, hw, &gamma, &beta, 1e-5, act);
+        close(&gy, &y, 1e-5, "y");
+        close(&gm, &mean, 1e-6, "mean");
+        close(&gv, &var, 1e-5, "var");
+        let (gdx, gdg, gdb) =
+            train_backward_nchw(&x, &dy, n, c, hw, &gamma, &beta, &gm, &gv, 1e-5, act);
+        close(&gdx, &dx, 1e-4, "dx");
+        close(&gdg, &dg, 1e-4, "dgamma");
+        close(&gdb, &db, 1e-4, "dbeta");
+    }
+
+    #[test]
+    fn identity_matches_f64() {
+        check(3, 5, 37, Act::Identity, 0.0);
+        // Planes shorter than the eight lanes, and a mean far from zero.
+        check(4, 2, 5, Act::Identity, 100.0);
+    }
+
+    #[test]
+    fn fused_activations_match_f64() {
+        for act in [Act::Relu, Act::Relu6, Act::HardSwish, Act::Silu] {
+            check(2, 3, 600, act, 0.0);
+        }
+    }
+}
