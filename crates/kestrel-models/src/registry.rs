@@ -55,8 +55,8 @@ fn center() -> String {
 pub struct BuildOptions {
     pub num_classes: usize,
     pub in_chans: usize,
-    /// Square input size for the models that are built for one (ViT/DeiT, Swin: timm's
-    /// `img_size`); `None` is the model's default. Other families take any size and ignore it.
+    /// Square input size for the models that are built for one (ViT/DeiT, Swin, T2T-ViT:
+    /// their `img_size`); `None` is the model's default. Other families take any size and ignore it.
     pub img_size: Option<usize>,
 }
 
