@@ -11,7 +11,9 @@ checkpoints, `tv_*` folders, loaded through the torchvision key-layout translati
   python3 scripts/check_parity_full.py [NAME ...] [--largest] [--parity-tool PATH] [--no-test]
   (or, once .parity/ exists) cargo test --release -p kestrel-models -- --ignored full_parity --nocapture
 
-Inputs are 224 px, each model's pretrained_cfg default as make_parity.py reads it.
+Inputs are 224 px, each model's pretrained_cfg default as make_parity.py reads it. T2T-ViT
+(not in timm) gets its full-size fixture from `scripts/make_t2t_fixtures.py --t2t-repo PATH
+--full` (.parity/t2t_vit_14/), which the same test then checks.
 """
 import argparse, json, os, subprocess, sys
 
@@ -24,6 +26,10 @@ FULL = [
     "resnet18",
     "resnet50",
     "resnext50_32x4d",
+    # ResNet-D (deep stem, average-pool shortcut), the tiered stem with SE, Wide ResNet
+    "resnet50d",
+    "seresnext26t_32x4d",
+    "wide_resnet50_2",
     # channel attention ResNets
     "seresnet50",
     "seresnext50_32x4d",
@@ -65,6 +71,8 @@ LARGEST = [
     "resnet152",
     "resnext101_32x8d",
     "seresnext101_32x8d",
+    "resnet101d",
+    "wide_resnet101_2",
     "mobilenetv2_140",
     "tv:shufflenet_v2_x2_0",
     "tv:vgg19_bn",

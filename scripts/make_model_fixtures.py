@@ -89,6 +89,7 @@ TINY_WRAPPED = {
 # (timm name, fixture suffix, kwargs, input size) for fixtures whose name is not NAME_tiny, or
 # that need another input size. Channel attention (SE/ECA/CBAM) in timm ResNets:
 _R = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10)
+_RD = dict(_R, channels=[4, 8, 16, 32])
 _VIT = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4, num_classes=10)
 EXTRA = [
     ("seresnet18", "_tiny", _R, "3,32,32"),
@@ -96,6 +97,13 @@ EXTRA = [
     ("seresnext50_32x4d", "_tiny", dict(_R, cardinality=4, base_width=16), "3,32,32"),
     ("resnet50", "_eca_tiny", dict(_R, block_args=dict(attn_layer="eca")), "3,32,32"),
     ("resnet50", "_cbam_tiny", dict(_R, block_args=dict(attn_layer="cbam")), "3,32,32"),
+    # ResNet-D (deep stem, average-pool shortcut), the tiered stem with SE and groups, and Wide
+    # ResNet. 40 px leaves 5 px before the third stage, so the ceil-mode 2x2 pools overhang
+    # (5 -> 3 -> 2); stem width 8 (deep: 8/8/16, tiered: 6/8/16), stages 4..32 wide.
+    ("resnet18d", "_tiny", dict(_RD, stem_width=8), "3,40,40"),
+    ("resnet50d", "_tiny", dict(_RD, stem_width=8), "3,40,40"),
+    ("seresnext26t_32x4d", "_tiny", dict(_RD, stem_width=8, cardinality=4, base_width=16), "3,40,40"),
+    ("wide_resnet50_2", "_tiny", _RD, "3,40,40"),
     # RegNet: widths 8/16/32/64, depths 1/1/3/1 (RegNetCfg fields are create_model kwargs).
     ("regnetx_002", "_tiny", dict(w0=8, wa=8.0, wm=2.0, depth=6, group_size=8, stem_width=16,
                                   num_classes=10), "3,32,32"),

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Reference MAC and parameter counts of timm's ViT/DeiT/Swin, for crates/kestrel-models/tests/
-registry.rs: forward hooks at 1x3xHxW sum conv and linear MACs (out elements x in-features per
-group x kernel), plus the two attention matmuls of every attention module (q·kᵀ and attn·v:
+"""Reference MAC and parameter counts of timm models (ViT/DeiT/Swin, and CNNs such as the
+ResNet-D family, which have no attention modules), for crates/kestrel-models/tests/registry.rs:
+forward hooks at 1x3xHxW sum conv and linear MACs (out elements x in-features per group x
+kernel), plus the two attention matmuls of every attention module (q·kᵀ and attn·v:
 2·B'·heads·N²·head_dim, from the module's input shape), and sum(p.numel()).
 
-  python3 scripts/transformer_macs.py vit_tiny_patch16_224 swin_tiny_patch4_window7_224
+  python3 scripts/transformer_macs.py vit_tiny_patch16_224 swin_tiny_patch4_window7_224 resnet50d
 """
 import sys
 

@@ -129,10 +129,12 @@ pub enum Op<C> {
     },
     /// `[n, h, w, c] -> [n, 1, 1, c]`.
     GlobalAvgPool { x: Value, out: Value },
-    /// Average pooling without padding (floor mode).
+    /// Average pooling without padding; in ceil mode overhanging windows average what they
+    /// cover (PyTorch's `count_include_pad=False`).
     AvgPool {
         kernel: [usize; 2],
         stride: [usize; 2],
+        ceil_mode: bool,
         x: Value,
         out: Value,
     },
@@ -206,11 +208,13 @@ impl<C> Op<C> {
             Op::AvgPool {
                 kernel,
                 stride,
+                ceil_mode,
                 x,
                 out,
             } => Op::AvgPool {
                 kernel: *kernel,
                 stride: *stride,
+                ceil_mode: *ceil_mode,
                 x: *x,
                 out: *out,
             },
@@ -413,6 +417,18 @@ impl GraphBuilder {
         self.push(|out| Op::AvgPool {
             kernel,
             stride,
+            ceil_mode: false,
+            x,
+            out,
+        })
+    }
+
+    /// [`Self::avg_pool`] in ceil mode (timm's ResNet-D shortcut).
+    pub fn avg_pool_ceil(&mut self, x: Value, kernel: [usize; 2], stride: [usize; 2]) -> Value {
+        self.push(|out| Op::AvgPool {
+            kernel,
+            stride,
+            ceil_mode: true,
             x,
             out,
         })
@@ -815,6 +831,7 @@ impl Engine {
                 Op::AvgPool {
                     kernel,
                     stride,
+                    ceil_mode,
                     x,
                     out,
                 } => {
@@ -824,8 +841,8 @@ impl Engine {
                             "a {h}×{w} input is too small for the avg pool at op {i}"
                         ));
                     }
-                    let oh = (s.h - kernel[0]) / stride[0] + 1;
-                    let ow = (s.w - kernel[1]) / stride[1] + 1;
+                    let oh = pool2d::avg_pool_out(s.h, kernel[0], stride[0], *ceil_mode);
+                    let ow = pool2d::avg_pool_out(s.w, kernel[1], stride[1], *ceil_mode);
                     let os = Shape {
                         n,
                         h: oh,
@@ -841,7 +858,7 @@ impl Engine {
                         s.c,
                         *kernel,
                         *stride,
-                        false,
+                        *ceil_mode,
                         &mut o,
                     );
                     bufs[*out] = Some(o);

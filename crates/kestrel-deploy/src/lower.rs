@@ -168,10 +168,20 @@ pub fn lower_graph(model: &Model, in_ch: usize) -> Result<Graph> {
 }
 
 fn lower_resnet(g: &mut GraphBuilder, x: Value, m: &resnet::ResNet) -> Result<Value> {
-    let mut x = g.conv(
-        x,
-        conv_bn(&m.conv1, Some(&m.bn1), Act::Relu, Padding::AsBuilt)?,
-    );
+    // The stem's last conv takes `bn1` and `act1`; a deep stem's earlier layers go as a
+    // Sequential.
+    let (x, last) = match &m.conv1 {
+        resnet::Stem::Conv(conv) => (x, conv),
+        resnet::Stem::Deep(layers) => match layers.split_last() {
+            Some((SeqLayer::Conv(last), rest)) => (lower_layers(g, x, rest)?, last),
+            _ => {
+                return Err(Unsupported(
+                    "a deep stem that does not end in a conv".into(),
+                ))
+            }
+        },
+    };
+    let mut x = g.conv(x, conv_bn(last, Some(&m.bn1), Act::Relu, Padding::AsBuilt)?);
     if let Some(pool) = &m.maxpool {
         let pad = match pool.padding {
             PaddingConfig2d::Explicit(t, l, b, r) if t == b && l == r => [t, l],
@@ -191,10 +201,7 @@ fn lower_resnet(g: &mut GraphBuilder, x: Value, m: &resnet::ResNet) -> Result<Va
         .chain(&m.layer4)
     {
         let shortcut = match &block.downsample {
-            Some(ds) => g.conv(
-                x,
-                conv_bn(&ds.conv, Some(&ds.bn), Act::Identity, Padding::AsBuilt)?,
-            ),
+            Some(ds) => lower_layers(g, x, ds)?,
             None => x,
         };
         let y = g.conv(
@@ -451,15 +458,24 @@ fn max_pool_padding(p: &PaddingConfig2d) -> Result<[usize; 2]> {
     }
 }
 
-/// torchvision's `features` / `avgpool` / `classifier` layout (VGG, AlexNet): each conv takes
-/// the BN and ReLU that follow it into its epilogue, and the head's linears take their ReLUs.
+/// torchvision's `features` / `avgpool` / `classifier` layout (VGG, AlexNet): the features as
+/// [`lower_layers`], and the head's linears take their ReLUs.
 fn lower_sequential(
     g: &mut GraphBuilder,
-    mut x: Value,
+    x: Value,
     features: &[SeqLayer],
     pool_hw: [usize; 2],
     head: &[HeadLayer],
 ) -> Result<Value> {
+    let mut x = lower_layers(g, x, features)?;
+    x = g.adaptive_avg_pool(x, pool_hw);
+    x = g.flatten_nchw(x);
+    lower_head(g, x, head)
+}
+
+/// A convolutional `nn.Sequential` (VGG/AlexNet features, ResNet-D stems and shortcuts): each
+/// conv takes the BN and ReLU that follow it into its epilogue.
+fn lower_layers(g: &mut GraphBuilder, mut x: Value, features: &[SeqLayer]) -> Result<Value> {
     let mut i = 0;
     while i < features.len() {
         match &features[i] {
@@ -481,6 +497,26 @@ fn lower_sequential(
                 x = g.max_pool(x, p.kernel_size, p.stride, max_pool_padding(&p.padding)?);
                 i += 1;
             }
+            SeqLayer::AvgPool(p) => {
+                let unpadded = matches!(
+                    p.padding,
+                    PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+                );
+                // Unpadded, count_include_pad only matters for ceil mode's overhanging windows,
+                // where the engine averages what they cover (count_include_pad=False).
+                if !unpadded || p.ceil_mode && p.count_include_pad {
+                    return Err(Unsupported(
+                        "padded, or ceil-mode count_include_pad, average pooling".into(),
+                    ));
+                }
+                x = if p.ceil_mode {
+                    g.avg_pool_ceil(x, p.kernel_size, p.stride)
+                } else {
+                    g.avg_pool(x, p.kernel_size, p.stride)
+                };
+                i += 1;
+            }
+            SeqLayer::Identity(_) => i += 1,
             SeqLayer::Bn(_) | SeqLayer::Relu(_) => {
                 return Err(Unsupported(
                     "a BatchNorm or ReLU that follows no conv".into(),
@@ -488,9 +524,7 @@ fn lower_sequential(
             }
         }
     }
-    x = g.adaptive_avg_pool(x, pool_hw);
-    x = g.flatten_nchw(x);
-    lower_head(g, x, head)
+    Ok(x)
 }
 
 fn lower_head(g: &mut GraphBuilder, mut x: Value, head: &[HeadLayer]) -> Result<Value> {

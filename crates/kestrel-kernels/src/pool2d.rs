@@ -79,9 +79,24 @@ pub fn global_avg_pool(x: &[f32], n: usize, hw: usize, c: usize, out: &mut [f32]
     }
 }
 
-/// Average pooling with `count_include_pad = false` semantics when padded and ceil mode off, as
-/// timm's ResNet-D downsample (`AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)`) needs
-/// `ceil_mode`; returns (oh, ow).
+/// The output size of an unpadded pooling window `k`, stride `s`, over `i` pixels (`i ≥ k`),
+/// as PyTorch computes it: floor mode, or ceil mode, where the last window must still start
+/// inside the input.
+pub fn avg_pool_out(i: usize, k: usize, s: usize, ceil_mode: bool) -> usize {
+    if !ceil_mode {
+        return (i - k) / s + 1;
+    }
+    let o = (i - k).div_ceil(s) + 1;
+    if (o - 1) * s >= i {
+        o - 1
+    } else {
+        o
+    }
+}
+
+/// Unpadded average pooling; in ceil mode a window that overhangs the input averages only the
+/// pixels it covers (PyTorch's `count_include_pad=False`), as timm's ResNet-D shortcut
+/// (`AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)`) needs. Returns (oh, ow).
 #[allow(clippy::too_many_arguments)]
 pub fn avg_pool(
     x: &[f32],
@@ -94,21 +109,8 @@ pub fn avg_pool(
     ceil_mode: bool,
     out: &mut [f32],
 ) -> (usize, usize) {
-    let size = |i: usize, k: usize, s: usize| {
-        if ceil_mode {
-            let o = (i - k).div_ceil(s) + 1;
-            // PyTorch: the last window must start inside the input.
-            if (o - 1) * s >= i {
-                o - 1
-            } else {
-                o
-            }
-        } else {
-            (i - k) / s + 1
-        }
-    };
-    let oh = size(h, kernel[0], stride[0]);
-    let ow = size(w, kernel[1], stride[1]);
+    let oh = avg_pool_out(h, kernel[0], stride[0], ceil_mode);
+    let ow = avg_pool_out(w, kernel[1], stride[1], ceil_mode);
     assert_eq!(out.len(), n * oh * ow * c);
     for b in 0..n {
         for y in 0..oh {

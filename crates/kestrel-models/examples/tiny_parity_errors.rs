@@ -158,7 +158,39 @@ fn transformer_families() {
     ]);
 }
 
+/// ResNet-D (deep and tiered stems, average-pool shortcuts) and Wide ResNet against timm.
+fn resnet_d_families() {
+    let d = Device::flex();
+    let cases = common::resnet_d_fixtures()
+        .into_iter()
+        .map(|(name, cfg)| (name, Model::ResNet(cfg.init(10, 3, &d))))
+        .collect();
+    print_errors(cases);
+}
+
+/// T2T-ViT against vit-pytorch (one soft split) and the official code (token transformers);
+/// the configurations of tests/t2t_parity.rs.
+fn t2t_families() {
+    let d = Device::flex();
+    let (vit_pytorch, official) = (
+        common::t2t_vit_pytorch_config(),
+        common::t2t_official_config(),
+    );
+    print_errors(vec![
+        (
+            "t2t_vit_vitpytorch_tiny",
+            Model::T2tVit(vit_pytorch.init(10, 3, &d)),
+        ),
+        (
+            "t2t_vit_t_official_tiny",
+            Model::T2tVit(official.init(10, 3, &d)),
+        ),
+    ]);
+}
+
 fn main() {
+    t2t_families();
+    resnet_d_families();
     transformer_families();
     timm_families();
     torchvision_families();

@@ -19,6 +19,7 @@ pub mod sequential;
 pub mod shufflenet;
 pub mod stats;
 pub mod swin;
+pub mod t2t;
 pub mod tensor_file;
 pub mod vgg;
 pub mod vit;

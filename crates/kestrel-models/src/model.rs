@@ -62,6 +62,7 @@ models! {
     ConvNeXt(crate::convnext::ConvNeXt),
     Vit(crate::vit::VisionTransformer),
     Swin(crate::swin::SwinTransformer),
+    T2tVit(crate::t2t::T2tVit),
 }
 
 impl Model {

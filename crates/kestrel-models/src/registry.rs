@@ -16,6 +16,7 @@ use crate::regnet::RegNetConfig;
 use crate::resnet::ResNetConfig;
 use crate::shufflenet::ShuffleNetV2Config;
 use crate::swin::SwinConfig;
+use crate::t2t::T2tConfig;
 use crate::vgg::VggConfig;
 use crate::vit::VitConfig;
 
@@ -54,8 +55,8 @@ fn center() -> String {
 pub struct BuildOptions {
     pub num_classes: usize,
     pub in_chans: usize,
-    /// Square input size for the models that are built for one (ViT/DeiT, Swin: timm's
-    /// `img_size`); `None` is the model's default. Other families take any size and ignore it.
+    /// Square input size for the models that are built for one (ViT/DeiT, Swin, T2T-ViT:
+    /// their `img_size`); `None` is the model's default. Other families take any size and ignore it.
     pub img_size: Option<usize>,
 }
 
@@ -315,6 +316,45 @@ const fn tv2(tag: &'static str) -> PretrainedTag {
     PretrainedTag { tag, data: tv2_176 }
 }
 
+const fn bicubic_288(tag: &'static str) -> PretrainedTag {
+    PretrainedTag {
+        tag,
+        data: timm_bicubic_288,
+    }
+}
+
+/// timm's `ra4_e3600_r224_in1k` weights: crop `crop_pct` (0.9 for resnet18d, 0.95 for
+/// resnet50d), tested at 288 px crop 1.0, mean = std = 0.5.
+fn timm_ra4(crop_pct: f64) -> DataConfig {
+    DataConfig {
+        mean: vec![0.5; 3],
+        std: vec![0.5; 3],
+        crop_pct,
+        test_input_size: Some([3, 288, 288]),
+        test_crop_pct: Some(1.0),
+        ..imagenet_224_bicubic()
+    }
+}
+
+fn timm_ra4_090() -> DataConfig {
+    timm_ra4(0.9)
+}
+
+fn timm_ra4_095() -> DataConfig {
+    timm_ra4(0.95)
+}
+
+/// timm's `resnet101d.ra2_in1k`: 256 px, crop 0.95, bicubic, tested at 320 px crop 1.0.
+fn timm_ra2_256() -> DataConfig {
+    DataConfig {
+        input_size: [3, 256, 256],
+        crop_pct: 0.95,
+        test_input_size: Some([3, 320, 320]),
+        test_crop_pct: Some(1.0),
+        ..imagenet_224_bicubic()
+    }
+}
+
 /// An ImageNet-normalised eval config (timm `pretrained_cfg` of the default tag).
 macro_rules! imagenet_data {
     ($size:literal, $crop:literal, $interp:literal) => {
@@ -356,6 +396,15 @@ fn resnext101_32x4d() -> ResNetConfig {
         groups: 32,
         base_width: 4,
         ..ResNetConfig::resnet101()
+    }
+}
+
+/// timm's `seresnext26d_32x4d` / `26t` base: ResNeXt 32×4d with two bottlenecks per stage.
+fn resnext26_32x4d() -> ResNetConfig {
+    ResNetConfig {
+        groups: 32,
+        base_width: 4,
+        ..ResNetConfig::resnet26()
     }
 }
 
@@ -453,6 +502,27 @@ macro_rules! swin_spec {
                 let cfg = $cfg;
                 let img_size = o.img_size.unwrap_or(cfg.img_size);
                 Model::Swin(SwinConfig { img_size, ..cfg }.init(o.num_classes, o.in_chans, d))
+            },
+        }
+    };
+}
+
+/// T2T-ViT (official repository, transformer token layers; `t2t_vit_t_N` is the official name
+/// of that variant), built as the official pretrained checkpoints were (`qk_scale =
+/// embed_dim^-½`); data: the official `_cfg` (224 px, crop 0.9, bicubic, ImageNet statistics).
+macro_rules! t2t_spec {
+    ($name:literal, $alias:literal, $cfg:expr) => {
+        ModelSpec {
+            name: $name,
+            family: "t2t_vit",
+            aliases: &[$alias],
+            default_num_classes: 1000,
+            data: imagenet_data!(224, 0.9, "bicubic"),
+            tags: &[],
+            build: |o, d| {
+                let cfg = $cfg.pretrained_scale();
+                let img_size = o.img_size.unwrap_or(cfg.img_size);
+                Model::T2tVit(T2tConfig { img_size, ..cfg }.init(o.num_classes, o.in_chans, d))
             },
         }
     };
@@ -562,6 +632,81 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnext101_32x8d",
         &[tv("tv_in1k"), tv2("tv2_in1k"), tv("fb_wsl_ig1b_ft_in1k"),],
         ResNetConfig::resnext101_32x8d()
+    ),
+    // ResNet-D (deep stem, average-pool shortcut; timm resnet.py), the tiered-stem 26t and the
+    // Wide ResNets, tags in timm's default_cfgs order.
+    resnet_spec!(
+        "resnet18d",
+        &[
+            bicubic_288("ra2_in1k"),
+            PretrainedTag {
+                tag: "ra4_e3600_r224_in1k",
+                data: timm_ra4_090,
+            },
+        ],
+        ResNetConfig::resnet18().resnet_d()
+    ),
+    resnet_spec!(
+        "resnet26d",
+        &[bicubic_288("bt_in1k")],
+        ResNetConfig::resnet26().resnet_d()
+    ),
+    resnet_spec!(
+        "resnet34d",
+        &[bicubic_288("ra2_in1k")],
+        ResNetConfig::resnet34().resnet_d()
+    ),
+    resnet_spec!(
+        "resnet50d",
+        &[
+            bicubic_288("ra2_in1k"),
+            PretrainedTag {
+                tag: "ra4_e3600_r224_in1k",
+                data: timm_ra4_095,
+            },
+            rsb("a1_in1k"),
+            rsb("a2_in1k"),
+            rsb_a3("a3_in1k"),
+            PretrainedTag {
+                tag: "gluon_in1k",
+                data: imagenet_224_bicubic,
+            },
+        ],
+        ResNetConfig::resnet50().resnet_d()
+    ),
+    resnet_spec!(
+        "resnet101d",
+        &[
+            PretrainedTag {
+                tag: "ra2_in1k",
+                data: timm_ra2_256,
+            },
+            PretrainedTag {
+                tag: "gluon_in1k",
+                data: imagenet_224_bicubic,
+            },
+        ],
+        ResNetConfig::resnet101().resnet_d()
+    ),
+    resnet_spec!(
+        "seresnext26d_32x4d",
+        &[bicubic_288("bt_in1k")],
+        with_attn(resnext26_32x4d().resnet_d(), AttnKind::Se)
+    ),
+    resnet_spec!(
+        "seresnext26t_32x4d",
+        &[bicubic_288("bt_in1k")],
+        with_attn(resnext26_32x4d().resnet_t(), AttnKind::Se)
+    ),
+    resnet_spec!(
+        "wide_resnet50_2",
+        &[bicubic_288("racm_in1k"), tv("tv_in1k"), tv2("tv2_in1k")],
+        ResNetConfig::wide_resnet50_2()
+    ),
+    resnet_spec!(
+        "wide_resnet101_2",
+        &[tv("tv_in1k"), tv2("tv2_in1k")],
+        ResNetConfig::wide_resnet101_2()
     ),
     mobilenet_spec!(
         "mobilenetv2_050",
@@ -898,6 +1043,9 @@ pub static REGISTRY: &[ModelSpec] = &[
     swin_spec!("swin_tiny_patch4_window7_224", SwinConfig::tiny()),
     swin_spec!("swin_small_patch4_window7_224", SwinConfig::small()),
     swin_spec!("swin_base_patch4_window7_224", SwinConfig::base()),
+    t2t_spec!("t2t_vit_14", "t2t_vit_t_14", T2tConfig::t2t_vit_14()),
+    t2t_spec!("t2t_vit_19", "t2t_vit_t_19", T2tConfig::t2t_vit_19()),
+    t2t_spec!("t2t_vit_24", "t2t_vit_t_24", T2tConfig::t2t_vit_24()),
     // torchvision's MobileNetV2/V3, EfficientNet, RegNet and ConvNeXt: timm's builders (the
     // loader translates torchvision's key layout), data = the DEFAULT weights' eval transforms
     // (resize R, centre crop C; crop_pct chosen so that floor(C / crop_pct) = R). Names that

@@ -2,18 +2,24 @@
 //! `conv1`, `bn1`, `layer1..layer4` of `BasicBlock`/`Bottleneck`, `fc`. Both libraries share the
 //! key names, so either checkpoint loads unchanged.
 //!
+//! timm's ResNet-D options (He et al. 2018, "Bag of Tricks", §4.1) are config switches: the deep
+//! stem (three 3×3 convs, `conv1.{0,1,3,4,6}`; `deep_tiered` for the 26t/`t` variants) and the
+//! average-pool shortcut (`downsample.{1,2}` after a 2×2 ceil-mode average pool at index 0).
+//! Wide ResNets are bottleneck ResNets with `base_width` 128.
+//!
 //! The same code builds the CIFAR-style ResNets of He et al. §4.2 (3×3 stem, no max-pool, three
 //! stages of 16/32/64 channels), which suit 28–32 px inputs.
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, Identity, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use crate::attention::{AttnKind, BlockAttention};
 use crate::layers::Counted;
 use crate::layers::{batch_norm, bn, bn_relu, conv2d, global_avg_pool};
+use crate::sequential::{avg_pool2d_ceil, run, Layer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlockKind {
@@ -27,6 +33,11 @@ pub enum StemKind {
     ImageNet,
     /// CIFAR stem: one 3×3/1 conv, no pooling.
     Cifar,
+    /// timm `stem_type='deep'`: 3×3/2 conv to `stem_width`, 3×3 to `stem_width`, 3×3 to
+    /// 2·`stem_width`, each but the last with BN + ReLU, then the 3×3/2 max-pool.
+    Deep,
+    /// timm `stem_type='deep_tiered'`: as `Deep` with the first conv 3/4 as wide.
+    DeepTiered,
 }
 
 /// One ResNet variant.
@@ -37,7 +48,12 @@ pub struct ResNetConfig {
     /// Output width of each stage before the bottleneck expansion.
     pub widths: Vec<usize>,
     pub stem: StemKind,
+    /// Output width of the 7×7 / CIFAR stem conv; for the deep stems timm's `stem_width`, the
+    /// width of the inner convs (the stem outputs twice that).
     pub stem_width: usize,
+    /// timm `avg_down`: the projection shortcut average-pools (2×2, ceil mode) before a
+    /// stride-1 1×1 conv instead of striding the conv.
+    pub avg_down: bool,
     /// ResNeXt cardinality and per-group width (1 and 64 for plain ResNets).
     pub groups: usize,
     pub base_width: usize,
@@ -55,7 +71,25 @@ impl ResNetConfig {
             stem_width: 64,
             groups: 1,
             base_width: 64,
+            avg_down: false,
             attn: None,
+        }
+    }
+    /// The "D" variant of `self`: deep stem of width 32 and average-pool shortcuts (timm's
+    /// `stem_width=32, stem_type='deep', avg_down=True`).
+    pub fn resnet_d(self) -> Self {
+        ResNetConfig {
+            stem: StemKind::Deep,
+            stem_width: 32,
+            avg_down: true,
+            ..self
+        }
+    }
+    /// The "T" variant: the D variant with the tiered deep stem (timm's `deep_tiered`).
+    pub fn resnet_t(self) -> Self {
+        ResNetConfig {
+            stem: StemKind::DeepTiered,
+            ..self.resnet_d()
         }
     }
     pub fn resnet18() -> Self {
@@ -87,6 +121,23 @@ impl ResNetConfig {
             ..Self::resnet101()
         }
     }
+    /// timm's `resnet26d` base: bottleneck blocks, two per stage.
+    pub fn resnet26() -> Self {
+        Self::imagenet(BlockKind::Bottleneck, [2, 2, 2, 2])
+    }
+    /// Wide ResNet-50-2 / 101-2 (Zagoruyko & Komodakis): bottlenecks twice as wide inside.
+    pub fn wide_resnet50_2() -> Self {
+        ResNetConfig {
+            base_width: 128,
+            ..Self::resnet50()
+        }
+    }
+    pub fn wide_resnet101_2() -> Self {
+        ResNetConfig {
+            base_width: 128,
+            ..Self::resnet101()
+        }
+    }
     /// He et al.'s CIFAR ResNet with `n` basic blocks per stage: depth 6n + 2.
     pub fn cifar(n: usize) -> Self {
         ResNetConfig {
@@ -97,6 +148,7 @@ impl ResNetConfig {
             stem_width: 16,
             groups: 1,
             base_width: 64,
+            avg_down: false,
             attn: None,
         }
     }
@@ -109,28 +161,51 @@ impl ResNetConfig {
     }
 
     pub fn init(&self, num_classes: usize, in_chans: usize, device: &Device) -> ResNet {
-        let (kernel, stride, pad) = match self.stem {
-            StemKind::ImageNet => (7, 2, 3),
-            StemKind::Cifar => (3, 1, 1),
+        let (conv1, stem_out) = match self.stem {
+            StemKind::ImageNet | StemKind::Cifar => {
+                let (kernel, stride, pad) = match self.stem {
+                    StemKind::ImageNet => (7, 2, 3),
+                    _ => (3, 1, 1),
+                };
+                let conv = conv2d(
+                    in_chans,
+                    self.stem_width,
+                    kernel,
+                    stride,
+                    pad,
+                    1,
+                    false,
+                    device,
+                );
+                (Stem::Conv(conv), self.stem_width)
+            }
+            StemKind::Deep | StemKind::DeepTiered => {
+                let w = self.stem_width;
+                let first = if self.stem == StemKind::DeepTiered {
+                    3 * (w / 4)
+                } else {
+                    w
+                };
+                let layers = vec![
+                    Layer::Conv(conv2d(in_chans, first, 3, 2, 1, 1, false, device)),
+                    Layer::Bn(batch_norm(first, device)),
+                    Layer::Relu(Relu::new()),
+                    Layer::Conv(conv2d(first, w, 3, 1, 1, 1, false, device)),
+                    Layer::Bn(batch_norm(w, device)),
+                    Layer::Relu(Relu::new()),
+                    Layer::Conv(conv2d(w, 2 * w, 3, 1, 1, 1, false, device)),
+                ];
+                (Stem::Deep(layers), 2 * w)
+            }
         };
-        let conv1 = conv2d(
-            in_chans,
-            self.stem_width,
-            kernel,
-            stride,
-            pad,
-            1,
-            false,
-            device,
-        );
-        let bn1 = batch_norm(self.stem_width, device);
-        let maxpool = (self.stem == StemKind::ImageNet).then(|| {
+        let bn1 = batch_norm(stem_out, device);
+        let maxpool = (self.stem != StemKind::Cifar).then(|| {
             MaxPool2dConfig::new([3, 3])
                 .with_strides([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init()
         });
-        let mut in_ch = self.stem_width;
+        let mut in_ch = stem_out;
         let mut stages = Vec::new();
         for (i, (&depth, &width)) in self.layers.iter().zip(&self.widths).enumerate() {
             let stride = if i == 0 { 1 } else { 2 };
@@ -157,12 +232,47 @@ impl ResNetConfig {
     }
 }
 
-/// The projection shortcut: 1×1 conv + BN. Stored as `downsample.0` / `downsample.1` in
-/// PyTorch checkpoints; the weight loader maps those to `conv` / `bn`.
+/// The stem's convolutions, `conv1` in timm (its BN and ReLU are `bn1`, `act1` either way).
 #[derive(Module, Debug)]
-pub struct Downsample {
-    pub conv: Conv2d,
-    pub bn: BatchNorm,
+pub enum Stem {
+    /// One 7×7/2 (or CIFAR 3×3/1) conv: `conv1.weight`.
+    Conv(Conv2d),
+    /// timm's deep stem, its `nn.Sequential` indices as keys: conv, BN, ReLU, conv, BN, ReLU,
+    /// conv (`conv1.0`, `conv1.1`, `conv1.3`, `conv1.4`, `conv1.6`).
+    Deep(Vec<Layer>),
+}
+
+impl Stem {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Stem::Conv(conv) => conv.run(x),
+            Stem::Deep(layers) => run(layers, x),
+        }
+    }
+}
+
+/// The projection shortcut as timm's `nn.Sequential`: `[conv 1×1/s, BN]` (`downsample.0`,
+/// `downsample.1`), or with `avg_down` `[2×2/s ceil-mode average pool (identity at stride 1),
+/// conv 1×1, BN]` (`downsample.1`, `downsample.2`).
+fn downsample(
+    cfg: &ResNetConfig,
+    in_ch: usize,
+    out_ch: usize,
+    stride: usize,
+    device: &Device,
+) -> Vec<Layer> {
+    let bn = Layer::Bn(batch_norm(out_ch, device));
+    if !cfg.avg_down {
+        let conv = conv2d(in_ch, out_ch, 1, stride, 0, 1, false, device);
+        return vec![Layer::Conv(conv), bn];
+    }
+    let pool = if stride == 1 {
+        Layer::Identity(Identity::new())
+    } else {
+        Layer::AvgPool(avg_pool2d_ceil(2, stride))
+    };
+    let conv = conv2d(in_ch, out_ch, 1, 1, 0, 1, false, device);
+    vec![pool, Layer::Conv(conv), bn]
 }
 
 #[derive(Module, Debug)]
@@ -174,7 +284,8 @@ pub struct Block {
     /// Present for bottleneck blocks only.
     pub conv3: Option<Conv2d>,
     pub bn3: Option<BatchNorm>,
-    pub downsample: Option<Downsample>,
+    /// The projection shortcut (see [`downsample`]), where the block changes shape.
+    pub downsample: Option<Vec<Layer>>,
     /// Branch attention (SE/ECA/CBAM); timm names it `se` whatever its kind.
     pub se: Option<BlockAttention>,
 }
@@ -182,10 +293,8 @@ pub struct Block {
 impl Block {
     fn new(cfg: &ResNetConfig, in_ch: usize, width: usize, stride: usize, device: &Device) -> Self {
         let out_ch = width * cfg.expansion();
-        let downsample = (stride != 1 || in_ch != out_ch).then(|| Downsample {
-            conv: conv2d(in_ch, out_ch, 1, stride, 0, 1, false, device),
-            bn: batch_norm(out_ch, device),
-        });
+        let downsample = (stride != 1 || in_ch != out_ch)
+            .then(|| downsample(cfg, in_ch, out_ch, stride, device));
         let se = cfg.attn.map(|a| a.init(out_ch, device));
         match cfg.block {
             BlockKind::Basic => Block {
@@ -217,7 +326,7 @@ impl Block {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = match &self.downsample {
-            Some(ds) => bn(&ds.bn, ds.conv.run(x.clone())),
+            Some(ds) => run(ds, x.clone()),
             None => x.clone(),
         };
         let y = bn_relu(&self.bn1, self.conv1.run(x));
@@ -235,7 +344,7 @@ impl Block {
 
 #[derive(Module, Debug)]
 pub struct ResNet {
-    pub conv1: Conv2d,
+    pub conv1: Stem,
     pub bn1: BatchNorm,
     pub maxpool: Option<MaxPool2d>,
     pub layer1: Vec<Block>,
@@ -247,7 +356,7 @@ pub struct ResNet {
 
 impl ResNet {
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = bn_relu(&self.bn1, self.conv1.run(x));
+        let mut x = bn_relu(&self.bn1, self.conv1.forward(x));
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }

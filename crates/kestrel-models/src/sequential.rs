@@ -4,8 +4,10 @@
 //! reach the weight files.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{
+    BatchNorm, Dropout, DropoutConfig, Identity, Linear, LinearConfig, PaddingConfig2d, Relu,
+};
 use burn::prelude::*;
 
 use crate::layers::Counted;
@@ -17,6 +19,10 @@ pub enum Layer {
     Bn(BatchNorm),
     Relu(Relu),
     MaxPool(MaxPool2d),
+    AvgPool(AvgPool2d),
+    /// `nn.Identity`: keeps its index where PyTorch's Sequential has one (timm's stride-1
+    /// ResNet-D shortcut).
+    Identity(Identity),
 }
 
 impl Layer {
@@ -26,6 +32,8 @@ impl Layer {
             Layer::Bn(bn) => crate::layers::bn(bn, x),
             Layer::Relu(relu) => relu.forward(x),
             Layer::MaxPool(pool) => pool.forward(x),
+            Layer::AvgPool(pool) => pool.forward(x),
+            Layer::Identity(_) => x,
         }
     }
 
@@ -33,6 +41,16 @@ impl Layer {
     pub fn max_pool(kernel: usize, stride: usize, padding: usize) -> Layer {
         Layer::MaxPool(max_pool2d(kernel, stride, padding))
     }
+}
+
+/// `nn.AvgPool2d(kernel, stride, ceil_mode=True, count_include_pad=False)`, unpadded: windows
+/// that overhang the input average only what they cover (timm's ResNet-D shortcut).
+pub fn avg_pool2d_ceil(kernel: usize, stride: usize) -> AvgPool2d {
+    AvgPool2dConfig::new([kernel, kernel])
+        .with_strides([stride, stride])
+        .with_ceil_mode(true)
+        .with_count_include_pad(false)
+        .init()
 }
 
 /// `nn.MaxPool2d(kernel, stride, padding)` (floor mode).
@@ -46,8 +64,19 @@ pub fn max_pool2d(kernel: usize, stride: usize, padding: usize) -> MaxPool2d {
 }
 
 /// Runs the layers in order.
-pub fn run(layers: &[Layer], x: Tensor<4>) -> Tensor<4> {
-    layers.iter().fold(x, |x, layer| layer.forward(x))
+pub fn run(layers: &[Layer], mut x: Tensor<4>) -> Tensor<4> {
+    let mut i = 0;
+    while i < layers.len() {
+        // BN then ReLU runs as one fused op in training (layers::bn_relu).
+        if let (Layer::Bn(bn), Some(Layer::Relu(_))) = (&layers[i], layers.get(i + 1)) {
+            x = crate::layers::bn_relu(bn, x);
+            i += 2;
+        } else {
+            x = layers[i].forward(x);
+            i += 1;
+        }
+    }
+    x
 }
 
 /// One entry of a fully connected `nn.Sequential` ([N, F] in and out).

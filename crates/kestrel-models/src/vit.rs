@@ -116,33 +116,7 @@ impl VitConfig {
                 .init(device)
         };
         let blocks = (0..self.depth)
-            .map(|i| {
-                let rate = if self.depth > 1 {
-                    self.drop_path_rate * i as f64 / (self.depth - 1) as f64
-                } else {
-                    0.0
-                };
-                Block {
-                    norm1: LayerNorm2d::new(d, EPS, device),
-                    attn: AttentionConfig {
-                        qkv_bias: self.qkv_bias,
-                        attn_drop: self.attn_drop_rate,
-                        proj_drop: self.proj_drop_rate,
-                        ..AttentionConfig::new(d, self.num_heads)
-                    }
-                    .init(device),
-                    ls1: self.init_values.map(|v| LayerScale::new(d, v, device)),
-                    norm2: LayerNorm2d::new(d, EPS, device),
-                    mlp: Mlp::new(
-                        d,
-                        (d as f64 * self.mlp_ratio) as usize,
-                        self.proj_drop_rate,
-                        device,
-                    ),
-                    ls2: self.init_values.map(|v| LayerScale::new(d, v, device)),
-                    drop_path: rate,
-                }
-            })
+            .map(|i| Block::new(self, EPS, self.block_drop_path(i), device))
             .collect();
         VisionTransformer {
             patch_embed,
@@ -155,6 +129,17 @@ impl VitConfig {
             head_drop: DropoutConfig::new(self.drop_rate).init(),
             head: linear(d, num_classes),
             head_dist: self.distilled.then(|| linear(d, num_classes)),
+        }
+    }
+}
+
+impl VitConfig {
+    /// Block `i`'s stochastic-depth rate: linear from 0 to `drop_path_rate` over the blocks.
+    pub(crate) fn block_drop_path(&self, i: usize) -> f64 {
+        if self.depth > 1 {
+            self.drop_path_rate * i as f64 / (self.depth - 1) as f64
+        } else {
+            0.0
         }
     }
 }
@@ -172,7 +157,33 @@ pub struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    /// A block of `cfg`'s width, heads, MLP ratio, qkv bias, layer scale and dropouts, with
+    /// LayerNorm eps `eps` (timm's ViT 1e-6; T2T-ViT uses PyTorch's default 1e-5).
+    pub(crate) fn new(cfg: &VitConfig, eps: f64, drop_path: f64, device: &Device) -> Self {
+        let d = cfg.embed_dim;
+        Block {
+            norm1: LayerNorm2d::new(d, eps, device),
+            attn: AttentionConfig {
+                qkv_bias: cfg.qkv_bias,
+                attn_drop: cfg.attn_drop_rate,
+                proj_drop: cfg.proj_drop_rate,
+                ..AttentionConfig::new(d, cfg.num_heads)
+            }
+            .init(device),
+            ls1: cfg.init_values.map(|v| LayerScale::new(d, v, device)),
+            norm2: LayerNorm2d::new(d, eps, device),
+            mlp: Mlp::new(
+                d,
+                (d as f64 * cfg.mlp_ratio) as usize,
+                cfg.proj_drop_rate,
+                device,
+            ),
+            ls2: cfg.init_values.map(|v| LayerScale::new(d, v, device)),
+            drop_path,
+        }
+    }
+
+    pub(crate) fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let y = maybe_scale(
             &self.ls1,
             self.attn.forward(self.norm1.forward_last(x.clone())),

@@ -3,7 +3,7 @@
 //! kestrel's own checkpoints and the files users bring share one layout: PyTorch's (Linear weights
 //! [out, in], BatchNorm `weight`/`bias`), with the family's timm key names. burn-store's PyTorch
 //! adapters translate to burn's layout, and a few regex rules translate the names that burn
-//! structs cannot spell (`downsample.0` is a field called `conv` here). torchvision checkpoints of
+//! structs cannot spell (RegNet's 1-based `s1.b1` blocks are Vec index 1 here). torchvision checkpoints of
 //! the families kestrel builds the timm way (MobileNetV2/V3, EfficientNet, RegNet, ConvNeXt) are
 //! recognised by their keys and translated to timm's names by the family's `torchvision_to_timm`.
 
@@ -21,29 +21,17 @@ use burn::tensor::TensorData;
 use crate::error::ModelError;
 use crate::model::Model;
 
-/// Rules that turn checkpoint (PyTorch) names into kestrel module paths.
-/// The ResNet rules are tied to `layerN.M.` so that families whose `downsample` is a plain
-/// `nn.Sequential` of other layers (ConvNeXt's `stages.N.downsample.{0,1}` = norm, conv, which
-/// kestrel stores as a Vec) keep their indices.
+/// Rules that turn checkpoint (PyTorch) names into kestrel module paths. (ResNet's
+/// `layerN.M.downsample` needs none: it is a Vec of layers with PyTorch's indices, conv/BN or,
+/// for ResNet-D, pool/conv/BN.)
 const IMPORT_RULES: &[(&str, &str)] = &[
-    // ResNet (timm/torchvision): `layerN.M.downsample` is nn.Sequential(conv, bn).
-    (
-        r"^(layer\d+\.\d+)\.downsample\.0\.",
-        "${1}.downsample.conv.",
-    ),
-    (r"^(layer\d+\.\d+)\.downsample\.1\.", "${1}.downsample.bn."),
     // RegNet stages `s1..s4` hold 1-based blocks `bN`, stored at Vec index N; their
-    // `downsample` (conv, bn) is the field `shortcut`, out of the ResNet rules' way.
+    // `downsample` (conv, bn) is the field `shortcut`.
     (r"^(s[1-4])\.b(\d+)\.downsample\.", "${1}.${2}.shortcut."),
     (r"^(s[1-4])\.b(\d+)\.", "${1}.${2}."),
 ];
 /// The inverse of [`IMPORT_RULES`], applied when saving.
 const EXPORT_RULES: &[(&str, &str)] = &[
-    (
-        r"^(layer\d+\.\d+)\.downsample\.conv\.",
-        "${1}.downsample.0.",
-    ),
-    (r"^(layer\d+\.\d+)\.downsample\.bn\.", "${1}.downsample.1."),
     (r"^(s[1-4])\.(\d+)\.shortcut\.", "${1}.b${2}.downsample."),
     (r"^(s[1-4])\.(\d+)\.", "${1}.b${2}."),
 ];

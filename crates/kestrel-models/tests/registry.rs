@@ -33,6 +33,220 @@ fn resnet18_macs_and_params_match_timm() {
 }
 
 #[test]
+fn resnet_d_and_wide_resnet_macs_and_params_match_timm() {
+    // Reference: scripts/transformer_macs.py (timm forward hooks: conv and linear MACs at each
+    // name's default input, 1×3×224×224) and sum(p.numel()), timm 1.0.31.
+    for (name, macs_ref, params_ref) in [
+        ("resnet18d", 2_053_713_920u64, 11_708_744),
+        ("resnet50d", 4_328_824_832, 25_576_264),
+        ("seresnext26t_32x4d", 2_680_129_536, 16_806_976),
+    ] {
+        let (model, [c, h, w]) = build(name);
+        let (_, macs) = count_macs(|| model.forward(Tensor::zeros([1, c, h, w], &Device::flex())));
+        assert_eq!(macs, macs_ref, "{name} MACs");
+        assert_eq!(model.num_trainable_params(), params_ref, "{name} params");
+    }
+    // Parameters only (counting builds nothing): sum(p.numel()) of timm 1.0.31.
+    for (name, params_ref) in [
+        ("resnet26d", 16_014_408),
+        ("resnet34d", 21_816_904),
+        ("resnet101d", 44_568_392),
+        ("seresnext26d_32x4d", 16_809_512),
+        ("wide_resnet50_2", 68_883_240),
+        ("wide_resnet101_2", 126_886_696),
+    ] {
+        let (model, _) = build(name);
+        assert_eq!(model.num_trainable_params(), params_ref, "{name}");
+    }
+}
+
+#[test]
+fn resnet_d_and_wide_resnet_eval_preprocessing_is_timms_pretrained_cfg() {
+    // timm 1.0.31 pretrained_cfg: (name or NAME.TAG, input, crop, interpolation, test input,
+    // test crop, mean = std = 0.5). The bare name is timm's default tag.
+    for (name, size, crop, interp, test, test_crop, half) in [
+        (
+            "resnet18d",
+            224,
+            0.875,
+            "bicubic",
+            Some(288),
+            Some(0.95),
+            false,
+        ),
+        (
+            "resnet18d.ra4_e3600_r224_in1k",
+            224,
+            0.9,
+            "bicubic",
+            Some(288),
+            Some(1.0),
+            true,
+        ),
+        (
+            "resnet26d",
+            224,
+            0.875,
+            "bicubic",
+            Some(288),
+            Some(0.95),
+            false,
+        ),
+        (
+            "resnet34d",
+            224,
+            0.875,
+            "bicubic",
+            Some(288),
+            Some(0.95),
+            false,
+        ),
+        (
+            "resnet50d",
+            224,
+            0.875,
+            "bicubic",
+            Some(288),
+            Some(0.95),
+            false,
+        ),
+        (
+            "resnet50d.ra4_e3600_r224_in1k",
+            224,
+            0.95,
+            "bicubic",
+            Some(288),
+            Some(1.0),
+            true,
+        ),
+        (
+            "resnet50d.a1_in1k",
+            224,
+            0.95,
+            "bicubic",
+            Some(288),
+            Some(1.0),
+            false,
+        ),
+        (
+            "resnet50d.a3_in1k",
+            160,
+            0.95,
+            "bicubic",
+            Some(224),
+            Some(0.95),
+            false,
+        ),
+        (
+            "resnet50d.gluon_in1k",
+            224,
+            0.875,
+            "bicubic",
+            None,
+            None,
+            false,
+        ),
+        (
+            "resnet101d",
+            256,
+            0.95,
+            "bicubic",
+            Some(320),
+            Some(1.0),
+            false,
+        ),
+        (
+            "resnet101d.gluon_in1k",
+            224,
+            0.875,
+            "bicubic",
+            None,
+            None,
+            false,
+        ),
+        (
+            "seresnext26d_32x4d",
+            224,
+            0.875,
+            "bicubic",
+            Some(288),
+            Some(0.95),
+            false,
+        ),
+        (
+            "seresnext26t_32x4d",
+            224,
+            0.875,
+            "bicubic",
+            Some(288),
+            Some(0.95),
+            false,
+        ),
+        (
+            "wide_resnet50_2",
+            224,
+            0.875,
+            "bicubic",
+            Some(288),
+            Some(0.95),
+            false,
+        ),
+        (
+            "wide_resnet50_2.tv_in1k",
+            224,
+            0.875,
+            "bilinear",
+            None,
+            None,
+            false,
+        ),
+        (
+            "wide_resnet50_2.tv2_in1k",
+            176,
+            0.875,
+            "bilinear",
+            Some(224),
+            Some(0.965),
+            false,
+        ),
+        (
+            "wide_resnet101_2",
+            224,
+            0.875,
+            "bilinear",
+            None,
+            None,
+            false,
+        ),
+        (
+            "wide_resnet101_2.tv2_in1k",
+            176,
+            0.875,
+            "bilinear",
+            Some(224),
+            Some(0.965),
+            false,
+        ),
+    ] {
+        let (_, dc) = kestrel_models::registry::find_pretrained(name).unwrap();
+        assert_eq!(dc.input_size, [3, size, size], "{name}");
+        assert_eq!(dc.crop_pct, crop, "{name}");
+        assert_eq!(dc.interpolation, interp, "{name}");
+        assert_eq!(dc.test_input_size, test.map(|t| [3, t, t]), "{name}");
+        assert_eq!(dc.test_crop_pct, test_crop, "{name}");
+        let (mean, std) = if half {
+            (vec![0.5f32; 3], vec![0.5f32; 3])
+        } else {
+            (
+                kestrel_models::registry::IMAGENET_MEAN.to_vec(),
+                kestrel_models::registry::IMAGENET_STD.to_vec(),
+            )
+        };
+        assert_eq!((dc.mean, dc.std), (mean, std), "{name}");
+    }
+}
+
+#[test]
 fn unknown_model_error_suggests_names() {
     let err = kestrel_models::find("resnet19").err().unwrap().to_string();
     assert!(

@@ -57,6 +57,74 @@ fn resnext_grouped_conv_matches_timm() {
     check("resnext50_32x4d_tiny", cfg, "weights.safetensors");
 }
 
+/// The fixture of `name` in [`common::resnet_d_fixtures`].
+fn resnet_d(name: &str) -> ResNetConfig {
+    common::resnet_d_fixtures()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, cfg)| cfg)
+        .unwrap()
+}
+
+#[test]
+fn resnet18d_deep_stem_and_avg_pool_shortcut_match_timm() {
+    check(
+        "resnet18d_tiny",
+        resnet_d("resnet18d_tiny"),
+        "weights.safetensors",
+    );
+}
+
+#[test]
+fn resnet50d_bottleneck_with_identity_pool_shortcut_matches_timm() {
+    // layer1's shortcut has stride 1: timm's `downsample.0` is an Identity, conv and BN at 1, 2.
+    check(
+        "resnet50d_tiny",
+        resnet_d("resnet50d_tiny"),
+        "weights.safetensors",
+    );
+}
+
+#[test]
+fn seresnext26t_tiered_stem_matches_timm() {
+    let name = "seresnext26t_32x4d_tiny";
+    check(name, resnet_d(name), "weights.safetensors");
+}
+
+#[test]
+fn wide_resnet50_2_matches_timm() {
+    let name = "wide_resnet50_2_tiny";
+    check(name, resnet_d(name), "weights.safetensors");
+}
+
+#[test]
+fn resnet_d_saves_with_timm_names_and_refuses_plain_resnet_weights() {
+    let device = Device::flex();
+    let dir = fixture("resnet50d_tiny");
+    let build = || Model::ResNet(resnet_d("resnet50d_tiny").init(10, 3, &device));
+    let model = load_fixture_weights(build(), &dir, "weights.safetensors");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("w.safetensors");
+    save_safetensors(&model, &out).unwrap();
+    assert_eq!(
+        common::weight_names(&out),
+        common::weight_names(&dir.join("weights.safetensors"))
+    );
+    // A plain ResNet-50's file has a 7×7 stem and conv/BN shortcuts at 0/1: named, not loaded.
+    let mut model = build();
+    let err = load_weights(
+        &mut model,
+        &fixture("resnet50_tiny").join("weights.safetensors"),
+        &LoadOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("conv1.0.weight") || err.contains("conv1.weight"),
+        "{err}"
+    );
+}
+
 #[test]
 fn pytorch_pth_files_load_in_every_layout() {
     // zip format, bare state_dict; zip nested under "state_dict"; legacy format under "model".

@@ -20,6 +20,7 @@ use kestrel_models::regnet::RegNetConfig;
 use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::shufflenet::ShuffleNetV2Config;
 use kestrel_models::swin::SwinConfig;
+use kestrel_models::t2t::T2tConfig;
 use kestrel_models::vgg::{VggConfig, VggItem};
 use kestrel_models::vit::VitConfig;
 use kestrel_models::Model;
@@ -174,7 +175,23 @@ fn swin_tiny() -> SwinConfig {
     }
 }
 
+/// T2T-ViT at 32 px: the official three soft splits (8, 4, 2 px grids) with two token
+/// transformers of width 8, a 2-block backbone of width 32; drop-path and dropouts on.
+fn t2t_tiny() -> T2tConfig {
+    T2tConfig {
+        img_size: 32,
+        token_dim: 8,
+        drop_rate: 0.1,
+        attn_drop_rate: 0.1,
+        drop_path_rate: 0.1,
+        ..T2tConfig::new(32, 2, 4, 3.0)
+    }
+}
+
 train_rows! {
+    // The frozen sinusoidal position embedding (±1) dwarfs the freshly projected tokens (~0.1),
+    // so telling 8 images apart takes more: lr 1e-2, 15 steps (3e-3 and 10 steps: 2.31 -> 2.15).
+    t2t_vit: (|d| Model::T2tVit(t2t_tiny().init(CLASSES, 3, d)), [3, 32, 32], 1e-2, 15),
     vit: (|d| Model::Vit(vit_tiny().init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
     vit_layer_scale: (|d| Model::Vit(VitConfig { init_values: Some(0.1), ..vit_tiny() }.init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
     deit_distilled: (|d| Model::Vit(vit_tiny().distilled().init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
@@ -183,6 +200,10 @@ train_rows! {
     resnet_basic: (|d| Model::ResNet(resnet_tiny(ResNetConfig::resnet18()).init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
     resnet_bottleneck: (|d| Model::ResNet(resnet_tiny(ResNetConfig::resnet50()).init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
     resnext_grouped: (|d| Model::ResNet(ResNetConfig { groups: 4, base_width: 16, ..resnet_tiny(ResNetConfig::resnext50_32x4d()) }.init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
+    // 40 px: the ceil-mode shortcut pools overhang a 5 px map (their backward, too).
+    resnet_d: (|d| Model::ResNet(resnet_tiny(ResNetConfig::resnet50().resnet_d()).init(CLASSES, 3, d)), [3, 40, 40], 3e-3),
+    seresnext_t: (|d| Model::ResNet(ResNetConfig { groups: 4, base_width: 16, attn: Some(AttnKind::Se), ..resnet_tiny(ResNetConfig::resnet26().resnet_t()) }.init(CLASSES, 3, d)), [3, 40, 40], 3e-3),
+    wide_resnet: (|d| Model::ResNet(resnet_tiny(ResNetConfig::wide_resnet50_2()).init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
     resnet_cifar: (|d| Model::ResNet(ResNetConfig::cifar(1).init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
     convnext_conv_mlp: (|d| Model::ConvNeXt(convnext_tiny(ConvNeXtConfig::atto()).init(CLASSES, 3, d)), [3, 64, 64], 3e-3),
     convnext_linear_mlp: (|d| Model::ConvNeXt(convnext_tiny(ConvNeXtConfig::tiny()).init(CLASSES, 3, d)), [3, 64, 64], 3e-3),

@@ -170,7 +170,11 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 (b.node("GlobalAveragePool", &[&xn], vec![]), [c, 1, 1])
             }
             Op::AvgPool {
-                kernel, stride, x, ..
+                kernel,
+                stride,
+                ceil_mode,
+                x,
+                ..
             } => {
                 let (xn, [c, h, w]) = get(*x)?;
                 if h < kernel[0] || w < kernel[1] {
@@ -178,19 +182,17 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                         "a {h}×{w} input is too small for the avg pool at op {i}"
                     )));
                 }
-                let y = b.node(
-                    "AveragePool",
-                    &[&xn],
-                    vec![ints("kernel_shape", kernel), ints("strides", stride)],
-                );
-                (
-                    y,
-                    [
-                        c,
-                        (h - kernel[0]) / stride[0] + 1,
-                        (w - kernel[1]) / stride[1] + 1,
-                    ],
-                )
+                // ONNX's count_include_pad defaults to 0: overhanging ceil-mode windows average
+                // what they cover, as PyTorch's count_include_pad=False.
+                let mut attrs = vec![ints("kernel_shape", kernel), ints("strides", stride)];
+                if *ceil_mode {
+                    attrs.push(int("ceil_mode", 1));
+                }
+                let y = b.node("AveragePool", &[&xn], attrs);
+                let out = |i: usize, a: usize| {
+                    kestrel_kernels::pool2d::avg_pool_out(i, kernel[a], stride[a], *ceil_mode)
+                };
+                (y, [c, out(h, 0), out(w, 1)])
             }
             Op::AdaptiveAvgPool { out_hw, x, .. } => {
                 let (xn, [c, h, w]) = get(*x)?;

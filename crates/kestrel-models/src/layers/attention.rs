@@ -4,6 +4,10 @@
 //! [B, heads, N, d] (no per-head copies of q, k or v), an optional relative-position bias
 //! ([`super::pos_embed_rel`], Swin) and an optional additive window mask shared by every image of the batch,
 //! softmax, attention dropout, `proj`, projection dropout.
+//!
+//! T2T-ViT's token transformer is the same layer with a narrower inner width (`qkv` maps `dim`
+//! to 3·`inner_dim`, `proj` is `inner_dim` square), a scale from its input width, and `v` as the
+//! skip connection ([`Attention::forward_with_values`]).
 
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -26,6 +30,8 @@ pub struct Attention {
     #[module(skip)]
     pub relative_position_index: Vec<i64>,
     pub num_heads: usize,
+    /// The factor on q·kᵀ: head_dim^-½, or the configured `qk_scale`.
+    pub scale: f64,
 }
 
 /// timm's `Attention(dim, num_heads, qkv_bias, attn_drop, proj_drop)`.
@@ -38,6 +44,11 @@ pub struct AttentionConfig {
     pub proj_drop: f64,
     /// A relative-position bias over a window of this size (Swin's `WindowAttention`).
     pub window: Option<[usize; 2]>,
+    /// Width of q, k, v and the output when it is not `dim` (T2T-ViT's token transformer,
+    /// its `in_dim`).
+    pub inner_dim: Option<usize>,
+    /// Replaces head_dim^-½ (the official T2T-ViT's `qk_scale`).
+    pub qk_scale: Option<f64>,
 }
 
 impl AttentionConfig {
@@ -49,22 +60,24 @@ impl AttentionConfig {
             attn_drop: 0.0,
             proj_drop: 0.0,
             window: None,
+            inner_dim: None,
+            qk_scale: None,
         }
     }
 
     pub fn init(&self, device: &Device) -> Attention {
+        let inner = self.inner_dim.unwrap_or(self.dim);
         assert!(
-            self.dim % self.num_heads == 0,
-            "attention: dim {} is not divisible by {} heads",
-            self.dim,
+            inner % self.num_heads == 0,
+            "attention: width {inner} is not divisible by {} heads",
             self.num_heads
         );
         Attention {
-            qkv: LinearConfig::new(self.dim, 3 * self.dim)
+            qkv: LinearConfig::new(self.dim, 3 * inner)
                 .with_bias(self.qkv_bias)
                 .with_initializer(trunc_normal())
                 .init(device),
-            proj: LinearConfig::new(self.dim, self.dim)
+            proj: LinearConfig::new(inner, inner)
                 .with_initializer(trunc_normal())
                 .init(device),
             attn_drop: DropoutConfig::new(self.attn_drop).init(),
@@ -81,6 +94,9 @@ impl AttentionConfig {
                 .window
                 .map_or_else(Vec::new, |[wh, ww]| relative_position_index(wh, ww)),
             num_heads: self.num_heads,
+            scale: self
+                .qk_scale
+                .unwrap_or(((inner / self.num_heads) as f64).powf(-0.5)),
         }
     }
 }
@@ -95,8 +111,23 @@ impl Attention {
     /// is nW consecutive windows per image, and window w of every image gets `mask[w]`. The mask
     /// is broadcast, never repeated per image.
     pub fn forward_masked(&self, x: Tensor<3>, mask: Option<Tensor<3>>) -> Tensor<3> {
-        let [b, n, c] = x.dims();
+        self.attend(x, mask).0
+    }
+
+    /// Self-attention over `x` [B, N, C] and the values v [B, N, inner] (heads merged), which
+    /// T2T-ViT's token transformer adds as its skip connection (its input is wider than its
+    /// output).
+    pub fn forward_with_values(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        let (y, v) = self.attend(x, None);
+        let [b, h, n, d] = v.dims();
+        (y, v.swap_dims(1, 2).reshape([b, n, h * d]))
+    }
+
+    /// The output and v [B, heads, N, head_dim].
+    fn attend(&self, x: Tensor<3>, mask: Option<Tensor<3>>) -> (Tensor<3>, Tensor<4>) {
+        let [b, n, _] = x.dims();
         let h = self.num_heads;
+        let c = self.qkv.weight.dims()[1] / 3;
         let d = c / h;
         let qkv = self
             .qkv
@@ -105,7 +136,7 @@ impl Attention {
             .permute([2, 0, 3, 1, 4]);
         let slice = |i: usize| -> Tensor<4> { qkv.clone().narrow(0, i, 1).reshape([b, h, n, d]) };
         let (q, k, v) = (slice(0), slice(1), slice(2));
-        let q = q * (d as f64).powf(-0.5);
+        let q = q * self.scale;
         let mut attn = q.matmul(k.swap_dims(2, 3));
         if let Some(table) = &self.relative_position_bias_table {
             let bias = relative_position_bias(table.val(), &self.relative_position_index, n);
@@ -117,10 +148,10 @@ impl Attention {
                 .reshape([b, h, n, n]);
         }
         let attn = self.attn_drop.forward(softmax(attn, 3));
-        let y = attn.matmul(v);
+        let y = attn.matmul(v.clone());
         // q·kᵀ and attn·v.
         record_macs(2 * (b * h * n * n * d) as u64);
         let y = y.swap_dims(1, 2).reshape([b, n, c]);
-        self.proj_drop.forward(self.proj.run(y))
+        (self.proj_drop.forward(self.proj.run(y)), v)
     }
 }

@@ -56,17 +56,23 @@ impl PatchEmbed {
     /// NCHW images -> tokens [B, rows, columns, dim].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
-        let [eh, ew] = self.img_size;
-        assert!(
-            [h, w] == self.img_size,
-            "this model is built for {eh}×{ew} inputs (its position embeddings / attention \
-             windows fit that size) and got {h}×{w}: resize the images to {eh}×{ew}, or build the \
-             model for {h}×{w} with --img-size {h}"
-        );
+        assert_input_size([h, w], self.img_size);
         let y = self.proj.run(x).permute([0, 2, 3, 1]);
         match &self.norm {
             Some(norm) => norm.forward_last(y),
             None => y,
         }
     }
+}
+
+/// Panics (for `Model::check_input` to report) unless a fixed-size model built for `expected`
+/// got that size, naming both sizes and `--img-size`.
+pub(crate) fn assert_input_size([h, w]: [usize; 2], expected: [usize; 2]) {
+    let [eh, ew] = expected;
+    assert!(
+        [h, w] == expected,
+        "this model is built for {eh}×{ew} inputs (its position embeddings / attention \
+         windows fit that size) and got {h}×{w}: resize the images to {eh}×{ew}, or build the \
+         model for {h}×{w} with --img-size {h}"
+    );
 }

@@ -169,3 +169,69 @@ pub fn swin_fixture_config() -> kestrel_models::swin::SwinConfig {
         ..kestrel_models::swin::SwinConfig::tiny()
     }
 }
+
+/// The ResNet-D / Wide ResNet fixtures' timm kwargs (scripts/make_model_fixtures.py `_RD`):
+/// stages 4..32 wide, one block each, timm's `stem_width` (deep stems: the inner width; the 7×7
+/// stem stays 64 wide in timm). 40 px inputs leave odd maps before the last two stages, so the
+/// ceil-mode shortcut pools overhang.
+pub fn resnet_d_fixture_config(
+    base: kestrel_models::resnet::ResNetConfig,
+    stem_width: usize,
+) -> kestrel_models::resnet::ResNetConfig {
+    kestrel_models::resnet::ResNetConfig {
+        layers: vec![1, 1, 1, 1],
+        widths: vec![4, 8, 16, 32],
+        stem_width,
+        ..base
+    }
+}
+
+/// The four ResNet-D / Wide ResNet fixtures and their configurations.
+pub fn resnet_d_fixtures() -> Vec<(&'static str, kestrel_models::resnet::ResNetConfig)> {
+    use kestrel_models::resnet::ResNetConfig;
+    vec![
+        (
+            "resnet18d_tiny",
+            resnet_d_fixture_config(ResNetConfig::resnet18().resnet_d(), 8),
+        ),
+        (
+            "resnet50d_tiny",
+            resnet_d_fixture_config(ResNetConfig::resnet50().resnet_d(), 8),
+        ),
+        (
+            "seresnext26t_32x4d_tiny",
+            ResNetConfig {
+                groups: 4,
+                base_width: 16,
+                attn: Some(kestrel_models::attention::AttnKind::Se),
+                ..resnet_d_fixture_config(ResNetConfig::resnet26().resnet_t(), 8)
+            },
+        ),
+        (
+            "wide_resnet50_2_tiny",
+            resnet_d_fixture_config(ResNetConfig::wide_resnet50_2(), 64),
+        ),
+    ]
+}
+
+/// The vit-pytorch T2T-ViT fixture (scripts/make_t2t_fixtures.py): `T2TViT(image_size=32,
+/// dim=32, depth=2, heads=4, dim_head=8, mlp_dim=96, t2t_layers=((7, 4),))`, one 7×7/4 soft
+/// split (padding 2) and no token transformer.
+pub fn t2t_vit_pytorch_config() -> kestrel_models::t2t::T2tConfig {
+    kestrel_models::t2t::T2tConfig {
+        img_size: 32,
+        soft_splits: vec![[7, 4, 2]],
+        ..kestrel_models::t2t::T2tConfig::new(32, 2, 4, 3.0)
+    }
+}
+
+/// The official T2T-ViT fixture: `T2T_ViT(img_size=64, tokens_type='transformer',
+/// embed_dim=32, depth=2, num_heads=4, mlp_ratio=3, token_dim=8, qk_scale=32^-0.5)`.
+pub fn t2t_official_config() -> kestrel_models::t2t::T2tConfig {
+    kestrel_models::t2t::T2tConfig {
+        img_size: 64,
+        token_dim: 8,
+        ..kestrel_models::t2t::T2tConfig::new(32, 2, 4, 3.0)
+    }
+    .pretrained_scale()
+}
