@@ -463,11 +463,11 @@ pub fn prune_channels(
     importance: Importance,
 ) -> Result<ChannelPruned, String> {
     check_amount(amount)?;
-    let mut state = state_dict(model)?;
     let mut graph = DepGraph::default();
     // The walker takes the model mutably (the resizer rebuilds layers); the graph only reads.
     let mut traced = model.clone();
     walk(&mut traced, model_name, in_chans, &mut graph)?;
+    let mut state = state_dict(model)?;
 
     let mut by_root: BTreeMap<Space, Vec<Member>> = BTreeMap::new();
     for (s, m) in std::mem::take(&mut graph.members) {
