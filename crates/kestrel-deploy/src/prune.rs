@@ -252,7 +252,7 @@ struct Member {
     role: Role,
 }
 
-/// One traced conv or linear: its input and output spaces.
+/// One traced conv or linear and the space of its outputs.
 #[derive(Clone, Debug)]
 struct LayerSpaces {
     name: String,
