@@ -35,6 +35,8 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// Quantize a model to int8 (post-training, calibrated on a folder of images) into a run folder.
     Quantize(cmd::quantize::QuantizeArgs),
+    /// Prune a model (magnitude pruning stored sparse, or channel pruning) into a run folder.
+    Prune(cmd::prune::PruneArgs),
     /// Write the exact eval-time input tensor a model sees for an image.
     Preprocess(cmd::preprocess::PreprocessArgs),
     /// Write a grid of augmented samples to see what a recipe does.
@@ -75,6 +77,7 @@ fn main() {
         Command::Forward(a) => cmd::forward::run(a),
         Command::Export(a) => cmd::export::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),
+        Command::Prune(a) => cmd::prune::run(a),
         Command::Preprocess(a) => cmd::preprocess::run(a),
         Command::AugmentPreview(a) => cmd::augment_preview::run(a),
         Command::DataBench(a) => cmd::data_bench::run(a),

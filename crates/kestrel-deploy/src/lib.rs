@@ -7,6 +7,8 @@
 //! - [`onnx`]: a lowered graph exported as an ONNX file (NCHW, opset 17, dynamic batch).
 //! - [`quant`]: post-training static int8 quantization of a lowered graph (calibration,
 //!   per-channel weights, the int8 model file).
+//! - [`prune`]: magnitude pruning stored sparse, and channel pruning along the dependency
+//!   graph (residual adds, depthwise convs, SE gates).
 //! - [`Runner`]: what the commands call: the fast engine where the model is supported, burn
 //!   otherwise, with the reason for the fallback.
 
@@ -14,6 +16,7 @@ pub mod engine;
 pub mod fold;
 pub mod lower;
 pub mod onnx;
+pub mod prune;
 pub mod quant;
 
 pub use engine::{ConvSpec, Engine, Graph, Op};

@@ -234,13 +234,10 @@ fn next(rng: &mut u64) -> u64 {
     *rng >> 17
 }
 
-/// TensorRT's entropy calibration on `|x|`: a 2048-bin histogram, and for every candidate
-/// threshold of `i ≥ levels` bins the KL divergence between the clipped histogram (outliers
-/// folded into the last bin) and its quantization to `levels` levels (TensorRT: 128); the
-/// threshold of least divergence.
+/// TensorRT's entropy calibration on `|x|`: a 2048-bin histogram of `values`, the bin edge that
+/// [`entropy_threshold_bin`] chooses.
 pub fn entropy_threshold(values: &[f32], levels: usize) -> f32 {
     const BINS: usize = 2048;
-    let levels = levels.clamp(2, BINS);
     let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
     if amax == 0.0 {
         return 0.0;
@@ -250,46 +247,76 @@ pub fn entropy_threshold(values: &[f32], levels: usize) -> f32 {
     for v in values {
         hist[((v.abs() / width) as usize).min(BINS - 1)] += 1.0;
     }
-    let mut best = (f64::INFINITY, BINS);
-    for i in levels..=BINS {
-        let mut p: Vec<f64> = hist[..i].to_vec();
-        p[i - 1] += hist[i..].iter().sum::<f64>();
-        // Q: the first i bins merged into `levels` levels, each level's mass spread evenly over
-        // the bins of it that were non-empty.
-        let mut q = vec![0f64; i];
-        for l in 0..levels {
-            let (a, b) = (
-                l * i / levels,
-                ((l + 1) * i / levels).max(l * i / levels + 1),
-            );
-            let mass: f64 = hist[a..b].iter().sum();
-            let nonzero = hist[a..b].iter().filter(|&&h| h > 0.0).count();
-            if nonzero > 0 {
-                for k in a..b {
-                    if hist[k] > 0.0 {
-                        q[k] = mass / nonzero as f64;
-                    }
-                }
+    entropy_threshold_bin(&hist, levels, levels.min(BINS)) as f32 * width
+}
+
+/// The KL calibration of NVIDIA's pytorch-quantization (`_compute_amax_entropy`, TensorRT's
+/// algorithm) on histogram `hist` of |x|: for every candidate threshold of `i ≥ start` bins, the
+/// KL divergence between P, the first `i` bins with the outliers folded into the last, and Q,
+/// those bins merged into `levels` levels, each level's mass spread over its non-empty bins.
+/// Returns the `i` of least divergence (the last one on ties); the threshold is bin edge `i`.
+///
+/// Bin 0 is replaced by bin 1 first, as the reference does: a ReLU output's exact zeros (often
+/// half the tensor) would otherwise dominate P, and the divergence would favour thresholds that
+/// clip nearly everything else.
+pub fn entropy_threshold_bin(hist: &[f64], levels: usize, start: usize) -> usize {
+    let n = hist.len();
+    let levels = levels.max(1);
+    let mut bins = hist.to_vec();
+    if n > 1 {
+        bins[0] = bins[1];
+    }
+    let mut best = (f64::INFINITY, n);
+    for i in start.clamp(1, n)..=n {
+        let outliers: f64 = bins[i..].iter().sum();
+        let mut p: Vec<f64> = bins[..i].to_vec();
+        p[i - 1] += outliers;
+        // Level of bin j: np.digitize over linspace(0, i, levels + 1), i.e. ⌊j·levels / i⌋
+        // (exact in f64 for these sizes).
+        let mut mass = vec![0f64; levels];
+        let mut nonempty = vec![0usize; levels];
+        for (j, &b) in bins[..i].iter().enumerate() {
+            if b > 0.0 {
+                let l = j * levels / i;
+                mass[l] += b;
+                nonempty[l] += 1;
             }
         }
+        let q: Vec<f64> = bins[..i]
+            .iter()
+            .enumerate()
+            .map(|(j, &b)| {
+                let l = j * levels / i;
+                if b > 0.0 {
+                    mass[l] / nonempty[l] as f64
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         let (sp, sq): (f64, f64) = (p.iter().sum(), q.iter().sum());
-        if sq == 0.0 {
+        if sp == 0.0 || sq == 0.0 {
             continue;
         }
+        // scipy.stats.entropy(P, Q): infinite where Q is empty and P is not.
         let kl: f64 = p
             .iter()
             .zip(&q)
             .filter(|(&pk, _)| pk > 0.0)
             .map(|(&pk, &qk)| {
-                let (pk, qk) = (pk / sp, (qk / sq).max(1e-12));
-                pk * (pk / qk).ln()
+                let (pk, qk) = (pk / sp, qk / sq);
+                if qk == 0.0 {
+                    f64::INFINITY
+                } else {
+                    pk * (pk / qk).ln()
+                }
             })
             .sum();
-        if kl < best.0 {
+        if kl <= best.0 {
             best = (kl, i);
         }
     }
-    (best.1 as f32 + 0.5) * width
+    best.1
 }
 
 /// What [`quantize_graph`] did.

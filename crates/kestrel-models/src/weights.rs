@@ -179,6 +179,32 @@ pub fn load_weights_reporting(
     })
 }
 
+/// [`load_weights`] of a safetensors file already in memory (kestrel's sparse weight files are
+/// expanded to one before loading); `path` names it in errors.
+pub fn load_safetensors_bytes(
+    model: &mut Model,
+    bytes: Vec<u8>,
+    path: &Path,
+) -> Result<(), ModelError> {
+    let werr = |reason: String| ModelError::Weights {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let user = remapper(&[], &[]).map_err(werr)?;
+    let builtin = remapper(&[], IMPORT_RULES).map_err(werr)?;
+    let tensors = catch(|| {
+        SafetensorsStore::from_bytes(Some(bytes))
+            .get_all_tensors()
+            .map(|m| m.values().cloned().collect::<Vec<_>>())
+    })
+    .map_err(werr)?
+    .map_err(|e| werr(e.to_string()))?;
+    let (result, origin) =
+        catch(|| apply_tensors(model, tensors, &user, &builtin)).map_err(werr)?;
+    check_result(model, path, &result, &origin.names, &LoadOptions::default())?;
+    Ok(())
+}
+
 /// Whose key layout a loaded checkpoint was in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightsLayout {

@@ -20,6 +20,12 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// The int8 model of a folder written by `kestrel quantize` (in place of [`WEIGHTS_FILE`]).
 pub const INT8_FILE: &str = "model.int8.safetensors";
 pub const META_FILE: &str = "checkpoint.json";
+/// The weights of a folder written by `kestrel prune --method l1` (in place of
+/// [`WEIGHTS_FILE`]): zeros stored as a bit mask (kestrel-deploy's `prune::sparse_bytes`).
+pub const SPARSE_FILE: &str = "model.sparse.safetensors";
+/// The per-layer output channels of a channel-pruned model (kestrel-deploy's
+/// `prune::ChannelCounts`); the architecture is rebuilt with them before the weights load.
+pub const CHANNELS_FILE: &str = "pruned_channels.json";
 /// v2 stores `data_config`; v1 (before it) stored a `preprocess` block, still read.
 pub const FORMAT: &str = "kestrel-checkpoint-v2";
 
@@ -220,13 +226,40 @@ impl Checkpoint {
             in_chans: self.meta.in_chans,
             img_size: (h == w).then_some(h),
         };
-        Ok(spec.build(&opts, device))
+        let model = spec.build(&opts, device);
+        match self.channel_counts()? {
+            None => Ok(model),
+            Some(counts) => kestrel_deploy::prune::apply_channel_counts(
+                model,
+                spec.name,
+                self.meta.in_chans,
+                &counts,
+                device,
+            )
+            .map_err(|reason| TrainError::Checkpoint {
+                path: self.dir.join(CHANNELS_FILE),
+                reason,
+            }),
+        }
+    }
+
+    /// The channel counts of a channel-pruned folder ([`CHANNELS_FILE`]), `None` for others.
+    pub fn channel_counts(
+        &self,
+    ) -> Result<Option<kestrel_deploy::prune::ChannelCounts>, TrainError> {
+        read_channel_counts(&self.dir)
     }
 
     /// Whether the folder holds an int8 model (written by `kestrel quantize`) rather than
     /// fp32 weights.
     pub fn is_int8(&self) -> bool {
         self.dir.join(INT8_FILE).is_file() && !self.dir.join(WEIGHTS_FILE).exists()
+    }
+
+    /// Whether the folder's weights are a sparse file ([`SPARSE_FILE`], `kestrel prune
+    /// --method l1`) rather than [`WEIGHTS_FILE`].
+    pub fn is_sparse(&self) -> bool {
+        self.dir.join(SPARSE_FILE).is_file() && !self.dir.join(WEIGHTS_FILE).exists()
     }
 
     /// The int8 model as a lowered graph for the fast engine: the architecture lowered, every
@@ -276,6 +309,18 @@ impl Checkpoint {
             });
         }
         let mut model = self.build_architecture(device)?;
+        if self.is_sparse() {
+            let path = self.dir.join(SPARSE_FILE);
+            let sparse = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
+            let dense = kestrel_deploy::prune::dense_bytes(&sparse, &self.meta.model).map_err(
+                |reason| TrainError::Checkpoint {
+                    path: path.clone(),
+                    reason,
+                },
+            )?;
+            kestrel_models::weights::load_safetensors_bytes(&mut model, dense, &path)?;
+            return Ok(model);
+        }
         load_weights(
             &mut model,
             &self.dir.join(WEIGHTS_FILE),
@@ -283,6 +328,23 @@ impl Checkpoint {
         )?;
         Ok(model)
     }
+}
+
+/// The channel counts in `dir`'s [`CHANNELS_FILE`], `None` when it has none.
+pub fn read_channel_counts(
+    dir: &Path,
+) -> Result<Option<kestrel_deploy::prune::ChannelCounts>, TrainError> {
+    let path = dir.join(CHANNELS_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| TrainError::Checkpoint {
+            path,
+            reason: format!("invalid channel counts: {e}"),
+        })
 }
 
 /// The fast engine on an int8 graph, with the notices for what it cannot honour.

@@ -108,6 +108,10 @@ pub struct TrainConfig {
     /// Write the resumable `last.*` checkpoint every this many optimizer steps as well as at each
     /// epoch end (0 = epoch ends only).
     pub checkpoint_every: usize,
+    /// Start from this checkpoint folder's architecture and weights (a `kestrel prune` run
+    /// folder: its channel counts too) instead of a fresh initialisation.
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -164,6 +168,7 @@ impl Default for TrainConfig {
             grad_accum: 1,
             patience: None,
             checkpoint_every: 0,
+            init_from: None,
         }
     }
 }
@@ -319,6 +324,32 @@ impl TrainConfig {
     }
 }
 
+/// The model of checkpoint folder `dir` (architecture, channel counts, weights) for
+/// `--init-from`: it must be `model` with `num_classes` classes.
+fn init_from_checkpoint(
+    dir: &Path,
+    model: &str,
+    num_classes: usize,
+    device: &Device,
+) -> Result<Model, TrainError> {
+    let ckpt = Checkpoint::open(dir)?;
+    let mismatch =
+        |reason: String| TrainError::Config(format!("--init-from {}: {reason}", dir.display()));
+    if ckpt.meta.model != model {
+        return Err(mismatch(format!(
+            "holds {}, but the run trains {model}",
+            ckpt.meta.model
+        )));
+    }
+    if ckpt.meta.num_classes != num_classes {
+        return Err(mismatch(format!(
+            "has {} classes, the data {num_classes}",
+            ckpt.meta.num_classes
+        )));
+    }
+    ckpt.load_model(device)
+}
+
 /// Reseeds the backend RNG (dropout, drop-path) before each batch, from the seed and the
 /// batch's position: a resumed run draws the same masks without saving the RNG.
 const TAG_BACKEND_RNG: u64 = 0x6b65_7374_7265_6c31;
@@ -401,6 +432,16 @@ pub fn train_run(
         },
         &train_device,
     );
+    if let Some(dir) = &cfg.init_from {
+        model = init_from_checkpoint(dir, spec.name, num_classes, &train_device)?;
+        // The run's own checkpoints have the pruned architecture too.
+        let counts = dir.join(crate::checkpoint::CHANNELS_FILE);
+        if counts.exists() {
+            std::fs::create_dir_all(out_dir).map_err(|e| TrainError::io(out_dir, e))?;
+            let to = out_dir.join(crate::checkpoint::CHANNELS_FILE);
+            std::fs::copy(&counts, &to).map_err(|e| TrainError::io(&to, e))?;
+        }
+    }
     if let Some((c, h, w)) = train_tf.output_shape() {
         model
             .check_input([c, h, w], device)

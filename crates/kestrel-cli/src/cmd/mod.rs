@@ -8,6 +8,7 @@ pub mod forward;
 pub mod models;
 pub mod predict;
 pub mod preprocess;
+pub mod prune;
 pub mod quantize;
 pub mod source;
 pub mod train;

@@ -9,7 +9,9 @@ use clap::Args;
 use kestrel_data::decode::decode_image_file;
 use kestrel_deploy::quant::{self, Calibration, Method};
 use kestrel_deploy::Engine;
-use kestrel_train::checkpoint::{Checkpoint, CheckpointMeta, FORMAT, INT8_FILE, META_FILE};
+use kestrel_train::checkpoint::{
+    Checkpoint, CheckpointMeta, CHANNELS_FILE, FORMAT, INT8_FILE, META_FILE,
+};
 
 use super::source::{load, ModelSourceArgs};
 
@@ -122,7 +124,20 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     let int8_path = a.output.join(INT8_FILE);
     let int8_bytes = quant::save(&graph, &loaded.name, &meta_pairs, &int8_path)
         .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
-    let meta = checkpoint_meta(&a.source, &loaded, &a)?;
+    let info = serde_json::json!({
+        "method": a.method.name(),
+        "calib_dir": a.calib.display().to_string(),
+        "from": a.source.checkpoint.as_ref().or(a.source.weights.as_ref()).map(|p| p.display().to_string()),
+    });
+    let meta = derived_meta(&a.source, &loaded, "quantized", info)?;
+    // A channel-pruned model's architecture needs its channel counts beside the int8 file.
+    if let Some(dir) = &a.source.checkpoint {
+        let counts = dir.join(CHANNELS_FILE);
+        if counts.exists() {
+            std::fs::copy(&counts, a.output.join(CHANNELS_FILE))
+                .with_context(|| format!("--output: cannot copy {}", counts.display()))?;
+        }
+    }
     let meta_path = a.output.join(META_FILE);
     std::fs::write(&meta_path, serde_json::to_string_pretty(&meta)?)
         .with_context(|| format!("--output: cannot write {}", meta_path.display()))?;
@@ -190,26 +205,21 @@ fn graph_param_bytes(graph: &kestrel_deploy::Graph) -> u64 {
         .sum()
 }
 
-/// The run folder's `checkpoint.json`: the source checkpoint's, or one made from the registry
-/// model, with the quantization recorded in `train_config`.
-fn checkpoint_meta(
+/// The `checkpoint.json` of a run folder derived from a model (`quantize`, `prune`): the source
+/// checkpoint's, or one made from the registry model, with the step (`step`: `info`) recorded
+/// in `train_config` (a checkpoint's own training config under `trained`).
+pub(crate) fn derived_meta(
     source: &ModelSourceArgs,
     loaded: &kestrel_train::LoadedModel,
-    a: &QuantizeArgs,
+    step: &str,
+    info: serde_json::Value,
 ) -> Result<CheckpointMeta> {
-    let quantized = serde_json::json!({
-        "quantized": {
-            "method": a.method.name(),
-            "calib_dir": a.calib.display().to_string(),
-            "from": source.checkpoint.as_ref().or(source.weights.as_ref()).map(|p| p.display().to_string()),
-        }
-    });
+    let mut record = serde_json::Map::new();
+    record.insert(step.to_string(), info);
     if let Some(dir) = &source.checkpoint {
         let mut meta = Checkpoint::open(dir)?.meta;
-        meta.train_config = serde_json::json!({
-            "quantized": quantized["quantized"],
-            "trained": meta.train_config,
-        });
+        record.insert("trained".to_string(), meta.train_config);
+        meta.train_config = serde_json::Value::Object(record);
         return Ok(meta);
     }
     let [c, _, _] = loaded.input_size();
@@ -221,7 +231,7 @@ fn checkpoint_meta(
         class_names: loaded.class_names.clone(),
         data_config: loaded.data_config.clone(),
         recipe: None,
-        train_config: quantized,
+        train_config: serde_json::Value::Object(record),
         epoch: 0,
         val_accuracy: None,
         kestrel_version: env!("CARGO_PKG_VERSION").to_string(),

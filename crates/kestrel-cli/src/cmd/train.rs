@@ -102,6 +102,11 @@ pub struct TrainArgs {
     /// runs/<model>-2, ... when taken). An existing non-empty folder is an error.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Start from a checkpoint folder's architecture and weights instead of a fresh model:
+    /// fine-tunes a `kestrel prune` folder (its smaller channel counts included). --model
+    /// defaults to the folder's model, --img-size to its input size.
+    #[arg(long, value_name = "DIR")]
+    pub init_from: Option<PathBuf>,
     /// Replace the earlier run in --out (the whole folder; only a kestrel run folder).
     #[arg(long)]
     pub overwrite: bool,
@@ -180,6 +185,15 @@ pub fn run(a: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
         }
         _ => None,
     };
+    if let Some(dir) = &a.init_from {
+        let init = kestrel_train::Checkpoint::open(dir)?;
+        if matches.value_source("model") != Some(clap::parser::ValueSource::CommandLine) {
+            cfg.model = init.meta.model.clone();
+        }
+        let [_, h, w] = init.meta.input_size();
+        cfg.input_hw = cfg.input_hw.or(Some([h, w]));
+        cfg.init_from = Some(dir.clone());
+    }
     a.optim.apply(&mut cfg);
     a.controls.apply(&mut cfg);
     let mut data = a.data.clone();
