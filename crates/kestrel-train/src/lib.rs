@@ -2,10 +2,12 @@
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod config_file;
 pub mod data_config;
 pub mod ema;
 pub mod error;
 pub mod evaluate;
+pub mod finetune;
 pub mod grad;
 pub mod infer;
 pub mod logs;

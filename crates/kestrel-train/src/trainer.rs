@@ -108,6 +108,15 @@ pub struct TrainConfig {
     /// Write the resumable `last.*` checkpoint every this many optimizer steps as well as at each
     /// epoch end (0 = epoch ends only).
     pub checkpoint_every: usize,
+    /// Fine-tuning: start from these timm/torchvision weights (any format `predict` loads); the
+    /// classifier is re-initialised when its class count differs from the dataset's.
+    pub weights: Option<PathBuf>,
+    /// Regex rename rules for `weights` from other codebases (`REGEX => REPLACEMENT` per line).
+    pub remap: Option<PathBuf>,
+    /// Parameters that get no update: see [`crate::finetune::frozen_names`].
+    pub freeze: Vec<String>,
+    /// timm's layer-wise lr decay (None = off): see [`crate::finetune::layer_decay_scales`].
+    pub layer_decay: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -164,6 +173,10 @@ impl Default for TrainConfig {
             grad_accum: 1,
             patience: None,
             checkpoint_every: 0,
+            weights: None,
+            remap: None,
+            freeze: Vec::new(),
+            layer_decay: None,
         }
     }
 }
@@ -393,14 +406,50 @@ pub fn train_run(
 
     device.seed(cfg.seed);
     let train_device = device.clone().autodiff();
-    let mut model: Model = spec.build(
-        &BuildOptions {
-            num_classes,
-            in_chans,
-            img_size: None,
-        },
-        &train_device,
-    );
+    let mut model: Model = match (&cfg.weights, opts.resume) {
+        // Fine-tuning goes through the one registry loader `predict` uses; a resumed run loads
+        // its own checkpoint below instead.
+        (Some(weights), false) => {
+            let loaded = crate::source::load_model(
+                &crate::source::ModelSource::Registry(crate::source::RegistrySource {
+                    model: cfg.model.clone(),
+                    weights: Some(weights.clone()),
+                    num_classes: Some(num_classes),
+                    remap: cfg.remap.clone(),
+                    ..Default::default()
+                }),
+                &train_device,
+            )?;
+            for w in loaded
+                .warnings
+                .iter()
+                .filter(|w| !w.starts_with("--num-classes"))
+            {
+                println!("warning: {w}");
+            }
+            if loaded.data_config.input_size[0] != in_chans {
+                return Err(TrainError::Config(format!(
+                    "{}: a {}-channel model, but the data has {in_chans} channels",
+                    weights.display(),
+                    loaded.data_config.input_size[0]
+                )));
+            }
+            loaded.model
+        }
+        _ => spec.build(
+            &BuildOptions {
+                num_classes,
+                in_chans,
+                img_size: None,
+            },
+            &train_device,
+        ),
+    };
+    let frozen = if cfg.freeze.is_empty() {
+        Default::default()
+    } else {
+        crate::finetune::frozen_ids(&model, &cfg.freeze)?
+    };
     if let Some((c, h, w)) = train_tf.output_shape() {
         model
             .check_input([c, h, w], device)
@@ -424,6 +473,9 @@ pub fn train_run(
         );
     }
     let mut optim = Optimizer::new(cfg.optimizer_config())?;
+    if let Some(decay) = cfg.layer_decay {
+        optim.set_lr_scales(crate::finetune::layer_decay_by_id(&model, decay)?);
+    }
     let mut ema = cfg.ema.then(|| ModelEma::new(cfg.ema_config(), &model));
 
     let fingerprint = DatasetFingerprint::of(splits);
@@ -460,6 +512,10 @@ pub fn train_run(
         log_text.push('\n');
     }
     write_atomic(&log_path, log_text.as_bytes())?;
+    write_atomic(
+        &out_dir.join(crate::config_file::CONFIG_FILE),
+        crate::config_file::config_toml(cfg).as_bytes(),
+    )?;
     let mut log = std::fs::OpenOptions::new()
         .append(true)
         .open(&log_path)
@@ -587,6 +643,7 @@ pub fn train_run(
                 continue;
             }
             let mut grads = accumulated.grads();
+            crate::finetune::drop_frozen_gradients(&model, &mut grads, &frozen);
             if !gradients_finite(&model, &grads) {
                 return Err(diverged(
                     "gradient",

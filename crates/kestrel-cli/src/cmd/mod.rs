@@ -12,4 +12,5 @@ pub mod quantize;
 pub mod source;
 pub mod train;
 pub mod train_controls;
+pub mod train_finetune;
 pub mod train_optim;
