@@ -43,6 +43,8 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Measure the input pipeline's throughput (decode + augment + batch), in images/s.
     DataBench(cmd::data_bench::DataBenchArgs),
+    /// Redraw a run's plots (curves.png: loss, accuracy, lr; confusion_matrix.png) from its logs.
+    Plot(cmd::plot::PlotArgs),
 }
 
 fn main() {
@@ -79,6 +81,7 @@ fn main() {
         Command::AugmentPreview(a) => cmd::augment_preview::run(a),
         Command::DataBench(a) => cmd::data_bench::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Plot(a) => cmd::plot::run(a),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

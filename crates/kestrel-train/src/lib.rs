@@ -13,6 +13,7 @@ pub mod infer;
 pub mod logs;
 pub mod loss;
 pub mod optim;
+pub mod plots;
 pub mod run_dir;
 pub mod run_state;
 pub mod schedule;

@@ -752,6 +752,11 @@ pub fn train_run(
         events.epoch(&entry)?;
         progress.history.push(entry);
         write_metrics_csv(&csv_path, &progress.history)?;
+        // A plot that cannot be drawn is worth a warning, not the run.
+        let curves = out_dir.join(crate::plots::CURVES_FILE);
+        if let Err(e) = crate::plots::plot_curves(&progress.history, &curves) {
+            bar.suspend(|| eprintln!("warning: {e}"));
+        }
         let improved = val_acc > progress.best_val_accuracy;
         if improved {
             progress.best_epoch = epoch;
@@ -805,6 +810,11 @@ pub fn train_run(
     )?;
     let metrics_path = out_dir.join("metrics.json");
     test.report.write_json(&metrics_path)?;
+    if let Err(e) =
+        crate::plots::plot_confusion(&test.report, &out_dir.join(crate::plots::CONFUSION_FILE))
+    {
+        eprintln!("warning: {e}");
+    }
     Ok(TrainOutcome {
         checkpoint_dir: out_dir.to_path_buf(),
         stopped_early: progress.stopped_early,

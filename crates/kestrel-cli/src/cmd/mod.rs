@@ -6,6 +6,7 @@ pub mod eval;
 pub mod export;
 pub mod forward;
 pub mod models;
+pub mod plot;
 pub mod predict;
 pub mod preprocess;
 pub mod quantize;
