@@ -39,6 +39,10 @@ fn data(tmp: &Path) -> [(PathBuf, PathBuf); 2] {
 }
 
 fn train(split: &(PathBuf, PathBuf), out: &Path, extra: &[&str]) -> common::Run {
+    kestrel(train_args(split, out, extra))
+}
+
+fn train_args(split: &(PathBuf, PathBuf), out: &Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "train",
         "--data",
@@ -64,7 +68,7 @@ fn train(split: &(PathBuf, PathBuf), out: &Path, extra: &[&str]) -> common::Run 
     .map(String::from)
     .to_vec();
     args.extend(extra.iter().map(|a| a.to_string()));
-    kestrel(args)
+    args
 }
 
 #[test]
@@ -209,4 +213,59 @@ fn config_errors_name_the_key_and_the_file() {
         &["--config", "fashion-fastest"],
     )
     .fails_cleanly_naming(&["fashion-fastest", "fashion-fast, fashion-best"]);
+}
+
+fn distill(split: &(PathBuf, PathBuf), out: &Path, extra: &[&str]) -> common::Run {
+    let mut args = train_args(split, out, &[]);
+    args[0] = "distill".into();
+    // train()'s `--model lenet5` is the student's --student here.
+    let i = args.iter().position(|a| a == "--model").unwrap();
+    args[i] = "--student".into();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    kestrel(args)
+}
+
+#[test]
+fn distillation_uses_the_teachers_logits_and_alpha_zero_is_plain_training() {
+    let tmp = tempdir();
+    let [three, two] = data(tmp.path());
+    let teacher = tmp.path().join("teacher");
+    train(&three, &teacher, &["--seed", "5"]).ok();
+    let plain = tmp.path().join("plain");
+    train(&three, &plain, &[]).ok();
+
+    let soft = tmp.path().join("soft");
+    distill(&three, &soft, &["--teacher", s(&teacher)]).ok();
+    let cfg = &read_json(&soft.join("checkpoint.json"))["train_config"]["distill"];
+    assert_eq!(cfg["temperature"], 4.0);
+    assert_eq!(cfg["alpha"], 0.7);
+    assert_eq!(cfg["hard"], false);
+    assert!(soft.join("metrics.json").exists());
+    assert_ne!(
+        tensors(&soft.join("last.safetensors")),
+        tensors(&plain.join("last.safetensors")),
+        "the teacher's term changes the updates"
+    );
+    // With α = 0 the KL term has weight 0: the same run as plain training, bit for bit.
+    let zero = tmp.path().join("zero");
+    distill(&three, &zero, &["--teacher", s(&teacher), "--alpha", "0"]).ok();
+    assert_eq!(
+        tensors(&zero.join("last.safetensors")),
+        tensors(&plain.join("last.safetensors"))
+    );
+
+    let hard = tmp.path().join("hard");
+    distill(&three, &hard, &["--teacher", s(&teacher), "--hard"]).ok();
+    let cfg = &read_json(&hard.join("checkpoint.json"))["train_config"]["distill"];
+    assert_eq!(
+        (cfg["hard"].as_bool(), cfg["alpha"].as_f64()),
+        (Some(true), Some(0.5))
+    );
+
+    distill(&two, &tmp.path().join("bad"), &["--teacher", s(&teacher)]).fails_cleanly_naming(&[
+        "--teacher",
+        "blue, green, red",
+        "blue, green",
+    ]);
+    distill(&three, &tmp.path().join("none"), &[]).fails_cleanly_naming(&["needs a teacher"]);
 }

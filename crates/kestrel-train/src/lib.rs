@@ -25,4 +25,6 @@ pub use error::TrainError;
 pub use evaluate::{evaluate_checkpoint, open_eval_data, EvalData, EvalOptions, Evaluation, Split};
 pub use run_dir::{ExistingRun, RunDir};
 pub use source::{check_img_size, load_model, LoadedModel, ModelSource, RegistrySource};
-pub use trainer::{train, train_run, EpochLog, RunOptions, TrainConfig, TrainOutcome};
+pub use trainer::{
+    train, train_run, DistillConfig, EpochLog, RunOptions, TrainConfig, TrainOutcome,
+};

@@ -158,6 +158,15 @@ fn with_flag_names(e: TrainError) -> anyhow::Error {
 }
 
 pub fn run(a: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
+    run_with(a, matches, None)
+}
+
+/// `train`, or with `distill` the student's run of `kestrel distill`.
+pub fn run_with(
+    a: TrainArgs,
+    matches: &clap::ArgMatches,
+    distill: Option<kestrel_train::DistillConfig>,
+) -> Result<()> {
     let device = parse_device(&a.device)?;
     if a.drop_path != 0.0 {
         anyhow::bail!(
@@ -219,6 +228,9 @@ pub fn run(a: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
         cfg = kestrel_train::config_file::merge_config(&cfg, &file, &typed)?;
         cfg.model = registry_spelling(&cfg.model)
             .map_err(|e| anyhow::anyhow!("{}: model: {e:#}", file.origin))?;
+    }
+    if distill.is_some() {
+        cfg.distill = distill;
     }
     let mut data = a.data.clone();
     if let Some(run) = &resume {
