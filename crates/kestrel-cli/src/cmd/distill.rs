@@ -14,7 +14,7 @@ use super::train::TrainArgs;
     after_help = "Every `kestrel train` flag applies to the student (--student is train's --model).\n\n\
     Examples:\n  kestrel train --data /usr/share/datasets/fashion-mnist --model resnet20_cifar --out runs/teacher\n  \
     kestrel distill --data /usr/share/datasets/fashion-mnist --teacher runs/teacher --student resnet8_cifar\n  \
-    kestrel distill --data photos/ --teacher-model resnet50 --teacher-weights r50_photos.safetensors \\\n      --student deit_tiny_distilled_patch16_224 --hard"
+    kestrel distill --data photos/ --teacher-model resnet50 --teacher-weights r50.safetensors --student deit_tiny_distilled_patch16_224 --hard"
 )]
 pub struct DistillArgs {
     /// The teacher: a run folder of `kestrel train` on the same classes and input.
