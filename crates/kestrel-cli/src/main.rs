@@ -45,6 +45,10 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Measure the input pipeline's throughput (decode + augment + batch), in images/s.
     DataBench(cmd::data_bench::DataBenchArgs),
+    /// Train a student with a teacher's logits (knowledge distillation; DeiT's hard distillation).
+    Distill(cmd::distill::DistillArgs),
+    /// Redraw a run's plots (curves.png: loss, accuracy, lr; confusion_matrix.png) from its logs.
+    Plot(cmd::plot::PlotArgs),
 }
 
 fn main() {
@@ -62,7 +66,16 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     // The matches are kept: `train --resume` tells flags given from defaults.
-    let matches = Cli::command().get_matches();
+    // `distill` takes train's flags for the student, whose --model is spelled --student there.
+    let matches = Cli::command()
+        .mut_subcommand("distill", |c| {
+            c.mut_arg("model", |a| {
+                a.long("student")
+                    .value_name("NAME")
+                    .help("Student model name (see `kestrel models`)")
+            })
+        })
+        .get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Train(a) => {
@@ -82,6 +95,13 @@ fn main() {
         Command::AugmentPreview(a) => cmd::augment_preview::run(a),
         Command::DataBench(a) => cmd::data_bench::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Plot(a) => cmd::plot::run(a),
+        Command::Distill(a) => {
+            let distill_matches = matches
+                .subcommand_matches("distill")
+                .expect("distill subcommand");
+            cmd::distill::run(a, distill_matches)
+        }
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

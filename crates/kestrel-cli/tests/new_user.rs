@@ -706,6 +706,8 @@ fn every_flag_has_a_description() {
         &["augment-preview"],
         &["bench"],
         &["models"],
+        &["distill"],
+        &["plot"],
     ] {
         assert_every_option_described(cmd);
     }

@@ -77,6 +77,22 @@ pub fn safetensors_bytes(model: &Model) -> Result<Vec<u8>, ModelError> {
     store.get_bytes().map_err(|e| werr(e.to_string()))
 }
 
+/// Every tensor of `model` (parameters and buffers) with the name its weight files give it
+/// (timm's PyTorch name, as [`save_safetensors`] writes it) and its burn parameter id: how
+/// fine-tuning finds tensors by name (`--freeze`, `--layer-decay`). Reads no tensor data.
+pub fn tensor_names(model: &Model) -> Result<Vec<(burn::module::ParamId, String)>, ModelError> {
+    let werr = |reason: String| ModelError::Weights {
+        path: PathBuf::from("<in memory>"),
+        reason,
+    };
+    let tensors = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
+    let (tensors, _) = remapper(&[], EXPORT_RULES).map_err(werr)?.remap(tensors);
+    Ok(tensors
+        .into_iter()
+        .filter_map(|t| Some((burn::module::ParamId::from(t.param_id?), t.name)))
+        .collect())
+}
+
 /// PyTorch layout, no enum variant names, timm key names.
 fn export_store(store: SafetensorsStore) -> Result<SafetensorsStore, String> {
     Ok(store

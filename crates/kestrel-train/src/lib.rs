@@ -2,15 +2,18 @@
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod config_file;
 pub mod data_config;
 pub mod ema;
 pub mod error;
 pub mod evaluate;
+pub mod finetune;
 pub mod grad;
 pub mod infer;
 pub mod logs;
 pub mod loss;
 pub mod optim;
+pub mod plots;
 pub mod run_dir;
 pub mod run_state;
 pub mod schedule;
@@ -22,4 +25,6 @@ pub use error::TrainError;
 pub use evaluate::{evaluate_checkpoint, open_eval_data, EvalData, EvalOptions, Evaluation, Split};
 pub use run_dir::{ExistingRun, RunDir};
 pub use source::{check_img_size, load_model, LoadedModel, ModelSource, RegistrySource};
-pub use trainer::{train, train_run, EpochLog, RunOptions, TrainConfig, TrainOutcome};
+pub use trainer::{
+    train, train_run, DistillConfig, EpochLog, RunOptions, TrainConfig, TrainOutcome,
+};

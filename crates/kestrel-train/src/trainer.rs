@@ -31,7 +31,10 @@ use crate::evaluate::{evaluate_checkpoint, EvalOptions};
 use crate::grad::{clip_gradients, gradients_finite, weights_finite, ClipMode};
 use crate::infer::{batch_to_tensor, predict};
 use crate::logs::{write_metrics_csv, EventWriter};
-use crate::loss::{smoothed_one_hot, targets_tensor, training_loss, LossKind};
+use crate::loss::{
+    distillation_loss, hard_distillation_loss, smoothed_one_hot, targets_tensor, training_loss,
+    LossKind,
+};
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::run_state::{
     load_set, optimizer_state_bytes, save_set, DatasetFingerprint, LoadedSet, Progress, SetFiles,
@@ -112,6 +115,122 @@ pub struct TrainConfig {
     /// folder: its channel counts too) instead of a fresh initialisation.
     #[serde(default)]
     pub init_from: Option<PathBuf>,
+    /// Fine-tuning: start from these timm/torchvision weights (any format `predict` loads); the
+    /// classifier is re-initialised when its class count differs from the dataset's.
+    pub weights: Option<PathBuf>,
+    /// Regex rename rules for `weights` from other codebases (`REGEX => REPLACEMENT` per line).
+    pub remap: Option<PathBuf>,
+    /// Parameters that get no update: see [`crate::finetune::frozen_names`].
+    pub freeze: Vec<String>,
+    /// timm's layer-wise lr decay (None = off): see [`crate::finetune::layer_decay_scales`].
+    pub layer_decay: Option<f64>,
+    /// Knowledge distillation from a teacher (`kestrel distill`; None = plain training).
+    pub distill: Option<DistillConfig>,
+}
+
+/// Where the teacher comes from and how its logits enter the loss.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DistillConfig {
+    /// A run folder of `kestrel train` ...
+    pub teacher_run: Option<PathBuf>,
+    /// ... or a registry model with timm/torchvision weights of the dataset's classes.
+    pub teacher_model: Option<String>,
+    pub teacher_weights: Option<PathBuf>,
+    pub temperature: f64,
+    /// The distillation term's weight; the label term gets 1 − alpha.
+    pub alpha: f64,
+    /// DeiT's hard distillation (CE on the teacher's argmax, through a distilled DeiT's
+    /// distillation head) instead of the soft KL term.
+    pub hard: bool,
+}
+
+impl Default for DistillConfig {
+    fn default() -> Self {
+        DistillConfig {
+            teacher_run: None,
+            teacher_model: None,
+            teacher_weights: None,
+            temperature: 4.0,
+            alpha: 0.7,
+            hard: false,
+        }
+    }
+}
+
+/// The teacher of `d`, checked to fit the student's data: the same classes and input.
+fn load_teacher(
+    d: &DistillConfig,
+    class_names: &[String],
+    data_config: &kestrel_models::DataConfig,
+    device: &Device,
+) -> Result<Model, TrainError> {
+    if !(d.temperature > 0.0 && d.temperature.is_finite()) {
+        return Err(TrainError::Config(format!(
+            "--temperature {}: must be a positive number",
+            d.temperature
+        )));
+    }
+    if !(0.0..=1.0).contains(&d.alpha) {
+        return Err(TrainError::Config(format!(
+            "--alpha {}: must be in [0, 1]",
+            d.alpha
+        )));
+    }
+    let (source, origin) = match (&d.teacher_run, &d.teacher_model, &d.teacher_weights) {
+        (Some(run), None, None) => (
+            crate::source::ModelSource::Checkpoint(run.clone()),
+            run.display().to_string(),
+        ),
+        (None, Some(model), Some(weights)) => (
+            crate::source::ModelSource::Registry(crate::source::RegistrySource {
+                model: model.clone(),
+                weights: Some(weights.clone()),
+                num_classes: Some(class_names.len()),
+                ..Default::default()
+            }),
+            weights.display().to_string(),
+        ),
+        _ => {
+            return Err(TrainError::Config(
+                "distillation needs a teacher: --teacher RUN_DIR, or --teacher-model NAME with                  --teacher-weights FILE"
+                    .into(),
+            ))
+        }
+    };
+    let teacher = crate::source::load_model(&source, device)?;
+    if teacher.int8.is_some() {
+        return Err(TrainError::Config(format!(
+            "--teacher {origin}: an int8 model cannot teach (its logits come from the int8              engine); use the float run it was quantized from"
+        )));
+    }
+    if let Some(w) = teacher
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("--num-classes"))
+    {
+        return Err(TrainError::Config(format!(
+            "--teacher-weights {origin}: the teacher must know the dataset's {} classes ({w})",
+            class_names.len()
+        )));
+    }
+    if matches!(source, crate::source::ModelSource::Checkpoint(_))
+        && teacher.class_names != class_names
+    {
+        return Err(TrainError::Config(format!(
+            "--teacher {origin}: its classes ({}) are not the dataset's ({})",
+            teacher.class_names.join(", "),
+            class_names.join(", ")
+        )));
+    }
+    let (t, s) = (&teacher.data_config, data_config);
+    if t.input_size != s.input_size || t.mean != s.mean || t.std != s.std {
+        return Err(TrainError::Config(format!(
+            "--teacher {origin}: it takes {:?} inputs normalised by mean {:?} std {:?}, the student {:?} with mean {:?} std {:?}; the teacher sees the student's batches, so they must match (give --img-size, or a teacher trained on the same input)",
+            t.input_size, t.mean, t.std, s.input_size, s.mean, s.std
+        )));
+    }
+    Ok(teacher.model)
 }
 
 impl Default for TrainConfig {
@@ -169,6 +288,11 @@ impl Default for TrainConfig {
             patience: None,
             checkpoint_every: 0,
             init_from: None,
+            weights: None,
+            remap: None,
+            freeze: Vec::new(),
+            layer_decay: None,
+            distill: None,
         }
     }
 }
@@ -424,14 +548,45 @@ pub fn train_run(
 
     device.seed(cfg.seed);
     let train_device = device.clone().autodiff();
-    let mut model: Model = spec.build(
-        &BuildOptions {
-            num_classes,
-            in_chans,
-            img_size: None,
-        },
-        &train_device,
-    );
+    let mut model: Model = match (&cfg.weights, opts.resume) {
+        // Fine-tuning goes through the one registry loader `predict` uses; a resumed run loads
+        // its own checkpoint below instead.
+        (Some(weights), false) => {
+            let loaded = crate::source::load_model(
+                &crate::source::ModelSource::Registry(crate::source::RegistrySource {
+                    model: cfg.model.clone(),
+                    weights: Some(weights.clone()),
+                    num_classes: Some(num_classes),
+                    remap: cfg.remap.clone(),
+                    ..Default::default()
+                }),
+                &train_device,
+            )?;
+            for w in loaded
+                .warnings
+                .iter()
+                .filter(|w| !w.starts_with("--num-classes"))
+            {
+                println!("warning: {w}");
+            }
+            if loaded.data_config.input_size[0] != in_chans {
+                return Err(TrainError::Config(format!(
+                    "{}: a {}-channel model, but the data has {in_chans} channels",
+                    weights.display(),
+                    loaded.data_config.input_size[0]
+                )));
+            }
+            loaded.model
+        }
+        _ => spec.build(
+            &BuildOptions {
+                num_classes,
+                in_chans,
+                img_size: None,
+            },
+            &train_device,
+        ),
+    };
     if let Some(dir) = &cfg.init_from {
         model = init_from_checkpoint(dir, spec.name, num_classes, &train_device)?;
         // The run's own checkpoints have the pruned architecture too.
@@ -442,6 +597,15 @@ pub fn train_run(
             std::fs::copy(&counts, &to).map_err(|e| TrainError::io(&to, e))?;
         }
     }
+    let teacher = match &cfg.distill {
+        Some(d) => Some(load_teacher(d, &splits.class_names, &data_config, device)?),
+        None => None,
+    };
+    let frozen = if cfg.freeze.is_empty() {
+        Default::default()
+    } else {
+        crate::finetune::frozen_ids(&model, &cfg.freeze)?
+    };
     if let Some((c, h, w)) = train_tf.output_shape() {
         model
             .check_input([c, h, w], device)
@@ -465,6 +629,9 @@ pub fn train_run(
         );
     }
     let mut optim = Optimizer::new(cfg.optimizer_config())?;
+    if let Some(decay) = cfg.layer_decay {
+        optim.set_lr_scales(crate::finetune::layer_decay_by_id(&model, decay)?);
+    }
     let mut ema = cfg.ema.then(|| ModelEma::new(cfg.ema_config(), &model));
 
     let fingerprint = DatasetFingerprint::of(splits);
@@ -501,6 +668,10 @@ pub fn train_run(
         log_text.push('\n');
     }
     write_atomic(&log_path, log_text.as_bytes())?;
+    write_atomic(
+        &out_dir.join(crate::config_file::CONFIG_FILE),
+        crate::config_file::config_toml(cfg).as_bytes(),
+    )?;
     let mut log = std::fs::OpenOptions::new()
         .append(true)
         .open(&log_path)
@@ -582,8 +753,32 @@ pub fn train_run(
                 &train_device,
             );
             let y = targets_tensor(targets, n, num_classes, &train_device);
-            let logits = model.forward(x);
-            let loss = training_loss(cfg.loss, logits.clone(), y, cfg.bce_target_threshold);
+            // The teacher sees the student's batch, off the autodiff tape.
+            let teacher_logits = teacher
+                .as_ref()
+                .map(|t| Tensor::<2>::from_inner(t.forward(x.clone().inner())));
+            let (logits, loss) = match (&cfg.distill, teacher_logits) {
+                (Some(d), Some(t)) if d.hard => {
+                    let (class, dist) = model.forward_heads(x);
+                    let dist_head = dist.clone().unwrap_or_else(|| class.clone());
+                    let loss = hard_distillation_loss(class.clone(), dist_head, t, y, d.alpha);
+                    let logits = match dist {
+                        Some(dist) => (class + dist).div_scalar(2.0),
+                        None => class,
+                    };
+                    (logits, loss)
+                }
+                (Some(d), Some(t)) => {
+                    let logits = model.forward(x);
+                    let loss = distillation_loss(logits.clone(), t, y, d.temperature, d.alpha);
+                    (logits, loss)
+                }
+                _ => {
+                    let logits = model.forward(x);
+                    let loss = training_loss(cfg.loss, logits.clone(), y, cfg.bce_target_threshold);
+                    (logits, loss)
+                }
+            };
             let loss_value: f32 = loss.clone().into_scalar();
             // `step` is the update that failed (1-based).
             let diverged =
@@ -628,6 +823,7 @@ pub fn train_run(
                 continue;
             }
             let mut grads = accumulated.grads();
+            crate::finetune::drop_frozen_gradients(&model, &mut grads, &frozen);
             if !gradients_finite(&model, &grads) {
                 return Err(diverged(
                     "gradient",
@@ -736,6 +932,11 @@ pub fn train_run(
         events.epoch(&entry)?;
         progress.history.push(entry);
         write_metrics_csv(&csv_path, &progress.history)?;
+        // A plot that cannot be drawn is worth a warning, not the run.
+        let curves = out_dir.join(crate::plots::CURVES_FILE);
+        if let Err(e) = crate::plots::plot_curves(&progress.history, &curves) {
+            bar.suspend(|| eprintln!("warning: {e}"));
+        }
         let improved = val_acc > progress.best_val_accuracy;
         if improved {
             progress.best_epoch = epoch;
@@ -789,6 +990,11 @@ pub fn train_run(
     )?;
     let metrics_path = out_dir.join("metrics.json");
     test.report.write_json(&metrics_path)?;
+    if let Err(e) =
+        crate::plots::plot_confusion(&test.report, &out_dir.join(crate::plots::CONFUSION_FILE))
+    {
+        eprintln!("warning: {e}");
+    }
     Ok(TrainOutcome {
         checkpoint_dir: out_dir.to_path_buf(),
         stopped_early: progress.stopped_early,

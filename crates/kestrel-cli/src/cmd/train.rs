@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use clap::parser::ValueSource;
 use clap::Args;
 use kestrel_data::recipe::Recipe;
 use kestrel_train::optim::OptimizerKind;
@@ -9,6 +10,7 @@ use kestrel_train::{ExistingRun, RunDir, TrainConfig, TrainError};
 
 use super::common::{at_least_one, fresh_run_dir, DataArgs, ImgSizeArg};
 use super::train_controls::{check_resume_flags, ControlArgs};
+use super::train_finetune::FinetuneArgs;
 use super::train_optim::OptimArgs;
 use crate::device::{parse_device, DEVICE_HELP};
 
@@ -19,6 +21,13 @@ use crate::device::{parse_device, DEVICE_HELP};
     after_help = "Examples:\n  kestrel train                                   # LeNet-5 on the embedded MNIST subset\n  kestrel train --data /usr/share/datasets/fashion-mnist --epochs 15\n  kestrel train --data photos/ --model resnet20_cifar --optimizer sgd --lr 0.1\n  kestrel train --optimizer sgd --nesterov --lr 0.1 --schedule multistep --decay-milestones 4,8 --warmup-epochs 0\n  kestrel train --optimizer lamb --lr 5e-3 --weight-decay 0.02 --schedule cosine-restarts --restart-epochs 2 --restart-mult 2"
 )]
 pub struct TrainArgs {
+    /// The whole training configuration as TOML (keys: the flags' names with `_`, e.g.
+    /// `lr = 0.1`, `optimizer = "sgd"`, `label_smoothing = 0.1`), or a built-in recipe:
+    /// `fashion-fast` (Fashion-MNIST in ~30 min on 2 cores), `fashion-best`. Flags given on the
+    /// command line override it; an unknown key is an error. The effective configuration is
+    /// saved in the run folder as config.toml (which --config reads back).
+    #[arg(long, value_name = "FILE|NAME")]
+    pub config: Option<String>,
     #[command(flatten)]
     pub data: DataArgs,
     /// Model name (see `kestrel models`).
@@ -75,6 +84,8 @@ pub struct TrainArgs {
     pub optim: OptimArgs,
     #[command(flatten)]
     pub controls: ControlArgs,
+    #[command(flatten)]
+    pub finetune: FinetuneArgs,
     /// Random-crop padding in pixels (0 = no random crop). Not for ImageFolder photos, which
     /// train with timm's RandomResizedCrop + flip unless a recipe says otherwise.
     #[arg(long, default_value_t = TrainConfig::default().crop_padding)]
@@ -117,6 +128,28 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
+/// The registry's spelling of a model name, keeping a `.TAG` (it selects the data config).
+fn registry_spelling(model: &str) -> Result<String> {
+    let spec = kestrel_models::find(model)?;
+    Ok(match model.trim().to_ascii_lowercase().split_once('.') {
+        Some((_, tag)) => format!("{}.{tag}", spec.name),
+        None => spec.name.to_string(),
+    })
+}
+
+/// The TrainConfig keys a typed flag sets (most flags are their key; keys that are not
+/// TrainConfig's are ignored by the merge).
+fn config_keys(flag_id: &str) -> Vec<&str> {
+    match flag_id {
+        "recipe" => vec!["recipe"],
+        "recipe_file" => vec!["recipe", "input_hw"],
+        "img_size" => vec!["input_hw"],
+        "lamb_no_grad_averaging" => vec!["lamb_grad_averaging"],
+        "bce_target_thresh" => vec!["bce_target_threshold"],
+        id => vec![id],
+    }
+}
+
 /// The library names TrainConfig fields; the user typed flags.
 fn with_flag_names(e: TrainError) -> anyhow::Error {
     match e {
@@ -130,6 +163,15 @@ fn with_flag_names(e: TrainError) -> anyhow::Error {
 }
 
 pub fn run(a: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
+    run_with(a, matches, None)
+}
+
+/// `train`, or with `distill` the student's run of `kestrel distill`.
+pub fn run_with(
+    a: TrainArgs,
+    matches: &clap::ArgMatches,
+    distill: Option<kestrel_train::DistillConfig>,
+) -> Result<()> {
     let device = parse_device(&a.device)?;
     if a.drop_path != 0.0 {
         anyhow::bail!(
@@ -146,14 +188,7 @@ pub fn run(a: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
         check_resume_flags(matches, run)?;
     }
     let mut cfg = TrainConfig {
-        // The registry's spelling, keeping a `.TAG` (it selects the data config).
-        model: {
-            let spec = kestrel_models::find(&a.model)?;
-            match a.model.trim().to_ascii_lowercase().split_once('.') {
-                Some((_, tag)) => format!("{}.{tag}", spec.name),
-                None => spec.name.to_string(),
-            }
-        },
+        model: registry_spelling(&a.model)?,
         epochs: a.epochs,
         batch_size: a.batch_size,
         lr: a.lr,
@@ -196,6 +231,21 @@ pub fn run(a: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
     }
     a.optim.apply(&mut cfg);
     a.controls.apply(&mut cfg);
+    a.finetune.apply(&mut cfg)?;
+    if let Some(spec) = &a.config {
+        let file = kestrel_train::config_file::read_config(spec)?;
+        let typed: Vec<&str> = matches
+            .ids()
+            .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+            .flat_map(|id| config_keys(id.as_str()))
+            .collect();
+        cfg = kestrel_train::config_file::merge_config(&cfg, &file, &typed)?;
+        cfg.model = registry_spelling(&cfg.model)
+            .map_err(|e| anyhow::anyhow!("{}: model: {e:#}", file.origin))?;
+    }
+    if distill.is_some() {
+        cfg.distill = distill;
+    }
     let mut data = a.data.clone();
     if let Some(run) = &resume {
         // The run's own configuration and data flags; --model and --data, when given, are

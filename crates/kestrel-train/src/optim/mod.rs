@@ -232,6 +232,9 @@ pub struct Optimizer {
     config: OptimizerConfig,
     states: HashMap<ParamId, ParamState>,
     steps: u64,
+    /// Per-parameter lr multipliers (timm's `lr_scale` of a parameter group: layer-wise lr
+    /// decay); parameters not listed get 1.
+    lr_scales: HashMap<ParamId, f64>,
 }
 
 impl Optimizer {
@@ -241,7 +244,13 @@ impl Optimizer {
             config,
             states: HashMap::new(),
             steps: 0,
+            lr_scales: HashMap::new(),
         })
+    }
+
+    /// Sets the lr multiplier of each listed parameter (the rest keep 1).
+    pub fn set_lr_scales(&mut self, scales: HashMap<ParamId, f64>) {
+        self.lr_scales = scales;
     }
 
     pub fn config(&self) -> &OptimizerConfig {
@@ -271,6 +280,7 @@ impl Optimizer {
             states: &mut self.states,
             grads: &mut grads,
             lr,
+            lr_scales: &self.lr_scales,
             group_step: self.steps,
             grad_divisor,
         };
@@ -283,6 +293,7 @@ struct StepMapper<'a> {
     states: &'a mut HashMap<ParamId, ParamState>,
     grads: &'a mut GradientsParams,
     lr: f64,
+    lr_scales: &'a HashMap<ParamId, f64>,
     group_step: u64,
     grad_divisor: Option<Tensor<1>>,
 }
@@ -304,7 +315,7 @@ impl ModuleMapper for StepMapper<'_> {
         let flat_grad: Tensor<1> = grad.inner().reshape([numel]);
 
         let step = ParamStep {
-            lr: self.lr,
+            lr: self.lr * self.lr_scales.get(&id).copied().unwrap_or(1.0),
             weight_decay: if D <= 1 {
                 0.0
             } else {

@@ -1,0 +1,271 @@
+//! Fine-tuning and run configuration end to end: `train --weights` starts from a checkpoint
+//! with a new head, `--freeze` keeps frozen tensors bit-identical, `--config` sets the run and
+//! typed flags override it, and the effective configuration is saved and reads back.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{kestrel, read_json, s, solid_color_folder, tempdir};
+
+fn tensors(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<u32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            let bits = v
+                .data()
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            (name, (v.shape().to_vec(), bits))
+        })
+        .collect()
+}
+
+/// A 3-class (blue, green, red) and a 2-class (blue, green) train/val pair.
+fn data(tmp: &Path) -> [(PathBuf, PathBuf); 2] {
+    let (t3, v3) = (tmp.join("t3"), tmp.join("v3"));
+    solid_color_folder(&t3, 8, 1);
+    solid_color_folder(&v3, 2, 2);
+    let (t2, v2) = (tmp.join("t2"), tmp.join("v2"));
+    solid_color_folder(&t2, 8, 3);
+    solid_color_folder(&v2, 2, 4);
+    std::fs::remove_dir_all(t2.join("red")).unwrap();
+    std::fs::remove_dir_all(v2.join("red")).unwrap();
+    [(t3, v3), (t2, v2)]
+}
+
+fn train(split: &(PathBuf, PathBuf), out: &Path, extra: &[&str]) -> common::Run {
+    kestrel(train_args(split, out, extra))
+}
+
+fn train_args(split: &(PathBuf, PathBuf), out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "train",
+        "--data",
+        s(&split.0),
+        "--val-dir",
+        s(&split.1),
+        "--model",
+        "lenet5",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--warmup-epochs",
+        "0",
+        "--lr",
+        "0.01",
+        "--workers",
+        "1",
+        "--quiet",
+        "--out",
+        s(out),
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+#[test]
+fn fine_tuning_loads_the_weights_replaces_the_head_and_freeze_keeps_tensors() {
+    let tmp = tempdir();
+    let [three, two] = data(tmp.path());
+    let pre = tmp.path().join("pre");
+    train(&three, &pre, &[]).ok();
+    let pretrained = pre.join("model.safetensors");
+    let before = tensors(&pretrained);
+    assert_eq!(before["fc2.weight"].0[0], 3);
+
+    // --freeze backbone: every tensor but the head is the file's, bit for bit.
+    let ft = tmp.path().join("ft_backbone");
+    train(
+        &two,
+        &ft,
+        &["--pretrained", s(&pretrained), "--freeze", "backbone"],
+    )
+    .ok();
+    let after = tensors(&ft.join("last.safetensors"));
+    assert_eq!(
+        after["fc2.weight"].0[0], 2,
+        "the head has the dataset's 2 classes"
+    );
+    assert_eq!(after["fc2.bias"].0, vec![2]);
+    for (name, t) in &before {
+        if !name.starts_with("fc2.") {
+            assert_eq!(
+                &after[name], t,
+                "{name}: frozen, so unchanged from the file"
+            );
+        }
+    }
+
+    // --freeze conv1,fc1: those stay the file's; the rest started from the file and moved.
+    let ft = tmp.path().join("ft_conv1");
+    train(
+        &two,
+        &ft,
+        &["--weights", s(&pretrained), "--freeze", "conv1,fc1"],
+    )
+    .ok();
+    let after = tensors(&ft.join("last.safetensors"));
+    let mut changed = 0;
+    for (name, t) in &before {
+        if name.starts_with("conv1.") || name.starts_with("fc1.") {
+            assert_eq!(&after[name], t, "{name}: frozen");
+        } else if !name.starts_with("fc2.") {
+            assert_eq!(after[name].0, t.0, "{name}: shape");
+            assert_ne!(after[name].1, t.1, "{name}: trained, so changed");
+            changed += 1;
+        }
+    }
+    assert!(changed >= 2, "some tensors trained");
+    let cfg = read_json(&ft.join("checkpoint.json"));
+    assert_eq!(
+        cfg["train_config"]["freeze"],
+        serde_json::json!(["conv1", "fc1"])
+    );
+}
+
+#[test]
+fn fine_tuning_flags_reject_bad_input_by_name() {
+    let tmp = tempdir();
+    let [three, _] = data(tmp.path());
+    train(&three, &tmp.path().join("a"), &["--pretrained"]).fails_cleanly_naming(&[
+        "--pretrained needs a weights file",
+        "bundles no pretrained weights",
+    ]);
+    train(&three, &tmp.path().join("b"), &["--freeze", "layer7"])
+        .fails_cleanly_naming(&["--freeze layer7", "matches no parameter"]);
+    train(&three, &tmp.path().join("c"), &["--layer-decay", "0.7"])
+        .fails_cleanly_naming(&["LeNet5", "no layer grouping"]);
+    let missing = tmp.path().join("missing.safetensors");
+    train(&three, &tmp.path().join("d"), &["--weights", s(&missing)])
+        .fails_cleanly_naming(&["missing.safetensors"]);
+}
+
+#[test]
+fn config_file_sets_the_run_typed_flags_override_it_and_it_is_saved() {
+    let tmp = tempdir();
+    let [three, _] = data(tmp.path());
+    let file = tmp.path().join("run.toml");
+    std::fs::write(
+        &file,
+        "optimizer = \"sgd\"\nmomentum = 0.8\nlr = 0.05\nlabel_smoothing = 0.25\n\
+         schedule = \"constant\"\nseed = 7\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("cfg");
+    // train() passes --lr 0.01 and --epochs 1: those win over the file.
+    train(&three, &out, &["--config", s(&file)]).ok();
+    let got = &read_json(&out.join("checkpoint.json"))["train_config"];
+    assert_eq!(got["optimizer"], "sgd");
+    assert_eq!(got["momentum"], 0.8);
+    assert_eq!(got["schedule"], "constant");
+    assert_eq!(got["seed"], 7);
+    assert_eq!(got["label_smoothing"].as_f64().unwrap() as f32, 0.25);
+    assert_eq!(got["lr"], 0.01, "the typed --lr overrides the file");
+    assert_eq!(got["epochs"], 1);
+
+    // The saved config.toml is the effective configuration: a run from it has the same one.
+    let saved = out.join("config.toml");
+    let again = tmp.path().join("again");
+    kestrel([
+        "train",
+        "--data",
+        s(&three.0),
+        "--val-dir",
+        s(&three.1),
+        "--workers",
+        "1",
+        "--quiet",
+        "--config",
+        s(&saved),
+        "--out",
+        s(&again),
+    ])
+    .ok();
+    assert_eq!(
+        &read_json(&again.join("checkpoint.json"))["train_config"],
+        got,
+        "config.toml reads back to the same configuration"
+    );
+}
+
+#[test]
+fn config_errors_name_the_key_and_the_file() {
+    let tmp = tempdir();
+    let [three, _] = data(tmp.path());
+    let file = tmp.path().join("typo.toml");
+    std::fs::write(&file, "lr = 0.1\nlearning_rate = 0.1\n").unwrap();
+    train(&three, &tmp.path().join("a"), &["--config", s(&file)])
+        .fails_cleanly_naming(&["typo.toml", "unknown key `learning_rate`"]);
+    std::fs::write(&file, "optimizer = \"adamx\"\n").unwrap();
+    train(&three, &tmp.path().join("b"), &["--config", s(&file)])
+        .fails_cleanly_naming(&["typo.toml", "`optimizer`"]);
+    train(
+        &three,
+        &tmp.path().join("c"),
+        &["--config", "fashion-fastest"],
+    )
+    .fails_cleanly_naming(&["fashion-fastest", "fashion-fast, fashion-best"]);
+}
+
+fn distill(split: &(PathBuf, PathBuf), out: &Path, extra: &[&str]) -> common::Run {
+    let mut args = train_args(split, out, &[]);
+    args[0] = "distill".into();
+    // train()'s `--model lenet5` is the student's --student here.
+    let i = args.iter().position(|a| a == "--model").unwrap();
+    args[i] = "--student".into();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    kestrel(args)
+}
+
+#[test]
+fn distillation_uses_the_teachers_logits_and_alpha_zero_is_plain_training() {
+    let tmp = tempdir();
+    let [three, two] = data(tmp.path());
+    let teacher = tmp.path().join("teacher");
+    train(&three, &teacher, &["--seed", "5"]).ok();
+    let plain = tmp.path().join("plain");
+    train(&three, &plain, &[]).ok();
+
+    let soft = tmp.path().join("soft");
+    distill(&three, &soft, &["--teacher", s(&teacher)]).ok();
+    let cfg = &read_json(&soft.join("checkpoint.json"))["train_config"]["distill"];
+    assert_eq!(cfg["temperature"], 4.0);
+    assert_eq!(cfg["alpha"], 0.7);
+    assert_eq!(cfg["hard"], false);
+    assert!(soft.join("metrics.json").exists());
+    assert_ne!(
+        tensors(&soft.join("last.safetensors")),
+        tensors(&plain.join("last.safetensors")),
+        "the teacher's term changes the updates"
+    );
+    // With α = 0 the KL term has weight 0: the same run as plain training, bit for bit.
+    let zero = tmp.path().join("zero");
+    distill(&three, &zero, &["--teacher", s(&teacher), "--alpha", "0"]).ok();
+    assert_eq!(
+        tensors(&zero.join("last.safetensors")),
+        tensors(&plain.join("last.safetensors"))
+    );
+
+    let hard = tmp.path().join("hard");
+    distill(&three, &hard, &["--teacher", s(&teacher), "--hard"]).ok();
+    let cfg = &read_json(&hard.join("checkpoint.json"))["train_config"]["distill"];
+    assert_eq!(
+        (cfg["hard"].as_bool(), cfg["alpha"].as_f64()),
+        (Some(true), Some(0.5))
+    );
+
+    distill(&two, &tmp.path().join("bad"), &["--teacher", s(&teacher)]).fails_cleanly_naming(&[
+        "--teacher",
+        "blue, green, red",
+        "blue, green",
+    ]);
+    distill(&three, &tmp.path().join("none"), &[]).fails_cleanly_naming(&["needs a teacher"]);
+}
