@@ -43,6 +43,11 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Measure the input pipeline's throughput (decode + augment + batch), in images/s.
     DataBench(cmd::data_bench::DataBenchArgs),
+    /// Serve a model over HTTP: POST /v1/classify with dynamic batching, /metrics, a web page.
+    Serve(cmd::serve::ServeArgs),
+    /// Recommend a model for a scenario: measure candidates here, join timm's published top-1,
+    /// print the Pareto front and the pick.
+    Recommend(cmd::recommend::RecommendArgs),
 }
 
 fn main() {
@@ -79,6 +84,8 @@ fn main() {
         Command::AugmentPreview(a) => cmd::augment_preview::run(a),
         Command::DataBench(a) => cmd::data_bench::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Recommend(a) => cmd::recommend::run(a),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

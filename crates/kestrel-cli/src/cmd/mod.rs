@@ -9,6 +9,8 @@ pub mod models;
 pub mod predict;
 pub mod preprocess;
 pub mod quantize;
+pub mod recommend;
+pub mod serve;
 pub mod source;
 pub mod train;
 pub mod train_controls;
