@@ -216,7 +216,7 @@ pub fn run(a: RecommendArgs) -> Result<()> {
         }
         notes.extend(c.misses.iter().cloned());
         println!(
-            "{:<30} {:>8} {:>9.0} {:>9.2} {:>9.2} {:>8.1} {:>8}  {}",
+            "{:<30} {:>8} {:>9.1} {:>9.2} {:>9.2} {:>8.1} {:>8}  {}",
             m.model,
             human_count(m.params),
             m.macs as f64 / 1e6,
