@@ -49,6 +49,11 @@ enum Command {
     Distill(cmd::distill::DistillArgs),
     /// Redraw a run's plots (curves.png: loss, accuracy, lr; confusion_matrix.png) from its logs.
     Plot(cmd::plot::PlotArgs),
+    /// Serve a model over HTTP: POST /v1/classify with dynamic batching, /metrics, a web page.
+    Serve(cmd::serve::ServeArgs),
+    /// Recommend a model for a scenario: measure candidates here, join timm's published top-1,
+    /// print the Pareto front and the pick.
+    Recommend(cmd::recommend::RecommendArgs),
 }
 
 fn main() {
@@ -102,6 +107,8 @@ fn main() {
                 .expect("distill subcommand");
             cmd::distill::run(a, distill_matches)
         }
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Recommend(a) => cmd::recommend::run(a),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -79,7 +79,9 @@ fn draw_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Config(format!("{}: drawing the plot: {e}", path.display()))
 }
 
-fn write_png(path: &Path, buf: Vec<u8>, (w, h): (u32, u32)) -> Result<(), TrainError> {
+/// Writes the `w × h` RGB buffer a plotters `BitMapBackend::with_buffer` drew into as a PNG,
+/// atomically (the encoder is the `image` crate the workspace already has).
+pub fn write_png(path: &Path, buf: Vec<u8>, (w, h): (u32, u32)) -> Result<(), TrainError> {
     let img = image::RgbImage::from_raw(w, h, buf).expect("buffer of w×h×3 bytes");
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)

@@ -118,13 +118,47 @@ impl LoadedModel {
         image: Image,
     ) -> Result<Vec<f32>, TrainError> {
         let x = self.preprocess(image)?;
-        let (logits, _) = runner
-            .logits(&x.data, [1, x.channels, x.height, x.width])
+        Ok(self
+            .classify_batch_with(runner, std::slice::from_ref(&x))?
+            .pop()
+            .expect("one row per input"))
+    }
+
+    /// Class probabilities for already preprocessed inputs (all of the model's input size),
+    /// run as one batch on `runner`: one row per input, in order. `kestrel serve` batches
+    /// requests through this.
+    pub fn classify_batch_with(
+        &self,
+        runner: &kestrel_deploy::Runner,
+        inputs: &[Chw],
+    ) -> Result<Vec<Vec<f32>>, TrainError> {
+        let Some(first) = inputs.first() else {
+            return Ok(vec![]);
+        };
+        let shape = [first.channels, first.height, first.width];
+        let mut batch = Vec::with_capacity(inputs.len() * first.data.len());
+        for x in inputs {
+            if [x.channels, x.height, x.width] != shape {
+                return Err(TrainError::Config(format!(
+                    "a batch mixes input sizes: {:?} and {:?}",
+                    shape,
+                    [x.channels, x.height, x.width]
+                )));
+            }
+            batch.extend_from_slice(&x.data);
+        }
+        let (logits, classes) = runner
+            .logits(&batch, [inputs.len(), shape[0], shape[1], shape[2]])
             .map_err(TrainError::Engine)?;
-        let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let exp: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();
-        let sum: f32 = exp.iter().sum();
-        Ok(exp.into_iter().map(|e| e / sum).collect())
+        Ok(logits
+            .chunks_exact(classes.max(1))
+            .map(|row| {
+                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let exp: Vec<f32> = row.iter().map(|&v| (v - max).exp()).collect();
+                let sum: f32 = exp.iter().sum();
+                exp.into_iter().map(|e| e / sum).collect()
+            })
+            .collect())
     }
 
     /// Class probabilities for one image, on burn (an int8 model: on the fast engine).

@@ -12,6 +12,8 @@ pub mod predict;
 pub mod preprocess;
 pub mod prune;
 pub mod quantize;
+pub mod recommend;
+pub mod serve;
 pub mod source;
 pub mod train;
 pub mod train_controls;

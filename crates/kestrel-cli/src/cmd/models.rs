@@ -30,7 +30,7 @@ pub struct ModelsArgs {
 }
 
 /// The models whose name, alias or family matches the glob `filter`, ignoring case.
-fn filtered(filter: &str) -> Result<Vec<&'static ModelSpec>> {
+pub fn filtered(filter: &str) -> Result<Vec<&'static ModelSpec>> {
     let f = filter.trim().to_ascii_lowercase();
     let glob = if f.contains(['*', '?', '[']) {
         f
