@@ -30,6 +30,8 @@ use burn::prelude::*;
 use kestrel_models::attention::BlockAttention;
 use kestrel_models::mbconv::{MbBlock, SqueezeExcite};
 use kestrel_models::mobilenet::HeadKind;
+use kestrel_models::resnet;
+use kestrel_models::sequential::Layer;
 use kestrel_models::Model;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
@@ -99,6 +101,24 @@ fn is_depthwise(conv: &Conv2d) -> bool {
     conv.groups > 1 && in_per_group == 1 && out == conv.groups
 }
 
+/// An `nn.Sequential` of convs, BNs, ReLUs, pools and identities (ResNet-D's deep stem and
+/// shortcuts), its layers named `{prefix}.{index}` as PyTorch's keys are.
+fn walk_layers(
+    prefix: &str,
+    layers: &mut [Layer],
+    mut x: Space,
+    t: &mut dyn Tracer,
+) -> Result<Space, String> {
+    for (i, layer) in layers.iter_mut().enumerate() {
+        match layer {
+            Layer::Conv(conv) => x = t.conv(&format!("{prefix}.{i}"), conv, x)?,
+            Layer::Bn(bn) => t.bn(&format!("{prefix}.{i}"), bn, x)?,
+            Layer::Relu(_) | Layer::MaxPool(_) | Layer::AvgPool(_) | Layer::Identity(_) => {}
+        }
+    }
+    Ok(x)
+}
+
 /// The families channel pruning understands, traced; anything else is an error naming it.
 fn walk(
     model: &mut Model,
@@ -109,18 +129,17 @@ fn walk(
     match model {
         Model::ResNet(m) => {
             let x = t.input(in_chans);
-            let mut x = t.conv("conv1", &mut m.conv1, x)?;
+            let mut x = match &mut m.conv1 {
+                resnet::Stem::Conv(conv) => t.conv("conv1", conv, x)?,
+                resnet::Stem::Deep(layers) => walk_layers("conv1", layers, x, t)?,
+            };
             t.bn("bn1", &mut m.bn1, x)?;
             let stages = [&mut m.layer1, &mut m.layer2, &mut m.layer3, &mut m.layer4];
             for (s, stage) in stages.into_iter().enumerate() {
                 for (b, blk) in stage.iter_mut().enumerate() {
                     let p = format!("layer{}.{b}.", s + 1);
                     let shortcut = match &mut blk.downsample {
-                        Some(ds) => {
-                            let y = t.conv(&format!("{p}downsample.0"), &mut ds.conv, x)?;
-                            t.bn(&format!("{p}downsample.1"), &mut ds.bn, y)?;
-                            y
-                        }
+                        Some(ds) => walk_layers(&format!("{p}downsample"), ds, x, t)?,
                         None => x,
                     };
                     let mut y = t.conv(&format!("{p}conv1"), &mut blk.conv1, x)?;
