@@ -3,7 +3,7 @@
 ONNX export of kestrel-models' tiny timm fixtures, on each fixture's own input.
 
 The ONNX files come from the Rust test itself (KESTREL_ONNX_WRITE_DIR makes it write them), so
-the fixture is exactly what `cargo test --test onnx_export` exports. Needs onnxruntime, onnx,
+the fixture is exactly what `cargo test --release --workspace --test deploy_tests -- onnx_export` exports. Needs onnxruntime, onnx,
 numpy and safetensors (pip).
 
     python3 scripts/make_onnx_fixtures.py

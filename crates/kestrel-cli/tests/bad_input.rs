@@ -1,7 +1,7 @@
 //! Bad input gets a clear error that names the offending path (or value) and exit code 1 —
 //! never a panic.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

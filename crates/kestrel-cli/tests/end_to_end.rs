@@ -2,7 +2,7 @@
 //! eval with a predictions CSV → predict → preprocess + forward, which must agree with predict.
 //! Then reproducibility: the same run with the same seed logs the same losses.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

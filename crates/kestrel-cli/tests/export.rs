@@ -1,7 +1,7 @@
 //! `kestrel export`: a file onnx tools can read (structure checked here; numerics against
 //! onnxruntime in kestrel-deploy's onnx_export test), and clear errors for bad input.
 
-mod common;
+use crate::common;
 
 use common::{kestrel, s, tempdir};
 

@@ -2,7 +2,7 @@
 //! with a new head, `--freeze` keeps frozen tensors bit-identical, `--config` sets the run and
 //! typed flags override it, and the effective configuration is saved and reads back.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! `kestrel models`: the JSON listing, checked against hand counts for LeNet-5.
 
-mod common;
+use crate::common;
 
 use common::kestrel;
 

@@ -2,7 +2,7 @@
 //! trained on, no silent random weights, no ignored sizes or flags, and output that can be used.
 //! Tiny folders of solid colours and LeNet-5 / ResNet-8 keep every run well under a second.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

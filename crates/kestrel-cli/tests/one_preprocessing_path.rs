@@ -2,7 +2,7 @@
 //! data config, exactly as timm's eval transform, and `--checkpoint DIR` and `--model NAME`
 //! give the model the same tensor.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

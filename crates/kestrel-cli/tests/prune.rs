@@ -2,7 +2,7 @@
 //! (forward, a second pruning, `train --init-from`), and clear errors. The pruning numerics
 //! (pruned = unpruned with the channels zeroed, hand counts) are kestrel-deploy's prune test.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

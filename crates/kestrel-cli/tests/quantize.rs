@@ -1,7 +1,7 @@
 //! `kestrel quantize`: the run folder it writes, the commands that run it through
 //! `--checkpoint DIR`, and clear errors for bad input (numerics are kestrel-deploy's quant test).
 
-mod common;
+use crate::common;
 
 use common::{kestrel, read_json, s, solid_color_folder, tempdir};
 

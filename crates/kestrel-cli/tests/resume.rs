@@ -2,7 +2,7 @@
 //! with the same bits as a run that was never interrupted; bad resume input fails naming the
 //! file.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! out-of-range hyper-parameters, a closed stdout. kestrel must either do the right thing or
 //! stop with a clear error — never panic.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! the batching (seen in the answers and in /metrics), the overload 503s and the graceful
 //! shutdown on SIGTERM are checked against what the issue specifies.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,6 +1,6 @@
 //! The helper commands: `augment-preview` and `data-bench`.
 
-mod common;
+use crate::common;
 
 use common::{kestrel, read_json, s, solid_color_folder, tempdir, write_truncated_png};
 

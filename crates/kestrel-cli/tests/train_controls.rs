@@ -1,7 +1,7 @@
 //! Training controls end to end: gradient accumulation equals the larger batch, early stopping
 //! stops, a diverging run stops with a clear message and keeps its last good checkpoint.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

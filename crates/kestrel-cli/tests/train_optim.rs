@@ -1,7 +1,7 @@
 //! `kestrel train` with the optimizer, schedule and loss flags: every optimizer trains, the
 //! log records the lr each epoch used, and bad values are clean errors naming the flag.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! SE / ECA / CBAM block attention in timm ResNets, logits against timm on shrunk models
 //! (fixtures: scripts/make_model_fixtures.py, ATTENTION table).
 
-mod common;
+use crate::common;
 
 use common::check_fixture;
 use kestrel_models::attention::AttnKind;

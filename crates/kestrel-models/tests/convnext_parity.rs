@@ -1,7 +1,7 @@
 //! ConvNeXt logits against timm on shrunk models (fixtures from scripts/make_model_fixtures.py,
 //! with layer scale and norms perturbed so that every branch contributes).
 
-mod common;
+use crate::common;
 
 use common::{assert_fast_engine_matches, assert_logits_match, fixture, input_tensor};
 use kestrel_models::burn::prelude::*;

@@ -2,7 +2,7 @@
 //! Fixtures: scripts/timm_tiny.py (timm's own generators at channel multiplier 0.2, depth
 //! multiplier 0.3, 10 classes, 32 px input — stride-2 TF "same" padding is asymmetric there).
 
-mod common;
+use crate::common;
 
 use common::check_fixture;
 use kestrel_models::burn::prelude::*;

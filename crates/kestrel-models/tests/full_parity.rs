@@ -11,7 +11,7 @@
 //!   python3 scripts/check_parity_full.py            # writes .parity/, then runs this test
 //!   cargo test --release -p kestrel-models --test full_parity -- --ignored full_parity
 
-mod common;
+use crate::common;
 
 use common::{input_tensor, load_fixture_weights, read_tensor};
 use kestrel_models::burn::prelude::*;

@@ -5,7 +5,7 @@
 //!     python3 ../shared/tools/make_parity.py mobilenetv2_100 tv:shufflenet_v2_x1_0 --out .parity
 //!     cargo test --release -p kestrel-models --test full_parity_mobilenet_shufflenet_vgg -- --ignored --nocapture
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

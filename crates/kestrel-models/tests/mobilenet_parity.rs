@@ -3,7 +3,7 @@
 //! multiplier 0.25, depth multiplier 0.34, a 64-wide head, 10 classes, 56 px input; perturbed BN
 //! statistics and non-zero SE biases).
 
-mod common;
+use crate::common;
 
 use common::{check_fixture, fixture};
 use kestrel_models::burn::prelude::*;

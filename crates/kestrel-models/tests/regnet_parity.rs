@@ -1,7 +1,7 @@
 //! RegNetX / RegNetY logits against timm on shrunk models (timm kwargs w0=8, wa=8, wm=2,
 //! depth=6, group_size=8, stem_width=16: stages of widths 8/16/32/64, depths 1/1/3/1).
 
-mod common;
+use crate::common;
 
 use common::{check_fixture, fixture};
 use kestrel_models::burn::prelude::*;

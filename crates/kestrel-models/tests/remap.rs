@@ -1,6 +1,6 @@
 //! `--remap`: checkpoints from other codebases load after regex renames.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! ResNet/ResNeXt logits against timm on shrunk models (fixtures from
 //! scripts/make_model_fixtures.py: perturbed BN statistics, non-zero residual branches).
 
-mod common;
+use crate::common;
 
 use common::{
     assert_fast_engine_matches, assert_logits_match, fixture, input_tensor, load_fixture_weights,

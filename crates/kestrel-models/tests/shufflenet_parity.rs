@@ -2,7 +2,7 @@
 //! scripts/make_model_fixtures.py: torchvision's `ShuffleNetV2` class with stage repeats
 //! [2, 3, 2] and widths [8, 16, 32, 64, 128], 10 classes, 56 px; perturbed BN statistics).
 
-mod common;
+use crate::common;
 
 use common::check_fixture;
 use kestrel_models::burn::prelude::*;

@@ -5,7 +5,7 @@
 //! sinusoidal position embedding, parameter counts against the paper and the official code, the
 //! eval preprocessing, and the fixed-input-size error.
 
-mod common;
+use crate::common;
 
 use common::{check_fixture, fixture, read_tensor};
 use kestrel_models::burn::prelude::*;

@@ -7,7 +7,8 @@
 //! parameters, ConvNeXt layer scales drawn from U(0.1, 0.5)). Full-size checks against
 //! torchvision's default models: `full_parity_torchvision` below (ignored, needs `.parity/`).
 
-mod common;
+use crate::common;
+#[path = "tv_tiny/mod.rs"]
 mod tv_tiny;
 
 use common::{

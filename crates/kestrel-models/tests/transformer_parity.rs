@@ -4,7 +4,7 @@
 //! load time, Swin checkpoints that carry the rebuilt buffers, the fixed-input-size error, and
 //! that the fast engine declines transformers (burn runs them).
 
-mod common;
+use crate::common;
 
 use common::{assert_logits_match, check_fixture, fixture, input_tensor, read_tensor};
 use kestrel_models::burn::prelude::*;

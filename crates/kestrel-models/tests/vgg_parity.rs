@@ -3,7 +3,7 @@
 //! `AlexNet` with widths [8, 16, 24, 16, 16], classifiers 32 wide, 10 classes; 64 px for VGG and
 //! 96 px for AlexNet, so the adaptive pool spreads a 2×2 map to 7×7 / 6×6).
 
-mod common;
+use crate::common;
 
 use common::check_fixture;
 use kestrel_models::alexnet::AlexNetConfig;

@@ -6,7 +6,7 @@
 //!
 //!   cargo test --release -p kestrel-models --test z2_full_parity -- --ignored --nocapture
 
-mod common;
+use crate::common;
 
 use common::{input_tensor, load_fixture_weights, logit_errors};
 use kestrel_models::burn::prelude::*;

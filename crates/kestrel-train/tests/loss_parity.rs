@@ -2,7 +2,7 @@
 //! (scripts/make_optim_fixtures.py): CE with label smoothing, soft-target CE, timm's
 //! BinaryCrossEntropy, the KD loss and DeiT's hard distillation.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use burn::tensor::TensorData;

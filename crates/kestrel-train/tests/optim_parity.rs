@@ -3,7 +3,7 @@
 //! The parameters have ranks 1, 2 and 4, so the no-weight-decay group of 1-D parameters
 //! (timm's param_groups_weight_decay) is exercised too.
 
-mod common;
+use crate::common;
 
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;

@@ -1,7 +1,7 @@
 //! Each lr schedule, warm-up included, gives the lr sequence of its torch.optim.lr_scheduler /
 //! timm.scheduler reference (scripts/make_optim_fixtures.py), per step and per epoch.
 
-mod common;
+use crate::common;
 
 use kestrel_train::schedule::{Schedule, ScheduleConfig, ScheduleKind, SchedulePer};
 use serde_json::Value;
