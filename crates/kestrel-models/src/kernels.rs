@@ -409,32 +409,23 @@ pub fn activation<const D: usize>(x: &Tensor<D>, act: KernelAct) -> Option<Tenso
 // ---------------------------------------------------------------------------------------------
 // Training-mode batch norm fused with the activation after it (kestrel_kernels::batch_norm).
 
-/// The activations the fused batch norm takes, as the extension's plain argument.
+/// The activations the fused batch norm takes; the extension's plain argument is the index.
+const BN_ACTS: [KernelAct; 7] = [
+    KernelAct::Identity,
+    KernelAct::Relu,
+    KernelAct::Relu6,
+    KernelAct::HardSwish,
+    KernelAct::HardSigmoid,
+    KernelAct::Silu,
+    KernelAct::Sigmoid,
+];
+
 fn bn_act_code(act: KernelAct) -> Option<u8> {
-    [
-        KernelAct::Identity,
-        KernelAct::Relu,
-        KernelAct::Relu6,
-        KernelAct::HardSwish,
-        KernelAct::HardSigmoid,
-        KernelAct::Silu,
-        KernelAct::Sigmoid,
-    ]
-    .iter()
-    .position(|a| *a == act)
-    .map(|i| i as u8)
+    BN_ACTS.iter().position(|a| *a == act).map(|i| i as u8)
 }
 
 fn bn_act_from_code(code: u8) -> KernelAct {
-    [
-        KernelAct::Identity,
-        KernelAct::Relu,
-        KernelAct::Relu6,
-        KernelAct::HardSwish,
-        KernelAct::HardSigmoid,
-        KernelAct::Silu,
-        KernelAct::Sigmoid,
-    ][code as usize]
+    BN_ACTS[code as usize]
 }
 
 /// Training-mode batch norm + activation and its backward. Only Flex runs them:
