@@ -586,6 +586,8 @@ impl Shape {
 pub struct Profile {
     /// (op name, seconds, multiply-accumulates)
     pub by_kind: Vec<(&'static str, f64, u64)>,
+    /// Every op in graph order: (op name, what it computed, seconds, multiply-accumulates).
+    pub by_op: Vec<(&'static str, String, f64, u64)>,
 }
 
 impl Engine {
@@ -722,6 +724,7 @@ impl Engine {
         for (i, op) in self.ops.iter().enumerate() {
             let t0 = prof.as_ref().map(|_| std::time::Instant::now());
             let mut macs = 0u64;
+            let mut detail = String::new();
             let shape_of = |v: Value, shapes: &[Option<Shape>]| {
                 shapes[v].ok_or_else(|| {
                     format!("op {i} ({}) reads value {v} before it is made", op.name())
@@ -770,6 +773,20 @@ impl Engine {
                     }
                     conv.forward(xb, n, s.h, s.w, &mut o, rb, *add_after_act);
                     macs = conv.geom.macs(s.h, s.w) * n as u64;
+                    if prof.is_some() {
+                        let g = &conv.geom;
+                        detail = format!(
+                            "{}x{} /{} {}->{} at {}x{}{}",
+                            g.kernel[0],
+                            g.kernel[1],
+                            g.stride[0],
+                            g.in_ch,
+                            g.out_ch,
+                            oh,
+                            ow,
+                            if residual.is_some() { " +res" } else { "" }
+                        );
+                    }
                     bufs[*out] = Some(o);
                     shapes[*out] = Some(os);
                 }
@@ -971,6 +988,7 @@ impl Engine {
             }
             if let (Some(p), Some(t0)) = (prof.as_deref_mut(), t0) {
                 let dt = t0.elapsed().as_secs_f64();
+                p.by_op.push((op.name(), detail, dt, macs));
                 match p.by_kind.iter_mut().find(|(k, _, _)| *k == op.name()) {
                     Some(e) => {
                         e.1 += dt;

@@ -72,39 +72,91 @@ impl Depthwise {
             (g.kernel[0] - 1) * g.dilation[0],
             (g.kernel[1] - 1) * g.dilation[1],
         ];
+        // Output columns whose every tap column lies inside the input: [xa, xb).
+        let xa = pad[2].div_ceil(g.stride[1]).min(ow);
+        let xb = if w + pad[2] > reach[1] {
+            ((w + pad[2] - reach[1] - 1) / g.stride[1] + 1).clamp(xa, ow)
+        } else {
+            xa
+        };
         crate::threads::parallel_for(tasks, |task| {
             let (xp, op, res) = (xp, op, res);
             let mut taps: Vec<(usize, usize)> = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
+            // (offset of the input row, kernel row) for the kernel rows inside the input.
+            let mut krows: Vec<(usize, usize)> = Vec::with_capacity(g.kernel[0]);
+            let mut row_taps: Vec<(usize, usize)> = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
             for row in task * rows_per_task..((task + 1) * rows_per_task).min(rows) {
                 let (b, y) = (row / oh, row % oh);
                 let iy0 = (y * g.stride[0]) as isize - pad[0] as isize;
                 let rows_inside = iy0 >= 0 && iy0 as usize + reach[0] < h;
+                krows.clear();
+                for i in 0..g.kernel[0] {
+                    let iy = iy0 + (i * g.dilation[0]) as isize;
+                    if iy >= 0 && iy < h as isize {
+                        krows.push(((b * h + iy as usize) * w * c, i));
+                    }
+                }
+                let o_row = (b * oh + y) * ow * c;
+                row_taps.clear();
+                for &(roff, i) in &krows {
+                    for j in 0..g.kernel[1] {
+                        row_taps.push((roff + j * g.dilation[1] * c, (i * g.kernel[1] + j) * c));
+                    }
+                }
+                // Interior columns: a whole run of output pixels per call, several pixels
+                // at once so each weight vector loaded serves all of them.
+                if isa == Isa::Avx2 && xb > xa {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: columns in [xa, xb) read only inside their input rows (the
+                    // definition of xa and xb), the rows in `krows` exist; each task writes its
+                    // own output rows.
+                    unsafe {
+                        let r = if res.0.is_null() {
+                            res.0
+                        } else {
+                            res.0.add(o_row)
+                        };
+                        avx2::row(
+                            &avx2::RowArgs {
+                                x: xp.0,
+                                taps: &row_taps,
+                                stride: g.stride[1],
+                                pad_l: pad[2],
+                                w: wv.as_ptr(),
+                                bias,
+                                c,
+                                dst: op.0.add(o_row),
+                                res: r,
+                                act,
+                                after,
+                            },
+                            xa,
+                            xb,
+                        );
+                    }
+                }
                 for xo in 0..ow {
+                    if isa == Isa::Avx2 && (xa..xb).contains(&xo) {
+                        continue;
+                    }
                     let ix0 = (xo * g.stride[1]) as isize - pad[2] as isize;
                     let inside = rows_inside && ix0 >= 0 && ix0 as usize + reach[1] < w;
                     let (base, tap_list): (usize, &[(usize, usize)]) = if inside {
                         (((b * h + iy0 as usize) * w + ix0 as usize) * c, &interior)
                     } else {
                         taps.clear();
-                        for i in 0..g.kernel[0] {
-                            let iy = iy0 + (i * g.dilation[0]) as isize;
-                            if iy < 0 || iy >= h as isize {
-                                continue;
-                            }
+                        for &(roff, i) in &krows {
                             for j in 0..g.kernel[1] {
                                 let ix = ix0 + (j * g.dilation[1]) as isize;
                                 if ix < 0 || ix >= w as isize {
                                     continue;
                                 }
-                                taps.push((
-                                    ((b * h + iy as usize) * w + ix as usize) * c,
-                                    (i * g.kernel[1] + j) * c,
-                                ));
+                                taps.push((roff + ix as usize * c, (i * g.kernel[1] + j) * c));
                             }
                         }
                         (0, &taps)
                     };
-                    let o = ((b * oh + y) * ow + xo) * c;
+                    let o = o_row + xo * c;
                     // SAFETY: interior offsets stay inside the input by the `inside` test, border
                     // ones were bounds-checked above; each task writes its own output rows.
                     unsafe {
@@ -210,6 +262,129 @@ mod avx2 {
             }
             *dst.add(ch) = epilogue_scalar(s, res, ch, act, after);
         }
+    }
+
+    /// One output row's interior run of pixels (every tap column inside the input).
+    pub(super) struct RowArgs<'a> {
+        pub x: *const f32,
+        /// Per tap inside the input: (input offset from the pixel's first column in row 0 of
+        /// the image, weight offset `tap · C`).
+        pub taps: &'a [(usize, usize)],
+        pub stride: usize,
+        pub pad_l: usize,
+        /// Packed weights `[tap][C]`.
+        pub w: *const f32,
+        pub bias: &'a [f32],
+        pub c: usize,
+        /// Start of the output row (and of its residual row, or null).
+        pub dst: *mut f32,
+        pub res: *const f32,
+        pub act: Act,
+        pub after: bool,
+    }
+
+    /// Output pixels `xa..xb` of one row: four pixels at a time, so each weight vector loaded
+    /// serves four FMAs, then single pixels.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn row(a: &RowArgs, xa: usize, xb: usize) {
+        let mut xo = xa;
+        while xo + 4 <= xb {
+            pixels::<4>(a, xo);
+            xo += 4;
+        }
+        while xo < xb {
+            pixels::<1>(a, xo);
+            xo += 1;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pixels<const P: usize>(a: &RowArgs, xo: usize) {
+        let c = a.c;
+        let step = a.stride * c;
+        let x0 = a.x.add((xo * a.stride - a.pad_l) * c);
+        let dst = a.dst.add(xo * c);
+        let res = if a.res.is_null() {
+            a.res
+        } else {
+            a.res.add(xo * c)
+        };
+        let mut ch = 0;
+        while ch + 16 <= c {
+            let b0 = _mm256_loadu_ps(a.bias.as_ptr().add(ch));
+            let b1 = _mm256_loadu_ps(a.bias.as_ptr().add(ch + 8));
+            let mut acc0 = [b0; P];
+            let mut acc1 = [b1; P];
+            for &(xoff, woff) in a.taps {
+                let w0 = _mm256_loadu_ps(a.w.add(woff + ch));
+                let w1 = _mm256_loadu_ps(a.w.add(woff + ch + 8));
+                let xp = x0.add(xoff + ch);
+                for p in 0..P {
+                    acc0[p] = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(p * step)), w0, acc0[p]);
+                    acc1[p] = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(p * step + 8)), w1, acc1[p]);
+                }
+            }
+            for p in 0..P {
+                finish(
+                    acc0[p],
+                    dst.add(p * c + ch),
+                    res,
+                    p * c + ch,
+                    a.act,
+                    a.after,
+                );
+                finish(
+                    acc1[p],
+                    dst.add(p * c + ch + 8),
+                    res,
+                    p * c + ch + 8,
+                    a.act,
+                    a.after,
+                );
+            }
+            ch += 16;
+        }
+        while ch + 8 <= c {
+            let mut acc = [_mm256_loadu_ps(a.bias.as_ptr().add(ch)); P];
+            for &(xoff, woff) in a.taps {
+                let wv = _mm256_loadu_ps(a.w.add(woff + ch));
+                let xp = x0.add(xoff + ch);
+                for (p, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(p * step)), wv, *acc);
+                }
+            }
+            for (p, acc) in acc.iter().enumerate() {
+                finish(*acc, dst.add(p * c + ch), res, p * c + ch, a.act, a.after);
+            }
+            ch += 8;
+        }
+        for ch in ch..c {
+            for p in 0..P {
+                let mut s = a.bias[ch];
+                for &(xoff, woff) in a.taps {
+                    s += *x0.add(xoff + p * step + ch) * *a.w.add(woff + ch);
+                }
+                *dst.add(p * c + ch) = epilogue_scalar(s, res, p * c + ch, a.act, a.after);
+            }
+        }
+    }
+
+    /// Bias is already in `v`: activation and residual, then the store.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn finish(v: __m256, dst: *mut f32, res: *const f32, at: usize, act: Act, after: bool) {
+        let v = if res.is_null() {
+            apply(act, v)
+        } else {
+            let r = _mm256_loadu_ps(res.add(at));
+            if after {
+                _mm256_add_ps(apply(act, v), r)
+            } else {
+                apply(act, _mm256_add_ps(v, r))
+            }
+        };
+        _mm256_storeu_ps(dst, v);
     }
 
     #[inline]

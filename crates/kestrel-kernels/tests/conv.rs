@@ -169,6 +169,24 @@ fn depthwise_convolutions() {
             check(2, 11, 13, c, c, k, stride, 1, pad, c, Act::Relu6, false);
             check(1, 8, 8, c, c, k, stride, 1, pad, c, Act::Gelu, true);
         }
+        // Rows wide enough for several four-pixel runs and a remainder, a row shorter than the
+        // kernel's reach, and dilation.
+        check(
+            1,
+            5,
+            31,
+            16,
+            16,
+            k,
+            stride,
+            1,
+            pad,
+            16,
+            Act::HardSwish,
+            true,
+        );
+        check(1, 9, 3, 8, 8, k, stride, 1, pad, 8, Act::Relu, false);
+        check(1, 12, 27, 12, 12, k, stride, 2, pad, 12, Act::Silu, false);
     }
 }
 

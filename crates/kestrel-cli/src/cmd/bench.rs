@@ -189,6 +189,7 @@ fn print_profile(name: &str, engine: &kestrel_deploy::Engine, [c, h, w]: [usize;
         .collect();
     let runs = runs.max(1);
     let mut total: Vec<(&'static str, f64, u64)> = Vec::new();
+    let mut ops: Vec<(&'static str, String, f64, u64)> = Vec::new();
     for _ in 0..runs {
         let p = match engine.profile_nchw(&x, 1, c, h, w) {
             Ok(p) => p,
@@ -197,6 +198,13 @@ fn print_profile(name: &str, engine: &kestrel_deploy::Engine, [c, h, w]: [usize;
                 return;
             }
         };
+        if ops.is_empty() {
+            ops = p.by_op;
+        } else {
+            for (e, o) in ops.iter_mut().zip(p.by_op) {
+                e.2 += o.2;
+            }
+        }
         for (k, t, m) in p.by_kind {
             match total.iter_mut().find(|e| e.0 == k) {
                 Some(e) => {
@@ -232,6 +240,27 @@ fn print_profile(name: &str, engine: &kestrel_deploy::Engine, [c, h, w]: [usize;
             },
             if m > 0 {
                 format!("{:.0}%", 100.0 * gflops / ceiling)
+            } else {
+                "-".into()
+            }
+        );
+    }
+    // The slowest single ops: where a kernel change would pay most.
+    let mut slowest: Vec<(usize, &(&'static str, String, f64, u64))> =
+        ops.iter().enumerate().collect();
+    slowest.sort_by(|a, b| b.1 .2.total_cmp(&a.1 .2));
+    println!("slowest ops:");
+    println!(
+        "{:>5} {:<20} {:<34} {:>8} {:>10}",
+        "op", "kind", "shape", "ms/run", "GFLOP/s"
+    );
+    for (i, (k, d, t, m)) in slowest.into_iter().take(12) {
+        let t = t / runs as f64;
+        println!(
+            "{i:>5} {k:<20} {d:<34} {:>8.3} {:>10}",
+            t * 1e3,
+            if *m > 0 {
+                format!("{:.1}", 2.0 * *m as f64 / t / 1e9)
             } else {
                 "-".into()
             }
