@@ -172,6 +172,28 @@ pub enum Op<C> {
         act: Act,
         out: Value,
     },
+    /// Layer norm over channels into a new buffer (`x` stays: a pre-norm block's residual).
+    LayerNormCopy {
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        eps: f32,
+        x: Value,
+        out: Value,
+    },
+    /// A transformer's token sequence from a patch grid `[n, gh, gw, d]`: the prefix tokens
+    /// (`[p, d]`: class, distillation) then the patches in row-major order, plus the position
+    /// embedding (`[p + gh·gw, d]`), as `[n, 1, p + gh·gw, d]`.
+    Tokens {
+        prefix: Vec<f32>,
+        pos_embed: Vec<f32>,
+        x: Value,
+        out: Value,
+    },
+    /// Multi-head self-attention over each image's tokens, from a fused qkv projection
+    /// `[n, 1, t, 3·d]` (q already scaled) to `[n, 1, t, d]`.
+    Attention { heads: usize, x: Value, out: Value },
+    /// The first `count` tokens of `[n, 1, t, d]`, side by side: `[n, 1, 1, count·d]`.
+    FirstTokens { count: usize, x: Value, out: Value },
 }
 
 impl<C> Op<C> {
@@ -259,6 +281,40 @@ impl<C> Op<C> {
                 act: *act,
                 out: *out,
             },
+            Op::LayerNormCopy {
+                weight,
+                bias,
+                eps,
+                x,
+                out,
+            } => Op::LayerNormCopy {
+                weight: weight.clone(),
+                bias: bias.clone(),
+                eps: *eps,
+                x: *x,
+                out: *out,
+            },
+            Op::Tokens {
+                prefix,
+                pos_embed,
+                x,
+                out,
+            } => Op::Tokens {
+                prefix: prefix.clone(),
+                pos_embed: pos_embed.clone(),
+                x: *x,
+                out: *out,
+            },
+            Op::Attention { heads, x, out } => Op::Attention {
+                heads: *heads,
+                x: *x,
+                out: *out,
+            },
+            Op::FirstTokens { count, x, out } => Op::FirstTokens {
+                count: *count,
+                x: *x,
+                out: *out,
+            },
         }
     }
 
@@ -272,7 +328,11 @@ impl<C> Op<C> {
             | Op::FlattenNchw { x, .. }
             | Op::LayerNorm { x, .. }
             | Op::SqueezeExcite { x, .. }
-            | Op::Eca { x, .. } => vec![*x],
+            | Op::Eca { x, .. }
+            | Op::LayerNormCopy { x, .. }
+            | Op::Tokens { x, .. }
+            | Op::Attention { x, .. }
+            | Op::FirstTokens { x, .. } => vec![*x],
             Op::AddAct { a, b, .. } => vec![*a, *b],
         }
     }
@@ -288,7 +348,11 @@ impl<C> Op<C> {
             | Op::LayerNorm { out, .. }
             | Op::SqueezeExcite { out, .. }
             | Op::Eca { out, .. }
-            | Op::AddAct { out, .. } => *out,
+            | Op::AddAct { out, .. }
+            | Op::LayerNormCopy { out, .. }
+            | Op::Tokens { out, .. }
+            | Op::Attention { out, .. }
+            | Op::FirstTokens { out, .. } => *out,
         }
     }
 
@@ -313,7 +377,9 @@ impl<C> Op<C> {
                 "avg pool"
             }
             Op::FlattenNchw { .. } => "flatten",
-            Op::LayerNorm { .. } => "layer norm",
+            Op::LayerNorm { .. } | Op::LayerNormCopy { .. } => "layer norm",
+            Op::Attention { .. } => "attention",
+            Op::Tokens { .. } | Op::FirstTokens { .. } => "tokens",
             Op::SqueezeExcite { .. } | Op::Eca { .. } => "channel attention",
             Op::AddAct { .. } => "add",
         }
@@ -450,6 +516,40 @@ impl GraphBuilder {
             x,
             out,
         })
+    }
+
+    /// [`Self::layer_norm`] into a new value, keeping `x`.
+    pub fn layer_norm_copy(
+        &mut self,
+        x: Value,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        eps: f32,
+    ) -> Value {
+        self.push(|out| Op::LayerNormCopy {
+            weight,
+            bias,
+            eps,
+            x,
+            out,
+        })
+    }
+
+    pub fn tokens(&mut self, x: Value, prefix: Vec<f32>, pos_embed: Vec<f32>) -> Value {
+        self.push(|out| Op::Tokens {
+            prefix,
+            pos_embed,
+            x,
+            out,
+        })
+    }
+
+    pub fn attention(&mut self, qkv: Value, heads: usize) -> Value {
+        self.push(|out| Op::Attention { heads, x: qkv, out })
+    }
+
+    pub fn first_tokens(&mut self, x: Value, count: usize) -> Value {
+        self.push(|out| Op::FirstTokens { count, x, out })
     }
 
     pub fn squeeze_excite(&mut self, x: Value, reduce: ConvSpec, expand: ConvSpec) -> Value {
@@ -976,6 +1076,103 @@ impl Engine {
                     act.apply_slice(&mut ab);
                     bufs[*out] = Some(ab);
                     shapes[*out] = Some(s);
+                }
+                Op::LayerNormCopy {
+                    weight,
+                    bias,
+                    eps,
+                    x,
+                    out,
+                } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let mut o = arena.take(s.len());
+                    o.copy_from_slice(bufs[*x].as_deref().expect("live input"));
+                    kestrel_kernels::norm::layer_norm_rows(&mut o, s.c, weight, bias, *eps);
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(s);
+                }
+                Op::Tokens {
+                    prefix,
+                    pos_embed,
+                    x,
+                    out,
+                } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let d = s.c;
+                    let p = prefix.len() / d;
+                    let t = p + s.h * s.w;
+                    if pos_embed.len() != t * d {
+                        return Err(format!(
+                            "a {h}×{w} input gives {} patches; the position embedding has {} \
+                             (the model was built for another image size)",
+                            s.h * s.w,
+                            pos_embed.len() / d - p
+                        ));
+                    }
+                    let os = Shape {
+                        n,
+                        h: 1,
+                        w: t,
+                        c: d,
+                    };
+                    let mut o = arena.take(os.len());
+                    let xb = bufs[*x].as_deref().expect("live input");
+                    for b in 0..n {
+                        let img = &mut o[b * t * d..][..t * d];
+                        img[..p * d].copy_from_slice(prefix);
+                        img[p * d..].copy_from_slice(&xb[b * (t - p) * d..][..(t - p) * d]);
+                        for (v, e) in img.iter_mut().zip(pos_embed) {
+                            *v += e;
+                        }
+                    }
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(os);
+                }
+                Op::Attention { heads, x, out } => {
+                    let s = shape_of(*x, &shapes)?;
+                    if s.c % (3 * heads) != 0 {
+                        return Err(format!(
+                            "op {i} (attention): {} qkv channels for {heads} heads",
+                            s.c
+                        ));
+                    }
+                    let d = s.c / 3;
+                    let os = Shape { c: d, ..s };
+                    let mut o = arena.take(os.len());
+                    let mut scores = arena.take(s.w * s.w);
+                    kestrel_kernels::attention::self_attention(
+                        bufs[*x].as_deref().expect("live input"),
+                        n * s.h,
+                        s.w,
+                        *heads,
+                        d / heads,
+                        &mut o,
+                        &mut scores,
+                    );
+                    macs = 2 * (n * s.h * s.w * s.w * d) as u64;
+                    arena.give(scores);
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(os);
+                }
+                Op::FirstTokens { count, x, out } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let per = s.h * s.w;
+                    if *count > per {
+                        return Err(format!("op {i}: {count} tokens of {per}"));
+                    }
+                    let os = Shape {
+                        n,
+                        h: 1,
+                        w: 1,
+                        c: count * s.c,
+                    };
+                    let mut o = arena.take(os.len());
+                    let xb = bufs[*x].as_deref().expect("live input");
+                    for b in 0..n {
+                        o[b * os.c..][..os.c].copy_from_slice(&xb[b * per * s.c..][..os.c]);
+                    }
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(os);
                 }
             }
             // Release the buffers no later op reads.

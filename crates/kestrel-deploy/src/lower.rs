@@ -13,7 +13,9 @@ use kestrel_kernels::{Act, ConvGeometry};
 use kestrel_models::attention::BlockAttention;
 use kestrel_models::mbconv::{self, MbBlock};
 use kestrel_models::sequential::{HeadLayer, Layer as SeqLayer};
-use kestrel_models::{attention, convnext, efficientnet, lenet, mobilenet, regnet, resnet, Model};
+use kestrel_models::{
+    attention, convnext, efficientnet, lenet, mobilenet, regnet, resnet, vit, Model,
+};
 
 use crate::engine::{ConvSpec, Engine, Graph, GraphBuilder, Value};
 use crate::fold::{fold_bn, FoldedConv};
@@ -154,6 +156,7 @@ pub fn lower_graph(model: &Model, in_ch: usize) -> Result<Graph> {
         Model::MobileNet(m) => lower_mobilenet(&mut g, x, m)?,
         Model::EfficientNet(m) => lower_efficientnet(&mut g, x, m)?,
         Model::ConvNeXt(m) => lower_convnext(&mut g, x, m)?,
+        Model::Vit(m) => lower_vit(&mut g, x, m)?,
         Model::RegNet(m) => lower_regnet(&mut g, x, m)?,
         Model::Vgg(m) => {
             lower_sequential(&mut g, x, &m.features, m.avgpool.output_size, &m.classifier)?
@@ -448,6 +451,101 @@ fn lower_convnext(g: &mut GraphBuilder, x: Value, m: &convnext::ConvNeXt) -> Res
     let n = &m.head.norm;
     let x = g.layer_norm(x, values(&n.weight), values(&n.bias), n.eps as f32);
     Ok(g.conv(x, linear(&m.head.fc, Act::Identity, None)))
+}
+
+/// ViT / DeiT: the patch conv, the token sequence (prefix tokens and position embedding), then
+/// pre-norm blocks where the attention's `1/√d` is folded into q's weights and LayerScale into
+/// the projections; the final norm, and the head on the class token. A distilled DeiT's two
+/// heads are averaged as one linear layer over both tokens.
+fn lower_vit(g: &mut GraphBuilder, x: Value, m: &vit::VisionTransformer) -> Result<Value> {
+    if m.patch_embed.norm.is_some() {
+        return Err(Unsupported("a normed patch embedding".into()));
+    }
+    let x = g.conv(
+        x,
+        conv_bn(&m.patch_embed.proj, None, Act::Identity, Padding::AsBuilt)?,
+    );
+    let mut prefix = values(&m.cls_token);
+    if let Some(dist) = &m.dist_token {
+        prefix.extend(values(dist));
+    }
+    let mut x = g.tokens(x, prefix, values(&m.pos_embed));
+    for b in &m.blocks {
+        let attn = &b.attn;
+        if attn.relative_position_bias_table.is_some() {
+            return Err(Unsupported(
+                "relative position bias in ViT attention".into(),
+            ));
+        }
+        let norm = |g: &mut GraphBuilder, x: Value, n: &kestrel_models::layers::LayerNorm2d| {
+            g.layer_norm_copy(x, values(&n.weight), values(&n.bias), n.eps as f32)
+        };
+        let y = norm(g, x, &b.norm1);
+        let width = attn.qkv.weight.dims()[1] / 3;
+        let q_scale: Vec<f32> = (0..3 * width)
+            .map(|i| if i < width { attn.scale as f32 } else { 1.0 })
+            .collect();
+        let y = g.conv(y, linear(&attn.qkv, Act::Identity, Some(&q_scale)));
+        let y = g.attention(y, attn.num_heads);
+        let ls1 = b.ls1.as_ref().map(|l| values(&l.gamma));
+        x = g.conv_residual(
+            y,
+            linear(&attn.proj, Act::Identity, ls1.as_deref()),
+            x,
+            false,
+        );
+        let y = norm(g, x, &b.norm2);
+        let y = g.conv(y, linear(&b.mlp.fc1, Act::Gelu, None));
+        let ls2 = b.ls2.as_ref().map(|l| values(&l.gamma));
+        x = g.conv_residual(
+            y,
+            linear(&b.mlp.fc2, Act::Identity, ls2.as_deref()),
+            x,
+            false,
+        );
+    }
+    let x = g.layer_norm(
+        x,
+        values(&m.norm.weight),
+        values(&m.norm.bias),
+        m.norm.eps as f32,
+    );
+    let Some(head_dist) = &m.head_dist else {
+        let x = g.first_tokens(x, 1);
+        return Ok(g.conv(x, linear(&m.head, Act::Identity, None)));
+    };
+    // (head(cls) + head_dist(dist)) / 2 as one linear layer over [cls | dist].
+    let x = g.first_tokens(x, 2);
+    let [d, k] = m.head.weight.dims();
+    let (w1, w2) = (values(&m.head.weight), values(&head_dist.weight));
+    let bias_of = |l: &burn::nn::Linear| l.bias.as_ref().map_or_else(|| vec![0.0; k], values);
+    let (b1, b2) = (bias_of(&m.head), bias_of(head_dist));
+    let mut oihw = vec![0f32; k * 2 * d];
+    for o in 0..k {
+        for i in 0..d {
+            oihw[o * 2 * d + i] = w1[i * k + o] / 2.0;
+            oihw[o * 2 * d + d + i] = w2[i * k + o] / 2.0;
+        }
+    }
+    let bias = b1.iter().zip(&b2).map(|(a, b)| (a + b) / 2.0).collect();
+    Ok(g.conv(
+        x,
+        ConvSpec::new(
+            ConvGeometry {
+                in_ch: 2 * d,
+                out_ch: k,
+                kernel: [1, 1],
+                stride: [1, 1],
+                dilation: [1, 1],
+                pad: [0; 4],
+                groups: 1,
+                tf_same: false,
+            },
+            oihw,
+            Some(bias),
+            Act::Identity,
+        ),
+    ))
 }
 
 fn max_pool_padding(p: &PaddingConfig2d) -> Result<[usize; 2]> {

@@ -427,9 +427,15 @@ fn params(graph: &Graph) -> Vec<(String, Vec<usize>, Param)> {
                 conv(format!("ops.{i}.reduce"), reduce);
                 conv(format!("ops.{i}.expand"), expand);
             }
-            Op::LayerNorm { weight, bias, .. } => {
+            Op::LayerNorm { weight, bias, .. } | Op::LayerNormCopy { weight, bias, .. } => {
                 norms.push((format!("ops.{i}.norm_weight"), weight.clone()));
                 norms.push((format!("ops.{i}.norm_bias"), bias.clone()));
+            }
+            Op::Tokens {
+                prefix, pos_embed, ..
+            } => {
+                norms.push((format!("ops.{i}.prefix_tokens"), prefix.clone()));
+                norms.push((format!("ops.{i}.pos_embed"), pos_embed.clone()));
             }
             _ => {}
         }
@@ -603,9 +609,15 @@ pub fn load(mut graph: Graph, model: &str, path: &Path) -> Result<Graph, String>
                 conv(format!("ops.{i}.reduce"), reduce)?;
                 conv(format!("ops.{i}.expand"), expand)?;
             }
-            Op::LayerNorm { weight, bias, .. } => {
+            Op::LayerNorm { weight, bias, .. } | Op::LayerNormCopy { weight, bias, .. } => {
                 *weight = f32s(&format!("ops.{i}.norm_weight"), weight.len())?;
                 *bias = f32s(&format!("ops.{i}.norm_bias"), bias.len())?;
+            }
+            Op::Tokens {
+                prefix, pos_embed, ..
+            } => {
+                *prefix = f32s(&format!("ops.{i}.prefix_tokens"), prefix.len())?;
+                *pos_embed = f32s(&format!("ops.{i}.pos_embed"), pos_embed.len())?;
             }
             _ => {}
         }

@@ -12,6 +12,7 @@
 //! check both on any machine.
 
 pub mod act;
+pub mod attention;
 pub mod batch_norm;
 pub mod conv;
 pub mod conv_train;

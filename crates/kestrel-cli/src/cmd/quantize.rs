@@ -199,7 +199,12 @@ fn graph_param_bytes(graph: &kestrel_deploy::Graph) -> u64 {
         .map(|op| match op {
             Op::Conv { conv: c, .. } | Op::Eca { conv: c, .. } => conv(c),
             Op::SqueezeExcite { reduce, expand, .. } => conv(reduce) + conv(expand),
-            Op::LayerNorm { weight, bias, .. } => (weight.len() + bias.len()) as u64 * 4,
+            Op::LayerNorm { weight, bias, .. } | Op::LayerNormCopy { weight, bias, .. } => {
+                (weight.len() + bias.len()) as u64 * 4
+            }
+            Op::Tokens {
+                prefix, pos_embed, ..
+            } => (prefix.len() + pos_embed.len()) as u64 * 4,
             _ => 0,
         })
         .sum()

@@ -282,6 +282,14 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 let g = b.node("Reshape", &[&g, &back_shape], vec![]);
                 (b.node("Mul", &[&xn, &g], vec![]), s)
             }
+            Op::LayerNormCopy { .. }
+            | Op::Tokens { .. }
+            | Op::Attention { .. }
+            | Op::FirstTokens { .. } => {
+                return Err(unsupported(
+                    "no ONNX lowering for transformer ops yet".into(),
+                ))
+            }
             Op::AddAct {
                 a, b: other, act, ..
             } => {

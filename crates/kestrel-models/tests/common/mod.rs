@@ -96,6 +96,7 @@ const FAST_FAMILIES: &[&str] = &[
     "Vgg",
     "AlexNet",
     "LeNet5",
+    "Vit",
 ];
 const FAST_NOT_YET: &[&str] = &["resnet50_cbam_tiny"];
 
