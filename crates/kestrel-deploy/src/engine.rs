@@ -1139,7 +1139,6 @@ impl Engine {
                     let d = s.c / 3;
                     let os = Shape { c: d, ..s };
                     let mut o = arena.take(os.len());
-                    let mut scores = arena.take(s.w * s.w);
                     kestrel_kernels::attention::self_attention(
                         bufs[*x].as_deref().expect("live input"),
                         n * s.h,
@@ -1147,10 +1146,8 @@ impl Engine {
                         *heads,
                         d / heads,
                         &mut o,
-                        &mut scores,
                     );
                     macs = 2 * (n * s.h * s.w * s.w * d) as u64;
-                    arena.give(scores);
                     bufs[*out] = Some(o);
                     shapes[*out] = Some(os);
                 }

@@ -3,15 +3,21 @@
 //! `qkv` holds, per token, `[q | k | v]`, each `heads × d` wide (timm's `Attention.qkv` output
 //! before its reshape), with the `1/√d` scale already folded into q. For each image and head:
 //! `S = q kᵀ` through the packed GEMM, a row softmax in place, then `S v` written straight into
-//! the head's columns of the output. One head's `tokens × tokens` score matrix exists at a time
-//! (a reused scratch buffer): memory is O(tokens²) once, not per head or per image.
+//! the head's columns of the output, a block of query rows at a time: no more than one block's
+//! scores per thread exist at once, never the whole `tokens × tokens` matrix of any head.
 
 use crate::act::Act;
 use crate::gemm::{igemm, Epilogue, PackedB, Rows};
 use crate::{Isa, SendPtr};
 
+/// Query rows per task: one task's scores are `ROW_BLOCK × tokens`.
+const ROW_BLOCK: usize = 48;
+
 /// `out[b, t, h·d + e] = Σ_j softmax_j(q_bt · k_bj) v_bj[e]` for `n` images of `tokens` rows.
-/// `scores` is scratch, resized as needed.
+///
+/// Tasks are (image, head, block of query rows): each computes its block's scores against every
+/// key, their softmax and the product with v, so the largest temporary is one block's
+/// `ROW_BLOCK × tokens` scores per thread.
 pub fn self_attention(
     qkv: &[f32],
     n: usize,
@@ -19,57 +25,66 @@ pub fn self_attention(
     heads: usize,
     d: usize,
     out: &mut [f32],
-    scores: &mut Vec<f32>,
 ) {
     let width = heads * d;
     assert_eq!(qkv.len(), n * tokens * 3 * width, "attention qkv size");
     assert_eq!(out.len(), n * tokens * width, "attention output size");
-    scores.resize(tokens * tokens, 0.0);
-    let none = Epilogue::new(None, Act::Identity);
-    for b in 0..n {
+    // kᵀ and v of every (image, head), packed as the GEMMs' B operands.
+    let packed: Vec<std::sync::OnceLock<(PackedB, PackedB)>> =
+        (0..n * heads).map(|_| std::sync::OnceLock::new()).collect();
+    crate::threads::parallel_for(n * heads, |bh| {
+        let (b, h) = (bh / heads, bh % heads);
         let img = &qkv[b * tokens * 3 * width..][..tokens * 3 * width];
-        for h in 0..heads {
-            let (q0, k0, v0) = (h * d, width + h * d, 2 * width + h * d);
-            // kᵀ as the GEMM's B: [k = e][n = token j].
-            let kt = PackedB::pack(1, d, tokens, |_, e, j| img[j * 3 * width + k0 + e]);
-            // SAFETY: q rows are `3·width` apart with `d` readable values from q0; `scores` holds
-            // tokens × tokens and does not alias qkv.
-            unsafe {
-                igemm(
-                    tokens,
-                    Rows::Dense {
-                        base: img.as_ptr().add(q0),
-                        ld: 3 * width,
-                    },
-                    0,
-                    &kt,
-                    scores.as_mut_ptr(),
-                    tokens,
-                    0,
-                    &none,
-                )
-            };
-            softmax_rows(scores, tokens);
-            let vp = PackedB::pack(1, tokens, d, |_, j, e| img[j * 3 * width + v0 + e]);
-            // SAFETY: `scores` rows are `tokens` long; the output tile is rows of `width` from
-            // column h·d, inside `out`'s image b.
-            unsafe {
-                igemm(
-                    tokens,
-                    Rows::Dense {
-                        base: scores.as_ptr(),
-                        ld: tokens,
-                    },
-                    0,
-                    &vp,
-                    out.as_mut_ptr().add(b * tokens * width),
-                    width,
-                    h * d,
-                    &none,
-                )
-            };
+        let (k0, v0) = (width + h * d, 2 * width + h * d);
+        let kt = PackedB::pack(1, d, tokens, |_, e, j| img[j * 3 * width + k0 + e]);
+        let v = PackedB::pack(1, tokens, d, |_, j, e| img[j * 3 * width + v0 + e]);
+        let _ = packed[bh].set((kt, v));
+    });
+    let blocks = tokens.div_ceil(ROW_BLOCK);
+    let op = SendPtr(out.as_mut_ptr());
+    crate::threads::parallel_for(n * heads * blocks, |task| {
+        let op = op;
+        let (bh, blk) = (task / blocks, task % blocks);
+        let (b, h) = (bh / heads, bh % heads);
+        let (kt, v) = packed[bh].get().expect("packed above");
+        let r0 = blk * ROW_BLOCK;
+        let rows = ROW_BLOCK.min(tokens - r0);
+        let mut scores = vec![0f32; rows * tokens];
+        let none = Epilogue::new(None, Act::Identity);
+        let q = &qkv[(b * tokens + r0) * 3 * width + h * d..];
+        // SAFETY: q rows are `3·width` apart with `d` values each from the head's column;
+        // `scores` is rows × tokens; the output rows r0.. of image b, columns h·d.., belong to
+        // this task alone. GEMMs inside a task run on this thread (see threads::parallel_for).
+        unsafe {
+            igemm(
+                rows,
+                Rows::Dense {
+                    base: q.as_ptr(),
+                    ld: 3 * width,
+                },
+                0,
+                kt,
+                scores.as_mut_ptr(),
+                tokens,
+                0,
+                &none,
+            );
+            softmax_rows(&mut scores, tokens);
+            igemm(
+                rows,
+                Rows::Dense {
+                    base: scores.as_ptr(),
+                    ld: tokens,
+                },
+                0,
+                v,
+                op.0.add((b * tokens + r0) * width),
+                width,
+                h * d,
+                &none,
+            );
         }
-    }
+    });
 }
 
 /// Softmax of each `len`-long row of `s`, in place (max subtracted first).
@@ -197,14 +212,19 @@ mod tests {
     fn matches_the_textbook_formula() {
         // Token counts around the kernel's tile sizes, a class token's odd count (197 = 14² + 1
         // at full size), heads of 8 and 13 values.
-        for (n, t, heads, d) in [(2, 5, 3, 8), (1, 17, 2, 13), (1, 37, 4, 16), (2, 50, 1, 7)] {
+        for (n, t, heads, d) in [
+            (2, 5, 3, 8),
+            (1, 17, 2, 13),
+            (1, 37, 4, 16),
+            (2, 50, 1, 7),
+            (1, 101, 2, 8),
+        ] {
             let mut s = (n * 31 + t * 7 + heads * 3 + d) as u64;
             let qkv: Vec<f32> = (0..n * t * 3 * heads * d)
                 .map(|_| 4.0 * lcg(&mut s))
                 .collect();
             let mut out = vec![f32::NAN; n * t * heads * d];
-            let mut scratch = Vec::new();
-            self_attention(&qkv, n, t, heads, d, &mut out, &mut scratch);
+            self_attention(&qkv, n, t, heads, d, &mut out);
             let want = reference(&qkv, n, t, heads, d);
             for (i, (&g, &r)) in out.iter().zip(&want).enumerate() {
                 assert!(

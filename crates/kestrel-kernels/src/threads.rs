@@ -85,13 +85,20 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| Pool::new(requested_threads()))
 }
 
-/// Runs `f(0) .. f(tasks - 1)` across the pool and returns when all have finished.
+thread_local! {
+    /// Set while this thread runs a pool task: a kernel called from inside a task (attention's
+    /// per-head GEMMs) then runs its own tasks inline instead of waiting for the pool it is on.
+    static IN_TASK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f(0) .. f(tasks - 1)` across the pool and returns when all have finished. Called from
+/// inside a task, it runs them in order on the calling thread.
 pub fn parallel_for(tasks: usize, f: impl Fn(usize) + Sync) {
     if tasks == 0 {
         return;
     }
     let p = pool();
-    if tasks == 1 || p.threads == 1 {
+    if tasks == 1 || p.threads == 1 || IN_TASK.with(|t| t.get()) {
         (0..tasks).for_each(f);
         return;
     }
@@ -150,10 +157,12 @@ impl Pool {
             }
         }
         // The caller works too.
+        IN_TASK.with(|t| t.set(true));
         while let Some(i) = claim(s, gen) {
             f(i);
             s.done.fetch_add(1, Ordering::AcqRel);
         }
+        IN_TASK.with(|t| t.set(false));
         while s.done.load(Ordering::Acquire) < tasks {
             std::hint::spin_loop();
         }
@@ -185,6 +194,7 @@ fn claim(s: &Shared, gen: u64) -> Option<usize> {
 const SPIN: Duration = Duration::from_micros(200);
 
 fn worker(s: &Shared) {
+    IN_TASK.with(|t| t.set(true));
     let mut seen_gen = unpack(s.state.load(Ordering::Acquire)).0;
     loop {
         // Wait for a generation with work left.
@@ -245,5 +255,16 @@ mod tests {
             }
             assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 20));
         }
+    }
+
+    #[test]
+    fn a_job_started_inside_a_task_runs_inline() {
+        let hits: Vec<AtomicUsize> = (0..12).map(|_| AtomicUsize::new(0)).collect();
+        parallel_for(3, |i| {
+            parallel_for(4, |j| {
+                hits[i * 4 + j].fetch_add(1, Ordering::Relaxed);
+            });
+        });
+        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
     }
 }
