@@ -74,7 +74,8 @@ impl Act {
         }
     }
 
-    /// `dy · act'(x)` for the piecewise-linear activations, SiLU and sigmoid, in place in `dy`
+    /// `dy · act'(x)` for the piecewise-linear activations, SiLU, sigmoid and LeNet's scaled
+    /// tanh, in place in `dy`
     /// (PyTorch's conventions at the kinks: the gradient of `hardtanh` is 1 strictly inside the
     /// range, `hardswish`'s is `x/3 + 1/2` on `[-3, 3]`). Returns false, leaving `dy` untouched,
     /// for the others.
@@ -109,6 +110,11 @@ impl Act {
                 let s = 1.0 / (1.0 + exp_scalar(-*x));
                 *g *= s * (1.0 - s);
             }),
+            // d/dx 1.7159·tanh(2x/3) = 1.7159 · 2/3 · (1 − tanh²(2x/3)).
+            Act::ScaledTanh => pairs.for_each(|(x, g)| {
+                let t = 1.0 - 2.0 / (exp_scalar(*x * (4.0 / 3.0)) + 1.0);
+                *g *= 1.7159 * (2.0 / 3.0) * (1.0 - t * t);
+            }),
             _ => return false,
         }
         true
@@ -142,6 +148,7 @@ impl Act {
                 | Act::HardSwish
                 | Act::Silu
                 | Act::Sigmoid
+                | Act::ScaledTanh
         )
     }
 

@@ -306,6 +306,7 @@ fn act_code(act: KernelAct) -> u8 {
         KernelAct::Relu6 => 1,
         KernelAct::HardSwish => 2,
         KernelAct::HardSigmoid => 3,
+        KernelAct::ScaledTanh => 4,
         _ => 0,
     }
 }
@@ -315,6 +316,7 @@ fn act_from_code(code: u8) -> KernelAct {
         1 => KernelAct::Relu6,
         2 => KernelAct::HardSwish,
         3 => KernelAct::HardSigmoid,
+        4 => KernelAct::ScaledTanh,
         _ => KernelAct::Identity,
     }
 }
@@ -393,7 +395,8 @@ impl<B: Backend + KestrelAct, C: CheckpointStrategy> KestrelAct for Autodiff<B, 
     }
 }
 
-/// `act(x)` in one pass each way on the flex backend, for ReLU6, hard-swish and hard-sigmoid;
+/// `act(x)` in one pass each way on the flex backend, for ReLU6, hard-swish, hard-sigmoid and
+/// LeNet's scaled tanh;
 /// None (the caller uses burn's ops) for other activations, backends or dtypes.
 pub fn activation<const D: usize>(x: &Tensor<D>, act: KernelAct) -> Option<Tensor<D>> {
     let code = act_code(act);

@@ -28,8 +28,10 @@ pub struct LeNet5 {
 }
 
 /// The paper's squashing function: A·tanh(S·x) with A = 1.7159 and S = 2/3.
-fn scaled_tanh(x: Tensor<4>) -> Tensor<4> {
-    x.mul_scalar(2.0 / 3.0).tanh().mul_scalar(1.7159)
+/// 1.7159·tanh(2x/3): one kestrel kernel pass each way where it applies (flex), else burn's ops.
+fn scaled_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    crate::kernels::activation(&x, kestrel_kernels::Act::ScaledTanh)
+        .unwrap_or_else(|| x.mul_scalar(2.0 / 3.0).tanh().mul_scalar(1.7159))
 }
 
 impl LeNet5 {
@@ -50,8 +52,7 @@ impl LeNet5 {
         let x = self.pool.forward(scaled_tanh(self.conv2.run(x))); // 16×5×5
         let x = scaled_tanh(self.conv3.run(x)); // 120×1×1
         let x: Tensor<2> = x.flatten(1, 3);
-        let x = self.fc1.run(x);
-        let x = x.mul_scalar(2.0 / 3.0).tanh().mul_scalar(1.7159);
+        let x = scaled_tanh(self.fc1.run(x));
         self.fc2.run(x)
     }
 }

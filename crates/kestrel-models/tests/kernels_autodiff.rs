@@ -213,7 +213,7 @@ fn kestrel_conv_matches_burn_forward_and_gradients() {
     }
 }
 
-/// ReLU6, hard-swish and hard-sigmoid as kestrel ops: the same values and input gradients as
+/// ReLU6, hard-swish, hard-sigmoid and LeNet's scaled tanh as kestrel ops: the same values and input gradients as
 /// burn's compositions of clamps, on values spread over every piece (−9 … 9).
 #[test]
 fn kestrel_activations_match_burn_forward_and_gradient() {
@@ -225,11 +225,14 @@ fn kestrel_activations_match_burn_forward_and_gradient() {
     let x0 = Tensor::<4>::random([2, 3, 40, 41], Distribution::Uniform(-9.0, 9.0), &device);
     let r = Tensor::<4>::random([2, 3, 40, 41], Distribution::Normal(0.0, 1.0), &device);
     type Reference = fn(Tensor<4>) -> Tensor<4>;
-    let cases: [(Act, Reference); 3] = [
+    let cases: [(Act, Reference); 4] = [
         (Act::Relu6, |x| activation::relu6(x)),
         (Act::HardSwish, |x| activation::hard_swish(x)),
         (Act::HardSigmoid, |x| {
             activation::hard_sigmoid(x, 1.0 / 6.0, 0.5)
+        }),
+        (Act::ScaledTanh, |x| {
+            x.mul_scalar(2.0 / 3.0).tanh().mul_scalar(1.7159)
         }),
     ];
     for (act, reference) in cases {
