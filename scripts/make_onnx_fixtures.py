@@ -21,7 +21,10 @@ import onnxruntime as ort
 from safetensors.numpy import load_file
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-MODELS = ["resnet18_tiny", "tf_efficientnet_tiny", "convnext_atto_tiny"]
+MODELS = [
+    "resnet18_tiny", "tf_efficientnet_tiny", "convnext_atto_tiny",
+    "vit_tiny_patch16_224_tiny", "deit_tiny_distilled_patch16_224_tiny",
+]
 OUT = ROOT / "crates/kestrel-deploy/tests/fixtures/onnx"
 
 
@@ -33,7 +36,7 @@ def main():
         for m in MODELS:
             (OUT / f"{m}.json").unlink(missing_ok=True)
         subprocess.run(
-            ["cargo", "test", "--release", "--workspace", "--test", "onnx_export"],
+            ["cargo", "test", "--release", "--workspace", "--test", "deploy_tests", "--", "onnx_export"],
             cwd=ROOT, env=env, check=True,
         )
         for m in MODELS:

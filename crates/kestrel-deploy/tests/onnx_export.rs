@@ -65,6 +65,20 @@ fn tiny_model(name: &str) -> Model {
             }
             .init(10, 3, &device),
         ),
+        // Class token, position embedding, attention, layer norms, GELU (kestrel-models'
+        // ViT fixture config).
+        "vit_tiny_patch16_224_tiny" => Model::Vit(
+            kestrel_models::vit::VitConfig::new(8, 32, 2, 4)
+                .with_img_size(32)
+                .init(10, 3, &device),
+        ),
+        // Two prefix tokens, two heads averaged.
+        "deit_tiny_distilled_patch16_224_tiny" => Model::Vit(
+            kestrel_models::vit::VitConfig::new(8, 32, 2, 4)
+                .with_img_size(32)
+                .distilled()
+                .init(10, 3, &device),
+        ),
         other => panic!("no tiny config for {other}"),
     };
     let weights = models_fixture(name).join("weights.safetensors");
@@ -202,6 +216,16 @@ fn tf_efficientnet_export_matches_onnxruntime() {
 #[test]
 fn convnext_export_matches_onnxruntime() {
     check("convnext_atto_tiny");
+}
+
+#[test]
+fn vit_export_matches_onnxruntime() {
+    check("vit_tiny_patch16_224_tiny");
+}
+
+#[test]
+fn distilled_deit_export_matches_onnxruntime() {
+    check("deit_tiny_distilled_patch16_224_tiny");
 }
 
 #[test]

@@ -229,6 +229,13 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 eps,
                 x,
                 ..
+            }
+            | Op::LayerNormCopy {
+                weight,
+                bias,
+                eps,
+                x,
+                ..
             } => {
                 let (xn, s) = get(*x)?;
                 if weight.len() != s[0] || bias.len() != s[0] {
@@ -282,13 +289,89 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 let g = b.node("Reshape", &[&g, &back_shape], vec![]);
                 (b.node("Mul", &[&xn, &g], vec![]), s)
             }
-            Op::LayerNormCopy { .. }
-            | Op::Tokens { .. }
-            | Op::Attention { .. }
-            | Op::FirstTokens { .. } => {
-                return Err(unsupported(
-                    "no ONNX lowering for transformer ops yet".into(),
-                ))
+            // Tokens are NCHW [n, d, 1, t] here (the engine's NHWC [n, 1, t, d]).
+            Op::Tokens {
+                prefix,
+                pos_embed,
+                x,
+                ..
+            } => {
+                let (xn, [d, gh, gw]) = get(*x)?;
+                let p = prefix.len() / d;
+                let t = p + gh * gw;
+                if pos_embed.len() != t * d {
+                    return Err(ExportError::Shape(format!(
+                        "op {i} (tokens): a {gh}×{gw} patch grid and a position embedding of {} tokens",
+                        pos_embed.len() / d
+                    )));
+                }
+                // [t][d] -> [d][t]: channels first.
+                let chan_first = |v: &[f32], tokens: usize| -> Vec<f32> {
+                    (0..d * tokens)
+                        .map(|k| v[(k % tokens) * d + k / tokens])
+                        .collect()
+                };
+                let flat = b.int64_const(&[0, d as i64, 1, -1]);
+                let patches = b.node("Reshape", &[&xn, &flat], vec![]);
+                let pre = b.float_init("prefix_tokens", &[1, d, 1, p], &chan_first(prefix, p));
+                // The prefix tokens broadcast over the (dynamic) batch.
+                let shape = b.node("Shape", &[&xn], vec![]);
+                let (zero, one) = (b.int64_const(&[0]), b.int64_const(&[1]));
+                let batch = b.node("Slice", &[&shape, &zero, &one], vec![]);
+                let rest = b.int64_const(&[d as i64, 1, p as i64]);
+                let want = b.node("Concat", &[&batch, &rest], vec![int("axis", 0)]);
+                let pre = b.node("Expand", &[&pre, &want], vec![]);
+                let tokens = b.node("Concat", &[&pre, &patches], vec![int("axis", 3)]);
+                let pos = b.float_init("pos_embed", &[1, d, 1, t], &chan_first(pos_embed, t));
+                (b.node("Add", &[&tokens, &pos], vec![]), [d, 1, t])
+            }
+            Op::Attention { heads, x, .. } => {
+                let (xn, [c3, one, t]) = get(*x)?;
+                if one != 1 || c3 % (3 * heads) != 0 {
+                    return Err(ExportError::Shape(format!(
+                        "op {i} (attention): qkv of shape {c3}×{one}×{t} for {heads} heads"
+                    )));
+                }
+                let (h, d) = (*heads as i64, (c3 / 3 / heads) as i64);
+                let split = b.int64_const(&[0, 3, h, d, t as i64]);
+                let qkv = b.node("Reshape", &[&xn, &split], vec![]);
+                let axis1 = b.int64_const(&[1]);
+                let head_shape = b.int64_const(&[0, h, d, t as i64]);
+                // q, k and v as [n, heads, d, t].
+                let mut part = |k: i64| {
+                    let (s0, s1) = (b.int64_const(&[k]), b.int64_const(&[k + 1]));
+                    let sl = b.node("Slice", &[&qkv, &s0, &s1, &axis1], vec![]);
+                    b.node("Reshape", &[&sl, &head_shape], vec![])
+                };
+                let (q, k, v) = (part(0), part(1), part(2));
+                let swap = || vec![ints("perm", &[0, 1, 3, 2])];
+                let qt = b.node("Transpose", &[&q], swap());
+                let scores = b.node("MatMul", &[&qt, &k], vec![]);
+                let attn = b.node("Softmax", &[&scores], vec![int("axis", -1)]);
+                let vt = b.node("Transpose", &[&v], swap());
+                let o = b.node("MatMul", &[&attn, &vt], vec![]);
+                let o = b.node("Transpose", &[&o], swap());
+                let back = b.int64_const(&[0, h * d, 1, t as i64]);
+                (b.node("Reshape", &[&o, &back], vec![]), [c3 / 3, 1, t])
+            }
+            Op::FirstTokens { count, x, .. } => {
+                let (xn, [d, one, t]) = get(*x)?;
+                if one != 1 || *count > t {
+                    return Err(ExportError::Shape(format!(
+                        "op {i}: the first {count} tokens of {d}×{one}×{t}"
+                    )));
+                }
+                let (s0, s1, ax) = (
+                    b.int64_const(&[0]),
+                    b.int64_const(&[*count as i64]),
+                    b.int64_const(&[3]),
+                );
+                let sl = b.node("Slice", &[&xn, &s0, &s1, &ax], vec![]);
+                // [n, d, 1, count] -> [n, count, d, 1] -> [n, count·d, 1, 1]: token-major, as
+                // the engine lays the tokens side by side.
+                let tr = b.node("Transpose", &[&sl], vec![ints("perm", &[0, 3, 1, 2])]);
+                let flat = b.int64_const(&[0, -1, 1, 1]);
+                (b.node("Reshape", &[&tr, &flat], vec![]), [count * d, 1, 1])
             }
             Op::AddAct {
                 a, b: other, act, ..
