@@ -194,6 +194,25 @@ pub enum Op<C> {
     Attention { heads: usize, x: Value, out: Value },
     /// The first `count` tokens of `[n, 1, t, d]`, side by side: `[n, 1, 1, count·d]`.
     FirstTokens { count: usize, x: Value, out: Value },
+    /// Swin's shifted-window attention from a fused qkv map `[n, h, w, 3·c]` (q scaled) to
+    /// `[n, h, w, c]`; see `kestrel_kernels::attention::WindowAttention`.
+    WindowAttention {
+        heads: usize,
+        window: [usize; 2],
+        shift: [usize; 2],
+        /// `[heads][N][N]`.
+        bias: Vec<f32>,
+        /// `[windows][N][N]`.
+        mask: Option<Vec<f32>>,
+        pad_qkv: Vec<f32>,
+        /// The map size the model was built for (the mask and shift fit it only).
+        map_hw: [usize; 2],
+        x: Value,
+        out: Value,
+    },
+    /// Swin's patch merging gather: zero-pad to even sizes, then each 2 × 2 block's pixels
+    /// side by side in timm's order (x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2]).
+    MergePatches { x: Value, out: Value },
 }
 
 impl<C> Op<C> {
@@ -315,6 +334,28 @@ impl<C> Op<C> {
                 x: *x,
                 out: *out,
             },
+            Op::WindowAttention {
+                heads,
+                window,
+                shift,
+                bias,
+                mask,
+                pad_qkv,
+                map_hw,
+                x,
+                out,
+            } => Op::WindowAttention {
+                heads: *heads,
+                window: *window,
+                shift: *shift,
+                bias: bias.clone(),
+                mask: mask.clone(),
+                pad_qkv: pad_qkv.clone(),
+                map_hw: *map_hw,
+                x: *x,
+                out: *out,
+            },
+            Op::MergePatches { x, out } => Op::MergePatches { x: *x, out: *out },
         }
     }
 
@@ -332,7 +373,9 @@ impl<C> Op<C> {
             | Op::LayerNormCopy { x, .. }
             | Op::Tokens { x, .. }
             | Op::Attention { x, .. }
-            | Op::FirstTokens { x, .. } => vec![*x],
+            | Op::FirstTokens { x, .. }
+            | Op::WindowAttention { x, .. }
+            | Op::MergePatches { x, .. } => vec![*x],
             Op::AddAct { a, b, .. } => vec![*a, *b],
         }
     }
@@ -352,7 +395,9 @@ impl<C> Op<C> {
             | Op::LayerNormCopy { out, .. }
             | Op::Tokens { out, .. }
             | Op::Attention { out, .. }
-            | Op::FirstTokens { out, .. } => *out,
+            | Op::FirstTokens { out, .. }
+            | Op::WindowAttention { out, .. }
+            | Op::MergePatches { out, .. } => *out,
         }
     }
 
@@ -378,7 +423,8 @@ impl<C> Op<C> {
             }
             Op::FlattenNchw { .. } => "flatten",
             Op::LayerNorm { .. } | Op::LayerNormCopy { .. } => "layer norm",
-            Op::Attention { .. } => "attention",
+            Op::Attention { .. } | Op::WindowAttention { .. } => "attention",
+            Op::MergePatches { .. } => "tokens",
             Op::Tokens { .. } | Op::FirstTokens { .. } => "tokens",
             Op::SqueezeExcite { .. } | Op::Eca { .. } => "channel attention",
             Op::AddAct { .. } => "add",
@@ -546,6 +592,35 @@ impl GraphBuilder {
 
     pub fn attention(&mut self, qkv: Value, heads: usize) -> Value {
         self.push(|out| Op::Attention { heads, x: qkv, out })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn window_attention(
+        &mut self,
+        qkv: Value,
+        heads: usize,
+        window: [usize; 2],
+        shift: [usize; 2],
+        bias: Vec<f32>,
+        mask: Option<Vec<f32>>,
+        pad_qkv: Vec<f32>,
+        map_hw: [usize; 2],
+    ) -> Value {
+        self.push(|out| Op::WindowAttention {
+            heads,
+            window,
+            shift,
+            bias,
+            mask,
+            pad_qkv,
+            map_hw,
+            x: qkv,
+            out,
+        })
+    }
+
+    pub fn merge_patches(&mut self, x: Value) -> Value {
+        self.push(|out| Op::MergePatches { x, out })
     }
 
     pub fn first_tokens(&mut self, x: Value, count: usize) -> Value {
@@ -1148,6 +1223,84 @@ impl Engine {
                         &mut o,
                     );
                     macs = 2 * (n * s.h * s.w * s.w * d) as u64;
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(os);
+                }
+                Op::WindowAttention {
+                    heads,
+                    window,
+                    shift,
+                    bias,
+                    mask,
+                    pad_qkv,
+                    map_hw,
+                    x,
+                    out,
+                } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let [wh, ww] = *window;
+                    let wins = s.h.div_ceil(wh) * s.w.div_ceil(ww);
+                    let n_tok = wh * ww;
+                    if [s.h, s.w] != *map_hw || s.c != pad_qkv.len() {
+                        return Err(format!(
+                            "a {h}×{w} input gives a {}×{} map at op {i}, whose attention \
+                             windows fit {}×{} (the model was built for another image size)",
+                            s.h, s.w, map_hw[0], map_hw[1]
+                        ));
+                    }
+                    let os = Shape { c: s.c / 3, ..s };
+                    let mut o = arena.take(os.len());
+                    kestrel_kernels::attention::WindowAttention {
+                        heads: *heads,
+                        window: *window,
+                        shift: *shift,
+                        bias,
+                        mask: mask.as_deref(),
+                        pad_qkv,
+                    }
+                    .run(
+                        bufs[*x].as_deref().expect("live input"),
+                        n,
+                        s.h,
+                        s.w,
+                        &mut o,
+                    );
+                    macs = 2 * (n * wins * n_tok * n_tok * os.c) as u64;
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(os);
+                }
+                Op::MergePatches { x, out } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let os = Shape {
+                        n,
+                        h: s.h.div_ceil(2),
+                        w: s.w.div_ceil(2),
+                        c: 4 * s.c,
+                    };
+                    let mut o = arena.take(os.len());
+                    let xb = bufs[*x].as_deref().expect("live input");
+                    let c = s.c;
+                    for b in 0..n {
+                        for y in 0..os.h {
+                            for xo in 0..os.w {
+                                let dst = ((b * os.h + y) * os.w + xo) * os.c;
+                                // Block slot k = 2·dx + dy, as timm's cat order.
+                                for (k, (dy, dx)) in
+                                    [(0, 0), (1, 0), (0, 1), (1, 1)].into_iter().enumerate()
+                                {
+                                    let (iy, ix) = (2 * y + dy, 2 * xo + dx);
+                                    let d = &mut o[dst + k * c..][..c];
+                                    if iy < s.h && ix < s.w {
+                                        d.copy_from_slice(
+                                            &xb[((b * s.h + iy) * s.w + ix) * c..][..c],
+                                        );
+                                    } else {
+                                        d.fill(0.0);
+                                    }
+                                }
+                            }
+                        }
+                    }
                     bufs[*out] = Some(o);
                     shapes[*out] = Some(os);
                 }

@@ -14,7 +14,7 @@ use kestrel_models::attention::BlockAttention;
 use kestrel_models::mbconv::{self, MbBlock};
 use kestrel_models::sequential::{HeadLayer, Layer as SeqLayer};
 use kestrel_models::{
-    attention, convnext, efficientnet, lenet, mobilenet, regnet, resnet, vit, Model,
+    attention, convnext, efficientnet, lenet, mobilenet, regnet, resnet, swin, vit, Model,
 };
 
 use crate::engine::{ConvSpec, Engine, Graph, GraphBuilder, Value};
@@ -157,6 +157,7 @@ pub fn lower_graph(model: &Model, in_ch: usize) -> Result<Graph> {
         Model::EfficientNet(m) => lower_efficientnet(&mut g, x, m)?,
         Model::ConvNeXt(m) => lower_convnext(&mut g, x, m)?,
         Model::Vit(m) => lower_vit(&mut g, x, m)?,
+        Model::Swin(m) => lower_swin(&mut g, x, m)?,
         Model::RegNet(m) => lower_regnet(&mut g, x, m)?,
         Model::Vgg(m) => {
             lower_sequential(&mut g, x, &m.features, m.avgpool.output_size, &m.classifier)?
@@ -546,6 +547,75 @@ fn lower_vit(g: &mut GraphBuilder, x: Value, m: &vit::VisionTransformer) -> Resu
             Act::Identity,
         ),
     ))
+}
+
+/// Swin: the patch conv and its norm, stages of patch merging (gather, norm, reduction) and
+/// blocks of shifted-window attention (the relative-position bias gathered per head at load time,
+/// the shift mask as built), the final norm, the mean over the map and the head.
+fn lower_swin(g: &mut GraphBuilder, x: Value, m: &swin::SwinTransformer) -> Result<Value> {
+    let ln = |g: &mut GraphBuilder, x: Value, n: &kestrel_models::layers::LayerNorm2d, copy| {
+        let (w, b, e) = (values(&n.weight), values(&n.bias), n.eps as f32);
+        if copy {
+            g.layer_norm_copy(x, w, b, e)
+        } else {
+            g.layer_norm(x, w, b, e)
+        }
+    };
+    let mut x = g.conv(
+        x,
+        conv_bn(&m.patch_embed.proj, None, Act::Identity, Padding::AsBuilt)?,
+    );
+    if let Some(n) = &m.patch_embed.norm {
+        x = ln(g, x, n, false);
+    }
+    let mut map_hw = m.patch_embed.grid();
+    for stage in &m.layers {
+        if let Some(down) = &stage.downsample {
+            map_hw = map_hw.map(|v| v.div_ceil(2));
+            x = g.merge_patches(x);
+            x = ln(g, x, &down.norm, false);
+            x = g.conv(x, linear(&down.reduction, Act::Identity, None));
+        }
+        for b in &stage.blocks {
+            let attn = &b.attn;
+            let Some(table) = &attn.relative_position_bias_table else {
+                return Err(Unsupported("Swin attention without a bias table".into()));
+            };
+            let y = ln(g, x, &b.norm1, true);
+            let width = attn.qkv.weight.dims()[1] / 3;
+            let q_scale: Vec<f32> = (0..3 * width)
+                .map(|i| if i < width { attn.scale as f32 } else { 1.0 })
+                .collect();
+            let qkv = linear(&attn.qkv, Act::Identity, Some(&q_scale));
+            let pad_qkv = qkv.bias.clone();
+            let y = g.conv(y, qkv);
+            // bias[h][i][j] = table[index[i·N + j]][h].
+            let heads = attn.num_heads;
+            let tv = values(table);
+            let index = &attn.relative_position_index;
+            let tn = b.window[0] * b.window[1];
+            let bias: Vec<f32> = (0..heads * tn * tn)
+                .map(|k| tv[index[k % (tn * tn)] as usize * heads + k / (tn * tn)])
+                .collect();
+            let y = g.window_attention(
+                y,
+                heads,
+                b.window,
+                b.shift,
+                bias,
+                b.attn_mask.clone(),
+                pad_qkv,
+                map_hw,
+            );
+            x = g.conv_residual(y, linear(&attn.proj, Act::Identity, None), x, false);
+            let y = ln(g, x, &b.norm2, true);
+            let y = g.conv(y, linear(&b.mlp.fc1, Act::Gelu, None));
+            x = g.conv_residual(y, linear(&b.mlp.fc2, Act::Identity, None), x, false);
+        }
+    }
+    let x = ln(g, x, &m.norm, false);
+    let x = g.global_avg_pool(x);
+    Ok(g.conv(x, linear(&m.head.fc, Act::Identity, None)))
 }
 
 fn max_pool_padding(p: &PaddingConfig2d) -> Result<[usize; 2]> {

@@ -437,6 +437,18 @@ fn params(graph: &Graph) -> Vec<(String, Vec<usize>, Param)> {
                 norms.push((format!("ops.{i}.prefix_tokens"), prefix.clone()));
                 norms.push((format!("ops.{i}.pos_embed"), pos_embed.clone()));
             }
+            Op::WindowAttention {
+                bias,
+                mask,
+                pad_qkv,
+                ..
+            } => {
+                norms.push((format!("ops.{i}.attn_bias"), bias.clone()));
+                norms.push((format!("ops.{i}.pad_qkv"), pad_qkv.clone()));
+                if let Some(m) = mask {
+                    norms.push((format!("ops.{i}.attn_mask"), m.clone()));
+                }
+            }
             _ => {}
         }
     }
@@ -618,6 +630,18 @@ pub fn load(mut graph: Graph, model: &str, path: &Path) -> Result<Graph, String>
             } => {
                 *prefix = f32s(&format!("ops.{i}.prefix_tokens"), prefix.len())?;
                 *pos_embed = f32s(&format!("ops.{i}.pos_embed"), pos_embed.len())?;
+            }
+            Op::WindowAttention {
+                bias,
+                mask,
+                pad_qkv,
+                ..
+            } => {
+                *bias = f32s(&format!("ops.{i}.attn_bias"), bias.len())?;
+                *pad_qkv = f32s(&format!("ops.{i}.pad_qkv"), pad_qkv.len())?;
+                if let Some(m) = mask {
+                    *m = f32s(&format!("ops.{i}.attn_mask"), m.len())?;
+                }
             }
             _ => {}
         }

@@ -87,6 +87,127 @@ pub fn self_attention(
     });
 }
 
+/// Swin's shifted-window attention on an NHWC map of fused qkv (`[n, h, w, 3·c]`, q scaled),
+/// into `out` (`[n, h, w, c]`).
+pub struct WindowAttention<'a> {
+    pub heads: usize,
+    pub window: [usize; 2],
+    /// The cyclic shift (timm rolls the map by −shift before partitioning, +shift after).
+    pub shift: [usize; 2],
+    /// `[heads][N][N]` relative-position bias, N = window area.
+    pub bias: &'a [f32],
+    /// `[windows][N][N]`: 0 or −100 (shifted windows mixing regions), or none.
+    pub mask: Option<&'a [f32]>,
+    /// The qkv of a padding token (the map padded to whole windows: zeros through the qkv
+    /// projection, i.e. its bias).
+    pub pad_qkv: &'a [f32],
+}
+
+impl WindowAttention<'_> {
+    pub fn run(&self, qkv: &[f32], n: usize, h: usize, w: usize, out: &mut [f32]) {
+        let c3 = self.pad_qkv.len();
+        let c = c3 / 3;
+        let d = c / self.heads;
+        let [wh, ww] = self.window;
+        let [sh, sw] = self.shift;
+        let tn = wh * ww;
+        let (nh, nw) = (h.div_ceil(wh), w.div_ceil(ww));
+        assert_eq!(qkv.len(), n * h * w * c3, "window attention qkv size");
+        assert_eq!(out.len(), n * h * w * c, "window attention output size");
+        assert_eq!(
+            self.bias.len(),
+            self.heads * tn * tn,
+            "relative position bias size"
+        );
+        if let Some(m) = self.mask {
+            assert_eq!(m.len(), nh * nw * tn * tn, "window mask size");
+        }
+        let op = SendPtr(out.as_mut_ptr());
+        crate::threads::parallel_for(n * nh * nw, |task| {
+            let op = op;
+            let (b, win) = (task / (nh * nw), task % (nh * nw));
+            let (wy, wx) = (win / nw, win % nw);
+            // The map pixel of each window token (None: padding), through the shift.
+            let pixel = |t: usize| {
+                let (y, x) = (wy * wh + t / ww, wx * ww + t % ww);
+                (y < h && x < w).then(|| (b * h + (y + sh) % h) * w + (x + sw) % w)
+            };
+            let mut rows = vec![0f32; tn * c3];
+            for t in 0..tn {
+                let src = match pixel(t) {
+                    Some(p) => &qkv[p * c3..][..c3],
+                    None => self.pad_qkv,
+                };
+                rows[t * c3..][..c3].copy_from_slice(src);
+            }
+            let mut o = vec![0f32; tn * c];
+            let mut scores = vec![0f32; tn * tn];
+            let none = Epilogue::new(None, Act::Identity);
+            for hd in 0..self.heads {
+                let (k0, v0) = (c + hd * d, 2 * c + hd * d);
+                let kt = PackedB::pack(1, d, tn, |_, e, j| rows[j * c3 + k0 + e]);
+                let v = PackedB::pack(1, tn, d, |_, j, e| rows[j * c3 + v0 + e]);
+                // SAFETY: rows/scores/o are this task's buffers with the strides given; the
+                // GEMMs run on this thread (inside a pool task).
+                unsafe {
+                    igemm(
+                        tn,
+                        Rows::Dense {
+                            base: rows.as_ptr().add(hd * d),
+                            ld: c3,
+                        },
+                        0,
+                        &kt,
+                        scores.as_mut_ptr(),
+                        tn,
+                        0,
+                        &none,
+                    );
+                }
+                let bias = &self.bias[hd * tn * tn..][..tn * tn];
+                match self.mask {
+                    Some(m) => {
+                        let m = &m[win * tn * tn..][..tn * tn];
+                        for ((s, b), m) in scores.iter_mut().zip(bias).zip(m) {
+                            *s += b + m;
+                        }
+                    }
+                    None => {
+                        for (s, b) in scores.iter_mut().zip(bias) {
+                            *s += b;
+                        }
+                    }
+                }
+                softmax_rows(&mut scores, tn);
+                unsafe {
+                    igemm(
+                        tn,
+                        Rows::Dense {
+                            base: scores.as_ptr(),
+                            ld: tn,
+                        },
+                        0,
+                        &v,
+                        o.as_mut_ptr(),
+                        c,
+                        hd * d,
+                        &none,
+                    );
+                }
+            }
+            for t in 0..tn {
+                if let Some(p) = pixel(t) {
+                    // SAFETY: every map pixel belongs to exactly one window of one image, so
+                    // tasks write disjoint output rows.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(o.as_ptr().add(t * c), op.0.add(p * c), c)
+                    };
+                }
+            }
+        });
+    }
+}
+
 /// Softmax of each `len`-long row of `s`, in place (max subtracted first).
 pub fn softmax_rows(s: &mut [f32], len: usize) {
     let rows = s.len() / len;
@@ -230,6 +351,102 @@ mod tests {
                 assert!(
                     (g as f64 - r).abs() <= 1e-5 * (1.0 + r.abs()),
                     "n{n} t{t} h{heads} d{d} at {i}: {g} vs {r}"
+                );
+            }
+        }
+    }
+
+    /// Direct f64 shifted-window attention: roll, pad with the padding token, partition, attend
+    /// with bias and mask, reverse.
+    #[allow(clippy::too_many_arguments)]
+    fn window_reference(
+        qkv: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        wa: &WindowAttention,
+    ) -> Vec<f64> {
+        let c3 = wa.pad_qkv.len();
+        let (c, heads) = (c3 / 3, wa.heads);
+        let d = c / heads;
+        let [wh, ww] = wa.window;
+        let tn = wh * ww;
+        let (nh, nw) = (h.div_ceil(wh), w.div_ceil(ww));
+        let mut out = vec![f64::NAN; n * h * w * c];
+        for b in 0..n {
+            for win in 0..nh * nw {
+                let pos: Vec<Option<usize>> = (0..tn)
+                    .map(|t| {
+                        let (y, x) = ((win / nw) * wh + t / ww, (win % nw) * ww + t % ww);
+                        (y < h && x < w)
+                            .then(|| (b * h + (y + wa.shift[0]) % h) * w + (x + wa.shift[1]) % w)
+                    })
+                    .collect();
+                let val = |t: usize, col: usize| match pos[t] {
+                    Some(p) => qkv[p * c3 + col] as f64,
+                    None => wa.pad_qkv[col] as f64,
+                };
+                for hd in 0..heads {
+                    for i in 0..tn {
+                        let s: Vec<f64> = (0..tn)
+                            .map(|j| {
+                                let dot: f64 = (0..d)
+                                    .map(|e| val(i, hd * d + e) * val(j, c + hd * d + e))
+                                    .sum();
+                                let m = wa.mask.map_or(0.0, |m| m[(win * tn + i) * tn + j] as f64);
+                                dot + wa.bias[(hd * tn + i) * tn + j] as f64 + m
+                            })
+                            .collect();
+                        let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        let z: f64 = s.iter().map(|v| (v - max).exp()).sum();
+                        if let Some(p) = pos[i] {
+                            for e in 0..d {
+                                out[p * c + hd * d + e] = (0..tn)
+                                    .map(|j| (s[j] - max).exp() / z * val(j, 2 * c + hd * d + e))
+                                    .sum();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn window_attention_matches_the_shifted_window_formula() {
+        // Whole windows, shifted, and a map padded to whole windows (5 × 7 in 3 × 3 windows).
+        for (h, w, window, shift, masked) in [
+            (6usize, 6usize, [3, 3], [0, 0], false),
+            (6, 6, [3, 3], [1, 1], true),
+            (5, 7, [3, 3], [1, 1], true),
+        ] {
+            let (n, heads, d) = (2, 2, 4);
+            let c = heads * d;
+            let tn = window[0] * window[1];
+            let wins = h.div_ceil(window[0]) * w.div_ceil(window[1]);
+            let mut s = (h * 13 + w) as u64;
+            let qkv: Vec<f32> = (0..n * h * w * 3 * c).map(|_| 2.0 * lcg(&mut s)).collect();
+            let bias: Vec<f32> = (0..heads * tn * tn).map(|_| lcg(&mut s)).collect();
+            let mask: Vec<f32> = (0..wins * tn * tn)
+                .map(|_| if lcg(&mut s) > 0.2 { -100.0 } else { 0.0 })
+                .collect();
+            let pad_qkv: Vec<f32> = (0..3 * c).map(|_| lcg(&mut s)).collect();
+            let wa = WindowAttention {
+                heads,
+                window,
+                shift,
+                bias: &bias,
+                mask: masked.then_some(&mask[..]),
+                pad_qkv: &pad_qkv,
+            };
+            let mut out = vec![f32::NAN; n * h * w * c];
+            wa.run(&qkv, n, h, w, &mut out);
+            let want = window_reference(&qkv, n, h, w, &wa);
+            for (i, (&g, &r)) in out.iter().zip(&want).enumerate() {
+                assert!(
+                    (g as f64 - r).abs() <= 1e-5 * (1.0 + r.abs()),
+                    "{h}x{w} shift {shift:?} at {i}: {g} vs {r}"
                 );
             }
         }

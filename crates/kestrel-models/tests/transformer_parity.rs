@@ -2,7 +2,7 @@
 //! scripts/make_model_fixtures.py: 32 px inputs, 10 classes, norms, layer scales and biases
 //! perturbed so that every branch reaches the logits). Also: position-embedding resampling at
 //! load time, Swin checkpoints that carry the rebuilt buffers, the fixed-input-size error, and
-//! that the fast engine runs ViT/DeiT (checked in every ViT fixture) and declines Swin (burn runs it).
+//! that the fast engine runs them (checked in every fixture) and rejects another input size.
 
 use crate::common;
 
@@ -137,20 +137,25 @@ fn fixed_size_models_name_the_expected_size_and_img_size_flag() {
 }
 
 #[test]
-fn fast_engine_declines_swin_and_rejects_another_vit_input_size() {
-    let err = kestrel_deploy::lower(&swin(), 3)
-        .err()
-        .expect("not lowered");
-    assert!(err.to_string().contains("Swin"), "{err}");
-    // ViT is lowered (its parity runs through the engine in check_fixture); an input of
-    // another size is an error naming the patch counts, not a wrong answer.
-    let engine = kestrel_deploy::lower(&vit(vit_tiny()), 3).expect("ViT lowers");
+fn fast_engine_rejects_another_input_size() {
+    // ViT and Swin are lowered (their parity runs through the engine in check_fixture); an
+    // input of another size is an error naming the size, not a wrong answer.
     let x = vec![0.1f32; 3 * 48 * 48];
+    let engine = kestrel_deploy::lower(&vit(vit_tiny()), 3).expect("ViT lowers");
     let err = engine
         .run_nchw(&x, 1, 3, 48, 48)
         .expect_err("48 px into a 32 px ViT");
     assert!(
         err.contains("36 patches") && err.contains("has 16") && err.contains("image size"),
+        "{err}"
+    );
+    assert!(engine.run_nchw(&x[..3 * 32 * 32], 1, 3, 32, 32).is_ok());
+    let engine = kestrel_deploy::lower(&swin(), 3).expect("Swin lowers");
+    let err = engine
+        .run_nchw(&x, 1, 3, 48, 48)
+        .expect_err("48 px into a 32 px Swin");
+    assert!(
+        err.contains("24×24 map") && err.contains("fit 16×16") && err.contains("image size"),
         "{err}"
     );
     assert!(engine.run_nchw(&x[..3 * 32 * 32], 1, 3, 32, 32).is_ok());

@@ -289,6 +289,11 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 let g = b.node("Reshape", &[&g, &back_shape], vec![]);
                 (b.node("Mul", &[&xn, &g], vec![]), s)
             }
+            Op::WindowAttention { .. } | Op::MergePatches { .. } => {
+                return Err(unsupported(
+                    "no ONNX lowering for Swin's window ops yet".into(),
+                ))
+            }
             // Tokens are NCHW [n, d, 1, t] here (the engine's NHWC [n, 1, t, d]).
             Op::Tokens {
                 prefix,

@@ -97,6 +97,7 @@ const FAST_FAMILIES: &[&str] = &[
     "AlexNet",
     "LeNet5",
     "Vit",
+    "Swin",
 ];
 const FAST_NOT_YET: &[&str] = &["resnet50_cbam_tiny"];
 
