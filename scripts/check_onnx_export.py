@@ -28,7 +28,7 @@ DEFAULT = [
     "resnet18", "resnet50", "seresnet50", "resnext50_32x4d", "mobilenetv2_100",
     "mobilenetv3_large_100", "efficientnet_b0", "tf_efficientnet_b0", "tf_efficientnet_b0:225",
     "efficientnet_lite0", "regnetx_002", "regnety_002", "convnext_atto", "vgg11_bn", "alexnet",
-    "vit_small_patch16_224", "deit_tiny_distilled_patch16_224",
+    "vit_small_patch16_224", "deit_tiny_distilled_patch16_224", "swin_tiny_patch4_window7_224",
     "mobilenet_v3_large", "tv_convnext_tiny",
 ]
 

@@ -24,6 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODELS = [
     "resnet18_tiny", "tf_efficientnet_tiny", "convnext_atto_tiny",
     "vit_tiny_patch16_224_tiny", "deit_tiny_distilled_patch16_224_tiny",
+    "swin_tiny_patch4_window7_224_tiny",
 ]
 OUT = ROOT / "crates/kestrel-deploy/tests/fixtures/onnx"
 

@@ -79,6 +79,19 @@ fn tiny_model(name: &str) -> Model {
                 .distilled()
                 .init(10, 3, &device),
         ),
+        // Shifted windows with masks, relative-position bias, patch merging.
+        "swin_tiny_patch4_window7_224_tiny" => Model::Swin(
+            kestrel_models::swin::SwinConfig {
+                img_size: 32,
+                patch_size: 2,
+                window_size: 4,
+                embed_dim: 8,
+                depths: vec![2, 2, 2],
+                num_heads: vec![2, 2, 4],
+                ..kestrel_models::swin::SwinConfig::tiny()
+            }
+            .init(10, 3, &device),
+        ),
         other => panic!("no tiny config for {other}"),
     };
     let weights = models_fixture(name).join("weights.safetensors");
@@ -226,6 +239,11 @@ fn vit_export_matches_onnxruntime() {
 #[test]
 fn distilled_deit_export_matches_onnxruntime() {
     check("deit_tiny_distilled_patch16_224_tiny");
+}
+
+#[test]
+fn swin_export_matches_onnxruntime() {
+    check("swin_tiny_patch4_window7_224_tiny");
 }
 
 #[test]

@@ -289,10 +289,107 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 let g = b.node("Reshape", &[&g, &back_shape], vec![]);
                 (b.node("Mul", &[&xn, &g], vec![]), s)
             }
-            Op::WindowAttention { .. } | Op::MergePatches { .. } => {
-                return Err(unsupported(
-                    "no ONNX lowering for Swin's window ops yet".into(),
-                ))
+            // The map is NCHW [n, c, h, w] here; windows are cut from its NHWC transpose.
+            Op::WindowAttention {
+                heads,
+                window,
+                shift,
+                bias,
+                mask,
+                x,
+                ..
+            } => {
+                let (xn, [c3, h, w]) = get(*x)?;
+                let [wh, ww] = *window;
+                if h % wh != 0 || w % ww != 0 {
+                    return Err(unsupported(format!(
+                        "a {h}×{w} map padded to whole {wh}×{ww} windows"
+                    )));
+                }
+                let c = c3 / 3;
+                let (nh, nw, tn) = (h / wh, w / ww, wh * ww);
+                let (hh, dd) = (*heads as i64, (c / heads) as i64);
+                let i64s = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<i64>>();
+                // Cyclic shift along `axis` of NHWC: the rows from `s` on, then the first `s`.
+                let roll = |b: &mut Builder, x: &str, axis: i64, s: usize, len: usize| {
+                    if s == 0 {
+                        return x.to_string();
+                    }
+                    let ax = b.int64_const(&[axis]);
+                    let (a0, a1) = (b.int64_const(&[s as i64]), b.int64_const(&[len as i64]));
+                    let (b0, b1) = (b.int64_const(&[0]), b.int64_const(&[s as i64]));
+                    let hi = b.node("Slice", &[x, &a0, &a1, &ax], vec![]);
+                    let lo = b.node("Slice", &[x, &b0, &b1, &ax], vec![]);
+                    b.node("Concat", &[&hi, &lo], vec![int("axis", axis)])
+                };
+                let t = b.node("Transpose", &[&xn], vec![ints("perm", &[0, 2, 3, 1])]);
+                let t = roll(&mut b, &t, 1, shift[0], h);
+                let t = roll(&mut b, &t, 2, shift[1], w);
+                let s6 = b.int64_const(&i64s(&[0, nh, wh, nw, ww, c3]));
+                let t = b.node("Reshape", &[&t, &s6], vec![]);
+                let t = b.node("Transpose", &[&t], vec![ints("perm", &[0, 1, 3, 2, 4, 5])]);
+                // [windows·n, N, 3, heads, d] -> [3, windows·n, heads, N, d].
+                let s5 = b.int64_const(&[-1, tn as i64, 3, hh, dd]);
+                let t = b.node("Reshape", &[&t, &s5], vec![]);
+                let t = b.node("Transpose", &[&t], vec![ints("perm", &[2, 0, 3, 1, 4])]);
+                let head_shape = b.int64_const(&[-1, hh, tn as i64, dd]);
+                let axis0 = b.int64_const(&[0]);
+                let mut part = |k: i64| {
+                    let (s0, s1) = (b.int64_const(&[k]), b.int64_const(&[k + 1]));
+                    let sl = b.node("Slice", &[&t, &s0, &s1, &axis0], vec![]);
+                    b.node("Reshape", &[&sl, &head_shape], vec![])
+                };
+                let (q, k, v) = (part(0), part(1), part(2));
+                let kt = b.node("Transpose", &[&k], vec![ints("perm", &[0, 1, 3, 2])]);
+                let sc = b.node("MatMul", &[&q, &kt], vec![]);
+                let bn = b.float_init("rel_pos_bias", &[1, *heads, tn, tn], bias);
+                let mut sc = b.node("Add", &[&sc, &bn], vec![]);
+                if let Some(m) = mask {
+                    let per_win = b.int64_const(&[-1, (nh * nw) as i64, hh, tn as i64, tn as i64]);
+                    let s = b.node("Reshape", &[&sc, &per_win], vec![]);
+                    let mn = b.float_init("attn_mask", &[1, nh * nw, 1, tn, tn], m);
+                    let s = b.node("Add", &[&s, &mn], vec![]);
+                    let back = b.int64_const(&[-1, hh, tn as i64, tn as i64]);
+                    sc = b.node("Reshape", &[&s, &back], vec![]);
+                }
+                let a = b.node("Softmax", &[&sc], vec![int("axis", -1)]);
+                let o = b.node("MatMul", &[&a, &v], vec![]);
+                // [windows·n, heads, N, d] -> [n, nh, nw, wh, ww, c] -> [n, h, w, c].
+                let o = b.node("Transpose", &[&o], vec![ints("perm", &[0, 2, 1, 3])]);
+                // The batch is folded into the windows' leading dimension: -1 recovers it.
+                let s6 = b.int64_const(&[-1, nh as i64, nw as i64, wh as i64, ww as i64, c as i64]);
+                let o = b.node("Reshape", &[&o, &s6], vec![]);
+                let o = b.node("Transpose", &[&o], vec![ints("perm", &[0, 1, 3, 2, 4, 5])]);
+                let s4 = b.int64_const(&[-1, h as i64, w as i64, c as i64]);
+                let o = b.node("Reshape", &[&o, &s4], vec![]);
+                let o = roll(&mut b, &o, 1, (h - shift[0]) % h, h);
+                let o = roll(&mut b, &o, 2, (w - shift[1]) % w, w);
+                (
+                    b.node("Transpose", &[&o], vec![ints("perm", &[0, 3, 1, 2])]),
+                    [c, h, w],
+                )
+            }
+            Op::MergePatches { x, .. } => {
+                let (xn, [c, h, w]) = get(*x)?;
+                if h % 2 + w % 2 > 0 {
+                    return Err(unsupported(format!("patch merging of an odd {h}×{w} map")));
+                }
+                let axes = b.int64_const(&[2, 3]);
+                let ends = b.int64_const(&[h as i64, w as i64]);
+                let steps = b.int64_const(&[2, 2]);
+                // timm's order: x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2].
+                let parts: Vec<String> = [(0, 0), (1, 0), (0, 1), (1, 1)]
+                    .into_iter()
+                    .map(|(dy, dx)| {
+                        let starts = b.int64_const(&[dy, dx]);
+                        b.node("Slice", &[&xn, &starts, &ends, &axes, &steps], vec![])
+                    })
+                    .collect();
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                (
+                    b.node("Concat", &refs, vec![int("axis", 1)]),
+                    [4 * c, h / 2, w / 2],
+                )
             }
             // Tokens are NCHW [n, d, 1, t] here (the engine's NHWC [n, 1, t, d]).
             Op::Tokens {
