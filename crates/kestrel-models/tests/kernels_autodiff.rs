@@ -8,6 +8,14 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::Distribution;
 use kestrel_models::kernels::{conv2d, takes_kestrel_path};
 
+/// The tests here seed burn's device RNG and draw from it; run in parallel threads they would
+/// draw each other's numbers (the conv test draws its loss weights twice from one seed), so each
+/// holds this lock for its whole body.
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Case {
     name: &'static str,
     x: [usize; 4],
@@ -96,6 +104,7 @@ fn check(case: &Case) {
 
 #[test]
 fn kestrel_conv_matches_burn_forward_and_gradients() {
+    let _rng = rng_lock();
     let cases = [
         Case {
             name: "1x1",
@@ -217,6 +226,7 @@ fn kestrel_conv_matches_burn_forward_and_gradients() {
 /// burn's compositions of clamps, on values spread over every piece (−9 … 9).
 #[test]
 fn kestrel_activations_match_burn_forward_and_gradient() {
+    let _rng = rng_lock();
     use burn::tensor::activation;
     use kestrel_kernels::Act;
     use kestrel_models::kernels::activation as kestrel_activation;
@@ -265,6 +275,7 @@ fn kestrel_activations_match_burn_forward_and_gradient() {
 /// without autodiff stay on burn's path.
 #[test]
 fn kestrel_batch_norm_matches_burn_forward_gradients_and_running_stats() {
+    let _rng = rng_lock();
     use burn::module::Module as _;
     use burn::nn::BatchNormConfig;
     use burn::tensor::activation;
