@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Writes crates/kestrel-deploy/tests/fixtures/onnx/NAME.json: onnxruntime's logits for kestrel's
-ONNX export of kestrel-models' tiny timm fixtures, on each fixture's own input.
+ONNX export of kestrel-models' tiny timm fixtures, on each fixture's own input; and NAME.qdq.json:
+onnxruntime's logits for the QDQ export of the same model quantized to int8 (the test's
+calibration), on the test's own input (written beside the file as NAME.qdq_input.f32).
 
 The ONNX files come from the Rust test itself (KESTREL_ONNX_WRITE_DIR makes it write them), so
 the fixture is exactly what `cargo test --release --workspace --test deploy_tests -- onnx_export` exports. Needs onnxruntime, onnx,
@@ -26,6 +28,7 @@ MODELS = [
     "vit_tiny_patch16_224_tiny", "deit_tiny_distilled_patch16_224_tiny",
     "swin_tiny_patch4_window7_224_tiny",
 ]
+QDQ_MODELS = ["resnet18_tiny", "tf_efficientnet_tiny"]
 OUT = ROOT / "crates/kestrel-deploy/tests/fixtures/onnx"
 
 
@@ -36,8 +39,10 @@ def main():
         # The test skips the logit comparison for fixtures that do not exist yet.
         for m in MODELS:
             (OUT / f"{m}.json").unlink(missing_ok=True)
+        for m in QDQ_MODELS:
+            (OUT / f"{m}.qdq.json").unlink(missing_ok=True)
         subprocess.run(
-            ["cargo", "test", "--release", "--workspace", "--test", "deploy_tests", "--", "onnx_export"],
+            ["cargo", "test", "--release", "--workspace", "--test", "deploy_tests", "--", "onnx_export::"],
             cwd=ROOT, env=env, check=True,
         )
         for m in MODELS:
@@ -56,6 +61,30 @@ def main():
             }
             (OUT / f"{m}.json").write_text(json.dumps(fixture, indent=1) + "\n")
             print(f"{m}: logits {y.shape}, max|logit| {np.abs(y).max():.4g}")
+        for m in QDQ_MODELS:
+            path = pathlib.Path(tmp) / f"{m}.qdq.onnx"
+            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+            x = np.fromfile(pathlib.Path(tmp) / f"{m}.qdq_input.f32", "<f4").reshape(8, 3, 32, 32)
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            (y,) = sess.run(["logits"], {"input": x})
+            # The graph's own semantics, without onnxruntime's QDQ rewrites (its default
+            # optimizations quantize the conv biases to int32, which moves a few activations by
+            # one quantum).
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            plain = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            (y0,) = plain.run(["logits"], {"input": x})
+            fixture = {
+                "model": m,
+                "onnxruntime": ort.__version__,
+                "onnx_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "input": "lcg_images(8, 3, 32, 32, seed 7) in tests/onnx_export.rs",
+                "shape": list(y.shape),
+                "logits": [float(v) for v in y.reshape(-1)],
+                "logits_unoptimized": [float(v) for v in y0.reshape(-1)],
+            }
+            (OUT / f"{m}.qdq.json").write_text(json.dumps(fixture, indent=1) + "\n")
+            print(f"{m} (QDQ): logits {y.shape}, max|logit| {np.abs(y).max():.4g}")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,23 @@ fn quantize_writes_a_run_folder_that_predict_and_forward_run() {
     assert_eq!(shape, vec![2, 10]);
     assert!(logits.iter().all(|v| v.is_finite()));
 
+    // export writes QDQ ONNX: one QuantizeLinear per int8 conv (numerics: kestrel-deploy's
+    // onnx_export tests against onnxruntime).
+    let onnx = tmp.path().join("q.onnx");
+    kestrel(["export", "--checkpoint", s(&out), "--output", s(&onnx)]).ok();
+    let model = kestrel_deploy::onnx::decode(&std::fs::read(&onnx).unwrap()).unwrap();
+    let quantize_nodes = model
+        .graph
+        .unwrap()
+        .node
+        .iter()
+        .filter(|n| n.op_type == "QuantizeLinear")
+        .count();
+    assert_eq!(
+        quantize_nodes as u64,
+        report["int8_convs"].as_u64().unwrap()
+    );
+
     // A run folder whose int8 file was made for another model names both.
     let meta_path = out.join("checkpoint.json");
     let meta = std::fs::read_to_string(&meta_path).unwrap();

@@ -1,6 +1,6 @@
 //! `kestrel export`: a model as an ONNX file (via kestrel-deploy's lowered graph).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use burn::prelude::Device;
@@ -10,11 +10,15 @@ use kestrel_deploy::onnx::{export, ExportMeta};
 use super::source::{load, ModelSourceArgs};
 
 /// Exports a model as ONNX: NCHW, opset 17, input `input` [batch, C, H, W], output `logits`
-/// [batch, classes], BatchNorm folded, the eval preprocessing in the file's metadata_props.
+/// [batch, classes], BatchNorm folded, the eval preprocessing in the file's metadata_props. An
+/// int8 run folder (`kestrel quantize`) exports as QDQ ONNX.
 #[derive(Args, Debug)]
 #[command(
     after_help = "The batch dimension is dynamic; the image size is fixed at export (TF \"same\" \
 padding and adaptive pools are written out for it). TensorRT and OpenVINO read the same file.\n\n\
+An int8 run folder (--checkpoint DIR of `kestrel quantize`) exports as QDQ ONNX: each int8 conv's \
+input goes through Clip (its 7-bit range), QuantizeLinear and DequantizeLinear with the \
+calibrated scale and zero point, and its int8 weights through a per-channel DequantizeLinear.\n\n\
 Example:\n  kestrel export --model resnet50 --weights resnet50.safetensors --output resnet50.onnx"
 )]
 pub struct ExportArgs {
@@ -28,17 +32,6 @@ pub struct ExportArgs {
 pub fn run(a: ExportArgs) -> Result<()> {
     let device = Device::flex();
     let loaded = load(&a.source, &device)?;
-    if loaded.int8.is_some() {
-        bail!(
-            "{} holds an int8 model: its QDQ ONNX export is not implemented yet; export the fp32 \
-             model it was quantized from",
-            a.source
-                .checkpoint
-                .as_deref()
-                .unwrap_or(Path::new("?"))
-                .display()
-        );
-    }
     let [c, mut h, mut w] = loaded.input_size();
     if let Some(n) = a.source.img_size {
         if n == 0 {
@@ -53,12 +46,20 @@ pub fn run(a: ExportArgs) -> Result<()> {
         .model
         .check_input([c, h, w], &device)
         .map_err(|e| anyhow::anyhow!("--img-size {h}: {e}"))?;
-    let graph = kestrel_deploy::lower_graph(&loaded.model, c).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot export {} (export goes through the fast engine's lowering): {e}",
-            loaded.name
-        )
-    })?;
+    // An int8 run folder's graph (its int8 convs become QDQ nodes); otherwise the lowering.
+    let lowered;
+    let graph = match &loaded.int8 {
+        Some(g) => g.as_ref(),
+        None => {
+            lowered = kestrel_deploy::lower_graph(&loaded.model, c).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot export {} (export goes through the fast engine's lowering): {e}",
+                    loaded.name
+                )
+            })?;
+            &lowered
+        }
+    };
     let mut metadata = preprocessing_metadata(&loaded.data_config);
     metadata.push(("num_classes".into(), loaded.class_names.len().to_string()));
     metadata.push((

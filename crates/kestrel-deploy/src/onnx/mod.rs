@@ -6,20 +6,27 @@
 //!
 //! Spatial sizes are fixed at export (`ExportMeta::input_size`): TF "same" padding and adaptive
 //! pooling depend on them, and are written out as the explicit pads / kernels for that size.
+//!
+//! A quantized graph exports as QDQ ONNX: every int8 conv reads its input through Clip (the
+//! 7-bit range), QuantizeLinear and DequantizeLinear, and its int8 weights through a
+//! per-channel DequantizeLinear, so that the graph computes exactly what kestrel's int8 engine
+//! does (the convs stored in int8 but run in fp32 export their dequantized weights).
 
 pub mod proto;
 
 use std::fmt;
 
+use kestrel_kernels::int8::ACT_MAX;
 use kestrel_kernels::{Act, ConvGeometry};
 use prost::Message;
 
 use crate::engine::{ConvSpec, Graph, Op, Value};
+use crate::quant::InputQuant;
 use proto::tensor_shape_proto::{dimension, Dimension};
 use proto::{
     attribute_type, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
     OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    ValueInfoProto, DATA_TYPE_INT8, DATA_TYPE_UINT8,
 };
 
 /// The default-domain opset the export targets (LayerNormalization and HardSwish need ≥ 17/14).
@@ -694,15 +701,21 @@ impl Builder {
                 g
             ));
         }
-        let wn = self.float_init(
-            "weight",
-            &[g.out_ch, g.in_ch / g.groups, g.kernel[0], g.kernel[1]],
-            &conv.weight,
-        );
+        let wdims = [g.out_ch, g.in_ch / g.groups, g.kernel[0], g.kernel[1]];
+        let int8 = conv.quant.as_ref().and_then(|q| Some((q, q.input?)));
+        let (x, wn) = match int8 {
+            // Weights stored in int8 but computed in fp32 (depthwise) export their dequantized
+            // values, which is what the engine computes with.
+            None => (
+                x.to_string(),
+                self.float_init("weight", &wdims, &conv.weight),
+            ),
+            Some((q, input)) => self.qdq_operands(x, input, &q.weight, &q.w_scale, &wdims)?,
+        };
         let bn = self.float_init("bias", &[g.out_ch], &conv.bias);
         let y = self.node(
             "Conv",
-            &[x, &wn, &bn],
+            &[&x, &wn, &bn],
             vec![
                 ints("kernel_shape", &g.kernel),
                 ints("strides", &g.stride),
@@ -713,6 +726,64 @@ impl Builder {
             ],
         );
         Ok((y, [g.out_ch, oh, ow]))
+    }
+
+    /// The QDQ form of an int8 conv's operands: the input clipped to its 7-bit range
+    /// (kestrel's activations are 0..=ACT_MAX, and QuantizeLinear's u8 would saturate at 255
+    /// only), `QuantizeLinear` → `DequantizeLinear` with the calibrated scale and zero point,
+    /// and the int8 weights through a per-output-channel `DequantizeLinear` (axis 0, zero
+    /// points 0). Returns the dequantized input's and weights' names.
+    fn qdq_operands(
+        &mut self,
+        x: &str,
+        input: InputQuant,
+        weight: &[i8],
+        w_scale: &[f32],
+        wdims: &[usize; 4],
+    ) -> Result<(String, String), String> {
+        if weight.len() != wdims.iter().product::<usize>() || w_scale.len() != wdims[0] {
+            return Err(format!(
+                "{} int8 weights and {} scales for weights of shape {wdims:?}",
+                weight.len(),
+                w_scale.len()
+            ));
+        }
+        let (s, z) = (input.scale, input.zero);
+        let lo = self.float_scalar(-s * z as f32);
+        let hi = self.float_scalar(s * (ACT_MAX - z) as f32);
+        let clipped = self.node("Clip", &[x, &lo, &hi], vec![]);
+        let scale = self.float_scalar(s);
+        let zero = self.byte_init("x_zero", DATA_TYPE_UINT8, &[], &[z]);
+        let xq = self.node("QuantizeLinear", &[&clipped, &scale, &zero], vec![]);
+        let xd = self.node("DequantizeLinear", &[&xq, &scale, &zero], vec![]);
+        let wq = self.byte_init(
+            "weight_int8",
+            DATA_TYPE_INT8,
+            wdims,
+            &weight.iter().map(|&v| v as u8).collect::<Vec<_>>(),
+        );
+        let ws = self.float_init("weight_scale", &[wdims[0]], w_scale);
+        let wz = self.byte_init(
+            "weight_zero",
+            DATA_TYPE_INT8,
+            &[wdims[0]],
+            &vec![0; wdims[0]],
+        );
+        let wd = self.node("DequantizeLinear", &[&wq, &ws, &wz], vec![int("axis", 0)]);
+        Ok((xd, wd))
+    }
+
+    /// A one-byte-per-element initializer (u8 or i8, by `data_type`).
+    fn byte_init(&mut self, stem: &str, data_type: i32, dims: &[usize], v: &[u8]) -> String {
+        let name = self.fresh(stem);
+        self.initializers.push(TensorProto {
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type,
+            name: name.clone(),
+            raw_data: v.to_vec(),
+            ..Default::default()
+        });
+        name
     }
 
     /// `act(x)` as ONNX nodes (x itself for the identity).

@@ -8,6 +8,10 @@
 
 /// `TensorProto.DataType.FLOAT`.
 pub const DATA_TYPE_FLOAT: i32 = 1;
+/// `TensorProto.DataType.UINT8` (QDQ activations' zero points).
+pub const DATA_TYPE_UINT8: i32 = 2;
+/// `TensorProto.DataType.INT8` (QDQ weights and their zero points).
+pub const DATA_TYPE_INT8: i32 = 3;
 /// `TensorProto.DataType.INT64`.
 pub const DATA_TYPE_INT64: i32 = 7;
 

@@ -171,6 +171,9 @@ fn qconv_matches_reference_on_dequantized_values() {
         (2, 7, 6, 5, 17, 3, 2, 1),
         (1, 4, 4, 16, 20, 1, 1, 0),
         (1, 9, 9, 4, 6, 5, 2, 2),
+        // 3×3 over many channels (several groups of four k per tap).
+        (1, 6, 5, 20, 9, 3, 1, 1),
+        (2, 7, 7, 16, 5, 3, 2, 1),
     ] {
         let geom = ConvGeometry {
             in_ch: cin,
