@@ -10,7 +10,7 @@ mod common;
 mod tv_tiny;
 
 use common::{fixture, input_tensor, load_fixture_weights, logit_errors};
-use kestrel_models::attention::AttnKind;
+use kestrel_models::layers::channel_attention::AttnKind;
 use kestrel_models::burn::prelude::*;
 use kestrel_models::efficientnet::EfficientNetConfig;
 use kestrel_models::regnet::RegNetConfig;

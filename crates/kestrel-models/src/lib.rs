@@ -1,7 +1,6 @@
 //! kestrel-models: layers, one file per model family, the registry and weight import.
 
 pub mod alexnet;
-pub mod attention;
 pub mod bench;
 pub mod convnext;
 pub mod efficientnet;
@@ -26,6 +25,8 @@ pub mod vit;
 pub mod weights;
 
 pub use burn;
+/// The old path of [`layers::channel_attention`] (SE/ECA/CBAM), kept for the crates that import it.
+pub use layers::channel_attention as attention;
 pub use error::ModelError;
 pub use model::Model;
 pub use registry::{

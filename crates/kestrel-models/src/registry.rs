@@ -5,7 +5,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::alexnet::AlexNetConfig;
-use crate::attention::AttnKind;
+use crate::layers::channel_attention::AttnKind;
 use crate::convnext::ConvNeXtConfig;
 use crate::efficientnet::EfficientNetConfig;
 use crate::error::ModelError;

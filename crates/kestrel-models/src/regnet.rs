@@ -12,7 +12,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use crate::attention::{ConvBn, SqueezeExcite};
+use crate::layers::channel_attention::{ConvBn, SqueezeExcite};
 use crate::layers::{batch_norm, conv2d, drop_path, global_avg_pool, make_divisible, Counted};
 
 #[derive(Clone, Debug)]

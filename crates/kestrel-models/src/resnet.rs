@@ -16,7 +16,7 @@ use burn::nn::{BatchNorm, Identity, Linear, LinearConfig, PaddingConfig2d, Relu}
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use crate::attention::{AttnKind, BlockAttention};
+use crate::layers::channel_attention::{AttnKind, BlockAttention};
 use crate::layers::Counted;
 use crate::layers::{batch_norm, bn, bn_relu, conv2d, global_avg_pool};
 use crate::sequential::{avg_pool2d_ceil, run, Layer};

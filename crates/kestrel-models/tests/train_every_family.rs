@@ -7,7 +7,7 @@
 //! models small: the whole table should run in well under a minute in release.
 
 use kestrel_models::alexnet::AlexNetConfig;
-use kestrel_models::attention::AttnKind;
+use kestrel_models::layers::channel_attention::AttnKind;
 use kestrel_models::burn::nn::loss::CrossEntropyLossConfig;
 use kestrel_models::burn::optim::{AdamWConfig, GradientsParams};
 use kestrel_models::burn::prelude::*;
