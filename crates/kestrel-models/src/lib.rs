@@ -25,9 +25,9 @@ pub mod vit;
 pub mod weights;
 
 pub use burn;
+pub use error::ModelError;
 /// The old path of [`layers::channel_attention`] (SE/ECA/CBAM), kept for the crates that import it.
 pub use layers::channel_attention as attention;
-pub use error::ModelError;
 pub use model::Model;
 pub use registry::{
     find, find_pretrained, torchvision_counterpart, BuildOptions, DataConfig, ModelSpec,

@@ -5,10 +5,10 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::alexnet::AlexNetConfig;
-use crate::layers::channel_attention::AttnKind;
 use crate::convnext::ConvNeXtConfig;
 use crate::efficientnet::EfficientNetConfig;
 use crate::error::ModelError;
+use crate::layers::channel_attention::AttnKind;
 use crate::lenet::LeNet5;
 use crate::mobilenet::MobileNetConfig;
 use crate::model::Model;

@@ -7,19 +7,19 @@
 //! because torchvision calls Pillow for PIL images; `tests/transforms_parity.rs` states and checks
 //! the agreement per op against fixtures made by `scripts/make_transform_fixtures.py`.
 
-mod resize;
-mod geometry;
 mod colour;
-mod tensor;
-mod random;
 mod eval;
+mod geometry;
+mod random;
+mod resize;
+mod tensor;
 
-pub use resize::*;
-pub use geometry::*;
 pub use colour::*;
-pub use tensor::*;
-pub use random::*;
 pub use eval::*;
+pub use geometry::*;
+pub use random::*;
+pub use resize::*;
+pub use tensor::*;
 
 use std::borrow::Cow;
 use std::f64::consts::PI;
