@@ -288,7 +288,7 @@ impl ConvNeXt {
     }
 }
 
-impl crate::model::Classifier for ConvNeXt {
+impl crate::classifier::Classifier for ConvNeXt {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         ConvNeXt::forward(self, x)
     }
@@ -307,7 +307,7 @@ impl ConvNeXt {
     pub(crate) fn torchvision_to_timm(
         &self,
         keys: &std::collections::BTreeSet<&str>,
-    ) -> Option<crate::weights::Translation<'_>> {
+    ) -> Option<crate::translation::Translation<'_>> {
         if !(keys.contains("features.0.0.weight") && keys.contains("features.1.0.block.0.weight")) {
             return None;
         }

@@ -2,6 +2,7 @@
 
 pub mod alexnet;
 pub mod bench;
+pub mod classifier;
 pub mod convnext;
 pub mod efficientnet;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod stats;
 pub mod swin;
 pub mod t2t;
 pub mod tensor_file;
+pub mod translation;
 pub mod vgg;
 pub mod vit;
 pub mod weights;

@@ -531,7 +531,7 @@ pub(crate) enum TvUnit {
 /// `split_last`: the last conv and BN are two entries of the Sequential (MobileNetV2's
 /// `conv.{N, N+1}`) instead of one `Conv2dNormActivation`.
 pub(crate) fn add_tv_units(
-    map: &mut crate::weights::PrefixMap,
+    map: &mut crate::translation::PrefixMap,
     from: &str,
     to: &str,
     units: &[TvUnit],

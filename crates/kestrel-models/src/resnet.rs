@@ -377,7 +377,7 @@ impl ResNet {
     }
 }
 
-impl crate::model::Classifier for ResNet {
+impl crate::classifier::Classifier for ResNet {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         ResNet::forward(self, x)
     }

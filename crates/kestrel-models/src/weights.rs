@@ -20,6 +20,7 @@ use burn::tensor::TensorData;
 
 use crate::error::ModelError;
 use crate::model::Model;
+use crate::translation::Translation;
 
 /// Rules that turn checkpoint (PyTorch) names into kestrel module paths. (ResNet's
 /// `layerN.M.downsample` needs none: it is a Vec of layers with PyTorch's indices, conv/BN or,
@@ -239,12 +240,6 @@ struct Origin {
     layout: WeightsLayout,
 }
 
-/// A family's translation of one tensor name from another library's layout (torchvision's) to
-/// timm's: the timm name, and the timm shape where it differs (same elements, e.g. torchvision
-/// ConvNeXt's layer scale [C, 1, 1] is timm's `gamma` [C]). `None` leaves the name alone.
-pub(crate) type Translation<'a> =
-    Box<dyn Fn(&str, &[usize]) -> Option<(String, Option<Vec<usize>>)> + 'a>;
-
 /// Picks the family's torchvision translation when the checkpoint's keys are in torchvision's
 /// layout; `None` for timm-layout files and families without one.
 fn torchvision_translation<'a>(model: &'a Model, keys: &BTreeSet<&str>) -> Option<Translation<'a>> {
@@ -254,25 +249,6 @@ fn torchvision_translation<'a>(model: &'a Model, keys: &BTreeSet<&str>) -> Optio
         Model::RegNet(m) => m.torchvision_to_timm(keys),
         Model::ConvNeXt(m) => m.torchvision_to_timm(keys),
         _ => None,
-    }
-}
-
-/// A rename table of module prefixes (`features.3.block.1.0.` -> `blocks.1.0.conv_dw.`) or full
-/// names; the longest matching prefix wins.
-#[derive(Default)]
-pub(crate) struct PrefixMap(Vec<(String, String)>);
-
-impl PrefixMap {
-    pub(crate) fn add(&mut self, from: impl Into<String>, to: impl Into<String>) {
-        self.0.push((from.into(), to.into()));
-    }
-
-    pub(crate) fn map(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .filter(|(from, _)| name.starts_with(from.as_str()))
-            .max_by_key(|(from, _)| from.len())
-            .map(|(from, to)| format!("{to}{}", &name[from.len()..]))
     }
 }
 
