@@ -22,6 +22,7 @@ pub mod swin;
 pub mod t2t;
 pub mod tensor_file;
 pub mod translation;
+pub mod variant;
 pub mod vgg;
 pub mod vit;
 pub mod weights;

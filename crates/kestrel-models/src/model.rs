@@ -17,6 +17,12 @@ macro_rules! models {
             $($variant($ty),)*
         }
 
+        $(impl From<$ty> for Model {
+            fn from(m: $ty) -> Self {
+                Model::$variant(m)
+            }
+        })*
+
         impl Model {
             fn inner(&self) -> &dyn Classifier {
                 match self {
