@@ -129,3 +129,31 @@ fn tags_list_timm_default_first() {
         (Some(0.95), Some("bicubic"))
     );
 }
+
+/// ConvNeXt declares timm's tags in its own file: `convnext_tiny`'s default is
+/// `in12k_ft_in1k` (crop 0.95, tested at 288 px crop 1.0), and the 384 px fine-tune squashes.
+#[test]
+fn tags_list_convnext_tags_from_its_family_file() {
+    let rows = models_json(&["--tags", "--filter", "convnext_tiny"]);
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {rows:?}"))
+    };
+    let default = row("convnext_tiny.in12k_ft_in1k");
+    assert_eq!(default["default"], true, "{default}");
+    assert_eq!(default["crop_pct"].as_f64(), Some(0.95), "{default}");
+    assert_eq!(
+        default["test_input_size"],
+        serde_json::json!([3, 288, 288]),
+        "{default}"
+    );
+    let r384 = row("convnext_tiny.fb_in22k_ft_in1k_384");
+    assert_eq!(r384["default"], false, "{r384}");
+    assert_eq!(
+        r384["input_size"],
+        serde_json::json!([3, 384, 384]),
+        "{r384}"
+    );
+    assert_eq!(r384["crop_mode"].as_str(), Some("squash"), "{r384}");
+}

@@ -10,9 +10,9 @@ mod common;
 mod tv_tiny;
 
 use common::{fixture, input_tensor, load_fixture_weights, logit_errors};
-use kestrel_models::attention::AttnKind;
 use kestrel_models::burn::prelude::*;
 use kestrel_models::efficientnet::EfficientNetConfig;
+use kestrel_models::layers::channel_attention::AttnKind;
 use kestrel_models::regnet::RegNetConfig;
 use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::Model;

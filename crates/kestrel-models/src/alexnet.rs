@@ -76,7 +76,7 @@ impl AlexNet {
     }
 }
 
-impl crate::model::Classifier for AlexNet {
+impl crate::classifier::Classifier for AlexNet {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         AlexNet::forward(self, x)
     }

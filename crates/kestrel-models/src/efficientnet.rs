@@ -225,7 +225,7 @@ impl EfficientNet {
     }
 }
 
-impl crate::model::Classifier for EfficientNet {
+impl crate::classifier::Classifier for EfficientNet {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         EfficientNet::forward(self, x)
     }
@@ -243,12 +243,12 @@ impl EfficientNet {
     pub(crate) fn torchvision_to_timm(
         &self,
         keys: &std::collections::BTreeSet<&str>,
-    ) -> Option<crate::weights::Translation<'_>> {
+    ) -> Option<crate::translation::Translation<'_>> {
         if !(keys.contains("features.0.0.weight") && keys.contains("features.1.0.block.0.0.weight"))
         {
             return None;
         }
-        let mut map = crate::weights::PrefixMap::default();
+        let mut map = crate::translation::PrefixMap::default();
         map.add("features.0.0.", "conv_stem.");
         map.add("features.0.1.", "bn1.");
         for (s, stage) in self.blocks.iter().enumerate() {

@@ -57,7 +57,7 @@ impl LeNet5 {
     }
 }
 
-impl crate::model::Classifier for LeNet5 {
+impl crate::classifier::Classifier for LeNet5 {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         LeNet5::forward(self, x)
     }

@@ -1,8 +1,8 @@
 //! kestrel-models: layers, one file per model family, the registry and weight import.
 
 pub mod alexnet;
-pub mod attention;
 pub mod bench;
+pub mod classifier;
 pub mod convnext;
 pub mod efficientnet;
 pub mod error;
@@ -21,12 +21,16 @@ pub mod stats;
 pub mod swin;
 pub mod t2t;
 pub mod tensor_file;
+pub mod translation;
+pub mod variant;
 pub mod vgg;
 pub mod vit;
 pub mod weights;
 
 pub use burn;
 pub use error::ModelError;
+/// The old path of [`layers::channel_attention`] (SE/ECA/CBAM), kept for the crates that import it.
+pub use layers::channel_attention as attention;
 pub use model::Model;
 pub use registry::{
     find, find_pretrained, torchvision_counterpart, BuildOptions, DataConfig, ModelSpec,

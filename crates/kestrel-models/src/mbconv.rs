@@ -8,72 +8,17 @@
 //! same blocks to timm's field names.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation;
-use burn::tensor::ops::PadMode;
 
-use crate::layers::{conv2d, drop_path, make_divisible, squeeze_excite, Counted};
+pub use crate::layers::activations::Act;
+/// timm's EfficientNet `SqueezeExcite` under the name this module has always exported.
+pub use crate::layers::channel_attention::EfficientNetSe as SqueezeExcite;
+pub use crate::layers::padding::run_same;
+use crate::layers::{conv2d, drop_path, make_divisible, Counted};
 
 // ---------------------------------------------------------------------------------------------
-// Activations and small helpers
-
-/// The activations and gates timm's builder uses, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Act {
-    Identity,
-    Relu,
-    Relu6,
-    /// x · relu6(x + 3) / 6
-    HardSwish,
-    /// SiLU, timm's `swish`.
-    Silu,
-    Sigmoid,
-    /// relu6(x + 3) / 6, timm's and torchvision's `hard_sigmoid`.
-    HardSigmoid,
-}
-
-impl Act {
-    /// The kernels' name for this activation.
-    pub fn kernel(self) -> kestrel_kernels::Act {
-        match self {
-            Act::Identity => kestrel_kernels::Act::Identity,
-            Act::Relu => kestrel_kernels::Act::Relu,
-            Act::Relu6 => kestrel_kernels::Act::Relu6,
-            Act::HardSwish => kestrel_kernels::Act::HardSwish,
-            Act::Silu => kestrel_kernels::Act::Silu,
-            Act::Sigmoid => kestrel_kernels::Act::Sigmoid,
-            Act::HardSigmoid => kestrel_kernels::Act::HardSigmoid,
-        }
-    }
-
-    /// `self(bn(x))`, fused in training where the kernels can (see [`crate::layers::bn_then`]).
-    pub fn after_bn<const D: usize>(self, bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
-        crate::layers::bn_then(bn, x, self.kernel(), |y| self.apply(y))
-    }
-
-    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
-        // The piecewise-linear ones run as one kestrel op each way where they can.
-        let kernel = match self {
-            Act::Relu6 => Some(kestrel_kernels::Act::Relu6),
-            Act::HardSwish => Some(kestrel_kernels::Act::HardSwish),
-            Act::HardSigmoid => Some(kestrel_kernels::Act::HardSigmoid),
-            _ => None,
-        };
-        if let Some(y) = kernel.and_then(|k| crate::kernels::activation(&x, k)) {
-            return y;
-        }
-        match self {
-            Act::Identity => x,
-            Act::Relu => activation::relu(x),
-            Act::Relu6 => activation::relu6(x),
-            Act::HardSwish => activation::hard_swish(x),
-            Act::Silu => activation::silu(x),
-            Act::Sigmoid => activation::sigmoid(x),
-            Act::HardSigmoid => activation::hard_sigmoid(x, 1.0 / 6.0, 0.5),
-        }
-    }
-}
+// Small helpers
 
 /// Python's `round`: halves go to the even neighbour.
 fn py_round(v: f64) -> usize {
@@ -275,65 +220,6 @@ impl SeConfig {
         from_exp: true,
         round_divisible: true,
     };
-}
-
-/// timm's `SqueezeExcite` (EfficientNet/MobileNet flavour): mean over H, W, 1×1 conv down,
-/// act, 1×1 conv up, gate, rescale.
-#[derive(Module, Debug)]
-pub struct SqueezeExcite {
-    pub conv_reduce: Conv2d,
-    pub conv_expand: Conv2d,
-    #[module(skip)]
-    pub act: Act,
-    #[module(skip)]
-    pub gate: Act,
-}
-
-impl SqueezeExcite {
-    pub fn new(channels: usize, rd_channels: usize, act: Act, gate: Act, device: &Device) -> Self {
-        SqueezeExcite {
-            conv_reduce: conv2d(channels, rd_channels, 1, 1, 0, 1, true, device),
-            conv_expand: conv2d(rd_channels, channels, 1, 1, 0, 1, true, device),
-            act,
-            gate,
-        }
-    }
-
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        squeeze_excite(
-            x,
-            &self.conv_reduce,
-            &self.conv_expand,
-            |s| self.act.apply(s),
-            |s| self.gate.apply(s),
-        )
-    }
-}
-
-/// Runs `conv`, first applying TF "same" padding when the conv was built without padding but
-/// strides (timm `pad_same`: total max((⌈i/s⌉−1)·s + (k−1)·d + 1 − i, 0), the odd pixel after).
-/// Convs built with symmetric padding (see [`BuilderConfig::conv`]) run unchanged.
-pub fn run_same(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let unpadded = matches!(
-        conv.padding,
-        PaddingConfig2d::Explicit(0, 0, 0, 0) | PaddingConfig2d::Valid
-    );
-    if !unpadded || conv.kernel_size[0] == 1 {
-        return conv.run(x);
-    }
-    let [_, _, h, w] = x.dims();
-    let pad = |i: usize, k: usize, s: usize, d: usize| -> (usize, usize) {
-        let total = ((i.div_ceil(s) - 1) * s + (k - 1) * d + 1).saturating_sub(i);
-        (total / 2, total - total / 2)
-    };
-    let (top, bottom) = pad(h, conv.kernel_size[0], conv.stride[0], conv.dilation[0]);
-    let (left, right) = pad(w, conv.kernel_size[1], conv.stride[1], conv.dilation[1]);
-    let x = if top + bottom + left + right > 0 {
-        x.pad((left, right, top, bottom), PadMode::Constant(0.0))
-    } else {
-        x
-    };
-    conv.run(x)
 }
 
 /// timm's `DepthwiseSeparableConv`: dw conv, BN, act, [SE], pw conv, BN, [act], [+ shortcut].
@@ -645,7 +531,7 @@ pub(crate) enum TvUnit {
 /// `split_last`: the last conv and BN are two entries of the Sequential (MobileNetV2's
 /// `conv.{N, N+1}`) instead of one `Conv2dNormActivation`.
 pub(crate) fn add_tv_units(
-    map: &mut crate::weights::PrefixMap,
+    map: &mut crate::translation::PrefixMap,
     from: &str,
     to: &str,
     units: &[TvUnit],

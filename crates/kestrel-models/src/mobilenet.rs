@@ -254,7 +254,7 @@ impl MobileNet {
     }
 }
 
-impl crate::model::Classifier for MobileNet {
+impl crate::classifier::Classifier for MobileNet {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         MobileNet::forward(self, x)
     }
@@ -276,7 +276,7 @@ impl MobileNet {
     pub(crate) fn torchvision_to_timm(
         &self,
         keys: &std::collections::BTreeSet<&str>,
-    ) -> Option<crate::weights::Translation<'_>> {
+    ) -> Option<crate::translation::Translation<'_>> {
         let v3 = self.head == HeadKind::PooledConv;
         let probe = if v3 {
             "features.1.block.0.0.weight"
@@ -286,7 +286,7 @@ impl MobileNet {
         if !(keys.contains("features.0.0.weight") && keys.contains(probe)) {
             return None;
         }
-        let mut map = crate::weights::PrefixMap::default();
+        let mut map = crate::translation::PrefixMap::default();
         map.add("features.0.0.", "conv_stem.");
         map.add("features.0.1.", "bn1.");
         let mut k = 1;

@@ -2,30 +2,13 @@
 //! the CLI handle any of them. Each variant wraps one family's module; the weight files never
 //! see the variant names (they are skipped on save and load).
 //!
-//! Adding a family: implement [`Classifier`] for its module and add one line to the `models!`
-//! list below.
+//! Adding a family: implement [`Classifier`] (in `crate::classifier`, below the families) for its
+//! module and add one line to the `models!` list below. This module sits above the families:
+//! none of them imports it.
 
 use burn::prelude::*;
 
-/// What every family's top-level module provides.
-pub trait Classifier {
-    /// NCHW images -> logits [N, num_classes].
-    fn forward(&self, x: Tensor<4>) -> Tensor<2>;
-    /// Tensor-name prefixes (PyTorch names) of the classifier head, which `--num-classes`
-    /// re-initialises when fine-tuning to another class count.
-    fn classifier_prefixes(&self) -> &'static [&'static str];
-    /// The logits and, for models with a second (distillation) head, that head's logits, for a
-    /// loss that uses both (DeiT's hard distillation). `forward` is what eval uses.
-    fn forward_heads(&self, x: Tensor<4>) -> (Tensor<2>, Option<Tensor<2>>) {
-        (self.forward(x), None)
-    }
-    /// Names (last path component) of buffers the model rebuilds from its configuration instead
-    /// of loading (Swin's `relative_position_index`, `attn_mask`): checkpoints that contain them
-    /// still load, and the file's values are ignored.
-    fn rebuilt_buffers(&self) -> &'static [&'static str] {
-        &[]
-    }
-}
+pub use crate::classifier::Classifier;
 
 macro_rules! models {
     ($($variant:ident($ty:ty)),* $(,)?) => {
@@ -33,6 +16,12 @@ macro_rules! models {
         pub enum Model {
             $($variant($ty),)*
         }
+
+        $(impl From<$ty> for Model {
+            fn from(m: $ty) -> Self {
+                Model::$variant(m)
+            }
+        })*
 
         impl Model {
             fn inner(&self) -> &dyn Classifier {

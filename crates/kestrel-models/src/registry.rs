@@ -1,14 +1,14 @@
 //! The model registry: every model kestrel can build, by timm's name, with its default input and
 //! eval preprocessing. `kestrel models` prints this table.
 
+use std::sync::LazyLock;
+
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::alexnet::AlexNetConfig;
-use crate::attention::AttnKind;
-use crate::convnext::ConvNeXtConfig;
 use crate::efficientnet::EfficientNetConfig;
 use crate::error::ModelError;
+use crate::layers::channel_attention::AttnKind;
 use crate::lenet::LeNet5;
 use crate::mobilenet::MobileNetConfig;
 use crate::model::Model;
@@ -20,53 +20,14 @@ use crate::t2t::T2tConfig;
 use crate::vgg::VggConfig;
 use crate::vit::VitConfig;
 
-pub use kestrel_data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
-pub const MNIST_MEAN: [f32; 1] = [0.1307];
-pub const MNIST_STD: [f32; 1] = [0.3081];
+use crate::variant::{center, imagenet_224, imagenet_224_bicubic};
+pub use crate::variant::{
+    BuildOptions, DataConfig, PretrainedTag, Variant, IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN,
+    MNIST_STD,
+};
 
-/// Eval-time preprocessing in timm's terms (the data keys of `pretrained_cfg`, what
-/// `resolve_data_config` returns). Checkpoints store it, so it is owned and serialisable.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DataConfig {
-    /// (channels, height, width) the model expects.
-    pub input_size: [usize; 3],
-    pub mean: Vec<f32>,
-    pub std: Vec<f32>,
-    pub crop_pct: f64,
-    /// A resampling filter name: nearest, bilinear, bicubic, box, hamming, lanczos.
-    pub interpolation: String,
-    /// timm's `crop_mode` (center, squash, border) or kestrel's `pad` (see kestrel-data's
-    /// `CropMode`).
-    #[serde(default = "center")]
-    pub crop_mode: String,
-    /// timm's `test_input_size` / `test_crop_pct`: a larger eval size these weights were also
-    /// measured at (informational; eval uses `input_size`, as timm's default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_input_size: Option<[usize; 3]>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_crop_pct: Option<f64>,
-}
-
-fn center() -> String {
-    "center".into()
-}
-
-#[derive(Clone, Debug)]
-pub struct BuildOptions {
-    pub num_classes: usize,
-    pub in_chans: usize,
-    /// Square input size for the models that are built for one (ViT/DeiT, Swin, T2T-ViT:
-    /// their `img_size`); `None` is the model's default. Other families take any size and ignore it.
-    pub img_size: Option<usize>,
-}
-
-/// One pretrained weight set of a model, timm's `NAME.TAG` (`resnet50.a1_in1k`): the data
-/// config those weights were trained and evaluated with.
-pub struct PretrainedTag {
-    pub tag: &'static str,
-    pub data: fn() -> DataConfig,
-}
-
+/// One registered model, as [`REGISTRY`] holds it: a family's [`Variant`] with its build fn
+/// wrapped to return a [`Model`].
 pub struct ModelSpec {
     pub name: &'static str,
     pub family: &'static str,
@@ -78,7 +39,22 @@ pub struct ModelSpec {
     /// timm's pretrained tags, the default (timm's first-listed) first; empty when kestrel
     /// knows none.
     pub tags: &'static [PretrainedTag],
-    pub build: fn(&BuildOptions, &Device) -> Model,
+    build: Box<dyn Fn(&BuildOptions, &Device) -> Model + Send + Sync>,
+}
+
+impl ModelSpec {
+    fn of<M: Into<Model> + 'static>(v: &'static Variant<M>) -> Self {
+        let build = v.build;
+        ModelSpec {
+            name: v.name,
+            family: v.family,
+            aliases: v.aliases,
+            default_num_classes: v.default_num_classes,
+            data: v.data,
+            tags: v.tags,
+            build: Box::new(move |o, d| build(o, d).into()),
+        }
+    }
 }
 
 impl ModelSpec {
@@ -144,29 +120,6 @@ fn cifar_32() -> DataConfig {
     }
 }
 
-/// timm's ResNet default: 224 px, crop_pct 0.875... timm's `resnet*` a1 weights use 0.95 bicubic,
-/// but the architecture default (`_cfg`) is 0.875 bilinear, which is what we report.
-fn imagenet_224() -> DataConfig {
-    DataConfig {
-        input_size: [3, 224, 224],
-        mean: IMAGENET_MEAN.to_vec(),
-        std: IMAGENET_STD.to_vec(),
-        crop_pct: 0.875,
-        interpolation: "bilinear".into(),
-        crop_mode: center(),
-        test_input_size: None,
-        test_crop_pct: None,
-    }
-}
-
-/// timm's default for its MobileNet weights: 224 px, crop 0.875, bicubic, ImageNet statistics.
-fn imagenet_224_bicubic() -> DataConfig {
-    DataConfig {
-        interpolation: "bicubic".into(),
-        ..imagenet_224()
-    }
-}
-
 /// timm's `mobilenetv1_100` (ra4 weights): 224 px, crop 0.875, bicubic, mean = std = 0.5.
 fn inception_224_bicubic() -> DataConfig {
     DataConfig {
@@ -178,7 +131,7 @@ fn inception_224_bicubic() -> DataConfig {
 
 macro_rules! mobilenet_spec {
     ($name:literal, $data:expr, $cfg:expr) => {
-        ModelSpec {
+        Variant {
             name: $name,
             family: "mobilenet",
             aliases: &[],
@@ -194,7 +147,7 @@ macro_rules! mobilenet_spec {
 /// bilinear) are `imagenet_224`.
 macro_rules! tv_spec {
     ($name:literal, $family:literal, $variant:ident, $cfg:expr) => {
-        ModelSpec {
+        Variant {
             name: $name,
             family: $family,
             aliases: &[],
@@ -206,37 +159,9 @@ macro_rules! tv_spec {
     };
 }
 
-/// timm's ConvNeXt `pretrained_cfg` for the default tag: 224 px bicubic, ImageNet mean/std;
-/// crop_pct 0.875 (atto, femto, pico: `d*_in1k`; base, large: `fb_in22k_ft_in1k`) or 0.95
-/// (nano, tiny, small: `in12k_ft_in1k`).
-fn convnext_224_0875() -> DataConfig {
-    imagenet_224_bicubic()
-}
-
-fn convnext_224_095() -> DataConfig {
-    DataConfig {
-        crop_pct: 0.95,
-        ..convnext_224_0875()
-    }
-}
-
-macro_rules! convnext_spec {
-    ($name:literal, $data:expr, $cfg:expr) => {
-        ModelSpec {
-            name: $name,
-            family: "convnext",
-            aliases: &[],
-            default_num_classes: 1000,
-            data: $data,
-            tags: &[],
-            build: |o, d| Model::ConvNeXt($cfg.init(o.num_classes, o.in_chans, d)),
-        }
-    };
-}
-
 macro_rules! resnet_spec {
     ($name:literal, $tags:expr, $cfg:expr) => {
-        ModelSpec {
+        Variant {
             name: $name,
             family: "resnet",
             aliases: &[],
@@ -410,7 +335,7 @@ fn resnext26_32x4d() -> ResNetConfig {
 
 macro_rules! seresnet_spec {
     ($name:literal, $cfg:expr, $data:expr) => {
-        ModelSpec {
+        Variant {
             name: $name,
             family: "resnet",
             aliases: &[],
@@ -426,7 +351,7 @@ macro_rules! seresnet_spec {
 
 macro_rules! effnet_spec {
     ($name:literal, $cfg:expr, $data:expr) => {
-        ModelSpec {
+        Variant {
             name: $name,
             family: "efficientnet",
             aliases: &[],
@@ -440,7 +365,7 @@ macro_rules! effnet_spec {
 
 macro_rules! regnet_spec {
     ($name:literal, $data:expr) => {
-        ModelSpec {
+        Variant {
             name: $name,
             family: "regnet",
             aliases: &[],
@@ -459,7 +384,7 @@ macro_rules! regnet_spec {
 /// preprocessing and (through the name) `tv:` alias.
 macro_rules! tv_named_spec {
     ($name:literal, $alias:literal, $family:literal, $variant:ident, $data:expr, $cfg:expr) => {
-        ModelSpec {
+        Variant {
             name: $name,
             family: $family,
             aliases: &[$alias],
@@ -473,7 +398,7 @@ macro_rules! tv_named_spec {
 
 macro_rules! vit_spec {
     ($name:literal, $data:expr, $cfg:expr) => {
-        ModelSpec {
+        Variant {
             name: $name,
             family: "vit",
             aliases: &[],
@@ -491,7 +416,7 @@ macro_rules! vit_spec {
 
 macro_rules! swin_spec {
     ($name:literal, $cfg:expr) => {
-        ModelSpec {
+        Variant {
             name: $name,
             family: "swin",
             aliases: &[],
@@ -512,7 +437,7 @@ macro_rules! swin_spec {
 /// embed_dim^-½`); data: the official `_cfg` (224 px, crop 0.9, bicubic, ImageNet statistics).
 macro_rules! t2t_spec {
     ($name:literal, $alias:literal, $cfg:expr) => {
-        ModelSpec {
+        Variant {
             name: $name,
             family: "t2t_vit",
             aliases: &[$alias],
@@ -528,8 +453,20 @@ macro_rules! t2t_spec {
     };
 }
 
-pub static REGISTRY: &[ModelSpec] = &[
-    ModelSpec {
+/// Every model kestrel can build, gathered from the family tables (each family file's
+/// `VARIANTS`, timm's `default_cfgs` + `@register_model`) and, for the families not yet
+/// ported to that pattern, the table below.
+pub static REGISTRY: LazyLock<Vec<ModelSpec>> = LazyLock::new(|| {
+    UNPORTED
+        .iter()
+        .map(ModelSpec::of)
+        .chain(crate::convnext::VARIANTS.iter().map(ModelSpec::of))
+        .collect()
+});
+
+/// The families still registered here rather than in their own file (see [`Variant`]).
+static UNPORTED: &[Variant<Model>] = &[
+    Variant {
         name: "lenet5",
         family: "lenet",
         aliases: &["lenet"],
@@ -538,7 +475,7 @@ pub static REGISTRY: &[ModelSpec] = &[
         tags: &[],
         build: |o, d| Model::LeNet5(LeNet5::new(o.num_classes, o.in_chans, d)),
     },
-    ModelSpec {
+    Variant {
         name: "resnet8_cifar",
         family: "resnet",
         aliases: &[],
@@ -547,7 +484,7 @@ pub static REGISTRY: &[ModelSpec] = &[
         tags: &[],
         build: |o, d| Model::ResNet(ResNetConfig::cifar(1).init(o.num_classes, o.in_chans, d)),
     },
-    ModelSpec {
+    Variant {
         name: "resnet20_cifar",
         family: "resnet",
         aliases: &[],
@@ -969,14 +906,6 @@ pub static REGISTRY: &[ModelSpec] = &[
     regnet_spec!("regnety_080", imagenet_data!(224, 0.95, "bicubic")),
     regnet_spec!("regnety_120", imagenet_data!(224, 0.95, "bicubic")),
     regnet_spec!("regnety_160", imagenet_data!(224, 0.95, "bicubic")),
-    convnext_spec!("convnext_atto", convnext_224_0875, ConvNeXtConfig::atto()),
-    convnext_spec!("convnext_femto", convnext_224_0875, ConvNeXtConfig::femto()),
-    convnext_spec!("convnext_pico", convnext_224_0875, ConvNeXtConfig::pico()),
-    convnext_spec!("convnext_nano", convnext_224_095, ConvNeXtConfig::nano()),
-    convnext_spec!("convnext_tiny", convnext_224_095, ConvNeXtConfig::tiny()),
-    convnext_spec!("convnext_small", convnext_224_095, ConvNeXtConfig::small()),
-    convnext_spec!("convnext_base", convnext_224_0875, ConvNeXtConfig::base()),
-    convnext_spec!("convnext_large", convnext_224_0875, ConvNeXtConfig::large()),
     // ViT (timm's default tags: augreg, mean = std = 0.5) and DeiT (fb_in1k, ImageNet
     // statistics); crop 0.9 bicubic, 1.0 at 384 px.
     vit_spec!(
@@ -1142,38 +1071,6 @@ pub static REGISTRY: &[ModelSpec] = &[
     regnet_spec!("regnet_y_3_2gf", imagenet_data!(224, 0.965, "bilinear")),
     regnet_spec!("regnet_y_8gf", imagenet_data!(224, 0.965, "bilinear")),
     regnet_spec!("regnet_y_16gf", imagenet_data!(224, 0.965, "bilinear")),
-    tv_named_spec!(
-        "tv_convnext_tiny",
-        "tv:convnext_tiny",
-        "convnext",
-        ConvNeXt,
-        imagenet_data!(224, 0.949, "bilinear"), // 236 -> 224
-        ConvNeXtConfig::tiny()
-    ),
-    tv_named_spec!(
-        "tv_convnext_small",
-        "tv:convnext_small",
-        "convnext",
-        ConvNeXt,
-        imagenet_data!(224, 0.9739, "bilinear"), // 230 -> 224
-        ConvNeXtConfig::small()
-    ),
-    tv_named_spec!(
-        "tv_convnext_base",
-        "tv:convnext_base",
-        "convnext",
-        ConvNeXt,
-        imagenet_data!(224, 0.965, "bilinear"), // 232 -> 224
-        ConvNeXtConfig::base()
-    ),
-    tv_named_spec!(
-        "tv_convnext_large",
-        "tv:convnext_large",
-        "convnext",
-        ConvNeXt,
-        imagenet_data!(224, 0.965, "bilinear"), // 232 -> 224
-        ConvNeXtConfig::large()
-    ),
 ];
 
 /// Finds a model by name or alias (case-insensitive). A `tv:` name is first looked up as an

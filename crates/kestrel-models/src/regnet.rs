@@ -12,7 +12,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use crate::attention::{ConvBn, SqueezeExcite};
+use crate::layers::channel_attention::{ConvBn, SqueezeExcite};
 use crate::layers::{batch_norm, conv2d, drop_path, global_avg_pool, make_divisible, Counted};
 
 #[derive(Clone, Debug)]
@@ -314,7 +314,7 @@ impl RegNet {
     }
 }
 
-impl crate::model::Classifier for RegNet {
+impl crate::classifier::Classifier for RegNet {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         RegNet::forward(self, x)
     }
@@ -333,7 +333,7 @@ impl RegNet {
     pub(crate) fn torchvision_to_timm(
         &self,
         keys: &std::collections::BTreeSet<&str>,
-    ) -> Option<crate::weights::Translation<'_>> {
+    ) -> Option<crate::translation::Translation<'_>> {
         if !(keys.contains("stem.0.weight") && keys.iter().any(|k| k.starts_with("trunk_output.")))
         {
             return None;

@@ -16,7 +16,7 @@ use burn::nn::{BatchNorm, Identity, Linear, LinearConfig, PaddingConfig2d, Relu}
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use crate::attention::{AttnKind, BlockAttention};
+use crate::layers::channel_attention::{AttnKind, BlockAttention};
 use crate::layers::Counted;
 use crate::layers::{batch_norm, bn, bn_relu, conv2d, global_avg_pool};
 use crate::sequential::{avg_pool2d_ceil, run, Layer};
@@ -377,7 +377,7 @@ impl ResNet {
     }
 }
 
-impl crate::model::Classifier for ResNet {
+impl crate::classifier::Classifier for ResNet {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         ResNet::forward(self, x)
     }

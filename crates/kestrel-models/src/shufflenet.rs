@@ -179,7 +179,7 @@ impl ShuffleNetV2 {
     }
 }
 
-impl crate::model::Classifier for ShuffleNetV2 {
+impl crate::classifier::Classifier for ShuffleNetV2 {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         ShuffleNetV2::forward(self, x)
     }

@@ -341,7 +341,7 @@ impl SwinTransformer {
     }
 }
 
-impl crate::model::Classifier for SwinTransformer {
+impl crate::classifier::Classifier for SwinTransformer {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         SwinTransformer::forward(self, x)
     }

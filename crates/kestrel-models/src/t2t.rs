@@ -311,7 +311,7 @@ impl T2tVit {
     }
 }
 
-impl crate::model::Classifier for T2tVit {
+impl crate::classifier::Classifier for T2tVit {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         T2tVit::forward(self, x)
     }

@@ -109,7 +109,7 @@ impl Vgg {
     }
 }
 
-impl crate::model::Classifier for Vgg {
+impl crate::classifier::Classifier for Vgg {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         Vgg::forward(self, x)
     }

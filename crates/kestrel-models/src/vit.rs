@@ -286,7 +286,7 @@ impl VisionTransformer {
     }
 }
 
-impl crate::model::Classifier for VisionTransformer {
+impl crate::classifier::Classifier for VisionTransformer {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         VisionTransformer::forward(self, x)
     }

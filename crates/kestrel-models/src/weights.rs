@@ -20,6 +20,7 @@ use burn::tensor::TensorData;
 
 use crate::error::ModelError;
 use crate::model::Model;
+use crate::translation::Translation;
 
 /// Rules that turn checkpoint (PyTorch) names into kestrel module paths. (ResNet's
 /// `layerN.M.downsample` needs none: it is a Vec of layers with PyTorch's indices, conv/BN or,
@@ -188,7 +189,7 @@ pub fn load_weights_reporting(
             }
         }
     };
-    let classifier_untrained = check_result(model, path, &result, &origin.names, opts)?;
+    let classifier_untrained = check_result(model, path, &result, &origin, opts)?;
     Ok(LoadReport {
         layout: origin.layout,
         classifier_untrained,
@@ -217,7 +218,7 @@ pub fn load_safetensors_bytes(
     .map_err(|e| werr(e.to_string()))?;
     let (result, origin) =
         catch(|| apply_tensors(model, tensors, &user, &builtin)).map_err(werr)?;
-    check_result(model, path, &result, &origin.names, &LoadOptions::default())?;
+    check_result(model, path, &result, &origin, &LoadOptions::default())?;
     Ok(())
 }
 
@@ -237,13 +238,9 @@ struct Origin {
     /// Model name -> the file's own name.
     names: HashMap<String, String>,
     layout: WeightsLayout,
+    /// Every tensor of the file, by its own name, with its shape.
+    file_tensors: Vec<(String, Vec<usize>)>,
 }
-
-/// A family's translation of one tensor name from another library's layout (torchvision's) to
-/// timm's: the timm name, and the timm shape where it differs (same elements, e.g. torchvision
-/// ConvNeXt's layer scale [C, 1, 1] is timm's `gamma` [C]). `None` leaves the name alone.
-pub(crate) type Translation<'a> =
-    Box<dyn Fn(&str, &[usize]) -> Option<(String, Option<Vec<usize>>)> + 'a>;
 
 /// Picks the family's torchvision translation when the checkpoint's keys are in torchvision's
 /// layout; `None` for timm-layout files and families without one.
@@ -257,25 +254,6 @@ fn torchvision_translation<'a>(model: &'a Model, keys: &BTreeSet<&str>) -> Optio
     }
 }
 
-/// A rename table of module prefixes (`features.3.block.1.0.` -> `blocks.1.0.conv_dw.`) or full
-/// names; the longest matching prefix wins.
-#[derive(Default)]
-pub(crate) struct PrefixMap(Vec<(String, String)>);
-
-impl PrefixMap {
-    pub(crate) fn add(&mut self, from: impl Into<String>, to: impl Into<String>) {
-        self.0.push((from.into(), to.into()));
-    }
-
-    pub(crate) fn map(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .filter(|(from, _)| name.starts_with(from.as_str()))
-            .max_by_key(|(from, _)| from.len())
-            .map(|(from, to)| format!("{to}{}", &name[from.len()..]))
-    }
-}
-
 /// Renames (and where asked reshapes) `tensors` into kestrel's module paths and applies them.
 /// Returns the result and, for every name the model saw, the name the file gave it.
 fn apply_tensors(
@@ -285,6 +263,10 @@ fn apply_tensors(
     builtin: &KeyRemapper,
 ) -> (ApplyResult, Origin) {
     let file_names: Vec<String> = tensors.iter().map(|t| t.name.clone()).collect();
+    let file_tensors = tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.as_slice().to_vec()))
+        .collect();
     let (tensors, _) = user.remap(tensors);
     let keys: BTreeSet<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
     let (tensors, layout) = match torchvision_translation(model, &keys) {
@@ -313,7 +295,14 @@ fn apply_tensors(
         .zip(file_names)
         .collect();
     let result = model.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), true);
-    (result, Origin { names, layout })
+    (
+        result,
+        Origin {
+            names,
+            layout,
+            file_tensors,
+        },
+    )
 }
 
 /// Tensors that a family adapts to its own configuration at load time: a ViT's `pos_embed` of
@@ -389,9 +378,10 @@ fn check_result(
     model: &Model,
     path: &Path,
     result: &ApplyResult,
-    origin: &HashMap<String, String>,
+    from: &Origin,
     opts: &LoadOptions,
 ) -> Result<bool, ModelError> {
+    let origin = &from.names;
     // The file's own name for a tensor the model saw under `name`.
     fn file_name<'a>(origin: &'a HashMap<String, String>, name: &'a str) -> &'a str {
         origin.get(name).map_or(name, String::as_str)
@@ -485,11 +475,73 @@ fn check_result(
         "unexpected keys",
         unexpected.iter().map(|s| s.to_string()).collect(),
     );
+    if let Some(likely) = likely_architecture(model, &from.file_tensors) {
+        details.push_str(&format!("  {likely}\n"));
+    }
     Err(ModelError::Mismatch {
         path: PathBuf::from(path),
         model: model.kind().into(),
         details,
     })
+}
+
+/// Every tensor of `model` (parameters and buffers) as its weight files name and shape it.
+/// Reads no tensor data (parameters are lazy until used).
+fn file_layout(model: &Model) -> BTreeSet<(String, Vec<usize>)> {
+    let tensors = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
+    let tensors = match remapper(&[], EXPORT_RULES) {
+        Ok(rules) => rules.remap(tensors).0,
+        Err(_) => tensors,
+    };
+    tensors
+        .into_iter()
+        .map(|t| (t.name.clone(), t.shape.as_slice().to_vec()))
+        .collect()
+}
+
+/// For a file that does not fit `model`: the registry models whose tensors (names and shapes, as
+/// weight files spell them) match the file's better than `model`'s do, as a sentence for the
+/// error ("this file looks like `resnet50` ..."). The score is the Jaccard index of the two
+/// (name, shape) sets; `None` when no registry model beats `model` or none shares half its
+/// tensors with the file. Builds each registry model at its defaults, which reads no weights.
+fn likely_architecture(model: &Model, file: &[(String, Vec<usize>)]) -> Option<String> {
+    let file: BTreeSet<(String, Vec<usize>)> = file
+        .iter()
+        .filter(|(name, _)| !name.ends_with("num_batches_tracked"))
+        .cloned()
+        .collect();
+    if file.is_empty() {
+        return None;
+    }
+    let score = |tensors: &BTreeSet<(String, Vec<usize>)>| {
+        let shared = file.intersection(tensors).count();
+        (
+            shared,
+            shared as f64 / (file.len() + tensors.len() - shared) as f64,
+        )
+    };
+    let (_, own) = score(&file_layout(model));
+    let device = burn::prelude::Device::flex();
+    let mut best: Vec<(&'static str, usize)> = Vec::new();
+    let mut best_score = own.max(0.5);
+    for spec in crate::registry::REGISTRY.iter() {
+        let candidate = spec.build(&spec.default_options(), &device);
+        let (shared, s) = score(&file_layout(&candidate));
+        if s > best_score + 1e-9 {
+            best_score = s;
+            best = vec![(spec.name, shared)];
+        } else if (s - best_score).abs() <= 1e-9 && !best.is_empty() {
+            best.push((spec.name, shared));
+        }
+    }
+    let (_, shared) = *best.first()?;
+    let names: Vec<String> = best.iter().map(|(n, _)| format!("`{n}`")).collect();
+    Some(format!(
+        "this file looks like {} ({shared} of its {} tensors match that model's names and \
+         shapes): load it into that model",
+        names.join(" or "),
+        file.len()
+    ))
 }
 
 fn error_path(e: &ApplyError) -> &str {

@@ -4,8 +4,8 @@
 use crate::common;
 
 use common::check_fixture;
-use kestrel_models::attention::AttnKind;
 use kestrel_models::burn::prelude::*;
+use kestrel_models::layers::channel_attention::AttnKind;
 use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::Model;
 

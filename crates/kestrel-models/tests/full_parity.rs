@@ -22,7 +22,7 @@ fn full_parity() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.parity");
     let device = Device::flex();
     let mut checked = 0;
-    for spec in kestrel_models::REGISTRY {
+    for spec in kestrel_models::REGISTRY.iter() {
         // make_parity.py writes `tv:NAME` to `tv_NAME/`: those folders belong to this model when
         // `tv:NAME` resolves to it (torchvision's resnet50, regnet_y_16gf, shufflenet, ...),
         // not to timm's efficientnet_b7 or convnext_large, whose `tv:` twins are other models.

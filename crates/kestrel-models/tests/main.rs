@@ -10,6 +10,7 @@ mod efficientnet_parity;
 mod full_parity;
 mod full_parity_mobilenet_shufflenet_vgg;
 mod mobilenet_parity;
+mod pretrained_cfgs;
 mod registry;
 mod regnet_parity;
 mod remap;
@@ -19,6 +20,7 @@ mod t2t_parity;
 mod torchvision_parity;
 mod transformer_parity;
 mod vgg_parity;
+mod wrong_architecture;
 mod z2_full_parity;
 
 #[test]

@@ -260,7 +260,7 @@ fn unknown_model_error_suggests_names() {
 #[test]
 fn registry_names_and_aliases_are_unique() {
     let mut seen = std::collections::HashSet::new();
-    for spec in kestrel_models::REGISTRY {
+    for spec in kestrel_models::REGISTRY.iter() {
         for name in std::iter::once(&spec.name).chain(spec.aliases) {
             assert!(seen.insert(*name), "{name} registered twice");
             assert_eq!(

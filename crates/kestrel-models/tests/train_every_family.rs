@@ -7,13 +7,13 @@
 //! models small: the whole table should run in well under a minute in release.
 
 use kestrel_models::alexnet::AlexNetConfig;
-use kestrel_models::attention::AttnKind;
 use kestrel_models::burn::nn::loss::CrossEntropyLossConfig;
 use kestrel_models::burn::optim::{AdamWConfig, GradientsParams};
 use kestrel_models::burn::prelude::*;
 use kestrel_models::burn::tensor::{Int, TensorData};
 use kestrel_models::convnext::ConvNeXtConfig;
 use kestrel_models::efficientnet::EfficientNetConfig;
+use kestrel_models::layers::channel_attention::AttnKind;
 use kestrel_models::lenet::LeNet5;
 use kestrel_models::mobilenet::MobileNetConfig;
 use kestrel_models::regnet::RegNetConfig;

@@ -518,11 +518,7 @@ fn infer_loop(model: LoadedModel, runner: Runner, rx: mpsc::Receiver<Job>, s: &S
         let rows: Result<Vec<Vec<f32>>, String> = match result {
             Ok(Ok(rows)) => Ok(rows),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(panic) => Err(panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "the model panicked".into())),
+            Err(panic) => Err(kestrel_data::error::panic_message(panic.as_ref())),
         };
         match rows {
             Ok(rows) => {

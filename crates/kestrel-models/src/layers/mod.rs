@@ -1,13 +1,20 @@
 //! Building blocks shared by the model families (timm's `timm/layers`): conv + BN helpers with
-//! PyTorch padding semantics, norms, drop-path and MAC counting here; the transformer blocks in
-//! the submodules: [`attention`] (multi-head self-attention, fused qkv), [`mlp`],
-//! [`patch_embed`], [`layer_scale`], [`pos_embed`] (absolute position-embedding resampling) and
-//! [`pos_embed_rel`] (relative-position bias). Channel attention (SE/ECA/CBAM) is
-//! `crate::attention`.
+//! PyTorch padding semantics, norms, drop-path and MAC counting here; in the submodules:
+//! [`activations`] (`Act`, timm's activation names), [`padding`] (TF "same" padding,
+//! `run_same`), [`channel_attention`] (SE/ECA/CBAM, and EfficientNet's SE), and the transformer
+//! blocks [`attention`] (multi-head self-attention, fused qkv), [`mlp`], [`patch_embed`],
+//! [`layer_scale`], [`pos_embed`] (absolute position-embedding resampling) and
+//! [`pos_embed_rel`] (relative-position bias).
+//!
+//! A block goes here when more than one family uses it; a block only one family uses stays in
+//! that family's file.
 
+pub mod activations;
 pub mod attention;
+pub mod channel_attention;
 pub mod layer_scale;
 pub mod mlp;
+pub mod padding;
 pub mod patch_embed;
 pub mod pos_embed;
 pub mod pos_embed_rel;

@@ -205,7 +205,7 @@ pub fn resnet_d_fixtures() -> Vec<(&'static str, kestrel_models::resnet::ResNetC
             ResNetConfig {
                 groups: 4,
                 base_width: 16,
-                attn: Some(kestrel_models::attention::AttnKind::Se),
+                attn: Some(kestrel_models::layers::channel_attention::AttnKind::Se),
                 ..resnet_d_fixture_config(ResNetConfig::resnet26().resnet_t(), 8)
             },
         ),

@@ -3,6 +3,9 @@
 //!
 //! - [`SqueezeExcite`]: timm `SEModule` / torchvision `SqueezeExcitation` — global average
 //!   pool, 1×1 conv `fc1` (bias), ReLU, 1×1 conv `fc2` (bias), sigmoid gate.
+//! - [`EfficientNetSe`]: timm's `SqueezeExcite` of `_efficientnet_blocks.py` — the same
+//!   block with the key names `conv_reduce`/`conv_expand` and a chosen act and gate
+//!   (MobileNetV3's hard-sigmoid). Both run [`squeeze_excite`], the one implementation.
 //! - [`Eca`]: timm `EcaModule` — global average pool, a 1-D conv `conv` across channels
 //!   (kernel size from the channel count, no bias), sigmoid gate.
 //! - [`Cbam`]: timm `CbamModule` — channel attention `channel.fc1/fc2` (no bias) shared by the
@@ -14,6 +17,7 @@ use burn::nn::{BatchNorm, PaddingConfig1d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 
+use crate::layers::activations::Act;
 use crate::layers::{batch_norm, conv2d, make_divisible, squeeze_excite, Counted};
 
 /// Which attention a residual block applies to its branch output.
@@ -78,6 +82,39 @@ impl SqueezeExcite {
     }
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         squeeze_excite(x, &self.fc1, &self.fc2, relu, sigmoid)
+    }
+}
+
+/// timm's `SqueezeExcite` (EfficientNet/MobileNet flavour): mean over H, W, 1×1 conv down,
+/// act, 1×1 conv up, gate, rescale.
+#[derive(Module, Debug)]
+pub struct EfficientNetSe {
+    pub conv_reduce: Conv2d,
+    pub conv_expand: Conv2d,
+    #[module(skip)]
+    pub act: Act,
+    #[module(skip)]
+    pub gate: Act,
+}
+
+impl EfficientNetSe {
+    pub fn new(channels: usize, rd_channels: usize, act: Act, gate: Act, device: &Device) -> Self {
+        EfficientNetSe {
+            conv_reduce: conv2d(channels, rd_channels, 1, 1, 0, 1, true, device),
+            conv_expand: conv2d(rd_channels, channels, 1, 1, 0, 1, true, device),
+            act,
+            gate,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        squeeze_excite(
+            x,
+            &self.conv_reduce,
+            &self.conv_expand,
+            |s| self.act.apply(s),
+            |s| self.gate.apply(s),
+        )
     }
 }
 
