@@ -57,6 +57,10 @@ FULL = [
     "vit_small_patch16_224",
     "deit_small_distilled_patch16_224",
     "swin_tiny_patch4_window7_224",
+    # CoAtNet, MaxViT (timm maxxvit.py): the default of each, and the rel-pos MLP variant
+    "coatnet_0_rw_224",
+    "maxvit_tiny_tf_224",
+    "maxvit_rmlp_pico_rw_256",
     # torchvision layouts of timm-built families (folders tv_<name>; tests/torchvision_parity.rs)
     "tv:mobilenet_v2",
     "tv:mobilenet_v3_large",

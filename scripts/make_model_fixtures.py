@@ -90,6 +90,8 @@ TINY_WRAPPED = {
 # that need another input size. Channel attention (SE/ECA/CBAM) in timm ResNets:
 _R = dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], num_classes=10)
 _RD = dict(_R, channels=[4, 8, 16, 32])
+_MAXX = dict(img_size=64, embed_dim=[8, 16, 16, 32], depths=[1, 1, 1, 1], stem_width=[8, 8],
+             transformer_dim_head=8, num_classes=10)
 _VIT = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4, num_classes=10)
 EXTRA = [
     ("seresnet18", "_tiny", _R, "3,32,32"),
@@ -119,6 +121,17 @@ EXTRA = [
     ("swin_tiny_patch4_window7_224", "_tiny", dict(img_size=32, patch_size=2, window_size=4, embed_dim=8,
                                                    depths=(2, 2, 2), num_heads=(2, 2, 4), num_classes=10),
      "3,32,32"),
+    # CoAtNet / MaxViT (timm maxxvit.py): 64 px (stem 32, stages 16/8/4/2 px), widths 8/16/16/32,
+    # 8-wide heads. CoAtNet: a stride-2 and a stride-1 transformer block in stage 2, the pooled
+    # (coatnet_0_rw: pre-norm act, early SE, ReLU SE) and depthwise-strided (pico) MBConv.
+    # MaxViT: 64 / 32 = 2x2 block and grid partitions; rel-pos bias (nano), rel-pos MLP
+    # (rmlp_pico, 16 hidden), the TF port (tiny_tf: SAME padding, tanh GELU, TF bias layout,
+    # interleaved qkv heads, norm + MLP head).
+    ("coatnet_0_rw_224", "_tiny", dict(_MAXX, depths=[1, 1, 2, 1]), "3,64,64"),
+    ("coatnet_pico_rw_224", "_tiny", dict(_MAXX, depths=[1, 1, 2, 1]), "3,64,64"),
+    ("maxvit_nano_rw_256", "_tiny", _MAXX, "3,64,64"),
+    ("maxvit_rmlp_pico_rw_256", "_tiny", dict(_MAXX, transformer_rel_pos_dim=16), "3,64,64"),
+    ("maxvit_tiny_tf_224", "_tiny", dict(_MAXX, stem_width=8, head_hidden_size=32), "3,64,64"),
 ]
 
 EXTRA_KW = {name + suffix: kw for name, suffix, kw, _ in EXTRA}

@@ -315,6 +315,22 @@ fn predict_takes_a_folder_as_all_the_images_in_it() {
 // 4. --img-size, and 5. the default photo transforms
 
 #[test]
+fn a_fixed_size_transformer_trains_at_the_img_size_asked_for() {
+    // ViT's position embeddings are built for --img-size (a 2×2 grid of 16 px patches at 32 px),
+    // not for its default 224 px, which would reject 32 px batches.
+    let tmp = tempdir();
+    let data = tmp.path().join("data");
+    solid_color_folder(&data, 4, 5);
+    let run = tmp.path().join("vit32");
+    train(&data, &run, "vit_tiny_patch16_224", &["--img-size", "32"]).ok();
+    let meta = read_json(&run.join("checkpoint.json"));
+    assert_eq!(
+        meta["data_config"]["input_size"],
+        serde_json::json!([3, 32, 32])
+    );
+}
+
+#[test]
 fn an_explicit_input_size_is_honoured_or_rejected() {
     let tmp = tempdir();
     let data = tmp.path().join("data");

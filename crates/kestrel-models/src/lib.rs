@@ -9,6 +9,7 @@ pub mod error;
 pub mod kernels;
 pub mod layers;
 pub mod lenet;
+pub mod maxxvit;
 pub mod mbconv;
 pub mod mobilenet;
 pub mod model;

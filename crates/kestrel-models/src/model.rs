@@ -52,6 +52,7 @@ models! {
     Vit(crate::vit::VisionTransformer),
     Swin(crate::swin::SwinTransformer),
     T2tVit(crate::t2t::T2tVit),
+    MaxxVit(crate::maxxvit::MaxxVit),
 }
 
 impl Model {

@@ -1071,6 +1071,92 @@ static UNPORTED: &[Variant<Model>] = &[
     regnet_spec!("regnet_y_3_2gf", imagenet_data!(224, 0.965, "bilinear")),
     regnet_spec!("regnet_y_8gf", imagenet_data!(224, 0.965, "bilinear")),
     regnet_spec!("regnet_y_16gf", imagenet_data!(224, 0.965, "bilinear")),
+    // maxxvit.rs: CoAtNet and MaxViT (timm `maxxvit.py`; data: each name's default tag, fixed
+    // input size). An `untrained` tag is timm's name for a config without released weights.
+    Variant {
+        name: "coatnet_0_rw_224",
+        family: "coatnet",
+        aliases: &[],
+        default_num_classes: 1000,
+        data: crate::maxxvit::data_224_rw,
+        tags: &[PretrainedTag {
+            tag: "sw_in1k",
+            data: crate::maxxvit::data_224_rw,
+        }],
+        build: crate::maxxvit::build_coatnet_0_rw,
+    },
+    Variant {
+        name: "coatnet_nano_rw_224",
+        family: "coatnet",
+        aliases: &[],
+        default_num_classes: 1000,
+        data: crate::maxxvit::data_224_rw_090,
+        tags: &[PretrainedTag {
+            tag: "sw_in1k",
+            data: crate::maxxvit::data_224_rw_090,
+        }],
+        build: crate::maxxvit::build_coatnet_nano_rw,
+    },
+    Variant {
+        name: "coatnet_pico_rw_224",
+        family: "coatnet",
+        aliases: &[],
+        default_num_classes: 1000,
+        data: crate::maxxvit::data_224_rw,
+        tags: &[PretrainedTag {
+            tag: "untrained",
+            data: crate::maxxvit::data_224_rw,
+        }],
+        build: crate::maxxvit::build_coatnet_pico_rw,
+    },
+    Variant {
+        name: "maxvit_tiny_tf_224",
+        family: "maxvit",
+        aliases: &[],
+        default_num_classes: 1000,
+        data: crate::maxxvit::data_224_tf,
+        tags: &[PretrainedTag {
+            tag: "in1k",
+            data: crate::maxxvit::data_224_tf,
+        }],
+        build: crate::maxxvit::build_maxvit_tiny_tf,
+    },
+    Variant {
+        name: "maxvit_nano_rw_256",
+        family: "maxvit",
+        aliases: &[],
+        default_num_classes: 1000,
+        data: crate::maxxvit::data_256_rw,
+        tags: &[PretrainedTag {
+            tag: "sw_in1k",
+            data: crate::maxxvit::data_256_rw,
+        }],
+        build: crate::maxxvit::build_maxvit_nano_rw,
+    },
+    Variant {
+        name: "maxvit_pico_rw_256",
+        family: "maxvit",
+        aliases: &[],
+        default_num_classes: 1000,
+        data: crate::maxxvit::data_256_rw,
+        tags: &[PretrainedTag {
+            tag: "untrained",
+            data: crate::maxxvit::data_256_rw,
+        }],
+        build: crate::maxxvit::build_maxvit_pico_rw,
+    },
+    Variant {
+        name: "maxvit_rmlp_pico_rw_256",
+        family: "maxvit",
+        aliases: &[],
+        default_num_classes: 1000,
+        data: crate::maxxvit::data_256_rw,
+        tags: &[PretrainedTag {
+            tag: "sw_in1k",
+            data: crate::maxxvit::data_256_rw,
+        }],
+        build: crate::maxxvit::build_maxvit_rmlp_pico_rw,
+    },
 ];
 
 /// Finds a model by name or alias (case-insensitive). A `tv:` name is first looked up as an

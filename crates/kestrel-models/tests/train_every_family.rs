@@ -15,6 +15,7 @@ use kestrel_models::convnext::ConvNeXtConfig;
 use kestrel_models::efficientnet::EfficientNetConfig;
 use kestrel_models::layers::channel_attention::AttnKind;
 use kestrel_models::lenet::LeNet5;
+use kestrel_models::maxxvit::MaxxVitConfig;
 use kestrel_models::mobilenet::MobileNetConfig;
 use kestrel_models::regnet::RegNetConfig;
 use kestrel_models::resnet::ResNetConfig;
@@ -149,6 +150,19 @@ fn regnet_tiny(se: bool) -> RegNetConfig {
     }
 }
 
+/// CoAtNet / MaxViT at 64 px (2×2 MaxViT partitions), widths 8/16/16/32, 8-wide heads,
+/// `stage2` blocks in the third stage; drop-path on (and the rel-pos MLP's dropout).
+fn maxxvit_tiny(base: MaxxVitConfig, stage2: usize) -> MaxxVitConfig {
+    let mut cfg = MaxxVitConfig {
+        embed_dim: vec![8, 16, 16, 32],
+        depths: vec![1, 1, stage2, 1],
+        stem_width: [8, 8],
+        ..base.with_img_size(64).with_drop_path_rate(0.2)
+    };
+    cfg.transformer.dim_head = 8;
+    cfg
+}
+
 /// ViT at 32 px (4×4 patches of 8 px), width 32, 2 blocks; drop-path, attention and projection
 /// dropout on.
 fn vit_tiny() -> VitConfig {
@@ -196,6 +210,8 @@ train_rows! {
     vit_layer_scale: (|d| Model::Vit(VitConfig { init_values: Some(0.1), ..vit_tiny() }.init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
     deit_distilled: (|d| Model::Vit(vit_tiny().distilled().init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
     swin: (|d| Model::Swin(swin_tiny().init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
+    coatnet: (|d| Model::MaxxVit(maxxvit_tiny(MaxxVitConfig::coatnet_0_rw(), 2).init(CLASSES, 3, d)), [3, 64, 64], 3e-3),
+    maxvit_rmlp: (|d| Model::MaxxVit(maxxvit_tiny(MaxxVitConfig::maxvit_rmlp_pico_rw(), 1).init(CLASSES, 3, d)), [3, 64, 64], 3e-3),
     lenet5: (|d| Model::LeNet5(LeNet5::new(CLASSES, 1, d)), [1, 32, 32], 3e-3),
     resnet_basic: (|d| Model::ResNet(resnet_tiny(ResNetConfig::resnet18()).init(CLASSES, 3, d)), [3, 32, 32], 3e-3),
     resnet_bottleneck: (|d| Model::ResNet(resnet_tiny(ResNetConfig::resnet50()).init(CLASSES, 3, d)), [3, 32, 32], 3e-3),

@@ -582,7 +582,10 @@ pub fn train_run(
             &BuildOptions {
                 num_classes,
                 in_chans,
-                img_size: None,
+                // The fixed-size models (ViT/DeiT, Swin, T2T-ViT, CoAtNet/MaxViT) are built
+                // for --img-size (position embeddings, windows and biases sized for it); a
+                // non-square size leaves them at their own, which check_input then reports.
+                img_size: cfg.input_hw.and_then(|[h, w]| (h == w).then_some(h)),
             },
             &train_device,
         ),

@@ -63,7 +63,8 @@ pub fn at_least_one(s: &str) -> Result<usize, String> {
 #[derive(Args, Clone, Debug, Default)]
 pub struct ImgSizeArg {
     /// Input height = width in pixels instead of the model's own (timm's --img-size); the
-    /// eval transform resizes and crops to it. A size the model cannot take is an error.
+    /// eval transform resizes and crops to it, and `train` builds the fixed-size models
+    /// (ViT/DeiT, Swin, T2T-ViT, CoAtNet, MaxViT) for it. A size the model cannot take is an error.
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub img_size: Option<usize>,
 }

@@ -37,7 +37,7 @@ pub struct ModelSourceArgs {
     #[arg(long, value_name = "FILE")]
     pub class_names: Option<PathBuf>,
     /// Square input size to build --model for and preprocess to (default: the model's). ViT/DeiT,
-    /// Swin and T2T-ViT are built for one size; a ViT's position embeddings in --weights are resampled
+    /// Swin, T2T-ViT, CoAtNet and MaxViT are built for one size; a ViT's position embeddings in --weights are resampled
     /// to it, as timm does. For `export`, also the size the file is specialised for. With
     /// --checkpoint: evaluate at N instead of the trained size. `forward` checks it against the
     /// tensor, which it runs as it is, never resized. A size the model cannot take is an error.

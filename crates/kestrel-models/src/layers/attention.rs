@@ -15,7 +15,7 @@ use burn::tensor::activation::softmax;
 
 use burn::module::Param;
 
-use super::pos_embed_rel::{relative_position_bias, relative_position_index};
+use super::pos_embed_rel::{relative_position_bias, relative_position_index, RelPos, RelPosKind};
 use super::{record_macs, trunc_normal, Counted};
 
 #[derive(Module, Debug)]
@@ -29,7 +29,12 @@ pub struct Attention {
     /// Its index, rebuilt from the window size (timm's non-persistent buffer of that name).
     #[module(skip)]
     pub relative_position_index: Vec<i64>,
+    /// CoAtNet/MaxViT's relative-position term, timm's `attn.rel_pos` submodule.
+    pub rel_pos: Option<RelPos>,
     pub num_heads: usize,
+    /// The qkv output's channel order: [heads, (q, k, v), head_dim] (timm's `head_first`,
+    /// MaxViT `_rw`) instead of [(q, k, v), heads, head_dim].
+    pub head_first: bool,
     /// The factor on q·kᵀ: head_dim^-½, or the configured `qk_scale`.
     pub scale: f64,
 }
@@ -49,6 +54,13 @@ pub struct AttentionConfig {
     pub inner_dim: Option<usize>,
     /// Replaces head_dim^-½ (the official T2T-ViT's `qk_scale`).
     pub qk_scale: Option<f64>,
+    /// Width of the output projection when it is not the attention's (CoAtNet's stage-opening
+    /// transformer block, timm's `dim_out` with `expand_first=False`).
+    pub out_dim: Option<usize>,
+    /// A relative-position term over a window of this size ([`RelPosKind`]; CoAtNet, MaxViT).
+    pub rel_pos: Option<(RelPosKind, [usize; 2])>,
+    /// See [`Attention::head_first`].
+    pub head_first: bool,
 }
 
 impl AttentionConfig {
@@ -62,6 +74,9 @@ impl AttentionConfig {
             window: None,
             inner_dim: None,
             qk_scale: None,
+            out_dim: None,
+            rel_pos: None,
+            head_first: false,
         }
     }
 
@@ -77,7 +92,7 @@ impl AttentionConfig {
                 .with_bias(self.qkv_bias)
                 .with_initializer(trunc_normal())
                 .init(device),
-            proj: LinearConfig::new(inner, inner)
+            proj: LinearConfig::new(inner, self.out_dim.unwrap_or(inner))
                 .with_initializer(trunc_normal())
                 .init(device),
             attn_drop: DropoutConfig::new(self.attn_drop).init(),
@@ -93,7 +108,11 @@ impl AttentionConfig {
             relative_position_index: self
                 .window
                 .map_or_else(Vec::new, |[wh, ww]| relative_position_index(wh, ww)),
+            rel_pos: self
+                .rel_pos
+                .map(|(kind, window)| kind.init(window, self.num_heads, device)),
             num_heads: self.num_heads,
+            head_first: self.head_first,
             scale: self
                 .qk_scale
                 .unwrap_or(((inner / self.num_heads) as f64).powf(-0.5)),
@@ -125,33 +144,71 @@ impl Attention {
 
     /// The output and v [B, heads, N, head_dim].
     fn attend(&self, x: Tensor<3>, mask: Option<Tensor<3>>) -> (Tensor<3>, Tensor<4>) {
-        let [b, n, _] = x.dims();
-        let h = self.num_heads;
-        let c = self.qkv.weight.dims()[1] / 3;
-        let d = c / h;
-        let qkv = self
-            .qkv
-            .run(x)
-            .reshape([b, n, 3, h, d])
-            .permute([2, 0, 3, 1, 4]);
-        let slice = |i: usize| -> Tensor<4> { qkv.clone().narrow(0, i, 1).reshape([b, h, n, d]) };
-        let (q, k, v) = (slice(0), slice(1), slice(2));
-        let q = q * self.scale;
-        let mut attn = q.matmul(k.swap_dims(2, 3));
-        if let Some(table) = &self.relative_position_bias_table {
-            let bias = relative_position_bias(table.val(), &self.relative_position_index, n);
-            attn = attn + bias.unsqueeze_dim(0);
-        }
-        if let Some(mask) = mask {
-            let [nw, _, _] = mask.dims();
-            attn = (attn.reshape([b / nw, nw, h, n, n]) + mask.reshape([1, nw, 1, n, n]))
-                .reshape([b, h, n, n]);
-        }
-        let attn = self.attn_drop.forward(softmax(attn, 3));
-        let y = attn.matmul(v.clone());
-        // q·kᵀ and attn·v.
-        record_macs(2 * (b * h * n * n * d) as u64);
-        let y = y.swap_dims(1, 2).reshape([b, n, c]);
+        let n = x.dims()[1];
+        let bias = self.bias(n);
+        let (y, v) = multi_head_attention(
+            self.qkv.run(x),
+            self.num_heads,
+            self.head_first,
+            self.scale,
+            bias,
+            mask,
+            &self.attn_drop,
+        );
         (self.proj_drop.forward(self.proj.run(y)), v)
     }
+
+    /// The relative-position bias [heads, N, N] over N tokens, if the layer has one.
+    pub fn bias(&self, n: usize) -> Option<Tensor<3>> {
+        if let Some(table) = &self.relative_position_bias_table {
+            return Some(relative_position_bias(
+                table.val(),
+                &self.relative_position_index,
+                n,
+            ));
+        }
+        self.rel_pos.as_ref().map(|r| r.bias(n))
+    }
+}
+
+/// The attention itself, from the fused projection `qkv` [B, N, 3·C] (channel order
+/// [(q, k, v), heads, d], or [heads, (q, k, v), d] with `head_first`): every head is one slice of
+/// a single batched matmul over [B, heads, N, d]; `bias` [heads, N, N] and `mask` [nW, N, N] (nW
+/// consecutive windows per image) are broadcast, never repeated per image. Returns the heads
+/// merged, [B, N, C], and v [B, heads, N, d]. Layers whose projections are 1×1 convs (CoAtNet's
+/// `Attention2d`) call this between their convs.
+pub fn multi_head_attention(
+    qkv: Tensor<3>,
+    h: usize,
+    head_first: bool,
+    scale: f64,
+    bias: Option<Tensor<3>>,
+    mask: Option<Tensor<3>>,
+    attn_drop: &Dropout,
+) -> (Tensor<3>, Tensor<4>) {
+    let [b, n, c3] = qkv.dims();
+    let c = c3 / 3;
+    let d = c / h;
+    let qkv = if head_first {
+        qkv.reshape([b, n, h, 3, d]).permute([3, 0, 2, 1, 4])
+    } else {
+        qkv.reshape([b, n, 3, h, d]).permute([2, 0, 3, 1, 4])
+    };
+    let slice = |i: usize| -> Tensor<4> { qkv.clone().narrow(0, i, 1).reshape([b, h, n, d]) };
+    let (q, k, v) = (slice(0), slice(1), slice(2));
+    let q = q * scale;
+    let mut attn = q.matmul(k.swap_dims(2, 3));
+    if let Some(bias) = bias {
+        attn = attn + bias.unsqueeze_dim(0);
+    }
+    if let Some(mask) = mask {
+        let [nw, _, _] = mask.dims();
+        attn = (attn.reshape([b / nw, nw, h, n, n]) + mask.reshape([1, nw, 1, n, n]))
+            .reshape([b, h, n, n]);
+    }
+    let attn = attn_drop.forward(softmax(attn, 3));
+    let y = attn.matmul(v.clone());
+    // q·kᵀ and attn·v.
+    record_macs(2 * (b * h * n * n * d) as u64);
+    (y.swap_dims(1, 2).reshape([b, n, c]), v)
 }

@@ -66,11 +66,14 @@ impl BlockAttention {
     }
 }
 
-/// timm `SEModule`: `fc1` → ReLU → `fc2` → sigmoid, on the spatial mean.
+/// timm `SEModule`: `fc1` → act (ReLU unless timm's `act_layer` says otherwise: SiLU in
+/// MaxViT's MBConv) → `fc2` → sigmoid, on the spatial mean.
 #[derive(Module, Debug)]
 pub struct SqueezeExcite {
     pub fc1: Conv2d,
     pub fc2: Conv2d,
+    #[module(skip)]
+    pub act: crate::mbconv::Act,
 }
 
 impl SqueezeExcite {
@@ -78,10 +81,14 @@ impl SqueezeExcite {
         SqueezeExcite {
             fc1: conv2d(channels, rd_channels, 1, 1, 0, 1, true, device),
             fc2: conv2d(rd_channels, channels, 1, 1, 0, 1, true, device),
+            act: crate::mbconv::Act::Relu,
         }
     }
+    pub fn with_act(self, act: crate::mbconv::Act) -> Self {
+        SqueezeExcite { act, ..self }
+    }
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        squeeze_excite(x, &self.fc1, &self.fc2, relu, sigmoid)
+        squeeze_excite(x, &self.fc1, &self.fc2, |s| self.act.apply(s), sigmoid)
     }
 }
 
