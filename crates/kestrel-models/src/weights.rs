@@ -503,7 +503,8 @@ fn file_layout(model: &Model) -> BTreeSet<(String, Vec<usize>)> {
 /// weight files spell them) match the file's better than `model`'s do, as a sentence for the
 /// error ("this file looks like `resnet50` ..."). The score is the Jaccard index of the two
 /// (name, shape) sets; `None` when no registry model beats `model` or none shares half its
-/// tensors with the file. Builds each registry model at its defaults, which reads no weights.
+/// tensors with the file. Builds each registry model at its defaults (lazily: no weights are
+/// made) and lists the tensors of those within a factor of two of the file's size.
 fn likely_architecture(model: &Model, file: &[(String, Vec<usize>)]) -> Option<String> {
     let file: BTreeSet<(String, Vec<usize>)> = file
         .iter()
@@ -524,8 +525,15 @@ fn likely_architecture(model: &Model, file: &[(String, Vec<usize>)]) -> Option<S
     let device = burn::prelude::Device::flex();
     let mut best: Vec<(&'static str, usize)> = Vec::new();
     let mut best_score = own.max(0.5);
+    // Listing a model's tensors as files name them materialises its weights, so only models of
+    // about the file's size are listed (their parameter count is read from lazy shapes).
+    let file_values: usize = file.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
     for spec in crate::registry::REGISTRY.iter() {
         let candidate = spec.build(&spec.default_options(), &device);
+        let params = candidate.num_trainable_params();
+        if params * 2 < file_values || params > file_values * 2 {
+            continue;
+        }
         let (shared, s) = score(&file_layout(&candidate));
         if s > best_score + 1e-9 {
             best_score = s;
