@@ -10,6 +10,55 @@ use crate::act::Act;
 use crate::gemm::{igemm, Epilogue, PackedB, Rows};
 use crate::{Isa, SendPtr};
 
+/// One head over a block of query rows: `out[r, col0 + e] = Σ_j softmax_j(q_r · k_j + add[r, j]) v_j[e]`.
+/// `q` rows are `ld_q` apart; `kt` is kᵀ (`[d][tokens]`) and `v` is `[tokens][d]`, both packed;
+/// `scores` is scratch of `rows × tokens`. Called inside a pool task, so its GEMMs run here.
+///
+/// # Safety
+/// `q` must hold `rows` rows of `kt.k` values at stride `ld_q`, and `out` `rows` rows of
+/// `col0 + v.n` values at stride `ldc`, not aliasing `q` or `scores`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn attend_block(
+    q: *const f32,
+    ld_q: usize,
+    rows: usize,
+    kt: &PackedB,
+    v: &PackedB,
+    add: impl Fn(&mut [f32]),
+    scores: &mut [f32],
+    out: *mut f32,
+    ldc: usize,
+    col0: usize,
+) {
+    let tokens = kt.n;
+    let none = Epilogue::new(None, Act::Identity);
+    igemm(
+        rows,
+        Rows::Dense { base: q, ld: ld_q },
+        0,
+        kt,
+        scores.as_mut_ptr(),
+        tokens,
+        0,
+        &none,
+    );
+    add(scores);
+    softmax_rows(scores, tokens);
+    igemm(
+        rows,
+        Rows::Dense {
+            base: scores.as_ptr(),
+            ld: tokens,
+        },
+        0,
+        v,
+        out,
+        ldc,
+        col0,
+        &none,
+    );
+}
+
 /// Query rows per task: one task's scores are `ROW_BLOCK × tokens`.
 const ROW_BLOCK: usize = 48;
 
@@ -50,40 +99,23 @@ pub fn self_attention(
         let r0 = blk * ROW_BLOCK;
         let rows = ROW_BLOCK.min(tokens - r0);
         let mut scores = vec![0f32; rows * tokens];
-        let none = Epilogue::new(None, Act::Identity);
         let q = &qkv[(b * tokens + r0) * 3 * width + h * d..];
-        // SAFETY: q rows are `3·width` apart with `d` values each from the head's column;
-        // `scores` is rows × tokens; the output rows r0.. of image b, columns h·d.., belong to
-        // this task alone. GEMMs inside a task run on this thread (see threads::parallel_for).
+        // SAFETY: q rows are `3·width` apart with `d` values each from the head's column; the
+        // output rows r0.. of image b, columns h·d.., belong to this task alone.
         unsafe {
-            igemm(
+            attend_block(
+                q.as_ptr(),
+                3 * width,
                 rows,
-                Rows::Dense {
-                    base: q.as_ptr(),
-                    ld: 3 * width,
-                },
-                0,
                 kt,
-                scores.as_mut_ptr(),
-                tokens,
-                0,
-                &none,
-            );
-            softmax_rows(&mut scores, tokens);
-            igemm(
-                rows,
-                Rows::Dense {
-                    base: scores.as_ptr(),
-                    ld: tokens,
-                },
-                0,
                 v,
+                |_| {},
+                &mut scores,
                 op.0.add((b * tokens + r0) * width),
                 width,
                 h * d,
-                &none,
-            );
-        }
+            )
+        };
     });
 }
 
@@ -142,58 +174,32 @@ impl WindowAttention<'_> {
             }
             let mut o = vec![0f32; tn * c];
             let mut scores = vec![0f32; tn * tn];
-            let none = Epilogue::new(None, Act::Identity);
             for hd in 0..self.heads {
                 let (k0, v0) = (c + hd * d, 2 * c + hd * d);
                 let kt = PackedB::pack(1, d, tn, |_, e, j| rows[j * c3 + k0 + e]);
                 let v = PackedB::pack(1, tn, d, |_, j, e| rows[j * c3 + v0 + e]);
-                // SAFETY: rows/scores/o are this task's buffers with the strides given; the
-                // GEMMs run on this thread (inside a pool task).
-                unsafe {
-                    igemm(
-                        tn,
-                        Rows::Dense {
-                            base: rows.as_ptr().add(hd * d),
-                            ld: c3,
-                        },
-                        0,
-                        &kt,
-                        scores.as_mut_ptr(),
-                        tn,
-                        0,
-                        &none,
-                    );
-                }
                 let bias = &self.bias[hd * tn * tn..][..tn * tn];
-                match self.mask {
-                    Some(m) => {
-                        let m = &m[win * tn * tn..][..tn * tn];
-                        for ((s, b), m) in scores.iter_mut().zip(bias).zip(m) {
-                            *s += b + m;
-                        }
+                let mask = self.mask.map(|m| &m[win * tn * tn..][..tn * tn]);
+                let add = |s: &mut [f32]| {
+                    for (i, s) in s.iter_mut().enumerate() {
+                        *s += bias[i] + mask.map_or(0.0, |m| m[i]);
                     }
-                    None => {
-                        for (s, b) in scores.iter_mut().zip(bias) {
-                            *s += b;
-                        }
-                    }
-                }
-                softmax_rows(&mut scores, tn);
+                };
+                // SAFETY: rows/scores/o are this task's buffers with the strides given.
                 unsafe {
-                    igemm(
+                    attend_block(
+                        rows.as_ptr().add(hd * d),
+                        c3,
                         tn,
-                        Rows::Dense {
-                            base: scores.as_ptr(),
-                            ld: tn,
-                        },
-                        0,
+                        &kt,
                         &v,
+                        add,
+                        &mut scores,
                         o.as_mut_ptr(),
                         c,
                         hd * d,
-                        &none,
-                    );
-                }
+                    )
+                };
             }
             for t in 0..tn {
                 if let Some(p) = pixel(t) {
