@@ -90,6 +90,8 @@ impl ConvGeometry {
 /// The indirection offsets of a convolution for the last input shape it saw: for every output
 /// pixel and tap, where the input pixel starts (`pixel · pixel_stride` elements), or [`PAD`].
 /// The fp32 and int8 convs share it (their pixel strides differ: int8 pads channels to 4).
+/// Tables are also looked up in [`shared_offsets`], so convs of one geometry share one, and a
+/// training conv (a new [`Conv2d`] every step, since its weights change) does not rebuild it.
 #[derive(Default)]
 pub(crate) struct OffsetCache {
     last: Mutex<Option<((usize, usize, usize), Arc<Vec<u32>>)>>,
@@ -110,36 +112,91 @@ impl OffsetCache {
                 return off.clone();
             }
         }
-        let (oh, ow) = g.output_hw(h, w).expect("checked by forward");
         let pad = g.pads(h, w);
-        let [kh, kw] = g.kernel;
-        let mut off = Vec::with_capacity(n * oh * ow * kh * kw);
-        for b in 0..n {
-            for y in 0..oh {
-                for x in 0..ow {
-                    for i in 0..kh {
-                        for j in 0..kw {
-                            let iy =
-                                (y * g.stride[0] + i * g.dilation[0]) as isize - pad[0] as isize;
-                            let ix =
-                                (x * g.stride[1] + j * g.dilation[1]) as isize - pad[2] as isize;
-                            off.push(
-                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                    PAD
-                                } else {
-                                    (((b * h + iy as usize) * w + ix as usize) * pixel_stride)
-                                        as u32
-                                },
-                            );
+        let key = [
+            0,
+            n,
+            h,
+            w,
+            pixel_stride,
+            g.kernel[0],
+            g.kernel[1],
+            g.stride[0],
+            g.stride[1],
+            g.dilation[0],
+            g.dilation[1],
+            pad[0],
+            pad[2],
+            0,
+            0,
+            0,
+        ];
+        let off = shared_offsets(key, || {
+            let (oh, ow) = g.output_hw(h, w).expect("checked by forward");
+            let [kh, kw] = g.kernel;
+            let mut off = Vec::with_capacity(n * oh * ow * kh * kw);
+            for b in 0..n {
+                for y in 0..oh {
+                    for x in 0..ow {
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let iy = (y * g.stride[0] + i * g.dilation[0]) as isize
+                                    - pad[0] as isize;
+                                let ix = (x * g.stride[1] + j * g.dilation[1]) as isize
+                                    - pad[2] as isize;
+                                off.push(
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                        PAD
+                                    } else {
+                                        (((b * h + iy as usize) * w + ix as usize) * pixel_stride)
+                                            as u32
+                                    },
+                                );
+                            }
                         }
                     }
                 }
             }
-        }
-        let off = Arc::new(off);
+            off
+        });
         *cache = Some(((n, h, w), off.clone()));
         off
     }
+}
+
+/// What determines an offset table: a kind tag (0: a conv's forward, others for the training
+/// gradients' tables), then the shape and geometry numbers that table depends on.
+pub(crate) type OffsetKey = [usize; 16];
+
+/// Offset tables built recently, shared across convs and calls (least recently used first),
+/// bounded by [`SHARED_OFFSET_TABLES`] tables and [`SHARED_OFFSET_BYTES`] bytes. Building a
+/// table costs about as much as the GEMM on small images (LeNet-5: 7% of a training step).
+static SHARED: Mutex<Vec<(OffsetKey, Arc<Vec<u32>>)>> = Mutex::new(Vec::new());
+const SHARED_OFFSET_TABLES: usize = 32;
+const SHARED_OFFSET_BYTES: usize = 48 << 20;
+
+/// The table for `key`, from the shared cache or built by `build` (outside the lock).
+pub(crate) fn shared_offsets(key: OffsetKey, build: impl FnOnce() -> Vec<u32>) -> Arc<Vec<u32>> {
+    {
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = shared.iter().position(|(k, _)| *k == key) {
+            let entry = shared.remove(i);
+            let off = entry.1.clone();
+            shared.push(entry);
+            return off;
+        }
+    }
+    let off = Arc::new(build());
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    shared.push((key, off.clone()));
+    let bytes =
+        |s: &[(OffsetKey, Arc<Vec<u32>>)]| s.iter().map(|(_, o)| o.len() * 4).sum::<usize>();
+    while shared.len() > 1
+        && (shared.len() > SHARED_OFFSET_TABLES || bytes(&shared) > SHARED_OFFSET_BYTES)
+    {
+        shared.remove(0);
+    }
+    off
 }
 
 enum Weights {

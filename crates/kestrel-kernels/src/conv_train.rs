@@ -13,7 +13,7 @@
 //!   deep reduction), accumulating into `dW` across chunks.
 
 use crate::act::Act;
-use crate::conv::{Conv2d, ConvGeometry};
+use crate::conv::{shared_offsets, Conv2d, ConvGeometry};
 use crate::gemm::{igemm, Epilogue, PackedB, Rows, PAD};
 use crate::threads::parallel_for;
 use crate::SendPtr;
@@ -203,29 +203,50 @@ pub fn conv2d_input_grad_nchw(
             let iys: Vec<usize> = (ay..h).step_by(sy).collect();
             let ixs: Vec<usize> = (ax..w).step_by(sx).collect();
             let m = n * iys.len() * ixs.len();
-            let mut offsets = Vec::with_capacity(m * taps.len());
-            for b in 0..n {
-                for &iy in &iys {
-                    for &ix in &ixs {
-                        for &(i, j) in &taps {
-                            let oy = (iy + pt) as isize - (i * dyl) as isize;
-                            let ox = (ix + pl) as isize - (j * dxl) as isize;
-                            let (oy, ox) = (oy / sy as isize, ox / sx as isize);
-                            let inside = oy >= 0
-                                && ox >= 0
-                                && (oy as usize) < oh
-                                && (ox as usize) < ow
-                                && (iy + pt) >= i * dyl
-                                && (ix + pl) >= j * dxl;
-                            offsets.push(if inside {
-                                (((b * oh + oy as usize) * ow + ox as usize) * cout) as u32
-                            } else {
-                                PAD
-                            });
+            let key = [
+                1,
+                n,
+                h,
+                w,
+                oh,
+                ow,
+                cout,
+                kh,
+                kw,
+                sy,
+                sx,
+                dyl,
+                dxl,
+                pt,
+                pl,
+                ay * sx + ax,
+            ];
+            let offsets = shared_offsets(key, || {
+                let mut offsets = Vec::with_capacity(m * taps.len());
+                for b in 0..n {
+                    for &iy in &iys {
+                        for &ix in &ixs {
+                            for &(i, j) in &taps {
+                                let oy = (iy + pt) as isize - (i * dyl) as isize;
+                                let ox = (ix + pl) as isize - (j * dxl) as isize;
+                                let (oy, ox) = (oy / sy as isize, ox / sx as isize);
+                                let inside = oy >= 0
+                                    && ox >= 0
+                                    && (oy as usize) < oh
+                                    && (ox as usize) < ow
+                                    && (iy + pt) >= i * dyl
+                                    && (ix + pl) >= j * dxl;
+                                offsets.push(if inside {
+                                    (((b * oh + oy as usize) * ow + ox as usize) * cout) as u32
+                                } else {
+                                    PAD
+                                });
+                            }
                         }
                     }
                 }
-            }
+                offsets
+            });
             // B[tap][co][ci] = W[co, ci, i, j]: the correlation of dy with the kernel's taps.
             let packed = PackedB::pack(taps.len(), cout, cin, |t, co, ci| {
                 let (i, j) = taps[t];

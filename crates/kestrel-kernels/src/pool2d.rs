@@ -135,6 +135,108 @@ pub fn avg_pool(
     (oh, ow)
 }
 
+/// The gradient of [`avg_pool`] (same layout and arguments): each output pixel's gradient is
+/// spread evenly over the pixels its window averaged, accumulating where windows overlap.
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool_backward(
+    dy: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    ceil_mode: bool,
+    dx: &mut [f32],
+) {
+    let oh = avg_pool_out(h, kernel[0], stride[0], ceil_mode);
+    let ow = avg_pool_out(w, kernel[1], stride[1], ceil_mode);
+    assert_eq!(dy.len(), n * oh * ow * c, "avg pool dy size");
+    assert_eq!(dx.len(), n * h * w * c, "avg pool dx size");
+    dx.fill(0.0);
+    for b in 0..n {
+        for y in 0..oh {
+            let rows = y * stride[0]..(y * stride[0] + kernel[0]).min(h);
+            for xo in 0..ow {
+                let cols = xo * stride[1]..(xo * stride[1] + kernel[1]).min(w);
+                let inv = 1.0 / (rows.len() * cols.len()) as f32;
+                let g = &dy[((b * oh + y) * ow + xo) * c..][..c];
+                for iy in rows.clone() {
+                    for ix in cols.clone() {
+                        let d = &mut dx[((b * h + iy) * w + ix) * c..][..c];
+                        for (d, g) in d.iter_mut().zip(g) {
+                            *d += g * inv;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`avg_pool`] on NCHW planes (`planes` = batch × channels), planes spread across the compute
+/// threads; returns the pooled planes and (oh, ow).
+pub fn avg_pool_nchw(
+    x: &[f32],
+    planes: usize,
+    h: usize,
+    w: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    ceil_mode: bool,
+) -> (Vec<f32>, usize, usize) {
+    let oh = avg_pool_out(h, kernel[0], stride[0], ceil_mode);
+    let ow = avg_pool_out(w, kernel[1], stride[1], ceil_mode);
+    assert_eq!(x.len(), planes * h * w, "avg pool input size");
+    let mut y = vec![0f32; planes * oh * ow];
+    let block = plane_block(planes, h * w);
+    let out = crate::SendPtr(y.as_mut_ptr());
+    crate::threads::parallel_for(planes.div_ceil(block), |t| {
+        let out = out;
+        let (p0, p1) = (t * block, ((t + 1) * block).min(planes));
+        // SAFETY (disjoint writes): task t owns planes p0..p1 of the output.
+        let dst =
+            unsafe { std::slice::from_raw_parts_mut(out.0.add(p0 * oh * ow), (p1 - p0) * oh * ow) };
+        let src = &x[p0 * h * w..p1 * h * w];
+        avg_pool(src, p1 - p0, h, w, 1, kernel, stride, ceil_mode, dst);
+    });
+    (y, oh, ow)
+}
+
+/// [`avg_pool_backward`] on NCHW planes, across the compute threads; returns `dx`.
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool_nchw_backward(
+    dy: &[f32],
+    planes: usize,
+    h: usize,
+    w: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    ceil_mode: bool,
+) -> Vec<f32> {
+    let oh = avg_pool_out(h, kernel[0], stride[0], ceil_mode);
+    let ow = avg_pool_out(w, kernel[1], stride[1], ceil_mode);
+    assert_eq!(dy.len(), planes * oh * ow, "avg pool dy size");
+    let mut dx = vec![0f32; planes * h * w];
+    let block = plane_block(planes, h * w);
+    let out = crate::SendPtr(dx.as_mut_ptr());
+    crate::threads::parallel_for(planes.div_ceil(block), |t| {
+        let out = out;
+        let (p0, p1) = (t * block, ((t + 1) * block).min(planes));
+        // SAFETY (disjoint writes): task t owns planes p0..p1 of dx.
+        let dst =
+            unsafe { std::slice::from_raw_parts_mut(out.0.add(p0 * h * w), (p1 - p0) * h * w) };
+        let src = &dy[p0 * oh * ow..p1 * oh * ow];
+        avg_pool_backward(src, p1 - p0, h, w, 1, kernel, stride, ceil_mode, dst);
+    });
+    dx
+}
+
+/// Planes per task: about 16 K pixels, so small maps still make tasks worth a thread.
+fn plane_block(planes: usize, plane: usize) -> usize {
+    (16384 / plane.max(1)).clamp(1, planes.max(1))
+}
+
 /// PyTorch's adaptive average pooling: output cell `i` averages input rows
 /// `⌊i·h/oh⌋ .. ⌈(i+1)·h/oh⌉` (and likewise columns).
 #[allow(clippy::too_many_arguments)]
@@ -182,6 +284,87 @@ pub fn flatten_nchw(x: &[f32], n: usize, h: usize, w: usize, c: usize, out: &mut
         for p in 0..hw {
             for ch in 0..c {
                 out[b * c * hw + ch * hw + p] = x[(b * hw + p) * c + ch];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PyTorch's unpadded avg_pool2d, window by window in f64: the forward and, for `dy`,
+    /// the gradient (each window's share `dy / count` added to every pixel it covers).
+    fn reference(
+        x: &[f32],
+        dy: &[f32],
+        planes: usize,
+        (h, w): (usize, usize),
+        k: usize,
+        s: usize,
+        ceil: bool,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let out = |i: usize| {
+            let o = if ceil {
+                (i - k).div_ceil(s) + 1
+            } else {
+                (i - k) / s + 1
+            };
+            if ceil && (o - 1) * s >= i {
+                o - 1
+            } else {
+                o
+            }
+        };
+        let (oh, ow) = (out(h), out(w));
+        let mut y = vec![0f64; planes * oh * ow];
+        let mut dx = vec![0f64; planes * h * w];
+        for p in 0..planes {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let cells: Vec<usize> = (oy * s..(oy * s + k).min(h))
+                        .flat_map(|iy| (ox * s..(ox * s + k).min(w)).map(move |ix| iy * w + ix))
+                        .collect();
+                    let o = (p * oh + oy) * ow + ox;
+                    let n = cells.len() as f64;
+                    y[o] = cells.iter().map(|&c| x[p * h * w + c] as f64).sum::<f64>() / n;
+                    for &c in &cells {
+                        dx[p * h * w + c] += dy[o] as f64 / n;
+                    }
+                }
+            }
+        }
+        (y, dx)
+    }
+
+    #[test]
+    fn nchw_avg_pool_and_its_gradient_match_pytorchs_windows() {
+        // LeNet's 2×2/2, an odd map in ceil mode (ResNet-D's shortcut), overlapping 3×3/2.
+        for (planes, h, w, k, s, ceil) in [
+            (12, 28, 28, 2, 2, false),
+            (5, 7, 9, 2, 2, true),
+            (3, 11, 10, 3, 2, false),
+            (3, 11, 10, 3, 2, true),
+        ] {
+            let x: Vec<f32> = (0..planes * h * w)
+                .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+                .collect();
+            let (y, oh, ow) = avg_pool_nchw(&x, planes, h, w, [k, k], [s, s], ceil);
+            let dy: Vec<f32> = (0..planes * oh * ow)
+                .map(|i| ((i * 13) % 29) as f32 / 7.0 - 2.0)
+                .collect();
+            let dx = avg_pool_nchw_backward(&dy, planes, h, w, [k, k], [s, s], ceil);
+            let (want_y, want_dx) = reference(&x, &dy, planes, (h, w), k, s, ceil);
+            assert_eq!(
+                y.len(),
+                want_y.len(),
+                "output size for {h}×{w} k{k} s{s} ceil {ceil}"
+            );
+            for (got, want) in y.iter().zip(&want_y).chain(dx.iter().zip(&want_dx)) {
+                assert!(
+                    (*got as f64 - want).abs() < 1e-5,
+                    "{h}×{w} k{k} s{s} ceil {ceil}: {got} vs {want}"
+                );
             }
         }
     }

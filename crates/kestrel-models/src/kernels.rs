@@ -293,12 +293,14 @@ pub fn conv2d(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Piecewise-linear activations (ReLU6, hard-swish, hard-sigmoid) as one op each way.
+// Activations (ReLU6, hard-swish, hard-sigmoid, SiLU, sigmoid, LeNet's scaled tanh) as one op
+// each way.
 //
 // burn builds `relu6` from two clamps and `hard_swish` from a clamp, a multiply and a scale, and
 // records each clamp's backward as masks: four to six passes over the activation and a bool
 // tensor apiece, in the forward and again in the backward. Here each is one pass forward and one
-// pass backward, on the kernels' activation code (AVX2 forward).
+// pass backward, on the kernels' activation code (AVX2 both ways). SiLU is `x · sigmoid(x)` in
+// burn: two ops forward and four backward.
 
 /// The activations [`activation`] takes, as the extension's plain argument.
 fn act_code(act: KernelAct) -> u8 {
@@ -307,6 +309,8 @@ fn act_code(act: KernelAct) -> u8 {
         KernelAct::HardSwish => 2,
         KernelAct::HardSigmoid => 3,
         KernelAct::ScaledTanh => 4,
+        KernelAct::Silu => 5,
+        KernelAct::Sigmoid => 6,
         _ => 0,
     }
 }
@@ -317,6 +321,8 @@ fn act_from_code(code: u8) -> KernelAct {
         2 => KernelAct::HardSwish,
         3 => KernelAct::HardSigmoid,
         4 => KernelAct::ScaledTanh,
+        5 => KernelAct::Silu,
+        6 => KernelAct::Sigmoid,
         _ => KernelAct::Identity,
     }
 }
@@ -395,8 +401,8 @@ impl<B: Backend + KestrelAct, C: CheckpointStrategy> KestrelAct for Autodiff<B, 
     }
 }
 
-/// `act(x)` in one pass each way on the flex backend, for ReLU6, hard-swish, hard-sigmoid and
-/// LeNet's scaled tanh;
+/// `act(x)` in one pass each way on the flex backend, for ReLU6, hard-swish, hard-sigmoid,
+/// SiLU, sigmoid and LeNet's scaled tanh;
 /// None (the caller uses burn's ops) for other activations, backends or dtypes.
 pub fn activation<const D: usize>(x: &Tensor<D>, act: KernelAct) -> Option<Tensor<D>> {
     let code = act_code(act);
@@ -407,6 +413,167 @@ pub fn activation<const D: usize>(x: &Tensor<D>, act: KernelAct) -> Option<Tenso
                 code,
             ))
         })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unpadded average pooling (LeNet's subsampling, ResNet-D's shortcut), forward and backward.
+//
+// burn-flex runs every 2-D average pool's backward through its generic 3-D implementation: 7% of
+// a LeNet-5 training step. Here both directions are one pass over NCHW planes.
+
+/// Average pooling and its backward. Only Flex runs them: [`avg_pool2d`] routes other backends,
+/// padded pools and other dtypes to burn's `AvgPool2d` before reaching the extension.
+#[backend_extension(Flex, Autodiff)]
+pub trait KestrelAvgPool: Backend {
+    /// `x_shape`: x's NCHW shape (kept for the backward).
+    fn kestrel_avg_pool2d(
+        x: FloatTensor<Self>,
+        x_shape: [usize; 4],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        ceil_mode: bool,
+    ) -> FloatTensor<Self> {
+        let _ = (x, x_shape, kernel, stride, ceil_mode);
+        unreachable!("kestrel_avg_pool2d is routed to Flex only")
+    }
+
+    /// `dx` for an input of `x_shape`.
+    fn kestrel_avg_pool2d_backward(
+        grad: FloatTensor<Self>,
+        x_shape: [usize; 4],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        ceil_mode: bool,
+    ) -> FloatTensor<Self> {
+        let _ = (grad, x_shape, kernel, stride, ceil_mode);
+        unreachable!("kestrel_avg_pool2d_backward is routed to Flex only")
+    }
+}
+
+impl KestrelAvgPool for Flex {
+    fn kestrel_avg_pool2d(
+        x: FlexTensor,
+        s: [usize; 4],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        ceil_mode: bool,
+    ) -> FlexTensor {
+        let (y, oh, ow) = kestrel_kernels::pool2d::avg_pool_nchw(
+            &f32_slice(&x),
+            s[0] * s[1],
+            s[2],
+            s[3],
+            kernel,
+            stride,
+            ceil_mode,
+        );
+        flex_tensor(y, [s[0], s[1], oh, ow])
+    }
+
+    fn kestrel_avg_pool2d_backward(
+        grad: FlexTensor,
+        x_shape: [usize; 4],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        ceil_mode: bool,
+    ) -> FlexTensor {
+        let [n, c, h, w] = x_shape;
+        let dx = kestrel_kernels::pool2d::avg_pool_nchw_backward(
+            &f32_slice(&grad),
+            n * c,
+            h,
+            w,
+            kernel,
+            stride,
+            ceil_mode,
+        );
+        flex_tensor(dx, x_shape)
+    }
+}
+
+#[derive(Debug)]
+struct KestrelAvgPoolBackward;
+
+impl<B: Backend + KestrelAvgPool> Backward<B, 1> for KestrelAvgPoolBackward {
+    type State = ([usize; 4], [usize; 2], [usize; 2], bool);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_shape, kernel, stride, ceil_mode) = ops.state;
+        if let Some(node) = node_x {
+            grads.register::<B>(
+                node.id,
+                B::kestrel_avg_pool2d_backward(grad, x_shape, kernel, stride, ceil_mode),
+            );
+        }
+    }
+}
+
+impl<B: Backend + KestrelAvgPool, C: CheckpointStrategy> KestrelAvgPool for Autodiff<B, C> {
+    fn kestrel_avg_pool2d(
+        x: FloatTensor<Self>,
+        x_shape: [usize; 4],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        ceil_mode: bool,
+    ) -> FloatTensor<Self> {
+        match KestrelAvgPoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                (x_shape, kernel, stride, ceil_mode),
+                B::kestrel_avg_pool2d(x.into_primitive(), x_shape, kernel, stride, ceil_mode),
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(B::kestrel_avg_pool2d(
+                x.into_primitive(),
+                x_shape,
+                kernel,
+                stride,
+                ceil_mode,
+            )),
+        }
+    }
+}
+
+/// Whether [`avg_pool2d`] runs `pool` on `x` with kestrel's kernels: an unpadded pool of f32 on
+/// the flex backend.
+pub fn avg_pool_takes_kestrel_path(pool: &burn::nn::pool::AvgPool2d, x: &Tensor<4>) -> bool {
+    let [_, _, h, w] = x.dims();
+    let unpadded = matches!(
+        pool.padding,
+        burn::nn::PaddingConfig2d::Valid | burn::nn::PaddingConfig2d::Explicit(0, 0, 0, 0)
+    );
+    unpadded
+        && h >= pool.kernel_size[0]
+        && w >= pool.kernel_size[1]
+        && enabled()
+        && x.dtype() == DType::F32
+        && x.device().inner() == Device::flex()
+}
+
+/// `pool.forward(x)`, on kestrel's kernels where [`avg_pool_takes_kestrel_path`] (the divisor
+/// is then each window's pixel count, whatever `count_include_pad` says, as in PyTorch for an
+/// unpadded pool), on burn's otherwise.
+pub fn avg_pool2d(pool: &burn::nn::pool::AvgPool2d, x: Tensor<4>) -> Tensor<4> {
+    if !avg_pool_takes_kestrel_path(pool, &x) {
+        return pool.forward(x);
+    }
+    let x_shape = x.dims();
+    Tensor::<4>::from_dispatch(<Dispatch as KestrelAvgPool>::kestrel_avg_pool2d(
+        x.into_dispatch(),
+        x_shape,
+        pool.kernel_size,
+        pool.stride,
+        pool.ceil_mode,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------

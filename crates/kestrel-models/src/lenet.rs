@@ -48,8 +48,8 @@ impl LeNet5 {
 
     /// `x`: [N, C, 32, 32] -> logits [N, num_classes].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(scaled_tanh(self.conv1.run(x))); // 6×14×14
-        let x = self.pool.forward(scaled_tanh(self.conv2.run(x))); // 16×5×5
+        let x = crate::kernels::avg_pool2d(&self.pool, scaled_tanh(self.conv1.run(x))); // 6×14×14
+        let x = crate::kernels::avg_pool2d(&self.pool, scaled_tanh(self.conv2.run(x))); // 16×5×5
         let x = scaled_tanh(self.conv3.run(x)); // 120×1×1
         let x: Tensor<2> = x.flatten(1, 3);
         let x = scaled_tanh(self.fc1.run(x));

@@ -32,7 +32,7 @@ impl Layer {
             Layer::Bn(bn) => crate::layers::bn(bn, x),
             Layer::Relu(relu) => relu.forward(x),
             Layer::MaxPool(pool) => pool.forward(x),
-            Layer::AvgPool(pool) => pool.forward(x),
+            Layer::AvgPool(pool) => crate::kernels::avg_pool2d(pool, x),
             Layer::Identity(_) => x,
         }
     }

@@ -222,8 +222,8 @@ fn kestrel_conv_matches_burn_forward_and_gradients() {
     }
 }
 
-/// ReLU6, hard-swish, hard-sigmoid and LeNet's scaled tanh as kestrel ops: the same values and input gradients as
-/// burn's compositions of clamps, on values spread over every piece (−9 … 9).
+/// ReLU6, hard-swish, hard-sigmoid, SiLU, sigmoid and LeNet's scaled tanh as kestrel ops: the
+/// same values and input gradients as burn's own ops, on values spread over every piece (−9 … 9).
 #[test]
 fn kestrel_activations_match_burn_forward_and_gradient() {
     let _rng = rng_lock();
@@ -235,7 +235,9 @@ fn kestrel_activations_match_burn_forward_and_gradient() {
     let x0 = Tensor::<4>::random([2, 3, 40, 41], Distribution::Uniform(-9.0, 9.0), &device);
     let r = Tensor::<4>::random([2, 3, 40, 41], Distribution::Normal(0.0, 1.0), &device);
     type Reference = fn(Tensor<4>) -> Tensor<4>;
-    let cases: [(Act, Reference); 4] = [
+    let cases: [(Act, Reference); 6] = [
+        (Act::Silu, |x| activation::silu(x)),
+        (Act::Sigmoid, |x| activation::sigmoid(x)),
         (Act::Relu6, |x| activation::relu6(x)),
         (Act::HardSwish, |x| activation::hard_swish(x)),
         (Act::HardSigmoid, |x| {
@@ -267,6 +269,84 @@ fn kestrel_activations_match_burn_forward_and_gradient() {
     }
     // An activation the op does not cover leaves the caller on burn's path.
     assert!(kestrel_activation(&x0, Act::Gelu).is_none());
+}
+
+/// Unpadded average pooling as a kestrel op (`kernels::avg_pool2d`): the same values and input
+/// gradients as burn's `AvgPool2d`, for LeNet's 2×2/2, ResNet-D's ceil-mode 2×2/2 on an odd map
+/// and an overlapping 3×3/2; a padded pool stays on burn's path and gives burn's result.
+#[test]
+fn kestrel_avg_pool_matches_burn_forward_and_gradient() {
+    let _rng = rng_lock();
+    use burn::nn::pool::AvgPool2dConfig;
+    use burn::nn::PaddingConfig2d;
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let pools = [
+        (
+            [2, 2],
+            [2, 2],
+            false,
+            PaddingConfig2d::Valid,
+            [3, 6, 28, 28],
+        ),
+        ([2, 2], [2, 2], true, PaddingConfig2d::Valid, [2, 5, 7, 9]),
+        (
+            [3, 3],
+            [2, 2],
+            false,
+            PaddingConfig2d::Valid,
+            [2, 4, 11, 10],
+        ),
+        (
+            [3, 3],
+            [1, 1],
+            false,
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            [2, 3, 6, 6],
+        ),
+    ];
+    for (kernel, stride, ceil, padding, shape) in pools {
+        let pool = AvgPool2dConfig::new(kernel)
+            .with_strides(stride)
+            .with_ceil_mode(ceil)
+            .with_count_include_pad(false)
+            .with_padding(padding.clone())
+            .init();
+        let x0 = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let padded = !matches!(padding, PaddingConfig2d::Valid);
+        assert_eq!(
+            kestrel_models::kernels::avg_pool_takes_kestrel_path(&pool, &x0),
+            !padded,
+            "{kernel:?}/{stride:?}: path rule"
+        );
+        let run = |ours: bool| {
+            let x = x0.clone().detach().require_grad();
+            let y = if ours {
+                kestrel_models::kernels::avg_pool2d(&pool, x.clone())
+            } else {
+                pool.forward(x.clone())
+            };
+            let r = Tensor::<4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &device);
+            // The same r for both runs: seeded per case below.
+            let g = (y.clone() * r).sum().backward();
+            (y.inner(), x.grad(&g).expect("x grad"))
+        };
+        device.seed(11);
+        let (y_ref, g_ref) = run(false);
+        device.seed(11);
+        let (y, g) = run(true);
+        assert_eq!(
+            y.dims(),
+            y_ref.dims(),
+            "{kernel:?}/{stride:?} ceil {ceil}: output shape"
+        );
+        let ey: f32 = (y - y_ref).abs().max().into_scalar();
+        let eg: f32 = (g - g_ref).abs().max().into_scalar();
+        assert!(
+            ey <= 1e-5 && eg <= 1e-5,
+            "{kernel:?}/{stride:?} ceil {ceil}: value error {ey}, gradient error {eg}"
+        );
+    }
 }
 
 /// Training-mode batch norm fused with its activation (`layers::bn_then`) against burn's

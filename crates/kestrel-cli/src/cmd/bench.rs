@@ -29,6 +29,10 @@ pub struct BenchArgs {
     /// Batch size for the training step (0 skips it).
     #[arg(long, default_value_t = 8)]
     pub train_batch: usize,
+    /// Timed training steps (the median is reported; one untimed step comes first).
+    #[arg(long, default_value_t = 3, value_name = "N",
+          value_parser = crate::cmd::common::at_least_one)]
+    pub train_runs: usize,
     /// Timed runs for batch-1 latency.
     #[arg(long, default_value_t = 10, value_parser = crate::cmd::common::at_least_one)]
     pub runs: usize,
@@ -69,7 +73,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         throughput_batch: a.batch,
         throughput_runs: 3,
         train_batch: a.train_batch,
-        train_runs: if a.train_batch == 0 { 0 } else { 3 },
+        train_runs: if a.train_batch == 0 { 0 } else { a.train_runs },
     };
     let mut entries = Vec::new();
     println!(

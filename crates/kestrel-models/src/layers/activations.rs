@@ -40,12 +40,11 @@ impl Act {
     }
 
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
-        // The piecewise-linear ones run as one kestrel op each way where they can.
+        // All but ReLU (one burn op each way already) run as one kestrel op each way where
+        // they can.
         let kernel = match self {
-            Act::Relu6 => Some(kestrel_kernels::Act::Relu6),
-            Act::HardSwish => Some(kestrel_kernels::Act::HardSwish),
-            Act::HardSigmoid => Some(kestrel_kernels::Act::HardSigmoid),
-            _ => None,
+            Act::Identity | Act::Relu => None,
+            other => Some(other.kernel()),
         };
         if let Some(y) = kernel.and_then(|k| crate::kernels::activation(&x, k)) {
             return y;
