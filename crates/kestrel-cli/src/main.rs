@@ -63,6 +63,15 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Training and batched inference free and reallocate the same multi-MiB activation buffers
+    // every step. glibc's defaults hand them back to the OS (mmap/trim) and fault them in again,
+    // zeroed, each time; keeping them in the heap removes those page faults without raising the
+    // peak (the heap only keeps what the peak step needed).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KESTREL_LOG")

@@ -112,56 +112,68 @@ impl OffsetCache {
                 return off.clone();
             }
         }
-        let pad = g.pads(h, w);
-        let key = [
-            0,
-            n,
-            h,
-            w,
-            pixel_stride,
-            g.kernel[0],
-            g.kernel[1],
-            g.stride[0],
-            g.stride[1],
-            g.dilation[0],
-            g.dilation[1],
-            pad[0],
-            pad[2],
-            0,
-            0,
-            0,
-        ];
-        let off = shared_offsets(key, || {
-            let (oh, ow) = g.output_hw(h, w).expect("checked by forward");
-            let [kh, kw] = g.kernel;
-            let mut off = Vec::with_capacity(n * oh * ow * kh * kw);
-            for b in 0..n {
-                for y in 0..oh {
-                    for x in 0..ow {
-                        for i in 0..kh {
-                            for j in 0..kw {
-                                let iy = (y * g.stride[0] + i * g.dilation[0]) as isize
-                                    - pad[0] as isize;
-                                let ix = (x * g.stride[1] + j * g.dilation[1]) as isize
-                                    - pad[2] as isize;
-                                off.push(
-                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                        PAD
-                                    } else {
-                                        (((b * h + iy as usize) * w + ix as usize) * pixel_stride)
-                                            as u32
-                                    },
-                                );
-                            }
+        let off = conv_offsets(g, n, h, w, pixel_stride);
+        *cache = Some(((n, h, w), off.clone()));
+        off
+    }
+}
+
+/// A conv's indirection offsets for an `n × h × w` input whose pixels are `pixel_stride`
+/// elements apart (see [`OffsetCache`]), from [`shared_offsets`] or built.
+pub(crate) fn conv_offsets(
+    g: &ConvGeometry,
+    n: usize,
+    h: usize,
+    w: usize,
+    pixel_stride: usize,
+) -> Arc<Vec<u32>> {
+    let pad = g.pads(h, w);
+    let key = [
+        0,
+        n,
+        h,
+        w,
+        pixel_stride,
+        g.kernel[0],
+        g.kernel[1],
+        g.stride[0],
+        g.stride[1],
+        g.dilation[0],
+        g.dilation[1],
+        pad[0],
+        pad[1],
+        pad[2],
+        pad[3],
+        0,
+    ];
+    shared_offsets(key, || {
+        let (oh, ow) = g.output_hw(h, w).expect("checked by forward");
+        let [kh, kw] = g.kernel;
+        let mut off = Vec::with_capacity(n * oh * ow * kh * kw);
+        for b in 0..n {
+            for y in 0..oh {
+                for x in 0..ow {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let iy =
+                                (y * g.stride[0] + i * g.dilation[0]) as isize - pad[0] as isize;
+                            let ix =
+                                (x * g.stride[1] + j * g.dilation[1]) as isize - pad[2] as isize;
+                            off.push(
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    PAD
+                                } else {
+                                    (((b * h + iy as usize) * w + ix as usize) * pixel_stride)
+                                        as u32
+                                },
+                            );
                         }
                     }
                 }
             }
-            off
-        });
-        *cache = Some(((n, h, w), off.clone()));
+        }
         off
-    }
+    })
 }
 
 /// What determines an offset table: a kind tag (0: a conv's forward, others for the training

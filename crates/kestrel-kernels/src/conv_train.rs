@@ -272,6 +272,11 @@ pub fn conv2d_input_grad_nchw(
                     &ep,
                 )
             };
+            if sy == 1 && sx == 1 {
+                // One phase holding every pixel: `part` is dx in NHWC.
+                transpose_batched(&part, &mut dx, n, h * w, cin);
+                continue;
+            }
             // Scatter the phase's rows into dx (NCHW).
             let (ny, nx) = (iys.len(), ixs.len());
             let out = SendPtr(dx.as_mut_ptr());
@@ -329,6 +334,11 @@ fn tap_span(
 
 /// Weight gradient: `x` NCHW `[n, in_ch, h, w]`, `dy` NCHW `[n, out_ch, oh, ow]`; returns dW
 /// OIHW `[out_ch, in_ch, kh, kw]`.
+///
+/// `dW[(tap, ci), co] = Σ_p x_nhwc[off(p, tap) + ci] · dy_nhwc[p, co]`: a sum of outer products
+/// over pixels, read straight from the NHWC input through the forward's offset table (no im2col
+/// buffer, no packing). Each task reduces a contiguous range of pixels into its own partial dW,
+/// in chunks whose `dy` rows stay in L1 across the taps; the partials are summed at the end.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_weight_grad_nchw(
     geom: &ConvGeometry,
@@ -343,77 +353,77 @@ pub fn conv2d_weight_grad_nchw(
     check_dense(geom);
     let (cin, cout) = (geom.in_ch, geom.out_ch);
     let [kh, kw] = geom.kernel;
-    let sx = geom.stride[1];
     assert_eq!(x.len(), n * cin * h * w, "conv x size");
     assert_eq!(dy.len(), n * cout * oh * ow, "conv dy size");
+    assert_eq!(geom.output_hw(h, w), Some((oh, ow)), "conv dy shape");
     let taps = kh * kw;
     let rows = taps * cin;
     let pixels = n * oh * ow;
+    let x_nhwc = nchw_to_nhwc(x, n, cin, h * w);
     let dy_nhwc = nchw_to_nhwc(dy, n, cout, oh * ow);
-    // Pixels per chunk: the chunk's im2col block (rows × chunk) stays near 8 MiB.
-    let chunk = ((2 << 20) / rows.max(1)).clamp(256, 8192) / 64 * 64;
-    let mut dw_t = vec![0f32; rows * cout]; // [(tap, ci)][co]
-    let mut col = vec![0f32; rows * chunk.min(pixels)];
-    for (ci_chunk, p0) in (0..pixels).step_by(chunk).enumerate() {
-        let pc = chunk.min(pixels - p0);
-        // col[(tap, ci)][j] = x[b, ci, oy·s + i·d − pt, ox·s + j·d − pl] for pixel p0 + j.
-        let colp = SendPtr(col.as_mut_ptr());
-        parallel_for(rows.div_ceil(8), |task| {
-            let colp = colp;
-            for r in task * 8..(task * 8 + 8).min(rows) {
-                let (t, ci) = (r / cin, r % cin);
-                let (i, j) = (t / kw, t % kw);
-                // SAFETY (disjoint writes): task owns rows task·8 .. task·8 + 8 of col.
-                let dst = unsafe { std::slice::from_raw_parts_mut(colp.0.add(r * pc), pc) };
-                let mut q = 0;
-                while q < pc {
-                    let p = p0 + q;
-                    let (b, rem) = (p / (oh * ow), p % (oh * ow));
-                    let (oy, ox_start) = (rem / ow, rem % ow);
-                    let run = (ow - ox_start).min(pc - q);
-                    let seg = &mut dst[q..q + run];
-                    seg.fill(0.0);
-                    if let Some((iy, ox0, ox1, ix0)) = tap_span(geom, oy, i, j, h, w, ow) {
-                        // The tap's span, cut to this segment [ox_start, ox_start + run).
-                        let (a, e) = (ox0.max(ox_start), ox1.min(ox_start + run));
-                        if a < e {
-                            let src = &x[((b * cin + ci) * h + iy) * w..][..w];
-                            let ix = ix0 + (a - ox0) * sx;
-                            let out = &mut seg[a - ox_start..e - ox_start];
-                            if sx == 1 {
-                                out.copy_from_slice(&src[ix..ix + (e - a)]);
-                            } else {
-                                for (k, v) in out.iter_mut().enumerate() {
-                                    *v = src[ix + k * sx];
-                                }
-                            }
-                        }
+    assert!(
+        x_nhwc.len() < PAD as usize,
+        "x too large for 32-bit indirection"
+    );
+    let offsets = crate::conv::conv_offsets(geom, n, h, w, cin);
+    let zero = vec![0f32; cin];
+    let avx2 = crate::Isa::detect() == crate::Isa::Avx2;
+    // One partial dW per task; enough tasks to balance, few enough that the partials are cheap.
+    let tasks = (crate::threads::num_threads() * 2)
+        .min(pixels.div_ceil(CHUNK))
+        .max(1);
+    let per_task = pixels.div_ceil(tasks);
+    let mut partial = vec![0f32; tasks * rows * cout];
+    let parts = SendPtr(partial.as_mut_ptr());
+    parallel_for(tasks, |task| {
+        let parts = parts;
+        // SAFETY (disjoint writes): task owns partial dW number `task`.
+        let acc =
+            unsafe { std::slice::from_raw_parts_mut(parts.0.add(task * rows * cout), rows * cout) };
+        let (p_start, p_end) = (task * per_task, ((task + 1) * per_task).min(pixels));
+        let mut xrows: Vec<*const f32> = Vec::with_capacity(CHUNK);
+        for p0 in (p_start..p_end).step_by(CHUNK) {
+            let pc = CHUNK.min(p_end - p0);
+            let dyc = &dy_nhwc[p0 * cout..(p0 + pc) * cout];
+            for t in 0..taps {
+                xrows.clear();
+                xrows.extend((p0..p0 + pc).map(|p| {
+                    let o = offsets[p * taps + t];
+                    if o == PAD {
+                        zero.as_ptr()
+                    } else {
+                        // SAFETY: a non-PAD offset starts a full cin row of x_nhwc.
+                        unsafe { x_nhwc.as_ptr().add(o as usize) }
                     }
-                    q += run;
+                }));
+                for ci0 in (0..cin).step_by(OUTER_M) {
+                    let m = OUTER_M.min(cin - ci0);
+                    for co0 in (0..cout).step_by(OUTER_N) {
+                        let nr = OUTER_N.min(cout - co0);
+                        let c = &mut acc[(t * cin + ci0) * cout + co0..];
+                        // SAFETY: every xrows pointer has ci0 + m floats; dyc holds pc rows of
+                        // cout; c holds m rows of cout from co0.
+                        unsafe {
+                            outer_acc(
+                                avx2,
+                                &xrows,
+                                ci0,
+                                m,
+                                dyc.as_ptr().add(co0),
+                                cout,
+                                nr,
+                                c,
+                                cout,
+                            )
+                        };
+                    }
                 }
             }
-        });
-        let packed = PackedB::from_kn(&dy_nhwc[p0 * cout..(p0 + pc) * cout], pc, cout);
-        let mut ep = Epilogue::new(None, Act::Identity);
-        if ci_chunk > 0 {
-            ep = ep.accumulating();
         }
-        // SAFETY: col holds rows × pc (row stride pc); dw_t holds rows × cout.
-        unsafe {
-            igemm(
-                rows,
-                Rows::Dense {
-                    base: col.as_ptr(),
-                    ld: pc,
-                },
-                0,
-                &packed,
-                dw_t.as_mut_ptr(),
-                cout,
-                0,
-                &ep,
-            )
-        };
+    });
+    let mut dw_t = partial[..rows * cout].to_vec();
+    for part in partial[rows * cout..].chunks_exact(rows * cout) {
+        dw_t.iter_mut().zip(part).for_each(|(d, p)| *d += p);
     }
     // [(tap, ci)][co] → OIHW.
     let mut dw = vec![0f32; cout * cin * taps];
@@ -425,6 +435,101 @@ pub fn conv2d_weight_grad_nchw(
         }
     }
     dw
+}
+
+/// Pixels per chunk of the weight gradient: 256 `dy` rows of up to 16 channels stay in L1.
+const CHUNK: usize = 256;
+/// Input channels × output channels per outer-product tile (12 AVX2 accumulators).
+const OUTER_M: usize = 6;
+const OUTER_N: usize = 16;
+
+/// `c[r·ldc + j] += Σ_q xrows[q][ci0 + r] · dy[q·ld + j]` for `r < m ≤ 6`, `j < nr ≤ 16`.
+///
+/// # Safety
+/// Every `xrows[q]` points at ≥ ci0 + m floats; `dy` at `xrows.len()` rows of `ld` floats with
+/// `nr` readable from each; `c` holds `m` rows of `ldc` with `nr` from each row's start.
+#[allow(clippy::too_many_arguments)]
+unsafe fn outer_acc(
+    avx2: bool,
+    xrows: &[*const f32],
+    ci0: usize,
+    m: usize,
+    dy: *const f32,
+    ld: usize,
+    nr: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        macro_rules! go {
+            ($($m:literal)*) => {
+                match m {
+                    $($m => outer_acc_avx2::<$m>(xrows, ci0, dy, ld, nr, c, ldc),)*
+                    _ => unreachable!(),
+                }
+            };
+        }
+        return go!(1 2 3 4 5 6);
+    }
+    let _ = avx2;
+    for (q, xr) in xrows.iter().enumerate() {
+        let d = std::slice::from_raw_parts(dy.add(q * ld), nr);
+        for r in 0..m {
+            let a = *xr.add(ci0 + r);
+            for (cj, dj) in c[r * ldc..r * ldc + nr].iter_mut().zip(d) {
+                *cj += a * dj;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn outer_acc_avx2<const M: usize>(
+    xrows: &[*const f32],
+    ci0: usize,
+    dy: *const f32,
+    ld: usize,
+    nr: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    use std::arch::x86_64::*;
+    let lane = |j: i32| _mm256_setr_epi32(j, j + 1, j + 2, j + 3, j + 4, j + 5, j + 6, j + 7);
+    let n = _mm256_set1_epi32(nr as i32);
+    let (mask0, mask1) = (
+        _mm256_cmpgt_epi32(n, lane(0)),
+        _mm256_cmpgt_epi32(n, lane(8)),
+    );
+    let mut acc0 = [_mm256_setzero_ps(); M];
+    let mut acc1 = [_mm256_setzero_ps(); M];
+    for r in 0..M {
+        acc0[r] = _mm256_maskload_ps(c.as_ptr().add(r * ldc), mask0);
+        acc1[r] = _mm256_maskload_ps(c.as_ptr().wrapping_add(r * ldc + 8), mask1);
+    }
+    for (q, xr) in xrows.iter().enumerate() {
+        let d = dy.add(q * ld);
+        let (b0, b1) = if nr == 16 {
+            (_mm256_loadu_ps(d), _mm256_loadu_ps(d.add(8)))
+        } else {
+            (
+                _mm256_maskload_ps(d, mask0),
+                _mm256_maskload_ps(d.wrapping_add(8), mask1),
+            )
+        };
+        let a = xr.add(ci0);
+        for r in 0..M {
+            let x = _mm256_broadcast_ss(&*a.add(r));
+            acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+        }
+    }
+    for r in 0..M {
+        _mm256_maskstore_ps(c.as_mut_ptr().add(r * ldc), mask0, acc0[r]);
+        // Masked lanes are never touched, so the address may lie past the slice.
+        _mm256_maskstore_ps(c.as_mut_ptr().wrapping_add(r * ldc + 8), mask1, acc1[r]);
+    }
 }
 
 /// Depthwise convolution (groups = in = out channels, one `kh × kw` filter per channel) on NCHW
@@ -766,8 +871,9 @@ mod tests {
 
     #[test]
     fn weight_gradient_accumulates_across_pixel_chunks() {
-        // 1×1 conv over 3 × 40 × 40 pixels with 600 input channels: the chunk is 3,456 pixels,
-        // so the reduction spans two chunks and crosses an image boundary inside one.
+        // 1×1 conv over 3 × 40 × 40 pixels with 600 input channels: 4,800 pixels make many
+        // 256-pixel chunks (one crosses an image boundary) over several tasks' partial sums,
+        // and 600 channels many 6-channel tiles.
         let g = geom(600, 3, 1, 1, 1, 0);
         let (n, h, w) = (3, 40, 40);
         let x = values(n * 600 * h * w, 7);
