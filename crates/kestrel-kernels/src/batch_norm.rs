@@ -80,7 +80,8 @@ pub fn train_forward_nchw(
         gamma.len() == c && beta.len() == c,
         "batch norm parameter sizes"
     );
-    let mut y = vec![0f32; x.len()];
+    // Every channel's task writes all of its planes (not zeroed first: see `written_vec`).
+    let mut y = Vec::<f32>::with_capacity(x.len());
     let mut mean = vec![0f32; c];
     let mut var = vec![0f32; c];
     let (xp, yp) = (SendConstPtr(x.as_ptr()), SendPtr(y.as_mut_ptr()));
@@ -116,6 +117,8 @@ pub fn train_forward_nchw(
             act.apply_slice(out);
         }
     });
+    // SAFETY: the c tasks wrote every plane of y.
+    unsafe { y.set_len(x.len()) };
     (y, mean, var)
 }
 
@@ -147,7 +150,9 @@ pub fn train_backward_nchw(
         x.len() == n * c * hw && dy.len() == x.len(),
         "batch norm gradient size"
     );
-    let mut dx = vec![0f32; x.len()];
+    // Every channel's task writes all of its planes of dx before reading them (pass 1 copies dy
+    // in), so dx is not zeroed first.
+    let mut dx = Vec::<f32>::with_capacity(x.len());
     let mut dgamma = vec![0f32; c];
     let mut dbeta = vec![0f32; c];
     let (xp, dyp, dxp) = (
@@ -200,6 +205,8 @@ pub fn train_backward_nchw(
             }
         }
     });
+    // SAFETY: the c tasks wrote every plane of dx.
+    unsafe { dx.set_len(x.len()) };
     (dx, dgamma, dbeta)
 }
 

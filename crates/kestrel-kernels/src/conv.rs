@@ -272,6 +272,7 @@ impl Conv2d {
     /// Runs the convolution on `x` (`[n, h, w, in_ch]`) into `out` (`[n, oh, ow, out_ch]`),
     /// adding `residual` (same shape as `out`) before the activation, or after it when
     /// `add_after_act`. Returns (oh, ow).
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         x: &[f32],
@@ -282,14 +283,43 @@ impl Conv2d {
         residual: Option<&[f32]>,
         add_after_act: bool,
     ) -> (usize, usize) {
+        let (oh, ow) = self
+            .geom
+            .output_hw(h, w)
+            .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", self.geom.kernel));
+        assert_eq!(
+            out.len(),
+            n * oh * ow * self.geom.out_ch,
+            "conv output size"
+        );
+        // SAFETY: `out` is a live slice of the output's size.
+        unsafe { self.forward_raw(x, n, h, w, out.as_mut_ptr(), residual, add_after_act) }
+    }
+
+    /// [`Conv2d::forward`] into `n · oh · ow · out_ch` floats at `out`, which a dense (GEMM)
+    /// conv writes without reading, so they may be uninitialised.
+    ///
+    /// # Safety
+    /// `out` must hold the output's size; for a depthwise conv it must be initialised.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn forward_raw(
+        &self,
+        x: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        out: *mut f32,
+        residual: Option<&[f32]>,
+        add_after_act: bool,
+    ) -> (usize, usize) {
         let g = &self.geom;
         let (oh, ow) = g
             .output_hw(h, w)
             .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", g.kernel));
+        let out_len = n * oh * ow * g.out_ch;
         assert_eq!(x.len(), n * h * w * g.in_ch, "conv input size");
-        assert_eq!(out.len(), n * oh * ow * g.out_ch, "conv output size");
         if let Some(r) = residual {
-            assert_eq!(r.len(), out.len(), "residual size");
+            assert_eq!(r.len(), out_len, "residual size");
         }
         assert!(
             x.len() < PAD as usize,
@@ -301,7 +331,10 @@ impl Conv2d {
             add_after_act,
         );
         match &self.weights {
-            Weights::Depthwise(d) => d.forward(x, n, h, w, out, oh, ow, &self.bias, &ep),
+            Weights::Depthwise(d) => {
+                let out = std::slice::from_raw_parts_mut(out, out_len);
+                d.forward(x, n, h, w, out, oh, ow, &self.bias, &ep)
+            }
             Weights::Gemm(packed) => {
                 let m = n * oh * ow;
                 let cin_g = g.in_ch / g.groups;
@@ -322,18 +355,7 @@ impl Conv2d {
                 };
                 for (gi, b) in packed.iter().enumerate() {
                     // SAFETY: shapes asserted above; `out` does not alias `x`.
-                    unsafe {
-                        igemm(
-                            m,
-                            rows,
-                            gi * cin_g,
-                            b,
-                            out.as_mut_ptr(),
-                            g.out_ch,
-                            gi * cout_g,
-                            &ep,
-                        )
-                    };
+                    igemm(m, rows, gi * cin_g, b, out, g.out_ch, gi * cout_g, &ep);
                 }
             }
         }

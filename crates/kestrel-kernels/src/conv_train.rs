@@ -16,30 +16,28 @@ use crate::act::Act;
 use crate::conv::{shared_offsets, Conv2d, ConvGeometry};
 use crate::gemm::{igemm, Epilogue, PackedB, Rows, PAD};
 use crate::threads::parallel_for;
-use crate::SendPtr;
+use crate::{written_vec, SendPtr};
 
 /// `[n][c][hw]` → `[n][hw][c]`.
 pub fn nchw_to_nhwc(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    transpose_batched(x, &mut out, n, c, hw);
-    out
+    // SAFETY: the transpose writes every element.
+    unsafe { written_vec(x.len(), |out| transpose_batched(x, out, n, c, hw)) }
 }
 
 /// `[n][hw][c]` → `[n][c][hw]`.
 pub fn nhwc_to_nchw(x: &[f32], n: usize, hw: usize, c: usize) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    transpose_batched(x, &mut out, n, hw, c);
-    out
+    // SAFETY: the transpose writes every element.
+    unsafe { written_vec(x.len(), |out| transpose_batched(x, out, n, hw, c)) }
 }
 
 /// Transposes each of `n` row-major `rows × cols` matrices, in cache blocks, across threads:
 /// 8 × 8 tiles through AVX2 registers where the CPU has it, the ragged edges element by element.
-fn transpose_batched(src: &[f32], dst: &mut [f32], n: usize, rows: usize, cols: usize) {
+/// `dst` (`src.len()` floats) is written, never read.
+fn transpose_batched(src: &[f32], dst: *mut f32, n: usize, rows: usize, cols: usize) {
     assert_eq!(src.len(), n * rows * cols);
-    assert_eq!(dst.len(), src.len());
     const B: usize = 32;
     let row_blocks = rows.div_ceil(B);
-    let out = SendPtr(dst.as_mut_ptr());
+    let out = SendPtr(dst);
     let avx2 = crate::Isa::detect() == crate::Isa::Avx2;
     parallel_for(n * row_blocks, |task| {
         let (img, rb) = (task / row_blocks, task % row_blocks);
@@ -148,8 +146,12 @@ pub fn conv2d_forward_nchw(
         .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", geom.kernel));
     let x_nhwc = nchw_to_nhwc(x, n, geom.in_ch, h * w);
     let conv = Conv2d::new(*geom, weight, None, Act::Identity);
-    let mut y = vec![0f32; n * oh * ow * geom.out_ch];
-    conv.forward(&x_nhwc, n, h, w, &mut y, None, false);
+    // SAFETY: a dense conv's GEMM writes every output element.
+    let y = unsafe {
+        written_vec(n * oh * ow * geom.out_ch, |y| {
+            conv.forward_raw(&x_nhwc, n, h, w, y, None, false);
+        })
+    };
     (nhwc_to_nchw(&y, n, oh * ow, geom.out_ch), oh, ow)
 }
 
@@ -188,7 +190,13 @@ pub fn conv2d_input_grad_nchw(
         "dy too large for 32-bit indirection"
     );
     let zero = vec![0f32; cout];
-    let mut dx = vec![0f32; n * cin * h * w];
+    // At stride 1 the one phase's transpose writes every element of dx; otherwise phases that
+    // no tap reaches stay zero.
+    let mut dx = if sy == 1 && sx == 1 {
+        Vec::new()
+    } else {
+        vec![0f32; n * cin * h * w]
+    };
     for ay in 0..sy.min(h) {
         let ty = phase_taps(ay, pt, kh, dyl, sy);
         for ax in 0..sx.min(w) {
@@ -252,30 +260,30 @@ pub fn conv2d_input_grad_nchw(
                 let (i, j) = taps[t];
                 weight[((co * cin + ci) * kh + i) * kw + j]
             });
-            let mut part = vec![0f32; m * cin];
             let ep = Epilogue::new(None, Act::Identity);
-            // SAFETY: every offset points at a full `cout` row of dy_nhwc (or the zero row);
-            // `part` holds m × cin.
-            unsafe {
-                igemm(
-                    m,
-                    Rows::Indirect {
-                        base: dy_nhwc.as_ptr(),
-                        offsets: &offsets,
-                        zero: zero.as_ptr(),
-                    },
-                    0,
-                    &packed,
-                    part.as_mut_ptr(),
-                    cin,
-                    0,
-                    &ep,
-                )
+            // SAFETY: every offset points at a full `cout` row of dy_nhwc (or the zero row); the
+            // GEMM writes all m × cin elements of `part`.
+            let part = unsafe {
+                written_vec(m * cin, |part| {
+                    igemm(
+                        m,
+                        Rows::Indirect {
+                            base: dy_nhwc.as_ptr(),
+                            offsets: &offsets,
+                            zero: zero.as_ptr(),
+                        },
+                        0,
+                        &packed,
+                        part,
+                        cin,
+                        0,
+                        &ep,
+                    )
+                })
             };
             if sy == 1 && sx == 1 {
                 // One phase holding every pixel: `part` is dx in NHWC.
-                transpose_batched(&part, &mut dx, n, h * w, cin);
-                continue;
+                return nhwc_to_nchw(&part, n, h * w, cin);
             }
             // Scatter the phase's rows into dx (NCHW).
             let (ny, nx) = (iys.len(), ixs.len());
@@ -696,7 +704,7 @@ mod tests {
         ] {
             let src: Vec<f32> = (0..n * rows * cols).map(|i| i as f32).collect();
             let mut dst = vec![f32::NAN; src.len()];
-            transpose_batched(&src, &mut dst, n, rows, cols);
+            transpose_batched(&src, dst.as_mut_ptr(), n, rows, cols);
             for b in 0..n {
                 for r in 0..rows {
                     for c in 0..cols {
