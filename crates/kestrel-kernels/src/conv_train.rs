@@ -35,6 +35,12 @@ pub fn nhwc_to_nchw(x: &[f32], n: usize, hw: usize, c: usize) -> Vec<f32> {
 /// `dst` (`src.len()` floats) is written, never read.
 fn transpose_batched(src: &[f32], dst: *mut f32, n: usize, rows: usize, cols: usize) {
     assert_eq!(src.len(), n * rows * cols);
+    if rows == 1 || cols == 1 {
+        // A vector's transpose is itself (one-channel images: LeNet's input).
+        // SAFETY: dst holds src.len() floats and does not overlap src.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+        return;
+    }
     const B: usize = 32;
     let row_blocks = rows.div_ceil(B);
     let out = SendPtr(dst);

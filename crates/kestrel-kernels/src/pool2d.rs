@@ -112,6 +112,26 @@ pub fn avg_pool(
     let oh = avg_pool_out(h, kernel[0], stride[0], ceil_mode);
     let ow = avg_pool_out(w, kernel[1], stride[1], ceil_mode);
     assert_eq!(out.len(), n * oh * ow * c);
+    if c == 1 {
+        // NCHW planes (training): plain loops, without the channel-vector machinery.
+        for b in 0..n {
+            let plane = &x[b * h * w..(b + 1) * h * w];
+            for y in 0..oh {
+                let rows = y * stride[0]..(y * stride[0] + kernel[0]).min(h);
+                for xo in 0..ow {
+                    let cols = xo * stride[1]..(xo * stride[1] + kernel[1]).min(w);
+                    let mut sum = 0f32;
+                    for iy in rows.clone() {
+                        sum += plane[iy * w + cols.start..iy * w + cols.end]
+                            .iter()
+                            .sum::<f32>();
+                    }
+                    out[(b * oh + y) * ow + xo] = sum / (rows.len() * cols.len()) as f32;
+                }
+            }
+        }
+        return (oh, ow);
+    }
     for b in 0..n {
         for y in 0..oh {
             for xo in 0..ow {
@@ -154,6 +174,24 @@ pub fn avg_pool_backward(
     assert_eq!(dy.len(), n * oh * ow * c, "avg pool dy size");
     assert_eq!(dx.len(), n * h * w * c, "avg pool dx size");
     dx.fill(0.0);
+    if c == 1 {
+        for b in 0..n {
+            let plane = &mut dx[b * h * w..(b + 1) * h * w];
+            for y in 0..oh {
+                let rows = y * stride[0]..(y * stride[0] + kernel[0]).min(h);
+                for xo in 0..ow {
+                    let cols = xo * stride[1]..(xo * stride[1] + kernel[1]).min(w);
+                    let g = dy[(b * oh + y) * ow + xo] / (rows.len() * cols.len()) as f32;
+                    for iy in rows.clone() {
+                        plane[iy * w + cols.start..iy * w + cols.end]
+                            .iter_mut()
+                            .for_each(|d| *d += g);
+                    }
+                }
+            }
+        }
+        return;
+    }
     for b in 0..n {
         for y in 0..oh {
             let rows = y * stride[0]..(y * stride[0] + kernel[0]).min(h);
