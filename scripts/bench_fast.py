@@ -61,7 +61,8 @@ def peers_bench(model, a):
     res = {}
     for k in ("torch", "onnxruntime"):
         if k in r:
-            res[k] = dict(latency_ms_b1=r[k]["latency_ms_b1"], throughput=r[k]["throughput"])
+            res[k] = dict(latency_ms_b1=r[k]["latency_ms_b1"], throughput=r[k]["throughput"],
+                          peak_rss_bytes=r[k].get("peak_rss_bytes"))
     return res
 
 
@@ -112,6 +113,16 @@ def main():
         ort_thr = med(r["onnxruntime"], "throughput") if "onnxruntime" in r else float("nan")
         print(f"| {m} | " + " | ".join(f"{v:.2f}" for v in lat) + " | " + " | ".join(f"{v:.1f}" for v in thr) +
               f" | {lat[0] / ort_lat:.2f}× | {ort_thr / thr[0]:.2f}× |")
+    # Peak memory: each engine in its own process (kestrel's bench process also builds the burn
+    # model and counts MACs; PyTorch's holds the timm model; onnxruntime's only its session).
+    mib = lambda rs: statistics.median(r["peak_rss_bytes"] for r in rs) / 2**20 \
+        if rs and all(r.get("peak_rss_bytes") for r in rs) else float("nan")
+    print("\n| model | peak MiB kestrel fast | peak MiB onnxruntime | peak MiB PyTorch |")
+    print("|---|---|---|---|")
+    for m in a.models:
+        r = raw[m]
+        print(f"| {m} | {mib(r.get('kestrel-fast')):.0f} | {mib(r.get('onnxruntime')):.0f} | "
+              f"{mib(r.get('torch')):.0f} |")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(cpu=cpu_model(), flags=cpu_flags(), threads=a.threads, rounds=a.rounds,

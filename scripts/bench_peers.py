@@ -77,23 +77,42 @@ def bench_one(name, a):
             torch.onnx.export(m, (x1,), path, opset_version=17, input_names=["input"], output_names=["logits"],
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
                               do_constant_folding=True, dynamo=False)
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = a.threads
-            so.inter_op_num_threads = 1
-            sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-            n1, nb = x1.numpy(), xb.numpy()
-            lat = timed(lambda: sess.run(None, {"input": n1}), a.latency_runs, a.warmup)
-            thr = timed(lambda: sess.run(None, {"input": nb}), a.throughput_runs, 1)
-            res["onnxruntime"] = dict(version=ort.__version__, latency_ms_b1=pct(lat, 0.5),
-                                      latency_ms_b1_p90=pct(lat, 0.9),
-                                      throughput=a.batch / (pct(thr, 0.5) / 1000.0),
-                                      throughput_batch=a.batch)
+            # onnxruntime runs in a process of its own, without torch, so that its peak RSS is
+            # onnxruntime's alone.
+            cmd = [sys.executable, __file__, "--ort-only", path, "--threads", str(a.threads),
+                   "--batch", str(a.batch), "--latency-runs", str(a.latency_runs),
+                   "--throughput-runs", str(a.throughput_runs), "--warmup", str(a.warmup),
+                   "--input", ",".join(str(v) for v in (c, h, w))]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                raise SystemExit(f"onnxruntime run failed:\n{out.stderr[-2000:]}")
+            res["onnxruntime"] = json.loads(out.stdout.strip().splitlines()[-1])
     return res
+
+
+def ort_only(path, a):
+    """onnxruntime alone on an exported model: latency, throughput and this process's peak RSS."""
+    import resource
+    import numpy as np
+    import onnxruntime as ort
+    c, h, w = (int(v) for v in a.input.split(","))
+    rng = np.random.default_rng(0)
+    n1 = rng.standard_normal((1, c, h, w), dtype=np.float32)
+    nb = rng.standard_normal((a.batch, c, h, w), dtype=np.float32)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = a.threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    lat = timed(lambda: sess.run(None, {"input": n1}), a.latency_runs, a.warmup)
+    thr = timed(lambda: sess.run(None, {"input": nb}), a.throughput_runs, 1)
+    return dict(version=ort.__version__, latency_ms_b1=pct(lat, 0.5), latency_ms_b1_p90=pct(lat, 0.9),
+                throughput=a.batch / (pct(thr, 0.5) / 1000.0), throughput_batch=a.batch,
+                peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("names", nargs="+")
+    ap.add_argument("names", nargs="*")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--train-batch", type=int, default=32)
@@ -104,12 +123,19 @@ def main():
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--quick", action="store_true", help="warmup 1, 5 latency runs, 2 throughput/train runs (as kestrel's bench_zoo --quick; pass --train-batch 8 to match its training batch)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--ort-only", metavar="MODEL.onnx", help=argparse.SUPPRESS)
+    ap.add_argument("--input", help=argparse.SUPPRESS)
     a = ap.parse_args()
     # Explicit values win; otherwise --quick's or the defaults.
     for key, full, quick in [("warmup", 2, 1), ("latency_runs", 10, 5), ("throughput_runs", 3, 2),
                              ("train_runs", 3, 2)]:
         if getattr(a, key) is None:
             setattr(a, key, quick if a.quick else full)
+    if a.ort_only:
+        print(json.dumps(ort_only(a.ort_only, a)))
+        return
+    if not a.names:
+        ap.error("name at least one timm model")
     if a.one:
         print(json.dumps(bench_one(a.names[0], a)))
         return
