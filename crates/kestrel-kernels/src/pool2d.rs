@@ -227,16 +227,8 @@ pub fn avg_pool_nchw(
     let ow = avg_pool_out(w, kernel[1], stride[1], ceil_mode);
     assert_eq!(x.len(), planes * h * w, "avg pool input size");
     let mut y = vec![0f32; planes * oh * ow];
-    let block = plane_block(planes, h * w);
-    let out = crate::SendPtr(y.as_mut_ptr());
-    crate::threads::parallel_for(planes.div_ceil(block), |t| {
-        let out = out;
-        let (p0, p1) = (t * block, ((t + 1) * block).min(planes));
-        // SAFETY (disjoint writes): task t owns planes p0..p1 of the output.
-        let dst =
-            unsafe { std::slice::from_raw_parts_mut(out.0.add(p0 * oh * ow), (p1 - p0) * oh * ow) };
-        let src = &x[p0 * h * w..p1 * h * w];
-        avg_pool(src, p1 - p0, h, w, 1, kernel, stride, ceil_mode, dst);
+    over_plane_blocks(x, h * w, &mut y, oh * ow, planes, |src, dst, count| {
+        avg_pool(src, count, h, w, 1, kernel, stride, ceil_mode, dst);
     });
     (y, oh, ow)
 }
@@ -256,23 +248,33 @@ pub fn avg_pool_nchw_backward(
     let ow = avg_pool_out(w, kernel[1], stride[1], ceil_mode);
     assert_eq!(dy.len(), planes * oh * ow, "avg pool dy size");
     let mut dx = vec![0f32; planes * h * w];
-    let block = plane_block(planes, h * w);
-    let out = crate::SendPtr(dx.as_mut_ptr());
-    crate::threads::parallel_for(planes.div_ceil(block), |t| {
-        let out = out;
-        let (p0, p1) = (t * block, ((t + 1) * block).min(planes));
-        // SAFETY (disjoint writes): task t owns planes p0..p1 of dx.
-        let dst =
-            unsafe { std::slice::from_raw_parts_mut(out.0.add(p0 * h * w), (p1 - p0) * h * w) };
-        let src = &dy[p0 * oh * ow..p1 * oh * ow];
-        avg_pool_backward(src, p1 - p0, h, w, 1, kernel, stride, ceil_mode, dst);
+    over_plane_blocks(dy, oh * ow, &mut dx, h * w, planes, |src, dst, count| {
+        avg_pool_backward(src, count, h, w, 1, kernel, stride, ceil_mode, dst);
     });
     dx
 }
 
-/// Planes per task: about 16 K pixels, so small maps still make tasks worth a thread.
-fn plane_block(planes: usize, plane: usize) -> usize {
-    (16384 / plane.max(1)).clamp(1, planes.max(1))
+/// `f(src planes, dst planes, count)` over blocks of whole planes, across the compute threads
+/// (blocks of about 16 K source pixels, so small maps still make tasks worth a thread).
+fn over_plane_blocks(
+    src: &[f32],
+    src_plane: usize,
+    dst: &mut [f32],
+    dst_plane: usize,
+    planes: usize,
+    f: impl Fn(&[f32], &mut [f32], usize) + Sync,
+) {
+    let block = (16384 / src_plane.max(1)).clamp(1, planes.max(1));
+    let out = crate::SendPtr(dst.as_mut_ptr());
+    crate::threads::parallel_for(planes.div_ceil(block), |t| {
+        let out = out;
+        let (p0, p1) = (t * block, ((t + 1) * block).min(planes));
+        // SAFETY (disjoint writes): task t owns planes p0..p1 of dst.
+        let d = unsafe {
+            std::slice::from_raw_parts_mut(out.0.add(p0 * dst_plane), (p1 - p0) * dst_plane)
+        };
+        f(&src[p0 * src_plane..p1 * src_plane], d, p1 - p0);
+    });
 }
 
 /// PyTorch's adaptive average pooling: output cell `i` averages input rows
