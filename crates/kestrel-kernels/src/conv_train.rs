@@ -396,9 +396,63 @@ pub fn conv2d_weight_grad_nchw(
             unsafe { std::slice::from_raw_parts_mut(parts.0.add(task * rows * cout), rows * cout) };
         let (p_start, p_end) = (task * per_task, ((task + 1) * per_task).min(pixels));
         let mut xrows: Vec<*const f32> = Vec::with_capacity(CHUNK);
+        // With fewer input channels than a tile has rows, one tap would fill only part of
+        // a tile: gather the chunk's (tap, ci) values per pixel instead, so that tiles run over
+        // the combined (tap, ci) rows, whose order is dW's.
+        let gather = cin < OUTER_M;
+        let mut col = if gather {
+            vec![0f32; CHUNK * rows]
+        } else {
+            Vec::new()
+        };
+        // dW rows acc_row0 .. acc_row0 + count from x values 0 .. count of each xrows row.
+        let tile =
+            |xrows: &[*const f32], count: usize, acc_row0: usize, dyc: &[f32], acc: &mut [f32]| {
+                for i0 in (0..count).step_by(OUTER_M) {
+                    let m = OUTER_M.min(count - i0);
+                    for co0 in (0..cout).step_by(OUTER_N) {
+                        let nr = OUTER_N.min(cout - co0);
+                        // SAFETY: every xrows pointer has count floats; dyc holds the chunk's rows
+                        // of cout; acc holds rows acc_row0 + i0 on, cout apiece.
+                        unsafe {
+                            outer_acc(
+                                avx2,
+                                xrows,
+                                i0,
+                                m,
+                                dyc.as_ptr().add(co0),
+                                cout,
+                                nr,
+                                &mut acc[(acc_row0 + i0) * cout + co0..],
+                                cout,
+                            )
+                        };
+                    }
+                }
+            };
         for p0 in (p_start..p_end).step_by(CHUNK) {
             let pc = CHUNK.min(p_end - p0);
             let dyc = &dy_nhwc[p0 * cout..(p0 + pc) * cout];
+            if gather {
+                for (q, row) in col.chunks_exact_mut(rows).take(pc).enumerate() {
+                    let offs = &offsets[(p0 + q) * taps..(p0 + q + 1) * taps];
+                    for (dst, &o) in row.chunks_exact_mut(cin).zip(offs) {
+                        // Element loops: a memcpy call per 1–5 floats costs more than the copy.
+                        if o == PAD {
+                            dst.iter_mut().for_each(|d| *d = 0.0);
+                        } else {
+                            let src = &x_nhwc[o as usize..o as usize + cin];
+                            for (d, v) in dst.iter_mut().zip(src) {
+                                *d = *v;
+                            }
+                        }
+                    }
+                }
+                xrows.clear();
+                xrows.extend((0..pc).map(|q| col[q * rows..].as_ptr()));
+                tile(&xrows, rows, 0, dyc, acc);
+                continue;
+            }
             for t in 0..taps {
                 xrows.clear();
                 xrows.extend((p0..p0 + pc).map(|p| {
@@ -410,28 +464,7 @@ pub fn conv2d_weight_grad_nchw(
                         unsafe { x_nhwc.as_ptr().add(o as usize) }
                     }
                 }));
-                for ci0 in (0..cin).step_by(OUTER_M) {
-                    let m = OUTER_M.min(cin - ci0);
-                    for co0 in (0..cout).step_by(OUTER_N) {
-                        let nr = OUTER_N.min(cout - co0);
-                        let c = &mut acc[(t * cin + ci0) * cout + co0..];
-                        // SAFETY: every xrows pointer has ci0 + m floats; dyc holds pc rows of
-                        // cout; c holds m rows of cout from co0.
-                        unsafe {
-                            outer_acc(
-                                avx2,
-                                &xrows,
-                                ci0,
-                                m,
-                                dyc.as_ptr().add(co0),
-                                cout,
-                                nr,
-                                c,
-                                cout,
-                            )
-                        };
-                    }
-                }
+                tile(&xrows, cin, t * cin, dyc, acc);
             }
         }
     });
@@ -853,6 +886,8 @@ mod tests {
         // dilation 2, an even kernel with stride 3, and output channels past one NR panel.
         let cases = [
             (5, 7, 1, 1, 1, 0, 6, 5),
+            // LeNet-5's first conv: one input channel, 5×5, no padding.
+            (1, 6, 5, 1, 1, 0, 12, 11),
             (4, 20, 3, 1, 1, 1, 7, 6),
             (6, 9, 3, 2, 1, 1, 9, 8),
             (3, 8, 7, 2, 1, 3, 13, 11),
