@@ -150,6 +150,13 @@ pub fn conv2d_forward_nchw(
     let (oh, ow) = geom
         .output_hw(h, w)
         .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", geom.kernel));
+    if geom.in_ch <= DIRECT_MAX_IN && geom.stride == [1, 1] && geom.dilation == [1, 1] {
+        return (
+            direct_forward_nchw(geom, x, n, h, w, oh, ow, weight),
+            oh,
+            ow,
+        );
+    }
     let x_nhwc = nchw_to_nhwc(x, n, geom.in_ch, h * w);
     let conv = Conv2d::new(*geom, weight, None, Act::Identity);
     // SAFETY: a dense conv's GEMM writes every output element.
@@ -159,6 +166,120 @@ pub fn conv2d_forward_nchw(
         })
     };
     (nhwc_to_nchw(&y, n, oh * ow, geom.out_ch), oh, ow)
+}
+
+/// Input channels up to which a stride-1 forward runs as a direct convolution on NCHW planes.
+/// With 1–3 channels the indirect GEMM's rows hold 1–3 floats, so building row pointers and
+/// transposing to NHWC and back cost far more than the multiplies (LeNet's first conv,
+/// resnet20_cifar's stem).
+const DIRECT_MAX_IN: usize = 3;
+
+/// Direct convolution, stride 1, dilation 1, on NCHW: each output row of each (image, output
+/// channel) plane accumulates `Σ_ci Σ_taps w · (shifted input row)`, eight columns at a time,
+/// from a zero-padded copy of the image's planes. Returns NCHW `[n, out_ch, oh, ow]`.
+#[allow(clippy::too_many_arguments)]
+fn direct_forward_nchw(
+    g: &ConvGeometry,
+    x: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    weight: &[f32],
+) -> Vec<f32> {
+    let (cin, cout) = (g.in_ch, g.out_ch);
+    let [kh, kw] = g.kernel;
+    let [pt, _, pl, _] = g.pad;
+    // The padded plane covers every tap of every output pixel: (oh + kh − 1) × (ow + kw − 1).
+    let (hp, wp) = (oh + kh - 1, ow + kw - 1);
+    let avx2 = crate::Isa::detect() == crate::Isa::Avx2;
+    // SAFETY: every (image, output channel) task writes all oh × ow outputs of its plane.
+    unsafe {
+        written_vec(n * cout * oh * ow, |y| {
+            let y = SendPtr(y);
+            parallel_for(n, |b| {
+                let y = y;
+                let mut xp = vec![0f32; cin * hp * wp];
+                for ci in 0..cin {
+                    let src = &x[(b * cin + ci) * h * w..][..h * w];
+                    for r in 0..h {
+                        let pr = r + pt;
+                        if pr >= hp {
+                            break;
+                        }
+                        let cols = w.min(wp - pl);
+                        xp[(ci * hp + pr) * wp + pl..][..cols]
+                            .copy_from_slice(&src[r * w..][..cols]);
+                    }
+                }
+                for co in 0..cout {
+                    let wt = &weight[co * cin * kh * kw..][..cin * kh * kw];
+                    let plane = y.0.add((b * cout + co) * oh * ow);
+                    for oy in 0..oh {
+                        let out = plane.add(oy * ow);
+                        let mut ox = 0;
+                        #[cfg(target_arch = "x86_64")]
+                        if avx2 {
+                            ox = direct_row_avx2(&xp, hp, wp, cin, kh, kw, wt, oy, ow, out);
+                        }
+                        for ox in ox..ow {
+                            let mut s = 0f32;
+                            for ci in 0..cin {
+                                for i in 0..kh {
+                                    let row = &xp[(ci * hp + oy + i) * wp + ox..][..kw];
+                                    let wr = &wt[(ci * kh + i) * kw..][..kw];
+                                    s += row.iter().zip(wr).map(|(a, b)| a * b).sum::<f32>();
+                                }
+                            }
+                            *out.add(ox) = s;
+                        }
+                    }
+                }
+            });
+        })
+    }
+}
+
+/// One output row's columns in blocks of eight; returns how many columns it wrote.
+///
+/// # Safety
+/// `out` has `ow` floats; `xp` is the padded planes (`cin × hp × wp`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_row_avx2(
+    xp: &[f32],
+    hp: usize,
+    wp: usize,
+    cin: usize,
+    kh: usize,
+    kw: usize,
+    wt: &[f32],
+    oy: usize,
+    ow: usize,
+    out: *mut f32,
+) -> usize {
+    use std::arch::x86_64::*;
+    let full = ow / 8 * 8;
+    for ox in (0..full).step_by(8) {
+        let mut acc = _mm256_setzero_ps();
+        for ci in 0..cin {
+            for i in 0..kh {
+                let row = xp.as_ptr().add((ci * hp + oy + i) * wp + ox);
+                let wr = wt.as_ptr().add((ci * kh + i) * kw);
+                for j in 0..kw {
+                    acc = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(row.add(j)),
+                        _mm256_broadcast_ss(&*wr.add(j)),
+                        acc,
+                    );
+                }
+            }
+        }
+        _mm256_storeu_ps(out.add(ox), acc);
+    }
+    full
 }
 
 /// Kernel taps along one axis that reach input positions of phase `a` (positions `a`, `a + s`,
@@ -886,8 +1007,11 @@ mod tests {
         // dilation 2, an even kernel with stride 3, and output channels past one NR panel.
         let cases = [
             (5, 7, 1, 1, 1, 0, 6, 5),
-            // LeNet-5's first conv: one input channel, 5×5, no padding.
+            // LeNet-5's first conv: one input channel, 5×5, no padding; an RGB stem at
+            // stride 1 whose width leaves a ragged tail; two channels with a wide padding.
             (1, 6, 5, 1, 1, 0, 12, 11),
+            (3, 16, 3, 1, 1, 1, 10, 19),
+            (2, 3, 3, 1, 1, 2, 5, 9),
             (4, 20, 3, 1, 1, 1, 7, 6),
             (6, 9, 3, 2, 1, 1, 9, 8),
             (3, 8, 7, 2, 1, 3, 13, 11),
