@@ -11,7 +11,7 @@ Prints a markdown table of the medians over rounds, with the CPU model and the k
 ratio, and writes every raw figure to --json.
 
 Usage: python3 scripts/bench_train.py --kestrel target/release/kestrel resnet18 mobilenetv2_100 \
-           [--train-batch 32] [--threads 2] [--rounds 3] [--json out.json]
+           [--train-batch 32] [--threads 2] [--rounds 3] [--no-burn] [--json out.json]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile
 
@@ -52,13 +52,19 @@ def main():
     ap.add_argument("--train-batch", type=int, default=32)
     ap.add_argument("--train-runs", type=int, default=3)
     ap.add_argument("--json", help="write the raw figures here")
+    ap.add_argument("--no-burn", action="store_true",
+                    help="skip the KESTREL_CONV=burn comparison (burn-flex's own ops; the slowest run)")
     a = ap.parse_args()
     raw = {m: {"kestrel": [], "kestrel_burn_conv": [], "torch": []} for m in a.models}
+    if a.no_burn:
+        for m in a.models:
+            del raw[m]["kestrel_burn_conv"]
     for r in range(a.rounds):
         for m in a.models:
             raw[m]["kestrel"].append(kestrel_step(a.kestrel, m, "kestrel", a))
             raw[m]["torch"].append(torch_step(m, a))
-            raw[m]["kestrel_burn_conv"].append(kestrel_step(a.kestrel, m, "burn", a))
+            if not a.no_burn:
+                raw[m]["kestrel_burn_conv"].append(kestrel_step(a.kestrel, m, "burn", a))
             print(f"round {r + 1}: {m} " + ", ".join(
                 f"{k} {v[-1]['train_step_ms']:.0f} ms" for k, v in raw[m].items()), file=sys.stderr)
     load = os.getloadavg()
@@ -71,7 +77,8 @@ def main():
     for m in a.models:
         med = {k: statistics.median(x["train_step_ms"] for x in v) for k, v in raw[m].items()}
         rss = {k: max((x["peak_rss_bytes"] or 0) for x in v) / 2**20 for k, v in raw[m].items()}
-        print(f"| {m} | {med['kestrel']:,.0f} | {med['kestrel_burn_conv']:,.0f} | {med['torch']:,.0f} "
+        burn = f"{med['kestrel_burn_conv']:,.0f}" if "kestrel_burn_conv" in med else "–"
+        print(f"| {m} | {med['kestrel']:,.0f} | {burn} | {med['torch']:,.0f} "
               f"| {med['kestrel'] / med['torch']:.2f}× | {rss['kestrel']:,.0f} / {rss['torch']:,.0f} |")
     if a.json:
         with open(a.json, "w") as f:
