@@ -303,15 +303,53 @@ pub fn conv2d_input_grad_nchw(
     ow: usize,
     weight: &[f32],
 ) -> Vec<f32> {
+    assert_eq!(dy.len(), n * geom.out_ch * oh * ow, "conv dy size");
+    let dy_nhwc = nchw_to_nhwc(dy, n, geom.out_ch, oh * ow);
+    input_grad(geom, &dy_nhwc, n, h, w, oh, ow, weight)
+}
+
+/// Both gradients of a dense convolution from one NHWC copy of `dy` (which the two share):
+/// `(dx, dW)`, dx only when `want_dx` (an image input needs none). Shapes as in
+/// [`conv2d_input_grad_nchw`] and [`conv2d_weight_grad_nchw`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_nchw(
+    geom: &ConvGeometry,
+    x: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    dy: &[f32],
+    oh: usize,
+    ow: usize,
+    weight: &[f32],
+    want_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>) {
+    assert_eq!(dy.len(), n * geom.out_ch * oh * ow, "conv dy size");
+    let dy_nhwc = nchw_to_nhwc(dy, n, geom.out_ch, oh * ow);
+    let dx = want_dx.then(|| input_grad(geom, &dy_nhwc, n, h, w, oh, ow, weight));
+    (dx, weight_grad(geom, x, n, h, w, &dy_nhwc, oh, ow))
+}
+
+/// [`conv2d_input_grad_nchw`] with `dy` already NHWC.
+#[allow(clippy::too_many_arguments)]
+fn input_grad(
+    geom: &ConvGeometry,
+    dy_nhwc: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    weight: &[f32],
+) -> Vec<f32> {
     check_dense(geom);
     let (cin, cout) = (geom.in_ch, geom.out_ch);
     let [kh, kw] = geom.kernel;
     let [sy, sx] = geom.stride;
     let [dyl, dxl] = geom.dilation;
     let [pt, _, pl, _] = geom.pad;
-    assert_eq!(dy.len(), n * cout * oh * ow, "conv dy size");
+    assert_eq!(dy_nhwc.len(), n * cout * oh * ow, "conv dy size");
     assert_eq!(weight.len(), cout * cin * kh * kw, "conv weight size");
-    let dy_nhwc = nchw_to_nhwc(dy, n, cout, oh * ow);
     assert!(
         dy_nhwc.len() < PAD as usize,
         "dy too large for 32-bit indirection"
@@ -485,17 +523,33 @@ pub fn conv2d_weight_grad_nchw(
     oh: usize,
     ow: usize,
 ) -> Vec<f32> {
+    assert_eq!(dy.len(), n * geom.out_ch * oh * ow, "conv dy size");
+    let dy_nhwc = nchw_to_nhwc(dy, n, geom.out_ch, oh * ow);
+    weight_grad(geom, x, n, h, w, &dy_nhwc, oh, ow)
+}
+
+/// [`conv2d_weight_grad_nchw`] with `dy` already NHWC.
+#[allow(clippy::too_many_arguments)]
+fn weight_grad(
+    geom: &ConvGeometry,
+    x: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    dy_nhwc: &[f32],
+    oh: usize,
+    ow: usize,
+) -> Vec<f32> {
     check_dense(geom);
     let (cin, cout) = (geom.in_ch, geom.out_ch);
     let [kh, kw] = geom.kernel;
     assert_eq!(x.len(), n * cin * h * w, "conv x size");
-    assert_eq!(dy.len(), n * cout * oh * ow, "conv dy size");
+    assert_eq!(dy_nhwc.len(), n * cout * oh * ow, "conv dy size");
     assert_eq!(geom.output_hw(h, w), Some((oh, ow)), "conv dy shape");
     let taps = kh * kw;
     let rows = taps * cin;
     let pixels = n * oh * ow;
     let x_nhwc = nchw_to_nhwc(x, n, cin, h * w);
-    let dy_nhwc = nchw_to_nhwc(dy, n, cout, oh * ow);
     assert!(
         x_nhwc.len() < PAD as usize,
         "x too large for 32-bit indirection"
@@ -1039,6 +1093,20 @@ mod tests {
             assert_close(&dx, &dx_want, &format!("case {ci} dx"));
             let dw = conv2d_weight_grad_nchw(&g, &x, n, h, w, &dy, oh, ow);
             assert_close(&dw, &dw_want, &format!("case {ci} dw"));
+            // Both at once (one NHWC copy of dy), with and without dx.
+            for want_dx in [true, false] {
+                let (dx2, dw2) = conv2d_backward_nchw(&g, &x, n, h, w, &dy, oh, ow, &wt, want_dx);
+                assert_close(&dw2, &dw_want, &format!("case {ci} joint dw"));
+                match (want_dx, dx2) {
+                    (true, Some(dx2)) => {
+                        assert_close(&dx2, &dx_want, &format!("case {ci} joint dx"))
+                    }
+                    (false, None) => {}
+                    (want, got) => {
+                        panic!("case {ci}: dx wanted {want}, returned {}", got.is_some())
+                    }
+                }
+            }
         }
     }
 

@@ -64,6 +64,31 @@ pub trait KestrelConv: Backend {
     ) -> FloatTensor<Self> {
         Self::conv2d_weight_backward(x, weight, grad, options)
     }
+
+    /// Both gradients, `(dx, dW)`; `dx` is computed only when `with_x` (else it is `grad`,
+    /// unused). Flex shares one NHWC copy of `grad` between the two.
+    fn kestrel_conv2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        with_x: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let dx = if with_x {
+            Self::kestrel_conv2d_x_backward(
+                x.clone(),
+                weight.clone(),
+                grad.clone(),
+                options.clone(),
+            )
+        } else {
+            grad.clone()
+        };
+        (
+            dx,
+            Self::kestrel_conv2d_weight_backward(x, weight, grad, options),
+        )
+    }
 }
 
 /// The kernels' geometry for a dense (groups = 1) or depthwise (groups = in = out channels)
@@ -188,6 +213,55 @@ impl KestrelConv for Flex {
         );
         flex_tensor(dw, [ws[0], ws[1], ws[2], ws[3]])
     }
+
+    fn kestrel_conv2d_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        options: ConvOptions<2>,
+        with_x: bool,
+    ) -> (FlexTensor, FlexTensor) {
+        let (xs, ws) = (
+            x.layout().shape().to_vec(),
+            weight.layout().shape().to_vec(),
+        );
+        let gs = grad.layout().shape().to_vec();
+        let dense =
+            geometry(&xs, &ws, &options).filter(|g| g.groups == 1 && is_f32(&[&x, &weight, &grad]));
+        let Some(g) = dense else {
+            // Depthwise and burn's fallback: the two gradients one by one.
+            let dx = if with_x {
+                Self::kestrel_conv2d_x_backward(
+                    x.clone(),
+                    weight.clone(),
+                    grad.clone(),
+                    options.clone(),
+                )
+            } else {
+                grad.clone()
+            };
+            return (
+                dx,
+                Self::kestrel_conv2d_weight_backward(x, weight, grad, options),
+            );
+        };
+        let (dx, dw) = conv_train::conv2d_backward_nchw(
+            &g,
+            &f32_slice(&x),
+            xs[0],
+            xs[2],
+            xs[3],
+            &f32_slice(&grad),
+            gs[2],
+            gs[3],
+            &f32_slice(&weight),
+            with_x,
+        );
+        let dx = dx.map_or(grad.clone(), |dx| {
+            flex_tensor(dx, [xs[0], xs[1], xs[2], xs[3]])
+        });
+        (dx, flex_tensor(dw, [ws[0], ws[1], ws[2], ws[3]]))
+    }
 }
 
 #[derive(Debug)]
@@ -207,20 +281,20 @@ impl<B: Backend + KestrelConv> Backward<B, 2> for KestrelConvBackward {
         let (x_state, weight_state, options) = ops.state;
         let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
         let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
-        if let Some(node) = node_x {
-            let dx = B::kestrel_conv2d_x_backward(
-                x.clone(),
-                weight.clone(),
-                grad.clone(),
-                options.clone(),
-            );
-            grads.register::<B>(node.id, dx);
-        }
-        if let Some(node) = node_weight {
-            grads.register::<B>(
-                node.id,
-                B::kestrel_conv2d_weight_backward(x, weight, grad, options),
-            );
+        match (node_x, node_weight) {
+            (node_x, Some(node_w)) => {
+                let (dx, dw) =
+                    B::kestrel_conv2d_backward(x, weight, grad, options, node_x.is_some());
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, dx);
+                }
+                grads.register::<B>(node_w.id, dw);
+            }
+            (Some(node), None) => {
+                let dx = B::kestrel_conv2d_x_backward(x, weight, grad, options);
+                grads.register::<B>(node.id, dx);
+            }
+            (None, None) => {}
         }
     }
 }
