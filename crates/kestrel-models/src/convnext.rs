@@ -13,12 +13,12 @@
 //! alone because `Block` is not a norm layer; the norms are [`LayerNorm2d`] with PyTorch names.
 
 use burn::module::Param;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::conv::Conv2d;
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
-use crate::layers::{drop_path, global_avg_pool, trunc_normal, Counted, LayerNorm2d};
+use crate::layers::{conv2d_init, drop_path, global_avg_pool, trunc_normal, Counted, LayerNorm2d};
 use crate::variant::{imagenet_eval, tag, PretrainedTag, Variant};
 
 const EPS: f64 = 1e-6;
@@ -91,13 +91,7 @@ impl ConvNeXtConfig {
 
     pub fn init(&self, num_classes: usize, in_chans: usize, device: &Device) -> ConvNeXt {
         let conv = |i: usize, o: usize, k: usize, s: usize, groups: usize, pad: usize| {
-            Conv2dConfig::new([i, o], [k, k])
-                .with_stride([s, s])
-                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-                .with_groups(groups)
-                .with_bias(true)
-                .with_initializer(trunc_normal())
-                .init(device)
+            conv2d_init(i, o, k, s, pad, groups, true, trunc_normal(), device)
         };
         let linear = |i: usize, o: usize| {
             LinearConfig::new(i, o)

@@ -395,7 +395,7 @@ impl MaxxVitConfig {
         let t = &self.transformer;
         let norm = LayerNorm2d::new(dim, t.norm_eps, device);
         let heads = dim / t.dim_head;
-        let conv = |i, o| conv2d_init(i, o, 1, 1, 0, true, trunc_normal(), device);
+        let conv = |i, o| conv2d_init(i, o, 1, 1, 0, 1, true, trunc_normal(), device);
         TransformerBlock2d {
             shortcut: (stride == 2).then(|| self.downsample(dim, dim_out, t.shortcut_bias, device)),
             norm1: if stride == 2 {
