@@ -26,14 +26,15 @@ use burn::prelude::*;
 use burn::tensor::activation::{gelu_approximate, tanh};
 
 use crate::attention::SqueezeExcite;
+use crate::layers::activations::Act;
 use crate::layers::attention::{multi_head_attention, Attention, AttentionConfig};
 use crate::layers::mlp::{ConvMlp, Mlp, MlpAct};
+use crate::layers::padding::{create_conv2d, run_same};
 use crate::layers::patch_embed::assert_input_size;
 use crate::layers::pos_embed_rel::{RelPos, RelPosKind};
 use crate::layers::{
     conv2d, conv2d_init, drop_path, make_divisible, trunc_normal, Counted, LayerNorm2d,
 };
-use crate::mbconv::{run_same, Act};
 use crate::variant::{tag, BuildOptions, PretrainedTag, Variant};
 
 /// Which block a stage is made of (timm's `block_type`).
@@ -325,8 +326,7 @@ impl MaxxVitConfig {
             .init(device)
     }
 
-    /// A k×k conv as timm's `create_conv2d(padding=cfg.padding)`: symmetric PyTorch padding, or
-    /// for TF "same" with a stride, none here and the asymmetric pad at run time ([`run_same`]).
+    /// A k×k conv as timm's `create_conv2d(padding=cfg.padding)`.
     #[allow(clippy::too_many_arguments)]
     fn conv(
         &self,
@@ -338,12 +338,16 @@ impl MaxxVitConfig {
         bias: bool,
         device: &Device,
     ) -> Conv2d {
-        let pad = if self.conv.same_padding && stride > 1 {
-            0
-        } else {
-            ((stride - 1) + (k - 1)) / 2
-        };
-        conv2d(cin, cout, k, stride, pad, groups, bias, device)
+        create_conv2d(
+            cin,
+            cout,
+            k,
+            stride,
+            groups,
+            bias,
+            self.conv.same_padding,
+            device,
+        )
     }
 
     fn downsample(&self, cin: usize, cout: usize, bias: bool, device: &Device) -> Downsample2d {
