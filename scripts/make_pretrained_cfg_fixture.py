@@ -20,6 +20,23 @@ NAMES = [
     "mobilenetv3_large_100",
     "vit_small_patch16_224",
     "swin_tiny_patch4_window7_224",
+    # a name or two more per family (every family file declares timm's tags)
+    "seresnext26t_32x4d",
+    "seresnet50.a3_in1k",
+    "efficientnet_b5",
+    "tf_efficientnet_b0.ap_in1k",
+    "tf_efficientnet_lite3",
+    "mobilenetv1_100",
+    "mobilenetv3_large_100.miil_in21k_ft_in1k",
+    "regnetx_008.tv2_in1k",
+    "regnety_160.swag_ft_in1k",
+    "vit_small_patch16_224.augreg_in21k_ft_in1k",
+    "vit_base_patch16_384",
+    "deit_base_distilled_patch16_224",
+    "swin_base_patch4_window7_224",
+    "convnext_base.clip_laion2b_augreg_ft_in12k_in1k",
+    "coatnet_nano_rw_224",
+    "maxvit_tiny_tf_224.in1k",
 ]
 
 out = {}

@@ -9,6 +9,7 @@ use burn::prelude::*;
 
 use crate::layers::conv2d;
 use crate::sequential::{dropout_mlp_head, run, run_head, HeadLayer, Layer};
+use crate::variant::{torchvision_224, Variant};
 
 #[derive(Clone, Debug)]
 pub struct AlexNetConfig {
@@ -84,3 +85,11 @@ impl crate::classifier::Classifier for AlexNet {
         &["classifier.6."]
     }
 }
+
+/// torchvision's `alexnet` (timm has none): torchvision's eval transforms.
+pub static VARIANTS: &[Variant<AlexNet>] = &[Variant::untagged(
+    "alexnet",
+    "alexnet",
+    torchvision_224,
+    |o, d| AlexNetConfig::alexnet().init(o.num_classes, o.in_chans, d),
+)];

@@ -15,6 +15,7 @@ use burn::prelude::*;
 
 use crate::layers::conv2d;
 use crate::layers::Counted;
+use crate::variant::{DataConfig, Variant, MNIST_MEAN, MNIST_STD};
 use burn::nn::conv::Conv2d;
 
 #[derive(Module, Debug)]
@@ -65,3 +66,25 @@ impl crate::classifier::Classifier for LeNet5 {
         &["fc2."]
     }
 }
+
+/// LeNet-5 as in LeCun et al. 1998: 28×28 digits centred in a 32×32 field (crop_mode "pad":
+/// other sizes are first resized to 28×28), MNIST mean/std.
+fn mnist_32() -> DataConfig {
+    DataConfig {
+        input_size: [1, 32, 32],
+        mean: MNIST_MEAN.to_vec(),
+        std: MNIST_STD.to_vec(),
+        crop_pct: 0.875,
+        interpolation: "bilinear".into(),
+        crop_mode: "pad".into(),
+        test_input_size: None,
+        test_crop_pct: None,
+    }
+}
+
+pub static VARIANTS: &[Variant<LeNet5>] =
+    &[Variant::untagged("lenet", "lenet5", mnist_32, |o, d| {
+        LeNet5::new(o.num_classes, o.in_chans, d)
+    })
+    .aliases(&["lenet"])
+    .num_classes(10)];

@@ -14,8 +14,9 @@ use burn::prelude::*;
 pub use crate::layers::activations::Act;
 /// timm's EfficientNet `SqueezeExcite` under the name this module has always exported.
 pub use crate::layers::channel_attention::EfficientNetSe as SqueezeExcite;
+use crate::layers::padding::create_conv2d;
 pub use crate::layers::padding::run_same;
-use crate::layers::{conv2d, drop_path, make_divisible, Counted};
+use crate::layers::{drop_path, make_divisible, Counted};
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -388,8 +389,8 @@ impl BuilderConfig {
         )
     }
 
-    /// A conv with this builder's padding: symmetric (k−1)/2, or none where TF "same" padding
-    /// is applied at run time instead (strided convs of a `same_padding` builder).
+    /// A conv with this builder's padding ([`create_conv2d`]; its kernels are odd, so the
+    /// symmetric pad is (k−1)/2).
     #[allow(clippy::too_many_arguments)]
     pub fn conv(
         &self,
@@ -401,12 +402,16 @@ impl BuilderConfig {
         bias: bool,
         device: &Device,
     ) -> Conv2d {
-        let pad = if self.same_padding && stride > 1 {
-            0
-        } else {
-            (k - 1) / 2
-        };
-        conv2d(in_chs, out_chs, k, stride, pad, groups, bias, device)
+        create_conv2d(
+            in_chs,
+            out_chs,
+            k,
+            stride,
+            groups,
+            bias,
+            self.same_padding,
+            device,
+        )
     }
 
     pub fn bn(&self, features: usize, device: &Device) -> BatchNorm {

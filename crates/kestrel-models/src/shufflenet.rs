@@ -9,6 +9,7 @@ use burn::prelude::*;
 
 use crate::layers::{conv2d, global_avg_pool, Counted};
 use crate::sequential::{max_pool2d, run, Layer};
+use crate::variant::{torchvision_224, Variant};
 
 #[derive(Clone, Debug)]
 pub struct ShuffleNetV2Config {
@@ -187,3 +188,31 @@ impl crate::classifier::Classifier for ShuffleNetV2 {
         &["fc."]
     }
 }
+
+/// torchvision's ShuffleNetV2s (timm has none) and their eval transforms.
+pub static VARIANTS: &[Variant<ShuffleNetV2>] = &[
+    Variant::untagged(
+        "shufflenet",
+        "shufflenet_v2_x0_5",
+        torchvision_224,
+        |o, d| ShuffleNetV2Config::x0_5().init(o.num_classes, o.in_chans, d),
+    ),
+    Variant::untagged(
+        "shufflenet",
+        "shufflenet_v2_x1_0",
+        torchvision_224,
+        |o, d| ShuffleNetV2Config::x1_0().init(o.num_classes, o.in_chans, d),
+    ),
+    Variant::untagged(
+        "shufflenet",
+        "shufflenet_v2_x1_5",
+        torchvision_224,
+        |o, d| ShuffleNetV2Config::x1_5().init(o.num_classes, o.in_chans, d),
+    ),
+    Variant::untagged(
+        "shufflenet",
+        "shufflenet_v2_x2_0",
+        torchvision_224,
+        |o, d| ShuffleNetV2Config::x2_0().init(o.num_classes, o.in_chans, d),
+    ),
+];

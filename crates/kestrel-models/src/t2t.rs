@@ -28,6 +28,7 @@ use crate::layers::attention::{Attention, AttentionConfig};
 use crate::layers::mlp::Mlp;
 use crate::layers::patch_embed::assert_input_size;
 use crate::layers::{trunc_normal, Counted, LayerNorm2d};
+use crate::variant::{imagenet_eval, DataConfig, Variant};
 use crate::vit::{Block, VitConfig};
 
 /// PyTorch's `nn.LayerNorm` default, which the official code uses everywhere.
@@ -319,3 +320,32 @@ impl crate::classifier::Classifier for T2tVit {
         &["head."]
     }
 }
+
+/// The official repository's `_cfg`: 224 px, crop 0.9, bicubic, ImageNet statistics.
+fn t2t_data() -> DataConfig {
+    imagenet_eval(224, 0.9, "bicubic")
+}
+
+/// T2T-ViT (official repository, transformer token layers; `t2t_vit_t_N` is the official name
+/// of that variant; timm has no T2T-ViT), built as the official pretrained checkpoints were
+/// (`qk_scale = embed_dim^-½`).
+pub static VARIANTS: &[Variant<T2tVit>] = &[
+    Variant::untagged("t2t_vit", "t2t_vit_14", t2t_data, |o, d| {
+        let cfg = T2tConfig::t2t_vit_14().pretrained_scale();
+        let img_size = o.img_size.unwrap_or(cfg.img_size);
+        T2tConfig { img_size, ..cfg }.init(o.num_classes, o.in_chans, d)
+    })
+    .aliases(&["t2t_vit_t_14"]),
+    Variant::untagged("t2t_vit", "t2t_vit_19", t2t_data, |o, d| {
+        let cfg = T2tConfig::t2t_vit_19().pretrained_scale();
+        let img_size = o.img_size.unwrap_or(cfg.img_size);
+        T2tConfig { img_size, ..cfg }.init(o.num_classes, o.in_chans, d)
+    })
+    .aliases(&["t2t_vit_t_19"]),
+    Variant::untagged("t2t_vit", "t2t_vit_24", t2t_data, |o, d| {
+        let cfg = T2tConfig::t2t_vit_24().pretrained_scale();
+        let img_size = o.img_size.unwrap_or(cfg.img_size);
+        T2tConfig { img_size, ..cfg }.init(o.num_classes, o.in_chans, d)
+    })
+    .aliases(&["t2t_vit_t_24"]),
+];

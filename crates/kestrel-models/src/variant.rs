@@ -4,12 +4,19 @@
 //! (above the families) gathers the tables, wraps each build in [`crate::model::Model`] and
 //! does lookup and suggestions.
 //!
-//! Porting a family to the pattern (see `convnext.rs`): move its rows into a `VARIANTS` table in
-//! its file, build with `cfg.init(..)` instead of `Model::Family(cfg.init(..))`, and chain the
-//! table in `registry::REGISTRY`; the `models!` list in model.rs gives `Model: From<Family>`.
+//! A row is `Variant::tagged(FAMILY, NAME, NAME_TAGS, build)` for a timm name (its bare data
+//! config is the default tag's) or `Variant::untagged(FAMILY, NAME, data, build)` for one timm
+//! has no weights for (torchvision's names, LeNet-5, the CIFAR ResNets), with `.aliases(..)` /
+//! `.num_classes(..)` where they differ from none and 1000. The `NAME_TAGS` tables are written
+//! by `scripts/make_pretrained_tags.py` between the family file's `BEGIN generated` and
+//! `END generated` lines. Adding a family: give its file a `VARIANTS` table, chain it in
+//! `registry::REGISTRY` and add the family to the `models!` list in model.rs
+//! (`Model: From<Family>`).
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
 
 pub use kestrel_data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
 pub const MNIST_MEAN: [f32; 1] = [0.1307];
@@ -58,20 +65,110 @@ pub struct PretrainedTag {
     pub data: fn() -> DataConfig,
 }
 
-/// One variant of a family: its registry name, aliases, class count, eval data config, pretrained
-/// tags and how to build it. `M` is the family's module type.
-pub struct Variant<M> {
+/// What the registry knows of a model besides how to build it: its name, aliases, class count
+/// and pretrained tags with their data configs.
+pub struct ModelInfo {
     pub name: &'static str,
     pub family: &'static str,
     /// torchvision (or other) names that resolve to this model.
     pub aliases: &'static [&'static str],
     pub default_num_classes: usize,
-    /// The data config of a model without pretrained tags.
+    /// The data config of the bare name: the default tag's where there are tags.
     pub data: fn() -> DataConfig,
     /// timm's pretrained tags, the default (timm's first-listed) first; empty when kestrel
     /// knows none.
     pub tags: &'static [PretrainedTag],
+}
+
+impl ModelInfo {
+    /// The data config of the bare name: the default tag's, as timm's `create_model(NAME)`.
+    pub fn data_config(&self) -> DataConfig {
+        (self.data)()
+    }
+
+    /// The data config of pretrained tag `tag` (`None`: the default).
+    pub fn tag_data_config(&self, tag: Option<&str>) -> Result<DataConfig, ModelError> {
+        let Some(tag) = tag else {
+            return Ok(self.data_config());
+        };
+        self.tags
+            .iter()
+            .find(|t| t.tag == tag)
+            .map(|t| (t.data)())
+            .ok_or_else(|| ModelError::UnknownTag {
+                model: self.name.to_string(),
+                tag: tag.to_string(),
+                tags: self.tags.iter().map(|t| t.tag.to_string()).collect(),
+            })
+    }
+
+    pub fn default_options(&self) -> BuildOptions {
+        BuildOptions {
+            num_classes: self.default_num_classes,
+            in_chans: self.data_config().input_size[0],
+            img_size: None,
+        }
+    }
+}
+
+/// One variant of a family: its [`ModelInfo`] and how to build it. `M` is the family's module
+/// type.
+pub struct Variant<M> {
+    pub info: ModelInfo,
     pub build: fn(&BuildOptions, &Device) -> M,
+}
+
+impl<M> Variant<M> {
+    /// A timm model with pretrained tags `tags` (default first; the bare name's data config is
+    /// the default's), 1000 classes, no aliases.
+    pub const fn tagged(
+        family: &'static str,
+        name: &'static str,
+        tags: &'static [PretrainedTag],
+        build: fn(&BuildOptions, &Device) -> M,
+    ) -> Self {
+        Variant {
+            info: ModelInfo {
+                name,
+                family,
+                aliases: &[],
+                default_num_classes: 1000,
+                data: tags[0].data,
+                tags,
+            },
+            build,
+        }
+    }
+
+    /// A model without pretrained tags, evaluated with `data`; 1000 classes, no aliases.
+    pub const fn untagged(
+        family: &'static str,
+        name: &'static str,
+        data: fn() -> DataConfig,
+        build: fn(&BuildOptions, &Device) -> M,
+    ) -> Self {
+        Variant {
+            info: ModelInfo {
+                name,
+                family,
+                aliases: &[],
+                default_num_classes: 1000,
+                data,
+                tags: &[],
+            },
+            build,
+        }
+    }
+
+    pub const fn aliases(mut self, aliases: &'static [&'static str]) -> Self {
+        self.info.aliases = aliases;
+        self
+    }
+
+    pub const fn num_classes(mut self, n: usize) -> Self {
+        self.info.default_num_classes = n;
+        self
+    }
 }
 
 /// An ImageNet-normalised square eval config without a test size.
@@ -88,27 +185,10 @@ pub fn imagenet_eval(size: usize, crop_pct: f64, interpolation: &str) -> DataCon
     }
 }
 
-/// timm's ResNet default: 224 px, crop_pct 0.875... timm's `resnet*` a1 weights use 0.95 bicubic,
-/// but the architecture default (`_cfg`) is 0.875 bilinear, which is what we report.
-pub fn imagenet_224() -> DataConfig {
-    DataConfig {
-        input_size: [3, 224, 224],
-        mean: IMAGENET_MEAN.to_vec(),
-        std: IMAGENET_STD.to_vec(),
-        crop_pct: 0.875,
-        interpolation: "bilinear".into(),
-        crop_mode: center(),
-        test_input_size: None,
-        test_crop_pct: None,
-    }
-}
-
-/// timm's default for its MobileNet weights: 224 px, crop 0.875, bicubic, ImageNet statistics.
-pub fn imagenet_224_bicubic() -> DataConfig {
-    DataConfig {
-        interpolation: "bicubic".into(),
-        ..imagenet_224()
-    }
+/// torchvision's classic ImageNet eval transforms (resize 256, centre crop 224, bilinear), as
+/// timm's `_cfg` writes them: 224 px, crop_pct 0.875.
+pub fn torchvision_224() -> DataConfig {
+    imagenet_eval(224, 0.875, "bilinear")
 }
 
 /// A [`PretrainedTag`] from timm's `pretrained_cfg` values: `tag!(TAG, SIZE, CROP_PCT,

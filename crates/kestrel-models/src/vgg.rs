@@ -10,6 +10,7 @@ use burn::prelude::*;
 
 use crate::layers::conv2d;
 use crate::sequential::{dropout_mlp_head, run, run_head, HeadLayer, Layer};
+use crate::variant::{torchvision_224, Variant};
 
 /// A VGG feature configuration entry: a 3×3 conv of this width, or a max-pool (`M`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,3 +118,33 @@ impl crate::classifier::Classifier for Vgg {
         &["classifier.6."]
     }
 }
+
+/// torchvision's VGGs and their eval transforms (`tv:vgg16` resolves here too). timm's `vgg16`
+/// etc. share the names but not the head (timm's `pre_logits` ConvMlp), so timm's checkpoints and
+/// pretrained tags (`vgg16.tv_in1k`, weights converted to that head) are not these.
+pub static VARIANTS: &[Variant<Vgg>] = &[
+    Variant::untagged("vgg", "vgg11", torchvision_224, |o, d| {
+        VggConfig::vgg11(false).init(o.num_classes, o.in_chans, d)
+    }),
+    Variant::untagged("vgg", "vgg11_bn", torchvision_224, |o, d| {
+        VggConfig::vgg11(true).init(o.num_classes, o.in_chans, d)
+    }),
+    Variant::untagged("vgg", "vgg13", torchvision_224, |o, d| {
+        VggConfig::vgg13(false).init(o.num_classes, o.in_chans, d)
+    }),
+    Variant::untagged("vgg", "vgg13_bn", torchvision_224, |o, d| {
+        VggConfig::vgg13(true).init(o.num_classes, o.in_chans, d)
+    }),
+    Variant::untagged("vgg", "vgg16", torchvision_224, |o, d| {
+        VggConfig::vgg16(false).init(o.num_classes, o.in_chans, d)
+    }),
+    Variant::untagged("vgg", "vgg16_bn", torchvision_224, |o, d| {
+        VggConfig::vgg16(true).init(o.num_classes, o.in_chans, d)
+    }),
+    Variant::untagged("vgg", "vgg19", torchvision_224, |o, d| {
+        VggConfig::vgg19(false).init(o.num_classes, o.in_chans, d)
+    }),
+    Variant::untagged("vgg", "vgg19_bn", torchvision_224, |o, d| {
+        VggConfig::vgg19(true).init(o.num_classes, o.in_chans, d)
+    }),
+];

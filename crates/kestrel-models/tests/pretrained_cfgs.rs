@@ -1,13 +1,9 @@
 //! The data config a name selects equals timm's `pretrained_cfg` for it (a bare name: timm's
-//! default tag). Fixture: tests/fixtures/timm_pretrained_cfgs.json, written by
+//! default tag), test size included, for names of every family that declares timm's tags. Fixture: tests/fixtures/timm_pretrained_cfgs.json, written by
 //! scripts/make_pretrained_cfg_fixture.py from timm 1.0.31.
 
 use kestrel_models::find_pretrained;
 use serde_json::Value;
-
-/// Families whose pretrained tags kestrel lists (`kestrel models --tags`): for them the test
-/// size is compared too.
-const TAGGED: &[&str] = &["resnet", "convnext"];
 
 #[test]
 fn data_configs_equal_timm_pretrained_cfgs() {
@@ -15,7 +11,7 @@ fn data_configs_equal_timm_pretrained_cfgs() {
         .join("tests/fixtures/timm_pretrained_cfgs.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let timm: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
-    assert!(timm.len() >= 10, "fixture has {} names", timm.len());
+    assert!(timm.len() >= 28, "fixture has {} names", timm.len());
     let floats = |v: &Value| -> Vec<f64> {
         v.as_array()
             .unwrap()
@@ -63,14 +59,12 @@ fn data_configs_equal_timm_pretrained_cfgs() {
             Some(data.crop_mode.as_str()),
             "{name}"
         );
-        if TAGGED.contains(&spec.family) {
-            assert!(!spec.tags.is_empty(), "{name}: no tags");
-            assert_eq!(
-                data.test_input_size,
-                size(&cfg["test_input_size"]),
-                "{name}"
-            );
-            assert_eq!(data.test_crop_pct, cfg["test_crop_pct"].as_f64(), "{name}");
-        }
+        assert!(!spec.tags.is_empty(), "{name}: no tags");
+        assert_eq!(
+            data.test_input_size,
+            size(&cfg["test_input_size"]),
+            "{name}"
+        );
+        assert_eq!(data.test_crop_pct, cfg["test_crop_pct"].as_f64(), "{name}");
     }
 }

@@ -73,7 +73,7 @@ pub struct SqueezeExcite {
     pub fc1: Conv2d,
     pub fc2: Conv2d,
     #[module(skip)]
-    pub act: crate::mbconv::Act,
+    pub act: Act,
 }
 
 impl SqueezeExcite {
@@ -81,10 +81,10 @@ impl SqueezeExcite {
         SqueezeExcite {
             fc1: conv2d(channels, rd_channels, 1, 1, 0, 1, true, device),
             fc2: conv2d(rd_channels, channels, 1, 1, 0, 1, true, device),
-            act: crate::mbconv::Act::Relu,
+            act: Act::Relu,
         }
     }
-    pub fn with_act(self, act: crate::mbconv::Act) -> Self {
+    pub fn with_act(self, act: Act) -> Self {
         SqueezeExcite { act, ..self }
     }
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {

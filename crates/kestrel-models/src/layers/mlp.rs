@@ -72,7 +72,7 @@ pub struct ConvMlp {
 
 impl ConvMlp {
     pub fn new(dim: usize, hidden: usize, drop: f64, act: MlpAct, device: &Device) -> Self {
-        let conv = |i, o| conv2d_init(i, o, 1, 1, 0, true, trunc_normal(), device);
+        let conv = |i, o| conv2d_init(i, o, 1, 1, 0, 1, true, trunc_normal(), device);
         ConvMlp {
             fc1: conv(dim, hidden),
             fc2: conv(hidden, dim),

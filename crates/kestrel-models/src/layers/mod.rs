@@ -32,7 +32,8 @@ pub fn kaiming_normal_fan_out() -> Initializer {
     }
 }
 
-/// A conv with symmetric PyTorch-style padding (`padding=p` on every side).
+/// A conv with symmetric PyTorch-style padding (`padding=p` on every side) and timm's ResNet
+/// init ([`kaiming_normal_fan_out`]).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     in_ch: usize,
@@ -44,19 +45,21 @@ pub fn conv2d(
     bias: bool,
     device: &Device,
 ) -> Conv2d {
-    Conv2dConfig::new([in_ch, out_ch], [kernel, kernel])
-        .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(
-            padding, padding, padding, padding,
-        ))
-        .with_groups(groups)
-        .with_bias(bias)
-        .with_initializer(kaiming_normal_fan_out())
-        .init(device)
+    conv2d_init(
+        in_ch,
+        out_ch,
+        kernel,
+        stride,
+        padding,
+        groups,
+        bias,
+        kaiming_normal_fan_out(),
+        device,
+    )
 }
 
-/// A square conv with bias choice and an explicit initializer (transformer stems use timm's
-/// truncated normal, not the ResNet Kaiming init of [`conv2d`]).
+/// [`conv2d`] with an explicit initializer (transformer stems and ConvNeXt use timm's
+/// truncated normal, not the ResNet Kaiming init).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_init(
     in_ch: usize,
@@ -64,6 +67,7 @@ pub fn conv2d_init(
     kernel: usize,
     stride: usize,
     padding: usize,
+    groups: usize,
     bias: bool,
     init: Initializer,
     device: &Device,
@@ -73,6 +77,7 @@ pub fn conv2d_init(
         .with_padding(PaddingConfig2d::Explicit(
             padding, padding, padding, padding,
         ))
+        .with_groups(groups)
         .with_bias(bias)
         .with_initializer(init)
         .init(device)

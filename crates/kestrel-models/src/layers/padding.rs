@@ -6,11 +6,11 @@ use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use burn::tensor::ops::PadMode;
 
-use crate::layers::Counted;
+use crate::layers::{conv2d, Counted};
 
 /// Runs `conv`, first applying TF "same" padding when the conv was built without padding but
 /// strides (timm `pad_same`: total max((⌈i/s⌉−1)·s + (k−1)·d + 1 − i, 0), the odd pixel after).
-/// Convs built with symmetric padding (see [`BuilderConfig::conv`]) run unchanged.
+/// Convs built with symmetric padding (see [`create_conv2d`]) run unchanged.
 pub fn run_same(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let unpadded = matches!(
         conv.padding,
@@ -32,4 +32,26 @@ pub fn run_same(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         x
     };
     conv.run(x)
+}
+
+/// timm's `create_conv2d(padding='' or 'same')`: a k×k conv with PyTorch's symmetric padding
+/// `((stride − 1) + (k − 1)) / 2` (timm's `get_padding`), or, for TF "same" padding with a
+/// stride, none here and the asymmetric pad at run time ([`run_same`]).
+#[allow(clippy::too_many_arguments)]
+pub fn create_conv2d(
+    in_ch: usize,
+    out_ch: usize,
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+    bias: bool,
+    same_padding: bool,
+    device: &Device,
+) -> Conv2d {
+    let pad = if same_padding && stride > 1 {
+        0
+    } else {
+        ((stride - 1) + (kernel - 1)) / 2
+    };
+    conv2d(in_ch, out_ch, kernel, stride, pad, groups, bias, device)
 }

@@ -35,6 +35,7 @@ impl PatchEmbed {
                 patch_size,
                 patch_size,
                 0,
+                1,
                 true,
                 trunc_normal(),
                 device,
