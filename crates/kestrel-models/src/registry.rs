@@ -125,23 +125,12 @@ fn find_arch(name: &str) -> Result<&'static ModelSpec, ModelError> {
 /// timm models whose torchvision counterpart kestrel registers under another name (same
 /// family; the architecture may differ in BatchNorm eps or RegNet width rounding, and the eval
 /// preprocessing differs). Used to point users who load a torchvision checkpoint under the timm
-/// name to torchvision's model.
+/// name to torchvision's model. The RegNets' pairs are the family's own table
+/// ([`crate::regnet::TORCHVISION_NAMES`]).
 const TORCHVISION_COUNTERPARTS: &[(&str, &str)] = &[
     ("mobilenetv2_100", "mobilenet_v2"),
     ("mobilenetv3_small_100", "mobilenet_v3_small"),
     ("mobilenetv3_large_100", "mobilenet_v3_large"),
-    ("regnetx_004", "regnet_x_400mf"),
-    ("regnetx_008", "regnet_x_800mf"),
-    ("regnetx_016", "regnet_x_1_6gf"),
-    ("regnetx_032", "regnet_x_3_2gf"),
-    ("regnetx_080", "regnet_x_8gf"),
-    ("regnetx_160", "regnet_x_16gf"),
-    ("regnety_004", "regnet_y_400mf"),
-    ("regnety_008", "regnet_y_800mf"),
-    ("regnety_016", "regnet_y_1_6gf"),
-    ("regnety_032", "regnet_y_3_2gf"),
-    ("regnety_080", "regnet_y_8gf"),
-    ("regnety_160", "regnet_y_16gf"),
 ];
 
 /// The torchvision model that corresponds to timm model `name`, when kestrel registers it under
@@ -151,6 +140,7 @@ pub fn torchvision_counterpart(name: &str) -> Option<&'static ModelSpec> {
     let spec = find(name).ok()?;
     let tv_name = TORCHVISION_COUNTERPARTS
         .iter()
+        .chain(crate::regnet::TORCHVISION_NAMES)
         .find(|(timm, _)| *timm == spec.name)
         .map(|(_, tv)| tv.to_string())
         .unwrap_or_else(|| format!("tv:{}", spec.name));

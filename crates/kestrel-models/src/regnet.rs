@@ -43,6 +43,23 @@ pub struct StageArgs {
     pub group_size: usize,
 }
 
+/// (timm name, torchvision name) of the RegNets both libraries have: the same generator
+/// parameters (torchvision rounds widths differently, see [`RegNetConfig::torchvision`]).
+pub const TORCHVISION_NAMES: &[(&str, &str)] = &[
+    ("regnetx_004", "regnet_x_400mf"),
+    ("regnetx_008", "regnet_x_800mf"),
+    ("regnetx_016", "regnet_x_1_6gf"),
+    ("regnetx_032", "regnet_x_3_2gf"),
+    ("regnetx_080", "regnet_x_8gf"),
+    ("regnetx_160", "regnet_x_16gf"),
+    ("regnety_004", "regnet_y_400mf"),
+    ("regnety_008", "regnet_y_800mf"),
+    ("regnety_016", "regnet_y_1_6gf"),
+    ("regnety_032", "regnet_y_3_2gf"),
+    ("regnety_080", "regnet_y_8gf"),
+    ("regnety_160", "regnet_y_16gf"),
+];
+
 impl RegNetConfig {
     pub fn new(w0: usize, wa: f32, wm: f32, group_size: usize, depth: usize, se: bool) -> Self {
         RegNetConfig {
@@ -98,21 +115,10 @@ impl RegNetConfig {
 
     /// The timm config that torchvision's `regnet_*` model shares its generator parameters with.
     fn torchvision_name(name: &str) -> Option<&'static str> {
-        Some(match name {
-            "regnet_x_400mf" => "regnetx_004",
-            "regnet_x_800mf" => "regnetx_008",
-            "regnet_x_1_6gf" => "regnetx_016",
-            "regnet_x_3_2gf" => "regnetx_032",
-            "regnet_x_8gf" => "regnetx_080",
-            "regnet_x_16gf" => "regnetx_160",
-            "regnet_y_400mf" => "regnety_004",
-            "regnet_y_800mf" => "regnety_008",
-            "regnet_y_1_6gf" => "regnety_016",
-            "regnet_y_3_2gf" => "regnety_032",
-            "regnet_y_8gf" => "regnety_080",
-            "regnet_y_16gf" => "regnety_160",
-            _ => return None,
-        })
+        TORCHVISION_NAMES
+            .iter()
+            .find(|(_, tv)| *tv == name)
+            .map(|(timm, _)| *timm)
     }
 
     /// torchvision's width rounding (`group_min_ratio` 0.9, as timm's `regnetx_004_tv`): it
