@@ -14,7 +14,7 @@ import argparse, json, os, shlex, subprocess, sys
 def top1(kestrel, source_args, images):
     out = subprocess.run([kestrel, "predict", *source_args, "--json", "--top-k", "1", *images],
                          check=True, capture_output=True, text=True).stdout
-    return {r["image"]: r["top"][0]["index"] for r in json.loads(out)}
+    return {r["image"]: (r["top"][0]["index"], r["top"][0]["probability"]) for r in json.loads(out)}
 
 
 def main():
@@ -31,9 +31,17 @@ def main():
         sys.exit(f"no images under {a.images}")
     want = top1(a.kestrel, shlex.split(a.fp32), images)
     got = top1(a.kestrel, ["--checkpoint", a.int8], images)
-    same = sum(want[i] == got[i] for i in images)
-    print(json.dumps({"images": len(images), "top1_agree": same,
-                      "agreement": same / len(images)}, indent=1))
+    same = sum(want[i][0] == got[i][0] for i in images)
+    probs = sorted(want[i][1] for i in images)
+    report = {"images": len(images), "top1_agree": same, "agreement": same / len(images),
+              "fp32_median_top1_prob": probs[len(probs) // 2]}
+    # The crops' difficulty: agreement where fp32 itself is sure of its top-1.
+    for p in (0.3, 0.5):
+        sure = [i for i in images if want[i][1] >= p]
+        agree = sum(want[i][0] == got[i][0] for i in sure)
+        report[f"fp32_prob_ge_{p}"] = {"images": len(sure), "top1_agree": agree,
+                                       "agreement": agree / max(len(sure), 1)}
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

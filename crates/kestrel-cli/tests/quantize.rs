@@ -93,6 +93,53 @@ fn quantize_writes_a_run_folder_that_predict_and_forward_run() {
 }
 
 #[test]
+fn quantize_keep_fp32_lists_the_kept_convs_and_exports_them_unquantized() {
+    let tmp = tempdir();
+    let calib = tmp.path().join("calib");
+    solid_color_folder(&calib, 3, 1);
+    let out = tmp.path().join("q");
+    kestrel([
+        "quantize",
+        "--model",
+        "resnet20_cifar",
+        "--calib",
+        s(&calib),
+        "--keep-fp32",
+        "2",
+        "--output",
+        s(&out),
+    ])
+    .ok();
+    let report = read_json(&out.join("quantize_report.json"));
+    let kept = report["fp32_convs"].as_array().unwrap();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(
+        report["int8_convs"].as_u64().unwrap() + 2,
+        report["convs"].as_u64().unwrap()
+    );
+    // Most sensitive first; each names its op and geometry.
+    let err = |i: usize| kept[i]["logit_error"].as_f64().unwrap();
+    assert!(err(0) >= err(1) && err(1) > 0.0, "{kept:?}");
+    assert!(kept[0]["conv"].as_str().unwrap().contains("->"));
+    assert_ne!(kept[0]["op"], kept[1]["op"]);
+    // The kept convs get no QuantizeLinear in the QDQ export.
+    let onnx = tmp.path().join("q.onnx");
+    kestrel(["export", "--checkpoint", s(&out), "--output", s(&onnx)]).ok();
+    let model = kestrel_deploy::onnx::decode(&std::fs::read(&onnx).unwrap()).unwrap();
+    let quantize_nodes = model
+        .graph
+        .unwrap()
+        .node
+        .iter()
+        .filter(|n| n.op_type == "QuantizeLinear")
+        .count();
+    assert_eq!(
+        quantize_nodes as u64,
+        report["int8_convs"].as_u64().unwrap()
+    );
+}
+
+#[test]
 fn quantize_bad_calibration_folder_is_named() {
     let tmp = tempdir();
     let empty = tmp.path().join("empty_calib");

@@ -111,6 +111,7 @@ impl PackedConv {
 }
 
 /// One fused op; `C` is the conv's form ([`ConvSpec`] in a [`Graph`], packed in an [`Engine`]).
+#[derive(Clone)]
 pub enum Op<C> {
     /// `out = act(conv(x) + bias [+ residual])` (or `act(..) + residual` when `add_after_act`).
     Conv {
@@ -674,6 +675,7 @@ impl GraphBuilder {
 }
 
 /// A lowered model: fused ops with plain weights. Value 0 is the NHWC input.
+#[derive(Clone)]
 pub struct Graph {
     pub ops: Vec<Op<ConvSpec>>,
     pub in_ch: usize,

@@ -326,6 +326,8 @@ pub struct QuantSummary {
     /// weights stored in int8.
     pub int8_convs: usize,
     pub convs: usize,
+    /// The op indices of the quantizable convs kept in fp32 compute (weights stored in int8).
+    pub fp32_convs: Vec<usize>,
 }
 
 /// Quantizes every [`quantizable`] conv of `graph` with the activation ranges of `calib`
@@ -335,14 +337,33 @@ pub fn quantize_graph(
     calib: &Calibration,
     method: Method,
 ) -> Result<QuantSummary, String> {
+    quantize_graph_keeping(graph, calib, method, &[], false)
+}
+
+/// [`quantize_graph`], but the convs at op indices `keep_fp32` run in fp32 (their weights are
+/// stored in int8, as a depthwise conv's are): the layers whose quantization hurts most (see
+/// [`sensitivity`]). With `depthwise_fp32`, depthwise and grouped convs (fp32 compute either
+/// way) keep their fp32 weights too: on EfficientNet-Lite0 their int8 storage alone moves
+/// the top-1 of 4.4% of the photo crops (docs/deploy.md), for a few percent of the file.
+pub fn quantize_graph_keeping(
+    graph: &mut Graph,
+    calib: &Calibration,
+    method: Method,
+    keep_fp32: &[usize],
+    depthwise_fp32: bool,
+) -> Result<QuantSummary, String> {
     let mut summary = QuantSummary {
         int8_convs: 0,
         convs: 0,
+        fp32_convs: Vec::new(),
     };
     for (i, op) in graph.ops.iter_mut().enumerate() {
         let Op::Conv { conv, .. } = op else { continue };
         summary.convs += 1;
-        let (max, input) = if quantizable(conv) {
+        if depthwise_fp32 && !quantizable(conv) {
+            continue;
+        }
+        let (max, input) = if quantizable(conv) && !keep_fp32.contains(&i) {
             let (lo, hi) = calib.range(i, method).ok_or_else(|| {
                 format!("op {i} (conv) saw no finite calibration values; calibrate on real images")
             })?;
@@ -350,6 +371,9 @@ pub fn quantize_graph(
             summary.int8_convs += 1;
             (WEIGHT_MAX, Some(InputQuant { scale, zero }))
         } else {
+            if quantizable(conv) {
+                summary.fp32_convs.push(i);
+            }
             (STORED_WEIGHT_MAX, None)
         };
         let (weight, w_scale) = quantize_weights(&conv.weight, conv.geom.out_ch, max);
@@ -361,6 +385,50 @@ pub fn quantize_graph(
         });
     }
     Ok(summary)
+}
+
+/// How much quantizing one conv alone moves the logits: for every [`quantizable`] conv of
+/// `graph` (the fp32 graph), the median over the images `x` (NCHW, `shape`) of
+/// `max|logits − fp32 logits| / max|fp32 logits|` with only that conv in int8 (the others
+/// in fp32 compute on fp32 weights). Returns `(op index, error)`, most sensitive first.
+pub fn sensitivity(
+    graph: &Graph,
+    calib: &Calibration,
+    method: Method,
+    x: &[f32],
+    shape: [usize; 4],
+) -> Result<Vec<(usize, f32)>, String> {
+    let [n, c, h, w] = shape;
+    let reference = Engine::new(graph).run_nchw(x, n, c, h, w)?;
+    let convs: Vec<usize> = graph
+        .ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| match op {
+            Op::Conv { conv, .. } if quantizable(conv) => Some(i),
+            _ => None,
+        })
+        .collect();
+    let classes = reference.len() / n.max(1);
+    let mut out = Vec::with_capacity(convs.len());
+    for &i in &convs {
+        let mut g = graph.clone();
+        let others: Vec<usize> = convs.iter().copied().filter(|&j| j != i).collect();
+        quantize_graph_keeping(&mut g, calib, method, &others, true)?;
+        let got = Engine::new(&g).run_nchw(x, n, c, h, w)?;
+        let mut errs: Vec<f32> = got
+            .chunks(classes)
+            .zip(reference.chunks(classes))
+            .map(|(a, b)| {
+                let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+                a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale
+            })
+            .collect();
+        errs.sort_by(f32::total_cmp);
+        out.push((i, errs[errs.len() / 2]));
+    }
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(out)
 }
 
 /// `w_scale[o] · q` for OIHW weights.

@@ -142,6 +142,74 @@ fn int8_file_is_4x_smaller_and_round_trips() {
 }
 
 #[test]
+fn kept_convs_run_fp32_on_their_stored_int8_weights() {
+    let m = model("resnet20_cifar");
+    let fp32 = lower_graph(&m, 3).unwrap();
+    let mut calib = Calibration::default();
+    let x = images(2, 32, 3);
+    calib
+        .observe_batch(&Engine::new(&fp32), &x, [2, 3, 32, 32])
+        .unwrap();
+    let convs: Vec<usize> = (0..fp32.ops.len())
+        .filter(|&i| matches!(fp32.ops[i], Op::Conv { .. }))
+        .collect();
+
+    // Every conv kept: the engine is the fp32 one on weights rounded per output channel to
+    // ±127 (rounded here by hand, not by quant's helpers).
+    let mut all = fp32.clone();
+    let summary =
+        quant::quantize_graph_keeping(&mut all, &calib, Method::MinMax, &convs, false).unwrap();
+    assert_eq!(summary.int8_convs, 0);
+    assert_eq!(summary.fp32_convs, convs);
+    let mut rounded = fp32.clone();
+    for op in rounded.ops.iter_mut() {
+        if let Op::Conv { conv, .. } = op {
+            let per = conv.weight.len() / conv.geom.out_ch;
+            for row in conv.weight.chunks_mut(per) {
+                let s = row.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+                row.iter_mut().for_each(|v| *v = (*v / s).round() * s);
+            }
+        }
+    }
+    let a = Engine::new(&all).run_nchw(&x, 2, 3, 32, 32).unwrap();
+    let b = Engine::new(&rounded).run_nchw(&x, 2, 3, 32, 32).unwrap();
+    assert!(max_rel_err(&a, &b) < 1e-5, "{}", max_rel_err(&a, &b));
+
+    // One conv kept: it alone runs fp32, and the file records it so (no input_quant).
+    let mut one = fp32.clone();
+    let kept = convs[3];
+    let summary =
+        quant::quantize_graph_keeping(&mut one, &calib, Method::MinMax, &[kept], false).unwrap();
+    assert_eq!(
+        (summary.int8_convs, summary.fp32_convs.clone()),
+        (convs.len() - 1, vec![kept])
+    );
+    assert_eq!(
+        Engine::new(&one).int8_convs(),
+        (convs.len() - 1, convs.len())
+    );
+    let dir = std::env::temp_dir().join(format!("kestrel-int8-keep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.int8.safetensors");
+    quant::save(&one, "resnet20_cifar", &[], &path).unwrap();
+    let loaded = quant::load(graph("resnet20_cifar"), "resnet20_cifar", &path).unwrap();
+    assert_eq!(
+        Engine::new(&loaded).run_nchw(&x, 2, 3, 32, 32).unwrap(),
+        Engine::new(&one).run_nchw(&x, 2, 3, 32, 32).unwrap()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // The sweep ranks every conv, most sensitive first, each by its own int8 error.
+    let ranked = quant::sensitivity(&fp32, &calib, Method::MinMax, &x, [2, 3, 32, 32]).unwrap();
+    assert_eq!(ranked.len(), convs.len());
+    assert!(ranked.windows(2).all(|w| w[0].1 >= w[1].1));
+    assert!(
+        ranked.iter().all(|&(_, e)| e > 0.0 && e < 0.5),
+        "{ranked:?}"
+    );
+}
+
+#[test]
 fn weight_and_activation_quantization_by_hand() {
     // Channel 0: max|w| = 6.3 → scale 0.1, q = [63, −20, 0]; channel 1: all zero → scale 1.
     let (q, s) = quant::quantize_weights(&[6.3, -2.0, 0.04, 0.0, 0.0, 0.0], 2, 63);

@@ -15,7 +15,7 @@ use kestrel_train::checkpoint::{
 
 use super::source::{load, ModelSourceArgs};
 
-/// Quantizes a model to int8: per-output-channel symmetric 7-bit weights, per-tensor u8
+/// Quantizes a model to int8: per-output-channel symmetric int8 weights, per-tensor 7-bit u8
 /// activations calibrated on a folder of images.
 #[derive(Args, Debug)]
 #[command(
@@ -42,6 +42,15 @@ pub struct QuantizeArgs {
     /// Images per calibration batch.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Keep the N convs whose quantization alone moves the logits most in fp32 compute
+    /// (weights still stored int8), measured on the first calibration batch; quantize_report.json
+    /// lists them with their error.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_fp32: usize,
+    /// Store depthwise and grouped convs' weights in fp32 (they run fp32 either way; int8
+    /// storage shrinks the file a little more but rounds their weights).
+    #[arg(long)]
+    pub depthwise_fp32: bool,
     /// The run folder to write.
     #[arg(long, value_name = "DIR")]
     pub output: PathBuf,
@@ -66,7 +75,23 @@ struct Report {
     fp32_graph_bytes: u64,
     int8_convs: usize,
     convs: usize,
+    /// --keep-fp32: the convs kept in fp32 compute, most sensitive first.
+    fp32_convs: Vec<Fp32Conv>,
+    /// --depthwise-fp32: depthwise/grouped weights stored in fp32.
+    depthwise_fp32: bool,
     kestrel_version: &'static str,
+}
+
+/// A conv that `--keep-fp32` kept in fp32.
+#[derive(serde::Serialize)]
+struct Fp32Conv {
+    /// Its op index in the int8 file (`ops.{op}.*`).
+    op: usize,
+    /// `KHxKW IN->OUT /STRIDE`.
+    conv: String,
+    /// Median over the sweep's images of max|logits - fp32| / max|fp32 logits| with only this
+    /// conv in int8.
+    logit_error: f32,
 }
 
 pub fn run(a: QuantizeArgs) -> Result<()> {
@@ -97,6 +122,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     let fp32_graph_bytes: u64 = graph_param_bytes(&graph);
     let engine = Engine::new(&graph);
     let mut calib = Calibration::default();
+    let mut first_batch = None;
     for chunk in files.chunks(a.batch_size) {
         let mut batch = Vec::new();
         let mut shape = [0, 0, 0, 0];
@@ -111,9 +137,33 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         calib
             .observe_batch(&engine, &batch, shape)
             .map_err(|e| anyhow::anyhow!("--calib {}: {e}", a.calib.display()))?;
+        if first_batch.is_none() && a.keep_fp32 > 0 {
+            first_batch = Some((batch, shape));
+        }
     }
-    let summary = quant::quantize_graph(&mut graph, &calib, a.method)
-        .map_err(|e| anyhow::anyhow!("--calib {}: {e}", a.calib.display()))?;
+    let mut fp32_convs = Vec::new();
+    if let Some((x, shape)) = &first_batch {
+        let ranked = quant::sensitivity(&graph, &calib, a.method, x, *shape)
+            .map_err(|e| anyhow::anyhow!("--keep-fp32: {e}"))?;
+        for &(op, logit_error) in ranked.iter().take(a.keep_fp32) {
+            let kestrel_deploy::Op::Conv { conv, .. } = &graph.ops[op] else {
+                unreachable!("sensitivity ranks convs")
+            };
+            let g = conv.geom;
+            fp32_convs.push(Fp32Conv {
+                op,
+                conv: format!(
+                    "{}x{} {}->{} /{}",
+                    g.kernel[0], g.kernel[1], g.in_ch, g.out_ch, g.stride[0]
+                ),
+                logit_error,
+            });
+        }
+    }
+    let keep: Vec<usize> = fp32_convs.iter().map(|c| c.op).collect();
+    let summary =
+        quant::quantize_graph_keeping(&mut graph, &calib, a.method, &keep, a.depthwise_fp32)
+            .map_err(|e| anyhow::anyhow!("--calib {}: {e}", a.calib.display()))?;
 
     std::fs::create_dir_all(&a.output)
         .with_context(|| format!("--output: cannot create {}", a.output.display()))?;
@@ -168,6 +218,8 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         fp32_graph_bytes,
         int8_convs: summary.int8_convs,
         convs: summary.convs,
+        fp32_convs,
+        depthwise_fp32: a.depthwise_fp32,
         kestrel_version: env!("CARGO_PKG_VERSION"),
     };
     let report_path = a.output.join("quantize_report.json");

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""A PyTorch emulation of kestrel's int8 scheme (kestrel-deploy's quant.rs) on a timm model, and a
+per-layer sensitivity sweep: which convs' quantization moves the top-1 away from fp32.
+
+The emulation: every ungrouped conv and linear reads its input fake-quantized per tensor,
+asymmetric, in --act-bits bits (kestrel: 7, range from the calibration min/max, widened to hold
+0, zero point rounded), with symmetric per-output-channel int8 weights (±127); depthwise convs
+keep fp32 compute on int8-rounded weights. BN is folded by timm's eval mode being exact in
+fp32, so weights are quantized after folding (as kestrel does).
+
+Usage: python3 scripts/int8_sensitivity.py --weights lite0.safetensors --calib CALIB_DIR \
+           --images EVAL_DIR [--limit 500] [--act-bits 7] [--sweep]
+
+Prints the whole-model agreement, then with --sweep, for every quantized layer: the agreement
+with only that layer quantized, and with all layers but that one quantized.
+"""
+import argparse, json
+
+import torch
+import timm
+
+from ort_int8_agreement import batch, list_images
+
+
+def fold_bn(m):
+    """conv+BN pairs of timm's EfficientNet/MobileNet blocks folded into the conv (what kestrel's
+    fold.rs does before quantizing)."""
+    import torch.nn as nn
+    from timm.layers import BatchNormAct2d
+    pairs = []
+    mods = dict(m.named_modules())
+    names = list(mods)
+    for i, n in enumerate(names):
+        if isinstance(mods[n], nn.Conv2d):
+            for nb in names[i + 1:i + 3]:
+                if isinstance(mods[nb], (nn.BatchNorm2d, BatchNormAct2d)):
+                    pairs.append((mods[n], mods[nb]))
+                    break
+    for conv, bn in pairs:
+        s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        conv.weight.data = conv.weight.data * s.view(-1, 1, 1, 1)
+        b = conv.bias.data if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        conv.bias = torch.nn.Parameter((b - bn.running_mean) * s + bn.bias)
+        bn.running_mean.zero_(); bn.running_var.fill_(1 - bn.eps); bn.weight.data.fill_(1); bn.bias.data.zero_()
+
+
+def weight_fq(w):
+    s = w.abs().flatten(1).max(1).values.clamp(min=1e-12) / 127
+    sh = [-1] + [1] * (w.dim() - 1)
+    return (w / s.view(sh)).round().clamp(-127, 127) * s.view(sh)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="tf_efficientnet_lite0")
+    ap.add_argument("--weights")
+    ap.add_argument("--calib", required=True)
+    ap.add_argument("--calib-images", type=int, default=256)
+    ap.add_argument("--images", required=True)
+    ap.add_argument("--limit", type=int, default=500)
+    ap.add_argument("--act-bits", type=int, default=7)
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--sweep-images", type=int, default=100,
+                    help="the first N images, for the sweep (the logits' error needs few)")
+    a = ap.parse_args()
+    torch.set_grad_enabled(False)
+
+    m = timm.create_model(a.model)
+    if a.weights:
+        from safetensors.torch import load_file
+        m.load_state_dict(load_file(a.weights), strict=False)
+    m.eval()
+    tf = timm.data.create_transform(**timm.data.resolve_data_config({}, model=m))
+    calib = torch.from_numpy(batch(list_images(a.calib, a.calib_images), tf))
+    x = torch.from_numpy(batch(list_images(a.images, a.limit), tf))
+    torch.set_num_threads(2)
+    def forward(x):
+        return torch.cat([m(x[i:i + 50]) for i in range(0, len(x), 50)])
+
+    ref = forward(x)
+    fold_bn(m)
+    assert (m(x[:8]) - ref[:8]).abs().max() < 1e-3 * ref.abs().max(), "BN folding changed the logits"
+
+    layers = [(n, mod) for n, mod in m.named_modules()
+              if isinstance(mod, torch.nn.Linear) or (isinstance(mod, torch.nn.Conv2d) and mod.groups == 1)]
+    dw = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d) and mod.groups > 1]
+    ranges = {}
+    hooks = [mod.register_forward_pre_hook(
+        lambda mod, inp, n=n: ranges.__setitem__(n, (min(ranges.get(n, (0, 0))[0], inp[0].min().item()),
+                                                     max(ranges.get(n, (0, 0))[1], inp[0].max().item()))))
+        for n, mod in layers]
+    for i in range(0, len(calib), 32):
+        m(calib[i:i + 32])
+    for h in hooks:
+        h.remove()
+    levels = 2 ** a.act_bits - 1
+    fp_w = {n: mod.weight.data.clone() for n, mod in layers}
+    fp_dw = [mod.weight.data.clone() for mod in dw]
+    active = set()
+
+    def act_fq(n):
+        lo, hi = ranges[n]
+        s = max((hi - lo) / levels, 1e-8)
+        z = min(max(round(-lo / s), 0), levels)
+        def hook(mod, inp):
+            if n not in active:
+                return None
+            return ((inp[0] / s + z).round().clamp(0, levels) - z) * s,
+        return hook
+
+    for n, mod in layers:
+        mod.register_forward_pre_hook(act_fq(n))
+
+    def configure(quantized, dw_q=True):
+        active.clear(); active.update(quantized)
+        for n, mod in layers:
+            mod.weight.data = weight_fq(fp_w[n]) if n in quantized else fp_w[n]
+        for mod, w in zip(dw, fp_dw):
+            mod.weight.data = weight_fq(w) if dw_q else w
+
+    def agree(quantized, dw_q=True, n=None):
+        configure(quantized, dw_q)
+        out = forward(x[:n])
+        ref_n = ref[:n]
+        err = ((out - ref_n).abs().amax(1) / ref_n.abs().amax(1)).median().item()
+        return (out.argmax(1) == ref_n.argmax(1)).float().mean().item(), err
+
+    names = [n for n, _ in layers]
+    all_q, e = agree(set(names))
+    print(json.dumps({"all": all_q, "median_rel_logit_err": e, "act_bits": a.act_bits,
+                      "images": len(x)}), flush=True)
+    print(json.dumps({"only_depthwise_weights": agree(set())[0]}), flush=True)
+    if a.sweep:
+        for n in names:
+            only, eo = agree({n}, dw_q=False, n=a.sweep_images)
+            but, eb = agree(set(names) - {n}, n=a.sweep_images)
+            lo, hi = ranges[n]
+            print(json.dumps({"layer": n, "range": [round(lo, 3), round(hi, 3)], "only": only,
+                              "only_err": round(eo, 5), "all_but": but, "all_but_err": round(eb, 5)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
