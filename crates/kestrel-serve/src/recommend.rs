@@ -1233,7 +1233,7 @@ mod tests {
             PLOT_MARGIN + PLOT_LEFT_AREA + 10..w - PLOT_MARGIN,
             h - PLOT_MARGIN - PLOT_BOTTOM_AREA + 3..h - PLOT_MARGIN,
         );
-        let title = count(PLOT_MARGIN..w - PLOT_MARGIN, 0..PLOT_MARGIN + 20);
+        let title = count(PLOT_MARGIN..w - PLOT_MARGIN, 0..PLOT_MARGIN + 30);
         assert!(left > 150, "y-axis text: {left} dark pixels");
         assert!(bottom > 150, "x-axis text: {bottom} dark pixels");
         assert!(title > 150, "caption: {title} dark pixels");
