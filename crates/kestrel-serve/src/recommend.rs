@@ -838,7 +838,7 @@ pub fn plot(cands: &[Candidate], picked: Option<usize>, path: &Path) -> Result<P
                     format!("{v:.2}")
                 }
             })
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.1}"))
             .light_line_style(RGBColor(235, 235, 235))
             .bold_line_style(RGBColor(215, 215, 215))
             .draw()
