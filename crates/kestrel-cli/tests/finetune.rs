@@ -269,3 +269,155 @@ fn distillation_uses_the_teachers_logits_and_alpha_zero_is_plain_training() {
     ]);
     distill(&three, &tmp.path().join("none"), &[]).fails_cleanly_naming(&["needs a teacher"]);
 }
+
+/// `--hard` through a distilled DeiT's two heads, against the loss computed here by hand (f64)
+/// from the heads' logits, as timm's `DistillationLoss(distillation_type='hard')` defines it:
+/// (1 − α)·CE(class head, label) + α·CE(distillation head, argmax of the teacher).
+#[test]
+fn hard_distillation_trains_a_distilled_deit_through_both_heads() {
+    use burn::prelude::*;
+    let tmp = tempdir();
+    // Solid 32×32 colours: every crop, resize and flip of the training transform leaves them
+    // the same image, so the batch is known exactly.
+    let colours: [(&str, [u8; 3]); 3] = [
+        ("blue", [20, 40, 230]),
+        ("green", [30, 200, 50]),
+        ("red", [220, 30, 40]),
+    ];
+    let per_class = 3;
+    for split in ["train", "val"] {
+        for (name, rgb) in colours {
+            let dir = tmp.path().join(split).join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..per_class {
+                image::RgbImage::from_pixel(32, 32, image::Rgb(rgb))
+                    .save(dir.join(format!("{i}.png")))
+                    .unwrap();
+            }
+        }
+    }
+    let (train_dir, val_dir) = (tmp.path().join("train"), tmp.path().join("val"));
+    let common_args = |model_flag: &str, model: &str, out: &Path, lr: &str| -> Vec<String> {
+        [
+            "--data",
+            s(&train_dir),
+            "--val-dir",
+            s(&val_dir),
+            model_flag,
+            model,
+            "--img-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "9",
+            "--warmup-epochs",
+            "0",
+            "--label-smoothing",
+            "0",
+            "--lr",
+            lr,
+            "--workers",
+            "1",
+            "--quiet",
+            "--out",
+            s(out),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    // A teacher on the student's input (ImageNet normalisation, 32 px): it sees its batches.
+    let teacher = tmp.path().join("teacher");
+    let mut args = vec!["train".to_string()];
+    args.extend(common_args(
+        "--model",
+        "mobilenetv3_small_100",
+        &teacher,
+        "0.05",
+    ));
+    kestrel(args).ok();
+    // lr 1e-30: the one update leaves the weights as they were when the loss was computed.
+    let student = tmp.path().join("student");
+    let mut args = vec!["distill".to_string()];
+    args.extend(common_args(
+        "--student",
+        "deit_tiny_distilled_patch16_224",
+        &student,
+        "1e-30",
+    ));
+    args.extend(["--min-lr", "0", "--teacher", s(&teacher), "--hard"].map(String::from));
+    kestrel(args).ok();
+    let cfg = &read_json(&student.join("checkpoint.json"))["train_config"]["distill"];
+    assert_eq!(
+        (cfg["hard"].as_bool(), cfg["alpha"].as_f64()),
+        (Some(true), Some(0.5))
+    );
+    let log = std::fs::read_to_string(student.join("train_log.jsonl")).unwrap();
+    let logged: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    let logged = logged["train_loss"].as_f64().unwrap();
+
+    // The batch as the model sees it: (v/255 − mean)/std per channel; labels in class order.
+    let device = Device::flex();
+    let ckpt = kestrel_train::checkpoint::Checkpoint::open(&student).unwrap();
+    let (mean, std) = (
+        ckpt.meta.data_config.mean.clone(),
+        ckpt.meta.data_config.std.clone(),
+    );
+    let mut x = Vec::new();
+    let mut labels = Vec::new();
+    for (label, (_, rgb)) in colours.iter().enumerate() {
+        for _ in 0..per_class {
+            for c in 0..3 {
+                let v = (rgb[c] as f32 / 255.0 - mean[c]) / std[c];
+                x.extend(std::iter::repeat_n(v, 32 * 32));
+            }
+            labels.push(label);
+        }
+    }
+    let n = labels.len();
+    let batch = || Tensor::<4>::from_data(TensorData::new(x.clone(), [n, 3, 32, 32]), &device);
+    let rows = |t: Tensor<2>| -> Vec<Vec<f64>> {
+        let k = t.dims()[1];
+        let v = t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        v.chunks(k)
+            .map(|r| r.iter().map(|&a| a as f64).collect())
+            .collect()
+    };
+    let (class, dist) = ckpt.load_model(&device).unwrap().forward_heads(batch());
+    let (class, dist) = (
+        rows(class),
+        rows(dist.expect("a distilled DeiT has two heads")),
+    );
+    let teacher_logits = rows(
+        kestrel_train::checkpoint::Checkpoint::open(&teacher)
+            .unwrap()
+            .load_model(&device)
+            .unwrap()
+            .forward(batch()),
+    );
+    let argmax = |r: &[f64]| (0..r.len()).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap();
+    let ce = |r: &[f64], y: usize| {
+        let m = r.iter().copied().fold(f64::MIN, f64::max);
+        let lse = m + r.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        lse - r[y]
+    };
+    let base: f64 = (0..n).map(|i| ce(&class[i], labels[i])).sum::<f64>() / n as f64;
+    let kd: f64 = (0..n)
+        .map(|i| ce(&dist[i], argmax(&teacher_logits[i])))
+        .sum::<f64>()
+        / n as f64;
+    let want = 0.5 * base + 0.5 * kd;
+    assert!(
+        (logged - want).abs() < 1e-4 * want.abs().max(1.0),
+        "logged {logged}, by hand {want} (class CE {base}, distillation CE {kd})"
+    );
+    // The two heads differ, so a loss through the class head alone would not match.
+    let via_class: f64 = (0..n)
+        .map(|i| ce(&class[i], argmax(&teacher_logits[i])))
+        .sum::<f64>()
+        / n as f64;
+    assert!(
+        (0.5 * base + 0.5 * via_class - want).abs() > 1e-3,
+        "the heads agree; the test would not tell them apart"
+    );
+}

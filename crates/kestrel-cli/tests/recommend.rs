@@ -22,13 +22,18 @@ fn recommend(home: &Path, args: &[&str]) -> (serde_json::Value, String) {
     (json, stderr)
 }
 
+/// The fp32 row of `model`.
 fn by_model<'a>(report: &'a serde_json::Value, model: &str) -> &'a serde_json::Value {
+    twin(report, model, "fp32")
+}
+
+fn twin<'a>(report: &'a serde_json::Value, model: &str, precision: &str) -> &'a serde_json::Value {
     report["candidates"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["model"] == model)
-        .unwrap_or_else(|| panic!("no {model} in {report}"))
+        .find(|c| c["model"] == model && c["precision"] == precision)
+        .unwrap_or_else(|| panic!("no {precision} {model} in {report}"))
 }
 
 #[test]
@@ -79,6 +84,35 @@ fn recommend_joins_timm_top1_picks_from_the_front_plots_and_caches() {
     let fps = 1e3 / mnv3["latency_ms_p50"].as_f64().unwrap();
     assert!((mnv3["fps"].as_f64().unwrap() - fps).abs() < 1e-6 * fps);
 
+    // The int8 twin (measured by default): timed on the fast engine, its file about 4x smaller
+    // (int8 weights), its top-1 unknown rather than the fp32 figure.
+    let mnv3_int8 = twin(&r, "mobilenetv3_small_100", "int8");
+    assert_eq!(mnv3_int8["engine"], "fast");
+    assert!(mnv3_int8["latency_ms_p50"].as_f64().unwrap() > 0.0);
+    assert_eq!(mnv3_int8["params"], mnv3["params"]);
+    let (b32, b8) = (
+        mnv3["file_bytes"].as_f64().unwrap(),
+        mnv3_int8["file_bytes"].as_f64().unwrap(),
+    );
+    assert!(
+        b8 * 2.5 < b32 && b8 * 4.0 > b32,
+        "int8 {b8} vs fp32 {b32} bytes"
+    );
+    assert!(mnv3_int8["imagenet"].is_null());
+    let note = mnv3_int8["accuracy_note"].as_str().unwrap();
+    assert!(
+        note.contains("unknown") && note.contains("67.64%"),
+        "{note}"
+    );
+    assert_eq!(r["candidates"].as_array().unwrap().len(), 6);
+    // The scenario's row of the design document's table.
+    assert_eq!(
+        r["design_table"]["recommended"],
+        serde_json::json!(["MobileNetV3", "EfficientNet"])
+    );
+    assert_eq!(mnv3["doc_recommended"], true);
+    assert_eq!(by_model(&r, "lenet5")["doc_recommended"], false);
+
     // No published figure: said, not invented; off the front.
     assert!(by_model(&r, "lenet5")["imagenet"].is_null());
     assert!(by_model(&r, "resnet8_cifar")["imagenet"].is_null());
@@ -87,10 +121,12 @@ fn recommend_joins_timm_top1_picks_from_the_front_plots_and_caches() {
         serde_json::json!(["mobilenetv3_small_100"])
     );
     assert_eq!(r["pick"], "mobilenetv3_small_100");
+    assert_eq!(r["pick_precision"], "fp32");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.contains("67.6%"), "{reason}");
     assert!(
-        r["reason"].as_str().unwrap().contains("67.6%"),
-        "{}",
-        r["reason"]
+        reason.contains("the design table recommends MobileNetV3, EfficientNet"),
+        "{reason}"
     );
 
     // The plot: the front in red, the pick ringed in green.
@@ -140,6 +176,10 @@ fn recommend_rejects_unknown_scenarios_and_models() {
             "nosuchnet",
         ),
         (vec!["--scenario", "mobile", "--max-macs", "lots"], "'lots'"),
+        (
+            vec!["--scenario", "mobile", "--precision", "fp16"],
+            "unknown precision 'fp16'",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_kestrel"))
             .arg("recommend")
@@ -151,5 +191,29 @@ fn recommend_rejects_unknown_scenarios_and_models() {
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn recommend_help_cites_the_design_table_and_states_the_defaults() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kestrel"))
+        .args(["recommend", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    // The table's four rows (design document, section 3.1), and kestrel's numbers.
+    for needle in [
+        "section 3.1",
+        "MobileNetV3, EfficientNet; key factors: FLOPs, parameters, latency",
+        "ShuffleNetV2, RegNet; key factors: FPS, hardware fit",
+        "ResNeXt, Swin Transformer; key factors: training data scale, compute resources",
+        "DeiT, ConvNeXt",
+        "--max-macs 600M, --max-params 10M",
+        "--min-fps 30",
+        "--max-latency-ms 100",
+        "--precision",
+    ] {
+        assert!(help.contains(needle), "{needle} not in:\n{help}");
     }
 }

@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::prelude::Device;
-use kestrel_deploy::{EngineKind, Runner};
+use kestrel_deploy::quant::{self, Calibration, Method};
+use kestrel_deploy::{Engine, EngineKind, Runner};
 use kestrel_models::ModelSpec;
 use serde::{Deserialize, Serialize};
 
@@ -86,20 +87,118 @@ pub struct Constraints {
     pub max_macs: Option<u64>,
 }
 
-/// The scenario defaults, as `kestrel recommend --help` states them.
-pub const SCENARIO_HELP: &str = "Scenarios (the design document's model-selection table; \
-every default limit can be overridden by its flag):\n  \
-mobile      MACs and params first: --max-macs 600M, --max-params 10M; picks the best top-1 \
-within them (ties: fewer MACs).\n  \
-realtime    FPS at --batch first: --min-fps 30; picks the best top-1 among the models that \
-reach it.\n  \
-accuracy    best top-1 within a latency budget: --max-latency-ms 100 (median, one batch).\n  \
-small-data  models known to fine-tune well from pretrained weights: a published ImageNet \
-top-1 (timm weights exist) and --max-params 30M (ImageNet top-1 predicts fine-tuned \
-accuracy: Kornblith et al., 'Do Better ImageNet Models Transfer Better?', CVPR 2019); picks \
-the best top-1 within --max-latency-ms 200.";
+/// One row of the design document's model-selection table (section 3.1, 场景化模型选择, of
+/// the design document in `shared/seed/`), transcribed; English in brackets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DesignRow {
+    /// The row's scenario as the document names it.
+    pub scenario_zh: &'static str,
+    /// Its recommended models (推荐模型), as the document spells them.
+    pub recommended: &'static [&'static str],
+    /// Registry name prefixes of those models, in the same order.
+    #[serde(skip)]
+    pub prefixes: &'static [&'static str],
+    /// Its key factors (关键考量因素), translated.
+    pub key_factors: &'static [&'static str],
+}
+
+impl DesignRow {
+    /// Whether registry model `name` is one of the row's recommended models.
+    pub fn recommends(&self, name: &str) -> bool {
+        self.prefixes.iter().any(|p| name.starts_with(p))
+    }
+}
+
+/// The scenario defaults, as `kestrel recommend --help` states them: the design document's
+/// table for which models and which factors, the numbers kestrel's own where the table gives
+/// none.
+pub fn scenario_help() -> String {
+    let mut s = String::from(
+        "Scenarios follow the design document's model-selection table (section 3.1, \
+         场景化模型选择): each scenario's \
+         default candidates include the models the table recommends, and its default limits \
+         measure the table's key factors. The table names no numbers; the limits below are \
+         kestrel's, and every one can be overridden by its flag.\n",
+    );
+    for sc in Scenario::ALL {
+        let row = sc.design_row();
+        s.push_str(&format!(
+            "  {:<11} table: {} -> {}; key factors: {}.\n              {}\n",
+            sc.name(),
+            row.scenario_zh,
+            row.recommended.join(", "),
+            row.key_factors.join(", "),
+            sc.rule()
+        ));
+    }
+    s
+}
 
 impl Scenario {
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Mobile,
+        Scenario::Realtime,
+        Scenario::Accuracy,
+        Scenario::SmallData,
+    ];
+
+    /// The scenario's row of the design document's table.
+    pub fn design_row(self) -> DesignRow {
+        match self {
+            Scenario::Mobile => DesignRow {
+                scenario_zh: "移动端部署 [mobile deployment]",
+                recommended: &["MobileNetV3", "EfficientNet"],
+                prefixes: &["mobilenetv3_", "efficientnet_", "tf_efficientnet_"],
+                key_factors: &["FLOPs", "parameters", "latency"],
+            },
+            Scenario::Realtime => DesignRow {
+                scenario_zh: "实时分类 [real-time classification]",
+                recommended: &["ShuffleNetV2", "RegNet"],
+                prefixes: &["shufflenet_v2_", "regnet"],
+                key_factors: &["FPS", "hardware fit"],
+            },
+            Scenario::Accuracy => DesignRow {
+                scenario_zh: "高精度需求 [high accuracy]",
+                recommended: &["ResNeXt", "Swin Transformer"],
+                prefixes: &["resnext", "swin_"],
+                key_factors: &["training data scale", "compute resources"],
+            },
+            Scenario::SmallData => DesignRow {
+                scenario_zh: "小样本学习 [small-sample learning]",
+                recommended: &["DeiT", "ConvNeXt"],
+                prefixes: &["deit_", "convnext_"],
+                key_factors: &[
+                    "data augmentation strategy",
+                    "quality of the pretrained weights",
+                ],
+            },
+        }
+    }
+
+    /// How the scenario measures its row's key factors, with its default limits.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Scenario::Mobile => {
+                "MACs (FLOPs) and params first: --max-macs 600M, --max-params 10M; picks the best \
+                 top-1 within them (ties: fewer MACs); latency is measured and --max-latency-ms \
+                 limits it."
+            }
+            Scenario::Realtime => {
+                "FPS at --batch first, measured on this machine at --threads (the hardware fit): \
+                 --min-fps 30; picks the best top-1 among the models that reach it."
+            }
+            Scenario::Accuracy => {
+                "best top-1 within a compute budget: --max-latency-ms 100 (median, one batch)."
+            }
+            Scenario::SmallData => {
+                "models known to fine-tune well from pretrained weights: a published ImageNet \
+                 top-1 (timm weights exist; ImageNet top-1 predicts fine-tuned accuracy: \
+                 Kornblith et al., CVPR 2019) and --max-params 30M; picks the best top-1 within \
+                 --max-latency-ms 200."
+            }
+        }
+    }
+
     /// The flag's spelling.
     pub fn name(self) -> &'static str {
         match self {
@@ -133,8 +232,9 @@ impl Scenario {
         }
     }
 
-    /// The models measured when `--candidates`/`--filter` is not given: the usual choices
-    /// for the scenario, kept few so that a first run takes about a minute.
+    /// The models measured when `--candidates`/`--filter` is not given: the design table's
+    /// recommended models for the scenario ([`Scenario::design_row`]) beside the usual
+    /// alternatives, kept few so that a first run takes a few minutes.
     pub fn default_candidates(self) -> &'static [&'static str] {
         match self {
             Scenario::Mobile => &[
@@ -148,6 +248,7 @@ impl Scenario {
                 "efficientnet_b0",
             ],
             Scenario::Realtime => &[
+                "shufflenet_v2_x1_0",
                 "resnet18",
                 "resnet34",
                 "resnet50",
@@ -158,6 +259,7 @@ impl Scenario {
             ],
             Scenario::Accuracy => &[
                 "resnet50",
+                "resnext50_32x4d",
                 "efficientnet_b3",
                 "regnety_032",
                 "convnext_tiny",
@@ -171,8 +273,43 @@ impl Scenario {
                 "regnety_016",
                 "convnext_nano",
                 "convnext_tiny",
+                "deit_small_patch16_224",
                 "vit_small_patch16_224",
             ],
+        }
+    }
+}
+
+/// Which numbers a candidate runs in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// The model as trained, on the fast engine (or burn where the fast engine does not cover it).
+    #[default]
+    Fp32,
+    /// Its int8 twin: `kestrel quantize`'s post-training static quantization (kestrel-deploy's
+    /// `quant`) of the fast engine's graph.
+    Int8,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fp32" => Ok(Precision::Fp32),
+            "int8" => Ok(Precision::Int8),
+            other => Err(format!(
+                "unknown precision '{other}' (expected fp32 or int8)"
+            )),
         }
     }
 }
@@ -181,6 +318,9 @@ impl Scenario {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
     pub model: String,
+    /// fp32, or the int8 twin.
+    #[serde(default)]
+    pub precision: Precision,
     /// (channels, height, width) of one image.
     pub input: [usize; 3],
     pub batch: usize,
@@ -195,26 +335,71 @@ pub struct Measurement {
     pub fps: f64,
     pub params: usize,
     pub macs: u64,
+    /// Bytes of the model file in the deploy format (kestrel-deploy's `quant::save` of the fast
+    /// engine's graph, BatchNorm folded): f32 parameters for fp32, what `kestrel quantize`
+    /// writes for int8. `None` where the fast engine does not cover the model.
+    #[serde(default)]
+    pub file_bytes: Option<u64>,
 }
 
-/// Times `spec` (random weights) at `batch` on `engine`: `warmup` untimed runs, then `runs`
-/// timed ones.
+impl Measurement {
+    /// `resnet50`, or `resnet50 (int8)` for the int8 twin.
+    pub fn label(&self) -> String {
+        match self.precision {
+            Precision::Fp32 => self.model.clone(),
+            Precision::Int8 => format!("{} (int8)", self.model),
+        }
+    }
+}
+
+/// Times `spec` (random weights: speed does not depend on them) at `batch` in `precision`:
+/// 2 untimed runs, then `runs` timed ones. fp32 runs on `engine`; int8 runs on the fast engine
+/// (the only one with int8 kernels), quantized as `kestrel quantize --method minmax` does but
+/// calibrated on the synthetic timing batch: its latency and size are real, its accuracy is
+/// not measured (no real weights or images here).
 pub fn measure(
     spec: &ModelSpec,
     batch: usize,
     runs: usize,
     engine: EngineKind,
+    precision: Precision,
     stats: &mut kestrel_models::stats::StatsCache,
 ) -> Result<Measurement, String> {
     let device = Device::flex();
-    let model = spec.build(&spec.default_options(), &device);
+    let model = spec.build(&spec.default_options(), &device).valid();
     let input = spec.data_config().input_size;
     let [c, h, w] = input;
-    let (runner, _) = Runner::new(model.valid(), c, &device, engine);
     let x: Vec<f32> = (0..batch * c * h * w)
         .map(|i| ((i % 251) as f32 - 125.0) / 125.0)
         .collect();
     let shape = [batch, c, h, w];
+    let (runner, file_bytes) = match (precision, engine) {
+        (Precision::Fp32, EngineKind::Burn) => (Runner::new(model, c, &device, engine).0, None),
+        (Precision::Fp32, EngineKind::Fast) => match kestrel_deploy::lower_graph(&model, c) {
+            Ok(graph) => {
+                let bytes = deploy_file_bytes(&graph, spec.name)?;
+                (Runner::Fast(Box::new(Engine::new(&graph))), Some(bytes))
+            }
+            // The fallback (burn), as every command takes it.
+            Err(_) => (Runner::new(model, c, &device, engine).0, None),
+        },
+        (Precision::Int8, _) => {
+            let mut graph = kestrel_deploy::lower_graph(&model, c).map_err(|e| {
+                format!(
+                    "{}: no int8 twin (quantization goes through the fast engine's lowering): {e}",
+                    spec.name
+                )
+            })?;
+            let mut calib = Calibration::default();
+            calib
+                .observe_batch(&Engine::new(&graph), &x, shape)
+                .map_err(|e| format!("{}: calibrating the int8 twin: {e}", spec.name))?;
+            quant::quantize_graph(&mut graph, &calib, Method::MinMax)
+                .map_err(|e| format!("{}: quantizing: {e}", spec.name))?;
+            let bytes = deploy_file_bytes(&graph, spec.name)?;
+            (Runner::Fast(Box::new(Engine::new(&graph))), Some(bytes))
+        }
+    };
     for _ in 0..2 {
         runner
             .logits(&x, shape)
@@ -233,6 +418,7 @@ pub fn measure(
     let s = stats.get_or_measure(spec, true);
     Ok(Measurement {
         model: spec.name.to_string(),
+        precision,
         input,
         batch,
         threads: kestrel_kernels_threads(),
@@ -243,7 +429,20 @@ pub fn measure(
         fps: batch as f64 / (p50 / 1e3),
         params: s.params,
         macs: s.macs.unwrap_or(0),
+        file_bytes,
     })
+}
+
+/// The size of the file [`quant::save`] writes for `graph` (the one writer of deploy-format
+/// model files), written to the temp folder and removed.
+fn deploy_file_bytes(graph: &kestrel_deploy::Graph, model: &str) -> Result<u64, String> {
+    let path = std::env::temp_dir().join(format!(
+        "kestrel-recommend-{}-{model}.safetensors",
+        std::process::id()
+    ));
+    let bytes = quant::save(graph, model, &[], &path);
+    let _ = std::fs::remove_file(&path);
+    bytes
 }
 
 fn kestrel_kernels_threads() -> usize {
@@ -299,19 +498,29 @@ impl MeasurementCache {
         self.path.as_deref()
     }
 
-    fn key(model: &str, batch: usize, threads: usize, engine: EngineKind, runs: usize) -> String {
-        format!("{model}|b{batch}|t{threads}|{engine:?}|r{runs}")
+    fn key(
+        model: &str,
+        precision: Precision,
+        batch: usize,
+        threads: usize,
+        engine: EngineKind,
+        runs: usize,
+    ) -> String {
+        let p = precision.name();
+        format!("{model}|{p}|b{batch}|t{threads}|{engine:?}|r{runs}")
     }
 
     pub fn get(
         &self,
         model: &str,
+        precision: Precision,
         batch: usize,
         engine: EngineKind,
         runs: usize,
     ) -> Option<&Measurement> {
         self.entries.get(&Self::key(
             model,
+            precision,
             batch,
             kestrel_kernels_threads(),
             engine,
@@ -320,7 +529,7 @@ impl MeasurementCache {
     }
 
     pub fn insert(&mut self, engine: EngineKind, m: Measurement) {
-        let key = Self::key(&m.model, m.batch, m.threads, engine, m.runs);
+        let key = Self::key(&m.model, m.precision, m.batch, m.threads, engine, m.runs);
         self.entries.insert(key, m);
     }
 
@@ -341,24 +550,51 @@ impl MeasurementCache {
 pub struct Candidate {
     #[serde(flatten)]
     pub measured: Measurement,
-    /// `None`: timm publishes no ImageNet top-1 for this model.
+    /// `None`: timm publishes no ImageNet top-1 for this model, or this is the int8 twin
+    /// (timm's figures are for the fp32 weights; int8's is not measured here).
     pub imagenet: Option<Published>,
+    /// Why `imagenet` is `None`, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy_note: Option<String>,
     /// Whether it meets the constraints.
     pub fits: bool,
     /// The limits it breaks, when it does not fit.
     pub misses: Vec<String>,
     /// On the Pareto front of top-1 against latency.
     pub pareto: bool,
+    /// One of the models the design document's table recommends for the scenario.
+    pub doc_recommended: bool,
 }
 
 impl Candidate {
     pub fn new(measured: Measurement) -> Self {
+        let published = published_top1(&measured.model);
+        let (imagenet, accuracy_note) = match (measured.precision, published) {
+            (Precision::Fp32, Some(p)) => (Some(p), None),
+            (Precision::Fp32, None) => (
+                None,
+                Some("timm publishes no ImageNet top-1 for this model".to_string()),
+            ),
+            (Precision::Int8, p) => (
+                None,
+                Some(format!(
+                    "int8 twin: its top-1 is unknown (not measured; no published int8 figure){}",
+                    p.map(|p| format!(
+                        "; timm's {:.2}% is for the fp32 weights ({})",
+                        p.top1, p.tag
+                    ))
+                    .unwrap_or_default()
+                )),
+            ),
+        };
         Candidate {
-            imagenet: published_top1(&measured.model),
+            imagenet,
+            accuracy_note,
             measured,
             fits: true,
             misses: vec![],
             pareto: false,
+            doc_recommended: false,
         }
     }
 
@@ -414,6 +650,7 @@ pub fn assess(cands: &mut [Candidate], scenario: Scenario, limits: &Constraints)
         }
         c.fits = misses.is_empty();
         c.misses = misses;
+        c.doc_recommended = scenario.design_row().recommends(&m.model);
     }
     let front = pareto_front(cands);
     for (i, c) in cands.iter_mut().enumerate() {
@@ -488,7 +725,7 @@ pub fn pick(
         }),
     };
     // Candidates without a published top-1 can still be picked on speed alone, saying so.
-    chosen.or_else(|| {
+    let chosen = chosen.or_else(|| {
         let i = fitting.iter().copied().min_by(|&i, &j| {
             m(i).latency_ms_p50.total_cmp(&m(j).latency_ms_p50)
         })?;
@@ -497,11 +734,20 @@ pub fn pick(
                 i,
                 format!(
                     "{}: the fastest model within {limits_text} ({:.1} ms); no fitting candidate has a published top-1",
-                    m(i).model,
+                    m(i).label(),
                     m(i).latency_ms_p50
                 ),
             )
         })
+    });
+    chosen.map(|(i, why)| {
+        if scenario.design_row().recommends(&m(i).model) {
+            let row = scenario.design_row();
+            let doc = row.recommended.join(", ");
+            (i, format!("{why}; the design table recommends {doc} here"))
+        } else {
+            (i, why)
+        }
     })
 }
 
@@ -527,11 +773,21 @@ pub fn describe(limits: &Constraints) -> String {
     }
 }
 
-/// A PNG scatter plot: median latency (x, log scale) against top-1 (y); every candidate with a
-/// figure is a dot (filled when it fits the limits), the front is joined by a line, the pick is
-/// ringed. The bitmap backend is built without fonts (no system font libraries), so the plot
-/// has no text: the command prints the axis ranges next to the file name.
+/// The scatter plot's size and where its axis text goes: the y axis's tick labels and title
+/// are left of `PLOT_LEFT_AREA` pixels, the x axis's below the last `PLOT_BOTTOM_AREA` rows
+/// (less the margin).
+pub const PLOT_SIZE: (u32, u32) = (800, 600);
+pub const PLOT_MARGIN: u32 = 20;
+pub const PLOT_LEFT_AREA: u32 = 70;
+pub const PLOT_BOTTOM_AREA: u32 = 50;
+
+/// A PNG scatter plot: median latency (x, log scale) against top-1 (y), with a title, axis
+/// titles and tick labels; every candidate with a figure is a dot (filled when it fits the
+/// limits) named by its model, the front is joined by a red line, the pick is ringed in green.
+/// Text is drawn in kestrel-train's embedded font ([`kestrel_train::plots::font`]), so no
+/// system font is needed.
 pub fn plot(cands: &[Candidate], picked: Option<usize>, path: &Path) -> Result<PlotRanges, String> {
+    use kestrel_train::plots::font;
     use plotters::prelude::*;
     let pts: Vec<(usize, f64, f64)> = cands
         .iter()
@@ -553,34 +809,40 @@ pub fn plot(cands: &[Candidate], picked: Option<usize>, path: &Path) -> Result<P
     y0 -= 1.0;
     y1 += 1.0;
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    const SIZE: (u32, u32) = (800, 600);
-    let mut buf = vec![255u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    let mut buf = vec![255u8; (PLOT_SIZE.0 * PLOT_SIZE.1 * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut buf, PLOT_SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let area = root.margin(30, 30, 30, 30);
-        let mut chart = ChartBuilder::on(&area)
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "ImageNet top-1 against latency measured here (red: Pareto front, green ring: pick)",
+                font(16.0),
+            )
+            .margin(PLOT_MARGIN)
+            .x_label_area_size(PLOT_BOTTOM_AREA)
+            .y_label_area_size(PLOT_LEFT_AREA)
             .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
             .map_err(|e| err(&e))?;
-        // Grid: one line per decade of latency and per percentage point of top-1 (up to 20).
-        let grey = RGBColor(220, 220, 220);
-        let mut decade = 10f64.powf(x0.log10().floor());
-        while decade <= x1 {
-            if decade >= x0 {
-                chart
-                    .draw_series(LineSeries::new([(decade, y0), (decade, y1)], grey))
-                    .map_err(|e| err(&e))?;
-            }
-            decade *= 10.0;
-        }
-        let step = ((y1 - y0) / 20.0).ceil().max(1.0);
-        let mut y = y0.ceil();
-        while y <= y1 {
-            chart
-                .draw_series(LineSeries::new([(x0, y), (x1, y)], grey))
-                .map_err(|e| err(&e))?;
-            y += step;
-        }
+        chart
+            .configure_mesh()
+            .x_desc("median latency of one batch (ms, log scale)")
+            .y_desc("ImageNet top-1 (%)")
+            .label_style(font(13.0))
+            .axis_desc_style(font(14.0))
+            .x_label_formatter(&|v| {
+                if *v >= 10.0 {
+                    format!("{v:.0}")
+                } else if *v >= 1.0 {
+                    format!("{v:.1}")
+                } else {
+                    format!("{v:.2}")
+                }
+            })
+            .y_label_formatter(&|v| format!("{v:.1}"))
+            .light_line_style(RGBColor(235, 235, 235))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .draw()
+            .map_err(|e| err(&e))?;
         let front: Vec<(f64, f64)> = pareto_front(cands)
             .into_iter()
             .map(|i| {
@@ -604,6 +866,17 @@ pub fn plot(cands: &[Candidate], picked: Option<usize>, path: &Path) -> Result<P
                 Circle::new((x, y), 5, style)
             }))
             .map_err(|e| err(&e))?;
+        chart
+            .draw_series(pts.iter().map(|&(i, x, y)| {
+                // The name just right of its dot.
+                EmptyElement::at((x, y))
+                    + Text::new(
+                        cands[i].measured.model.clone(),
+                        (8, -6),
+                        font(12.0).color(&BLACK),
+                    )
+            }))
+            .map_err(|e| err(&e))?;
         if let Some(i) = picked {
             if let Some(t) = cands[i].top1() {
                 chart
@@ -617,7 +890,7 @@ pub fn plot(cands: &[Candidate], picked: Option<usize>, path: &Path) -> Result<P
         }
         root.present().map_err(|e| err(&e))?;
     }
-    kestrel_train::plots::write_png(path, buf, SIZE).map_err(|e| e.to_string())?;
+    kestrel_train::plots::write_png(path, buf, PLOT_SIZE).map_err(|e| e.to_string())?;
     Ok(PlotRanges {
         latency_ms: [x0, x1],
         top1: [y0, y1],
@@ -649,7 +922,10 @@ mod tests {
                 fps: 1e3 / ms,
                 params,
                 macs,
+                precision: Precision::Fp32,
+                file_bytes: None,
             },
+            accuracy_note: None,
             imagenet: top1.map(|t| Published {
                 tag: format!("{model}.x"),
                 img_size: 224,
@@ -659,6 +935,7 @@ mod tests {
             fits: true,
             misses: vec![],
             pareto: false,
+            doc_recommended: false,
         }
     }
 
@@ -751,5 +1028,214 @@ mod tests {
         };
         assess(&mut c, Scenario::Accuracy, &limits);
         assert!(pick(&c, Scenario::Accuracy, &limits).is_none());
+    }
+
+    #[test]
+    fn scenario_defaults_follow_the_design_documents_table() {
+        // Section 3.1 of the design document (shared/seed/), by hand: scenario | recommended
+        // models | key factors.
+        let table = [
+            (
+                Scenario::Mobile,
+                "移动端部署",
+                ["MobileNetV3", "EfficientNet"],
+            ),
+            (Scenario::Realtime, "实时分类", ["ShuffleNetV2", "RegNet"]),
+            (
+                Scenario::Accuracy,
+                "高精度需求",
+                ["ResNeXt", "Swin Transformer"],
+            ),
+            (Scenario::SmallData, "小样本学习", ["DeiT", "ConvNeXt"]),
+        ];
+        // Each recommended model, and a default candidate of that kind, by hand.
+        let candidate_of = |doc: &str| match doc {
+            "MobileNetV3" => "mobilenetv3_small_100",
+            "EfficientNet" => "efficientnet_b0",
+            "ShuffleNetV2" => "shufflenet_v2_x1_0",
+            "RegNet" => "regnety_016",
+            "ResNeXt" => "resnext50_32x4d",
+            "Swin Transformer" => "swin_tiny_patch4_window7_224",
+            "DeiT" => "deit_small_patch16_224",
+            "ConvNeXt" => "convnext_tiny",
+            other => panic!("{other}"),
+        };
+        for (sc, zh, models) in table {
+            let row = sc.design_row();
+            assert!(
+                row.scenario_zh.starts_with(zh),
+                "{sc:?}: {}",
+                row.scenario_zh
+            );
+            assert_eq!(row.recommended, models, "{sc:?}");
+            for doc in models {
+                let name = candidate_of(doc);
+                assert!(
+                    sc.default_candidates().contains(&name),
+                    "{sc:?}: the table recommends {doc}, but {name} is not a default candidate"
+                );
+                assert!(row.recommends(name), "{sc:?}: {name}");
+                kestrel_models::find(name).expect("a registry model");
+            }
+            for name in sc.default_candidates() {
+                kestrel_models::find(name).expect("a registry model");
+            }
+        }
+        assert_eq!(
+            Scenario::Mobile.design_row().key_factors,
+            ["FLOPs", "parameters", "latency"]
+        );
+        assert_eq!(
+            Scenario::Realtime.design_row().key_factors,
+            ["FPS", "hardware fit"]
+        );
+        assert!(!Scenario::Mobile.design_row().recommends("resnet50"));
+        assert!(!Scenario::Accuracy.design_row().recommends("resnet50"));
+        // The table gives no numbers: the limits stay kestrel's.
+        assert_eq!(Scenario::Mobile.defaults().max_macs, Some(600_000_000));
+        assert_eq!(Scenario::Mobile.defaults().max_params, Some(10_000_000));
+        assert_eq!(Scenario::Realtime.defaults().min_fps, Some(30.0));
+        assert_eq!(Scenario::Accuracy.defaults().max_latency_ms, Some(100.0));
+        let help = scenario_help();
+        for needle in [
+            "section 3.1",
+            "ShuffleNetV2, RegNet",
+            "FPS, hardware fit",
+            "--min-fps 30",
+        ] {
+            assert!(help.contains(needle), "{needle}: {help}");
+        }
+        // A pick from the table says so; one outside it does not.
+        let mut c = vec![
+            cand(
+                "mobilenetv3_small_100",
+                2.0,
+                Some(67.6),
+                2_500_000,
+                60_000_000,
+            ),
+            cand("resnet18", 3.0, Some(71.5), 11_700_000, 1_800_000_000),
+        ];
+        let s = Scenario::Mobile;
+        assess(&mut c, s, &s.defaults());
+        assert!(c[0].doc_recommended && !c[1].doc_recommended);
+        let (i, why) = pick(&c, s, &s.defaults()).unwrap();
+        assert_eq!(i, 0);
+        assert!(
+            why.ends_with("the design table recommends MobileNetV3, EfficientNet here"),
+            "{why}"
+        );
+        let s = Scenario::Accuracy;
+        assess(&mut c, s, &s.defaults());
+        let (i, why) = pick(&c, s, &s.defaults()).unwrap();
+        assert_eq!(i, 1);
+        assert!(!why.contains("design table"), "{why}");
+    }
+
+    #[test]
+    fn the_int8_twin_is_timed_and_sized_but_its_top1_is_unknown() {
+        let spec = kestrel_models::find("lenet5").unwrap();
+        let mut stats = kestrel_models::stats::StatsCache::open(None);
+        let fp32 = measure(spec, 1, 1, EngineKind::Fast, Precision::Fp32, &mut stats).unwrap();
+        let int8 = measure(spec, 1, 1, EngineKind::Fast, Precision::Int8, &mut stats).unwrap();
+        assert_eq!(
+            (fp32.precision, int8.precision),
+            (Precision::Fp32, Precision::Int8)
+        );
+        assert_eq!(int8.engine, "fast");
+        assert_eq!(int8.label(), "lenet5 (int8)");
+        assert_eq!((fp32.params, int8.params), (61_706, 61_706));
+        assert!(int8.latency_ms_p50 > 0.0 && int8.fps > 0.0);
+        // File payloads by hand. LeNet-5: 5 convs/linears with 150 + 2400 + 48000 + 10080 + 840
+        // = 61470 weights and 6 + 16 + 120 + 84 + 10 = 236 output channels. fp32: 61706 f32s.
+        // int8: one byte a weight, a f32 scale and bias per channel, a (scale, zero) f32 pair
+        // per conv input. The rest is the safetensors header (names, shapes, offsets).
+        let fp32_payload = 61_706 * 4;
+        let int8_payload = 61_470 + 236 * 4 + 236 * 4 + 5 * 2 * 4;
+        for (m, payload) in [(&fp32, fp32_payload), (&int8, int8_payload)] {
+            let b = m.file_bytes.expect("the fast engine covers lenet5");
+            assert!(
+                b >= payload && b < payload + 4096,
+                "{}: {b} bytes for a payload of {payload}",
+                m.label()
+            );
+        }
+        let fp32_top1 = Candidate::new(Measurement {
+            model: "resnet50".into(),
+            ..fp32.clone()
+        });
+        assert_eq!(fp32_top1.top1(), Some(80.382));
+        let twin = Candidate::new(Measurement {
+            model: "resnet50".into(),
+            ..int8.clone()
+        });
+        assert_eq!(twin.top1(), None, "int8's top-1 is not timm's fp32 figure");
+        let note = twin.accuracy_note.clone().unwrap();
+        assert!(
+            note.contains("unknown") && note.contains("80.38% is for the fp32 weights"),
+            "{note}"
+        );
+        // Off the front, and only picked on speed when nothing with a figure fits.
+        let mut c = vec![fp32_top1, twin];
+        c[0].measured.latency_ms_p50 = 10.0;
+        c[1].measured.latency_ms_p50 = 4.0;
+        assess(&mut c, Scenario::Accuracy, &Scenario::Accuracy.defaults());
+        assert_eq!(pareto_front(&c), [0]);
+        assert_eq!(
+            pick(&c, Scenario::Accuracy, &Scenario::Accuracy.defaults())
+                .unwrap()
+                .0,
+            0
+        );
+        let limits = Constraints {
+            max_latency_ms: Some(5.0),
+            ..Default::default()
+        };
+        assess(&mut c, Scenario::Accuracy, &limits);
+        let (i, why) = pick(&c, Scenario::Accuracy, &limits).unwrap();
+        assert_eq!(i, 1);
+        assert!(why.starts_with("resnet50 (int8): the fastest"), "{why}");
+    }
+
+    fn dark(p: &image::Rgb<u8>) -> bool {
+        p.0.iter().all(|&v| v < 90)
+    }
+
+    #[test]
+    fn the_plot_has_axis_titles_and_tick_labels() {
+        let mut c = vec![
+            cand("fast", 2.0, Some(70.0), 1, 1),
+            cand("slow", 40.0, Some(80.0), 1, 1),
+        ];
+        assess(&mut c, Scenario::Accuracy, &Scenario::Accuracy.defaults());
+        let dir = std::env::temp_dir().join(format!("kestrel-plot-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("front.png");
+        let ranges = plot(&c, Some(1), &path).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(img.dimensions(), PLOT_SIZE);
+        // x from 2/1.5 to 40·1.5 ms, y from 69 to 81 %.
+        assert!((ranges.latency_ms[0] - 2.0 / 1.5).abs() < 1e-9);
+        assert!((ranges.latency_ms[1] - 60.0).abs() < 1e-9);
+        assert_eq!(ranges.top1, [69.0, 81.0]);
+        let count = |xs: std::ops::Range<u32>, ys: std::ops::Range<u32>| {
+            xs.flat_map(|x| ys.clone().map(move |y| (x, y)))
+                .filter(|&(x, y)| dark(img.get_pixel(x, y)))
+                .count()
+        };
+        let (w, h) = PLOT_SIZE;
+        // The y axis's title and tick labels are glyphs left of the axis line (which is at
+        // PLOT_MARGIN + PLOT_LEFT_AREA); the x axis's below it. Without text these strips are
+        // white (the axis lines themselves are excluded).
+        let left = count(PLOT_MARGIN..PLOT_MARGIN + PLOT_LEFT_AREA - 3, 60..h - 80);
+        let bottom = count(
+            PLOT_MARGIN + PLOT_LEFT_AREA + 10..w - PLOT_MARGIN,
+            h - PLOT_MARGIN - PLOT_BOTTOM_AREA + 3..h - PLOT_MARGIN,
+        );
+        let title = count(PLOT_MARGIN..w - PLOT_MARGIN, 0..PLOT_MARGIN + 30);
+        assert!(left > 150, "y-axis text: {left} dark pixels");
+        assert!(bottom > 150, "x-axis text: {bottom} dark pixels");
+        assert!(title > 150, "caption: {title} dark pixels");
     }
 }

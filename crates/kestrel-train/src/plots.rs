@@ -24,7 +24,9 @@ pub const CURVES_SIZE: (u32, u32) = (1500, 450);
 static FONT: &[u8] = include_bytes!("../fonts/DejaVuSans-subset.ttf");
 static REGISTER_FONT: Once = Once::new();
 
-fn font(size: f64) -> FontDesc<'static> {
+/// The embedded sans-serif font at `size` pixels: every kestrel plot (these, `kestrel
+/// recommend`'s scatter) draws its text with it.
+pub fn font(size: f64) -> FontDesc<'static> {
     REGISTER_FONT.call_once(|| {
         // The embedded font is known to parse; plotters keeps it for the process.
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);

@@ -4,7 +4,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 use kestrel_models::stats::StatsCache;
 use kestrel_serve::recommend::{
-    assess, describe, measure, pick, plot, Candidate, MeasurementCache, Scenario, SCENARIO_HELP,
+    assess, describe, measure, pick, plot, scenario_help, Candidate, DesignRow, MeasurementCache,
+    Precision, Scenario,
 };
 
 use super::common::{at_least_one, EngineArgs};
@@ -38,6 +39,16 @@ pub struct RecommendArgs {
     /// (as `kestrel models --filter`).
     #[arg(long, value_name = "TEXT")]
     pub filter: Option<String>,
+    /// Precisions to measure each candidate in, comma-separated: fp32, and int8 (its twin as
+    /// `kestrel quantize` makes it, on the fast engine: latency and file size measured here,
+    /// top-1 unknown: timm publishes fp32 figures only).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "fp32,int8",
+        value_name = "LIST"
+    )]
+    pub precision: Vec<Precision>,
     /// Timed runs per candidate (after 2 untimed ones).
     #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     pub runs: usize,
@@ -57,27 +68,23 @@ pub struct RecommendArgs {
 }
 
 fn recommend_help() -> String {
-    let lists: Vec<String> = [
-        Scenario::Mobile,
-        Scenario::Realtime,
-        Scenario::Accuracy,
-        Scenario::SmallData,
-    ]
-    .iter()
-    .map(|s| {
-        format!(
-            "  {:<11} {}",
-            format!("{}:", s.name()),
-            s.default_candidates().join(", ")
-        )
-    })
-    .collect();
+    let lists: Vec<String> = Scenario::ALL
+        .iter()
+        .map(|s| {
+            format!(
+                "  {:<11} {}",
+                format!("{}:", s.name()),
+                s.default_candidates().join(", ")
+            )
+        })
+        .collect();
     format!(
-        "{SCENARIO_HELP}\n\nDefault candidates (random weights: speed does not depend on them):\n{}\n\n\
+        "{}\nDefault candidates (random weights: speed does not depend on them):\n{}\n\n\
          Top-1 is timm's ImageNet-1k validation result for each model's default pretrained tag \
          (timm's results-imagenet.csv, cited per row in --json); a model without one says so.\n\n\
          Examples:\n  kestrel recommend --scenario mobile\n  \
          kestrel recommend --scenario accuracy --max-latency-ms 50 --candidates resnet50,convnext_tiny --json",
+        scenario_help(),
         lists.join("\n")
     )
 }
@@ -102,12 +109,15 @@ fn parse_count(s: &str) -> Result<u64, String> {
 #[derive(serde::Serialize)]
 struct Report<'a> {
     scenario: Scenario,
+    /// The scenario's row of the design document's table.
+    design_table: DesignRow,
     constraints: &'a kestrel_serve::recommend::Constraints,
     batch: usize,
     candidates: &'a [Candidate],
     /// Models on the Pareto front, fastest first.
     pareto_front: Vec<&'a str>,
     pick: Option<&'a str>,
+    pick_precision: Option<Precision>,
     reason: String,
     plot: Option<String>,
     plot_ranges: Option<kestrel_serve::recommend::PlotRanges>,
@@ -149,26 +159,58 @@ pub fn run(a: RecommendArgs) -> Result<()> {
     let mut cache = MeasurementCache::open(MeasurementCache::default_path());
     let mut stats = StatsCache::open(StatsCache::default_path());
     let mut cands = Vec::new();
+    let mut precisions = a.precision.clone();
+    precisions.dedup();
+    if precisions.is_empty() {
+        bail!("--precision: give fp32, int8 or both");
+    }
     for spec in specs {
-        let cached = (!a.remeasure)
-            .then(|| {
-                cache
-                    .get(spec.name, a.batch, a.engine.engine, a.runs)
-                    .cloned()
+        let cached: Vec<Option<_>> = precisions
+            .iter()
+            .map(|&p| {
+                (!a.remeasure)
+                    .then(|| {
+                        cache
+                            .get(spec.name, p, a.batch, a.engine.engine, a.runs)
+                            .cloned()
+                    })
+                    .flatten()
             })
-            .flatten();
-        let m = match cached {
-            Some(m) => m,
-            None => {
-                eprintln!("measuring {} at batch {} ...", spec.name, a.batch);
-                let m = measure(spec, a.batch, a.runs, a.engine.engine, &mut stats)
-                    .map_err(anyhow::Error::msg)?;
-                cache.insert(a.engine.engine, m.clone());
-                cache.save();
-                m
-            }
-        };
-        cands.push(Candidate::new(m));
+            .collect();
+        let missing: Vec<&str> = precisions
+            .iter()
+            .zip(&cached)
+            .filter(|(_, c)| c.is_none())
+            .map(|(p, _)| p.name())
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "measuring {} ({}) at batch {} ...",
+                spec.name,
+                missing.join(", "),
+                a.batch
+            );
+        }
+        for (&p, cached) in precisions.iter().zip(cached) {
+            let m = match cached {
+                Some(m) => m,
+                None => match measure(spec, a.batch, a.runs, a.engine.engine, p, &mut stats) {
+                    Ok(m) => {
+                        cache.insert(a.engine.engine, m.clone());
+                        cache.save();
+                        m
+                    }
+                    // A model the fast engine does not lower has no int8 twin; its fp32
+                    // measurement still counts.
+                    Err(e) if p == Precision::Int8 => {
+                        eprintln!("note: {e}");
+                        continue;
+                    }
+                    Err(e) => bail!(e),
+                },
+            };
+            cands.push(Candidate::new(m));
+        }
     }
     stats.save();
     assess(&mut cands, a.scenario, &limits);
@@ -186,11 +228,13 @@ pub fn run(a: RecommendArgs) -> Result<()> {
     if a.json {
         let report = Report {
             scenario: a.scenario,
+            design_table: a.scenario.design_row(),
             constraints: &limits,
             batch: a.batch,
             candidates: &cands,
             pareto_front: front,
             pick: picked_index.map(|i| cands[i].measured.model.as_str()),
+            pick_precision: picked_index.map(|i| cands[i].measured.precision),
             reason,
             plot: plotted.as_ref().ok().map(|_| a.plot.display().to_string()),
             plot_ranges: plotted.ok(),
@@ -199,8 +243,8 @@ pub fn run(a: RecommendArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<30} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8}  {}",
-        "model", "params", "MMACs", "ms p50", "ms p90", "FPS", "top-1", "notes"
+        "{:<37} {:>8} {:>9} {:>8} {:>9} {:>9} {:>8} {:>8}  {}",
+        "model", "params", "MMACs", "file MB", "ms p50", "ms p90", "FPS", "top-1", "notes"
     );
     for (i, c) in cands.iter().enumerate() {
         let m = &c.measured;
@@ -216,10 +260,12 @@ pub fn run(a: RecommendArgs) -> Result<()> {
         }
         notes.extend(c.misses.iter().cloned());
         println!(
-            "{:<30} {:>8} {:>9.1} {:>9.2} {:>9.2} {:>8.1} {:>8}  {}",
-            m.model,
+            "{:<37} {:>8} {:>9.1} {:>8} {:>9.2} {:>9.2} {:>8.1} {:>8}  {}",
+            m.label(),
             human_count(m.params),
             m.macs as f64 / 1e6,
+            m.file_bytes
+                .map_or_else(|| "n/a".to_string(), |b| format!("{:.2}", b as f64 / 1e6)),
             m.latency_ms_p50,
             m.latency_ms_p90,
             m.fps,
@@ -243,13 +289,23 @@ pub fn run(a: RecommendArgs) -> Result<()> {
     );
     let no_figure: Vec<&str> = cands
         .iter()
-        .filter(|c| c.imagenet.is_none())
+        .filter(|c| c.imagenet.is_none() && c.measured.precision == Precision::Fp32)
         .map(|c| c.measured.model.as_str())
         .collect();
     if !no_figure.is_empty() {
         println!(
             "No published ImageNet top-1 (timm has none for these): {}",
             no_figure.join(", ")
+        );
+    }
+    if cands
+        .iter()
+        .any(|c| c.measured.precision == Precision::Int8)
+    {
+        println!(
+            "int8 twins: latency and file size measured here; top-1 unknown (not measured, and \
+             timm publishes fp32 figures only), so they are off the front. Make one with \
+             `kestrel quantize` and measure it with `kestrel eval`."
         );
     }
     println!("Top-1: timm's results-imagenet.csv for each model's default pretrained tag (see --json for the tag and source).");
