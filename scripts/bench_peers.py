@@ -107,7 +107,19 @@ def ort_only(path, a):
     thr = timed(lambda: sess.run(None, {"input": nb}), a.throughput_runs, 1)
     return dict(version=ort.__version__, latency_ms_b1=pct(lat, 0.5), latency_ms_b1_p90=pct(lat, 0.9),
                 throughput=a.batch / (pct(thr, 0.5) / 1000.0), throughput_batch=a.batch,
-                peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+                peak_rss_bytes=own_peak_rss())
+
+
+def own_peak_rss():
+    """This process's peak RSS since its exec (VmHWM). getrusage's ru_maxrss is not that: Linux
+    carries the parent's resident set at fork into the child's maximum across exec, so a child of
+    the torch process would report torch's memory."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main():
