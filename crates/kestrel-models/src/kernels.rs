@@ -1,18 +1,21 @@
-//! kestrel's own kernels under burn's autodiff: a backend extension (the Burn Book's "Backend
-//! Extension" chapter) that runs dense convolutions, forward and both gradients, on
-//! `kestrel-kernels`' packed GEMM, the same kernel the inference engine uses.
+//! kestrel's own kernels under burn's autodiff: backend extensions (the Burn Book's "Backend
+//! Extension" chapter) that run dense and depthwise convolutions (forward and both gradients),
+//! training-mode batch norm fused with its activation, the activations burn composes from
+//! several ops, and unpadded average pooling on `kestrel-kernels`, whose packed GEMM is the
+//! same kernel the inference engine uses.
 //!
 //! burn-flex's convolution converts each input to NHWC, builds a tiled im2col, and computes the
 //! input gradient as a generic transposed convolution and the weight gradient through an
-//! unfold: three separate code paths. Here the three share one GEMM, the input gradient is split
-//! by stride phase so no work is spent on inserted zeros, and the weight gradient reduces over
-//! pixel chunks that span images.
+//! unfold: three separate code paths. Here the forward and the input gradient share one GEMM
+//! (the input gradient split by stride phase, so no work is spent on inserted zeros), the weight
+//! gradient sums outer products read through the forward's offset table, the two gradients
+//! share one NHWC copy of `dy`, and convs with 1–3 input channels run a direct NCHW forward.
 //!
 //! [`conv2d`] is what the families call (through [`crate::layers::Counted`]). It takes the
 //! kestrel path for f32 dense and depthwise convolutions on the flex backend (training or not),
 //! and burn's own `conv2d` everywhere else (other grouped convolutions, other backends, other
-//! dtypes), so an unsupported case is slower, never wrong. `KESTREL_CONV=burn` turns the
-//! kestrel path off, for comparison.
+//! dtypes), so an unsupported case is slower, never wrong; the other ops follow the same rule.
+//! `KESTREL_CONV=burn` turns every kestrel path here off, for comparison.
 
 use std::sync::OnceLock;
 
