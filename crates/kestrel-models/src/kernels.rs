@@ -77,21 +77,28 @@ pub trait KestrelConv: Backend {
         options: ConvOptions<2>,
         with_x: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let dx = if with_x {
-            Self::kestrel_conv2d_x_backward(
-                x.clone(),
-                weight.clone(),
-                grad.clone(),
-                options.clone(),
-            )
-        } else {
-            grad.clone()
-        };
-        (
-            dx,
-            Self::kestrel_conv2d_weight_backward(x, weight, grad, options),
-        )
+        gradients_one_by_one::<Self>(x, weight, grad, options, with_x)
     }
+}
+
+/// [`KestrelConv::kestrel_conv2d_backward`] as its two single-gradient ops, `dx` only when
+/// `with_x` (else `grad`, unused).
+fn gradients_one_by_one<B: KestrelConv>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    options: ConvOptions<2>,
+    with_x: bool,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let dx = if with_x {
+        B::kestrel_conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone())
+    } else {
+        grad.clone()
+    };
+    (
+        dx,
+        B::kestrel_conv2d_weight_backward(x, weight, grad, options),
+    )
 }
 
 /// The kernels' geometry for a dense (groups = 1) or depthwise (groups = in = out channels)
@@ -233,20 +240,7 @@ impl KestrelConv for Flex {
             geometry(&xs, &ws, &options).filter(|g| g.groups == 1 && is_f32(&[&x, &weight, &grad]));
         let Some(g) = dense else {
             // Depthwise and burn's fallback: the two gradients one by one.
-            let dx = if with_x {
-                Self::kestrel_conv2d_x_backward(
-                    x.clone(),
-                    weight.clone(),
-                    grad.clone(),
-                    options.clone(),
-                )
-            } else {
-                grad.clone()
-            };
-            return (
-                dx,
-                Self::kestrel_conv2d_weight_backward(x, weight, grad, options),
-            );
+            return gradients_one_by_one::<Self>(x, weight, grad, options, with_x);
         };
         let (dx, dw) = conv_train::conv2d_backward_nchw(
             &g,
