@@ -19,7 +19,7 @@ pub mod onnx;
 pub mod prune;
 pub mod quant;
 
-pub use engine::{ConvSpec, Engine, Graph, Op};
+pub use engine::{BatchPlan, ConvSpec, Engine, Graph, Op};
 pub use lower::{lower, lower_graph, Unsupported};
 
 use burn::prelude::*;

@@ -21,6 +21,10 @@ impl ModuleMapper for Perturb {
 }
 
 fn check(name: &str, size: usize) {
+    check_batch(name, size, 2)
+}
+
+fn check_batch(name: &str, size: usize, batch: usize) {
     let device = Device::flex();
     let spec = kestrel_models::find(name).unwrap();
     let model = spec
@@ -34,7 +38,7 @@ fn check(name: &str, size: usize) {
         .map(&mut Perturb)
         .valid();
     let x: Tensor<4> = Tensor::random(
-        [2, spec.default_options().in_chans, size, size],
+        [batch, spec.default_options().in_chans, size, size],
         Distribution::Normal(0.0, 1.0),
         &device,
     );
@@ -43,16 +47,24 @@ fn check(name: &str, size: usize) {
     let (runner, notice) = Runner::new(model, in_ch, &device, EngineKind::Fast);
     assert!(notice.is_none(), "{name}: {notice:?}");
     assert_eq!(runner.name(), "fast");
-    let got: Vec<f32> = runner.forward(x).unwrap().into_data().try_to_vec().unwrap();
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let err = got
-        .iter()
-        .zip(&want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(
-        err <= 1e-4 * scale,
-        "{name}: fast vs burn max error {err}, max|logit| {scale}"
-    );
+    // Twice: the first batch at a size also decides how later ones are split.
+    for call in 1..=2 {
+        let got: Vec<f32> = runner
+            .forward(x.clone())
+            .unwrap()
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let err = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            err <= 1e-4 * scale,
+            "{name}: fast vs burn max error {err} on call {call}, max|logit| {scale}"
+        );
+    }
 }
 
 #[test]
@@ -71,6 +83,15 @@ fn mobile_families_match_burn() {
     check("efficientnet_b0", 64);
     // TF "same" padding on an odd size.
     check("tf_efficientnet_b0", 65);
+}
+
+/// At 224 px one mobilenetv2 image's largest map (112²×96) is past the engine's chunk budget,
+/// so a batch runs image by image: the first alone, then one per thread, the odd one left
+/// across all threads. Every image's logits must still be burn's, on the first call (which
+/// learns the chunk size) and on the next.
+#[test]
+fn a_batch_split_into_cache_sized_chunks_matches_burn() {
+    check_batch("mobilenetv2_100", 224, 6);
 }
 
 #[test]
