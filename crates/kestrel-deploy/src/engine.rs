@@ -786,6 +786,9 @@ pub struct Engine {
     /// Idle arenas: a run leases one (or makes one), so runs on several threads at once each
     /// have their own.
     arenas: Mutex<Vec<Arena>>,
+    /// For each op: whether it is an fp32 1×1 conv whose output only the next op, an fp32
+    /// depthwise conv, reads (the pair can run fused: [`Engine::fused_pair`]).
+    fused_next: Vec<bool>,
     /// Per input size (h, w): the longest value one image makes, in floats.
     per_image_peak: Mutex<std::collections::HashMap<(usize, usize), usize>>,
 }
@@ -794,6 +797,10 @@ pub struct Engine {
 /// cores' L2 twice over, well inside the L3). Measured on mobilenetv2_100 at batch 32 (largest
 /// value 1.2 M floats an image): one image at a time 77–95 img/s, whole batch 60–68.
 const CHUNK_BUDGET_FLOATS: usize = 1 << 20;
+
+/// An expand conv and the depthwise conv after it run fused when one image's expanded map is at
+/// least this big; smaller maps stay in cache between two ordinary passes anyway.
+const FUSE_MIN_BYTES: usize = 512 << 10;
 
 /// How [`Engine::run_nchw_planned`] runs a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -841,18 +848,63 @@ impl Engine {
                 last_use[v] = i;
             }
         }
+        let ops: Vec<Op<PackedConv>> = graph
+            .ops
+            .iter()
+            .map(|op| op.map_conv(ConvSpec::pack))
+            .collect();
+        let fused_next = (0..ops.len())
+            .map(|i| match (&ops[i], ops.get(i + 1)) {
+                (
+                    Op::Conv {
+                        conv: a,
+                        residual: None,
+                        out,
+                        ..
+                    },
+                    Some(Op::Conv { conv: b, x, .. }),
+                ) => {
+                    *x == *out
+                        && last_use[*out] == i + 1
+                        && *out != graph.output
+                        && matches!(
+                            (&a.kind, &b.kind),
+                            (PackedKind::F32(a), PackedKind::F32(b)) if a.fuses_with_depthwise(b)
+                        )
+                }
+                _ => false,
+            })
+            .collect();
         Engine {
-            ops: graph
-                .ops
-                .iter()
-                .map(|op| op.map_conv(ConvSpec::pack))
-                .collect(),
+            ops,
+            fused_next,
             last_use,
             in_ch: graph.in_ch,
             output: graph.output,
             n_values: graph.n_values,
             arenas: Mutex::default(),
             per_image_peak: Mutex::default(),
+        }
+    }
+
+    /// The same engine with every conv run on its own (no expand → depthwise fusion): for
+    /// measuring what the fusion buys.
+    pub fn without_fusion(mut self) -> Engine {
+        self.fused_next.iter_mut().for_each(|f| *f = false);
+        self
+    }
+
+    /// The fp32 (expand, depthwise) convs of ops i and i + 1 when they can run fused.
+    fn fused_pair(&self, i: usize) -> Option<(&Conv2d, &Conv2d)> {
+        if !self.fused_next[i] {
+            return None;
+        }
+        match (&self.ops[i], &self.ops[i + 1]) {
+            (Op::Conv { conv: a, .. }, Op::Conv { conv: b, .. }) => match (&a.kind, &b.kind) {
+                (PackedKind::F32(a), PackedKind::F32(b)) => Some((a, b)),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -1041,10 +1093,23 @@ impl Engine {
         bufs[0] = Some(input);
         shapes[0] = Some(Shape { n, h, w, c });
 
+        // Set when op i ran op i + 1 (a depthwise conv) fused into it.
+        let mut ran_by_previous = false;
         for (i, op) in self.ops.iter().enumerate() {
+            if std::mem::take(&mut ran_by_previous) {
+                for v in op.inputs() {
+                    if self.last_use[v] == i && v != self.output {
+                        if let Some(b) = bufs[v].take() {
+                            arena.give(b);
+                        }
+                    }
+                }
+                continue;
+            }
             let t0 = prof.as_ref().map(|_| std::time::Instant::now());
             let mut macs = 0u64;
             let mut detail = String::new();
+            let mut kind = op.name();
             let shape_of = |v: Value, shapes: &[Option<Shape>]| {
                 shapes[v].ok_or_else(|| {
                     format!("op {i} ({}) reads value {v} before it is made", op.name())
@@ -1085,30 +1150,88 @@ impl Engine {
                             ));
                         }
                     }
-                    let mut o = arena.take(os.len());
-                    let xb = bufs[*x].as_deref().expect("live input");
-                    let rb = residual.map(|r| bufs[r].as_deref().expect("live residual"));
-                    if let Some(f) = observe.as_deref_mut() {
-                        f(i, xb);
+                    // An expand conv and the depthwise conv after it run as one pass when the
+                    // expanded map is too big for cache (calibration needs it materialised).
+                    let big = s.h * s.w * conv.geom.out_ch * 4 >= FUSE_MIN_BYTES;
+                    if let (Some((pw32, dw32)), true, true) =
+                        (self.fused_pair(i), big, observe.is_none())
+                    {
+                        let Op::Conv {
+                            conv: dw,
+                            residual: dres,
+                            add_after_act: dafter,
+                            out: dout,
+                            ..
+                        } = &self.ops[i + 1]
+                        else {
+                            unreachable!("fused_next names a conv pair")
+                        };
+                        let (dh, dwid) = dw.geom.output_hw(oh, ow).ok_or_else(|| {
+                            format!("a {h}×{w} input is too small for op {}", i + 1)
+                        })?;
+                        let ds = Shape {
+                            n,
+                            h: dh,
+                            w: dwid,
+                            c: dw.geom.out_ch,
+                        };
+                        if let Some(r) = dres {
+                            let rs = shape_of(*r, &shapes)?;
+                            if rs != ds {
+                                return Err(format!(
+                                    "op {} (conv): residual {rs:?} does not match output {ds:?}",
+                                    i + 1
+                                ));
+                            }
+                        }
+                        let mut o = arena.take(ds.len());
+                        let xb = bufs[*x].as_deref().expect("live input");
+                        let rb = dres.map(|r| bufs[r].as_deref().expect("live residual"));
+                        pw32.forward_then_depthwise(dw32, xb, n, s.h, s.w, &mut o, rb, *dafter);
+                        macs = (conv.geom.macs(s.h, s.w) + dw.geom.macs(oh, ow)) * n as u64;
+                        if prof.is_some() {
+                            kind = "1x1 conv + depthwise (fused)";
+                            detail = format!(
+                                "1x1 {}->{} + {}x{} /{} dw at {}x{}",
+                                conv.geom.in_ch,
+                                conv.geom.out_ch,
+                                dw.geom.kernel[0],
+                                dw.geom.kernel[1],
+                                dw.geom.stride[0],
+                                dh,
+                                dwid
+                            );
+                        }
+                        shapes[*out] = Some(os);
+                        bufs[*dout] = Some(o);
+                        shapes[*dout] = Some(ds);
+                        ran_by_previous = true;
+                    } else {
+                        let mut o = arena.take(os.len());
+                        let xb = bufs[*x].as_deref().expect("live input");
+                        let rb = residual.map(|r| bufs[r].as_deref().expect("live residual"));
+                        if let Some(f) = observe.as_deref_mut() {
+                            f(i, xb);
+                        }
+                        conv.forward(xb, n, s.h, s.w, &mut o, rb, *add_after_act);
+                        macs = conv.geom.macs(s.h, s.w) * n as u64;
+                        if prof.is_some() {
+                            let g = &conv.geom;
+                            detail = format!(
+                                "{}x{} /{} {}->{} at {}x{}{}",
+                                g.kernel[0],
+                                g.kernel[1],
+                                g.stride[0],
+                                g.in_ch,
+                                g.out_ch,
+                                oh,
+                                ow,
+                                if residual.is_some() { " +res" } else { "" }
+                            );
+                        }
+                        bufs[*out] = Some(o);
+                        shapes[*out] = Some(os);
                     }
-                    conv.forward(xb, n, s.h, s.w, &mut o, rb, *add_after_act);
-                    macs = conv.geom.macs(s.h, s.w) * n as u64;
-                    if prof.is_some() {
-                        let g = &conv.geom;
-                        detail = format!(
-                            "{}x{} /{} {}->{} at {}x{}{}",
-                            g.kernel[0],
-                            g.kernel[1],
-                            g.stride[0],
-                            g.in_ch,
-                            g.out_ch,
-                            oh,
-                            ow,
-                            if residual.is_some() { " +res" } else { "" }
-                        );
-                    }
-                    bufs[*out] = Some(o);
-                    shapes[*out] = Some(os);
                 }
                 Op::MaxPool {
                     kernel,
@@ -1480,13 +1603,13 @@ impl Engine {
             }
             if let (Some(p), Some(t0)) = (prof.as_deref_mut(), t0) {
                 let dt = t0.elapsed().as_secs_f64();
-                p.by_op.push((op.name(), detail, dt, macs));
-                match p.by_kind.iter_mut().find(|(k, _, _)| *k == op.name()) {
+                p.by_op.push((kind, detail, dt, macs));
+                match p.by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
                     Some(e) => {
                         e.1 += dt;
                         e.2 += macs;
                     }
-                    None => p.by_kind.push((op.name(), dt, macs)),
+                    None => p.by_kind.push((kind, dt, macs)),
                 }
             }
         }

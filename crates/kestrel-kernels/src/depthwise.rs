@@ -44,19 +44,58 @@ impl Depthwise {
         bias: &[f32],
         ep: &Epilogue,
     ) {
-        let g = self.geom;
-        let c = g.out_ch;
-        let isa = Isa::detect();
+        assert_eq!(x.len(), n * h * w * self.geom.in_ch, "depthwise input size");
+        assert_eq!(
+            out.len(),
+            n * oh * ow * self.geom.out_ch,
+            "depthwise output size"
+        );
         let xp = SendConstPtr(x.as_ptr());
         let op = SendPtr(out.as_mut_ptr());
-        let res = SendConstPtr(ep.residual);
-        let (act, after) = (ep.act, ep.add_after_act);
-        let wv = &self.w;
-        let pad = g.pads(h, w);
+        // The epilogue holds the residual's raw pointer, which every task only reads.
+        let epp = SendConstPtr(ep as *const Epilogue);
         // One task per group of output rows.
         let rows = n * oh;
         let rows_per_task = (rows / (4 * crate::threads::num_threads())).max(1);
         let tasks = rows.div_ceil(rows_per_task);
+        crate::threads::parallel_for(tasks, |task| {
+            let (xp, op, epp) = (xp, op, epp);
+            let rows = task * rows_per_task..((task + 1) * rows_per_task).min(rows);
+            // SAFETY: `x` holds all `n · h` input rows (from row 0) and `out` all output rows,
+            // sizes asserted above; each task writes its own output rows.
+            unsafe { self.rows(xp.0, 0, h, w, op.0, oh, ow, rows, bias, &*epp.0) }
+        });
+    }
+
+    /// Output rows `rows` (numbered `b · oh + y` over the batch) on the calling thread, reading
+    /// input rows from `x`, whose first row is input row `x_row0` (numbered `b · h + iy`).
+    ///
+    /// # Safety
+    /// `x` must hold every input row those output rows' taps reach, `out` every output row (and
+    /// `ep`'s residual likewise, from row 0).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn rows(
+        &self,
+        x: *const f32,
+        x_row0: usize,
+        h: usize,
+        w: usize,
+        out: *mut f32,
+        oh: usize,
+        ow: usize,
+        rows: std::ops::Range<usize>,
+        bias: &[f32],
+        ep: &Epilogue,
+    ) {
+        let g = self.geom;
+        let c = g.out_ch;
+        let isa = Isa::detect();
+        let xp = SendConstPtr(x);
+        let op = SendPtr(out);
+        let res = SendConstPtr(ep.residual);
+        let (act, after) = (ep.act, ep.add_after_act);
+        let wv = &self.w;
+        let pad = g.pads(h, w);
         // Interior pixels (every tap inside the input) read fixed offsets from their first
         // tap, so only the border builds a tap list per pixel.
         let interior: Vec<(usize, usize)> = (0..g.kernel[0])
@@ -79,101 +118,101 @@ impl Depthwise {
         } else {
             xa
         };
-        crate::threads::parallel_for(tasks, |task| {
-            let (xp, op, res) = (xp, op, res);
-            let mut taps: Vec<(usize, usize)> = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
-            // (offset of the input row, kernel row) for the kernel rows inside the input.
-            let mut krows: Vec<(usize, usize)> = Vec::with_capacity(g.kernel[0]);
-            let mut row_taps: Vec<(usize, usize)> = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
-            for row in task * rows_per_task..((task + 1) * rows_per_task).min(rows) {
-                let (b, y) = (row / oh, row % oh);
-                let iy0 = (y * g.stride[0]) as isize - pad[0] as isize;
-                let rows_inside = iy0 >= 0 && iy0 as usize + reach[0] < h;
-                krows.clear();
-                for i in 0..g.kernel[0] {
-                    let iy = iy0 + (i * g.dilation[0]) as isize;
-                    if iy >= 0 && iy < h as isize {
-                        krows.push(((b * h + iy as usize) * w * c, i));
-                    }
+        let mut taps: Vec<(usize, usize)> = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
+        // (offset of the input row, kernel row) for the kernel rows inside the input.
+        let mut krows: Vec<(usize, usize)> = Vec::with_capacity(g.kernel[0]);
+        let mut row_taps: Vec<(usize, usize)> = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
+        for row in rows {
+            let (b, y) = (row / oh, row % oh);
+            let iy0 = (y * g.stride[0]) as isize - pad[0] as isize;
+            let rows_inside = iy0 >= 0 && iy0 as usize + reach[0] < h;
+            krows.clear();
+            for i in 0..g.kernel[0] {
+                let iy = iy0 + (i * g.dilation[0]) as isize;
+                if iy >= 0 && iy < h as isize {
+                    krows.push((((b * h + iy as usize) - x_row0) * w * c, i));
                 }
-                let o_row = (b * oh + y) * ow * c;
-                row_taps.clear();
-                for &(roff, i) in &krows {
-                    for j in 0..g.kernel[1] {
-                        row_taps.push((roff + j * g.dilation[1] * c, (i * g.kernel[1] + j) * c));
-                    }
+            }
+            let o_row = (b * oh + y) * ow * c;
+            row_taps.clear();
+            for &(roff, i) in &krows {
+                for j in 0..g.kernel[1] {
+                    row_taps.push((roff + j * g.dilation[1] * c, (i * g.kernel[1] + j) * c));
                 }
-                // Interior columns: a whole run of output pixels per call, several pixels
-                // at once so each weight vector loaded serves all of them.
-                if isa == Isa::Avx2 && xb > xa {
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: columns in [xa, xb) read only inside their input rows (the
-                    // definition of xa and xb), the rows in `krows` exist; each task writes its
-                    // own output rows.
-                    unsafe {
-                        let r = if res.0.is_null() {
-                            res.0
-                        } else {
-                            res.0.add(o_row)
-                        };
-                        avx2::row(
-                            &avx2::RowArgs {
-                                x: xp.0,
-                                taps: &row_taps,
-                                stride: g.stride[1],
-                                pad_l: pad[2],
-                                w: wv.as_ptr(),
-                                bias,
-                                c,
-                                dst: op.0.add(o_row),
-                                res: r,
-                                act,
-                                after,
-                            },
-                            xa,
-                            xb,
-                        );
-                    }
-                }
-                for xo in 0..ow {
-                    if isa == Isa::Avx2 && (xa..xb).contains(&xo) {
-                        continue;
-                    }
-                    let ix0 = (xo * g.stride[1]) as isize - pad[2] as isize;
-                    let inside = rows_inside && ix0 >= 0 && ix0 as usize + reach[1] < w;
-                    let (base, tap_list): (usize, &[(usize, usize)]) = if inside {
-                        (((b * h + iy0 as usize) * w + ix0 as usize) * c, &interior)
+            }
+            // Interior columns: a whole run of output pixels per call, several pixels
+            // at once so each weight vector loaded serves all of them.
+            if isa == Isa::Avx2 && xb > xa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: columns in [xa, xb) read only inside their input rows (the
+                // definition of xa and xb), the rows in `krows` exist; each task writes its
+                // own output rows.
+                unsafe {
+                    let r = if res.0.is_null() {
+                        res.0
                     } else {
-                        taps.clear();
-                        for &(roff, i) in &krows {
-                            for j in 0..g.kernel[1] {
-                                let ix = ix0 + (j * g.dilation[1]) as isize;
-                                if ix < 0 || ix >= w as isize {
-                                    continue;
-                                }
-                                taps.push((roff + ix as usize * c, (i * g.kernel[1] + j) * c));
-                            }
-                        }
-                        (0, &taps)
+                        res.0.add(o_row)
                     };
-                    let o = o_row + xo * c;
-                    // SAFETY: interior offsets stay inside the input by the `inside` test, border
-                    // ones were bounds-checked above; each task writes its own output rows.
-                    unsafe {
-                        let xb = xp.0.add(base);
-                        let dst = op.0.add(o);
-                        let r = if res.0.is_null() { res.0 } else { res.0.add(o) };
-                        match isa {
-                            #[cfg(target_arch = "x86_64")]
-                            Isa::Avx2 => {
-                                avx2::pixel(xb, wv.as_ptr(), tap_list, bias, c, dst, r, act, after)
+                    avx2::row(
+                        &avx2::RowArgs {
+                            x: xp.0,
+                            taps: &row_taps,
+                            stride: g.stride[1],
+                            pad_l: pad[2],
+                            w: wv.as_ptr(),
+                            bias,
+                            c,
+                            dst: op.0.add(o_row),
+                            res: r,
+                            act,
+                            after,
+                        },
+                        xa,
+                        xb,
+                    );
+                }
+            }
+            for xo in 0..ow {
+                if isa == Isa::Avx2 && (xa..xb).contains(&xo) {
+                    continue;
+                }
+                let ix0 = (xo * g.stride[1]) as isize - pad[2] as isize;
+                let inside = rows_inside && ix0 >= 0 && ix0 as usize + reach[1] < w;
+                let (base, tap_list): (usize, &[(usize, usize)]) = if inside {
+                    (
+                        (((b * h + iy0 as usize) - x_row0) * w + ix0 as usize) * c,
+                        &interior,
+                    )
+                } else {
+                    taps.clear();
+                    for &(roff, i) in &krows {
+                        for j in 0..g.kernel[1] {
+                            let ix = ix0 + (j * g.dilation[1]) as isize;
+                            if ix < 0 || ix >= w as isize {
+                                continue;
                             }
-                            _ => pixel_scalar(xb, wv, tap_list, bias, c, dst, r, act, after),
+                            taps.push((roff + ix as usize * c, (i * g.kernel[1] + j) * c));
                         }
+                    }
+                    (0, &taps)
+                };
+                let o = o_row + xo * c;
+                // SAFETY: interior offsets stay inside the input by the `inside` test, border
+                // ones were bounds-checked above; each task writes its own output rows.
+                unsafe {
+                    let xb = xp.0.add(base);
+                    let dst = op.0.add(o);
+                    let r = if res.0.is_null() { res.0 } else { res.0.add(o) };
+                    match isa {
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx2 => {
+                            avx2::pixel(xb, wv.as_ptr(), tap_list, bias, c, dst, r, act, after)
+                        }
+                        _ => pixel_scalar(xb, wv, tap_list, bias, c, dst, r, act, after),
                     }
                 }
             }
-        });
+        }
     }
 }
 
