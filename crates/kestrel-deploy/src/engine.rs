@@ -786,9 +786,10 @@ pub struct Engine {
     /// Idle arenas: a run leases one (or makes one), so runs on several threads at once each
     /// have their own.
     arenas: Mutex<Vec<Arena>>,
-    /// For each op: whether it is an fp32 1×1 conv whose output only the next op, an fp32
-    /// depthwise conv, reads (the pair can run fused: [`Engine::fused_pair`]).
-    fused_next: Vec<bool>,
+    /// For each op: how many of the ops after it can run fused into it ([`Engine::fused_convs`]):
+    /// 1 for an fp32 1×1 conv whose output only the next op, an fp32 depthwise conv, reads; 2
+    /// when the depthwise output in turn feeds only an fp32 1×1 conv.
+    fused: Vec<usize>,
     /// Per input size (h, w): the longest value one image makes, in floats.
     per_image_peak: Mutex<std::collections::HashMap<(usize, usize), usize>>,
 }
@@ -813,6 +814,24 @@ pub enum BatchPlan {
     Streamed,
     /// What `run_nchw` does.
     Auto,
+}
+
+/// An fp32 conv op's conv, input, whether it has no residual, and output.
+fn fp32_conv(op: Option<&Op<PackedConv>>) -> Option<(&Conv2d, Value, bool, Value)> {
+    match op {
+        Some(Op::Conv {
+            conv:
+                PackedConv {
+                    kind: PackedKind::F32(c),
+                    ..
+                },
+            x,
+            residual,
+            out,
+            ..
+        }) => Some((c, *x, residual.is_none(), *out)),
+        _ => None,
+    }
 }
 
 /// Shape of an NHWC value.
@@ -853,31 +872,34 @@ impl Engine {
             .iter()
             .map(|op| op.map_conv(ConvSpec::pack))
             .collect();
-        let fused_next = (0..ops.len())
-            .map(|i| match (&ops[i], ops.get(i + 1)) {
-                (
-                    Op::Conv {
-                        conv: a,
-                        residual: None,
-                        out,
-                        ..
-                    },
-                    Some(Op::Conv { conv: b, x, .. }),
-                ) => {
-                    *x == *out
-                        && last_use[*out] == i + 1
-                        && *out != graph.output
-                        && matches!(
-                            (&a.kind, &b.kind),
-                            (PackedKind::F32(a), PackedKind::F32(b)) if a.fuses_with_depthwise(b)
-                        )
+        // Value v feeds op j alone.
+        let only_into = |v: Value, j: usize| last_use[v] == j && v != graph.output;
+        let fused = (0..ops.len())
+            .map(|i| {
+                let (Some((a, _, true, a_out)), Some((d, d_in, d_plain, d_out))) =
+                    (fp32_conv(ops.get(i)), fp32_conv(ops.get(i + 1)))
+                else {
+                    return 0;
+                };
+                if d_in != a_out || !only_into(a_out, i + 1) || !a.fuses_with_depthwise(d) {
+                    return 0;
                 }
-                _ => false,
+                match fp32_conv(ops.get(i + 2)) {
+                    Some((p, p_in, _, _))
+                        if d_plain
+                            && p_in == d_out
+                            && only_into(d_out, i + 2)
+                            && p.is_dense_pointwise() =>
+                    {
+                        2
+                    }
+                    _ => 1,
+                }
             })
             .collect();
         Engine {
             ops,
-            fused_next,
+            fused,
             last_use,
             in_ch: graph.in_ch,
             output: graph.output,
@@ -890,20 +912,26 @@ impl Engine {
     /// The same engine with every conv run on its own (no expand → depthwise fusion): for
     /// measuring what the fusion buys.
     pub fn without_fusion(mut self) -> Engine {
-        self.fused_next.iter_mut().for_each(|f| *f = false);
+        self.fused.iter_mut().for_each(|f| *f = 0);
         self
     }
 
-    /// The fp32 (expand, depthwise) convs of ops i and i + 1 when they can run fused.
-    fn fused_pair(&self, i: usize) -> Option<(&Conv2d, &Conv2d)> {
-        if !self.fused_next[i] {
-            return None;
-        }
-        match (&self.ops[i], &self.ops[i + 1]) {
-            (Op::Conv { conv: a, .. }, Op::Conv { conv: b, .. }) => match (&a.kind, &b.kind) {
-                (PackedKind::F32(a), PackedKind::F32(b)) => Some((a, b)),
-                _ => None,
-            },
+    /// The fp32 convs op i runs fused: (expand, depthwise, the projection if fused too).
+    fn fused_convs(&self, i: usize) -> Option<(&Conv2d, &Conv2d, Option<&Conv2d>)> {
+        let conv = |j: usize| match &self.ops[j] {
+            Op::Conv {
+                conv:
+                    PackedConv {
+                        kind: PackedKind::F32(c),
+                        ..
+                    },
+                ..
+            } => Some(c),
+            _ => None,
+        };
+        match self.fused[i] {
+            1 => Some((conv(i)?, conv(i + 1)?, None)),
+            2 => Some((conv(i)?, conv(i + 1)?, Some(conv(i + 2)?))),
             _ => None,
         }
     }
@@ -1093,10 +1121,11 @@ impl Engine {
         bufs[0] = Some(input);
         shapes[0] = Some(Shape { n, h, w, c });
 
-        // Set when op i ran op i + 1 (a depthwise conv) fused into it.
-        let mut ran_by_previous = false;
+        // How many of the next ops an op ran fused into itself.
+        let mut run_by_previous = 0;
         for (i, op) in self.ops.iter().enumerate() {
-            if std::mem::take(&mut ran_by_previous) {
+            if run_by_previous > 0 {
+                run_by_previous -= 1;
                 for v in op.inputs() {
                     if self.last_use[v] == i && v != self.output {
                         if let Some(b) = bufs[v].take() {
@@ -1150,62 +1179,89 @@ impl Engine {
                             ));
                         }
                     }
-                    // An expand conv and the depthwise conv after it run as one pass when the
-                    // expanded map is too big for cache (calibration needs it materialised).
+                    // An expand conv, the depthwise conv after it (and the projection after
+                    // that) run as one pass when the expanded map is too big for cache
+                    // (calibration needs every conv input materialised).
                     let big = s.h * s.w * conv.geom.out_ch * 4 >= FUSE_MIN_BYTES;
-                    if let (Some((pw32, dw32)), true, true) =
-                        (self.fused_pair(i), big, observe.is_none())
+                    if let (Some((pw32, dw32, pj32)), true, true) =
+                        (self.fused_convs(i), big, observe.is_none())
                     {
                         let Op::Conv {
                             conv: dw,
-                            residual: dres,
-                            add_after_act: dafter,
                             out: dout,
                             ..
                         } = &self.ops[i + 1]
                         else {
-                            unreachable!("fused_next names a conv pair")
+                            unreachable!("fused_convs names convs")
+                        };
+                        let last = i + 1 + pj32.is_some() as usize;
+                        let Op::Conv {
+                            conv: lconv,
+                            residual: lres,
+                            add_after_act: lafter,
+                            out: lout,
+                            ..
+                        } = &self.ops[last]
+                        else {
+                            unreachable!("fused_convs names convs")
                         };
                         let (dh, dwid) = dw.geom.output_hw(oh, ow).ok_or_else(|| {
                             format!("a {h}×{w} input is too small for op {}", i + 1)
                         })?;
-                        let ds = Shape {
+                        let ls = Shape {
                             n,
                             h: dh,
                             w: dwid,
-                            c: dw.geom.out_ch,
+                            c: lconv.geom.out_ch,
                         };
-                        if let Some(r) = dres {
+                        if let Some(r) = lres {
                             let rs = shape_of(*r, &shapes)?;
-                            if rs != ds {
+                            if rs != ls {
                                 return Err(format!(
-                                    "op {} (conv): residual {rs:?} does not match output {ds:?}",
-                                    i + 1
+                                    "op {last} (conv): residual {rs:?} does not match output {ls:?}"
                                 ));
                             }
                         }
-                        let mut o = arena.take(ds.len());
+                        let mut o = arena.take(ls.len());
                         let xb = bufs[*x].as_deref().expect("live input");
-                        let rb = dres.map(|r| bufs[r].as_deref().expect("live residual"));
-                        pw32.forward_then_depthwise(dw32, xb, n, s.h, s.w, &mut o, rb, *dafter);
-                        macs = (conv.geom.macs(s.h, s.w) + dw.geom.macs(oh, ow)) * n as u64;
+                        let rb = lres.map(|r| bufs[r].as_deref().expect("live residual"));
+                        pw32.forward_then_depthwise(
+                            dw32, pj32, xb, n, s.h, s.w, &mut o, rb, *lafter,
+                        );
+                        macs = (conv.geom.macs(s.h, s.w)
+                            + dw.geom.macs(oh, ow)
+                            + pj32.map_or(0, |p| p.geom.macs(dh, dwid)))
+                            * n as u64;
                         if prof.is_some() {
-                            kind = "1x1 conv + depthwise (fused)";
+                            kind = if pj32.is_some() {
+                                "1x1 + depthwise + 1x1 (fused)"
+                            } else {
+                                "1x1 conv + depthwise (fused)"
+                            };
                             detail = format!(
-                                "1x1 {}->{} + {}x{} /{} dw at {}x{}",
+                                "1x1 {}->{} + {}x{} /{} dw{} at {}x{}{}",
                                 conv.geom.in_ch,
                                 conv.geom.out_ch,
                                 dw.geom.kernel[0],
                                 dw.geom.kernel[1],
                                 dw.geom.stride[0],
+                                pj32.map_or(String::new(), |p| format!(
+                                    " + 1x1 ->{}",
+                                    p.geom.out_ch
+                                )),
                                 dh,
-                                dwid
+                                dwid,
+                                if lres.is_some() { " +res" } else { "" }
                             );
                         }
                         shapes[*out] = Some(os);
-                        bufs[*dout] = Some(o);
-                        shapes[*dout] = Some(ds);
-                        ran_by_previous = true;
+                        shapes[*dout] = Some(Shape {
+                            c: dw.geom.out_ch,
+                            ..ls
+                        });
+                        bufs[*lout] = Some(o);
+                        shapes[*lout] = Some(ls);
+                        run_by_previous = last - i;
                     } else {
                         let mut o = arena.take(os.len());
                         let xb = bufs[*x].as_deref().expect("live input");

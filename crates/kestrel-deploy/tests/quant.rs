@@ -37,7 +37,7 @@ impl ModuleMapper for FixedWeights {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (id, t, mapper) = param.consume();
         let dims = t.dims();
-        let values: Vec<f32> = t.to_data().to_vec().unwrap();
+        let values: Vec<f32> = t.to_data().try_to_vec().unwrap();
         if values.iter().all(|&v| v == values[0]) {
             return Param::from_mapped_value(id, t, mapper);
         }

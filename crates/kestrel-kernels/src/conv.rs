@@ -370,30 +370,39 @@ impl Conv2d {
 const BAND_BYTES: usize = 512 << 10;
 
 thread_local! {
-    /// Each thread's band of pointwise output, reused across calls.
-    static BAND: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's band of pointwise output and of depthwise output (for the projection),
+    /// reused across calls.
+    static BAND: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 impl Conv2d {
     /// Whether [`Conv2d::forward_then_depthwise`] takes this conv followed by `dw`.
     pub fn fuses_with_depthwise(&self, dw: &Conv2d) -> bool {
-        self.geom.is_pointwise()
-            && self.geom.groups == 1
-            && matches!(self.weights, Weights::Gemm(_))
+        self.is_dense_pointwise()
             && matches!(dw.weights, Weights::Depthwise(_))
             && dw.geom.in_ch == self.geom.out_ch
     }
 
-    /// This conv (a 1×1 stride-1 one) and then the depthwise conv `dw` over its output, band
-    /// by band: each task computes this conv's output for the input rows one band of `dw`'s
-    /// output rows reads (a block small enough for L2), then `dw` on it, so the expanded map of
-    /// an inverted residual never goes out to memory. Bands recompute the rows they share
-    /// (one or two per band for a 3×3). `residual` and `add_after_act` are `dw`'s. The result
-    /// equals the two convs run one after the other. Returns `dw`'s (oh, ow).
+    /// Whether this is a 1×1 stride-1 ungrouped conv (a GEMM over pixels).
+    pub fn is_dense_pointwise(&self) -> bool {
+        self.geom.is_pointwise()
+            && self.geom.groups == 1
+            && matches!(self.weights, Weights::Gemm(_))
+    }
+
+    /// This conv (a 1×1 stride-1 one), then the depthwise conv `dw` over its output, then
+    /// optionally the 1×1 conv `project` over that, band by band: each task computes this
+    /// conv's output for the input rows one band of `dw`'s output rows reads (a block small
+    /// enough for L2), then `dw` on it (and `project` on that band), so the expanded map of an
+    /// inverted residual never goes out to memory. Bands recompute the rows they share (one or
+    /// two per band for a 3×3). `residual` and `add_after_act` belong to the last conv. The
+    /// result equals the convs run one after the other. Returns the output's (oh, ow).
     #[allow(clippy::too_many_arguments)]
     pub fn forward_then_depthwise(
         &self,
         dw: &Conv2d,
+        project: Option<&Conv2d>,
         x: &[f32],
         n: usize,
         h: usize,
@@ -411,11 +420,18 @@ impl Conv2d {
         };
         let g = dw.geom;
         let (cin, ce) = (self.geom.in_ch, self.geom.out_ch);
+        if let Some(p) = project {
+            assert!(
+                p.is_dense_pointwise() && p.geom.in_ch == ce,
+                "the projection must be a 1×1 conv over the depthwise output"
+            );
+        }
+        let cout = project.map_or(ce, |p| p.geom.out_ch);
         assert_eq!(x.len(), n * h * w * cin, "conv input size");
         let (oh, ow) = g
             .output_hw(h, w)
             .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", g.kernel));
-        assert_eq!(out.len(), n * oh * ow * ce, "conv output size");
+        assert_eq!(out.len(), n * oh * ow * cout, "conv output size");
         if let Some(r) = residual {
             assert_eq!(r.len(), out.len(), "residual size");
         }
@@ -431,15 +447,22 @@ impl Conv2d {
             band = oh.div_ceil(want).max(1);
         }
         let bands = oh.div_ceil(band);
+        let res = residual.map_or(std::ptr::null(), |r| r.as_ptr());
+        // The depthwise conv's epilogue: the residual is its own only without a projection.
         let ep = Epilogue::new(Some(&dw.bias), dw.act).with_residual(
-            residual.map_or(std::ptr::null(), |r| r.as_ptr()),
+            if project.is_some() {
+                std::ptr::null()
+            } else {
+                res
+            },
             ce,
             add_after_act,
         );
         let epp = SendConstPtr(&ep as *const Epilogue);
         let op = SendPtr(out.as_mut_ptr());
+        let resp = SendConstPtr(res);
         crate::threads::parallel_for(n * bands, |t| {
-            let (op, epp) = (op, epp);
+            let (op, epp, resp) = (op, epp, resp);
             let (b, k) = (t / bands, t % bands);
             let (y0, y1) = (k * band, ((k + 1) * band).min(oh));
             // The input rows those output rows' taps reach, inside the image.
@@ -447,31 +470,60 @@ impl Conv2d {
             let r1 = ((y1 - 1) * s + reach + 1)
                 .saturating_sub(pad_top)
                 .clamp(r0, h);
-            BAND.with(|buf| {
-                let mut buf = buf.borrow_mut();
+            BAND.with(|bands_buf| {
+                let (buf, mid) = &mut *bands_buf.borrow_mut();
                 let len = (r1 - r0) * w * ce;
                 if buf.capacity() < len {
                     *buf = Vec::with_capacity(len);
                 }
+                let mid_len = (y1 - y0) * ow * ce;
+                if project.is_some() && mid.capacity() < mid_len {
+                    *mid = Vec::with_capacity(mid_len);
+                }
                 let xs = &x[(b * h + r0) * w * cin..(b * h + r1) * w * cin];
-                // SAFETY: a pointwise conv writes all of its `len` outputs without reading
-                // them; `buf` holds input rows r0..r1 of image b, every row these output rows
-                // reach; `out` and the residual hold all n·oh rows, and each task writes only
-                // its own.
+                let (row0, row1) = (b * oh + y0, b * oh + y1);
+                // SAFETY: a pointwise conv writes all of its outputs without reading them;
+                // `buf` holds input rows r0..r1 of image b, every row these output rows reach;
+                // `mid` holds output rows row0..row1; `out` and the residual hold all n·oh
+                // rows, and each task writes only its own.
                 unsafe {
                     self.forward_raw(xs, 1, r1 - r0, w, buf.as_mut_ptr(), None, false);
-                    d.rows(
-                        buf.as_ptr(),
-                        b * h + r0,
-                        h,
-                        w,
-                        op.0,
-                        oh,
-                        ow,
-                        b * oh + y0..b * oh + y1,
-                        &dw.bias,
-                        &*epp.0,
-                    );
+                    match project {
+                        None => d.rows(
+                            buf.as_ptr(),
+                            b * h + r0,
+                            h,
+                            w,
+                            op.0,
+                            0,
+                            oh,
+                            ow,
+                            row0..row1,
+                            &dw.bias,
+                            &*epp.0,
+                        ),
+                        Some(p) => {
+                            d.rows(
+                                buf.as_ptr(),
+                                b * h + r0,
+                                h,
+                                w,
+                                mid.as_mut_ptr(),
+                                row0,
+                                oh,
+                                ow,
+                                row0..row1,
+                                &dw.bias,
+                                &*epp.0,
+                            );
+                            let mid = std::slice::from_raw_parts(mid.as_ptr(), mid_len);
+                            let at = row0 * ow * cout;
+                            let band_len = (row1 - row0) * ow * cout;
+                            let r = (!resp.0.is_null())
+                                .then(|| std::slice::from_raw_parts(resp.0.add(at), band_len));
+                            p.forward_raw(mid, 1, y1 - y0, ow, op.0.add(at), r, add_after_act);
+                        }
+                    }
                 }
             });
         });

@@ -63,16 +63,18 @@ impl Depthwise {
             let rows = task * rows_per_task..((task + 1) * rows_per_task).min(rows);
             // SAFETY: `x` holds all `n · h` input rows (from row 0) and `out` all output rows,
             // sizes asserted above; each task writes its own output rows.
-            unsafe { self.rows(xp.0, 0, h, w, op.0, oh, ow, rows, bias, &*epp.0) }
+            unsafe { self.rows(xp.0, 0, h, w, op.0, 0, oh, ow, rows, bias, &*epp.0) }
         });
     }
 
     /// Output rows `rows` (numbered `b · oh + y` over the batch) on the calling thread, reading
-    /// input rows from `x`, whose first row is input row `x_row0` (numbered `b · h + iy`).
+    /// input rows from `x`, whose first row is input row `x_row0` (numbered `b · h + iy`), and
+    /// writing into `out`, whose first row (like that of `ep`'s residual) is output row
+    /// `out_row0`.
     ///
     /// # Safety
-    /// `x` must hold every input row those output rows' taps reach, `out` every output row (and
-    /// `ep`'s residual likewise, from row 0).
+    /// `x` must hold every input row those output rows' taps reach, `out` (and the residual)
+    /// every one of those output rows.
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn rows(
         &self,
@@ -81,6 +83,7 @@ impl Depthwise {
         h: usize,
         w: usize,
         out: *mut f32,
+        out_row0: usize,
         oh: usize,
         ow: usize,
         rows: std::ops::Range<usize>,
@@ -133,7 +136,7 @@ impl Depthwise {
                     krows.push((((b * h + iy as usize) - x_row0) * w * c, i));
                 }
             }
-            let o_row = (b * oh + y) * ow * c;
+            let o_row = (row - out_row0) * ow * c;
             row_taps.clear();
             for &(roff, i) in &krows {
                 for j in 0..g.kernel[1] {

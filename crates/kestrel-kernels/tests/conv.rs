@@ -213,12 +213,12 @@ fn tf_same_padding() {
     }
 }
 
-/// A 1×1 expand conv then a depthwise conv, fused band by band, against the two direct f64
-/// convs one after the other. `h × w × ce` large enough for several bands, strides 1 and 2,
-/// odd sizes, 5×5 and dilated kernels, TF "same" padding, a residual on the depthwise conv,
-/// and a batch of small maps (fewer rows than bands wanted: one-row bands).
+/// A 1×1 expand conv, a depthwise conv and optionally a 1×1 projection, fused band by band,
+/// against the direct f64 convs one after the other. `h × w × ce` large enough for several
+/// bands, strides 1 and 2, odd sizes, 5×5 and dilated kernels, TF "same" padding, a residual on
+/// the last conv, and a batch of small maps (fewer rows than bands wanted: one-row bands).
 #[test]
-fn pointwise_then_depthwise_matches_the_two_convs() {
+fn pointwise_depthwise_pointwise_fused_matches_the_convs() {
     #[allow(clippy::type_complexity)]
     let cases: &[(usize, usize, usize, usize, usize, usize, usize, bool, bool)] = &[
         // n, h, w, cin, ce, k, stride, tf_same, residual
@@ -226,66 +226,82 @@ fn pointwise_then_depthwise_matches_the_two_convs() {
         (1, 65, 63, 16, 96, 3, 2, false, false),
         (2, 33, 40, 24, 144, 5, 2, true, false),
         (1, 48, 48, 8, 72, 3, 1, false, true),
-        (3, 7, 7, 40, 240, 5, 1, false, false),
+        (3, 7, 7, 40, 240, 5, 1, false, true),
     ];
     for (ci, &(n, h, w, cin, ce, k, stride, tf_same, residual)) in cases.iter().enumerate() {
-        let dil = if ci == 3 { 2 } else { 1 };
-        let mut s = 99 + ci as u64;
-        let pw_g = ConvGeometry {
-            in_ch: cin,
-            out_ch: ce,
-            kernel: [1, 1],
-            stride: [1, 1],
-            dilation: [1, 1],
-            pad: [0; 4],
-            groups: 1,
-            tf_same: false,
-        };
-        let p = if tf_same { 0 } else { dil * (k - 1) / 2 };
-        let dw_g = ConvGeometry {
-            in_ch: ce,
-            out_ch: ce,
-            kernel: [k, k],
-            stride: [stride, stride],
-            dilation: [dil, dil],
-            pad: [p; 4],
-            groups: ce,
-            tf_same,
-        };
-        let x: Vec<f32> = (0..n * h * w * cin).map(|_| lcg(&mut s)).collect();
-        let pw_w: Vec<f32> = (0..ce * cin).map(|_| lcg(&mut s)).collect();
-        let pw_b: Vec<f32> = (0..ce).map(|_| lcg(&mut s)).collect();
-        let dw_w: Vec<f32> = (0..ce * k * k).map(|_| lcg(&mut s)).collect();
-        let dw_b: Vec<f32> = (0..ce).map(|_| lcg(&mut s)).collect();
-        let pw = Conv2d::new(pw_g, &pw_w, Some(&pw_b), Act::Relu6);
-        let dw = Conv2d::new(dw_g, &dw_w, Some(&dw_b), Act::HardSwish);
-        assert!(pw.fuses_with_depthwise(&dw));
-        let (oh, ow) = dw_g.output_hw(h, w).unwrap();
-        let res: Vec<f32> = (0..n * oh * ow * ce).map(|_| lcg(&mut s)).collect();
-        let mut out = vec![f32::NAN; n * oh * ow * ce];
-        let got_hw = pw.forward_then_depthwise(
-            &dw,
-            &x,
-            n,
-            h,
-            w,
-            &mut out,
-            residual.then_some(&res[..]),
-            false,
-        );
-        assert_eq!(got_hw, (oh, ow));
-        let mid: Vec<f32> = reference_conv(&pw_g, &x, n, h, w, &pw_w, &pw_b)
-            .iter()
-            .map(|&v| Act::Relu6.apply(v as f32))
-            .collect();
-        let want = reference_conv(&dw_g, &mid, n, h, w, &dw_w, &dw_b);
-        for (i, (&got, &r)) in out.iter().zip(&want).enumerate() {
-            let v = r as f32 + if residual { res[i] } else { 0.0 };
-            let want = Act::HardSwish.apply(v);
-            assert!(
-                (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                "case {ci} at {i}: {got} vs {want}"
+        for project in [false, true] {
+            let dil = if ci == 3 { 2 } else { 1 };
+            let mut s = 99 + ci as u64;
+            let pointwise = |cin: usize, cout: usize| ConvGeometry {
+                in_ch: cin,
+                out_ch: cout,
+                kernel: [1, 1],
+                stride: [1, 1],
+                dilation: [1, 1],
+                pad: [0; 4],
+                groups: 1,
+                tf_same: false,
+            };
+            let pw_g = pointwise(cin, ce);
+            let p = if tf_same { 0 } else { dil * (k - 1) / 2 };
+            let dw_g = ConvGeometry {
+                in_ch: ce,
+                out_ch: ce,
+                kernel: [k, k],
+                stride: [stride, stride],
+                dilation: [dil, dil],
+                pad: [p; 4],
+                groups: ce,
+                tf_same,
+            };
+            let cout = if project { cin + 8 } else { ce };
+            let pj_g = pointwise(ce, cout);
+            let mut draw = |len: usize| -> Vec<f32> { (0..len).map(|_| lcg(&mut s)).collect() };
+            let x = draw(n * h * w * cin);
+            let (pw_w, pw_b) = (draw(ce * cin), draw(ce));
+            let (dw_w, dw_b) = (draw(ce * k * k), draw(ce));
+            let (pj_w, pj_b) = (draw(cout * ce), draw(cout));
+            let (oh, ow) = dw_g.output_hw(h, w).unwrap();
+            let res = draw(n * oh * ow * cout);
+            let pw = Conv2d::new(pw_g, &pw_w, Some(&pw_b), Act::Relu6);
+            let dw = Conv2d::new(dw_g, &dw_w, Some(&dw_b), Act::HardSwish);
+            let pj = Conv2d::new(pj_g, &pj_w, Some(&pj_b), Act::Identity);
+            assert!(pw.fuses_with_depthwise(&dw) && pj.is_dense_pointwise());
+            let mut out = vec![f32::NAN; n * oh * ow * cout];
+            let got_hw = pw.forward_then_depthwise(
+                &dw,
+                project.then_some(&pj),
+                &x,
+                n,
+                h,
+                w,
+                &mut out,
+                residual.then_some(&res[..]),
+                false,
             );
+            assert_eq!(got_hw, (oh, ow));
+            let act = |v: Vec<f64>, a: Act| -> Vec<f32> {
+                v.iter().map(|&v| a.apply(v as f32)).collect()
+            };
+            let mid = act(reference_conv(&pw_g, &x, n, h, w, &pw_w, &pw_b), Act::Relu6);
+            let dwo = reference_conv(&dw_g, &mid, n, h, w, &dw_w, &dw_b);
+            let (want, last_act) = if project {
+                let dwo = act(dwo, Act::HardSwish);
+                (
+                    reference_conv(&pj_g, &dwo, n, oh, ow, &pj_w, &pj_b),
+                    Act::Identity,
+                )
+            } else {
+                (dwo, Act::HardSwish)
+            };
+            for (i, (&got, &r)) in out.iter().zip(&want).enumerate() {
+                let v = r as f32 + if residual { res[i] } else { 0.0 };
+                let want = last_act.apply(v);
+                assert!(
+                    (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "case {ci} (projection: {project}) at {i}: {got} vs {want}"
+                );
+            }
         }
     }
 }
