@@ -87,11 +87,14 @@ fn mobile_families_match_burn() {
 
 /// At 224 px one mobilenetv2 image's largest map (112²×96) is past the engine's chunk budget,
 /// so a batch runs image by image: the first alone, then one per thread, the odd one left
-/// across all threads. Every image's logits must still be burn's, on the first call (which
-/// learns the chunk size) and on the next.
+/// across all threads. Its expand → depthwise → project blocks at 112² and 56² run fused band
+/// by band, and efficientnet's expand → depthwise pairs (SE before the projection) likewise.
+/// Every image's logits must still be burn's, on the first call (which learns the chunk size)
+/// and on the next.
 #[test]
-fn a_batch_split_into_cache_sized_chunks_matches_burn() {
+fn fused_blocks_and_a_batch_split_into_cache_sized_chunks_match_burn() {
     check_batch("mobilenetv2_100", 224, 6);
+    check_batch("efficientnet_b0", 224, 2);
 }
 
 #[test]
