@@ -799,10 +799,6 @@ pub struct Engine {
 /// value 1.2 M floats an image): one image at a time 77–95 img/s, whole batch 60–68.
 const CHUNK_BUDGET_FLOATS: usize = 1 << 20;
 
-/// An expand conv and the depthwise conv after it run fused when one image's expanded map is at
-/// least this big; smaller maps stay in cache between two ordinary passes anyway.
-const FUSE_MIN_BYTES: usize = 512 << 10;
-
 /// How [`Engine::run_nchw_planned`] runs a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BatchPlan {
@@ -1180,12 +1176,12 @@ impl Engine {
                         }
                     }
                     // An expand conv, the depthwise conv after it (and the projection after
-                    // that) run as one pass when the expanded map is too big for cache
-                    // (calibration needs every conv input materialised).
-                    let big = s.h * s.w * conv.geom.out_ch * 4 >= FUSE_MIN_BYTES;
-                    if let (Some((pw32, dw32, pj32)), true, true) =
-                        (self.fused_convs(i), big, observe.is_none())
-                    {
+                    // that) run as one pass where that pays (calibration needs every conv
+                    // input materialised).
+                    let fused = self
+                        .fused_convs(i)
+                        .filter(|(pw, dw, _)| observe.is_none() && pw.fusion_pays(dw, n, s.h, s.w));
+                    if let Some((pw32, dw32, pj32)) = fused {
                         let Op::Conv {
                             conv: dw,
                             out: dout,

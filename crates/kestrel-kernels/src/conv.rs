@@ -369,6 +369,10 @@ impl Conv2d {
 /// efficientnet_b0 at batch 1 (`examples/fusion_speed`): 512 KiB the fastest on both.
 const BAND_BYTES: usize = 512 << 10;
 
+/// [`Conv2d::fusion_pays`] only for expanded maps of at least this many bytes an image; smaller
+/// ones stay in cache between two ordinary passes anyway.
+const FUSE_MIN_BYTES: usize = 512 << 10;
+
 thread_local! {
     /// Each thread's band of pointwise output and of depthwise output (for the projection),
     /// reused across calls.
@@ -382,6 +386,57 @@ impl Conv2d {
         self.is_dense_pointwise()
             && matches!(dw.weights, Weights::Depthwise(_))
             && dw.geom.in_ch == self.geom.out_ch
+    }
+
+    /// Whether running this conv and `dw` fused ([`Conv2d::forward_then_depthwise`]) on `n`
+    /// images of `h × w` beats running them one after the other: the expanded map must be too
+    /// big to stay in cache between two passes (≥ 512 KiB an image), and the rows the bands
+    /// recompute few (at most a third more than the map has: small maps split into bands for
+    /// every thread would recompute most of their rows under a 5×5).
+    pub fn fusion_pays(&self, dw: &Conv2d, n: usize, h: usize, w: usize) -> bool {
+        if !self.fuses_with_depthwise(dw) || h * w * self.geom.out_ch * 4 < FUSE_MIN_BYTES {
+            return false;
+        }
+        let (band, bands) = self.band_plan(dw, n, h, w);
+        let Some((oh, _)) = dw.geom.output_hw(h, w) else {
+            return false;
+        };
+        let pad_top = dw.geom.pads(h, w)[0];
+        let reach = (dw.geom.kernel[0] - 1) * dw.geom.dilation[0];
+        let s = dw.geom.stride[0];
+        let computed: usize = (0..bands)
+            .map(|k| {
+                let (y0, y1) = (k * band, ((k + 1) * band).min(oh));
+                let r0 = (y0 * s).saturating_sub(pad_top).min(h);
+                ((y1 - 1) * s + reach + 1)
+                    .saturating_sub(pad_top)
+                    .clamp(r0, h)
+                    - r0
+            })
+            .sum();
+        3 * computed <= 4 * h
+    }
+
+    /// Output rows per band of [`Conv2d::forward_then_depthwise`], and bands per image: as many
+    /// rows as fit BAND_BYTES of input rows, but enough bands for each thread that can run
+    /// them to have two.
+    fn band_plan(&self, dw: &Conv2d, n: usize, h: usize, w: usize) -> (usize, usize) {
+        let g = dw.geom;
+        let (oh, _) = g.output_hw(h, w).unwrap_or((1, 1));
+        let oh = oh.max(1);
+        let reach = (g.kernel[0] - 1) * g.dilation[0];
+        let in_rows = (BAND_BYTES / (w * self.geom.out_ch * 4).max(1)).max(reach + 1);
+        let mut band = ((in_rows - reach - 1) / g.stride[0] + 1).clamp(1, oh);
+        let threads = crate::threads::available();
+        let want = if threads > 1 {
+            (2 * threads).div_ceil(n.max(1))
+        } else {
+            1
+        };
+        if oh.div_ceil(band) < want {
+            band = oh.div_ceil(want).max(1);
+        }
+        (band, oh.div_ceil(band))
     }
 
     /// Whether this is a 1×1 stride-1 ungrouped conv (a GEMM over pixels).
@@ -435,18 +490,10 @@ impl Conv2d {
         if let Some(r) = residual {
             assert_eq!(r.len(), out.len(), "residual size");
         }
+        let (band, bands) = self.band_plan(dw, n, h, w);
         let pad_top = g.pads(h, w)[0];
         let reach = (g.kernel[0] - 1) * g.dilation[0];
         let s = g.stride[0];
-        // Output rows per band: as many as fit BAND_BYTES of input rows, but enough bands for
-        // every thread to have two.
-        let in_rows = (BAND_BYTES / (w * ce * 4)).max(reach + 1);
-        let mut band = ((in_rows - reach - 1) / s + 1).clamp(1, oh);
-        let want = (2 * crate::threads::num_threads()).div_ceil(n);
-        if oh.div_ceil(band) < want {
-            band = oh.div_ceil(want).max(1);
-        }
-        let bands = oh.div_ceil(band);
         let res = residual.map_or(std::ptr::null(), |r| r.as_ptr());
         // The depthwise conv's epilogue: the residual is its own only without a projection.
         let ep = Epilogue::new(Some(&dw.bias), dw.act).with_residual(

@@ -91,6 +91,16 @@ thread_local! {
     static IN_TASK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Threads a kernel called here can use: 1 inside a pool task (its jobs run inline), else
+/// [`num_threads`].
+pub fn available() -> usize {
+    if IN_TASK.with(|t| t.get()) {
+        1
+    } else {
+        num_threads()
+    }
+}
+
 /// Runs `f(0) .. f(tasks - 1)` across the pool and returns when all have finished. Called from
 /// inside a task, it runs them in order on the calling thread.
 pub fn parallel_for(tasks: usize, f: impl Fn(usize) + Sync) {
