@@ -1167,14 +1167,14 @@ impl Engine {
                         w: ow,
                         c: conv.geom.out_ch,
                     };
-                    if let Some(r) = residual {
-                        let rs = shape_of(*r, &shapes)?;
-                        if rs != os {
-                            return Err(format!(
-                                "op {i} (conv): residual {rs:?} does not match output {os:?}"
-                            ));
-                        }
-                    }
+                    let check_residual = |j: usize, r: &Option<Value>, want: Shape| match r {
+                        Some(r) if shape_of(*r, &shapes)? != want => Err(format!(
+                            "op {j} (conv): residual {:?} does not match output {want:?}",
+                            shape_of(*r, &shapes)?
+                        )),
+                        _ => Ok(()),
+                    };
+                    check_residual(i, residual, os)?;
                     // An expand conv, the depthwise conv after it (and the projection after
                     // that) run as one pass where that pays (calibration needs every conv
                     // input materialised).
@@ -1210,14 +1210,7 @@ impl Engine {
                             w: dwid,
                             c: lconv.geom.out_ch,
                         };
-                        if let Some(r) = lres {
-                            let rs = shape_of(*r, &shapes)?;
-                            if rs != ls {
-                                return Err(format!(
-                                    "op {last} (conv): residual {rs:?} does not match output {ls:?}"
-                                ));
-                            }
-                        }
+                        check_residual(last, lres, ls)?;
                         let mut o = arena.take(ls.len());
                         let xb = bufs[*x].as_deref().expect("live input");
                         let rb = lres.map(|r| bufs[r].as_deref().expect("live residual"));

@@ -373,6 +373,19 @@ const BAND_BYTES: usize = 512 << 10;
 /// ones stay in cache between two ordinary passes anyway.
 const FUSE_MIN_BYTES: usize = 512 << 10;
 
+/// The input rows `[r0, r1)` (inside an image of `h` rows) that output rows `y0..y1` of a
+/// conv of geometry `g` read.
+fn input_rows(g: &ConvGeometry, h: usize, y0: usize, y1: usize) -> (usize, usize) {
+    let pad_top = g.pads(h, 1)[0];
+    let reach = (g.kernel[0] - 1) * g.dilation[0];
+    let s = g.stride[0];
+    let r0 = (y0 * s).saturating_sub(pad_top).min(h);
+    let r1 = ((y1 - 1) * s + reach + 1)
+        .saturating_sub(pad_top)
+        .clamp(r0, h);
+    (r0, r1)
+}
+
 thread_local! {
     /// Each thread's band of pointwise output and of depthwise output (for the projection),
     /// reused across calls.
@@ -401,17 +414,10 @@ impl Conv2d {
         let Some((oh, _)) = dw.geom.output_hw(h, w) else {
             return false;
         };
-        let pad_top = dw.geom.pads(h, w)[0];
-        let reach = (dw.geom.kernel[0] - 1) * dw.geom.dilation[0];
-        let s = dw.geom.stride[0];
         let computed: usize = (0..bands)
             .map(|k| {
-                let (y0, y1) = (k * band, ((k + 1) * band).min(oh));
-                let r0 = (y0 * s).saturating_sub(pad_top).min(h);
-                ((y1 - 1) * s + reach + 1)
-                    .saturating_sub(pad_top)
-                    .clamp(r0, h)
-                    - r0
+                let (r0, r1) = input_rows(&dw.geom, h, k * band, ((k + 1) * band).min(oh));
+                r1 - r0
             })
             .sum();
         3 * computed <= 4 * h
@@ -491,9 +497,6 @@ impl Conv2d {
             assert_eq!(r.len(), out.len(), "residual size");
         }
         let (band, bands) = self.band_plan(dw, n, h, w);
-        let pad_top = g.pads(h, w)[0];
-        let reach = (g.kernel[0] - 1) * g.dilation[0];
-        let s = g.stride[0];
         let res = residual.map_or(std::ptr::null(), |r| r.as_ptr());
         // The depthwise conv's epilogue: the residual is its own only without a projection.
         let ep = Epilogue::new(Some(&dw.bias), dw.act).with_residual(
@@ -512,11 +515,7 @@ impl Conv2d {
             let (op, epp, resp) = (op, epp, resp);
             let (b, k) = (t / bands, t % bands);
             let (y0, y1) = (k * band, ((k + 1) * band).min(oh));
-            // The input rows those output rows' taps reach, inside the image.
-            let r0 = (y0 * s).saturating_sub(pad_top).min(h);
-            let r1 = ((y1 - 1) * s + reach + 1)
-                .saturating_sub(pad_top)
-                .clamp(r0, h);
+            let (r0, r1) = input_rows(&g, h, y0, y1);
             BAND.with(|bands_buf| {
                 let (buf, mid) = &mut *bands_buf.borrow_mut();
                 let len = (r1 - r0) * w * ce;
