@@ -98,6 +98,7 @@ const FAST_FAMILIES: &[&str] = &[
     "LeNet5",
     "Vit",
     "Swin",
+    "MaxxVit",
 ];
 const FAST_NOT_YET: &[&str] = &["resnet50_cbam_tiny"];
 
