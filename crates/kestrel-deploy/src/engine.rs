@@ -224,6 +224,13 @@ pub enum Op<C> {
         x: Value,
         out: Value,
     },
+    /// The same pixels (tokens) in row-major order as an `hw` map: `[n, h, w, c]` with
+    /// h·w = hw[0]·hw[1]. `[1, t]` makes a map a token sequence for [`Op::Attention`], and back.
+    Reshape {
+        hw: [usize; 2],
+        x: Value,
+        out: Value,
+    },
 }
 
 impl<C> Op<C> {
@@ -378,6 +385,11 @@ impl<C> Op<C> {
                 x: *x,
                 out: *out,
             },
+            Op::Reshape { hw, x, out } => Op::Reshape {
+                hw: *hw,
+                x: *x,
+                out: *out,
+            },
         }
     }
 
@@ -398,7 +410,8 @@ impl<C> Op<C> {
             | Op::FirstTokens { x, .. }
             | Op::WindowAttention { x, .. }
             | Op::MergePatches { x, .. }
-            | Op::GridToBlocks { x, .. } => vec![*x],
+            | Op::GridToBlocks { x, .. }
+            | Op::Reshape { x, .. } => vec![*x],
             Op::AddAct { a, b, .. } => vec![*a, *b],
         }
     }
@@ -421,7 +434,8 @@ impl<C> Op<C> {
             | Op::FirstTokens { out, .. }
             | Op::WindowAttention { out, .. }
             | Op::MergePatches { out, .. }
-            | Op::GridToBlocks { out, .. } => *out,
+            | Op::GridToBlocks { out, .. }
+            | Op::Reshape { out, .. } => *out,
         }
     }
 
@@ -448,7 +462,7 @@ impl<C> Op<C> {
             Op::FlattenNchw { .. } => "flatten",
             Op::LayerNorm { .. } | Op::LayerNormCopy { .. } => "layer norm",
             Op::Attention { .. } | Op::WindowAttention { .. } => "attention",
-            Op::MergePatches { .. } | Op::GridToBlocks { .. } => "tokens",
+            Op::MergePatches { .. } | Op::GridToBlocks { .. } | Op::Reshape { .. } => "tokens",
             Op::Tokens { .. } | Op::FirstTokens { .. } => "tokens",
             Op::SqueezeExcite { .. } | Op::Eca { .. } => "channel attention",
             Op::AddAct { .. } => "add",
@@ -655,6 +669,11 @@ impl GraphBuilder {
             x,
             out,
         })
+    }
+
+    /// See [`Op::Reshape`].
+    pub fn reshape(&mut self, x: Value, hw: [usize; 2]) -> Value {
+        self.push(|out| Op::Reshape { hw, x, out })
     }
 
     pub fn first_tokens(&mut self, x: Value, count: usize) -> Value {
@@ -1518,6 +1537,26 @@ impl Engine {
                     }
                     bufs[*out] = Some(o);
                     shapes[*out] = Some(s);
+                }
+                Op::Reshape { hw, x, out } => {
+                    let s = shape_of(*x, &shapes)?;
+                    if s.h * s.w != hw[0] * hw[1] {
+                        return Err(format!(
+                            "a {h}×{w} input gives {} tokens at op {i}, not the {}×{} the model \
+                             was built for (--img-size)",
+                            s.h * s.w,
+                            hw[0],
+                            hw[1]
+                        ));
+                    }
+                    let mut o = arena.take(s.len());
+                    o.copy_from_slice(bufs[*x].as_deref().expect("live input"));
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(Shape {
+                        h: hw[0],
+                        w: hw[1],
+                        ..s
+                    });
                 }
                 Op::FirstTokens { count, x, out } => {
                     let s = shape_of(*x, &shapes)?;

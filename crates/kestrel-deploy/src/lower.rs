@@ -14,7 +14,8 @@ use kestrel_models::attention::BlockAttention;
 use kestrel_models::mbconv::{self, MbBlock};
 use kestrel_models::sequential::{HeadLayer, Layer as SeqLayer};
 use kestrel_models::{
-    attention, convnext, efficientnet, lenet, maxxvit, mobilenet, regnet, resnet, swin, vit, Model,
+    attention, convnext, efficientnet, lenet, maxxvit, mobilenet, regnet, resnet, swin, t2t, vit,
+    Model,
 };
 
 use crate::engine::{ConvSpec, Engine, Graph, GraphBuilder, Value};
@@ -159,6 +160,7 @@ pub fn lower_graph(model: &Model, in_ch: usize) -> Result<Graph> {
         Model::Vit(m) => lower_vit(&mut g, x, m)?,
         Model::Swin(m) => lower_swin(&mut g, x, m)?,
         Model::MaxxVit(m) => lower_maxxvit(&mut g, x, m)?,
+        Model::T2tVit(m) => lower_t2t(&mut g, x, m, in_ch)?,
         Model::RegNet(m) => lower_regnet(&mut g, x, m)?,
         Model::Vgg(m) => {
             lower_sequential(&mut g, x, &m.features, m.avgpool.output_size, &m.classifier)?
@@ -471,41 +473,8 @@ fn lower_vit(g: &mut GraphBuilder, x: Value, m: &vit::VisionTransformer) -> Resu
     if let Some(dist) = &m.dist_token {
         prefix.extend(values(dist));
     }
-    let mut x = g.tokens(x, prefix, values(&m.pos_embed));
-    for b in &m.blocks {
-        let attn = &b.attn;
-        if attn.relative_position_bias_table.is_some() {
-            return Err(Unsupported(
-                "relative position bias in ViT attention".into(),
-            ));
-        }
-        let norm = |g: &mut GraphBuilder, x: Value, n: &kestrel_models::layers::LayerNorm2d| {
-            g.layer_norm_copy(x, values(&n.weight), values(&n.bias), n.eps as f32)
-        };
-        let y = norm(g, x, &b.norm1);
-        let width = attn.qkv.weight.dims()[1] / 3;
-        let q_scale: Vec<f32> = (0..3 * width)
-            .map(|i| if i < width { attn.scale as f32 } else { 1.0 })
-            .collect();
-        let y = g.conv(y, linear(&attn.qkv, Act::Identity, Some(&q_scale)));
-        let y = g.attention(y, attn.num_heads);
-        let ls1 = b.ls1.as_ref().map(|l| values(&l.gamma));
-        x = g.conv_residual(
-            y,
-            linear(&attn.proj, Act::Identity, ls1.as_deref()),
-            x,
-            false,
-        );
-        let y = norm(g, x, &b.norm2);
-        let y = g.conv(y, linear(&b.mlp.fc1, Act::Gelu, None));
-        let ls2 = b.ls2.as_ref().map(|l| values(&l.gamma));
-        x = g.conv_residual(
-            y,
-            linear(&b.mlp.fc2, Act::Identity, ls2.as_deref()),
-            x,
-            false,
-        );
-    }
+    let x = g.tokens(x, prefix, values(&m.pos_embed));
+    let x = lower_vit_blocks(g, x, &m.blocks)?;
     let x = g.layer_norm(
         x,
         values(&m.norm.weight),
@@ -548,6 +517,45 @@ fn lower_vit(g: &mut GraphBuilder, x: Value, m: &vit::VisionTransformer) -> Resu
             Act::Identity,
         ),
     ))
+}
+
+/// ViT pre-norm blocks over a token sequence (ViT/DeiT, T2T-ViT's backbone).
+fn lower_vit_blocks(g: &mut GraphBuilder, mut x: Value, blocks: &[vit::Block]) -> Result<Value> {
+    for b in blocks {
+        let attn = &b.attn;
+        if attn.relative_position_bias_table.is_some() {
+            return Err(Unsupported(
+                "relative position bias in ViT attention".into(),
+            ));
+        }
+        let norm = |g: &mut GraphBuilder, x: Value, n: &kestrel_models::layers::LayerNorm2d| {
+            g.layer_norm_copy(x, values(&n.weight), values(&n.bias), n.eps as f32)
+        };
+        let y = norm(g, x, &b.norm1);
+        let width = attn.qkv.weight.dims()[1] / 3;
+        let q_scale: Vec<f32> = (0..3 * width)
+            .map(|i| if i < width { attn.scale as f32 } else { 1.0 })
+            .collect();
+        let y = g.conv(y, linear(&attn.qkv, Act::Identity, Some(&q_scale)));
+        let y = g.attention(y, attn.num_heads);
+        let ls1 = b.ls1.as_ref().map(|l| values(&l.gamma));
+        x = g.conv_residual(
+            y,
+            linear(&attn.proj, Act::Identity, ls1.as_deref()),
+            x,
+            false,
+        );
+        let y = norm(g, x, &b.norm2);
+        let y = g.conv(y, linear(&b.mlp.fc1, mlp_act(b.mlp.act), None));
+        let ls2 = b.ls2.as_ref().map(|l| values(&l.gamma));
+        x = g.conv_residual(
+            y,
+            linear(&b.mlp.fc2, Act::Identity, ls2.as_deref()),
+            x,
+            false,
+        );
+    }
+    Ok(x)
 }
 
 /// Swin: the patch conv and its norm, stages of patch merging (gather, norm, reduction) and
@@ -1091,4 +1099,108 @@ fn lower_maxxvit(g: &mut GraphBuilder, x: Value, m: &maxxvit::MaxxVit) -> Result
         x = g.conv(x, linear(&pre.fc, Act::Tanh, None));
     }
     Ok(g.conv(x, linear(&m.head.fc, Act::Identity, None)))
+}
+
+/// A soft split (PyTorch's `nn.Unfold(k, s, p)`, each token's features channel-major:
+/// c·k² + row·k + column) followed by a linear layer `[C·k², d]` (none: the identity, the
+/// unfold alone) as one k×k conv.
+fn soft_split_conv(
+    in_ch: usize,
+    [k, stride, pad]: [usize; 3],
+    linear: Option<&Linear>,
+) -> ConvSpec {
+    let feat = in_ch * k * k;
+    let (out_ch, weight, bias) = match linear {
+        // OIHW [d][c][row][col] is the linear's [in = c·k² + row·k + col][out] transposed.
+        Some(l) => {
+            let d = l.weight.dims()[1];
+            let w = values(&l.weight);
+            let oihw = (0..d * feat)
+                .map(|j| w[(j % feat) * d + j / feat])
+                .collect();
+            (d, oihw, l.bias.as_ref().map(values))
+        }
+        None => {
+            let mut oihw = vec![0f32; feat * feat];
+            for f in 0..feat {
+                oihw[f * feat + f] = 1.0;
+            }
+            (feat, oihw, None)
+        }
+    };
+    ConvSpec::new(
+        ConvGeometry {
+            in_ch,
+            out_ch,
+            kernel: [k, k],
+            stride: [stride, stride],
+            dilation: [1, 1],
+            pad: [pad; 4],
+            groups: 1,
+            tf_same: false,
+        },
+        weight,
+        bias,
+        Act::Identity,
+    )
+}
+
+/// T2T-ViT: each soft split as a conv (the unfold; the last one with `project` folded in), the
+/// token transformers on the token map (the single-head attention on it as one token
+/// sequence, its values computed again as the skip connection), then the ViT backbone.
+fn lower_t2t(g: &mut GraphBuilder, x: Value, m: &t2t::T2tVit, in_ch: usize) -> Result<Value> {
+    let t = &m.tokens_to_token;
+    let layers = [&t.attention1, &t.attention2];
+    let last = t.soft_splits.len() - 1;
+    let (mut x, mut ch) = (x, in_ch);
+    for (i, &split) in t.soft_splits.iter().enumerate() {
+        let k = split[0];
+        if i == last {
+            if ch * k * k != t.project.weight.dims()[0] {
+                return Err(Unsupported(format!(
+                    "a T2T projection of {} inputs after a {k}×{k} split of {ch} channels",
+                    t.project.weight.dims()[0]
+                )));
+            }
+            x = g.conv(x, soft_split_conv(ch, split, Some(&t.project)));
+            break;
+        }
+        x = g.conv(x, soft_split_conv(ch, split, None));
+        ch *= k * k;
+        let Some(layer) = layers.get(i).and_then(|l| l.as_ref()) else {
+            continue;
+        };
+        let attn = &layer.attn;
+        if attn.relative_position_bias_table.is_some() || attn.rel_pos.is_some() {
+            return Err(Unsupported("a biased T2T token attention".into()));
+        }
+        if attn.num_heads != 1 || attn.head_first {
+            return Err(Unsupported("multi-head T2T token attention".into()));
+        }
+        let grid = t.grids[i];
+        let y = ln_of(g, x, &layer.norm1, true);
+        // v alone, the last third of the projection's outputs: the skip connection.
+        let mut v = linear(&attn.qkv, Act::Identity, None);
+        let inner = v.geom.out_ch / 3;
+        let per_out = v.weight.len() / v.geom.out_ch;
+        v.weight.drain(..2 * inner * per_out);
+        v.bias.drain(..2 * inner);
+        v.geom.out_ch = inner;
+        let v = g.conv(y, v);
+        let qkv = qkv_for_engine(linear(&attn.qkv, Act::Identity, None), 1, false, attn.scale);
+        let qkv = g.conv(y, qkv);
+        let qkv = g.reshape(qkv, [1, grid * grid]);
+        let a = g.attention(qkv, 1);
+        let a = g.reshape(a, [grid, grid]);
+        let x1 = g.conv_residual(a, linear(&attn.proj, Act::Identity, None), v, false);
+        let y = ln_of(g, x1, &layer.norm2, true);
+        let y = g.conv(y, linear(&layer.mlp.fc1, mlp_act(layer.mlp.act), None));
+        x = g.conv_residual(y, linear(&layer.mlp.fc2, Act::Identity, None), x1, false);
+        ch = inner;
+    }
+    let x = g.tokens(x, values(&m.cls_token), values(&m.pos_embed));
+    let x = lower_vit_blocks(g, x, &m.blocks)?;
+    let x = ln_of(g, x, &m.norm, false);
+    let x = g.first_tokens(x, 1);
+    Ok(g.conv(x, linear(&m.head, Act::Identity, None)))
 }

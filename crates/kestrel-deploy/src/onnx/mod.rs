@@ -425,6 +425,18 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 let s4 = b.int64_const(&[-1, c as i64, h as i64, w as i64]);
                 (b.node("Reshape", &[&t, &s4], vec![]), [c, h, w])
             }
+            // NCHW keeps the pixels row-major last, so the engine's reshape is ONNX's.
+            Op::Reshape { hw, x, .. } => {
+                let (xn, [c, h, w]) = get(*x)?;
+                if h * w != hw[0] * hw[1] {
+                    return Err(ExportError::Shape(format!(
+                        "op {i} (reshape): a {h}×{w} map as {}×{}",
+                        hw[0], hw[1]
+                    )));
+                }
+                let s4 = b.int64_const(&[-1, c as i64, hw[0] as i64, hw[1] as i64]);
+                (b.node("Reshape", &[&xn, &s4], vec![]), [c, hw[0], hw[1]])
+            }
             // Tokens are NCHW [n, d, 1, t] here (the engine's NHWC [n, 1, t, d]).
             Op::Tokens {
                 prefix,

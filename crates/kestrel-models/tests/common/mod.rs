@@ -99,6 +99,7 @@ const FAST_FAMILIES: &[&str] = &[
     "Vit",
     "Swin",
     "MaxxVit",
+    "T2tVit",
 ];
 const FAST_NOT_YET: &[&str] = &["resnet50_cbam_tiny"];
 
