@@ -214,6 +214,23 @@ pub enum Op<C> {
     /// Swin's patch merging gather: zero-pad to even sizes, then each 2 × 2 block's pixels
     /// side by side in timm's order (x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2]).
     MergePatches { x: Value, out: Value },
+    /// MaxViT's grid partition as contiguous windows: with `partition` = [ph, pw] and the
+    /// map's grid g = [h/ph, w/pw], pixel (i·g_h + a, j·g_w + b) moves to (a·ph + i, b·pw + j),
+    /// so grid window (a, b) becomes the window at block (a, b) that [`Op::WindowAttention`]
+    /// reads; `inverse` moves it back. Every other op of the block is per token.
+    GridToBlocks {
+        partition: [usize; 2],
+        inverse: bool,
+        x: Value,
+        out: Value,
+    },
+    /// The same pixels (tokens) in row-major order as an `hw` map: `[n, h, w, c]` with
+    /// h·w = hw[0]·hw[1]. `[1, t]` makes a map a token sequence for [`Op::Attention`], and back.
+    Reshape {
+        hw: [usize; 2],
+        x: Value,
+        out: Value,
+    },
 }
 
 impl<C> Op<C> {
@@ -357,6 +374,22 @@ impl<C> Op<C> {
                 out: *out,
             },
             Op::MergePatches { x, out } => Op::MergePatches { x: *x, out: *out },
+            Op::GridToBlocks {
+                partition,
+                inverse,
+                x,
+                out,
+            } => Op::GridToBlocks {
+                partition: *partition,
+                inverse: *inverse,
+                x: *x,
+                out: *out,
+            },
+            Op::Reshape { hw, x, out } => Op::Reshape {
+                hw: *hw,
+                x: *x,
+                out: *out,
+            },
         }
     }
 
@@ -376,7 +409,9 @@ impl<C> Op<C> {
             | Op::Attention { x, .. }
             | Op::FirstTokens { x, .. }
             | Op::WindowAttention { x, .. }
-            | Op::MergePatches { x, .. } => vec![*x],
+            | Op::MergePatches { x, .. }
+            | Op::GridToBlocks { x, .. }
+            | Op::Reshape { x, .. } => vec![*x],
             Op::AddAct { a, b, .. } => vec![*a, *b],
         }
     }
@@ -398,7 +433,9 @@ impl<C> Op<C> {
             | Op::Attention { out, .. }
             | Op::FirstTokens { out, .. }
             | Op::WindowAttention { out, .. }
-            | Op::MergePatches { out, .. } => *out,
+            | Op::MergePatches { out, .. }
+            | Op::GridToBlocks { out, .. }
+            | Op::Reshape { out, .. } => *out,
         }
     }
 
@@ -425,7 +462,7 @@ impl<C> Op<C> {
             Op::FlattenNchw { .. } => "flatten",
             Op::LayerNorm { .. } | Op::LayerNormCopy { .. } => "layer norm",
             Op::Attention { .. } | Op::WindowAttention { .. } => "attention",
-            Op::MergePatches { .. } => "tokens",
+            Op::MergePatches { .. } | Op::GridToBlocks { .. } | Op::Reshape { .. } => "tokens",
             Op::Tokens { .. } | Op::FirstTokens { .. } => "tokens",
             Op::SqueezeExcite { .. } | Op::Eca { .. } => "channel attention",
             Op::AddAct { .. } => "add",
@@ -622,6 +659,21 @@ impl GraphBuilder {
 
     pub fn merge_patches(&mut self, x: Value) -> Value {
         self.push(|out| Op::MergePatches { x, out })
+    }
+
+    /// See [`Op::GridToBlocks`].
+    pub fn grid_to_blocks(&mut self, x: Value, partition: [usize; 2], inverse: bool) -> Value {
+        self.push(|out| Op::GridToBlocks {
+            partition,
+            inverse,
+            x,
+            out,
+        })
+    }
+
+    /// See [`Op::Reshape`].
+    pub fn reshape(&mut self, x: Value, hw: [usize; 2]) -> Value {
+        self.push(|out| Op::Reshape { hw, x, out })
     }
 
     pub fn first_tokens(&mut self, x: Value, count: usize) -> Value {
@@ -1616,6 +1668,63 @@ impl Engine {
                     }
                     bufs[*out] = Some(o);
                     shapes[*out] = Some(os);
+                }
+                Op::GridToBlocks {
+                    partition,
+                    inverse,
+                    x,
+                    out,
+                } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let [ph, pw] = *partition;
+                    if s.h % ph != 0 || s.w % pw != 0 {
+                        return Err(format!(
+                            "a {h}×{w} input gives a {}×{} map at op {i}, which the {ph}×{pw} \
+                             grid partition does not divide (the model was built for another \
+                             image size)",
+                            s.h, s.w
+                        ));
+                    }
+                    let (gh, gw) = (s.h / ph, s.w / pw);
+                    let mut o = arena.take(s.len());
+                    let xb = bufs[*x].as_deref().expect("live input");
+                    let c = s.c;
+                    for b in 0..n {
+                        for (i_, a) in (0..ph).flat_map(|i_| (0..gh).map(move |a| (i_, a))) {
+                            for (j, bb) in (0..pw).flat_map(|j| (0..gw).map(move |bb| (j, bb))) {
+                                let grid = (b * s.h + i_ * gh + a) * s.w + j * gw + bb;
+                                let block = (b * s.h + a * ph + i_) * s.w + bb * pw + j;
+                                let (src, dst) = if *inverse {
+                                    (block, grid)
+                                } else {
+                                    (grid, block)
+                                };
+                                o[dst * c..][..c].copy_from_slice(&xb[src * c..][..c]);
+                            }
+                        }
+                    }
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(s);
+                }
+                Op::Reshape { hw, x, out } => {
+                    let s = shape_of(*x, &shapes)?;
+                    if s.h * s.w != hw[0] * hw[1] {
+                        return Err(format!(
+                            "a {h}×{w} input gives {} tokens at op {i}, not the {}×{} the model \
+                             was built for (--img-size)",
+                            s.h * s.w,
+                            hw[0],
+                            hw[1]
+                        ));
+                    }
+                    let mut o = arena.take(s.len());
+                    o.copy_from_slice(bufs[*x].as_deref().expect("live input"));
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(Shape {
+                        h: hw[0],
+                        w: hw[1],
+                        ..s
+                    });
                 }
                 Op::FirstTokens { count, x, out } => {
                     let s = shape_of(*x, &shapes)?;

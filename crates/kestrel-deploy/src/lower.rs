@@ -14,7 +14,8 @@ use kestrel_models::attention::BlockAttention;
 use kestrel_models::mbconv::{self, MbBlock};
 use kestrel_models::sequential::{HeadLayer, Layer as SeqLayer};
 use kestrel_models::{
-    attention, convnext, efficientnet, lenet, mobilenet, regnet, resnet, swin, vit, Model,
+    attention, convnext, efficientnet, lenet, maxxvit, mobilenet, regnet, resnet, swin, t2t, vit,
+    Model,
 };
 
 use crate::engine::{ConvSpec, Engine, Graph, GraphBuilder, Value};
@@ -158,6 +159,8 @@ pub fn lower_graph(model: &Model, in_ch: usize) -> Result<Graph> {
         Model::ConvNeXt(m) => lower_convnext(&mut g, x, m)?,
         Model::Vit(m) => lower_vit(&mut g, x, m)?,
         Model::Swin(m) => lower_swin(&mut g, x, m)?,
+        Model::MaxxVit(m) => lower_maxxvit(&mut g, x, m)?,
+        Model::T2tVit(m) => lower_t2t(&mut g, x, m, in_ch)?,
         Model::RegNet(m) => lower_regnet(&mut g, x, m)?,
         Model::Vgg(m) => {
             lower_sequential(&mut g, x, &m.features, m.avgpool.output_size, &m.classifier)?
@@ -272,7 +275,7 @@ fn lower_resnet(g: &mut GraphBuilder, x: Value, m: &resnet::ResNet) -> Result<Va
 fn resnet_se(g: &mut GraphBuilder, x: Value, se: &attention::SqueezeExcite) -> Result<Value> {
     Ok(g.squeeze_excite(
         x,
-        conv_bn(&se.fc1, None, Act::Relu, Padding::AsBuilt)?,
+        conv_bn(&se.fc1, None, act_of(se.act), Padding::AsBuilt)?,
         conv_bn(&se.fc2, None, Act::Sigmoid, Padding::AsBuilt)?,
     ))
 }
@@ -470,41 +473,8 @@ fn lower_vit(g: &mut GraphBuilder, x: Value, m: &vit::VisionTransformer) -> Resu
     if let Some(dist) = &m.dist_token {
         prefix.extend(values(dist));
     }
-    let mut x = g.tokens(x, prefix, values(&m.pos_embed));
-    for b in &m.blocks {
-        let attn = &b.attn;
-        if attn.relative_position_bias_table.is_some() {
-            return Err(Unsupported(
-                "relative position bias in ViT attention".into(),
-            ));
-        }
-        let norm = |g: &mut GraphBuilder, x: Value, n: &kestrel_models::layers::LayerNorm2d| {
-            g.layer_norm_copy(x, values(&n.weight), values(&n.bias), n.eps as f32)
-        };
-        let y = norm(g, x, &b.norm1);
-        let width = attn.qkv.weight.dims()[1] / 3;
-        let q_scale: Vec<f32> = (0..3 * width)
-            .map(|i| if i < width { attn.scale as f32 } else { 1.0 })
-            .collect();
-        let y = g.conv(y, linear(&attn.qkv, Act::Identity, Some(&q_scale)));
-        let y = g.attention(y, attn.num_heads);
-        let ls1 = b.ls1.as_ref().map(|l| values(&l.gamma));
-        x = g.conv_residual(
-            y,
-            linear(&attn.proj, Act::Identity, ls1.as_deref()),
-            x,
-            false,
-        );
-        let y = norm(g, x, &b.norm2);
-        let y = g.conv(y, linear(&b.mlp.fc1, Act::Gelu, None));
-        let ls2 = b.ls2.as_ref().map(|l| values(&l.gamma));
-        x = g.conv_residual(
-            y,
-            linear(&b.mlp.fc2, Act::Identity, ls2.as_deref()),
-            x,
-            false,
-        );
-    }
+    let x = g.tokens(x, prefix, values(&m.pos_embed));
+    let x = lower_vit_blocks(g, x, &m.blocks)?;
     let x = g.layer_norm(
         x,
         values(&m.norm.weight),
@@ -547,6 +517,45 @@ fn lower_vit(g: &mut GraphBuilder, x: Value, m: &vit::VisionTransformer) -> Resu
             Act::Identity,
         ),
     ))
+}
+
+/// ViT pre-norm blocks over a token sequence (ViT/DeiT, T2T-ViT's backbone).
+fn lower_vit_blocks(g: &mut GraphBuilder, mut x: Value, blocks: &[vit::Block]) -> Result<Value> {
+    for b in blocks {
+        let attn = &b.attn;
+        if attn.relative_position_bias_table.is_some() {
+            return Err(Unsupported(
+                "relative position bias in ViT attention".into(),
+            ));
+        }
+        let norm = |g: &mut GraphBuilder, x: Value, n: &kestrel_models::layers::LayerNorm2d| {
+            g.layer_norm_copy(x, values(&n.weight), values(&n.bias), n.eps as f32)
+        };
+        let y = norm(g, x, &b.norm1);
+        let width = attn.qkv.weight.dims()[1] / 3;
+        let q_scale: Vec<f32> = (0..3 * width)
+            .map(|i| if i < width { attn.scale as f32 } else { 1.0 })
+            .collect();
+        let y = g.conv(y, linear(&attn.qkv, Act::Identity, Some(&q_scale)));
+        let y = g.attention(y, attn.num_heads);
+        let ls1 = b.ls1.as_ref().map(|l| values(&l.gamma));
+        x = g.conv_residual(
+            y,
+            linear(&attn.proj, Act::Identity, ls1.as_deref()),
+            x,
+            false,
+        );
+        let y = norm(g, x, &b.norm2);
+        let y = g.conv(y, linear(&b.mlp.fc1, mlp_act(b.mlp.act), None));
+        let ls2 = b.ls2.as_ref().map(|l| values(&l.gamma));
+        x = g.conv_residual(
+            y,
+            linear(&b.mlp.fc2, Act::Identity, ls2.as_deref()),
+            x,
+            false,
+        );
+    }
+    Ok(x)
 }
 
 /// Swin: the patch conv and its norm, stages of patch merging (gather, norm, reduction) and
@@ -740,4 +749,458 @@ fn lower_lenet(g: &mut GraphBuilder, x: Value, m: &lenet::LeNet5) -> Result<Valu
     let x = g.flatten_nchw(x);
     let x = g.conv(x, linear(&m.fc1, Act::ScaledTanh, None));
     Ok(g.conv(x, linear(&m.fc2, Act::Identity, None)))
+}
+
+/// A BatchNorm on its own as a per-channel affine map: (scale, shift) with
+/// `bn(x) = scale · x + shift`, folded the same way as into a conv.
+fn bn_affine(bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
+    let c = bn.gamma.dims()[0];
+    let f = fold_bn(
+        FoldedConv {
+            weight: vec![1.0; c],
+            bias: None,
+        },
+        bn,
+        c,
+    );
+    (f.weight, f.bias.expect("folding gives a bias"))
+}
+
+/// `act(bn(x))` with no conv before it, as a depthwise 1×1 conv.
+fn bn_act(bn: &BatchNorm, act: Act) -> ConvSpec {
+    let (scale, shift) = bn_affine(bn);
+    let c = scale.len();
+    ConvSpec::new(
+        ConvGeometry {
+            in_ch: c,
+            out_ch: c,
+            kernel: [1, 1],
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad: [0; 4],
+            groups: c,
+            tf_same: false,
+        },
+        scale,
+        Some(shift),
+        act,
+    )
+}
+
+/// Folds a per-input-channel affine map (`scale · x + shift`, a BN before the conv) into a
+/// 1×1 conv: `w'[o][i] = w[o][i] · scale[i]`, `b'[o] = b[o] + Σ_i w[o][i] · shift[i]`.
+fn fold_input_affine(conv: FoldedConv, scale: &[f32], shift: &[f32]) -> FoldedConv {
+    let cin = scale.len();
+    let cout = conv.weight.len() / cin;
+    let mut weight = conv.weight;
+    let mut bias = conv.bias.unwrap_or_else(|| vec![0.0; cout]);
+    for o in 0..cout {
+        let row = &mut weight[o * cin..(o + 1) * cin];
+        let mut acc = bias[o] as f64;
+        for i in 0..cin {
+            acc += row[i] as f64 * shift[i] as f64;
+            row[i] *= scale[i];
+        }
+        bias[o] = acc as f32;
+    }
+    FoldedConv {
+        weight,
+        bias: Some(bias),
+    }
+}
+
+/// A fused qkv projection's outputs in the engine's [(q, k, v), heads, d] order (from timm's
+/// `head_first` [heads, (q, k, v), d] where set), with the attention's scale folded into q.
+fn qkv_for_engine(mut qkv: ConvSpec, heads: usize, head_first: bool, scale: f64) -> ConvSpec {
+    let c3 = qkv.geom.out_ch;
+    let (c, per_out) = (c3 / 3, qkv.weight.len() / c3);
+    let d = c / heads;
+    // Output row `o` (engine order) comes from row `src(o)` of the projection.
+    let src = |o: usize| {
+        if !head_first {
+            return o;
+        }
+        let (part, h, e) = (o / c, (o % c) / d, o % d);
+        h * 3 * d + part * d + e
+    };
+    let mut weight = vec![0f32; qkv.weight.len()];
+    let mut bias = vec![0f32; c3];
+    for o in 0..c3 {
+        let k = if o < c { scale as f32 } else { 1.0 };
+        let s = src(o);
+        for (w, v) in weight[o * per_out..(o + 1) * per_out]
+            .iter_mut()
+            .zip(&qkv.weight[s * per_out..(s + 1) * per_out])
+        {
+            *w = v * k;
+        }
+        bias[o] = qkv.bias[s] * k;
+    }
+    qkv.weight = weight;
+    qkv.bias = bias;
+    qkv
+}
+
+fn conv_act(a: maxxvit::ConvAct) -> Act {
+    match a {
+        maxxvit::ConvAct::Silu => Act::Silu,
+        maxxvit::ConvAct::GeluTanh => Act::GeluTanh,
+    }
+}
+
+fn mlp_act(a: kestrel_models::layers::mlp::MlpAct) -> Act {
+    match a {
+        kestrel_models::layers::mlp::MlpAct::Gelu => Act::Gelu,
+        kestrel_models::layers::mlp::MlpAct::GeluTanh => Act::GeluTanh,
+    }
+}
+
+fn ln_of(
+    g: &mut GraphBuilder,
+    x: Value,
+    n: &kestrel_models::layers::LayerNorm2d,
+    copy: bool,
+) -> Value {
+    let (w, b, e) = (values(&n.weight), values(&n.bias), n.eps as f32);
+    if copy {
+        g.layer_norm_copy(x, w, b, e)
+    } else {
+        g.layer_norm(x, w, b, e)
+    }
+}
+
+/// The relative-position term of a window of `n` tokens, `[heads][n][n]`, as the model
+/// computes it (table lookups, or the MLP over log coordinates evaluated once here).
+fn rel_pos_bias(
+    rel_pos: Option<&kestrel_models::layers::pos_embed_rel::RelPos>,
+    heads: usize,
+    n: usize,
+) -> Result<Vec<f32>> {
+    match rel_pos {
+        Some(r) => {
+            let b = r.bias(n);
+            if b.dims() != [heads, n, n] {
+                return Err(Unsupported(format!(
+                    "a relative-position bias of {:?} for {heads} heads over {n} tokens",
+                    b.dims()
+                )));
+            }
+            Ok(b.into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("f32 bias"))
+        }
+        None => Ok(vec![0.0; heads * n * n]),
+    }
+}
+
+/// timm's `Downsample2d`: the 2×2 average pool, then `expand` where the width changes.
+fn lower_maxx_downsample(
+    g: &mut GraphBuilder,
+    x: Value,
+    down: &maxxvit::Downsample2d,
+) -> Result<Value> {
+    let x = g.avg_pool(x, [2, 2], [2, 2]);
+    Ok(match &down.expand {
+        Some(c) => g.conv(x, conv_bn(c, None, Act::Identity, Padding::AsBuilt)?),
+        None => x,
+    })
+}
+
+/// Pre-norm MBConv: an activation-free `pre_norm` is folded into `conv1_1x1`'s inputs (the
+/// pooling between them, when there is one, commutes with a per-channel affine map); an
+/// activated one, and `norm2` after an early SE, run as depthwise 1×1 convs.
+fn lower_maxx_mbconv(g: &mut GraphBuilder, x: Value, b: &maxxvit::MbConvBlock) -> Result<Value> {
+    let act = conv_act(b.act);
+    let shortcut = match &b.shortcut {
+        Some(down) => lower_maxx_downsample(g, x, down)?,
+        None => x,
+    };
+    let conv1 = if b.pre_norm_act {
+        let mut y = g.conv(x, bn_act(&b.pre_norm, act));
+        if b.pool_first {
+            y = g.avg_pool(y, [2, 2], [2, 2]);
+        }
+        (y, raw_conv(&b.conv1_1x1))
+    } else {
+        let y = if b.pool_first {
+            g.avg_pool(x, [2, 2], [2, 2])
+        } else {
+            x
+        };
+        let (scale, shift) = bn_affine(&b.pre_norm);
+        (y, fold_input_affine(raw_conv(&b.conv1_1x1), &scale, &shift))
+    };
+    let (y, f1) = conv1;
+    let geom1 = geometry(&b.conv1_1x1, Padding::AsBuilt)?;
+    if geom1.kernel != [1, 1] || geom1.groups != 1 {
+        return Err(Unsupported(
+            "an MBConv expansion that is not a 1×1 conv".into(),
+        ));
+    }
+    let f1 = fold_bn(f1, &b.norm1, geom1.out_ch);
+    let y = g.conv(y, ConvSpec::new(geom1, f1.weight, f1.bias, act));
+    let same = Padding::TfSameIfUnpadded;
+    let mut y = match &b.se_early {
+        Some(se) => {
+            let y = g.conv(y, conv_bn(&b.conv2_kxk, None, Act::Identity, same)?);
+            let y = resnet_se(g, y, se)?;
+            g.conv(y, bn_act(&b.norm2, act))
+        }
+        None => g.conv(y, conv_bn(&b.conv2_kxk, Some(&b.norm2), act, same)?),
+    };
+    if let Some(se) = &b.se {
+        y = resnet_se(g, y, se)?;
+    }
+    Ok(g.conv_residual(
+        y,
+        conv_bn(&b.conv3_1x1, None, Act::Identity, Padding::AsBuilt)?,
+        shortcut,
+        false,
+    ))
+}
+
+/// CoAtNet's transformer block: attention over the whole (pooled, on the stride-2 block) map
+/// as one window of the window-attention op, with the relative-position bias of the map.
+fn lower_maxx_transformer(
+    g: &mut GraphBuilder,
+    x: Value,
+    b: &maxxvit::TransformerBlock2d,
+    map_hw: [usize; 2],
+) -> Result<Value> {
+    let (shortcut, y) = match (&b.shortcut, &b.norm1) {
+        (Some(down), maxxvit::PreNorm::Pooled(n)) => {
+            let s = lower_maxx_downsample(g, x, down)?;
+            let y = ln_of(g, x, &n.norm, true);
+            (s, g.avg_pool(y, [2, 2], [2, 2]))
+        }
+        (_, maxxvit::PreNorm::Plain(n)) => (x, ln_of(g, x, n, true)),
+        (None, maxxvit::PreNorm::Pooled(_)) => {
+            return Err(Unsupported(
+                "a pooled transformer block without a pooled shortcut".into(),
+            ))
+        }
+    };
+    let attn = &b.attn;
+    let heads = attn.num_heads;
+    let qkv = qkv_for_engine(
+        conv_bn(&attn.qkv, None, Act::Identity, Padding::AsBuilt)?,
+        heads,
+        attn.head_first,
+        attn.scale,
+    );
+    let pad_qkv = qkv.bias.clone();
+    let n = map_hw[0] * map_hw[1];
+    let bias = rel_pos_bias(attn.rel_pos.as_ref(), heads, n)?;
+    let y = g.conv(y, qkv);
+    let y = g.window_attention(y, heads, map_hw, [0, 0], bias, None, pad_qkv, map_hw);
+    let x = g.conv_residual(
+        y,
+        conv_bn(&attn.proj, None, Act::Identity, Padding::AsBuilt)?,
+        shortcut,
+        false,
+    );
+    let y = ln_of(g, x, &b.norm2, true);
+    let y = g.conv(
+        y,
+        conv_bn(&b.mlp.fc1, None, mlp_act(b.mlp.act), Padding::AsBuilt)?,
+    );
+    Ok(g.conv_residual(
+        y,
+        conv_bn(&b.mlp.fc2, None, Act::Identity, Padding::AsBuilt)?,
+        x,
+        false,
+    ))
+}
+
+/// MaxViT's block or grid attention: the grid partition is moved into contiguous windows
+/// ([`GraphBuilder::grid_to_blocks`]) around the whole block, whose other ops are per token,
+/// so both partitions run as unshifted window attention.
+fn lower_maxx_partition(
+    g: &mut GraphBuilder,
+    x: Value,
+    p: &maxxvit::PartitionAttention,
+    map_hw: [usize; 2],
+) -> Result<Value> {
+    let attn = &p.attn;
+    if attn.relative_position_bias_table.is_some() {
+        return Err(Unsupported("a Swin bias table in MaxViT attention".into()));
+    }
+    let [ph, pw] = p.partition;
+    if map_hw[0] % ph != 0 || map_hw[1] % pw != 0 {
+        return Err(Unsupported(format!(
+            "a {}×{} map that the {ph}×{pw} partition does not divide",
+            map_hw[0], map_hw[1]
+        )));
+    }
+    let x = if p.block {
+        x
+    } else {
+        g.grid_to_blocks(x, p.partition, false)
+    };
+    let heads = attn.num_heads;
+    let y = ln_of(g, x, &p.norm1, true);
+    let qkv = qkv_for_engine(
+        linear(&attn.qkv, Act::Identity, None),
+        heads,
+        attn.head_first,
+        attn.scale,
+    );
+    let pad_qkv = qkv.bias.clone();
+    let bias = rel_pos_bias(attn.rel_pos.as_ref(), heads, ph * pw)?;
+    let y = g.conv(y, qkv);
+    let y = g.window_attention(y, heads, p.partition, [0, 0], bias, None, pad_qkv, map_hw);
+    let x = g.conv_residual(y, linear(&attn.proj, Act::Identity, None), x, false);
+    let y = ln_of(g, x, &p.norm2, true);
+    let y = g.conv(y, linear(&p.mlp.fc1, mlp_act(p.mlp.act), None));
+    let x = g.conv_residual(y, linear(&p.mlp.fc2, Act::Identity, None), x, false);
+    Ok(if p.block {
+        x
+    } else {
+        g.grid_to_blocks(x, p.partition, true)
+    })
+}
+
+/// CoAtNet / MaxViT: the stem, stages of MBConv, transformer and MaxViT blocks, the final norm
+/// (or the TF port's norm + tanh MLP head) and the classifier.
+fn lower_maxxvit(g: &mut GraphBuilder, x: Value, m: &maxxvit::MaxxVit) -> Result<Value> {
+    let same = Padding::TfSameIfUnpadded;
+    let stem = &m.stem;
+    let x = g.conv(
+        x,
+        conv_bn(&stem.conv1, Some(&stem.norm1), conv_act(stem.act), same)?,
+    );
+    let mut x = g.conv(x, conv_bn(&stem.conv2, None, Act::Identity, same)?);
+    // The map sizes the model was built for (as `MaxxVitConfig::init` computes them); the
+    // attention ops check the running map against them.
+    let mut map_hw = [stem.img_size.div_ceil(2); 2];
+    for stage in &m.stages {
+        map_hw = map_hw.map(|r| (r - 1) / 2 + 1);
+        for block in &stage.blocks {
+            x = match block {
+                maxxvit::MaxxBlock::Conv(b) => lower_maxx_mbconv(g, x, b)?,
+                maxxvit::MaxxBlock::Transformer(b) => lower_maxx_transformer(g, x, b, map_hw)?,
+                maxxvit::MaxxBlock::Max(b) => {
+                    let x = lower_maxx_mbconv(g, x, &b.conv)?;
+                    let x = lower_maxx_partition(g, x, &b.attn_block, map_hw)?;
+                    lower_maxx_partition(g, x, &b.attn_grid, map_hw)?
+                }
+            };
+        }
+    }
+    if let Some(n) = &m.norm {
+        x = ln_of(g, x, n, false);
+    }
+    let mut x = g.global_avg_pool(x);
+    if let Some(n) = &m.head.norm {
+        x = ln_of(g, x, n, false);
+    }
+    if let Some(pre) = &m.head.pre_logits {
+        x = g.conv(x, linear(&pre.fc, Act::Tanh, None));
+    }
+    Ok(g.conv(x, linear(&m.head.fc, Act::Identity, None)))
+}
+
+/// A soft split (PyTorch's `nn.Unfold(k, s, p)`, each token's features channel-major:
+/// c·k² + row·k + column) followed by a linear layer `[C·k², d]` (none: the identity, the
+/// unfold alone) as one k×k conv.
+fn soft_split_conv(
+    in_ch: usize,
+    [k, stride, pad]: [usize; 3],
+    linear: Option<&Linear>,
+) -> ConvSpec {
+    let feat = in_ch * k * k;
+    let (out_ch, weight, bias) = match linear {
+        // OIHW [d][c][row][col] is the linear's [in = c·k² + row·k + col][out] transposed.
+        Some(l) => {
+            let d = l.weight.dims()[1];
+            let w = values(&l.weight);
+            let oihw = (0..d * feat)
+                .map(|j| w[(j % feat) * d + j / feat])
+                .collect();
+            (d, oihw, l.bias.as_ref().map(values))
+        }
+        None => {
+            let mut oihw = vec![0f32; feat * feat];
+            for f in 0..feat {
+                oihw[f * feat + f] = 1.0;
+            }
+            (feat, oihw, None)
+        }
+    };
+    ConvSpec::new(
+        ConvGeometry {
+            in_ch,
+            out_ch,
+            kernel: [k, k],
+            stride: [stride, stride],
+            dilation: [1, 1],
+            pad: [pad; 4],
+            groups: 1,
+            tf_same: false,
+        },
+        weight,
+        bias,
+        Act::Identity,
+    )
+}
+
+/// T2T-ViT: each soft split as a conv (the unfold; the last one with `project` folded in), the
+/// token transformers on the token map (the single-head attention on it as one token
+/// sequence, its values computed again as the skip connection), then the ViT backbone.
+fn lower_t2t(g: &mut GraphBuilder, x: Value, m: &t2t::T2tVit, in_ch: usize) -> Result<Value> {
+    let t = &m.tokens_to_token;
+    let layers = [&t.attention1, &t.attention2];
+    let last = t.soft_splits.len() - 1;
+    let (mut x, mut ch) = (x, in_ch);
+    for (i, &split) in t.soft_splits.iter().enumerate() {
+        let k = split[0];
+        if i == last {
+            if ch * k * k != t.project.weight.dims()[0] {
+                return Err(Unsupported(format!(
+                    "a T2T projection of {} inputs after a {k}×{k} split of {ch} channels",
+                    t.project.weight.dims()[0]
+                )));
+            }
+            x = g.conv(x, soft_split_conv(ch, split, Some(&t.project)));
+            break;
+        }
+        x = g.conv(x, soft_split_conv(ch, split, None));
+        ch *= k * k;
+        let Some(layer) = layers.get(i).and_then(|l| l.as_ref()) else {
+            continue;
+        };
+        let attn = &layer.attn;
+        if attn.relative_position_bias_table.is_some() || attn.rel_pos.is_some() {
+            return Err(Unsupported("a biased T2T token attention".into()));
+        }
+        if attn.num_heads != 1 || attn.head_first {
+            return Err(Unsupported("multi-head T2T token attention".into()));
+        }
+        let grid = t.grids[i];
+        let y = ln_of(g, x, &layer.norm1, true);
+        // v alone, the last third of the projection's outputs: the skip connection.
+        let mut v = linear(&attn.qkv, Act::Identity, None);
+        let inner = v.geom.out_ch / 3;
+        let per_out = v.weight.len() / v.geom.out_ch;
+        v.weight.drain(..2 * inner * per_out);
+        v.bias.drain(..2 * inner);
+        v.geom.out_ch = inner;
+        let v = g.conv(y, v);
+        let qkv = qkv_for_engine(linear(&attn.qkv, Act::Identity, None), 1, false, attn.scale);
+        let qkv = g.conv(y, qkv);
+        let qkv = g.reshape(qkv, [1, grid * grid]);
+        let a = g.attention(qkv, 1);
+        let a = g.reshape(a, [grid, grid]);
+        let x1 = g.conv_residual(a, linear(&attn.proj, Act::Identity, None), v, false);
+        let y = ln_of(g, x1, &layer.norm2, true);
+        let y = g.conv(y, linear(&layer.mlp.fc1, mlp_act(layer.mlp.act), None));
+        x = g.conv_residual(y, linear(&layer.mlp.fc2, Act::Identity, None), x1, false);
+        ch = inner;
+    }
+    let x = g.tokens(x, values(&m.cls_token), values(&m.pos_embed));
+    let x = lower_vit_blocks(g, x, &m.blocks)?;
+    let x = ln_of(g, x, &m.norm, false);
+    let x = g.first_tokens(x, 1);
+    Ok(g.conv(x, linear(&m.head, Act::Identity, None)))
 }

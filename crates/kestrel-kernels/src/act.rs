@@ -22,6 +22,20 @@ pub enum Act {
     Gelu,
     /// LeCun's 1.7159 · tanh(2x/3) (LeNet-5).
     ScaledTanh,
+    /// GELU's tanh approximation, `½x(1 + tanh(√(2/π)(x + 0.044715x³)))` (PyTorch's
+    /// `gelu(approximate='tanh')`, the TensorFlow MaxViT's).
+    GeluTanh,
+    Tanh,
+}
+
+/// √(2/π), GELU's tanh-approximation constant.
+const GELU_TANH_K: f32 = 0.797_884_6;
+const GELU_TANH_C: f32 = 0.044_715;
+
+/// tanh(u) = 1 − 2 / (e^{2u} + 1); exp's clamp makes the tails exact ±1.
+#[inline(always)]
+fn tanh_scalar(u: f32) -> f32 {
+    1.0 - 2.0 / (exp_scalar(2.0 * u) + 1.0)
 }
 
 #[inline(always)]
@@ -71,6 +85,10 @@ impl Act {
             Act::Gelu => 0.5 * x * (1.0 + erf_scalar(x * std::f32::consts::FRAC_1_SQRT_2)),
             // tanh(u) = 1 − 2 / (e^{2u} + 1), with u = 2x/3.
             Act::ScaledTanh => 1.7159 * (1.0 - 2.0 / (exp_scalar(x * (4.0 / 3.0)) + 1.0)),
+            Act::GeluTanh => {
+                0.5 * x * (1.0 + tanh_scalar(GELU_TANH_K * (x + GELU_TANH_C * x * x * x)))
+            }
+            Act::Tanh => tanh_scalar(x),
         }
     }
 
@@ -199,7 +217,7 @@ fn for_chunks(xs: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
-    use super::{Act, ERF_A, ERF_P};
+    use super::{Act, ERF_A, ERF_P, GELU_TANH_C, GELU_TANH_K};
     use std::arch::x86_64::*;
 
     #[inline]
@@ -293,7 +311,29 @@ pub(crate) mod avx2 {
                 ));
                 _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5), x), _mm256_add_ps(one, u))
             }
+            Act::GeluTanh => {
+                let x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+                let u = _mm256_mul_ps(
+                    _mm256_set1_ps(GELU_TANH_K),
+                    _mm256_fmadd_ps(_mm256_set1_ps(GELU_TANH_C), x3, x),
+                );
+                let t = tanh(u);
+                _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5), x), _mm256_add_ps(one, t))
+            }
+            Act::Tanh => tanh(x),
         }
+    }
+
+    /// tanh(u) = 1 − 2 / (e^{2u} + 1), as the scalar form.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn tanh(u: __m256) -> __m256 {
+        let one = _mm256_set1_ps(1.0);
+        let e = exp(_mm256_add_ps(u, u));
+        _mm256_sub_ps(
+            one,
+            _mm256_div_ps(_mm256_set1_ps(2.0), _mm256_add_ps(e, one)),
+        )
     }
 
     /// `dy · act'(x)` for SiLU, sigmoid and the scaled tanh over the whole 8-lane part of the
@@ -438,6 +478,8 @@ mod tests {
             Act::Sigmoid,
             Act::Gelu,
             Act::ScaledTanh,
+            Act::GeluTanh,
+            Act::Tanh,
         ] {
             let mut v = xs.clone();
             act.apply_slice(&mut v);
@@ -462,6 +504,11 @@ mod tests {
                     Act::Gelu => 0.5 * xd * (1.0 + erf_ref(xd / 2f64.sqrt())),
                     Act::Identity => xd,
                     Act::ScaledTanh => 1.7159 * (2.0 * xd / 3.0).tanh(),
+                    Act::GeluTanh => {
+                        let k = (2.0 / std::f64::consts::PI).sqrt();
+                        0.5 * xd * (1.0 + (k * (xd + 0.044715 * xd.powi(3))).tanh())
+                    }
+                    Act::Tanh => xd.tanh(),
                 };
                 let got = act.apply(*x) as f64;
                 assert!(

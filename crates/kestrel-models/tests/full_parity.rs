@@ -71,6 +71,22 @@ fn full_parity() {
                 err <= bar,
                 "{folder}: error ratio {err:.3e} exceeds {bar:.1e}"
             );
+            // The fast engine, where it lowers the model, at the same bar.
+            match kestrel_deploy::lower(&model, 3) {
+                Ok(engine) => {
+                    let (shape, x) = read_tensor(&dir.join("io.safetensors"), "input");
+                    let fast = engine
+                        .run_nchw(&x, shape[0], shape[1], shape[2], shape[3])
+                        .unwrap_or_else(|e| panic!("{folder}: fast engine: {e}"));
+                    let err_fast = max_diff(&fast, &reference) / scale;
+                    eprintln!("{folder:24} fast engine vs float64: {err_fast:.2e}");
+                    assert!(
+                        err_fast <= bar,
+                        "{folder}: fast engine error ratio {err_fast:.3e} exceeds {bar:.1e}"
+                    );
+                }
+                Err(why) => eprintln!("{folder:24} fast engine skipped: {why}"),
+            }
             checked += 1;
         }
     }

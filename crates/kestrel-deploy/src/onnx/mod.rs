@@ -398,6 +398,45 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                     [4 * c, h / 2, w / 2],
                 )
             }
+            // [n, c, (ph, gh), (pw, gw)] <-> [n, c, (gh, ph), (gw, pw)]: the same swap both ways.
+            Op::GridToBlocks {
+                partition,
+                inverse,
+                x,
+                ..
+            } => {
+                let (xn, [c, h, w]) = get(*x)?;
+                let [ph, pw] = *partition;
+                if h % ph != 0 || w % pw != 0 {
+                    return Err(unsupported(format!(
+                        "a {h}×{w} map that the {ph}×{pw} grid partition does not divide"
+                    )));
+                }
+                let (gh, gw) = (h / ph, w / pw);
+                let split = if *inverse {
+                    [gh, ph, gw, pw]
+                } else {
+                    [ph, gh, pw, gw]
+                };
+                let [a, bb, cc, dd] = split.map(|v| v as i64);
+                let s6 = b.int64_const(&[-1, c as i64, a, bb, cc, dd]);
+                let t = b.node("Reshape", &[&xn, &s6], vec![]);
+                let t = b.node("Transpose", &[&t], vec![ints("perm", &[0, 1, 3, 2, 5, 4])]);
+                let s4 = b.int64_const(&[-1, c as i64, h as i64, w as i64]);
+                (b.node("Reshape", &[&t, &s4], vec![]), [c, h, w])
+            }
+            // NCHW keeps the pixels row-major last, so the engine's reshape is ONNX's.
+            Op::Reshape { hw, x, .. } => {
+                let (xn, [c, h, w]) = get(*x)?;
+                if h * w != hw[0] * hw[1] {
+                    return Err(ExportError::Shape(format!(
+                        "op {i} (reshape): a {h}×{w} map as {}×{}",
+                        hw[0], hw[1]
+                    )));
+                }
+                let s4 = b.int64_const(&[-1, c as i64, hw[0] as i64, hw[1] as i64]);
+                (b.node("Reshape", &[&xn, &s4], vec![]), [c, hw[0], hw[1]])
+            }
             // Tokens are NCHW [n, d, 1, t] here (the engine's NHWC [n, 1, t, d]).
             Op::Tokens {
                 prefix,
@@ -825,6 +864,23 @@ impl Builder {
                 let t = self.node("Tanh", &[&scaled], vec![]);
                 let a = self.float_scalar(1.7159);
                 self.node("Mul", &[&t, &a], vec![])
+            }
+            Act::Tanh => self.node("Tanh", &[x], vec![]),
+            // ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+            Act::GeluTanh => {
+                let x2 = self.node("Mul", &[x, x], vec![]);
+                let x3 = self.node("Mul", &[&x2, x], vec![]);
+                let c = self.float_scalar(0.044_715);
+                let cx3 = self.node("Mul", &[&x3, &c], vec![]);
+                let inner = self.node("Add", &[x, &cx3], vec![]);
+                let k = self.float_scalar(0.797_884_6);
+                let u = self.node("Mul", &[&inner, &k], vec![]);
+                let t = self.node("Tanh", &[&u], vec![]);
+                let one = self.float_scalar(1.0);
+                let onep = self.node("Add", &[&t, &one], vec![]);
+                let half = self.float_scalar(0.5);
+                let hx = self.node("Mul", &[x, &half], vec![]);
+                self.node("Mul", &[&hx, &onep], vec![])
             }
         })
     }

@@ -98,6 +98,8 @@ const FAST_FAMILIES: &[&str] = &[
     "LeNet5",
     "Vit",
     "Swin",
+    "MaxxVit",
+    "T2tVit",
 ];
 const FAST_NOT_YET: &[&str] = &["resnet50_cbam_tiny"];
 
