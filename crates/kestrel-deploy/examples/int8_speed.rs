@@ -79,16 +79,14 @@ fn main() {
         if kestrel_kernels::threads::num_threads() == 1 {
             // One thread runs every kernel inline, so this thread's CPU time is the engine's
             // compute time, without the waits for the CPU that other processes cause.
+            // The mean over 30 runs: schedstat advances in scheduler ticks (4 ms on this VM),
+            // so a single run's reading is too coarse for a 12 ms model.
             let cpu = |e: &Engine| {
-                let mut t: Vec<f64> = (0..15)
-                    .map(|_| {
-                        let t0 = thread_cpu_ns();
-                        e.run_nchw(&x, 1, c, h, w).unwrap();
-                        (thread_cpu_ns() - t0) as f64 * 1e-6
-                    })
-                    .collect();
-                t.sort_by(f64::total_cmp);
-                t[t.len() / 2]
+                let t0 = thread_cpu_ns();
+                for _ in 0..30 {
+                    e.run_nchw(&x, 1, c, h, w).unwrap();
+                }
+                (thread_cpu_ns() - t0) as f64 * 1e-6 / 30.0
             };
             let (a, b) = (cpu(&fp32), cpu(&int8));
             println!(
