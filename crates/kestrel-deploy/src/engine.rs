@@ -858,10 +858,9 @@ pub enum BatchPlan {
     Whole,
     /// Chunks of images sized to the cache, one after another, each op across all threads.
     Chunked,
-    /// Cache-sized chunks, one per thread at a time, each chunk on a single thread.
+    /// Cache-sized chunks, one per thread at a time, each chunk on a single thread (what
+    /// `run_nchw` does; chunks left over when there are fewer than threads run as `Chunked`).
     Streamed,
-    /// What `run_nchw` does.
-    Auto,
 }
 
 /// An fp32 conv op's conv, input, whether it has no residual, and output.
@@ -966,17 +965,7 @@ impl Engine {
 
     /// The fp32 convs op i runs fused: (expand, depthwise, the projection if fused too).
     fn fused_convs(&self, i: usize) -> Option<(&Conv2d, &Conv2d, Option<&Conv2d>)> {
-        let conv = |j: usize| match &self.ops[j] {
-            Op::Conv {
-                conv:
-                    PackedConv {
-                        kind: PackedKind::F32(c),
-                        ..
-                    },
-                ..
-            } => Some(c),
-            _ => None,
-        };
+        let conv = |j: usize| fp32_conv(self.ops.get(j)).map(|(c, ..)| c);
         match self.fused[i] {
             1 => Some((conv(i)?, conv(i + 1)?, None)),
             2 => Some((conv(i)?, conv(i + 1)?, Some(conv(i + 2)?))),
@@ -1015,7 +1004,7 @@ impl Engine {
         h: usize,
         w: usize,
     ) -> Result<Vec<f32>, String> {
-        self.run_nchw_planned(x, [n, c, h, w], BatchPlan::Auto)
+        self.run_nchw_planned(x, [n, c, h, w], BatchPlan::Streamed)
     }
 
     /// [`Engine::run_nchw`] with the batch split as `plan` says (the logits do not depend on
