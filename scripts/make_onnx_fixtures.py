@@ -26,7 +26,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODELS = [
     "resnet18_tiny", "tf_efficientnet_tiny", "convnext_atto_tiny",
     "vit_tiny_patch16_224_tiny", "deit_tiny_distilled_patch16_224_tiny",
-    "swin_tiny_patch4_window7_224_tiny",
+    "swin_tiny_patch4_window7_224_tiny", "maxvit_tiny_tf_224_tiny", "coatnet_0_rw_224_tiny",
+    "t2t_vit_t_official_tiny",
 ]
 QDQ_MODELS = ["resnet18_tiny", "tf_efficientnet_tiny"]
 OUT = ROOT / "crates/kestrel-deploy/tests/fixtures/onnx"

@@ -21,7 +21,9 @@ use kestrel_deploy::{lower_graph, Engine, Op};
 use kestrel_kernels::{Act, ConvGeometry};
 use kestrel_models::convnext::ConvNeXtConfig;
 use kestrel_models::efficientnet::EfficientNetConfig;
+use kestrel_models::maxxvit::MaxxVitConfig;
 use kestrel_models::resnet::ResNetConfig;
+use kestrel_models::t2t::T2tConfig;
 use kestrel_models::weights::{load_weights, LoadOptions};
 use kestrel_models::Model;
 use prost::Message;
@@ -42,6 +44,19 @@ fn read_tensor(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     (t.shape().to_vec(), data)
+}
+
+/// kestrel-models' CoAtNet/MaxViT fixtures' timm kwargs (`_MAXX` in
+/// scripts/make_model_fixtures.py): 64 px, widths 8/16/16/32, 8-wide heads.
+fn shrunk_maxxvit(cfg: MaxxVitConfig, depths: [usize; 4]) -> MaxxVitConfig {
+    let mut cfg = MaxxVitConfig {
+        embed_dim: vec![8, 16, 16, 32],
+        depths: depths.to_vec(),
+        stem_width: [8, 8],
+        ..cfg.with_img_size(64)
+    };
+    cfg.transformer.dim_head = 8;
+    cfg
 }
 
 /// The tiny configs of kestrel-models' parity tests, for the fixtures used here.
@@ -95,6 +110,31 @@ fn tiny_model(name: &str) -> Model {
                 num_heads: vec![2, 2, 4],
                 ..kestrel_models::swin::SwinConfig::tiny()
             }
+            .init(10, 3, &device),
+        ),
+        // MBConv, block and grid attention, the TF relative-position bias table, tanh GELU,
+        // SAME padding, the norm + MLP head (kestrel-models' maxxvit fixture config).
+        "maxvit_tiny_tf_224_tiny" => Model::MaxxVit(
+            MaxxVitConfig {
+                head_hidden_size: Some(32),
+                ..shrunk_maxxvit(MaxxVitConfig::maxvit_tiny_tf(), [1, 1, 1, 1])
+            }
+            .init(10, 3, &device),
+        ),
+        // Pooled-stride MBConv with an activated pre-norm, full attention with a
+        // relative-position bias over the map.
+        "coatnet_0_rw_224_tiny" => Model::MaxxVit(
+            shrunk_maxxvit(MaxxVitConfig::coatnet_0_rw(), [1, 1, 2, 1]).init(10, 3, &device),
+        ),
+        // Three soft splits (unfold), two single-head token transformers, the ViT backbone
+        // (kestrel-models' official T2T fixture config).
+        "t2t_vit_t_official_tiny" => Model::T2tVit(
+            T2tConfig {
+                img_size: 64,
+                token_dim: 8,
+                ..T2tConfig::new(32, 2, 4, 3.0)
+            }
+            .pretrained_scale()
             .init(10, 3, &device),
         ),
         other => panic!("no tiny config for {other}"),
@@ -397,6 +437,21 @@ fn distilled_deit_export_matches_onnxruntime() {
 #[test]
 fn swin_export_matches_onnxruntime() {
     check("swin_tiny_patch4_window7_224_tiny");
+}
+
+#[test]
+fn maxvit_export_matches_onnxruntime() {
+    check("maxvit_tiny_tf_224_tiny");
+}
+
+#[test]
+fn coatnet_export_matches_onnxruntime() {
+    check("coatnet_0_rw_224_tiny");
+}
+
+#[test]
+fn t2t_vit_export_matches_onnxruntime() {
+    check("t2t_vit_t_official_tiny");
 }
 
 #[test]
