@@ -1,5 +1,6 @@
 //! Training controls end to end: gradient accumulation equals the larger batch, early stopping
-//! stops, a diverging run stops with a clear message and keeps its last good checkpoint.
+//! stops, a diverging run stops with a clear message and keeps its last good checkpoint,
+//! `--ema-eval` keeps the best EMA, `--tta-flip` scores an image with its mirror.
 
 use crate::common;
 
@@ -255,4 +256,166 @@ fn metrics_csv_and_tensorboard_events_hold_what_the_log_holds() {
     let broken = tmp.path().join("broken.tfevents");
     std::fs::write(&broken, bytes).unwrap();
     assert!(kestrel_train::logs::read_events(&broken).is_err());
+}
+
+#[test]
+fn ema_eval_picks_the_best_ema_epoch_and_saves_its_ema_weights() {
+    let tmp = tempdir();
+    let (train, val) = data(tmp.path());
+    let (with, without) = (tmp.path().join("ema_eval"), tmp.path().join("ema"));
+    let common = [
+        "--epochs",
+        "3",
+        "--lr",
+        "0.02",
+        "--batch-size",
+        "8",
+        "--ema",
+        "--ema-decay",
+        "0.5",
+    ];
+    let mut one = common.to_vec();
+    one.push("--ema-eval");
+    kestrel(run_args(&train, &val, &with, &one)).ok();
+    kestrel(run_args(&train, &val, &without, &common)).ok();
+
+    // The best epoch is the first with the highest EMA validation accuracy, and the checkpoint
+    // records that accuracy.
+    let log = std::fs::read_to_string(with.join("train_log.jsonl")).unwrap();
+    let ema_acc: Vec<f64> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["ema_val_accuracy"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    let best = ema_acc
+        .iter()
+        .enumerate()
+        .fold(0, |b, (i, a)| if *a > ema_acc[b] { i } else { b });
+    let meta = read_json(&with.join("checkpoint.json"));
+    assert_eq!(meta["epoch"].as_u64().unwrap() as usize, best + 1, "{log}");
+    assert_eq!(meta["val_accuracy"].as_f64().unwrap(), ema_acc[best]);
+    // model.safetensors is that epoch's EMA; without --ema-eval it is the raw weights.
+    assert_eq!(
+        tensors(&with.join("model.safetensors")),
+        tensors(&with.join("model.ema.safetensors"))
+    );
+    assert_ne!(
+        tensors(&without.join("model.safetensors")),
+        tensors(&without.join("model.ema.safetensors"))
+    );
+
+    kestrel(run_args(
+        &train,
+        &val,
+        &tmp.path().join("bad"),
+        &["--ema-eval"],
+    ))
+    .fails_cleanly_naming(&["--ema-eval", "add --ema"]);
+    kestrel(run_args(
+        &train,
+        &val,
+        &tmp.path().join("bf16"),
+        &["--precision", "bf16"],
+    ))
+    .fails_cleanly_naming(&["--precision bf16", "only fp32"]);
+}
+
+/// Each image of the ImageFolder `from`, mirrored left to right, under the same path in `to`.
+fn mirrored_copy(from: &Path, to: &Path) {
+    for class in std::fs::read_dir(from).unwrap() {
+        let class = class.unwrap().path();
+        let dir = to.join(class.file_name().unwrap());
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in std::fs::read_dir(&class).unwrap() {
+            let f = f.unwrap().path();
+            let img = image::open(&f).unwrap().to_rgb8();
+            image::imageops::flip_horizontal(&img)
+                .save(dir.join(f.file_name().unwrap()))
+                .unwrap();
+        }
+    }
+}
+
+/// The probability columns of a predictions CSV, by image file name.
+fn probs_by_file(csv: &Path) -> BTreeMap<String, Vec<f64>> {
+    let text = std::fs::read_to_string(csv).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|row| {
+            let fields: Vec<&str> = row.split(',').collect();
+            let name = Path::new(fields[0])
+                .strip_prefix(Path::new(fields[0]).parent().unwrap().parent().unwrap())
+                .unwrap()
+                .display()
+                .to_string();
+            let probs = fields[fields.len() - 3..]
+                .iter()
+                .map(|p| p.parse().unwrap())
+                .collect();
+            (name, probs)
+        })
+        .collect()
+}
+
+#[test]
+fn tta_flip_scores_the_mean_of_an_image_and_its_mirror() {
+    let tmp = tempdir();
+    let (train, val) = data(tmp.path());
+    let out = tmp.path().join("run");
+    kestrel(run_args(
+        &train,
+        &val,
+        &out,
+        &["--epochs", "1", "--batch-size", "8"],
+    ))
+    .ok();
+    // Noisy images, so that an image and its mirror differ.
+    let test = tmp.path().join("test");
+    solid_color_folder(&test, 3, 7);
+    let mirror = tmp.path().join("mirror");
+    mirrored_copy(&test, &mirror);
+    let eval = |data: &Path, tta: bool, name: &str| {
+        let csv = tmp.path().join(format!("{name}.csv"));
+        let mut args = vec![
+            "eval".to_string(),
+            "--checkpoint".into(),
+            s(&out).into(),
+            "--data".into(),
+            s(data).into(),
+            "--save-predictions".into(),
+            s(&csv).into(),
+            "--out".into(),
+            s(&tmp.path().join(format!("{name}_out"))).into(),
+        ];
+        if tta {
+            args.push("--tta-flip".into());
+        }
+        kestrel(args).ok();
+        probs_by_file(&csv)
+    };
+    let (plain, mirrored, tta) = (
+        eval(&test, false, "plain"),
+        eval(&mirror, false, "mirrored"),
+        eval(&test, true, "tta"),
+    );
+    assert_eq!(tta.len(), 9);
+    let mut differs = false;
+    for (file, p) in &tta {
+        let (a, b) = (&plain[file], &mirrored[file]);
+        differs |= a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-4);
+        for k in 0..3 {
+            let mean = 0.5 * (a[k] + b[k]);
+            assert!(
+                (p[k] - mean).abs() < 1e-5,
+                "{file}: {p:?} vs the mean of {a:?} and {b:?}"
+            );
+        }
+    }
+    assert!(
+        differs,
+        "the mirrored images should score differently, or the test shows nothing"
+    );
 }

@@ -6,9 +6,13 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 use kestrel_data::loader::{Loader, LoaderConfig, Sampler};
+use kestrel_data::sample_transform::{Chw, SampleTransform};
 use kestrel_data::splits::{has_split_folders, is_packed_dataset, open_dataset, open_eval_folder};
+use kestrel_data::transforms::EvalTransform;
+use kestrel_data::Image;
 use kestrel_data::{Dataset, SplitOptions};
 use kestrel_eval::EvalReport;
+use rand::rngs::StdRng;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::TrainError;
@@ -25,6 +29,9 @@ pub struct EvalOptions {
     pub skipped_before: usize,
     /// The inference engine (the fast one falls back to burn for models it does not cover).
     pub engine: EngineKind,
+    /// Flip test-time augmentation: each image's class probabilities are the mean of its own
+    /// and its horizontal mirror's, as airbench evaluates.
+    pub tta_flip: bool,
 }
 
 impl Default for EvalOptions {
@@ -34,6 +41,7 @@ impl Default for EvalOptions {
             skip_bad_images: false,
             skipped_before: 0,
             engine: EngineKind::Fast,
+            tta_flip: false,
         }
     }
 }
@@ -78,9 +86,22 @@ pub fn evaluate_checkpoint(
         skip_bad_images: opts.skip_bad_images,
         sampler: Sampler::Sequential,
     };
-    let loader = Loader::new(dataset, Arc::new(checkpoint.meta.eval_transform()?), cfg)?;
+    let eval_tf = checkpoint.meta.eval_transform()?;
+    let loader = Loader::new(dataset.clone(), Arc::new(eval_tf.clone()), cfg.clone())?;
     let (runner, engine_notice) = checkpoint.runner(device, opts.engine)?;
-    let predictions = predict_with(&runner, &loader, device)?;
+    let mut predictions = predict_with(&runner, &loader, device)?;
+    if opts.tta_flip {
+        let mirrored = Loader::new(dataset, Arc::new(Mirrored(eval_tf)), cfg)?;
+        let flipped = predict_with(&runner, &mirrored, device)?;
+        // Both passes read the same images in the same order (a skipped image is skipped twice).
+        assert_eq!(
+            flipped.indices, predictions.indices,
+            "same sequential order"
+        );
+        for (p, q) in predictions.probs.iter_mut().zip(&flipped.probs) {
+            *p = 0.5 * (*p + q);
+        }
+    }
     let report = EvalReport::compute(&predictions.labels, &predictions.probs, class_names)?
         .with_skipped_images(Some(opts.skipped_before + loader.skipped()));
     Ok(Evaluation {
@@ -88,6 +109,23 @@ pub fn evaluate_checkpoint(
         predictions,
         engine_notice,
     })
+}
+
+/// The eval transform, then a horizontal mirror of the tensor: the second view of flip TTA.
+struct Mirrored(EvalTransform);
+
+impl SampleTransform for Mirrored {
+    fn apply(&self, image: Image, rng: &mut StdRng) -> kestrel_data::error::Result<Chw> {
+        let mut x = self.0.apply(image, rng)?;
+        for row in x.data.chunks_exact_mut(x.width) {
+            row.reverse();
+        }
+        Ok(x)
+    }
+
+    fn output_shape(&self) -> Option<(usize, usize, usize)> {
+        self.0.output_shape()
+    }
 }
 
 /// The split of a dataset to evaluate on.

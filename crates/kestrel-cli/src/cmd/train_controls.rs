@@ -30,6 +30,14 @@ pub struct ControlArgs {
     /// EMA decay warm-up, as ModelEmaV3's use_warmup: decay = min(F, 1 − (1 + t)^(−2/3)).
     #[arg(long)]
     pub ema_warmup: bool,
+    /// The EMA is the model that counts (timm's train.py with --model-ema): the best epoch is
+    /// chosen by the EMA's validation accuracy, and model.safetensors holds its EMA weights.
+    #[arg(long)]
+    pub ema_eval: bool,
+    /// Flip test-time augmentation in the final test report: each image scores the mean of its
+    /// own and its horizontal mirror's class probabilities (as airbench evaluates).
+    #[arg(long)]
+    pub tta_flip: bool,
     /// Clip gradients at F before each update, as --clip-mode says (default: no clipping).
     #[arg(long, value_name = "F")]
     pub clip_grad: Option<f64>,
@@ -51,6 +59,8 @@ impl ControlArgs {
         cfg.ema = self.ema;
         cfg.ema_decay = self.ema_decay;
         cfg.ema_warmup = self.ema_warmup;
+        cfg.ema_eval = self.ema_eval;
+        cfg.tta_flip = self.tta_flip;
         cfg.clip_grad = self.clip_grad;
         cfg.clip_mode = self.clip_mode;
         cfg.grad_accum = self.grad_accum;
