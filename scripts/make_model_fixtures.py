@@ -46,6 +46,10 @@ TINY_WRAPPED = {
         dict(stages_repeats=[2, 3, 2], stages_out_channels=[8, 16, 32, 64, 128], num_classes=10), "3,56,56"),
     "tv_vgg_custom_tiny": (
         "tv:vgg_custom", "_tiny", dict(cfg=_VGG11, batch_norm=False, hidden=32, num_classes=10), "3,64,64"),
+    # vgg8_cifar's layout at 1/8 width, 28 px (maps 28 -> 14 -> 7 -> 3, as for Fashion-MNIST).
+    "tv_vgg_cifar_custom_tiny": (
+        "tv:vgg_cifar_custom", "_tiny", dict(cfg=[4, 8, "M", 8, 16, "M", 16, 32, "M", 32], num_classes=10),
+        "3,28,28"),
     "tv_vgg_custom_bn_tiny": (
         "tv:vgg_custom", "_bn_tiny", dict(cfg=_VGG11, batch_norm=True, hidden=32, num_classes=10), "3,64,64"),
     "tv_alexnet_custom_tiny": (

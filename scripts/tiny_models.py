@@ -90,6 +90,17 @@ def vgg_custom(weights=None, cfg=(), batch_norm=False, hidden=4096, num_classes=
     return m
 
 
+@tv_register("vgg_cifar_custom")
+def vgg_cifar_custom(weights=None, cfg=(), num_classes=10):
+    """kestrel's vgg8_cifar layout (`VggConfig::vgg8_cifar`) on torchvision's VGG: its
+    `make_layers` with BN, adaptive average pooling to 1x1 and one Linear as `classifier.0`."""
+    m = tv_vgg.VGG(tv_vgg.make_layers(list(cfg), batch_norm=True), num_classes=num_classes)
+    m.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+    last = [c for c in cfg if c != "M"][-1]
+    m.classifier = nn.Sequential(nn.Linear(last, num_classes))
+    return m
+
+
 @tv_register("alexnet_custom")
 def alexnet_custom(weights=None, widths=(64, 192, 384, 256, 256), hidden=4096, num_classes=1000,
                    dropout=0.5):

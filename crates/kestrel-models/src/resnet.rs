@@ -411,7 +411,7 @@ impl crate::classifier::Classifier for ResNet {
 }
 
 /// He et al.'s CIFAR-10 ResNets: 32 px, CIFAR-10 statistics, no resize or crop.
-fn cifar_32() -> DataConfig {
+pub(crate) fn cifar_32() -> DataConfig {
     DataConfig {
         input_size: [3, 32, 32],
         mean: vec![0.4914, 0.4822, 0.4465],

@@ -5,7 +5,7 @@
 //! another head (`pre_logits` convs), so kestrel's `vgg16` is torchvision's (`tv:vgg16`).
 
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
-use burn::nn::{BatchNormConfig, Relu};
+use burn::nn::{BatchNormConfig, LinearConfig, Relu};
 use burn::prelude::*;
 
 use crate::layers::conv2d;
@@ -26,8 +26,9 @@ pub struct VggConfig {
     /// torchvision's `cfgs` entry.
     pub cfg: Vec<VggItem>,
     pub batch_norm: bool,
-    /// Width of the two hidden classifier layers (4096).
-    pub hidden: usize,
+    /// Width of the two hidden classifier layers (4096); `None` for the small-image nets'
+    /// head: global average pooling and one linear layer (`classifier.0`).
+    pub hidden: Option<usize>,
     pub dropout: f64,
 }
 
@@ -36,8 +37,21 @@ impl VggConfig {
         VggConfig {
             cfg: cfg.to_vec(),
             batch_norm,
-            hidden: 4096,
+            hidden: Some(4096),
             dropout: 0.5,
+        }
+    }
+    /// A small, wide VGG for 28–32 px images, designed as airbench designs its CIFAR-10 net:
+    /// most convs run after the early pools, the width grows where the map is small, and the
+    /// head is global average pooling and one linear layer. `[32, 64, M, 64, 128, M, 128, 256,
+    /// M, 256]` with batch norm: 1.1 M parameters, 64 M MACs at 28 px (twice resnet20_cifar's,
+    /// in 7 convs and a linear layer instead of 19 convs).
+    pub fn vgg8_cifar() -> Self {
+        let cfg = [C(32), C(64), M, C(64), C(128), M, C(128), C(256), M, C(256)];
+        VggConfig {
+            hidden: None,
+            dropout: 0.0,
+            ..Self::new(&cfg, true)
         }
     }
     /// torchvision's cfgs for the standard VGGs: five stages of 3×3 convs, 64 to 512 wide, each
@@ -83,11 +97,26 @@ impl VggConfig {
                 }
             }
         }
-        let h = self.hidden;
-        Vgg {
-            features,
-            avgpool: AdaptiveAvgPool2dConfig::new([7, 7]).init(),
-            classifier: dropout_mlp_head(ch * 7 * 7, h, num_classes, self.dropout, false, device),
+        match self.hidden {
+            Some(h) => Vgg {
+                features,
+                avgpool: AdaptiveAvgPool2dConfig::new([7, 7]).init(),
+                classifier: dropout_mlp_head(
+                    ch * 7 * 7,
+                    h,
+                    num_classes,
+                    self.dropout,
+                    false,
+                    device,
+                ),
+            },
+            None => Vgg {
+                features,
+                avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+                classifier: vec![HeadLayer::Linear(
+                    LinearConfig::new(ch, num_classes).init(device),
+                )],
+            },
         }
     }
 }
@@ -115,7 +144,10 @@ impl crate::classifier::Classifier for Vgg {
         Vgg::forward(self, x)
     }
     fn classifier_prefixes(&self) -> &'static [&'static str] {
-        &["classifier.6."]
+        match self.classifier.len() {
+            1 => &["classifier.0."],
+            _ => &["classifier.6."],
+        }
     }
 }
 
@@ -123,6 +155,10 @@ impl crate::classifier::Classifier for Vgg {
 /// etc. share the names but not the head (timm's `pre_logits` ConvMlp), so timm's checkpoints and
 /// pretrained tags (`vgg16.tv_in1k`, weights converted to that head) are not these.
 pub static VARIANTS: &[Variant<Vgg>] = &[
+    Variant::untagged("vgg", "vgg8_cifar", crate::resnet::cifar_32, |o, d| {
+        VggConfig::vgg8_cifar().init(o.num_classes, o.in_chans, d)
+    })
+    .num_classes(10),
     Variant::untagged("vgg", "vgg11", torchvision_224, |o, d| {
         VggConfig::vgg11(false).init(o.num_classes, o.in_chans, d)
     }),

@@ -126,7 +126,7 @@ fn vgg_tiny() -> VggConfig {
             *c = (*c / 16).min(32);
         }
     }
-    cfg.hidden = 32;
+    cfg.hidden = Some(32);
     cfg.dropout = 0.1;
     cfg
 }

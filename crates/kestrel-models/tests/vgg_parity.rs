@@ -20,7 +20,7 @@ fn tiny_vgg11(batch_norm: bool) -> VggConfig {
             *c = (*c / 16).min(32);
         }
     }
-    cfg.hidden = 32;
+    cfg.hidden = Some(32);
     cfg
 }
 
@@ -40,6 +40,34 @@ fn vgg11_bn_matches_torchvision() {
         "tv_vgg_custom_bn_tiny",
         Model::Vgg(cfg.init(10, 3, &Device::flex())),
     );
+}
+
+/// vgg8_cifar's layout at 1/8 width (the fixture's cfg), 28 px: torchvision's VGG features with
+/// BN, a 1×1 average pool and one Linear (scripts/tiny_models.py `vgg_cifar_custom`).
+#[test]
+fn vgg8_cifar_matches_torchvision() {
+    let mut cfg = VggConfig::vgg8_cifar();
+    for item in &mut cfg.cfg {
+        if let VggItem::Conv(c) = item {
+            *c /= 8;
+        }
+    }
+    check_fixture(
+        "tv_vgg_cifar_custom_tiny",
+        Model::Vgg(cfg.init(10, 3, &Device::flex())),
+    );
+}
+
+/// The full vgg8_cifar against the same torchvision construction at full width:
+/// sum(p.numel()) and conv + linear MACs from forward hooks at 1×3×28×28.
+#[test]
+fn vgg8_cifar_params_and_macs_match_torchvision() {
+    let device = Device::flex();
+    let spec = kestrel_models::find("vgg8_cifar").unwrap();
+    let model = spec.build(&spec.default_options(), &device);
+    assert_eq!(model.num_trainable_params(), 1_167_434);
+    let (_, macs) = count_macs(|| model.forward(Tensor::zeros([1, 3, 28, 28], &device)));
+    assert_eq!(macs, 63_791_104);
 }
 
 #[test]
