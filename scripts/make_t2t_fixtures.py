@@ -14,15 +14,20 @@ timm has no T2T-ViT, so two references:
   yitu-opensource/T2T-ViT, not pip-installable): the official `T2T_ViT(tokens_type='transformer')`
   with its three soft splits and two token transformers, 64 px, width 32, 2 blocks, 4 heads,
   MLP ratio 3, token_dim 8, qk_scale = 32^-0.5 (as the official pretrained models), 10 classes.
+* `t2t_vit_official_tiny` (with --t2t-repo): the same with `tokens_type='performer'`, the
+  official `Token_performer` token layers (random-feature attention, its fixed projection `w` in
+  the state_dict; token_dim 8 gives int(8 * 0.5) = 4 random features).
 
 Norm affine terms are perturbed as scripts/make_parity.py does. Each folder gets
 weights.safetensors, io.safetensors (input [2,3,H,W], logits) and meta.json. Also prints
-sum(p.numel()) of the official t2t_vit_t_14/19/24 when --t2t-repo is given.
+sum(p.numel()) of the official t2t_vit_14/19/24 (Performer) and t2t_vit_t_14/19/24 (transformer)
+when --t2t-repo is given.
 
-With --full (and --t2t-repo) it also writes the full-size default, the official
-t2t_vit_t_14 at 224 px with the pretrained qk_scale (384^-0.5) and a float64 reference, to the
-git-ignored .parity/t2t_vit_14/, which the developer-only full_parity test checks
-(scripts/check_parity_full.py).
+With --full (and --t2t-repo) it also writes the full-size defaults, the official t2t_vit_14
+and t2t_vit_t_14 at 224 px with the pretrained qk_scale (384^-0.5) (t2t_vit_t_14 with a float64
+reference; the official Performer computes in float32 whatever the model's dtype), to
+the git-ignored .parity/t2t_vit_14/ and .parity/t2t_vit_t_14/, which the developer-only
+full_parity test checks (scripts/check_parity_full.py).
 
   python3 scripts/make_t2t_fixtures.py [--t2t-repo PATH [--full]]
 """
@@ -114,25 +119,35 @@ def main():
     mp.perturb(m, 0, (3, 64, 64))
     sd = {k: v.detach().contiguous().clone() for k, v in m.state_dict().items()}
     write("t2t_vit_t_official_tiny", m, sd, (3, 64, 64), dict(reference="official T2T-ViT T2T_ViT", kwargs=kw))
-    for name, (d, depth, h) in dict(t2t_vit_t_14=(384, 14, 6), t2t_vit_t_19=(448, 19, 7),
-                                    t2t_vit_t_24=(512, 24, 8)).items():
-        full = T2T_ViT(tokens_type="transformer", embed_dim=d, depth=depth, num_heads=h, mlp_ratio=3.)
-        print(name, "sum(p.numel())", sum(p.numel() for p in full.parameters()))
+    torch.manual_seed(0)
+    kw = dict(kw, tokens_type="performer")
+    m = T2T_ViT(**kw).eval()
+    mp.perturb(m, 0, (3, 64, 64))
+    sd = {k: v.detach().contiguous().clone() for k, v in m.state_dict().items()}
+    write("t2t_vit_official_tiny", m, sd, (3, 64, 64), dict(reference="official T2T-ViT T2T_ViT", kwargs=kw))
+    sizes = {14: (384, 14, 6), 19: (448, 19, 7), 24: (512, 24, 8)}
+    for tokens_type, prefix in (("performer", "t2t_vit_"), ("transformer", "t2t_vit_t_")):
+        for n, (d, depth, h) in sizes.items():
+            full = T2T_ViT(tokens_type=tokens_type, embed_dim=d, depth=depth, num_heads=h, mlp_ratio=3.)
+            print(f"{prefix}{n}", "sum(p.numel())", sum(p.numel() for p in full.parameters()))
     if args.full:
-        torch.manual_seed(0)
-        kw = dict(tokens_type="transformer", embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.,
-                  qk_scale=384 ** -0.5)
-        m = T2T_ViT(**kw).eval()
-        mp.perturb(m, 0, (3, 224, 224))
-        sd = {k: v.detach().contiguous().clone() for k, v in m.state_dict().items()}
         parity = os.path.join(os.path.dirname(HERE), ".parity")
-        write("t2t_vit_14", m, sd, (3, 224, 224), dict(reference="official T2T-ViT", kwargs=kw), out=parity)
         from safetensors.torch import load_file
-        x = load_file(os.path.join(parity, "t2t_vit_14", "io.safetensors"))["input"]
-        with torch.no_grad():
-            y64 = m.double()(x.double())
-        save_file({"logits": y64.float().contiguous()},
-                  os.path.join(parity, "t2t_vit_14", "reference_fp64.safetensors"))
+        for tokens_type, name in (("performer", "t2t_vit_14"), ("transformer", "t2t_vit_t_14")):
+            torch.manual_seed(0)
+            kw = dict(tokens_type=tokens_type, embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.,
+                      qk_scale=384 ** -0.5)
+            m = T2T_ViT(**kw).eval()
+            mp.perturb(m, 0, (3, 224, 224))
+            sd = {k: v.detach().contiguous().clone() for k, v in m.state_dict().items()}
+            write(name, m, sd, (3, 224, 224), dict(reference="official T2T-ViT", kwargs=kw), out=parity)
+            if tokens_type == "performer":
+                continue  # its prm_exp casts to float32 (x.float()): no float64 evaluation
+            x = load_file(os.path.join(parity, name, "io.safetensors"))["input"]
+            with torch.no_grad():
+                y64 = m.double()(x.double())
+            save_file({"logits": y64.float().contiguous()},
+                      os.path.join(parity, name, "reference_fp64.safetensors"))
 
 
 if __name__ == "__main__":

@@ -1147,7 +1147,8 @@ fn soft_split_conv(
 
 /// T2T-ViT: each soft split as a conv (the unfold; the last one with `project` folded in), the
 /// token transformers on the token map (the single-head attention on it as one token
-/// sequence, its values computed again as the skip connection), then the ViT backbone.
+/// sequence, its values computed again as the skip connection), then the ViT backbone. The
+/// Performer token layers are [`Unsupported`] (the model runs on burn).
 fn lower_t2t(g: &mut GraphBuilder, x: Value, m: &t2t::T2tVit, in_ch: usize) -> Result<Value> {
     let t = &m.tokens_to_token;
     let layers = [&t.attention1, &t.attention2];
@@ -1167,8 +1168,16 @@ fn lower_t2t(g: &mut GraphBuilder, x: Value, m: &t2t::T2tVit, in_ch: usize) -> R
         }
         x = g.conv(x, soft_split_conv(ch, split, None));
         ch *= k * k;
-        let Some(layer) = layers.get(i).and_then(|l| l.as_ref()) else {
-            continue;
+        let layer = match layers.get(i).and_then(|l| l.as_ref()) {
+            None => continue,
+            Some(t2t::TokenLayer::Transformer(layer)) => layer,
+            // Random-feature attention needs exp and batched matmuls over the tokens, which the
+            // engine has no op for.
+            Some(t2t::TokenLayer::Performer(_)) => {
+                return Err(Unsupported(
+                    "T2T-ViT's Performer token layers (`t2t_vit_14/19/24`)".into(),
+                ))
+            }
         };
         let attn = &layer.attn;
         if attn.relative_position_bias_table.is_some() || attn.rel_pos.is_some() {

@@ -168,7 +168,8 @@ fn resnet_d_families() {
     print_errors(cases);
 }
 
-/// T2T-ViT against vit-pytorch (one soft split) and the official code (token transformers);
+/// T2T-ViT against vit-pytorch (one soft split) and the official code (transformer and
+/// Performer token layers);
 /// the configurations of tests/t2t_parity.rs.
 fn t2t_families() {
     let d = Device::flex();
@@ -183,7 +184,11 @@ fn t2t_families() {
         ),
         (
             "t2t_vit_t_official_tiny",
-            Model::T2tVit(official.init(10, 3, &d)),
+            Model::T2tVit(official.clone().init(10, 3, &d)),
+        ),
+        (
+            "t2t_vit_official_tiny",
+            Model::T2tVit(official.performer().init(10, 3, &d)),
         ),
     ]);
 }

@@ -11,11 +11,13 @@
 //! (a frozen parameter, in the checkpoint as in the official code), the final norm and the class
 //! token's head.
 //!
-//! The token layers are the official `tokens_type='transformer'` ones (the repository's
-//! `t2t_vit_t_*`): attention narrows the tokens to `token_dim` and adds its values as the skip
-//! connection. The Performer token layers of the official `t2t_vit_*` names are not implemented:
-//! those checkpoints (`kqv`, `w` keys) do not load. Parameter counts are the same to the
-//! paper's precision (21.5 M, 39.2 M, 64.1 M).
+//! The token layers are either of the official ones ([`TokenLayerKind`]): `tokens_type=
+//! 'performer'` (the repository's `t2t_vit_14/19/24`, `models/token_performer.py`: random-feature
+//! linear attention with a fixed projection `w`, keys `kqv`, `proj`, `mlp.0`, `mlp.2`, `w`) or
+//! `tokens_type='transformer'` (its `t2t_vit_t_14/19/24`: softmax attention). Both narrow the
+//! tokens to `token_dim` and add their values as the skip connection. Parameter counts are the
+//! official code's `sum(p.numel())` (the frozen `w` and `pos_embed` included) and the paper's
+//! (21.5 M, 39.2 M, 64.1 M) for both kinds.
 
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
@@ -24,17 +26,28 @@ use burn::tensor::module::unfold4d;
 use burn::tensor::ops::UnfoldOptions;
 use burn::tensor::{Distribution, TensorData};
 
+use burn::nn::Gelu;
+
 use crate::layers::attention::{Attention, AttentionConfig};
 use crate::layers::mlp::Mlp;
 use crate::layers::patch_embed::assert_input_size;
-use crate::layers::{trunc_normal, Counted, LayerNorm2d};
-use crate::variant::{imagenet_eval, DataConfig, Variant};
+use crate::layers::{record_macs, trunc_normal, Counted, LayerNorm2d};
+use crate::variant::{imagenet_eval, BuildOptions, DataConfig, Variant};
 use crate::vit::{Block, VitConfig};
 
 /// PyTorch's `nn.LayerNorm` default, which the official code uses everywhere.
 const EPS: f64 = 1e-5;
 
-/// The official `T2T_ViT(...)` arguments (transformer token layers).
+/// Which official token layer follows each soft split but the last (`tokens_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenLayerKind {
+    /// `Token_performer` ([`TokenPerformer`]): the official `t2t_vit_14/19/24`.
+    Performer,
+    /// `Token_transformer` ([`TokenTransformer`]): the official `t2t_vit_t_14/19/24`.
+    Transformer,
+}
+
+/// The official `T2T_ViT(...)` arguments.
 #[derive(Clone, Debug)]
 pub struct T2tConfig {
     pub img_size: usize,
@@ -47,9 +60,11 @@ pub struct T2tConfig {
     /// built with `qk_scale = embed_dim^-½` (`t2t_vit_t_14(pretrained=True)`), without it
     /// otherwise.
     pub qk_scale: Option<f64>,
-    /// Width of the token transformers' q, k, v and output (`token_dim`).
+    /// The token layers' kind (`tokens_type`).
+    pub token_layers: TokenLayerKind,
+    /// Width of the token layers' q, k, v and output (`token_dim`).
     pub token_dim: usize,
-    /// The soft splits as (kernel, stride, padding), in order: a token transformer follows each
+    /// The soft splits as (kernel, stride, padding), in order: a token layer follows each
     /// but the last, which is projected to `embed_dim`. Official: (7, 4, 2), (3, 2, 1),
     /// (3, 2, 1); at most three.
     pub soft_splits: Vec<[usize; 3]>,
@@ -61,6 +76,7 @@ pub struct T2tConfig {
 }
 
 impl T2tConfig {
+    /// With transformer token layers ([`T2tConfig::performer`] for the Performer ones).
     pub fn new(embed_dim: usize, depth: usize, num_heads: usize, mlp_ratio: f64) -> Self {
         T2tConfig {
             img_size: 224,
@@ -70,6 +86,7 @@ impl T2tConfig {
             mlp_ratio,
             qkv_bias: false,
             qk_scale: None,
+            token_layers: TokenLayerKind::Transformer,
             token_dim: 64,
             soft_splits: vec![[7, 4, 2], [3, 2, 1], [3, 2, 1]],
             drop_rate: 0.0,
@@ -77,17 +94,36 @@ impl T2tConfig {
             drop_path_rate: 0.0,
         }
     }
-    /// T2T-ViT-14: width 384, 14 blocks, 6 heads, MLP ratio 3.
-    pub fn t2t_vit_14() -> Self {
+    /// T2T-ViT_t-14 (transformer token layers): width 384, 14 blocks, 6 heads, MLP ratio 3.
+    pub fn t2t_vit_t_14() -> Self {
         Self::new(384, 14, 6, 3.0)
     }
-    /// T2T-ViT-19: width 448, 19 blocks, 7 heads.
-    pub fn t2t_vit_19() -> Self {
+    /// T2T-ViT_t-19: width 448, 19 blocks, 7 heads.
+    pub fn t2t_vit_t_19() -> Self {
         Self::new(448, 19, 7, 3.0)
     }
-    /// T2T-ViT-24: width 512, 24 blocks, 8 heads.
-    pub fn t2t_vit_24() -> Self {
+    /// T2T-ViT_t-24: width 512, 24 blocks, 8 heads.
+    pub fn t2t_vit_t_24() -> Self {
         Self::new(512, 24, 8, 3.0)
+    }
+    /// T2T-ViT-14: T2T-ViT_t-14 with Performer token layers.
+    pub fn t2t_vit_14() -> Self {
+        Self::t2t_vit_t_14().performer()
+    }
+    /// T2T-ViT-19 (Performer token layers).
+    pub fn t2t_vit_19() -> Self {
+        Self::t2t_vit_t_19().performer()
+    }
+    /// T2T-ViT-24 (Performer token layers).
+    pub fn t2t_vit_24() -> Self {
+        Self::t2t_vit_t_24().performer()
+    }
+    /// Performer token layers (`tokens_type='performer'`).
+    pub fn performer(self) -> Self {
+        T2tConfig {
+            token_layers: TokenLayerKind::Performer,
+            ..self
+        }
     }
     /// As the official pretrained checkpoints were built: `qk_scale = embed_dim^-½`.
     pub fn pretrained_scale(self) -> Self {
@@ -138,7 +174,16 @@ impl T2tConfig {
         for (i, &[k, _, _]) in self.soft_splits.iter().enumerate() {
             width *= k * k;
             if i < last {
-                token_layers.push(TokenTransformer::new(width, self.token_dim, device));
+                token_layers.push(match self.token_layers {
+                    TokenLayerKind::Transformer => TokenLayer::Transformer(TokenTransformer::new(
+                        width,
+                        self.token_dim,
+                        device,
+                    )),
+                    TokenLayerKind::Performer => {
+                        TokenLayer::Performer(TokenPerformer::new(width, self.token_dim, device))
+                    }
+                });
                 width = self.token_dim;
             }
         }
@@ -232,11 +277,166 @@ impl TokenTransformer {
     }
 }
 
-/// `tokens_to_token`: soft splits with token transformers between them, then `project`.
+/// The official `Token_performer` (`head_cnt=1, kernel_ratio=0.5`): single-head linear
+/// attention from the split's width to `in_dim` through m = ½·`in_dim` positive random features
+/// of the softmax kernel, φ(x) = exp(w·x − |x|²/2)/√m with a fixed random `w` [m, in_dim]
+/// (orthogonal rows of norm √m; frozen, but a parameter in the checkpoint), then, as the token
+/// transformer, its values as the skip connection and an `in_dim`-wide MLP with a residual.
+#[derive(Module, Debug)]
+pub struct TokenPerformer {
+    pub norm1: LayerNorm2d,
+    /// k, q and v, in that order (the official split).
+    pub kqv: Linear,
+    pub proj: Linear,
+    pub dp: Dropout,
+    pub norm2: LayerNorm2d,
+    /// The official `nn.Sequential`: Linear, GELU, Linear, Dropout (keys `mlp.0`, `mlp.2`).
+    pub mlp: Vec<PerformerMlpLayer>,
+    pub w: Param<Tensor<2>>,
+}
+
+/// One entry of the Performer's MLP `nn.Sequential` (its index is its key).
+#[derive(Module, Debug)]
+pub enum PerformerMlpLayer {
+    Linear(Linear),
+    Gelu(Gelu),
+    Dropout(Dropout),
+}
+
+/// The official `Token_performer`'s `dp1` and `dp2`, which `T2T_module` leaves at their default.
+const PERFORMER_DROP: f64 = 0.1;
+/// Added to the attention's normaliser (the official `epsilon`).
+const PERFORMER_EPS: f64 = 1e-8;
+
+impl TokenPerformer {
+    fn new(dim: usize, in_dim: usize, device: &Device) -> Self {
+        let linear = |i: usize, o: usize| {
+            LinearConfig::new(i, o)
+                .with_initializer(trunc_normal())
+                .init(device)
+        };
+        let features = in_dim / 2;
+        let w = Tensor::from_data(
+            TensorData::new(
+                orthogonal_random_features(features, in_dim, device),
+                [features, in_dim],
+            ),
+            device,
+        );
+        TokenPerformer {
+            norm1: LayerNorm2d::new(dim, EPS, device),
+            kqv: linear(dim, 3 * in_dim),
+            proj: linear(in_dim, in_dim),
+            dp: DropoutConfig::new(PERFORMER_DROP).init(),
+            norm2: LayerNorm2d::new(in_dim, EPS, device),
+            mlp: vec![
+                PerformerMlpLayer::Linear(linear(in_dim, in_dim)),
+                PerformerMlpLayer::Gelu(Gelu::new()),
+                PerformerMlpLayer::Linear(linear(in_dim, in_dim)),
+                PerformerMlpLayer::Dropout(DropoutConfig::new(PERFORMER_DROP).init()),
+            ],
+            w: Param::from_tensor(w).set_require_grad(false),
+        }
+    }
+
+    /// φ(x) = exp(w·x − |x|²/2)/√m, [B, T, d] -> [B, T, m] (the official `prm_exp`).
+    fn random_features(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let w = self.w.val();
+        let m = w.dims()[0];
+        record_macs((b * t * d * m) as u64);
+        let wx = x
+            .clone()
+            .reshape([b * t, d])
+            .matmul(w.transpose())
+            .reshape([b, t, m]);
+        let half_sq_norm = (x.clone() * x).sum_dim(2).div_scalar(2.0);
+        (wx - half_sq_norm).exp().div_scalar((m as f64).sqrt())
+    }
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let kqv = self.kqv.run(self.norm1.forward_last(x));
+        let e = kqv.dims()[2] / 3;
+        let k = self.random_features(kqv.clone().narrow(2, 0, e));
+        let q = self.random_features(kqv.clone().narrow(2, e, e));
+        let v = kqv.narrow(2, 2 * e, e);
+        let [b, t, m] = q.dims();
+        // Linear attention: y_t = Σ_s (φ(q_t)·φ(k_s)) v_s / Σ_s φ(q_t)·φ(k_s), summing over the
+        // tokens first (φ(k)ᵀv [B, m, e]) so that no T×T matrix is formed.
+        record_macs(2 * (b * t * m * e) as u64);
+        let normaliser = (q.clone() * k.clone().sum_dim(1)).sum_dim(2);
+        let kv = k.swap_dims(1, 2).matmul(v.clone());
+        let y = q.matmul(kv) / normaliser.add_scalar(PERFORMER_EPS);
+        let x = v + self.dp.forward(self.proj.run(y));
+        let mut branch = self.norm2.forward_last(x.clone());
+        for layer in &self.mlp {
+            branch = match layer {
+                PerformerMlpLayer::Linear(l) => l.run(branch),
+                PerformerMlpLayer::Gelu(g) => g.forward(branch),
+                PerformerMlpLayer::Dropout(d) => d.forward(branch),
+            };
+        }
+        x + branch
+    }
+}
+
+/// `rows` × `cols` (rows ≤ cols) values, row-major: orthonormal rows (Gram–Schmidt on Gaussian
+/// draws) scaled to norm √rows, the distribution of the official
+/// `nn.init.orthogonal_(randn(m, d)) * sqrt(m)`.
+fn orthogonal_random_features(rows: usize, cols: usize, device: &Device) -> Vec<f32> {
+    assert!(
+        rows <= cols,
+        "T2T-ViT Performer: more random features than dimensions"
+    );
+    let draws: Vec<f32> = Tensor::<2>::random([rows, cols], Distribution::Normal(0.0, 1.0), device)
+        .into_data()
+        .try_to_vec()
+        .expect("f32 draws");
+    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(rows);
+    for row in draws.chunks(cols) {
+        let mut r: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+        for u in &basis {
+            let dot: f64 = r.iter().zip(u).map(|(a, b)| a * b).sum();
+            r.iter_mut().zip(u).for_each(|(a, b)| *a -= dot * b);
+        }
+        let norm = r
+            .iter()
+            .map(|a| a * a)
+            .sum::<f64>()
+            .sqrt()
+            .max(f64::MIN_POSITIVE);
+        r.iter_mut().for_each(|a| *a /= norm);
+        basis.push(r);
+    }
+    let scale = (rows as f64).sqrt();
+    basis
+        .into_iter()
+        .flatten()
+        .map(|a| (a * scale) as f32)
+        .collect()
+}
+
+/// A token layer after a soft split (the variant name never reaches the weight files).
+#[derive(Module, Debug)]
+pub enum TokenLayer {
+    Transformer(TokenTransformer),
+    Performer(TokenPerformer),
+}
+
+impl TokenLayer {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        match self {
+            TokenLayer::Transformer(layer) => layer.forward(x),
+            TokenLayer::Performer(layer) => layer.forward(x),
+        }
+    }
+}
+
+/// `tokens_to_token`: soft splits with token layers between them, then `project`.
 #[derive(Module, Debug)]
 pub struct T2tModule {
-    pub attention1: Option<TokenTransformer>,
-    pub attention2: Option<TokenTransformer>,
+    pub attention1: Option<TokenLayer>,
+    pub attention2: Option<TokenLayer>,
     pub project: Linear,
     #[module(skip)]
     pub soft_splits: Vec<[usize; 3]>,
@@ -326,26 +526,34 @@ fn t2t_data() -> DataConfig {
     imagenet_eval(224, 0.9, "bicubic")
 }
 
-/// T2T-ViT (official repository, transformer token layers; `t2t_vit_t_N` is the official name
-/// of that variant; timm has no T2T-ViT), built as the official pretrained checkpoints were
-/// (`qk_scale = embed_dim^-½`).
+/// A registered variant: the official configuration `cfg` with the pretrained `qk_scale`, at
+/// the requested input size.
+fn build(cfg: T2tConfig, o: &BuildOptions, d: &Device) -> T2tVit {
+    let cfg = cfg.pretrained_scale();
+    let img_size = o.img_size.unwrap_or(cfg.img_size);
+    T2tConfig { img_size, ..cfg }.init(o.num_classes, o.in_chans, d)
+}
+
+/// T2T-ViT (official repository; timm has no T2T-ViT) under the official names: `t2t_vit_N`
+/// with Performer token layers, `t2t_vit_t_N` with transformer ones, built as the official
+/// pretrained checkpoints were (`qk_scale = embed_dim^-½`).
 pub static VARIANTS: &[Variant<T2tVit>] = &[
     Variant::untagged("t2t_vit", "t2t_vit_14", t2t_data, |o, d| {
-        let cfg = T2tConfig::t2t_vit_14().pretrained_scale();
-        let img_size = o.img_size.unwrap_or(cfg.img_size);
-        T2tConfig { img_size, ..cfg }.init(o.num_classes, o.in_chans, d)
-    })
-    .aliases(&["t2t_vit_t_14"]),
+        build(T2tConfig::t2t_vit_14(), o, d)
+    }),
     Variant::untagged("t2t_vit", "t2t_vit_19", t2t_data, |o, d| {
-        let cfg = T2tConfig::t2t_vit_19().pretrained_scale();
-        let img_size = o.img_size.unwrap_or(cfg.img_size);
-        T2tConfig { img_size, ..cfg }.init(o.num_classes, o.in_chans, d)
-    })
-    .aliases(&["t2t_vit_t_19"]),
+        build(T2tConfig::t2t_vit_19(), o, d)
+    }),
     Variant::untagged("t2t_vit", "t2t_vit_24", t2t_data, |o, d| {
-        let cfg = T2tConfig::t2t_vit_24().pretrained_scale();
-        let img_size = o.img_size.unwrap_or(cfg.img_size);
-        T2tConfig { img_size, ..cfg }.init(o.num_classes, o.in_chans, d)
-    })
-    .aliases(&["t2t_vit_t_24"]),
+        build(T2tConfig::t2t_vit_24(), o, d)
+    }),
+    Variant::untagged("t2t_vit", "t2t_vit_t_14", t2t_data, |o, d| {
+        build(T2tConfig::t2t_vit_t_14(), o, d)
+    }),
+    Variant::untagged("t2t_vit", "t2t_vit_t_19", t2t_data, |o, d| {
+        build(T2tConfig::t2t_vit_t_19(), o, d)
+    }),
+    Variant::untagged("t2t_vit", "t2t_vit_t_24", t2t_data, |o, d| {
+        build(T2tConfig::t2t_vit_t_24(), o, d)
+    }),
 ];

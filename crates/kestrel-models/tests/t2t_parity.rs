@@ -1,16 +1,18 @@
 //! T2T-ViT against two references (fixtures from scripts/make_t2t_fixtures.py): vit-pytorch's
 //! `T2TViT` (pip-installable, independent) on the configuration both can express (one soft
 //! split, no token transformer), and the official repository's `T2T_ViT` with its three soft
-//! splits and two token transformers. Also: the official key names on save, the fixed
-//! sinusoidal position embedding, parameter counts against the paper and the official code, the
-//! eval preprocessing, and the fixed-input-size error.
+//! splits and two token layers of either kind (transformer: `t2t_vit_t_*`; Performer:
+//! `t2t_vit_*`). Also: the official key names on save, the fixed sinusoidal position embedding
+//! and random-feature projection, parameter counts against the paper and the official code,
+//! the fast engine's fallback for the Performer, the eval preprocessing, and the
+//! fixed-input-size error.
 
 use crate::common;
 
 use common::{check_fixture, fixture, read_tensor};
 use kestrel_models::burn::prelude::*;
-use kestrel_models::t2t::T2tConfig;
-use kestrel_models::weights::save_safetensors;
+use kestrel_models::t2t::{T2tConfig, TokenLayer};
+use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
 use kestrel_models::Model;
 
 use common::{
@@ -32,10 +34,85 @@ fn t2t_vit_token_transformers_match_the_official_code() {
 }
 
 #[test]
+fn t2t_vit_performer_token_layers_match_the_official_code() {
+    check_fixture(
+        "t2t_vit_official_tiny",
+        build(official_config().performer()),
+    );
+}
+
+#[test]
+fn t2t_vit_performer_runs_on_burn_with_a_notice_on_the_fast_engine() {
+    // The fast engine has no op for random-feature attention: a fast request falls back to
+    // burn, says why, and gives the official logits.
+    let dir = fixture("t2t_vit_official_tiny");
+    let model = common::load_fixture_weights(
+        build(official_config().performer()),
+        &dir,
+        "weights.safetensors",
+    );
+    let (runner, notice) =
+        kestrel_deploy::Runner::new(model, 3, &Device::flex(), kestrel_deploy::EngineKind::Fast);
+    assert_eq!(runner.name(), "burn");
+    let notice = notice.expect("a notice for the fallback");
+    assert!(
+        notice.contains("Performer token layers") && notice.ends_with("using burn"),
+        "{notice}"
+    );
+    let logits = runner
+        .forward(common::input_tensor(&dir, &Device::flex()))
+        .unwrap();
+    common::assert_logits_match(logits, &dir);
+}
+
+#[test]
+fn t2t_vit_performer_projection_is_orthogonal_with_rows_of_norm_sqrt_m() {
+    // The official init: nn.init.orthogonal_(randn(m, d)) * sqrt(m), so w·wᵀ = m·I. The default
+    // token_dim 64 gives m = 32 random features of 64 dimensions.
+    let Model::T2tVit(m) = build(T2tConfig::t2t_vit_14()) else {
+        unreachable!()
+    };
+    for layer in [&m.tokens_to_token.attention1, &m.tokens_to_token.attention2] {
+        let Some(TokenLayer::Performer(p)) = layer else {
+            panic!("t2t_vit_14 has Performer token layers")
+        };
+        assert_eq!(p.w.dims(), [32, 64]);
+        let w: Vec<f32> = p.w.val().into_data().try_to_vec().unwrap();
+        for i in 0..32 {
+            for j in 0..32 {
+                let dot: f32 = (0..64).map(|c| w[i * 64 + c] * w[j * 64 + c]).sum();
+                let want = if i == j { 32.0 } else { 0.0 };
+                assert!((dot - want).abs() < 1e-3, "row {i}·row {j} = {dot}");
+            }
+        }
+    }
+}
+
+#[test]
+fn t2t_vit_checkpoint_of_the_other_token_layers_is_a_clear_error() {
+    // A t2t_vit_t_* (transformer) file into a Performer model names both layouts' keys.
+    let dir = fixture("t2t_vit_t_official_tiny");
+    let mut model = build(official_config().performer());
+    let err = load_weights(
+        &mut model,
+        &dir.join("weights.safetensors"),
+        &LoadOptions::default(),
+    )
+    .expect_err("transformer token layers into a Performer model")
+    .to_string();
+    assert!(
+        err.contains("tokens_to_token.attention1.kqv.weight")
+            && err.contains("tokens_to_token.attention1.attn.qkv.weight"),
+        "{err}"
+    );
+}
+
+#[test]
 fn t2t_vit_saves_with_the_official_names() {
     for (name, cfg) in [
         ("t2t_vit_vitpytorch_tiny", vit_pytorch_config()),
         ("t2t_vit_t_official_tiny", official_config()),
+        ("t2t_vit_official_tiny", official_config().performer()),
     ] {
         let dir = fixture(name);
         let model = common::load_fixture_weights(build(cfg), &dir, "weights.safetensors");
@@ -73,29 +150,36 @@ fn sinusoidal_pos_embed_is_the_official_one() {
 #[test]
 fn t2t_vit_params_equal_the_paper_and_the_official_code() {
     // Yuan et al. 2021, Table 2: 21.5 M, 39.2 M, 64.1 M; exactly, sum(p.numel()) of the
-    // official T2T_ViT(tokens_type='transformer') (make_t2t_fixtures.py --t2t-repo), which counts
-    // the frozen sinusoidal pos_embed as the paper does.
-    for (name, paper_m, official) in [
-        ("t2t_vit_14", 21.5, 21_541_070),
-        ("t2t_vit_19", 39.2, 39_172_942),
-        ("t2t_vit_24", 64.1, 64_101_454),
+    // official T2T_ViT(tokens_type='performer' / 'transformer') (make_t2t_fixtures.py
+    // --t2t-repo), which counts the frozen sinusoidal pos_embed (and the Performer's frozen `w`)
+    // as the paper does.
+    for (name, paper_m, official, performer) in [
+        ("t2t_vit_14", 21.5, 21_545_550, true),
+        ("t2t_vit_19", 39.2, 39_177_422, true),
+        ("t2t_vit_24", 64.1, 64_105_934, true),
+        ("t2t_vit_t_14", 21.5, 21_541_070, false),
+        ("t2t_vit_t_19", 39.2, 39_172_942, false),
+        ("t2t_vit_t_24", 64.1, 64_101_454, false),
     ] {
         let spec = kestrel_models::find(name).unwrap();
-        let params = spec
-            .build(&spec.default_options(), &Device::flex())
-            .num_trainable_params();
+        assert_eq!(spec.name, name, "{name} is its own model, not an alias");
+        let model = spec.build(&spec.default_options(), &Device::flex());
+        let params = model.num_trainable_params();
         assert_eq!(params, official, "{name}");
         assert_eq!(
             (params as f64 / 1e5).round() / 10.0,
             paper_m,
             "{name} rounds to the paper's count"
         );
+        let Model::T2tVit(m) = model else {
+            unreachable!()
+        };
+        assert_eq!(
+            matches!(m.tokens_to_token.attention1, Some(TokenLayer::Performer(_))),
+            performer,
+            "{name}'s token layers"
+        );
     }
-    // The official repository's name of the transformer-token variant finds the same model.
-    assert_eq!(
-        kestrel_models::find("t2t_vit_t_14").unwrap().name,
-        "t2t_vit_14"
-    );
 }
 
 #[test]
