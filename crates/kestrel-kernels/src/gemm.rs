@@ -171,6 +171,7 @@ pub unsafe fn igemm(
         return;
     }
     let isa = Isa::detect();
+    let wide = avx512();
     let taps = b.taps;
     let blocks = k_blocks(taps, b.k);
     let mtiles = m.div_ceil(MR);
@@ -270,6 +271,8 @@ pub unsafe fn igemm(
                     };
                     debug_assert!(p * panel_len < b.data.len().max(1));
                     match isa {
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx2 if wide => avx512::kernel(&tile),
                         #[cfg(target_arch = "x86_64")]
                         Isa::Avx2 => avx2::kernel(&tile),
                         _ => scalar_kernel(&tile),
@@ -423,8 +426,17 @@ mod avx2 {
                 bp = bp.add(NR);
             }
         }
-        let mut c0 = [c00, c10, c20, c30, c40, c50];
-        let mut c1 = [c01, c11, c21, c31, c41, c51];
+        store(
+            t,
+            [c00, c10, c20, c30, c40, c50],
+            [c01, c11, c21, c31, c41, c51],
+        );
+    }
+
+    /// Writes a finished tile: columns 0..8 of row `r` in `c0[r]`, 8..16 in `c1[r]`; a partial
+    /// sum goes to C raw, the last K block through the epilogue.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn store(t: &Tile, mut c0: [__m256; MR], mut c1: [__m256; MR]) {
         if !t.last {
             // A partial sum: store it raw (adding what earlier K blocks left).
             let mut tmp = [0f32; NR];
@@ -504,6 +516,96 @@ mod avx2 {
             }
         }
     }
+}
+
+/// AVX-512F: each tile row is one 16-lane register. The depth loop runs two k at a time into two
+/// sets of six accumulators (twelve independent FMA chains, as the AVX2 kernel has), summed at
+/// the end; the tile then goes through the AVX2 kernel's store and epilogue.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Tile, MR, NR};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn kernel(t: &Tile) {
+        let z = _mm512_setzero_ps();
+        let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5) = (z, z, z, z, z, z);
+        let (mut d0, mut d1, mut d2, mut d3, mut d4, mut d5) = (z, z, z, z, z, z);
+        for tap in 0..t.taps {
+            let a = t.a.add(tap * MR);
+            let ko = t.a_koff;
+            let (a0, a1, a2, a3, a4, a5) = (
+                (*a).add(ko),
+                (*a.add(1)).add(ko),
+                (*a.add(2)).add(ko),
+                (*a.add(3)).add(ko),
+                (*a.add(4)).add(ko),
+                (*a.add(5)).add(ko),
+            );
+            let mut bp = t.b.add(tap * t.b_tap_stride);
+            let mut k = 0;
+            while k + 1 < t.kc {
+                let b0 = _mm512_loadu_ps(bp);
+                let b1 = _mm512_loadu_ps(bp.add(NR));
+                macro_rules! row {
+                    ($a:ident, $x:ident, $y:ident) => {
+                        $x = _mm512_fmadd_ps(_mm512_set1_ps(*$a.add(k)), b0, $x);
+                        $y = _mm512_fmadd_ps(_mm512_set1_ps(*$a.add(k + 1)), b1, $y);
+                    };
+                }
+                row!(a0, c0, d0);
+                row!(a1, c1, d1);
+                row!(a2, c2, d2);
+                row!(a3, c3, d3);
+                row!(a4, c4, d4);
+                row!(a5, c5, d5);
+                bp = bp.add(2 * NR);
+                k += 2;
+            }
+            if k < t.kc {
+                let b0 = _mm512_loadu_ps(bp);
+                c0 = _mm512_fmadd_ps(_mm512_set1_ps(*a0.add(k)), b0, c0);
+                c1 = _mm512_fmadd_ps(_mm512_set1_ps(*a1.add(k)), b0, c1);
+                c2 = _mm512_fmadd_ps(_mm512_set1_ps(*a2.add(k)), b0, c2);
+                c3 = _mm512_fmadd_ps(_mm512_set1_ps(*a3.add(k)), b0, c3);
+                c4 = _mm512_fmadd_ps(_mm512_set1_ps(*a4.add(k)), b0, c4);
+                c5 = _mm512_fmadd_ps(_mm512_set1_ps(*a5.add(k)), b0, c5);
+            }
+        }
+        let rows = [
+            _mm512_add_ps(c0, d0),
+            _mm512_add_ps(c1, d1),
+            _mm512_add_ps(c2, d2),
+            _mm512_add_ps(c3, d3),
+            _mm512_add_ps(c4, d4),
+            _mm512_add_ps(c5, d5),
+        ];
+        let mut lo = [_mm256_setzero_ps(); MR];
+        let mut hi = [_mm256_setzero_ps(); MR];
+        let mut tmp = [0f32; NR];
+        for r in 0..MR {
+            _mm512_storeu_ps(tmp.as_mut_ptr(), rows[r]);
+            lo[r] = _mm256_loadu_ps(tmp.as_ptr());
+            hi[r] = _mm256_loadu_ps(tmp.as_ptr().add(8));
+        }
+        super::avx2::store(t, lo, hi);
+    }
+}
+
+/// Whether the GEMM runs its AVX-512 kernel: AVX2 is the ISA in use (not forced to scalar), the
+/// CPU has AVX-512F, and `KESTREL_ISA` does not ask for `avx2`. Read once per process.
+fn avx512() -> bool {
+    static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX512.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Isa::detect() == Isa::Avx2
+                && std::env::var("KESTREL_ISA").ok().as_deref() != Some("avx2")
+                && std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    })
 }
 
 #[cfg(test)]
