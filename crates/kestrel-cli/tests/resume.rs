@@ -194,6 +194,10 @@ fn killed_runs_resume_to_the_same_bits() {
         );
     }
     assert_eq!(log_values(&run), log_values(&reference));
+    // One line per update, each once, as in the uninterrupted run.
+    let steps = |run: &Path| std::fs::read_to_string(run.join("train_steps.jsonl")).unwrap();
+    assert_eq!(steps(&run), steps(&reference));
+    assert_eq!(steps(&reference).lines().count(), UPDATES as usize);
     assert_eq!(
         common::read_json(&run.join("metrics.json"))["accuracy"],
         common::read_json(&reference.join("metrics.json"))["accuracy"]

@@ -166,6 +166,82 @@ impl EventWriter {
     }
 }
 
+/// `train_steps.jsonl`: one line per optimizer update, `{"step", "epoch", "loss", "lr"}`:
+/// the update's number (from 1), its epoch (from 1), the mean loss of the batches it summed and
+/// the lr it was applied with.
+pub const STEP_LOG_FILE: &str = "train_steps.jsonl";
+
+/// One line of [`STEP_LOG_FILE`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepRecord {
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f64,
+    pub lr: f64,
+}
+
+/// Appends [`StepRecord`]s through a buffer: the trainer flushes before each checkpoint, so
+/// the file on disk covers at least the steps the checkpoint holds.
+pub struct StepLog {
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl StepLog {
+    /// Opens `dir`'s step log for a run that has made `steps_done` updates: a resumed run keeps
+    /// the lines of those steps and drops any later (or half-written) ones, which it redoes.
+    pub fn open(dir: &Path, steps_done: usize) -> Result<StepLog, TrainError> {
+        let path = dir.join(STEP_LOG_FILE);
+        let mut kept = String::new();
+        if steps_done > 0 {
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(TrainError::io(&path, e)),
+            };
+            for line in text.lines() {
+                match serde_json::from_str::<StepRecord>(line) {
+                    Ok(r) if r.step <= steps_done => {
+                        kept.push_str(line);
+                        kept.push('\n');
+                    }
+                    _ => {}
+                }
+            }
+        }
+        write_atomic(&path, kept.as_bytes())?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
+        Ok(StepLog {
+            path,
+            file: std::io::BufWriter::new(file),
+        })
+    }
+
+    pub fn record(
+        &mut self,
+        step: usize,
+        epoch: usize,
+        loss: f64,
+        lr: f64,
+    ) -> Result<(), TrainError> {
+        let line = serde_json::to_string(&StepRecord {
+            step,
+            epoch,
+            loss,
+            lr,
+        })
+        .expect("a step record serialises");
+        writeln!(self.file, "{line}").map_err(|e| TrainError::io(&self.path, e))
+    }
+
+    pub fn flush(&mut self) -> Result<(), TrainError> {
+        self.file.flush().map_err(|e| TrainError::io(&self.path, e))
+    }
+}
+
 /// Reads an event file back: each record's framing and both CRCs are checked, then the payload
 /// is decoded. For tests and tools; TensorBoard is the real reader.
 pub fn read_events(path: &Path) -> Result<Vec<Event>, TrainError> {

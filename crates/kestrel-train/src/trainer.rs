@@ -30,7 +30,7 @@ use crate::error::TrainError;
 use crate::evaluate::{evaluate_checkpoint, EvalOptions};
 use crate::grad::{clip_gradients, gradients_finite, weights_finite, ClipMode};
 use crate::infer::{batch_to_tensor, predict};
-use crate::logs::{write_metrics_csv, EventWriter};
+use crate::logs::{write_metrics_csv, EventWriter, StepLog};
 use crate::loss::{
     distillation_loss, hard_distillation_loss, smoothed_one_hot, targets_tensor, training_loss,
     LossKind,
@@ -85,6 +85,9 @@ pub struct TrainConfig {
     /// Random-crop padding in pixels (0 = off) and horizontal flips: the basic augmentation.
     pub crop_padding: usize,
     pub hflip: bool,
+    /// Visit the training split in a fresh seeded order each epoch; false takes the batches in
+    /// dataset order (torch's `DataLoader(shuffle=False)`), as a reference loop can.
+    pub shuffle: bool,
     pub seed: u64,
     /// Loader threads (0 = all cores).
     pub workers: usize,
@@ -283,6 +286,7 @@ impl Default for TrainConfig {
             bce_target_threshold: None,
             crop_padding: 2,
             hflip: false,
+            shuffle: true,
             seed: 42,
             workers: 0,
             skip_bad_images: false,
@@ -351,16 +355,17 @@ fn loader(
     cfg: &TrainConfig,
     train: bool,
 ) -> Result<Loader, TrainError> {
+    let shuffle = train && cfg.shuffle;
     let lc = LoaderConfig {
         batch_size: cfg.batch_size,
-        shuffle: train,
+        shuffle,
         // Dropping a ragged last batch keeps BN statistics sane, but never drop the only batch.
         drop_last: train && splits_part.len() >= cfg.batch_size,
         seed: cfg.seed,
         num_workers: cfg.workers,
         prefetch_batches: 2,
         skip_bad_images: cfg.skip_bad_images,
-        sampler: if train {
+        sampler: if shuffle {
             Sampler::Shuffle
         } else {
             Sampler::Sequential
@@ -700,6 +705,7 @@ pub fn train_run(
     let csv_path = out_dir.join("metrics.csv");
     write_metrics_csv(&csv_path, &progress.history)?;
     let mut events = EventWriter::create(out_dir)?;
+    let mut step_log = StepLog::open(out_dir, progress.step)?;
 
     let ckpt = Checkpointer {
         dir: out_dir,
@@ -739,6 +745,8 @@ pub fn train_run(
         }
         let mut lr = schedule.lr_at(epoch - 1, progress.step);
         let mut accumulated = GradientsAccumulator::<Model>::new();
+        // The mean of the batch losses of the update being accumulated.
+        let mut update_loss = 0.0f64;
         for batch in train_loader.iter_epoch_from(epoch, progress.batches_done) {
             let mut batch = batch?;
             let n = batch.labels.len();
@@ -837,6 +845,7 @@ pub fn train_run(
                 .zip(&batch.labels)
                 .filter(|(p, y)| **p as usize == **y)
                 .count();
+            update_loss += loss_value as f64 / group_len as f64;
             progress.epoch_loss_sum += loss_value as f64 * n as f64;
             progress.epoch_seen += n;
             if !group_ends {
@@ -864,8 +873,10 @@ pub fn train_run(
             }
             let secs = epoch_start.elapsed().as_secs_f64().max(1e-9);
             let throughput = progress.epoch_seen as f64 / (secs + seconds_this_epoch_before);
-            events.scalar("train/loss", progress.step, loss_value as f64)?;
+            step_log.record(progress.step, epoch, update_loss, lr)?;
+            events.scalar("train/loss", progress.step, update_loss)?;
             events.scalar("train/lr", progress.step, lr)?;
+            update_loss = 0.0;
             events.scalar("train/images_per_second", progress.step, throughput)?;
             bar.set_message(format!(
                 "epoch {epoch}/{} loss {:.4} acc {:.2}% {:.0} img/s",
@@ -890,6 +901,8 @@ pub fn train_run(
                         &last_saved,
                     ));
                 }
+                // The step log covers every step a checkpoint holds (a resume keeps those).
+                step_log.flush()?;
                 ckpt.save(Slot::Last, &model, &optim, ema.as_ref(), &progress)?;
                 last_saved = Some(out_dir.join(Slot::Last.weights_file()));
             }
@@ -989,6 +1002,7 @@ pub fn train_run(
         progress.epoch_seen = 0;
         progress.epoch_seconds = 0.0;
         progress.seconds = seconds_before + started.elapsed().as_secs_f64();
+        step_log.flush()?;
         if improved {
             let best = match (&ema, cfg.ema_eval) {
                 (Some(ema), true) => &ema.model,
@@ -1083,8 +1097,13 @@ fn check_resumable(
         )));
     }
     let now = serde_json::to_value(cfg).expect("config serialises");
-    if state.train_config != now {
-        let keys: Vec<String> = match (&state.train_config, &now) {
+    // Read back through TrainConfig: a key added since the run started (`shuffle`) takes its
+    // default, which is what the run did, instead of counting as a change.
+    let was = serde_json::from_value::<TrainConfig>(state.train_config.clone())
+        .map(|c| serde_json::to_value(c).expect("config serialises"))
+        .unwrap_or_else(|_| state.train_config.clone());
+    if was != now {
+        let keys: Vec<String> = match (&was, &now) {
             (serde_json::Value::Object(a), serde_json::Value::Object(b)) => b
                 .iter()
                 .filter(|(k, v)| a.get(*k) != Some(v))

@@ -4,6 +4,7 @@
 
 mod checkpoint_meta;
 mod common;
+mod loop_parity;
 mod loss_parity;
 mod optim_parity;
 mod plots;

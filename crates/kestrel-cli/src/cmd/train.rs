@@ -98,6 +98,11 @@ pub struct TrainArgs {
     /// Random horizontal flips (not for digits).
     #[arg(long)]
     pub hflip: bool,
+    /// Take the training batches in dataset order every epoch (torch's
+    /// `DataLoader(shuffle=False)`) instead of a fresh seeded order: for comparing a run
+    /// step by step with another training loop. TOML key: `shuffle = false`.
+    #[arg(long)]
+    pub no_shuffle: bool,
     /// Augmentation recipe: a preset (basic, randaugment, autoaugment, trivialaugment, deit,
     /// cifar, cifar-autoaugment, mnist) with optional overrides, e.g.
     /// `randaugment,hflip=0.0,mixup.mixup_alpha=0.2`. Replaces --crop-padding/--hflip.
@@ -151,6 +156,7 @@ fn config_keys(flag_id: &str) -> Vec<&str> {
         "img_size" => vec!["input_hw"],
         "lamb_no_grad_averaging" => vec!["lamb_grad_averaging"],
         "bce_target_thresh" => vec!["bce_target_threshold"],
+        "no_shuffle" => vec!["shuffle"],
         id => vec![id],
     }
 }
@@ -214,6 +220,7 @@ pub fn run_with(
         label_smoothing: a.label_smoothing,
         crop_padding: a.crop_padding,
         hflip: a.hflip,
+        shuffle: !a.no_shuffle,
         seed: a.seed,
         workers: a.workers,
         skip_bad_images: a.data.skip_bad_images,
