@@ -518,9 +518,10 @@ mod avx2 {
     }
 }
 
-/// AVX-512F: each tile row is one 16-lane register. The depth loop runs two k at a time into two
-/// sets of six accumulators (twelve independent FMA chains, as the AVX2 kernel has), summed at
-/// the end; the tile then goes through the AVX2 kernel's store and epilogue.
+/// AVX-512F: each tile row is one 16-lane register, accumulated over k in the same order as the
+/// AVX2 kernel's two 8-lane halves (one FMA chain per element), so both give bit-identical sums:
+/// the int8 engine's requantization and the fixtures do not depend on which CPU ran them. The
+/// tile then goes through the AVX2 kernel's store and epilogue.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{Tile, MR, NR};
@@ -530,7 +531,6 @@ mod avx512 {
     pub(super) unsafe fn kernel(t: &Tile) {
         let z = _mm512_setzero_ps();
         let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5) = (z, z, z, z, z, z);
-        let (mut d0, mut d1, mut d2, mut d3, mut d4, mut d5) = (z, z, z, z, z, z);
         for tap in 0..t.taps {
             let a = t.a.add(tap * MR);
             let ko = t.a_koff;
@@ -543,43 +543,18 @@ mod avx512 {
                 (*a.add(5)).add(ko),
             );
             let mut bp = t.b.add(tap * t.b_tap_stride);
-            let mut k = 0;
-            while k + 1 < t.kc {
-                let b0 = _mm512_loadu_ps(bp);
-                let b1 = _mm512_loadu_ps(bp.add(NR));
-                macro_rules! row {
-                    ($a:ident, $x:ident, $y:ident) => {
-                        $x = _mm512_fmadd_ps(_mm512_set1_ps(*$a.add(k)), b0, $x);
-                        $y = _mm512_fmadd_ps(_mm512_set1_ps(*$a.add(k + 1)), b1, $y);
-                    };
-                }
-                row!(a0, c0, d0);
-                row!(a1, c1, d1);
-                row!(a2, c2, d2);
-                row!(a3, c3, d3);
-                row!(a4, c4, d4);
-                row!(a5, c5, d5);
-                bp = bp.add(2 * NR);
-                k += 2;
-            }
-            if k < t.kc {
-                let b0 = _mm512_loadu_ps(bp);
-                c0 = _mm512_fmadd_ps(_mm512_set1_ps(*a0.add(k)), b0, c0);
-                c1 = _mm512_fmadd_ps(_mm512_set1_ps(*a1.add(k)), b0, c1);
-                c2 = _mm512_fmadd_ps(_mm512_set1_ps(*a2.add(k)), b0, c2);
-                c3 = _mm512_fmadd_ps(_mm512_set1_ps(*a3.add(k)), b0, c3);
-                c4 = _mm512_fmadd_ps(_mm512_set1_ps(*a4.add(k)), b0, c4);
-                c5 = _mm512_fmadd_ps(_mm512_set1_ps(*a5.add(k)), b0, c5);
+            for k in 0..t.kc {
+                let b = _mm512_loadu_ps(bp);
+                c0 = _mm512_fmadd_ps(_mm512_set1_ps(*a0.add(k)), b, c0);
+                c1 = _mm512_fmadd_ps(_mm512_set1_ps(*a1.add(k)), b, c1);
+                c2 = _mm512_fmadd_ps(_mm512_set1_ps(*a2.add(k)), b, c2);
+                c3 = _mm512_fmadd_ps(_mm512_set1_ps(*a3.add(k)), b, c3);
+                c4 = _mm512_fmadd_ps(_mm512_set1_ps(*a4.add(k)), b, c4);
+                c5 = _mm512_fmadd_ps(_mm512_set1_ps(*a5.add(k)), b, c5);
+                bp = bp.add(NR);
             }
         }
-        let rows = [
-            _mm512_add_ps(c0, d0),
-            _mm512_add_ps(c1, d1),
-            _mm512_add_ps(c2, d2),
-            _mm512_add_ps(c3, d3),
-            _mm512_add_ps(c4, d4),
-            _mm512_add_ps(c5, d5),
-        ];
+        let rows = [c0, c1, c2, c3, c4, c5];
         let mut lo = [_mm256_setzero_ps(); MR];
         let mut hi = [_mm256_setzero_ps(); MR];
         let mut tmp = [0f32; NR];
@@ -617,6 +592,67 @@ mod tests {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+
+    /// The AVX-512 kernel sums in the AVX2 kernel's order: bit-identical tiles, so a model's
+    /// outputs (and the int8 engine's requantization) do not depend on the CPU.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_and_avx2_kernels_give_identical_bits() {
+        if !(std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            eprintln!("no AVX-512F on this CPU: nothing to compare");
+            return;
+        }
+        let mut s = 3u64;
+        for &(k, nr, mr, taps) in &[(1, 16, 6, 1), (37, 16, 6, 2), (256, 11, 4, 1), (9, 3, 1, 3)] {
+            let rows: Vec<Vec<f32>> = (0..taps * MR)
+                .map(|_| (0..k).map(|_| lcg(&mut s)).collect())
+                .collect();
+            let ptrs: Vec<*const f32> = rows.iter().map(|r| r.as_ptr()).collect();
+            let b: Vec<f32> = (0..taps * k * NR).map(|_| lcg(&mut s)).collect();
+            let bias: Vec<f32> = (0..NR).map(|_| lcg(&mut s)).collect();
+            let run = |wide: bool| {
+                let mut c = vec![0f32; MR * NR];
+                let tile = Tile {
+                    taps,
+                    kc: k,
+                    a: ptrs.as_ptr(),
+                    a_koff: 0,
+                    b: b.as_ptr(),
+                    b_tap_stride: k * NR,
+                    first: true,
+                    last: true,
+                    c: c.as_mut_ptr(),
+                    ldc: NR,
+                    mr,
+                    nr,
+                    bias: bias.as_ptr(),
+                    res: std::ptr::null(),
+                    ld_res: 0,
+                    act: Act::Silu,
+                    add_after_act: false,
+                };
+                unsafe {
+                    if wide {
+                        avx512::kernel(&tile)
+                    } else {
+                        avx2::kernel(&tile)
+                    }
+                };
+                c
+            };
+            let (narrow, wide) = (run(false), run(true));
+            for (i, (x, y)) in narrow.iter().zip(&wide).enumerate() {
+                assert_eq!(
+                    x.to_bits(),
+                    y.to_bits(),
+                    "k{k} nr{nr} mr{mr} taps{taps} [{i}]: {x} vs {y}"
+                );
+            }
+        }
     }
 
     #[test]
