@@ -44,9 +44,13 @@ fn json_lists_rows_with_every_field() {
     // --no-macs: params only, so the listing stays quick.
     let rows = models_json(&["--no-macs", "--filter", "cifar"]);
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["resnet8_cifar", "resnet20_cifar"], "{rows:?}");
-    for r in &rows {
-        assert_eq!(r["family"], "resnet", "{r}");
+    assert_eq!(
+        names,
+        ["resnet8_cifar", "resnet20_cifar", "vgg8_cifar"],
+        "{rows:?}"
+    );
+    for (r, family) in rows.iter().zip(["resnet", "resnet", "vgg"]) {
+        assert_eq!(r["family"], family, "{r}");
         assert!(r["macs"].is_null(), "--no-macs: {r}");
         assert_eq!(r["num_classes"], 10, "{r}");
         assert_eq!(r["input_size"], serde_json::json!([3, 32, 32]), "{r}");
