@@ -37,31 +37,8 @@ def torch_model(name, in_ch, classes):
             nn.Conv2d(16, 120, 5), ScaledTanh(), nn.Flatten(),
             nn.Linear(120, 84), ScaledTanh(), nn.Linear(84, classes))
 
-    class Basic(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.act = nn.ReLU(inplace=True)
-            self.down = None
-            if stride != 1 or cin != cout:
-                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            s = x if self.down is None else self.down(x)
-            y = self.act(self.bn1(self.conv1(x)))
-            return self.act(self.bn2(self.conv2(y)) + s)
-
-    layers = [nn.Conv2d(in_ch, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True)]
-    cin = 16
-    for i, w in enumerate([16, 32, 64]):
-        for j in range(3):
-            layers.append(Basic(cin, w, 2 if (i > 0 and j == 0) else 1))
-            cin = w
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes)]
-    return nn.Sequential(*layers)
+    from cifar_resnet_torch import CifarResNet
+    return CifarResNet(3, classes, in_ch)
 
 
 def torch_one(name, threads, steps):

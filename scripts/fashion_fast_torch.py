@@ -30,11 +30,13 @@ import argparse, gzip, json, math, os, shutil, subprocess, sys, tempfile, time, 
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cifar_resnet_torch import BLOCKS, CifarResNet  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(ROOT, "crates", "kestrel-train", "configs", "fashion-fast.toml")
 DATA = "/usr/share/datasets/fashion-mnist"
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-BLOCKS = {"resnet8_cifar": 1, "resnet20_cifar": 3}
 
 
 def read_idx(path):
@@ -43,37 +45,6 @@ def read_idx(path):
     dims = raw[3]
     shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
-def cifar_resnet(n, classes):
-    import torch.nn as nn
-
-    class Basic(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.act = nn.ReLU(inplace=True)
-            self.down = None
-            if stride != 1 or cin != cout:
-                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                          nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            s = x if self.down is None else self.down(x)
-            y = self.act(self.bn1(self.conv1(x)))
-            return self.act(self.bn2(self.conv2(y)) + s)
-
-    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True)]
-    cin = 16
-    for i, w in enumerate([16, 32, 64]):
-        for j in range(n):
-            layers.append(Basic(cin, w, 2 if (i > 0 and j == 0) else 1))
-            cin = w
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes)]
-    return nn.Sequential(*layers)
 
 
 def lr_at(cfg, t, total, warmup):
@@ -130,7 +101,7 @@ def train(cfg, threads, epochs, data_dir, seed):
     xte, yte = tensor(x_test), torch.from_numpy(y_test)
     norm = lambda x: (x - mean) / std
 
-    model = cifar_resnet(BLOCKS[cfg["model"]], 10)
+    model = CifarResNet(BLOCKS[cfg["model"]], 10)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     opt = torch.optim.SGD([dict(params=decay, weight_decay=cfg.get("weight_decay", 0.0)),
@@ -190,7 +161,7 @@ def train(cfg, threads, epochs, data_dir, seed):
         line = dict(epoch=epoch, val_accuracy=val, ema_val_accuracy=ema_val, seconds=time.perf_counter() - te)
         log.append(line)
         print(json.dumps(line), flush=True)
-    final = cifar_resnet(BLOCKS[cfg["model"]], 10)
+    final = CifarResNet(BLOCKS[cfg["model"]], 10)
     final.load_state_dict(best_state)
     test = accuracy(final, xte, yte, tta=cfg.get("tta_flip", False))
     return dict(test_accuracy=test, best_val_accuracy=best, seconds=time.perf_counter() - t0,

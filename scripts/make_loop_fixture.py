@@ -27,6 +27,7 @@ them.
 
 import json
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from timm.scheduler import CosineLRScheduler
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cifar_resnet_torch import CifarResNet  # noqa: E402
 
 OUT = (
     Path(__file__).resolve().parent.parent
@@ -108,46 +112,9 @@ def to_tensor(images):
     return (x - mean) / std
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
-
-    def forward(self, x):
-        shortcut = x if self.downsample is None else self.downsample(x)
-        y = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(y)) + shortcut)
-
-
-class ResNet8Cifar(nn.Module):
-    """He et al.'s CIFAR ResNet with one block per stage, in timm's key names."""
-
-    def __init__(self, num_classes):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.layer1 = nn.Sequential(BasicBlock(16, 16, 1))
-        self.layer2 = nn.Sequential(BasicBlock(16, 32, 2))
-        self.layer3 = nn.Sequential(BasicBlock(32, 64, 2))
-        self.fc = nn.Linear(64, num_classes)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        return self.fc(x.mean((2, 3)))
-
-
 def initial_model():
     torch.manual_seed(0)
-    model = ResNet8Cifar(CLASSES)
+    model = CifarResNet(1, CLASSES)
     # BatchNorm affine parameters away from (1, 0), so that their updates show.
     with torch.no_grad():
         for m in model.modules():
