@@ -685,14 +685,17 @@ unsafe fn outer_acc(
     #[cfg(target_arch = "x86_64")]
     if avx2 {
         macro_rules! go {
-            ($($m:literal)*) => {
+            ($kernel:ident, $($m:literal)*) => {
                 match m {
-                    $($m => outer_acc_avx2::<$m>(xrows, ci0, dy, ld, nr, c, ldc),)*
+                    $($m => $kernel::<$m>(xrows, ci0, dy, ld, nr, c, ldc),)*
                     _ => unreachable!(),
                 }
             };
         }
-        return go!(1 2 3 4 5 6);
+        if crate::avx512() {
+            return go!(outer_acc_avx512, 1 2 3 4 5 6);
+        }
+        return go!(outer_acc_avx2, 1 2 3 4 5 6);
     }
     let _ = avx2;
     for (q, xr) in xrows.iter().enumerate() {
@@ -751,6 +754,38 @@ unsafe fn outer_acc_avx2<const M: usize>(
         _mm256_maskstore_ps(c.as_mut_ptr().add(r * ldc), mask0, acc0[r]);
         // Masked lanes are never touched, so the address may lie past the slice.
         _mm256_maskstore_ps(c.as_mut_ptr().wrapping_add(r * ldc + 8), mask1, acc1[r]);
+    }
+}
+
+/// [`outer_acc_avx2`] with one 16-lane register per row: the same FMA chain per element, so the
+/// same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn outer_acc_avx512<const M: usize>(
+    xrows: &[*const f32],
+    ci0: usize,
+    dy: *const f32,
+    ld: usize,
+    nr: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    use std::arch::x86_64::*;
+    let mask: __mmask16 = if nr >= 16 { 0xffff } else { (1u16 << nr) - 1 };
+    let mut acc = [_mm512_setzero_ps(); M];
+    for (r, a) in acc.iter_mut().enumerate() {
+        *a = _mm512_maskz_loadu_ps(mask, c.as_ptr().add(r * ldc));
+    }
+    for (q, xr) in xrows.iter().enumerate() {
+        let b = _mm512_maskz_loadu_ps(mask, dy.add(q * ld));
+        let x = xr.add(ci0);
+        for (r, a) in acc.iter_mut().enumerate() {
+            *a = _mm512_fmadd_ps(_mm512_set1_ps(*x.add(r)), b, *a);
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        // Masked lanes are never touched, so the row may end before 16 floats.
+        _mm512_mask_storeu_ps(c.as_mut_ptr().add(r * ldc), mask, *a);
     }
 }
 
@@ -904,6 +939,47 @@ pub mod depthwise {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The weight gradient's AVX-512 outer products give the AVX2 ones' bits, for every row
+    /// count and ragged column counts.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_outer_products_match_avx2_bits() {
+        if !(std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            eprintln!("no AVX-512F on this CPU: nothing to compare");
+            return;
+        }
+        let mut seed = 11u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let (q, ld, ci0) = (37, 20, 2);
+        let x: Vec<Vec<f32>> = (0..q)
+            .map(|_| (0..ci0 + 6).map(|_| next()).collect())
+            .collect();
+        let rows: Vec<*const f32> = x.iter().map(|r| r.as_ptr()).collect();
+        let dy: Vec<f32> = (0..q * ld).map(|_| next()).collect();
+        let c0: Vec<f32> = (0..6 * 18).map(|_| next()).collect();
+        for nr in [16, 13, 1] {
+            macro_rules! check {
+                ($($m:literal)*) => {$(
+                    let (mut a, mut b) = (c0.clone(), c0.clone());
+                    unsafe {
+                        outer_acc_avx2::<$m>(&rows, ci0, dy.as_ptr(), ld, nr, &mut a, 18);
+                        outer_acc_avx512::<$m>(&rows, ci0, dy.as_ptr(), ld, nr, &mut b, 18);
+                    }
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&a), bits(&b), "m {} nr {nr}", $m);
+                    assert_ne!(bits(&a), bits(&c0), "m {} nr {nr}: nothing accumulated", $m);
+                )*};
+            }
+            check!(1 2 3 4 5 6);
+        }
+    }
 
     #[test]
     fn transposes_match_the_index_formula() {

@@ -171,7 +171,7 @@ pub unsafe fn igemm(
         return;
     }
     let isa = Isa::detect();
-    let wide = avx512();
+    let wide = crate::avx512();
     let taps = b.taps;
     let blocks = k_blocks(taps, b.k);
     let mtiles = m.div_ceil(MR);
@@ -565,22 +565,6 @@ mod avx512 {
         }
         super::avx2::store(t, lo, hi);
     }
-}
-
-/// Whether the GEMM runs its AVX-512 kernel: AVX2 is the ISA in use (not forced to scalar), the
-/// CPU has AVX-512F, and `KESTREL_ISA` does not ask for `avx2`. Read once per process.
-fn avx512() -> bool {
-    static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX512.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            Isa::detect() == Isa::Avx2
-                && std::env::var("KESTREL_ISA").ok().as_deref() != Some("avx2")
-                && std::arch::is_x86_feature_detected!("avx512f")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        false
-    })
 }
 
 #[cfg(test)]

@@ -74,6 +74,24 @@ impl Isa {
     }
 }
 
+/// Whether the kernels that have an AVX-512F variant (the GEMM, the weight-gradient outer
+/// products) run it: AVX2 is the ISA in use (not forced to scalar), the CPU has AVX-512F, and
+/// `KESTREL_ISA` does not ask for `avx2`. Each variant sums in its AVX2 kernel's order, so the
+/// results are the same bits. Read once per process.
+pub fn avx512() -> bool {
+    static AVX512: OnceLock<bool> = OnceLock::new();
+    *AVX512.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Isa::detect() == Isa::Avx2
+                && std::env::var("KESTREL_ISA").ok().as_deref() != Some("avx2")
+                && std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    })
+}
+
 /// A raw pointer that may cross threads. The kernels hand disjoint output tiles to different
 /// threads; each use site states why its accesses do not overlap.
 #[derive(Clone, Copy, Debug)]
