@@ -149,6 +149,15 @@ struct Tile {
     add_after_act: bool,
 }
 
+impl Tile {
+    /// Tap `tap`'s `MR` row pointers, advanced to this K block's depth.
+    #[inline(always)]
+    unsafe fn rows(&self, tap: usize) -> [*const f32; MR] {
+        let a = self.a.add(tap * MR);
+        std::array::from_fn(|r| (*a.add(r)).add(self.a_koff))
+    }
+}
+
 /// Runs the indirect GEMM for `m` rows and all `b.n` columns, writing
 /// `c[i·ldc + col0 + j]` with `bias[col0 + j]` and `residual[i·ld_res + col0 + j]` (the
 /// epilogue's pointers are taken as pointing at column 0), reading A at `k_off` into each row.
@@ -396,16 +405,7 @@ mod avx2 {
         let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) = (z, z, z, z, z, z);
         let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) = (z, z, z, z, z, z);
         for tap in 0..t.taps {
-            let a = t.a.add(tap * MR);
-            let ko = t.a_koff;
-            let (a0, a1, a2, a3, a4, a5) = (
-                (*a).add(ko),
-                (*a.add(1)).add(ko),
-                (*a.add(2)).add(ko),
-                (*a.add(3)).add(ko),
-                (*a.add(4)).add(ko),
-                (*a.add(5)).add(ko),
-            );
+            let [a0, a1, a2, a3, a4, a5] = t.rows(tap);
             let mut bp = t.b.add(tap * t.b_tap_stride);
             for k in 0..t.kc {
                 let b0 = _mm256_loadu_ps(bp);
@@ -532,16 +532,7 @@ mod avx512 {
         let z = _mm512_setzero_ps();
         let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5) = (z, z, z, z, z, z);
         for tap in 0..t.taps {
-            let a = t.a.add(tap * MR);
-            let ko = t.a_koff;
-            let (a0, a1, a2, a3, a4, a5) = (
-                (*a).add(ko),
-                (*a.add(1)).add(ko),
-                (*a.add(2)).add(ko),
-                (*a.add(3)).add(ko),
-                (*a.add(4)).add(ko),
-                (*a.add(5)).add(ko),
-            );
+            let [a0, a1, a2, a3, a4, a5] = t.rows(tap);
             let mut bp = t.b.add(tap * t.b_tap_stride);
             for k in 0..t.kc {
                 let b = _mm512_loadu_ps(bp);
