@@ -92,6 +92,22 @@ pub fn avx512() -> bool {
     })
 }
 
+/// Whether the int8 GEMM uses its AVX-512 VNNI kernel: as [`avx512`], and the CPU has
+/// AVX-512BW and VNNI. The integers are the same as the AVX2 kernel's. Read once per process.
+pub fn avx512_vnni() -> bool {
+    static VNNI: OnceLock<bool> = OnceLock::new();
+    *VNNI.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            avx512()
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    })
+}
+
 /// A raw pointer that may cross threads. The kernels hand disjoint output tiles to different
 /// threads; each use site states why its accesses do not overlap.
 #[derive(Clone, Copy, Debug)]

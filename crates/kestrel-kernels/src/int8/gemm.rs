@@ -16,6 +16,11 @@
 //! weights lose more from a dropped bit than per-tensor activations do (EfficientNet-Lite0's
 //! top-1 agreement with fp32: see docs/deploy.md). The scalar kernel computes the same
 //! integers, so both paths agree bit for bit before the float epilogue.
+//!
+//! With AVX-512 VNNI, `vpdpbusd` sums four u8 × i8 products straight into each i32 lane (no
+//! i16 step, so nothing to saturate), one instruction per row and group of four k for a whole
+//! 16-column panel. The activations stay 7-bit there too, so a quantized file gives the same
+//! integers, and the same outputs, on every CPU.
 
 use crate::act::Act;
 use crate::{Isa, SendConstPtr, SendPtr};
@@ -185,6 +190,28 @@ struct Tile {
     add_after_act: bool,
 }
 
+/// Which microkernel computes the integer sums. All three give the same integers (exact i32
+/// arithmetic), so outputs do not depend on the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum QKernel {
+    Scalar,
+    /// `vpmaddubsw` + `vpmaddwd` (7-bit activations keep the i16 pair sums exact).
+    Avx2,
+    /// AVX-512 VNNI `vpdpbusd`: four u8 × i8 products summed straight into i32.
+    Avx512Vnni,
+}
+
+impl QKernel {
+    /// The fastest kernel this CPU runs under the process's [`Isa`] (and `KESTREL_ISA`).
+    pub(crate) fn detect() -> QKernel {
+        match Isa::detect() {
+            Isa::Scalar => QKernel::Scalar,
+            Isa::Avx2 if crate::avx512_vnni() => QKernel::Avx512Vnni,
+            Isa::Avx2 => QKernel::Avx2,
+        }
+    }
+}
+
 /// Runs the int8 indirect GEMM for `m` rows and all `b.n` columns into the f32
 /// `c[i·ldc + j]`.
 ///
@@ -200,13 +227,13 @@ pub unsafe fn qgemm(
     ldc: usize,
     ep: &QEpilogue,
 ) {
-    qgemm_on(Isa::detect(), m, rows, b, c, ldc, ep)
+    qgemm_on(QKernel::detect(), m, rows, b, c, ldc, ep)
 }
 
-/// [`qgemm`] on a given instruction set (which the CPU must have): tests run both in one
-/// process.
+/// [`qgemm`] with a given microkernel (which the CPU must support): tests run all of them in
+/// one process.
 pub(crate) unsafe fn qgemm_on(
-    isa: Isa,
+    kernel: QKernel,
     m: usize,
     rows: QRows<'_>,
     b: &QPackedB,
@@ -301,9 +328,11 @@ pub(crate) unsafe fn qgemm_on(
                 act,
                 add_after_act,
             };
-            match isa {
+            match kernel {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => avx2::kernel(&tile),
+                QKernel::Avx2 => avx2::kernel(&tile),
+                #[cfg(target_arch = "x86_64")]
+                QKernel::Avx512Vnni => avx2::kernel_vnni(&tile),
                 _ => scalar_kernel(&tile),
             }
         }
@@ -371,10 +400,30 @@ mod avx2 {
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn kernel(t: &Tile) {
+        body::<false>(t)
+    }
+
+    /// The same tiles with the sums from [`accumulate_vnni`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    pub(super) unsafe fn kernel_vnni(t: &Tile) {
+        body::<true>(t)
+    }
+
+    #[inline(always)]
+    unsafe fn sums<const VNNI: bool>(t: &Tile, q: usize) -> ([__m256i; MR], [__m256i; MR]) {
+        if VNNI {
+            accumulate_vnni(t, q)
+        } else {
+            accumulate(t, q)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn body<const VNNI: bool>(t: &Tile) {
         if t.nr == NR {
             let cols = columns(t.a_zero, t.col_sums, t.scale, t.bias);
             for q in 0..t.rows.div_ceil(MR) {
-                let (c0, c1) = accumulate(t, q);
+                let (c0, c1) = sums::<VNNI>(t, q);
                 let mr = MR.min(t.rows - q * MR);
                 let res = if t.res.is_null() {
                     t.res
@@ -408,7 +457,7 @@ mod avx2 {
         }
         let cols = columns(t.a_zero, cs.as_ptr(), sc.as_ptr(), bi.as_ptr());
         for q in 0..t.rows.div_ceil(MR) {
-            let (c0, c1) = accumulate(t, q);
+            let (c0, c1) = sums::<VNNI>(t, q);
             let mr = MR.min(t.rows - q * MR);
             let mut res = [0f32; MR * NR];
             let mut out = [0f32; MR * NR];
@@ -473,6 +522,56 @@ mod avx2 {
             }
         }
         ([c00, c10, c20, c30], [c01, c11, c21, c31])
+    }
+
+    /// Tile `q`'s sums with AVX-512 VNNI: one `vpdpbusd` per row and group of four k covers
+    /// all sixteen columns. Even and odd groups go to separate accumulators (eight independent
+    /// chains hide the instruction's latency); integer sums are exact in any order, so the
+    /// result equals [`accumulate`]'s.
+    #[inline(always)]
+    unsafe fn accumulate_vnni(t: &Tile, q: usize) -> ([__m256i; MR], [__m256i; MR]) {
+        let z = _mm512_setzero_si512();
+        let (mut e0, mut e1, mut e2, mut e3) = (z, z, z, z);
+        let (mut o0, mut o1, mut o2, mut o3) = (z, z, z, z);
+        for tap in 0..t.taps {
+            let a = t.a.add((q * t.taps + tap) * MR);
+            let (a0, a1, a2, a3) = (*a, *a.add(1), *a.add(2), *a.add(3));
+            let mut bp = t.b.add(tap * t.kp * NR);
+            let bcast = |row: *const u8, k: usize| {
+                _mm512_set1_epi32((row.add(k) as *const i32).read_unaligned())
+            };
+            let mut k = 0;
+            while k + 8 <= t.kp {
+                let be = _mm512_loadu_si512(bp as *const __m512i);
+                let bo = _mm512_loadu_si512(bp.add(4 * NR) as *const __m512i);
+                e0 = _mm512_dpbusd_epi32(e0, bcast(a0, k), be);
+                e1 = _mm512_dpbusd_epi32(e1, bcast(a1, k), be);
+                e2 = _mm512_dpbusd_epi32(e2, bcast(a2, k), be);
+                e3 = _mm512_dpbusd_epi32(e3, bcast(a3, k), be);
+                o0 = _mm512_dpbusd_epi32(o0, bcast(a0, k + 4), bo);
+                o1 = _mm512_dpbusd_epi32(o1, bcast(a1, k + 4), bo);
+                o2 = _mm512_dpbusd_epi32(o2, bcast(a2, k + 4), bo);
+                o3 = _mm512_dpbusd_epi32(o3, bcast(a3, k + 4), bo);
+                bp = bp.add(8 * NR);
+                k += 8;
+            }
+            if k < t.kp {
+                let be = _mm512_loadu_si512(bp as *const __m512i);
+                e0 = _mm512_dpbusd_epi32(e0, bcast(a0, k), be);
+                e1 = _mm512_dpbusd_epi32(e1, bcast(a1, k), be);
+                e2 = _mm512_dpbusd_epi32(e2, bcast(a2, k), be);
+                e3 = _mm512_dpbusd_epi32(e3, bcast(a3, k), be);
+            }
+        }
+        let rows = [
+            _mm512_add_epi32(e0, o0),
+            _mm512_add_epi32(e1, o1),
+            _mm512_add_epi32(e2, o2),
+            _mm512_add_epi32(e3, o3),
+        ];
+        let lo = rows.map(|r| _mm512_castsi512_si256(r));
+        let hi = rows.map(|r| _mm512_extracti64x4_epi64::<1>(r));
+        (lo, hi)
     }
 
     #[inline(always)]

@@ -1,7 +1,7 @@
 //! The int8 kernels against hand-computed values and an independent integer / f64 reference,
 //! on both instruction sets in one process.
 
-use super::gemm::{qgemm_on, quantize_rows_on, PAD};
+use super::gemm::{qgemm_on, quantize_rows_on, QKernel, PAD};
 use super::*;
 use crate::act::Act;
 use crate::conv::reference_conv;
@@ -22,6 +22,20 @@ fn isas() -> Vec<Isa> {
     v
 }
 
+/// Every int8 microkernel this CPU runs (scalar, AVX2, and AVX-512 VNNI where present).
+fn kernels() -> Vec<QKernel> {
+    let mut v = vec![QKernel::Scalar];
+    if Isa::detect() == Isa::Avx2 {
+        v.push(QKernel::Avx2);
+        if crate::avx512_vnni() {
+            v.push(QKernel::Avx512Vnni);
+        } else {
+            eprintln!("no AVX-512 VNNI on this CPU: its int8 kernel is not checked here");
+        }
+    }
+    v
+}
+
 #[test]
 fn hand_computed_dot_with_zero_point_scale_bias() {
     // a = [1, 2, 3, 4] with zero point 1 is the real [0, 1, 2, 3] · a_scale;
@@ -32,7 +46,7 @@ fn hand_computed_dot_with_zero_point_scale_bias() {
     let w = [1i8, 127, -1, 0, 2, 0, -2, -127]; // [k][n]
     let b = QPackedB::from_kn(&w, 4, 2);
     let a = [1u8, 2, 3, 4];
-    for isa in isas() {
+    for isa in kernels() {
         for (act, want) in [(Act::Identity, [-0.5f32, -97.25]), (Act::Relu, [0.0, 0.0])] {
             let mut c = [f32::NAN; 2];
             let ep = QEpilogue::new(1, &[0.5, 0.25], Some(&[1.0, -2.0]), act);
@@ -47,7 +61,7 @@ fn hand_computed_dot_with_zero_point_scale_bias() {
 }
 
 #[test]
-fn gemm_matches_integer_reference_on_both_isas() {
+fn gemm_matches_integer_reference_on_every_kernel() {
     let mut s = 11u64;
     // Odd k (padding to groups of four), m not a multiple of MR, n not of NR, the extreme
     // activations 0..=127 and weights ±127 (the i16 pair sums the AVX2 kernel must not
@@ -57,6 +71,7 @@ fn gemm_matches_integer_reference_on_both_isas() {
         (5, 3, 17),
         (13, 40, 33),
         (4, 64, 16),
+        (3, 20, 20),
         (9, 301, 48),
     ] {
         let mut a: Vec<u8> = (0..m * k).map(|_| (lcg(&mut s) % 128) as u8).collect();
@@ -84,7 +99,7 @@ fn gemm_matches_integer_reference_on_both_isas() {
         let scale = vec![1.0f32; n];
         let res: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
         let mut outs = vec![];
-        for isa in isas() {
+        for isa in kernels() {
             let mut c = vec![f32::NAN; m * n];
             let ep = QEpilogue::new(a_zero, &scale, None, Act::Identity).with_residual(
                 res.as_ptr(),
@@ -120,7 +135,7 @@ fn indirect_rows_read_the_zero_row_for_padding() {
     let offsets = [4u32, PAD, 0, 4];
     // Weights [t][k][n] with n = 1: tap 0 = [1, 2], tap 1 = [3, 4].
     let b = QPackedB::pack(2, 2, 1, |t, k, _| [[1i8, 2], [3, 4]][t][k]);
-    for isa in isas() {
+    for isa in kernels() {
         let mut c = [0f32; 2];
         let ep = QEpilogue::new(5, &[1.0], None, Act::Identity);
         let rows = QRows::Indirect {
