@@ -10,6 +10,9 @@
 
 use std::sync::Mutex;
 
+use kestrel_kernels::conv::{
+    depthwise_fusion_pays, fuses_with_depthwise, pointwise_then_depthwise, Pointwise,
+};
 use kestrel_kernels::{pool2d, Act, Conv2d, ConvGeometry, QConv2d};
 
 use crate::quant::ConvQuant;
@@ -863,20 +866,35 @@ pub enum BatchPlan {
     Streamed,
 }
 
-/// An fp32 conv op's conv, input, whether it has no residual, and output.
-fn fp32_conv(op: Option<&Op<PackedConv>>) -> Option<(&Conv2d, Value, bool, Value)> {
+/// A conv op's conv, input, whether it has no residual, and output.
+fn conv_op(op: Option<&Op<PackedConv>>) -> Option<(&PackedKind, Value, bool, Value)> {
     match op {
         Some(Op::Conv {
-            conv:
-                PackedConv {
-                    kind: PackedKind::F32(c),
-                    ..
-                },
+            conv: PackedConv { kind, .. },
             x,
             residual,
             out,
             ..
-        }) => Some((c, *x, residual.is_none(), *out)),
+        }) => Some((kind, *x, residual.is_none(), *out)),
+        _ => None,
+    }
+}
+
+/// A dense 1×1 conv op (fp32 or int8) as a fused block's expand or projection stage.
+fn pointwise_op(op: Option<&Op<PackedConv>>) -> Option<(&dyn Pointwise, Value, bool, Value)> {
+    let (kind, x, plain, out) = conv_op(op)?;
+    let pw: &dyn Pointwise = match kind {
+        PackedKind::F32(c) if c.is_dense_pointwise() => c,
+        PackedKind::Int8(c) if c.is_dense_pointwise() => c,
+        _ => return None,
+    };
+    Some((pw, x, plain, out))
+}
+
+/// An fp32 depthwise conv op (the fused block's middle stage).
+fn depthwise_op(op: Option<&Op<PackedConv>>) -> Option<(&Conv2d, Value, bool, Value)> {
+    match conv_op(op)? {
+        (PackedKind::F32(c), x, plain, out) if c.is_depthwise() => Some((c, x, plain, out)),
         _ => None,
     }
 }
@@ -924,19 +942,19 @@ impl Engine {
         let fused = (0..ops.len())
             .map(|i| {
                 let (Some((a, _, true, a_out)), Some((d, d_in, d_plain, d_out))) =
-                    (fp32_conv(ops.get(i)), fp32_conv(ops.get(i + 1)))
+                    (pointwise_op(ops.get(i)), depthwise_op(ops.get(i + 1)))
                 else {
                     return 0;
                 };
-                if d_in != a_out || !only_into(a_out, i + 1) || !a.fuses_with_depthwise(d) {
+                if d_in != a_out || !only_into(a_out, i + 1) || !fuses_with_depthwise(a, d) {
                     return 0;
                 }
-                match fp32_conv(ops.get(i + 2)) {
+                match pointwise_op(ops.get(i + 2)) {
                     Some((p, p_in, _, _))
                         if d_plain
                             && p_in == d_out
                             && only_into(d_out, i + 2)
-                            && p.is_dense_pointwise() =>
+                            && p.in_ch() == d.geom.out_ch =>
                     {
                         2
                     }
@@ -963,12 +981,14 @@ impl Engine {
         self
     }
 
-    /// The fp32 convs op i runs fused: (expand, depthwise, the projection if fused too).
-    fn fused_convs(&self, i: usize) -> Option<(&Conv2d, &Conv2d, Option<&Conv2d>)> {
-        let conv = |j: usize| fp32_conv(self.ops.get(j)).map(|(c, ..)| c);
+    /// The convs op i runs fused: (expand, depthwise, the projection if fused too).
+    #[allow(clippy::type_complexity)]
+    fn fused_convs(&self, i: usize) -> Option<(&dyn Pointwise, &Conv2d, Option<&dyn Pointwise>)> {
+        let pw = |j: usize| pointwise_op(self.ops.get(j)).map(|(c, ..)| c);
+        let dw = depthwise_op(self.ops.get(i + 1)).map(|(c, ..)| c);
         match self.fused[i] {
-            1 => Some((conv(i)?, conv(i + 1)?, None)),
-            2 => Some((conv(i)?, conv(i + 1)?, Some(conv(i + 2)?))),
+            1 => Some((pw(i)?, dw?, None)),
+            2 => Some((pw(i)?, dw?, Some(pw(i + 2)?))),
             _ => None,
         }
     }
@@ -1219,9 +1239,9 @@ impl Engine {
                     // An expand conv, the depthwise conv after it (and the projection after
                     // that) run as one pass where that pays (calibration needs every conv
                     // input materialised).
-                    let fused = self
-                        .fused_convs(i)
-                        .filter(|(pw, dw, _)| observe.is_none() && pw.fusion_pays(dw, n, s.h, s.w));
+                    let fused = self.fused_convs(i).filter(|(pw, dw, _)| {
+                        observe.is_none() && depthwise_fusion_pays(*pw, dw, n, s.h, s.w)
+                    });
                     if let Some((pw32, dw32, pj32)) = fused {
                         let Op::Conv {
                             conv: dw,
@@ -1255,12 +1275,12 @@ impl Engine {
                         let mut o = arena.take(ls.len());
                         let xb = bufs[*x].as_deref().expect("live input");
                         let rb = lres.map(|r| bufs[r].as_deref().expect("live residual"));
-                        pw32.forward_then_depthwise(
-                            dw32, pj32, xb, n, s.h, s.w, &mut o, rb, *lafter,
+                        pointwise_then_depthwise(
+                            pw32, dw32, pj32, xb, n, s.h, s.w, &mut o, rb, *lafter,
                         );
                         macs = (conv.geom.macs(s.h, s.w)
                             + dw.geom.macs(oh, ow)
-                            + pj32.map_or(0, |p| p.geom.macs(dh, dwid)))
+                            + pj32.map_or(0, |p| (p.in_ch() * p.out_ch() * dh * dwid) as u64))
                             * n as u64;
                         if prof.is_some() {
                             kind = if pj32.is_some() {
@@ -1275,10 +1295,7 @@ impl Engine {
                                 dw.geom.kernel[0],
                                 dw.geom.kernel[1],
                                 dw.geom.stride[0],
-                                pj32.map_or(String::new(), |p| format!(
-                                    " + 1x1 ->{}",
-                                    p.geom.out_ch
-                                )),
+                                pj32.map_or(String::new(), |p| format!(" + 1x1 ->{}", p.out_ch())),
                                 dh,
                                 dwid,
                                 if lres.is_some() { " +res" } else { "" }

@@ -125,6 +125,38 @@ fn int8_engine_tracks_fp32_on_resnet_and_mobilenet() {
     }
 }
 
+/// The int8 expand → fp32 depthwise → int8 projection blocks run fused band by band, and give
+/// the unfused engine's outputs bit for bit (same kernels, same rows, same order).
+#[test]
+fn fused_int8_inverted_residuals_equal_the_unfused_engine() {
+    // At 128 px the second block's expanded map (48 channels at 64×64, 786 KiB) is large
+    // enough for the fusion to pay.
+    let size = 128;
+    let (_, q) = quantized("mobilenetv2_050", size, Method::MinMax);
+    let fused = Engine::new(&q);
+    let unfused = Engine::new(&q).without_fusion();
+    let x = images(2, size, 9);
+    let profile = fused.profile_nchw(&x, 2, 3, size, size).unwrap();
+    assert!(
+        profile
+            .by_kind
+            .iter()
+            .any(|(kind, ..)| kind.contains("(fused)")),
+        "no fused block ran: {:?}",
+        profile.by_kind
+    );
+    let a = fused.run_nchw(&x, 2, 3, size, size).unwrap();
+    let b = unfused.run_nchw(&x, 2, 3, size, size).unwrap();
+    assert!(a.iter().any(|v| *v != 0.0));
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(
+            x.to_bits(),
+            y.to_bits(),
+            "logit {i}: fused {x} vs unfused {y}"
+        );
+    }
+}
+
 #[test]
 fn int8_file_is_4x_smaller_and_round_trips() {
     let (fp32, q) = quantized("resnet20_cifar", 32, Method::MinMax);

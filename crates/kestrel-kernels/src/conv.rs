@@ -393,56 +393,239 @@ thread_local! {
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
+/// A dense 1×1 stride-1 conv as the expand or projection stage of
+/// [`pointwise_then_depthwise`]: the fp32 [`Conv2d`] or the int8 [`crate::int8::QConv2d`].
+pub trait Pointwise: Sync {
+    fn in_ch(&self) -> usize;
+    fn out_ch(&self) -> usize;
+    /// `x` (`pixels × in_ch`) into `out` (`pixels × out_ch`), with the conv's own epilogue
+    /// and `residual` (`pixels × out_ch`) added before or after the activation. Inside a pool
+    /// task it runs on the calling thread.
+    ///
+    /// # Safety
+    /// `out` must be valid for `pixels · out_ch` writes and alias neither `x` nor `residual`.
+    unsafe fn rows(
+        &self,
+        x: &[f32],
+        pixels: usize,
+        out: *mut f32,
+        residual: Option<&[f32]>,
+        add_after_act: bool,
+    );
+}
+
+impl Pointwise for Conv2d {
+    fn in_ch(&self) -> usize {
+        self.geom.in_ch
+    }
+
+    fn out_ch(&self) -> usize {
+        self.geom.out_ch
+    }
+
+    unsafe fn rows(
+        &self,
+        x: &[f32],
+        pixels: usize,
+        out: *mut f32,
+        residual: Option<&[f32]>,
+        add_after_act: bool,
+    ) {
+        debug_assert!(self.is_dense_pointwise());
+        self.forward_raw(x, 1, 1, pixels, out, residual, add_after_act);
+    }
+}
+
+/// Whether [`pointwise_then_depthwise`] takes `expand` followed by `dw`.
+pub fn fuses_with_depthwise(expand: &dyn Pointwise, dw: &Conv2d) -> bool {
+    matches!(dw.weights, Weights::Depthwise(_)) && dw.geom.in_ch == expand.out_ch()
+}
+
+/// Whether running `expand` and `dw` fused ([`pointwise_then_depthwise`]) on `n` images of
+/// `h × w` beats running them one after the other: the expanded map must be too big to stay in
+/// cache between two passes (≥ 512 KiB an image), and the rows the bands recompute few (at most
+/// a third more than the map has: small maps split into bands for every thread would recompute
+/// most of their rows under a 5×5).
+pub fn depthwise_fusion_pays(
+    expand: &dyn Pointwise,
+    dw: &Conv2d,
+    n: usize,
+    h: usize,
+    w: usize,
+) -> bool {
+    let ce = expand.out_ch();
+    if !fuses_with_depthwise(expand, dw) || h * w * ce * 4 < FUSE_MIN_BYTES {
+        return false;
+    }
+    let (band, bands) = band_plan(ce, dw, n, h, w);
+    let Some((oh, _)) = dw.geom.output_hw(h, w) else {
+        return false;
+    };
+    let computed: usize = (0..bands)
+        .map(|k| {
+            let (r0, r1) = input_rows(&dw.geom, h, k * band, ((k + 1) * band).min(oh));
+            r1 - r0
+        })
+        .sum();
+    3 * computed <= 4 * h
+}
+
+/// Output rows per band of [`pointwise_then_depthwise`] (expanded maps of `ce` channels), and
+/// bands per image: as many rows as fit BAND_BYTES of input rows, but enough bands for each
+/// thread that can run them to have two.
+fn band_plan(ce: usize, dw: &Conv2d, n: usize, h: usize, w: usize) -> (usize, usize) {
+    let g = dw.geom;
+    let (oh, _) = g.output_hw(h, w).unwrap_or((1, 1));
+    let oh = oh.max(1);
+    let reach = (g.kernel[0] - 1) * g.dilation[0];
+    let in_rows = (BAND_BYTES / (w * ce * 4).max(1)).max(reach + 1);
+    let mut band = ((in_rows - reach - 1) / g.stride[0] + 1).clamp(1, oh);
+    let threads = crate::threads::available();
+    let want = if threads > 1 {
+        (2 * threads).div_ceil(n.max(1))
+    } else {
+        1
+    };
+    if oh.div_ceil(band) < want {
+        band = oh.div_ceil(want).max(1);
+    }
+    (band, oh.div_ceil(band))
+}
+
+/// `expand` (a 1×1 stride-1 conv), then the depthwise conv `dw` over its output, then
+/// optionally the 1×1 conv `project` over that, band by band: each task computes `expand`'s
+/// output for the input rows one band of `dw`'s output rows reads (a block small enough for
+/// L2), then `dw` on it (and `project` on that band), so the expanded map of an inverted
+/// residual never goes out to memory. Bands recompute the rows they share (one or two per band
+/// for a 3×3). `residual` and `add_after_act` belong to the last conv. The result equals the
+/// convs run one after the other, bit for bit (each row is computed by the same kernels in the
+/// same order). Returns the output's (oh, ow).
+#[allow(clippy::too_many_arguments)]
+pub fn pointwise_then_depthwise(
+    expand: &dyn Pointwise,
+    dw: &Conv2d,
+    project: Option<&dyn Pointwise>,
+    x: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    out: &mut [f32],
+    residual: Option<&[f32]>,
+    add_after_act: bool,
+) -> (usize, usize) {
+    assert!(
+        fuses_with_depthwise(expand, dw),
+        "not a pointwise → depthwise pair"
+    );
+    let Weights::Depthwise(d) = &dw.weights else {
+        unreachable!("checked by fuses_with_depthwise")
+    };
+    let g = dw.geom;
+    let (cin, ce) = (expand.in_ch(), expand.out_ch());
+    if let Some(p) = project {
+        assert!(
+            p.in_ch() == ce,
+            "the projection must be a 1×1 conv over the depthwise output"
+        );
+    }
+    let cout = project.map_or(ce, |p| p.out_ch());
+    assert_eq!(x.len(), n * h * w * cin, "conv input size");
+    let (oh, ow) = g
+        .output_hw(h, w)
+        .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", g.kernel));
+    assert_eq!(out.len(), n * oh * ow * cout, "conv output size");
+    if let Some(r) = residual {
+        assert_eq!(r.len(), out.len(), "residual size");
+    }
+    let (band, bands) = band_plan(ce, dw, n, h, w);
+    let res = residual.map_or(std::ptr::null(), |r| r.as_ptr());
+    // The depthwise conv's epilogue: the residual is its own only without a projection.
+    let ep = Epilogue::new(Some(&dw.bias), dw.act).with_residual(
+        if project.is_some() {
+            std::ptr::null()
+        } else {
+            res
+        },
+        ce,
+        add_after_act,
+    );
+    let epp = SendConstPtr(&ep as *const Epilogue);
+    let op = SendPtr(out.as_mut_ptr());
+    let resp = SendConstPtr(res);
+    crate::threads::parallel_for(n * bands, |t| {
+        let (op, epp, resp) = (op, epp, resp);
+        let (b, k) = (t / bands, t % bands);
+        let (y0, y1) = (k * band, ((k + 1) * band).min(oh));
+        let (r0, r1) = input_rows(&g, h, y0, y1);
+        BAND.with(|bands_buf| {
+            let (buf, mid) = &mut *bands_buf.borrow_mut();
+            let len = (r1 - r0) * w * ce;
+            if buf.capacity() < len {
+                *buf = Vec::with_capacity(len);
+            }
+            let mid_len = (y1 - y0) * ow * ce;
+            if project.is_some() && mid.capacity() < mid_len {
+                *mid = Vec::with_capacity(mid_len);
+            }
+            let xs = &x[(b * h + r0) * w * cin..(b * h + r1) * w * cin];
+            let (row0, row1) = (b * oh + y0, b * oh + y1);
+            // SAFETY: a pointwise conv writes all of its outputs without reading them;
+            // `buf` holds input rows r0..r1 of image b, every row these output rows reach;
+            // `mid` holds output rows row0..row1; `out` and the residual hold all n·oh
+            // rows, and each task writes only its own.
+            unsafe {
+                expand.rows(xs, (r1 - r0) * w, buf.as_mut_ptr(), None, false);
+                match project {
+                    None => d.rows(
+                        buf.as_ptr(),
+                        b * h + r0,
+                        h,
+                        w,
+                        op.0,
+                        0,
+                        oh,
+                        ow,
+                        row0..row1,
+                        &dw.bias,
+                        &*epp.0,
+                    ),
+                    Some(p) => {
+                        d.rows(
+                            buf.as_ptr(),
+                            b * h + r0,
+                            h,
+                            w,
+                            mid.as_mut_ptr(),
+                            row0,
+                            oh,
+                            ow,
+                            row0..row1,
+                            &dw.bias,
+                            &*epp.0,
+                        );
+                        let mid = std::slice::from_raw_parts(mid.as_ptr(), mid_len);
+                        let at = row0 * ow * cout;
+                        let band_len = (row1 - row0) * ow * cout;
+                        let r = (!resp.0.is_null())
+                            .then(|| std::slice::from_raw_parts(resp.0.add(at), band_len));
+                        p.rows(mid, (y1 - y0) * ow, op.0.add(at), r, add_after_act);
+                    }
+                }
+            }
+        });
+    });
+    (oh, ow)
+}
+
 impl Conv2d {
     /// Whether [`Conv2d::forward_then_depthwise`] takes this conv followed by `dw`.
     pub fn fuses_with_depthwise(&self, dw: &Conv2d) -> bool {
-        self.is_dense_pointwise()
-            && matches!(dw.weights, Weights::Depthwise(_))
-            && dw.geom.in_ch == self.geom.out_ch
+        self.is_dense_pointwise() && fuses_with_depthwise(self, dw)
     }
 
-    /// Whether running this conv and `dw` fused ([`Conv2d::forward_then_depthwise`]) on `n`
-    /// images of `h × w` beats running them one after the other: the expanded map must be too
-    /// big to stay in cache between two passes (≥ 512 KiB an image), and the rows the bands
-    /// recompute few (at most a third more than the map has: small maps split into bands for
-    /// every thread would recompute most of their rows under a 5×5).
+    /// [`depthwise_fusion_pays`] for this conv as the expand stage.
     pub fn fusion_pays(&self, dw: &Conv2d, n: usize, h: usize, w: usize) -> bool {
-        if !self.fuses_with_depthwise(dw) || h * w * self.geom.out_ch * 4 < FUSE_MIN_BYTES {
-            return false;
-        }
-        let (band, bands) = self.band_plan(dw, n, h, w);
-        let Some((oh, _)) = dw.geom.output_hw(h, w) else {
-            return false;
-        };
-        let computed: usize = (0..bands)
-            .map(|k| {
-                let (r0, r1) = input_rows(&dw.geom, h, k * band, ((k + 1) * band).min(oh));
-                r1 - r0
-            })
-            .sum();
-        3 * computed <= 4 * h
-    }
-
-    /// Output rows per band of [`Conv2d::forward_then_depthwise`], and bands per image: as many
-    /// rows as fit BAND_BYTES of input rows, but enough bands for each thread that can run
-    /// them to have two.
-    fn band_plan(&self, dw: &Conv2d, n: usize, h: usize, w: usize) -> (usize, usize) {
-        let g = dw.geom;
-        let (oh, _) = g.output_hw(h, w).unwrap_or((1, 1));
-        let oh = oh.max(1);
-        let reach = (g.kernel[0] - 1) * g.dilation[0];
-        let in_rows = (BAND_BYTES / (w * self.geom.out_ch * 4).max(1)).max(reach + 1);
-        let mut band = ((in_rows - reach - 1) / g.stride[0] + 1).clamp(1, oh);
-        let threads = crate::threads::available();
-        let want = if threads > 1 {
-            (2 * threads).div_ceil(n.max(1))
-        } else {
-            1
-        };
-        if oh.div_ceil(band) < want {
-            band = oh.div_ceil(want).max(1);
-        }
-        (band, oh.div_ceil(band))
+        self.is_dense_pointwise() && depthwise_fusion_pays(self, dw, n, h, w)
     }
 
     /// Whether this is a 1×1 stride-1 ungrouped conv (a GEMM over pixels).
@@ -452,13 +635,12 @@ impl Conv2d {
             && matches!(self.weights, Weights::Gemm(_))
     }
 
-    /// This conv (a 1×1 stride-1 one), then the depthwise conv `dw` over its output, then
-    /// optionally the 1×1 conv `project` over that, band by band: each task computes this
-    /// conv's output for the input rows one band of `dw`'s output rows reads (a block small
-    /// enough for L2), then `dw` on it (and `project` on that band), so the expanded map of an
-    /// inverted residual never goes out to memory. Bands recompute the rows they share (one or
-    /// two per band for a 3×3). `residual` and `add_after_act` belong to the last conv. The
-    /// result equals the convs run one after the other. Returns the output's (oh, ow).
+    /// Whether this is a depthwise conv (the middle stage [`pointwise_then_depthwise`] takes).
+    pub fn is_depthwise(&self) -> bool {
+        matches!(self.weights, Weights::Depthwise(_))
+    }
+
+    /// [`pointwise_then_depthwise`] with fp32 convs throughout.
     #[allow(clippy::too_many_arguments)]
     pub fn forward_then_depthwise(
         &self,
@@ -473,107 +655,27 @@ impl Conv2d {
         add_after_act: bool,
     ) -> (usize, usize) {
         assert!(
-            self.fuses_with_depthwise(dw),
-            "not a pointwise → depthwise pair"
+            self.is_dense_pointwise(),
+            "the expand conv must be a 1×1 conv"
         );
-        let Weights::Depthwise(d) = &dw.weights else {
-            unreachable!("checked by fuses_with_depthwise")
-        };
-        let g = dw.geom;
-        let (cin, ce) = (self.geom.in_ch, self.geom.out_ch);
         if let Some(p) = project {
             assert!(
-                p.is_dense_pointwise() && p.geom.in_ch == ce,
+                p.is_dense_pointwise(),
                 "the projection must be a 1×1 conv over the depthwise output"
             );
         }
-        let cout = project.map_or(ce, |p| p.geom.out_ch);
-        assert_eq!(x.len(), n * h * w * cin, "conv input size");
-        let (oh, ow) = g
-            .output_hw(h, w)
-            .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", g.kernel));
-        assert_eq!(out.len(), n * oh * ow * cout, "conv output size");
-        if let Some(r) = residual {
-            assert_eq!(r.len(), out.len(), "residual size");
-        }
-        let (band, bands) = self.band_plan(dw, n, h, w);
-        let res = residual.map_or(std::ptr::null(), |r| r.as_ptr());
-        // The depthwise conv's epilogue: the residual is its own only without a projection.
-        let ep = Epilogue::new(Some(&dw.bias), dw.act).with_residual(
-            if project.is_some() {
-                std::ptr::null()
-            } else {
-                res
-            },
-            ce,
+        pointwise_then_depthwise(
+            self,
+            dw,
+            project.map(|p| p as &dyn Pointwise),
+            x,
+            n,
+            h,
+            w,
+            out,
+            residual,
             add_after_act,
-        );
-        let epp = SendConstPtr(&ep as *const Epilogue);
-        let op = SendPtr(out.as_mut_ptr());
-        let resp = SendConstPtr(res);
-        crate::threads::parallel_for(n * bands, |t| {
-            let (op, epp, resp) = (op, epp, resp);
-            let (b, k) = (t / bands, t % bands);
-            let (y0, y1) = (k * band, ((k + 1) * band).min(oh));
-            let (r0, r1) = input_rows(&g, h, y0, y1);
-            BAND.with(|bands_buf| {
-                let (buf, mid) = &mut *bands_buf.borrow_mut();
-                let len = (r1 - r0) * w * ce;
-                if buf.capacity() < len {
-                    *buf = Vec::with_capacity(len);
-                }
-                let mid_len = (y1 - y0) * ow * ce;
-                if project.is_some() && mid.capacity() < mid_len {
-                    *mid = Vec::with_capacity(mid_len);
-                }
-                let xs = &x[(b * h + r0) * w * cin..(b * h + r1) * w * cin];
-                let (row0, row1) = (b * oh + y0, b * oh + y1);
-                // SAFETY: a pointwise conv writes all of its outputs without reading them;
-                // `buf` holds input rows r0..r1 of image b, every row these output rows reach;
-                // `mid` holds output rows row0..row1; `out` and the residual hold all n·oh
-                // rows, and each task writes only its own.
-                unsafe {
-                    self.forward_raw(xs, 1, r1 - r0, w, buf.as_mut_ptr(), None, false);
-                    match project {
-                        None => d.rows(
-                            buf.as_ptr(),
-                            b * h + r0,
-                            h,
-                            w,
-                            op.0,
-                            0,
-                            oh,
-                            ow,
-                            row0..row1,
-                            &dw.bias,
-                            &*epp.0,
-                        ),
-                        Some(p) => {
-                            d.rows(
-                                buf.as_ptr(),
-                                b * h + r0,
-                                h,
-                                w,
-                                mid.as_mut_ptr(),
-                                row0,
-                                oh,
-                                ow,
-                                row0..row1,
-                                &dw.bias,
-                                &*epp.0,
-                            );
-                            let mid = std::slice::from_raw_parts(mid.as_ptr(), mid_len);
-                            let at = row0 * ow * cout;
-                            let band_len = (row1 - row0) * ow * cout;
-                            let r = (!resp.0.is_null())
-                                .then(|| std::slice::from_raw_parts(resp.0.add(at), band_len));
-                            p.forward_raw(mid, 1, y1 - y0, ow, op.0.add(at), r, add_after_act);
-                        }
-                    }
-                }
-            });
-        });
-        (oh, ow)
+        )
     }
 }
 

@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 
 use crate::act::Act;
-use crate::conv::{ConvGeometry, OffsetCache};
+use crate::conv::{ConvGeometry, OffsetCache, Pointwise};
 use crate::int8::gemm::{padded_depth, qgemm, quantize_rows, QEpilogue, QPackedB, QRows, PAD};
 
 /// A convolution with int8 weights, ready to run.
@@ -97,23 +97,57 @@ impl QConv2d {
         if let Some(r) = residual {
             assert_eq!(r.len(), out.len(), "residual size");
         }
+        let mut q = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: `out` has the checked size and aliases neither input.
+        unsafe {
+            self.forward_with(
+                &mut q,
+                x,
+                n,
+                h,
+                w,
+                out.as_mut_ptr(),
+                residual,
+                add_after_act,
+            )
+        };
+        (oh, ow)
+    }
+
+    /// Whether this is a 1×1 stride-1 conv (dense rows, the fused block's expand or projection).
+    pub fn is_dense_pointwise(&self) -> bool {
+        self.geom.is_pointwise()
+    }
+
+    /// The conv with `q` as the quantized input's buffer.
+    ///
+    /// # Safety
+    /// Sizes as [`QConv2d::forward`] checks them (`out` valid for the output's size, aliasing
+    /// neither input).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn forward_with(
+        &self,
+        q: &mut Vec<u8>,
+        x: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        out: *mut f32,
+        residual: Option<&[f32]>,
+        add_after_act: bool,
+    ) {
+        let g = &self.geom;
+        let (oh, ow) = g
+            .output_hw(h, w)
+            .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", g.kernel));
         let kp = padded_depth(g.in_ch);
         let pixels = n * h * w;
         assert!(
             pixels * kp < PAD as usize,
             "input too large for 32-bit indirection"
         );
-        let mut q = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
         q.resize(pixels * kp, 0);
-        quantize_rows(
-            x,
-            pixels,
-            g.in_ch,
-            1.0 / self.in_scale,
-            self.in_zero,
-            &mut q,
-            kp,
-        );
+        quantize_rows(x, pixels, g.in_ch, 1.0 / self.in_scale, self.in_zero, q, kp);
         let ep = QEpilogue::new(self.in_zero, &self.scale, Some(&self.bias), self.act)
             .with_residual(
                 residual.map_or(std::ptr::null(), |r| r.as_ptr()),
@@ -136,16 +170,56 @@ impl QConv2d {
         };
         // SAFETY: every row is a kp-byte pixel of `q` or the kp-byte zero row; `out` has the
         // checked size and aliases neither.
-        unsafe {
-            qgemm(
-                n * oh * ow,
-                rows,
-                &self.packed,
-                out.as_mut_ptr(),
-                g.out_ch,
-                &ep,
+        qgemm(n * oh * ow, rows, &self.packed, out, g.out_ch, &ep);
+    }
+}
+
+thread_local! {
+    /// Each thread's quantized rows for [`Pointwise::rows`] (fused blocks run on every thread
+    /// at once, so they cannot share the conv's own buffer).
+    static ROWS_U8: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Pointwise for QConv2d {
+    fn in_ch(&self) -> usize {
+        self.geom.in_ch
+    }
+
+    fn out_ch(&self) -> usize {
+        self.geom.out_ch
+    }
+
+    unsafe fn rows(
+        &self,
+        x: &[f32],
+        pixels: usize,
+        out: *mut f32,
+        residual: Option<&[f32]>,
+        add_after_act: bool,
+    ) {
+        assert!(
+            self.is_dense_pointwise(),
+            "int8 rows of a conv that is not 1×1"
+        );
+        assert_eq!(
+            x.len(),
+            pixels * self.geom.in_ch,
+            "int8 1×1 conv input size"
+        );
+        if let Some(r) = residual {
+            assert_eq!(r.len(), pixels * self.geom.out_ch, "residual size");
+        }
+        ROWS_U8.with(|q| {
+            self.forward_with(
+                &mut q.borrow_mut(),
+                x,
+                1,
+                1,
+                pixels,
+                out,
+                residual,
+                add_after_act,
             )
-        };
-        (oh, ow)
+        });
     }
 }
