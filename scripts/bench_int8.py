@@ -4,7 +4,8 @@
   same architecture, then `kestrel bench --checkpoint DIR`), and
   onnxruntime on `kestrel export` of the model, fp32 and int8 (onnxruntime.quantization.
   quantize_static: QDQ, per-channel s8 weights, u8 activations, reduce_range as onnxruntime
-  advises for CPUs without VNNI, calibrated on the same images).
+  advises for CPUs without VNNI (off where the CPU has VNNI; --reduce-range on|off overrides),
+  calibrated on the same images).
 Random weights (speed does not depend on them); rounds alternate the engines so that load drift
 hits all alike. Prints a markdown table of the medians, and writes every figure to --json.
 
@@ -57,7 +58,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--json")
+    ap.add_argument("--reduce-range", choices=["auto", "on", "off"], default="auto")
     a = ap.parse_args()
+    flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo")
+                  if l.startswith("flags")), [])
+    vnni = "avx512_vnni" in flags or "avx_vnni" in flags
+    reduce_range = {"on": True, "off": False, "auto": not vnni}[a.reduce_range]
     import onnxruntime as ort
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
@@ -89,7 +95,7 @@ def main():
                     return None if x is None else {"input": x}
 
             quantize_static(pre, int8_onnx, Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, reduce_range=True,
+                            per_channel=True, reduce_range=reduce_range,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
             so = ort.SessionOptions()
             so.intra_op_num_threads = a.threads
@@ -113,8 +119,8 @@ def main():
                                 load_avg=os.getloadavg()))
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                platform.processor())
-    print(f"CPU: {cpu}, {a.threads} threads, onnxruntime {ort.__version__}, "
-          f"median of {a.rounds} rounds x {a.runs} runs, batch 1\n")
+    print(f"CPU: {cpu}, {a.threads} threads, VNNI {vnni}, onnxruntime {ort.__version__} "
+          f"(reduce_range {reduce_range}), median of {a.rounds} rounds x {a.runs} runs, batch 1\n")
     print("| model | kestrel fp32 ms | kestrel int8 ms | speed-up | ORT fp32 ms | ORT int8 ms | ORT speed-up | kestrel int8 / ORT int8 |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
@@ -123,7 +129,8 @@ def main():
               f"{m['kestrel_fp32'] / m['kestrel_int8']:.2f}x | {m['ort_fp32']:.1f} | {m['ort_int8']:.1f} | "
               f"{m['ort_fp32'] / m['ort_int8']:.2f}x | {m['kestrel_int8'] / m['ort_int8']:.2f} |")
     if a.json:
-        json.dump(dict(cpu=cpu, threads=a.threads, results=results), open(a.json, "w"), indent=1)
+        json.dump(dict(cpu=cpu, threads=a.threads, vnni=vnni, reduce_range=reduce_range,
+                       results=results), open(a.json, "w"), indent=1)
 
 
 if __name__ == "__main__":
