@@ -133,7 +133,11 @@ EXTRA = [
     # interleaved qkv heads, norm + MLP head).
     ("coatnet_0_rw_224", "_tiny", dict(_MAXX, depths=[1, 1, 2, 1]), "3,64,64"),
     ("coatnet_pico_rw_224", "_tiny", dict(_MAXX, depths=[1, 1, 2, 1]), "3,64,64"),
+    # nano: pico's blocks with pooled strides.
+    ("coatnet_nano_rw_224", "_tiny", dict(_MAXX, depths=[1, 1, 2, 1]), "3,64,64"),
     ("maxvit_nano_rw_256", "_tiny", _MAXX, "3,64,64"),
+    # pico: nano's blocks, but its own config (timm's maxvit_pico_rw_256 entry) built here.
+    ("maxvit_pico_rw_256", "_tiny", _MAXX, "3,64,64"),
     ("maxvit_rmlp_pico_rw_256", "_tiny", dict(_MAXX, transformer_rel_pos_dim=16), "3,64,64"),
     ("maxvit_tiny_tf_224", "_tiny", dict(_MAXX, stem_width=8, head_hidden_size=32), "3,64,64"),
 ]

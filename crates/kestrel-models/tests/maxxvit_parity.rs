@@ -44,6 +44,20 @@ fn coatnet_pico_rw_matches_timm() {
 }
 
 #[test]
+fn coatnet_nano_rw_matches_timm() {
+    // Pico's blocks with pooled strides.
+    let cfg = shrunk(MaxxVitConfig::coatnet_nano_rw(), [1, 1, 2, 1]);
+    check_fixture("coatnet_nano_rw_224_tiny", model(cfg));
+}
+
+#[test]
+fn maxvit_pico_rw_matches_timm() {
+    // Shrunk to the same widths as nano: checks pico's own block settings against timm's.
+    let cfg = shrunk(MaxxVitConfig::maxvit_pico_rw(), [1, 1, 1, 1]);
+    check_fixture("maxvit_pico_rw_256_tiny", model(cfg));
+}
+
+#[test]
 fn maxvit_nano_rw_matches_timm() {
     let cfg = shrunk(MaxxVitConfig::maxvit_nano_rw(), [1, 1, 1, 1]);
     check_fixture("maxvit_nano_rw_256_tiny", model(cfg));
