@@ -307,8 +307,13 @@ pub(crate) unsafe fn qgemm_on(
                 ptr.add(off)
             }
         };
-        for p in pt * pc..((pt + 1) * pc).min(panels) {
+        let p_end = ((pt + 1) * pc).min(panels);
+        let mut p = pt * pc;
+        while p < p_end {
             let j0 = p * NR;
+            // VNNI runs two full panels at once where it can: each broadcast of A then feeds
+            // two `vpdpbusd`.
+            let two = kernel == QKernel::Avx512Vnni && p + 1 < p_end && j0 + 2 * NR <= b.n;
             let tile = Tile {
                 taps,
                 kp: b.kp,
@@ -330,11 +335,14 @@ pub(crate) unsafe fn qgemm_on(
             };
             match kernel {
                 #[cfg(target_arch = "x86_64")]
+                QKernel::Avx512Vnni if two => avx2::kernel_vnni_two_panels(&tile, b.panel(p + 1)),
+                #[cfg(target_arch = "x86_64")]
                 QKernel::Avx2 => avx2::kernel(&tile),
                 #[cfg(target_arch = "x86_64")]
                 QKernel::Avx512Vnni => avx2::kernel_vnni(&tile),
                 _ => scalar_kernel(&tile),
             }
+            p += 1 + two as usize;
         }
     });
 }
@@ -522,6 +530,60 @@ mod avx2 {
             }
         }
         ([c00, c10, c20, c30], [c01, c11, c21, c31])
+    }
+
+    /// Two adjacent full panels (`t`'s and the one at `b1`, columns `NR..2·NR` of the tile's
+    /// outputs): four rows × 32 columns per step, so each broadcast of A serves two
+    /// `vpdpbusd`. Same integers and epilogue as [`kernel_vnni`] on each panel.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    pub(super) unsafe fn kernel_vnni_two_panels(t: &Tile, b1: *const i8) {
+        let cols0 = columns(t.a_zero, t.col_sums, t.scale, t.bias);
+        let bias1 = if t.bias.is_null() {
+            t.bias
+        } else {
+            t.bias.add(NR)
+        };
+        let cols1 = columns(t.a_zero, t.col_sums.add(NR), t.scale.add(NR), bias1);
+        let half = |r: &[__m512i; MR]| {
+            let lo: [__m256i; MR] = std::array::from_fn(|i| _mm512_castsi512_si256(r[i]));
+            let hi: [__m256i; MR] = std::array::from_fn(|i| _mm512_extracti64x4_epi64::<1>(r[i]));
+            (lo, hi)
+        };
+        for q in 0..t.rows.div_ceil(MR) {
+            let z = _mm512_setzero_si512();
+            let (mut p0, mut p1) = ([z; MR], [z; MR]);
+            for tap in 0..t.taps {
+                let a = t.a.add((q * t.taps + tap) * MR);
+                let rows = [*a, *a.add(1), *a.add(2), *a.add(3)];
+                let off = tap * t.kp * NR;
+                let (mut bp0, mut bp1) = (t.b.add(off), b1.add(off));
+                let mut k = 0;
+                while k < t.kp {
+                    let w0 = _mm512_loadu_si512(bp0 as *const __m512i);
+                    let w1 = _mm512_loadu_si512(bp1 as *const __m512i);
+                    for r in 0..MR {
+                        let x = _mm512_set1_epi32((rows[r].add(k) as *const i32).read_unaligned());
+                        p0[r] = _mm512_dpbusd_epi32(p0[r], x, w0);
+                        p1[r] = _mm512_dpbusd_epi32(p1[r], x, w1);
+                    }
+                    bp0 = bp0.add(4 * NR);
+                    bp1 = bp1.add(4 * NR);
+                    k += 4;
+                }
+            }
+            let mr = MR.min(t.rows - q * MR);
+            let res = if t.res.is_null() {
+                t.res
+            } else {
+                t.res.add(q * MR * t.ld_res)
+            };
+            let c = t.c.add(q * MR * t.ldc);
+            let (lo, hi) = half(&p0);
+            epilogue(t, &cols0, mr, &lo, &hi, res, t.ld_res, c, t.ldc);
+            let res1 = if res.is_null() { res } else { res.add(NR) };
+            let (lo, hi) = half(&p1);
+            epilogue(t, &cols1, mr, &lo, &hi, res1, t.ld_res, c.add(NR), t.ldc);
+        }
     }
 
     /// Tile `q`'s sums with AVX-512 VNNI: one `vpdpbusd` per row and group of four k covers
