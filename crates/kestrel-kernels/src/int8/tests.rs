@@ -72,6 +72,9 @@ fn gemm_matches_integer_reference_on_every_kernel() {
         (13, 40, 33),
         (4, 64, 16),
         (3, 20, 20),
+        // Panels in pairs for the VNNI kernel, and a single one left over (80 = 2 + 2 + 1).
+        (6, 37, 80),
+        (5, 12, 96),
         (9, 301, 48),
     ] {
         let mut a: Vec<u8> = (0..m * k).map(|_| (lcg(&mut s) % 128) as u8).collect();
