@@ -953,39 +953,52 @@ fn cbam(
     arena.give(gate);
 }
 
-/// φ(u) = exp(w·u − |u|²/2)/√m for each of `t` rows `u` of width `e` (stride `stride` in `x`)
-/// into `out` (`[t, m]`); `w` is `[m, e]`.
-fn random_features(x: &[f32], stride: usize, t: usize, e: usize, w: &[f32], out: &mut [f32]) {
-    let m = w.len() / e;
+/// Rows a task of the Performer op takes.
+const PERFORMER_ROWS_PER_TASK: usize = 64;
+
+/// φ(u) = exp(w·u − |u|²/2)/√m for each of the rows `u` of width `e` that start every `stride`
+/// floats of `x`, into `out` (`[rows, m]`); `wt` is wᵀ (`[e, m]`). Split across the pool by rows.
+fn random_features(x: &[f32], stride: usize, e: usize, wt: &[f32], out: &mut [f32]) {
+    let m = wt.len() / e;
     let inv_sqrt_m = 1.0 / (m as f32).sqrt();
-    for (row, o) in x.chunks(stride).take(t).zip(out.chunks_exact_mut(m)) {
-        let u = &row[..e];
-        let half_sq = 0.5 * u.iter().map(|v| v * v).sum::<f32>();
-        for (of, wr) in o.iter_mut().zip(w.chunks_exact(e)) {
-            let wx: f32 = wr.iter().zip(u).map(|(a, b)| a * b).sum();
-            *of = (wx - half_sq).exp() * inv_sqrt_m;
+    let per = PERFORMER_ROWS_PER_TASK;
+    let tasks: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per * m).map(Mutex::new).collect();
+    kestrel_kernels::threads::parallel_for(tasks.len(), |ti| {
+        let mut o = tasks[ti].lock().unwrap_or_else(|e| e.into_inner());
+        for (r, of) in o.chunks_exact_mut(m).enumerate() {
+            let u = &x[(ti * per + r) * stride..][..e];
+            let half_sq = 0.5 * u.iter().map(|v| v * v).sum::<f32>();
+            // w·u as a sum of wᵀ's rows (runs over m lanes).
+            of.fill(0.0);
+            for (&ui, wr) in u.iter().zip(wt.chunks_exact(m)) {
+                for (a, &b) in of.iter_mut().zip(wr) {
+                    *a += ui * b;
+                }
+            }
+            of.iter_mut()
+                .for_each(|v| *v = (*v - half_sq).exp() * inv_sqrt_m);
         }
-    }
+    });
 }
 
 /// One image's Performer attention (see [`Op::PerformerAttention`]): `kqv` `[t, 3·e]` to `out`
-/// `[t, e]`, with `scratch` of at least 2·t·m + m·e + m floats.
+/// `[t, e]`, with `wt` = wᵀ (`[e, m]`) and `scratch` of at least 2·t·m + m·e + m floats.
 fn performer_attention(
     kqv: &[f32],
     t: usize,
     e: usize,
-    w: &[f32],
+    wt: &[f32],
     eps: f32,
     scratch: &mut [f32],
     out: &mut [f32],
 ) {
-    let m = w.len() / e;
+    let m = wt.len() / e;
     let (kp, rest) = scratch.split_at_mut(t * m);
     let (qp, rest) = rest.split_at_mut(t * m);
     let (kv, rest) = rest.split_at_mut(m * e);
     let ksum = &mut rest[..m];
-    random_features(kqv, 3 * e, t, e, w, kp);
-    random_features(&kqv[e..], 3 * e, t, e, w, qp);
+    random_features(kqv, 3 * e, e, wt, kp);
+    random_features(&kqv[e..], 3 * e, e, wt, qp);
     // Σ_s φ(k_s) v_sᵀ ([m, e]) and Σ_s φ(k_s) ([m]).
     kv.fill(0.0);
     ksum.fill(0.0);
@@ -998,17 +1011,24 @@ fn performer_attention(
             }
         }
     }
-    for (q, o) in qp.chunks_exact(m).zip(out.chunks_exact_mut(e)) {
-        let norm: f32 = q.iter().zip(ksum.iter()).map(|(a, b)| a * b).sum();
-        o.fill(0.0);
-        for (j, &qj) in q.iter().enumerate() {
-            for (a, &b) in o.iter_mut().zip(&kv[j * e..][..e]) {
-                *a += qj * b;
+    let (kv, ksum) = (&*kv, &*ksum);
+    let per = PERFORMER_ROWS_PER_TASK;
+    let tasks: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per * e).map(Mutex::new).collect();
+    kestrel_kernels::threads::parallel_for(tasks.len(), |ti| {
+        let mut o = tasks[ti].lock().unwrap_or_else(|e| e.into_inner());
+        for (r, or) in o.chunks_exact_mut(e).enumerate() {
+            let q = &qp[(ti * per + r) * m..][..m];
+            let norm: f32 = q.iter().zip(ksum).map(|(a, b)| a * b).sum();
+            or.fill(0.0);
+            for (&qj, kvr) in q.iter().zip(kv.chunks_exact(e)) {
+                for (a, &b) in or.iter_mut().zip(kvr) {
+                    *a += qj * b;
+                }
             }
+            let inv = 1.0 / (norm + eps);
+            or.iter_mut().for_each(|v| *v *= inv);
         }
-        let inv = 1.0 / (norm + eps);
-        o.iter_mut().for_each(|v| *v *= inv);
-    }
+    });
 }
 
 /// A model compiled for the fast path.
@@ -1718,12 +1738,14 @@ impl Engine {
                     let mut o = arena.take(os.len());
                     let xb = bufs[*x].as_deref().expect("live input");
                     let mut scratch = arena.take(2 * t * m + m * e + m);
+                    // wᵀ, [e, m]: the random features as sums of its rows.
+                    let wt: Vec<f32> = (0..e * m).map(|j| w[(j % m) * e + j / m]).collect();
                     for b in 0..n {
                         performer_attention(
                             &xb[b * t * s.c..][..t * s.c],
                             t,
                             e,
-                            w,
+                            &wt,
                             *eps,
                             &mut scratch,
                             &mut o[b * t * e..][..t * e],
