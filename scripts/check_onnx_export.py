@@ -5,11 +5,14 @@ same input. Prints the markdown table of docs/deploy.md.
 
 Weights: timm's (or torchvision's) architecture at random init with BatchNorm statistics and
 affine terms perturbed, so folding is exercised; saved as safetensors for both commands.
-Needs torch, timm, torchvision, onnx, onnxruntime, safetensors.
+Needs torch, timm, torchvision, onnx, onnxruntime, safetensors. timm has no T2T-ViT: the
+`t2t_vit_*` models are the official repository's (`T2T_REPO=PATH`, a checkout of
+yitu-opensource/T2T-ViT, as for scripts/make_t2t_fixtures.py).
 
     cargo build --release --workspace
-    python3 scripts/check_onnx_export.py [MODEL[:IMG_SIZE] ...]
+    [T2T_REPO=PATH] python3 scripts/check_onnx_export.py [MODEL[:IMG_SIZE] ...]
 """
+import os
 import pathlib
 import subprocess
 import sys
@@ -34,6 +37,13 @@ DEFAULT = [
 
 
 def build(name):
+    if name.startswith("t2t_vit"):
+        repo = os.environ.get("T2T_REPO")
+        if not repo:
+            raise RuntimeError(f"{name}: set T2T_REPO to a checkout of yitu-opensource/T2T-ViT")
+        sys.path.insert(0, repo)
+        import models.t2t_vit as t2t
+        return getattr(t2t, name)()
     # kestrel's VGG/AlexNet are torchvision's layout, as are its tv_* and torchvision-named models.
     if name.startswith(("tv_", "mobilenet_v", "regnet_", "vgg", "alexnet")):
         import torchvision

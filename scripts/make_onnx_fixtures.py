@@ -27,7 +27,7 @@ MODELS = [
     "resnet18_tiny", "tf_efficientnet_tiny", "convnext_atto_tiny",
     "vit_tiny_patch16_224_tiny", "deit_tiny_distilled_patch16_224_tiny",
     "swin_tiny_patch4_window7_224_tiny", "maxvit_tiny_tf_224_tiny", "coatnet_0_rw_224_tiny",
-    "t2t_vit_t_official_tiny",
+    "t2t_vit_t_official_tiny", "t2t_vit_official_tiny", "resnet50_cbam_tiny",
 ]
 QDQ_MODELS = ["resnet18_tiny", "tf_efficientnet_tiny"]
 OUT = ROOT / "crates/kestrel-deploy/tests/fixtures/onnx"
@@ -49,9 +49,16 @@ def main():
         for m in MODELS:
             path = pathlib.Path(tmp) / f"{m}.onnx"
             onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-            x = load_file(str(ROOT / f"crates/kestrel-models/tests/fixtures/{m}/io.safetensors"))["input"]
+            io = load_file(str(ROOT / f"crates/kestrel-models/tests/fixtures/{m}/io.safetensors"))
+            x = io["input"]
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             (y,) = sess.run(["logits"], {"input": x.astype(np.float32)})
+            # The export must compute the model: onnxruntime against the fixture's PyTorch
+            # logits (timm / the official code), at the tests' bar.
+            ref = io["logits"]
+            err = float(np.abs(y - ref).max())
+            bar = 1e-4 * float(np.abs(ref).max())
+            assert err <= bar, f"{m}: onnxruntime vs PyTorch max abs diff {err} > {bar}"
             fixture = {
                 "model": m,
                 "onnxruntime": ort.__version__,
@@ -61,7 +68,7 @@ def main():
                 "logits": [float(v) for v in y.reshape(-1)],
             }
             (OUT / f"{m}.json").write_text(json.dumps(fixture, indent=1) + "\n")
-            print(f"{m}: logits {y.shape}, max|logit| {np.abs(y).max():.4g}")
+            print(f"{m}: logits {y.shape}, max|logit| {np.abs(y).max():.4g}, vs PyTorch {err:.3g}")
         for m in QDQ_MODELS:
             path = pathlib.Path(tmp) / f"{m}.qdq.onnx"
             onnx.checker.check_model(onnx.load(str(path)), full_check=True)

@@ -169,6 +169,17 @@ pub enum Op<C> {
     /// ECA in place: `x · sigmoid(conv1d_k(mean(x)))`, the 1-D conv across channels run as a
     /// `1 × k` conv over the pooled channel row (its activation is the sigmoid).
     Eca { conv: C, x: Value, out: Value },
+    /// CBAM in place (timm's `CbamModule`): channel attention
+    /// `x · sigmoid(fc2(fc1(mean(x))) + fc2(fc1(max(x))))` (`fc1` carries its activation, `fc2`
+    /// none), then spatial attention `x · spatial([mean_c(x), max_c(x)])`, where `spatial` is
+    /// the 2 → 1 conv (BN folded) that carries the sigmoid.
+    Cbam {
+        fc1: C,
+        fc2: C,
+        spatial: C,
+        x: Value,
+        out: Value,
+    },
     /// `out = act(a + b)`, in place on `a`.
     AddAct {
         a: Value,
@@ -196,6 +207,16 @@ pub enum Op<C> {
     /// Multi-head self-attention over each image's tokens, from a fused qkv projection
     /// `[n, 1, t, 3·d]` (q already scaled) to `[n, 1, t, d]`.
     Attention { heads: usize, x: Value, out: Value },
+    /// The T2T-ViT Performer's single-head linear attention over all of an image's pixels
+    /// (tokens), from a fused projection `[n, h, w, 3·e]` in the official (k, q, v) order to
+    /// `[n, h, w, e]`: with the positive random features φ(u) = exp(w·u − |u|²/2)/√m of the
+    /// fixed `w` (`[m, e]`, row-major), y_t = φ(q_t)·(Σ_s φ(k_s) v_sᵀ) / (φ(q_t)·Σ_s φ(k_s) + eps).
+    PerformerAttention {
+        w: Vec<f32>,
+        eps: f32,
+        x: Value,
+        out: Value,
+    },
     /// The first `count` tokens of `[n, 1, t, d]`, side by side: `[n, 1, 1, count·d]`.
     FirstTokens { count: usize, x: Value, out: Value },
     /// Swin's shifted-window attention from a fused qkv map `[n, h, w, 3·c]` (q scaled) to
@@ -315,6 +336,25 @@ impl<C> Op<C> {
                 x: *x,
                 out: *out,
             },
+            Op::Cbam {
+                fc1,
+                fc2,
+                spatial,
+                x,
+                out,
+            } => Op::Cbam {
+                fc1: f(fc1),
+                fc2: f(fc2),
+                spatial: f(spatial),
+                x: *x,
+                out: *out,
+            },
+            Op::PerformerAttention { w, eps, x, out } => Op::PerformerAttention {
+                w: w.clone(),
+                eps: *eps,
+                x: *x,
+                out: *out,
+            },
             Op::AddAct { a, b, act, out } => Op::AddAct {
                 a: *a,
                 b: *b,
@@ -407,6 +447,8 @@ impl<C> Op<C> {
             | Op::LayerNorm { x, .. }
             | Op::SqueezeExcite { x, .. }
             | Op::Eca { x, .. }
+            | Op::Cbam { x, .. }
+            | Op::PerformerAttention { x, .. }
             | Op::LayerNormCopy { x, .. }
             | Op::Tokens { x, .. }
             | Op::Attention { x, .. }
@@ -430,6 +472,8 @@ impl<C> Op<C> {
             | Op::LayerNorm { out, .. }
             | Op::SqueezeExcite { out, .. }
             | Op::Eca { out, .. }
+            | Op::Cbam { out, .. }
+            | Op::PerformerAttention { out, .. }
             | Op::AddAct { out, .. }
             | Op::LayerNormCopy { out, .. }
             | Op::Tokens { out, .. }
@@ -445,7 +489,10 @@ impl<C> Op<C> {
     /// The input whose buffer the op writes in place, if any.
     pub fn in_place(&self) -> Option<Value> {
         match self {
-            Op::LayerNorm { x, .. } | Op::SqueezeExcite { x, .. } | Op::Eca { x, .. } => Some(*x),
+            Op::LayerNorm { x, .. }
+            | Op::SqueezeExcite { x, .. }
+            | Op::Eca { x, .. }
+            | Op::Cbam { x, .. } => Some(*x),
             Op::AddAct { a, .. } => Some(*a),
             _ => None,
         }
@@ -464,10 +511,12 @@ impl<C> Op<C> {
             }
             Op::FlattenNchw { .. } => "flatten",
             Op::LayerNorm { .. } | Op::LayerNormCopy { .. } => "layer norm",
-            Op::Attention { .. } | Op::WindowAttention { .. } => "attention",
+            Op::Attention { .. } | Op::WindowAttention { .. } | Op::PerformerAttention { .. } => {
+                "attention"
+            }
             Op::MergePatches { .. } | Op::GridToBlocks { .. } | Op::Reshape { .. } => "tokens",
             Op::Tokens { .. } | Op::FirstTokens { .. } => "tokens",
-            Op::SqueezeExcite { .. } | Op::Eca { .. } => "channel attention",
+            Op::SqueezeExcite { .. } | Op::Eca { .. } | Op::Cbam { .. } => "channel attention",
             Op::AddAct { .. } => "add",
         }
     }
@@ -696,6 +745,27 @@ impl GraphBuilder {
         self.push(|out| Op::Eca { conv, x, out })
     }
 
+    /// See [`Op::Cbam`].
+    pub fn cbam(&mut self, x: Value, fc1: ConvSpec, fc2: ConvSpec, spatial: ConvSpec) -> Value {
+        self.push(|out| Op::Cbam {
+            fc1,
+            fc2,
+            spatial,
+            x,
+            out,
+        })
+    }
+
+    /// See [`Op::PerformerAttention`]: `kqv` `[n, h, w, 3·e]`, `w` `[m, e]` row-major.
+    pub fn performer_attention(&mut self, kqv: Value, w: Vec<f32>, eps: f32) -> Value {
+        self.push(|out| Op::PerformerAttention {
+            w,
+            eps,
+            x: kqv,
+            out,
+        })
+    }
+
     pub fn add_act(&mut self, a: Value, b: Value, act: Act) -> Value {
         self.push(|out| Op::AddAct { a, b, act, out })
     }
@@ -829,6 +899,139 @@ fn rescale_by_pooled_gate(
     kestrel_kernels::norm::scale_channels(x, s.n, s.h * s.w, s.c, &g);
     arena.give(mean);
     arena.give(g);
+}
+
+/// CBAM in place on `x` (`[n, h, w, c]`): see [`Op::Cbam`].
+fn cbam(
+    arena: &mut Arena,
+    x: &mut [f32],
+    s: Shape,
+    fc1: &PackedConv,
+    fc2: &PackedConv,
+    spatial: &PackedConv,
+) {
+    let (n, hw, c) = (s.n, s.h * s.w, s.c);
+    // Channel attention: the average- then the max-pooled descriptors as 2n pixels through the
+    // shared MLP, the two results summed.
+    let mut pooled = arena.take(2 * n * c);
+    pool2d::global_avg_pool(x, n, hw, c, &mut pooled[..n * c]);
+    for b in 0..n {
+        let mx = &mut pooled[(n + b) * c..][..c];
+        mx.fill(f32::NEG_INFINITY);
+        for px in x[b * hw * c..][..hw * c].chunks_exact(c) {
+            for (m, &v) in mx.iter_mut().zip(px) {
+                *m = m.max(v);
+            }
+        }
+    }
+    let rd = fc1.geom.out_ch;
+    let mut mid = arena.take(2 * n * rd);
+    fc1.forward(&pooled, 2 * n, 1, 1, &mut mid, None, false);
+    let mut att = arena.take(2 * n * c);
+    fc2.forward(&mid, 2 * n, 1, 1, &mut att, None, false);
+    let (avg, max) = att.split_at_mut(n * c);
+    for (a, m) in avg.iter_mut().zip(max.iter()) {
+        *a = 1.0 / (1.0 + (-(*a + m)).exp());
+    }
+    kestrel_kernels::norm::scale_channels(x, n, hw, c, avg);
+    arena.give(pooled);
+    arena.give(mid);
+    arena.give(att);
+    // Spatial attention: per pixel [mean, max] over the channels, the conv (its sigmoid
+    // included), and each pixel scaled by its gate.
+    let mut desc = arena.take(2 * n * hw);
+    for (d, px) in desc.chunks_exact_mut(2).zip(x.chunks_exact(c)) {
+        let (sum, mx) = px.iter().fold((0f32, f32::NEG_INFINITY), |(sum, mx), &v| {
+            (sum + v, mx.max(v))
+        });
+        d[0] = sum / c as f32;
+        d[1] = mx;
+    }
+    let mut gate = arena.take(n * hw);
+    spatial.forward(&desc, n, s.h, s.w, &mut gate, None, false);
+    for (px, g) in x.chunks_exact_mut(c).zip(&gate) {
+        px.iter_mut().for_each(|v| *v *= g);
+    }
+    arena.give(desc);
+    arena.give(gate);
+}
+
+/// Rows a task of the Performer op takes.
+const PERFORMER_ROWS_PER_TASK: usize = 64;
+
+/// φ(u) = exp(w·u − |u|²/2)/√m for each of the rows `u` of width `e` that start every `stride`
+/// floats of `x`, into `out` (`[rows, m]`); `wt` is wᵀ (`[e, m]`). Split across the pool by rows.
+fn random_features(x: &[f32], stride: usize, e: usize, wt: &[f32], out: &mut [f32]) {
+    let m = wt.len() / e;
+    let inv_sqrt_m = 1.0 / (m as f32).sqrt();
+    let per = PERFORMER_ROWS_PER_TASK;
+    let tasks: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per * m).map(Mutex::new).collect();
+    kestrel_kernels::threads::parallel_for(tasks.len(), |ti| {
+        let mut o = tasks[ti].lock().unwrap_or_else(|e| e.into_inner());
+        for (r, of) in o.chunks_exact_mut(m).enumerate() {
+            let u = &x[(ti * per + r) * stride..][..e];
+            let half_sq = 0.5 * u.iter().map(|v| v * v).sum::<f32>();
+            // w·u as a sum of wᵀ's rows (runs over m lanes).
+            of.fill(0.0);
+            for (&ui, wr) in u.iter().zip(wt.chunks_exact(m)) {
+                for (a, &b) in of.iter_mut().zip(wr) {
+                    *a += ui * b;
+                }
+            }
+            of.iter_mut()
+                .for_each(|v| *v = (*v - half_sq).exp() * inv_sqrt_m);
+        }
+    });
+}
+
+/// One image's Performer attention (see [`Op::PerformerAttention`]): `kqv` `[t, 3·e]` to `out`
+/// `[t, e]`, with `wt` = wᵀ (`[e, m]`) and `scratch` of at least 2·t·m + m·e + m floats.
+fn performer_attention(
+    kqv: &[f32],
+    t: usize,
+    e: usize,
+    wt: &[f32],
+    eps: f32,
+    scratch: &mut [f32],
+    out: &mut [f32],
+) {
+    let m = wt.len() / e;
+    let (kp, rest) = scratch.split_at_mut(t * m);
+    let (qp, rest) = rest.split_at_mut(t * m);
+    let (kv, rest) = rest.split_at_mut(m * e);
+    let ksum = &mut rest[..m];
+    random_features(kqv, 3 * e, e, wt, kp);
+    random_features(&kqv[e..], 3 * e, e, wt, qp);
+    // Σ_s φ(k_s) v_sᵀ ([m, e]) and Σ_s φ(k_s) ([m]).
+    kv.fill(0.0);
+    ksum.fill(0.0);
+    for s in 0..t {
+        let v = &kqv[s * 3 * e + 2 * e..][..e];
+        for (j, &k) in kp[s * m..][..m].iter().enumerate() {
+            ksum[j] += k;
+            for (a, &b) in kv[j * e..][..e].iter_mut().zip(v) {
+                *a += k * b;
+            }
+        }
+    }
+    let (kv, ksum) = (&*kv, &*ksum);
+    let per = PERFORMER_ROWS_PER_TASK;
+    let tasks: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per * e).map(Mutex::new).collect();
+    kestrel_kernels::threads::parallel_for(tasks.len(), |ti| {
+        let mut o = tasks[ti].lock().unwrap_or_else(|e| e.into_inner());
+        for (r, or) in o.chunks_exact_mut(e).enumerate() {
+            let q = &qp[(ti * per + r) * m..][..m];
+            let norm: f32 = q.iter().zip(ksum).map(|(a, b)| a * b).sum();
+            or.fill(0.0);
+            for (&qj, kvr) in q.iter().zip(kv.chunks_exact(e)) {
+                for (a, &b) in or.iter_mut().zip(kvr) {
+                    *a += qj * b;
+                }
+            }
+            let inv = 1.0 / (norm + eps);
+            or.iter_mut().for_each(|v| *v *= inv);
+        }
+    });
 }
 
 /// A model compiled for the fast path.
@@ -1010,6 +1213,10 @@ impl Engine {
                 Op::SqueezeExcite { reduce, expand, .. } => {
                     reduce.weight_bytes() + expand.weight_bytes()
                 }
+                Op::Cbam {
+                    fc1, fc2, spatial, ..
+                } => fc1.weight_bytes() + fc2.weight_bytes() + spatial.weight_bytes(),
+                Op::PerformerAttention { w, .. } => 4 * w.len(),
                 _ => 0,
             })
             .sum()
@@ -1508,6 +1715,63 @@ impl Engine {
                     });
                     bufs[*out] = Some(b);
                     shapes[*out] = Some(s);
+                }
+                Op::Cbam {
+                    fc1,
+                    fc2,
+                    spatial,
+                    x,
+                    out,
+                } => {
+                    let s = shape_of(*x, &shapes)?;
+                    if s.c != fc1.geom.in_ch || spatial.geom.output_hw(s.h, s.w) != Some((s.h, s.w))
+                    {
+                        return Err(format!(
+                            "op {i} (cbam): a {}×{}×{} map for a block of {} channels",
+                            s.h, s.w, s.c, fc1.geom.in_ch
+                        ));
+                    }
+                    let mut b = bufs[*x].take().expect("live input");
+                    cbam(&mut arena, &mut b, s, fc1, fc2, spatial);
+                    macs = (fc1.geom.macs(1, 1) + fc2.geom.macs(1, 1)) * 2 * n as u64
+                        + spatial.geom.macs(s.h, s.w) * n as u64;
+                    bufs[*out] = Some(b);
+                    shapes[*out] = Some(s);
+                }
+                Op::PerformerAttention { w, eps, x, out } => {
+                    let s = shape_of(*x, &shapes)?;
+                    let e = s.c / 3;
+                    if s.c % 3 != 0 || e == 0 || w.len() % e != 0 {
+                        return Err(format!(
+                            "op {i} (performer attention): {} kqv channels for a random-feature \
+                             projection of {} values",
+                            s.c,
+                            w.len()
+                        ));
+                    }
+                    let m = w.len() / e;
+                    let t = s.h * s.w;
+                    let os = Shape { c: e, ..s };
+                    let mut o = arena.take(os.len());
+                    let xb = bufs[*x].as_deref().expect("live input");
+                    let mut scratch = arena.take(2 * t * m + m * e + m);
+                    // wᵀ, [e, m]: the random features as sums of its rows.
+                    let wt: Vec<f32> = (0..e * m).map(|j| w[(j % m) * e + j / m]).collect();
+                    for b in 0..n {
+                        performer_attention(
+                            &xb[b * t * s.c..][..t * s.c],
+                            t,
+                            e,
+                            &wt,
+                            *eps,
+                            &mut scratch,
+                            &mut o[b * t * e..][..t * e],
+                        );
+                    }
+                    arena.give(scratch);
+                    macs = (n * t * m * (2 * e + 2 * e + 1)) as u64;
+                    bufs[*out] = Some(o);
+                    shapes[*out] = Some(os);
                 }
                 Op::AddAct { a, b, act, out } => {
                     let s = shape_of(*a, &shapes)?;

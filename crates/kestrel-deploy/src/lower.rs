@@ -260,8 +260,15 @@ fn lower_resnet(g: &mut GraphBuilder, x: Value, m: &resnet::ResNet) -> Result<Va
                         let b = eca.conv.bias.as_ref().map(values);
                         g.eca(y, ConvSpec::new(geom, w, b, Act::Sigmoid))
                     }
-                    BlockAttention::Cbam(_) => {
-                        return Err(Unsupported("CBAM block attention".into()))
+                    BlockAttention::Cbam(cbam) => {
+                        let ch = &cbam.channel;
+                        let sp = &cbam.spatial.conv;
+                        g.cbam(
+                            y,
+                            conv_bn(&ch.fc1, None, Act::Relu, Padding::AsBuilt)?,
+                            conv_bn(&ch.fc2, None, Act::Identity, Padding::AsBuilt)?,
+                            conv_bn(&sp.conv, Some(&sp.bn), Act::Sigmoid, Padding::AsBuilt)?,
+                        )
                     }
                 };
                 g.add_act(y, shortcut, Act::Relu)
@@ -1145,10 +1152,56 @@ fn soft_split_conv(
     )
 }
 
+/// The last `keep` of a projection's outputs alone (a fused projection's v: a skip connection).
+fn last_outputs(mut conv: ConvSpec, keep: usize) -> ConvSpec {
+    let drop = conv.geom.out_ch - keep;
+    let per_out = conv.weight.len() / conv.geom.out_ch;
+    conv.weight.drain(..drop * per_out);
+    conv.bias.drain(..drop);
+    conv.geom.out_ch = keep;
+    conv
+}
+
+/// The official `Token_performer` on a token map: norm1, the fused kqv projection, the
+/// random-feature attention, `proj` with v as the skip connection, norm2 and the MLP
+/// (`mlp.0`, GELU, `mlp.2`) with a residual. Returns the output and its width.
+fn lower_token_performer(
+    g: &mut GraphBuilder,
+    x: Value,
+    p: &t2t::TokenPerformer,
+) -> Result<(Value, usize)> {
+    let [m, e] = p.w.dims();
+    let [_, e3] = p.kqv.weight.dims();
+    if e3 != 3 * e || m == 0 {
+        return Err(Unsupported(format!(
+            "a T2T Performer with a kqv projection of {e3} outputs and random features {m}×{e}"
+        )));
+    }
+    use t2t::PerformerMlpLayer as L;
+    let (fc1, fc2) = match p.mlp.as_slice() {
+        [L::Linear(fc1), L::Gelu(_), L::Linear(fc2)]
+        | [L::Linear(fc1), L::Gelu(_), L::Linear(fc2), L::Dropout(_)] => (fc1, fc2),
+        _ => {
+            return Err(Unsupported(
+                "a T2T Performer MLP other than Linear, GELU, Linear".into(),
+            ))
+        }
+    };
+    let y = ln_of(g, x, &p.norm1, true);
+    let v = g.conv(y, last_outputs(linear(&p.kqv, Act::Identity, None), e));
+    let kqv = g.conv(y, linear(&p.kqv, Act::Identity, None));
+    let a = g.performer_attention(kqv, values(&p.w), t2t::PERFORMER_EPS as f32);
+    let x1 = g.conv_residual(a, linear(&p.proj, Act::Identity, None), v, false);
+    let y = ln_of(g, x1, &p.norm2, true);
+    let y = g.conv(y, linear(fc1, Act::Gelu, None));
+    let x = g.conv_residual(y, linear(fc2, Act::Identity, None), x1, false);
+    Ok((x, fc2.weight.dims()[1]))
+}
+
 /// T2T-ViT: each soft split as a conv (the unfold; the last one with `project` folded in), the
-/// token transformers on the token map (the single-head attention on it as one token
-/// sequence, its values computed again as the skip connection), then the ViT backbone. The
-/// Performer token layers are [`Unsupported`] (the model runs on burn).
+/// token layers on the token map (the single-head softmax attention of a token transformer on
+/// it as one token sequence; a Performer's random-feature linear attention over all its pixels;
+/// either's values computed again as the skip connection), then the ViT backbone.
 fn lower_t2t(g: &mut GraphBuilder, x: Value, m: &t2t::T2tVit, in_ch: usize) -> Result<Value> {
     let t = &m.tokens_to_token;
     let layers = [&t.attention1, &t.attention2];
@@ -1171,12 +1224,9 @@ fn lower_t2t(g: &mut GraphBuilder, x: Value, m: &t2t::T2tVit, in_ch: usize) -> R
         let layer = match layers.get(i).and_then(|l| l.as_ref()) {
             None => continue,
             Some(t2t::TokenLayer::Transformer(layer)) => layer,
-            // Random-feature attention needs exp and batched matmuls over the tokens, which the
-            // engine has no op for.
-            Some(t2t::TokenLayer::Performer(_)) => {
-                return Err(Unsupported(
-                    "T2T-ViT's Performer token layers (`t2t_vit_14/19/24`)".into(),
-                ))
+            Some(t2t::TokenLayer::Performer(p)) => {
+                (x, ch) = lower_token_performer(g, x, p)?;
+                continue;
             }
         };
         let attn = &layer.attn;
@@ -1189,13 +1239,11 @@ fn lower_t2t(g: &mut GraphBuilder, x: Value, m: &t2t::T2tVit, in_ch: usize) -> R
         let grid = t.grids[i];
         let y = ln_of(g, x, &layer.norm1, true);
         // v alone, the last third of the projection's outputs: the skip connection.
-        let mut v = linear(&attn.qkv, Act::Identity, None);
-        let inner = v.geom.out_ch / 3;
-        let per_out = v.weight.len() / v.geom.out_ch;
-        v.weight.drain(..2 * inner * per_out);
-        v.bias.drain(..2 * inner);
-        v.geom.out_ch = inner;
-        let v = g.conv(y, v);
+        let inner = attn.qkv.weight.dims()[1] / 3;
+        let v = g.conv(
+            y,
+            last_outputs(linear(&attn.qkv, Act::Identity, None), inner),
+        );
         let qkv = qkv_for_engine(linear(&attn.qkv, Act::Identity, None), 1, false, attn.scale);
         let qkv = g.conv(y, qkv);
         let qkv = g.reshape(qkv, [1, grid * grid]);

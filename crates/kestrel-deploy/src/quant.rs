@@ -495,6 +495,16 @@ fn params(graph: &Graph) -> Vec<(String, Vec<usize>, Param)> {
                 conv(format!("ops.{i}.reduce"), reduce);
                 conv(format!("ops.{i}.expand"), expand);
             }
+            Op::Cbam {
+                fc1, fc2, spatial, ..
+            } => {
+                conv(format!("ops.{i}.fc1"), fc1);
+                conv(format!("ops.{i}.fc2"), fc2);
+                conv(format!("ops.{i}.spatial"), spatial);
+            }
+            Op::PerformerAttention { w, .. } => {
+                norms.push((format!("ops.{i}.random_features"), w.clone()));
+            }
             Op::LayerNorm { weight, bias, .. } | Op::LayerNormCopy { weight, bias, .. } => {
                 norms.push((format!("ops.{i}.norm_weight"), weight.clone()));
                 norms.push((format!("ops.{i}.norm_bias"), bias.clone()));
@@ -688,6 +698,16 @@ pub fn load(mut graph: Graph, model: &str, path: &Path) -> Result<Graph, String>
             Op::SqueezeExcite { reduce, expand, .. } => {
                 conv(format!("ops.{i}.reduce"), reduce)?;
                 conv(format!("ops.{i}.expand"), expand)?;
+            }
+            Op::Cbam {
+                fc1, fc2, spatial, ..
+            } => {
+                conv(format!("ops.{i}.fc1"), fc1)?;
+                conv(format!("ops.{i}.fc2"), fc2)?;
+                conv(format!("ops.{i}.spatial"), spatial)?;
+            }
+            Op::PerformerAttention { w, .. } => {
+                *w = f32s(&format!("ops.{i}.random_features"), w.len())?;
             }
             Op::LayerNorm { weight, bias, .. } | Op::LayerNormCopy { weight, bias, .. } => {
                 *weight = f32s(&format!("ops.{i}.norm_weight"), weight.len())?;

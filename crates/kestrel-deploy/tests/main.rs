@@ -3,6 +3,7 @@
 //! `every_test_file_is_a_module_here` fails when a new file is not listed.
 
 mod onnx_export;
+mod performer;
 mod prune;
 mod quant;
 mod runner;

@@ -21,6 +21,7 @@ use kestrel_deploy::{lower_graph, Engine, Op};
 use kestrel_kernels::{Act, ConvGeometry};
 use kestrel_models::convnext::ConvNeXtConfig;
 use kestrel_models::efficientnet::EfficientNetConfig;
+use kestrel_models::layers::channel_attention::AttnKind;
 use kestrel_models::maxxvit::MaxxVitConfig;
 use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::t2t::T2tConfig;
@@ -135,6 +136,30 @@ fn tiny_model(name: &str) -> Model {
                 ..T2tConfig::new(32, 2, 4, 3.0)
             }
             .pretrained_scale()
+            .init(10, 3, &device),
+        ),
+        // The same with Performer token layers: random-feature linear attention (kestrel-models'
+        // `t2t_vit_official_tiny`, the official `tokens_type='performer'`).
+        "t2t_vit_official_tiny" => Model::T2tVit(
+            T2tConfig {
+                img_size: 64,
+                token_dim: 8,
+                ..T2tConfig::new(32, 2, 4, 3.0)
+            }
+            .performer()
+            .pretrained_scale()
+            .init(10, 3, &device),
+        ),
+        // CBAM block attention: average- and max-pooled channel MLP, the 7×7 spatial gate
+        // (kestrel-models' timm `resnet50` with `attn_layer='cbam'` fixture).
+        "resnet50_cbam_tiny" => Model::ResNet(
+            ResNetConfig {
+                layers: vec![1, 1, 1, 1],
+                widths: vec![8, 16, 32, 64],
+                stem_width: 64,
+                attn: Some(AttnKind::Cbam),
+                ..ResNetConfig::resnet50()
+            }
             .init(10, 3, &device),
         ),
         other => panic!("no tiny config for {other}"),
@@ -452,6 +477,16 @@ fn coatnet_export_matches_onnxruntime() {
 #[test]
 fn t2t_vit_export_matches_onnxruntime() {
     check("t2t_vit_t_official_tiny");
+}
+
+#[test]
+fn t2t_vit_performer_export_matches_onnxruntime() {
+    check("t2t_vit_official_tiny");
+}
+
+#[test]
+fn cbam_resnet_export_matches_onnxruntime() {
+    check("resnet50_cbam_tiny");
 }
 
 #[test]

@@ -325,3 +325,68 @@ fn entropy_threshold_matches_the_tensorrt_reference_on_synthetic_histograms() {
         );
     }
 }
+
+#[test]
+fn int8_file_round_trips_cbam_and_performer_parameters() {
+    // The CBAM convs and the Performer's random features are stored with the int8 file: loaded
+    // into a graph of another random init, the engine gives the saved model's logits exactly.
+    use kestrel_models::layers::channel_attention::AttnKind;
+    use kestrel_models::resnet::ResNetConfig;
+    use kestrel_models::t2t::T2tConfig;
+    use kestrel_models::Model;
+    let d = Device::flex();
+    let cbam = || {
+        Model::ResNet(
+            ResNetConfig {
+                layers: vec![1, 1, 1, 1],
+                widths: vec![8, 16, 32, 64],
+                stem_width: 64,
+                attn: Some(AttnKind::Cbam),
+                ..ResNetConfig::resnet50()
+            }
+            .init(10, 3, &d),
+        )
+    };
+    let performer = || {
+        Model::T2tVit(
+            T2tConfig {
+                img_size: 64,
+                token_dim: 8,
+                ..T2tConfig::new(32, 2, 4, 3.0)
+            }
+            .performer()
+            .init(10, 3, &d),
+        )
+    };
+    let dir = std::env::temp_dir().join(format!("kestrel-int8-attn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, build, size) in [
+        ("cbam", &cbam as &dyn Fn() -> Model, 32),
+        ("performer", &performer, 64),
+    ] {
+        let fp32 = lower_graph(&build(), 3).unwrap();
+        let mut calib = Calibration::default();
+        let x = images(2, size, 3);
+        calib
+            .observe_batch(&Engine::new(&fp32), &x, [2, 3, size, size])
+            .unwrap();
+        let mut q = fp32.clone();
+        quant::quantize_graph(&mut q, &calib, Method::MinMax).unwrap();
+        assert!(
+            q.ops
+                .iter()
+                .any(|op| matches!(op, Op::Cbam { .. } | Op::PerformerAttention { .. })),
+            "{name}: the graph has the op"
+        );
+        let path = dir.join(format!("{name}.int8.safetensors"));
+        quant::save(&q, name, &[], &path).unwrap();
+        let other = lower_graph(&build(), 3).unwrap();
+        let before = Engine::new(&other).run_nchw(&x, 2, 3, size, size).unwrap();
+        let loaded = quant::load(other, name, &path).unwrap();
+        let a = Engine::new(&q).run_nchw(&x, 2, 3, size, size).unwrap();
+        let b = Engine::new(&loaded).run_nchw(&x, 2, 3, size, size).unwrap();
+        assert_ne!(a, before, "{name}: the two inits differ");
+        assert_eq!(a, b, "{name}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

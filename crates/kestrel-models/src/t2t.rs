@@ -306,7 +306,7 @@ pub enum PerformerMlpLayer {
 /// The official `Token_performer`'s `dp1` and `dp2`, which `T2T_module` leaves at their default.
 const PERFORMER_DROP: f64 = 0.1;
 /// Added to the attention's normaliser (the official `epsilon`).
-const PERFORMER_EPS: f64 = 1e-8;
+pub const PERFORMER_EPS: f64 = 1e-8;
 
 impl TokenPerformer {
     fn new(dim: usize, in_dim: usize, device: &Device) -> Self {

@@ -4,7 +4,7 @@
 //! splits and two token layers of either kind (transformer: `t2t_vit_t_*`; Performer:
 //! `t2t_vit_*`). Also: the official key names on save, the fixed sinusoidal position embedding
 //! and random-feature projection, parameter counts against the paper and the official code,
-//! the fast engine's fallback for the Performer, the eval preprocessing, and the
+//! the fast engine on the Performer without a fallback, the eval preprocessing, and the
 //! fixed-input-size error.
 
 use crate::common;
@@ -42,9 +42,9 @@ fn t2t_vit_performer_token_layers_match_the_official_code() {
 }
 
 #[test]
-fn t2t_vit_performer_runs_on_burn_with_a_notice_on_the_fast_engine() {
-    // The fast engine has no op for random-feature attention: a fast request falls back to
-    // burn, says why, and gives the official logits.
+fn t2t_vit_performer_takes_the_fast_engine_without_a_fallback() {
+    // The Performer's random-feature attention is an engine op: a fast request runs on the
+    // engine, with no fallback notice, and gives the official logits.
     let dir = fixture("t2t_vit_official_tiny");
     let model = common::load_fixture_weights(
         build(official_config().performer()),
@@ -53,12 +53,8 @@ fn t2t_vit_performer_runs_on_burn_with_a_notice_on_the_fast_engine() {
     );
     let (runner, notice) =
         kestrel_deploy::Runner::new(model, 3, &Device::flex(), kestrel_deploy::EngineKind::Fast);
-    assert_eq!(runner.name(), "burn");
-    let notice = notice.expect("a notice for the fallback");
-    assert!(
-        notice.contains("Performer token layers") && notice.ends_with("using burn"),
-        "{notice}"
-    );
+    assert_eq!(notice, None);
+    assert_eq!(runner.name(), "fast");
     let logits = runner
         .forward(common::input_tensor(&dir, &Device::flex()))
         .unwrap();

@@ -251,6 +251,10 @@ fn graph_param_bytes(graph: &kestrel_deploy::Graph) -> u64 {
         .map(|op| match op {
             Op::Conv { conv: c, .. } | Op::Eca { conv: c, .. } => conv(c),
             Op::SqueezeExcite { reduce, expand, .. } => conv(reduce) + conv(expand),
+            Op::Cbam {
+                fc1, fc2, spatial, ..
+            } => conv(fc1) + conv(fc2) + conv(spatial),
+            Op::PerformerAttention { w, .. } => w.len() as u64 * 4,
             Op::LayerNorm { weight, bias, .. } | Op::LayerNormCopy { weight, bias, .. } => {
                 (weight.len() + bias.len()) as u64 * 4
             }

@@ -296,6 +296,101 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 let g = b.node("Reshape", &[&g, &back_shape], vec![]);
                 (b.node("Mul", &[&xn, &g], vec![]), s)
             }
+            Op::Cbam {
+                fc1,
+                fc2,
+                spatial,
+                x,
+                ..
+            } => {
+                let (xn, s) = get(*x)?;
+                // Channel attention: the shared MLP on both pooled descriptors, summed.
+                let mlp = |b: &mut Builder, pooled: &str| -> Result<String, String> {
+                    let (r, rs) = b.conv(fc1, pooled, [s[0], 1, 1])?;
+                    let r = b.act(fc1.act, &r)?;
+                    let (a, _) = b.conv(fc2, &r, rs)?;
+                    b.act(fc2.act, &a)
+                };
+                let avg = b.node("GlobalAveragePool", &[&xn], vec![]);
+                let max = b.node("GlobalMaxPool", &[&xn], vec![]);
+                let a = mlp(&mut b, &avg).map_err(unsupported)?;
+                let m = mlp(&mut b, &max).map_err(unsupported)?;
+                let sum = b.node("Add", &[&a, &m], vec![]);
+                let gate = b.node("Sigmoid", &[&sum], vec![]);
+                let xc = b.node("Mul", &[&xn, &gate], vec![]);
+                // Spatial attention on [mean, max] over the channels (opset 17: axes attributes).
+                let keep = || vec![ints("axes", &[1]), int("keepdims", 1)];
+                let mean = b.node("ReduceMean", &[&xc], keep());
+                let max = b.node("ReduceMax", &[&xc], keep());
+                let desc = b.node("Concat", &[&mean, &max], vec![int("axis", 1)]);
+                let (g, gs) = b
+                    .conv(spatial, &desc, [2, s[1], s[2]])
+                    .map_err(unsupported)?;
+                if gs != [1, s[1], s[2]] {
+                    return Err(ExportError::Shape(format!(
+                        "op {i} (cbam): spatial gate {gs:?} for a {}×{} map",
+                        s[1], s[2]
+                    )));
+                }
+                let g = b.act(spatial.act, &g).map_err(unsupported)?;
+                (b.node("Mul", &[&xc, &g], vec![]), s)
+            }
+            // [n, 3e, h, w] -> tokens [n, t, 3e]; k, q, v; φ by a MatMul with wᵀ; the linear
+            // attention as two MatMuls and the normaliser; back to [n, e, h, w].
+            Op::PerformerAttention { w, eps, x, .. } => {
+                let (xn, [c3, h, wd]) = get(*x)?;
+                let e = c3 / 3;
+                if c3 % 3 != 0 || e == 0 || w.len() % e != 0 {
+                    return Err(ExportError::Shape(format!(
+                        "op {i} (performer attention): {c3} kqv channels for {} random-feature \
+                         weights",
+                        w.len()
+                    )));
+                }
+                let m = w.len() / e;
+                let t = h * wd;
+                let flat = b.int64_const(&[0, c3 as i64, t as i64]);
+                let tok = b.node("Reshape", &[&xn, &flat], vec![]);
+                let tok = b.node("Transpose", &[&tok], vec![ints("perm", &[0, 2, 1])]);
+                let axis2 = b.int64_const(&[2]);
+                let part = |b: &mut Builder, k: usize| {
+                    let (s0, s1) = (
+                        b.int64_const(&[(k * e) as i64]),
+                        b.int64_const(&[((k + 1) * e) as i64]),
+                    );
+                    b.node("Slice", &[&tok, &s0, &s1, &axis2], vec![])
+                };
+                let (k, q, v) = (part(&mut b, 0), part(&mut b, 1), part(&mut b, 2));
+                // wᵀ: [e, m].
+                let wt: Vec<f32> = (0..e * m).map(|j| w[(j % m) * e + j / m]).collect();
+                let wt = b.float_init("random_features", &[e, m], &wt);
+                let half = b.float_scalar(0.5);
+                let inv_sqrt_m = b.float_scalar(1.0 / (m as f32).sqrt());
+                let keep = int("keepdims", 1);
+                let phi = |b: &mut Builder, u: &str| {
+                    let wx = b.node("MatMul", &[u, &wt], vec![]);
+                    let sq = b.node("Mul", &[u, u], vec![]);
+                    let sq = b.node("ReduceSum", &[&sq, &axis2], vec![keep.clone()]);
+                    let sq = b.node("Mul", &[&sq, &half], vec![]);
+                    let d = b.node("Sub", &[&wx, &sq], vec![]);
+                    let ex = b.node("Exp", &[&d], vec![]);
+                    b.node("Mul", &[&ex, &inv_sqrt_m], vec![])
+                };
+                let (kp, qp) = (phi(&mut b, &k), phi(&mut b, &q));
+                let axis1 = b.int64_const(&[1]);
+                let ksum = b.node("ReduceSum", &[&kp, &axis1], vec![keep.clone()]);
+                let norm = b.node("Mul", &[&qp, &ksum], vec![]);
+                let norm = b.node("ReduceSum", &[&norm, &axis2], vec![keep.clone()]);
+                let eps = b.float_scalar(*eps);
+                let norm = b.node("Add", &[&norm, &eps], vec![]);
+                let kpt = b.node("Transpose", &[&kp], vec![ints("perm", &[0, 2, 1])]);
+                let kv = b.node("MatMul", &[&kpt, &v], vec![]);
+                let y = b.node("MatMul", &[&qp, &kv], vec![]);
+                let y = b.node("Div", &[&y, &norm], vec![]);
+                let y = b.node("Transpose", &[&y], vec![ints("perm", &[0, 2, 1])]);
+                let back = b.int64_const(&[0, e as i64, h as i64, wd as i64]);
+                (b.node("Reshape", &[&y, &back], vec![]), [e, h, wd])
+            }
             // The map is NCHW [n, c, h, w] here; windows are cut from its NHWC transpose.
             Op::WindowAttention {
                 heads,

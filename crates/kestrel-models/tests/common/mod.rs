@@ -101,9 +101,9 @@ const FAST_FAMILIES: &[&str] = &[
     "MaxxVit",
     "T2tVit",
 ];
-/// The fixtures of blocks the fast engine does not lower yet: CBAM attention and T2T-ViT's
-/// Performer token layers (these models run on burn, with a notice).
-const FAST_NOT_YET: &[&str] = &["resnet50_cbam_tiny", "t2t_vit_official_tiny"];
+/// The fixtures of blocks the fast engine does not lower yet (none now: every fixture of a
+/// family in [`FAST_FAMILIES`] runs on the engine too).
+const FAST_NOT_YET: &[&str] = &[];
 
 /// Runs the fixture's input through kestrel-deploy's fast engine and asserts the same parity
 /// bar as burn's path. Families the engine does not lower yet are skipped with a note.
