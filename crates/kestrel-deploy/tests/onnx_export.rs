@@ -35,7 +35,7 @@ fn models_fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn read_tensor(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
+pub(crate) fn read_tensor(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor(name).unwrap();
@@ -60,10 +60,20 @@ fn shrunk_maxxvit(cfg: MaxxVitConfig, depths: [usize; 4]) -> MaxxVitConfig {
     cfg
 }
 
-/// The tiny configs of kestrel-models' parity tests, for the fixtures used here.
+/// The tiny configs of kestrel-models' parity tests, for the fixtures used here, with the
+/// fixture's weights.
 fn tiny_model(name: &str) -> Model {
-    let device = Device::flex();
-    let mut model = match name {
+    let mut model = tiny_architecture(name, &Device::flex());
+    let weights = models_fixture(name).join("weights.safetensors");
+    load_weights(&mut model, &weights, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", weights.display()));
+    model
+}
+
+/// The architecture of fixture `name` at random init.
+pub(crate) fn tiny_architecture(name: &str, device: &Device) -> Model {
+    let device = device.clone();
+    match name {
         "resnet18_tiny" => Model::ResNet(
             ResNetConfig {
                 layers: vec![1, 1, 1, 1],
@@ -163,11 +173,7 @@ fn tiny_model(name: &str) -> Model {
             .init(10, 3, &device),
         ),
         other => panic!("no tiny config for {other}"),
-    };
-    let weights = models_fixture(name).join("weights.safetensors");
-    load_weights(&mut model, &weights, &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{}: {e}", weights.display()));
-    model
+    }
 }
 
 fn dims(info: &ValueInfoProto) -> Vec<String> {

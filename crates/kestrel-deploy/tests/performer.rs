@@ -9,21 +9,14 @@ use kestrel_deploy::engine::GraphBuilder;
 use kestrel_deploy::onnx::{export, ExportMeta};
 use kestrel_deploy::Engine;
 
+/// A tensor of the fixture, which scripts/make_performer_fixture.py writes.
 fn read(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (make it with scripts/make_performer_fixture.py)",
-            path.display()
-        )
-    });
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let t = st.tensor(name).unwrap();
-    let data = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    (t.shape().to_vec(), data)
+    assert!(
+        path.exists(),
+        "{} is missing (make it with scripts/make_performer_fixture.py)",
+        path.display()
+    );
+    crate::onnx_export::read_tensor(path, name)
 }
 
 #[test]

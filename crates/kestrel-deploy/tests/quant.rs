@@ -330,34 +330,11 @@ fn entropy_threshold_matches_the_tensorrt_reference_on_synthetic_histograms() {
 fn int8_file_round_trips_cbam_and_performer_parameters() {
     // The CBAM convs and the Performer's random features are stored with the int8 file: loaded
     // into a graph of another random init, the engine gives the saved model's logits exactly.
-    use kestrel_models::layers::channel_attention::AttnKind;
-    use kestrel_models::resnet::ResNetConfig;
-    use kestrel_models::t2t::T2tConfig;
+    use crate::onnx_export::tiny_architecture;
     use kestrel_models::Model;
     let d = Device::flex();
-    let cbam = || {
-        Model::ResNet(
-            ResNetConfig {
-                layers: vec![1, 1, 1, 1],
-                widths: vec![8, 16, 32, 64],
-                stem_width: 64,
-                attn: Some(AttnKind::Cbam),
-                ..ResNetConfig::resnet50()
-            }
-            .init(10, 3, &d),
-        )
-    };
-    let performer = || {
-        Model::T2tVit(
-            T2tConfig {
-                img_size: 64,
-                token_dim: 8,
-                ..T2tConfig::new(32, 2, 4, 3.0)
-            }
-            .performer()
-            .init(10, 3, &d),
-        )
-    };
+    let cbam = || tiny_architecture("resnet50_cbam_tiny", &d);
+    let performer = || tiny_architecture("t2t_vit_official_tiny", &d);
     let dir = std::env::temp_dir().join(format!("kestrel-int8-attn-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (name, build, size) in [
