@@ -364,12 +364,12 @@ impl Conv2d {
     }
 }
 
-/// Bytes of pointwise output one band of [`Conv2d::forward_then_depthwise`] keeps: half of one
+/// Bytes of pointwise output one band of [`pointwise_then_depthwise`] keeps: half of one
 /// core's L2 (1 MiB on the machines measured). 64–1024 KiB measured on mobilenetv2_100 and
 /// efficientnet_b0 at batch 1 (`examples/fusion_speed`): 512 KiB the fastest on both.
 const BAND_BYTES: usize = 512 << 10;
 
-/// [`Conv2d::fusion_pays`] only for expanded maps of at least this many bytes an image; smaller
+/// [`depthwise_fusion_pays`] only for expanded maps of at least this many bytes an image; smaller
 /// ones stay in cache between two ordinary passes anyway.
 const FUSE_MIN_BYTES: usize = 512 << 10;
 
@@ -621,11 +621,6 @@ impl Conv2d {
     /// Whether [`Conv2d::forward_then_depthwise`] takes this conv followed by `dw`.
     pub fn fuses_with_depthwise(&self, dw: &Conv2d) -> bool {
         self.is_dense_pointwise() && fuses_with_depthwise(self, dw)
-    }
-
-    /// [`depthwise_fusion_pays`] for this conv as the expand stage.
-    pub fn fusion_pays(&self, dw: &Conv2d, n: usize, h: usize, w: usize) -> bool {
-        self.is_dense_pointwise() && depthwise_fusion_pays(self, dw, n, h, w)
     }
 
     /// Whether this is a 1×1 stride-1 ungrouped conv (a GEMM over pixels).
