@@ -45,10 +45,15 @@ fn main() {
         ("r20 16→32 3×3/2 @32", 128, 32, geom(16, 32, 3, 2, 1)),
         ("r20 32→32 3×3 @16", 128, 16, geom(32, 32, 3, 1, 1)),
         ("r20 64→64 3×3 @8", 128, 8, geom(64, 64, 3, 1, 1)),
+        // fashion-fast: resnet20_cifar at Fashion-MNIST's own 28 px.
+        ("r20 16→16 3×3 @28", 128, 28, geom(16, 16, 3, 1, 1)),
+        ("r20 32→32 3×3 @14", 128, 14, geom(32, 32, 3, 1, 1)),
+        ("r20 64→64 3×3 @7", 128, 7, geom(64, 64, 3, 1, 1)),
+        ("r20 16→32 1×1/2 @28", 128, 28, geom(16, 32, 1, 2, 0)),
     ];
     println!(
-        "{:<28} {:>9} {:>9} {:>9} {:>8}",
-        "layer", "fwd ms", "dx ms", "dw ms", "GFLOP/s"
+        "{:<28} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+        "layer", "fwd ms", "dx ms", "dw ms", "GFLOP/s", "fwd", "dx", "dw"
     );
     let filter = std::env::args().nth(1).unwrap_or_default();
     for (name, n, hw, g) in layers {
@@ -74,8 +79,11 @@ fn main() {
         });
         let flops = 2.0 * (n * oh * ow * g.out_ch * g.in_ch * g.kernel[0] * g.kernel[1]) as f64;
         println!(
-            "{name:<28} {f:>9.3} {dx:>9.3} {dw:>9.3} {:>8.1}",
-            3.0 * flops / ((f + dx + dw) * 1e6)
+            "{name:<28} {f:>9.3} {dx:>9.3} {dw:>9.3} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+            3.0 * flops / ((f + dx + dw) * 1e6),
+            flops / (f * 1e6),
+            flops / (dx * 1e6),
+            flops / (dw * 1e6),
         );
     }
 }

@@ -201,6 +201,23 @@ impl Act {
 }
 
 /// Runs `f(start, &mut xs[start..end])` over chunks of `xs` on the compute threads.
+/// `out[i] = out[i] + src[i]`, then ReLU when `relu` (NaN kept, as PyTorch's ReLU keeps it):
+/// a residual add in one pass, across the compute threads.
+pub fn add_then(out: &mut [f32], src: &[f32], relu: bool) {
+    assert_eq!(out.len(), src.len(), "residual add sizes");
+    for_chunks(out, |start, part| {
+        let src = &src[start..start + part.len()];
+        if relu {
+            for (o, &s) in part.iter_mut().zip(src) {
+                let v = *o + s;
+                *o = if v > 0.0 || v.is_nan() { v } else { 0.0 };
+            }
+        } else {
+            part.iter_mut().zip(src).for_each(|(o, &s)| *o += s);
+        }
+    });
+}
+
 fn for_chunks(xs: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
     const CHUNK: usize = 1 << 15;
     let len = xs.len();

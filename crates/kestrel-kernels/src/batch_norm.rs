@@ -210,6 +210,222 @@ pub fn train_backward_nchw(
     (dx, dgamma, dbeta)
 }
 
+// NHWC: the same sums in the same order as the NCHW kernels (each image's plane of a channel
+// summed in eight f32 lanes, lane `p mod 8` taking pixel p, the lanes then added in f64 with the
+// ragged tail; the planes combined image by image), computed for all channels of a pixel row
+// at once. The results are bit-identical to the NCHW kernels', so a training run does not
+// depend on which layout its activations happened to be in.
+
+/// Per channel, `Σ_p f(ch, v[p])` over one image's `hw` NHWC rows, as [`lanes_sum`] sums one
+/// plane: eight f32 lanes, then the lanes and the ragged tail in f64.
+#[inline(always)]
+fn image_lanes_sum(img: &[f32], c: usize, hw: usize, f: impl Fn(usize, f32) -> f32) -> Vec<f64> {
+    let full = hw - hw % 8;
+    let mut acc = vec![0f32; 8 * c];
+    for (p, row) in img[..full * c].chunks_exact(c).enumerate() {
+        let lane = &mut acc[(p % 8) * c..][..c];
+        for (ch, (a, &v)) in lane.iter_mut().zip(row).enumerate() {
+            *a += f(ch, v);
+        }
+    }
+    let mut out = vec![0f64; c];
+    for (ch, o) in out.iter_mut().enumerate() {
+        let lanes: f64 = (0..8).map(|l| acc[l * c + ch] as f64).sum();
+        let tail: f64 = (full..hw).map(|p| f(ch, img[p * c + ch]) as f64).sum();
+        *o = lanes + tail;
+    }
+    out
+}
+
+/// `(mean, biased variance)` per channel of NHWC `x` (`n` images of `hw` rows of `c`),
+/// bit-identical to [`train_forward_nchw`]'s statistics.
+fn nhwc_moments(x: &[f32], n: usize, hw: usize, c: usize) -> (Vec<f32>, Vec<f32>) {
+    // [image][2][c]: each plane's mean and M2.
+    let mut parts = vec![0f64; n * 2 * c];
+    let pp = SendPtr(parts.as_mut_ptr());
+    crate::threads::parallel_for(n, |b| {
+        let pp = pp;
+        let img = &x[b * hw * c..(b + 1) * hw * c];
+        let sum = image_lanes_sum(img, c, hw, |_, v| v);
+        let mean: Vec<f32> = sum.iter().map(|s| (s / hw as f64) as f32).collect();
+        let m2 = image_lanes_sum(img, c, hw, |ch, v| (v - mean[ch]) * (v - mean[ch]));
+        // SAFETY (disjoint writes): task b writes only image b's 2c values.
+        let out = unsafe { std::slice::from_raw_parts_mut(pp.0.add(b * 2 * c), 2 * c) };
+        for ch in 0..c {
+            out[ch] = sum[ch] / hw as f64;
+            out[c + ch] = m2[ch];
+        }
+    });
+    let (mut mean, mut var) = (vec![0f32; c], vec![0f32; c]);
+    for ch in 0..c {
+        // Chan et al., image by image, as the NCHW kernel combines its planes.
+        let (mut count, mut mu, mut m2) = (0f64, 0f64, 0f64);
+        for b in 0..n {
+            let (pm, pm2) = (parts[b * 2 * c + ch], parts[b * 2 * c + c + ch]);
+            let k = hw as f64;
+            let delta = pm - mu;
+            let total = count + k;
+            mu += delta * k / total;
+            m2 += pm2 + delta * delta * count * k / total;
+            count = total;
+        }
+        mean[ch] = mu as f32;
+        var[ch] = (m2 / count) as f32;
+    }
+    (mean, var)
+}
+
+/// [`train_forward_nchw`] on NHWC activations: `x` is `n` images of `hw` pixel rows of `c`
+/// channels. Same results, bit for bit; one task per image.
+#[allow(clippy::too_many_arguments)]
+pub fn train_forward_nhwc(
+    x: &[f32],
+    n: usize,
+    hw: usize,
+    c: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    act: Act,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert_eq!(x.len(), n * hw * c, "batch norm input size");
+    assert!(
+        gamma.len() == c && beta.len() == c,
+        "batch norm parameter sizes"
+    );
+    let (mean, var) = nhwc_moments(x, n, hw, c);
+    let (scale, shift): (Vec<f32>, Vec<f32>) = (0..c)
+        .map(|ch| {
+            let (sc, sh, _) = affine(gamma[ch], beta[ch], mean[ch], var[ch], eps);
+            (sc, sh)
+        })
+        .unzip();
+    // Every image's task writes all of its rows (not zeroed first: see `written_vec`).
+    let mut y = Vec::<f32>::with_capacity(x.len());
+    let yp = SendPtr(y.as_mut_ptr());
+    crate::threads::parallel_for(n, |b| {
+        let yp = yp;
+        // SAFETY (disjoint writes): task b writes only image b's rows.
+        let out = unsafe { std::slice::from_raw_parts_mut(yp.0.add(b * hw * c), hw * c) };
+        for (o, xr) in out
+            .chunks_exact_mut(c)
+            .zip(x[b * hw * c..(b + 1) * hw * c].chunks_exact(c))
+        {
+            for (((o, &v), sc), sh) in o.iter_mut().zip(xr).zip(&scale).zip(&shift) {
+                *o = v * sc + sh;
+            }
+        }
+        act.apply_slice(out);
+    });
+    // SAFETY: the tasks wrote every row of y.
+    unsafe { y.set_len(x.len()) };
+    (y, mean, var)
+}
+
+/// [`train_backward_nchw`] on NHWC activations (`x`, `dy` and the returned `dx` are `n` images
+/// of `hw` rows of `c`). Same results, bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub fn train_backward_nhwc(
+    x: &[f32],
+    dy: &[f32],
+    n: usize,
+    hw: usize,
+    c: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f32,
+    act: Act,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert!(supports(act), "batch norm backward through {act:?}");
+    assert!(
+        x.len() == n * hw * c && dy.len() == x.len(),
+        "batch norm gradient size"
+    );
+    let mut scale = vec![0f32; c];
+    let mut shift = vec![0f32; c];
+    let mut inv_std = vec![0f32; c];
+    for ch in 0..c {
+        (scale[ch], shift[ch], inv_std[ch]) = affine(gamma[ch], beta[ch], mean[ch], var[ch], eps);
+    }
+    let len = hw * c;
+    // Pass 1: g = dy·act'(pre) into dx, and each image's per-channel Σ g and Σ g·(x - mean).
+    let mut dx = Vec::<f32>::with_capacity(x.len());
+    let mut parts = vec![0f64; n * 2 * c];
+    let (dxp, pp) = (SendPtr(dx.as_mut_ptr()), SendPtr(parts.as_mut_ptr()));
+    crate::threads::parallel_for(n, |b| {
+        let (dxp, pp) = (dxp, pp);
+        let xs = &x[b * len..(b + 1) * len];
+        // SAFETY (disjoint writes): task b writes only image b's rows of dx and its sums.
+        let g = unsafe { std::slice::from_raw_parts_mut(dxp.0.add(b * len), len) };
+        g.copy_from_slice(&dy[b * len..(b + 1) * len]);
+        if act != Act::Identity {
+            let mut pre = Vec::with_capacity(len);
+            for xr in xs.chunks_exact(c) {
+                pre.extend(
+                    xr.iter()
+                        .zip(&scale)
+                        .zip(&shift)
+                        .map(|((v, sc), sh)| v * sc + sh),
+                );
+            }
+            act.backward_slice(&pre, g);
+        }
+        let sg = image_lanes_sum(g, c, hw, |_, v| v);
+        // Σ g·(x - mean), as `lanes_dot_centred`: eight lanes, then the tail in f64.
+        let full = hw - hw % 8;
+        let mut acc = vec![0f32; 8 * c];
+        for p in 0..full {
+            let lane = &mut acc[(p % 8) * c..][..c];
+            let (gr, xr) = (&g[p * c..][..c], &xs[p * c..][..c]);
+            for ch in 0..c {
+                lane[ch] += gr[ch] * (xr[ch] - mean[ch]);
+            }
+        }
+        let out = unsafe { std::slice::from_raw_parts_mut(pp.0.add(b * 2 * c), 2 * c) };
+        for ch in 0..c {
+            let lanes: f64 = (0..8).map(|l| acc[l * c + ch] as f64).sum();
+            let tail: f64 = (full..hw)
+                .map(|p| (g[p * c + ch] * (xs[p * c + ch] - mean[ch])) as f64)
+                .sum();
+            out[ch] = sg[ch];
+            out[c + ch] = lanes + tail;
+        }
+    });
+    let count = (n * hw) as f64;
+    let (mut dgamma, mut dbeta) = (vec![0f32; c], vec![0f32; c]);
+    let (mut mean_g, mut kk) = (vec![0f32; c], vec![0f32; c]);
+    for ch in 0..c {
+        let (mut sum_g, mut sum_gx) = (0f64, 0f64);
+        for b in 0..n {
+            sum_g += parts[b * 2 * c + ch];
+            sum_gx += parts[b * 2 * c + c + ch];
+        }
+        dbeta[ch] = sum_g as f32;
+        dgamma[ch] = (sum_gx * inv_std[ch] as f64) as f32;
+        mean_g[ch] = (sum_g / count) as f32;
+        kk[ch] = (sum_gx / count * (inv_std[ch] as f64) * (inv_std[ch] as f64)) as f32;
+    }
+    // Pass 2: dx = scale·(g - mean(g) - (x - mean)·inv_std²·mean(g·(x - mean))).
+    crate::threads::parallel_for(n, |b| {
+        let dxp = dxp;
+        // SAFETY (disjoint writes): task b rewrites only image b's rows of dx.
+        let g = unsafe { std::slice::from_raw_parts_mut(dxp.0.add(b * len), len) };
+        for (gr, xr) in g
+            .chunks_exact_mut(c)
+            .zip(x[b * len..(b + 1) * len].chunks_exact(c))
+        {
+            for ch in 0..c {
+                gr[ch] = scale[ch] * (gr[ch] - mean_g[ch] - (xr[ch] - mean[ch]) * kk[ch]);
+            }
+        }
+    });
+    // SAFETY: pass 1 wrote every row of dx.
+    unsafe { dx.set_len(x.len()) };
+    (dx, dgamma, dbeta)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +533,40 @@ mod tests {
         close(&gdx, &dx, 1e-4, "dx");
         close(&gdg, &dg, 1e-4, "dgamma");
         close(&gdb, &db, 1e-4, "dbeta");
+
+        // The NHWC kernels on the same values transposed: the same f64 reference, reindexed.
+        let nhwc = |v: &[f32]| -> Vec<f32> {
+            let mut o = vec![0f32; v.len()];
+            for b in 0..n {
+                for ch in 0..c {
+                    for p in 0..hw {
+                        o[(b * hw + p) * c + ch] = v[(b * c + ch) * hw + p];
+                    }
+                }
+            }
+            o
+        };
+        let nhwc64 = |v: &[f64]| -> Vec<f64> {
+            let mut o = vec![0f64; v.len()];
+            for b in 0..n {
+                for ch in 0..c {
+                    for p in 0..hw {
+                        o[(b * hw + p) * c + ch] = v[(b * c + ch) * hw + p];
+                    }
+                }
+            }
+            o
+        };
+        let (xt, dyt) = (nhwc(&x), nhwc(&dy));
+        let (ty, tm, tv) = train_forward_nhwc(&xt, n, hw, c, &gamma, &beta, 1e-5, act);
+        close(&ty, &nhwc64(&y), 1e-5, "nhwc y");
+        close(&tm, &mean, 1e-6, "nhwc mean");
+        close(&tv, &var, 1e-5, "nhwc var");
+        let (tdx, tdg, tdb) =
+            train_backward_nhwc(&xt, &dyt, n, hw, c, &gamma, &beta, &tm, &tv, 1e-5, act);
+        close(&tdx, &nhwc64(&dx), 1e-4, "nhwc dx");
+        close(&tdg, &dg, 1e-4, "nhwc dgamma");
+        close(&tdb, &db, 1e-4, "nhwc dbeta");
     }
 
     #[test]
@@ -324,6 +574,68 @@ mod tests {
         check(3, 5, 37, Act::Identity, 0.0);
         // Planes shorter than the eight lanes, and a mean far from zero.
         check(4, 2, 5, Act::Identity, 100.0);
+    }
+
+    /// The NHWC kernels sum in the NCHW kernels' order: the same bits for every output, with
+    /// planes whose length is not a multiple of the eight lanes (7×7 maps) and a fused
+    /// activation, so a training run does not depend on the layout its activations were in.
+    #[test]
+    fn nhwc_kernels_give_the_nchw_kernels_bits() {
+        let (n, c, hw) = (5, 19, 49);
+        let mut s = 0x2468_ace1u32;
+        let mut rnd = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+        };
+        let x: Vec<f32> = (0..n * c * hw).map(|_| rnd() * 2.0 + 0.3).collect();
+        let dy: Vec<f32> = (0..n * c * hw).map(|_| rnd()).collect();
+        let gamma: Vec<f32> = (0..c).map(|_| 1.0 + 0.5 * rnd()).collect();
+        let beta: Vec<f32> = (0..c).map(|_| 0.5 * rnd()).collect();
+        let t = |v: &[f32]| {
+            let mut o = vec![0f32; v.len()];
+            for b in 0..n {
+                for ch in 0..c {
+                    for p in 0..hw {
+                        o[(b * hw + p) * c + ch] = v[(b * c + ch) * hw + p];
+                    }
+                }
+            }
+            o
+        };
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for act in [Act::Identity, Act::Relu, Act::Relu6] {
+            let (y1, m1, v1) = train_forward_nchw(&x, n, c, hw, &gamma, &beta, 1e-5, act);
+            let (y2, m2, v2) = train_forward_nhwc(&t(&x), n, hw, c, &gamma, &beta, 1e-5, act);
+            assert_eq!(bits(&t(&y1)), bits(&y2), "{act:?} y");
+            assert_eq!(
+                (bits(&m1), bits(&v1)),
+                (bits(&m2), bits(&v2)),
+                "{act:?} stats"
+            );
+            let (d1, g1, b1) =
+                train_backward_nchw(&x, &dy, n, c, hw, &gamma, &beta, &m1, &v1, 1e-5, act);
+            let (d2, g2, b2) = train_backward_nhwc(
+                &t(&x),
+                &t(&dy),
+                n,
+                hw,
+                c,
+                &gamma,
+                &beta,
+                &m1,
+                &v1,
+                1e-5,
+                act,
+            );
+            assert_eq!(bits(&t(&d1)), bits(&d2), "{act:?} dx");
+            assert_eq!(
+                (bits(&g1), bits(&b1)),
+                (bits(&g2), bits(&b2)),
+                "{act:?} dgamma, dbeta"
+            );
+        }
     }
 
     #[test]

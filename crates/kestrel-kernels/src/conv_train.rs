@@ -1,9 +1,10 @@
 //! Convolution for training: the forward pass and both gradients of a dense (groups = 1)
-//! convolution on PyTorch's NCHW tensors, all three on the inference engine's packed GEMM
-//! ([`igemm`]), so training and inference share one kernel.
+//! convolution, all three on the inference engine's packed GEMM ([`igemm`]), so training and
+//! inference share one kernel. The `_nhwc` entry points take and return NHWC activations (what
+//! training keeps between kestrel's ops); the `_nchw` ones wrap them with transposes for
+//! PyTorch's layout.
 //!
-//! - **Forward:** the input is transposed to NHWC once and run through [`Conv2d`] (indirect
-//!   GEMM, no im2col buffer).
+//! - **Forward:** [`Conv2d`] on the NHWC input (indirect GEMM, no im2col buffer).
 //! - **Input gradient:** a transposed convolution. Split by the stride's phases (sub-pixel
 //!   decomposition), each phase of `dx` is an ordinary indirect GEMM over `dy` with the subset
 //!   of kernel taps that reach it, so no multiplication is spent on the zeros a dilated `dy`
@@ -150,7 +151,7 @@ pub fn conv2d_forward_nchw(
     let (oh, ow) = geom
         .output_hw(h, w)
         .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", geom.kernel));
-    if geom.in_ch <= DIRECT_MAX_IN && geom.stride == [1, 1] && geom.dilation == [1, 1] {
+    if forward_is_direct_nchw(geom) {
         return (
             direct_forward_nchw(geom, x, n, h, w, oh, ow, weight),
             oh,
@@ -158,14 +159,43 @@ pub fn conv2d_forward_nchw(
         );
     }
     let x_nhwc = nchw_to_nhwc(x, n, geom.in_ch, h * w);
+    let (y, oh, ow) = conv2d_forward_nhwc(geom, &x_nhwc, n, h, w, weight);
+    (nhwc_to_nchw(&y, n, oh * ow, geom.out_ch), oh, ow)
+}
+
+/// Whether [`conv2d_forward_nchw`] runs `geom` as a direct convolution on NCHW planes (1–3
+/// input channels at stride 1), where an NHWC input would only be transposed back.
+pub fn forward_is_direct_nchw(geom: &ConvGeometry) -> bool {
+    geom.groups == 1
+        && geom.in_ch <= DIRECT_MAX_IN
+        && geom.stride == [1, 1]
+        && geom.dilation == [1, 1]
+}
+
+/// Forward on NHWC activations: `x` `[n, h, w, in_ch]`, `weight` OIHW; returns NHWC
+/// `[n, oh, ow, out_ch]` with `(oh, ow)`. Training keeps activations NHWC between kestrel's
+/// ops, so the transposes of the NCHW entry points are not paid per call.
+pub fn conv2d_forward_nhwc(
+    geom: &ConvGeometry,
+    x_nhwc: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    weight: &[f32],
+) -> (Vec<f32>, usize, usize) {
+    check_dense(geom);
+    let (oh, ow) = geom
+        .output_hw(h, w)
+        .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", geom.kernel));
+    assert_eq!(x_nhwc.len(), n * h * w * geom.in_ch, "conv x size");
     let conv = Conv2d::new(*geom, weight, None, Act::Identity);
     // SAFETY: a dense conv's GEMM writes every output element.
     let y = unsafe {
         written_vec(n * oh * ow * geom.out_ch, |y| {
-            conv.forward_raw(&x_nhwc, n, h, w, y, None, false);
+            conv.forward_raw(x_nhwc, n, h, w, y, None, false);
         })
     };
-    (nhwc_to_nchw(&y, n, oh * ow, geom.out_ch), oh, ow)
+    (y, oh, ow)
 }
 
 /// Input channels up to which a stride-1 forward runs as a direct convolution on NCHW planes.
@@ -305,7 +335,12 @@ pub fn conv2d_input_grad_nchw(
 ) -> Vec<f32> {
     assert_eq!(dy.len(), n * geom.out_ch * oh * ow, "conv dy size");
     let dy_nhwc = nchw_to_nhwc(dy, n, geom.out_ch, oh * ow);
-    input_grad(geom, &dy_nhwc, n, h, w, oh, ow, weight)
+    nhwc_to_nchw(
+        &input_grad(geom, &dy_nhwc, n, h, w, oh, ow, weight),
+        n,
+        h * w,
+        geom.in_ch,
+    )
 }
 
 /// Both gradients of a dense convolution from one NHWC copy of `dy` (which the two share):
@@ -326,11 +361,31 @@ pub fn conv2d_backward_nchw(
 ) -> (Option<Vec<f32>>, Vec<f32>) {
     assert_eq!(dy.len(), n * geom.out_ch * oh * ow, "conv dy size");
     let dy_nhwc = nchw_to_nhwc(dy, n, geom.out_ch, oh * ow);
-    let dx = want_dx.then(|| input_grad(geom, &dy_nhwc, n, h, w, oh, ow, weight));
-    (dx, weight_grad(geom, x, n, h, w, &dy_nhwc, oh, ow))
+    let x_nhwc = nchw_to_nhwc(x, n, geom.in_ch, h * w);
+    let (dx, dw) = conv2d_backward_nhwc(geom, &x_nhwc, n, h, w, &dy_nhwc, oh, ow, weight, want_dx);
+    (dx.map(|dx| nhwc_to_nchw(&dx, n, h * w, geom.in_ch)), dw)
 }
 
-/// [`conv2d_input_grad_nchw`] with `dy` already NHWC.
+/// Both gradients on NHWC activations: `x` `[n, h, w, in_ch]`, `dy` `[n, oh, ow, out_ch]`;
+/// `(dx [n, h, w, in_ch], dW OIHW)`, dx only when `want_dx`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_nhwc(
+    geom: &ConvGeometry,
+    x_nhwc: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    dy_nhwc: &[f32],
+    oh: usize,
+    ow: usize,
+    weight: &[f32],
+    want_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>) {
+    let dx = want_dx.then(|| input_grad(geom, dy_nhwc, n, h, w, oh, ow, weight));
+    (dx, weight_grad(geom, x_nhwc, n, h, w, dy_nhwc, oh, ow))
+}
+
+/// The input gradient, NHWC `dy` in, NHWC `dx` `[n, h, w, in_ch]` out.
 #[allow(clippy::too_many_arguments)]
 fn input_grad(
     geom: &ConvGeometry,
@@ -355,7 +410,7 @@ fn input_grad(
         "dy too large for 32-bit indirection"
     );
     let zero = vec![0f32; cout];
-    // At stride 1 the one phase's transpose writes every element of dx; otherwise phases that
+    // At stride 1 the one phase's GEMM writes every element of dx; otherwise phases that
     // no tap reaches stay zero.
     let mut dx = if sy == 1 && sx == 1 {
         Vec::new()
@@ -447,24 +502,25 @@ fn input_grad(
                 })
             };
             if sy == 1 && sx == 1 {
-                // One phase holding every pixel: `part` is dx in NHWC.
-                return nhwc_to_nchw(&part, n, h * w, cin);
+                // One phase holding every pixel: `part` is dx.
+                return part;
             }
-            // Scatter the phase's rows into dx (NCHW).
+            // Scatter the phase's pixels (rows of cin) into dx.
             let (ny, nx) = (iys.len(), ixs.len());
             let out = SendPtr(dx.as_mut_ptr());
-            parallel_for(n * cin.div_ceil(16), |task| {
+            parallel_for(n * ny, |task| {
                 let out = out;
-                let (b, c0) = (task / cin.div_ceil(16), (task % cin.div_ceil(16)) * 16);
-                for c in c0..(c0 + 16).min(cin) {
-                    for (yi, &iy) in iys.iter().enumerate() {
-                        for (xi, &ix) in ixs.iter().enumerate() {
-                            let v = part[((b * ny + yi) * nx + xi) * cin + c];
-                            // SAFETY (disjoint writes): task (b, c0) writes only image b's
-                            // channels c0..c0+16.
-                            unsafe { *out.0.add(((b * cin + c) * h + iy) * w + ix) = v };
-                        }
-                    }
+                let (b, yi) = (task / ny, task % ny);
+                for (xi, &ix) in ixs.iter().enumerate() {
+                    let src = &part[((b * ny + yi) * nx + xi) * cin..][..cin];
+                    // SAFETY (disjoint writes): task (b, yi) writes only row iys[yi] of image b.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            out.0.add(((b * h + iys[yi]) * w + ix) * cin),
+                            cin,
+                        )
+                    };
+                    dst.copy_from_slice(src);
                 }
             });
         }
@@ -525,14 +581,15 @@ pub fn conv2d_weight_grad_nchw(
 ) -> Vec<f32> {
     assert_eq!(dy.len(), n * geom.out_ch * oh * ow, "conv dy size");
     let dy_nhwc = nchw_to_nhwc(dy, n, geom.out_ch, oh * ow);
-    weight_grad(geom, x, n, h, w, &dy_nhwc, oh, ow)
+    let x_nhwc = nchw_to_nhwc(x, n, geom.in_ch, h * w);
+    weight_grad(geom, &x_nhwc, n, h, w, &dy_nhwc, oh, ow)
 }
 
-/// [`conv2d_weight_grad_nchw`] with `dy` already NHWC.
+/// [`conv2d_weight_grad_nchw`] with `x` and `dy` already NHWC.
 #[allow(clippy::too_many_arguments)]
 fn weight_grad(
     geom: &ConvGeometry,
-    x: &[f32],
+    x_nhwc: &[f32],
     n: usize,
     h: usize,
     w: usize,
@@ -543,13 +600,12 @@ fn weight_grad(
     check_dense(geom);
     let (cin, cout) = (geom.in_ch, geom.out_ch);
     let [kh, kw] = geom.kernel;
-    assert_eq!(x.len(), n * cin * h * w, "conv x size");
+    assert_eq!(x_nhwc.len(), n * cin * h * w, "conv x size");
     assert_eq!(dy_nhwc.len(), n * cout * oh * ow, "conv dy size");
     assert_eq!(geom.output_hw(h, w), Some((oh, ow)), "conv dy shape");
     let taps = kh * kw;
     let rows = taps * cin;
     let pixels = n * oh * ow;
-    let x_nhwc = nchw_to_nhwc(x, n, cin, h * w);
     assert!(
         x_nhwc.len() < PAD as usize,
         "x too large for 32-bit indirection"

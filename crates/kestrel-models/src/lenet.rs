@@ -31,8 +31,8 @@ pub struct LeNet5 {
 /// The paper's squashing function: A·tanh(S·x) with A = 1.7159 and S = 2/3.
 /// 1.7159·tanh(2x/3): one kestrel kernel pass each way where it applies (flex), else burn's ops.
 fn scaled_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    crate::kernels::activation(&x, kestrel_kernels::Act::ScaledTanh)
-        .unwrap_or_else(|| x.mul_scalar(2.0 / 3.0).tanh().mul_scalar(1.7159))
+    crate::kernels::activation(x, kestrel_kernels::Act::ScaledTanh)
+        .unwrap_or_else(|x| x.mul_scalar(2.0 / 3.0).tanh().mul_scalar(1.7159))
 }
 
 impl LeNet5 {

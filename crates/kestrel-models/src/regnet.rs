@@ -10,7 +10,6 @@
 
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use crate::layers::channel_attention::{ConvBn, SqueezeExcite};
 use crate::layers::{batch_norm, conv2d, drop_path, global_avg_pool, make_divisible, Counted};
@@ -278,7 +277,7 @@ impl Block {
             y = se.forward(y);
         }
         let y = self.conv3.run(y);
-        relu(drop_path(y, self.drop_path) + shortcut)
+        crate::kernels::residual_add(drop_path(y, self.drop_path), shortcut, true)
     }
 }
 

@@ -14,7 +14,6 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Identity, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use crate::layers::channel_attention::{AttnKind, BlockAttention};
 use crate::layers::Counted;
@@ -362,7 +361,7 @@ impl Block {
             Some(attn) => attn.forward(y),
             None => y,
         };
-        relu(y + shortcut)
+        crate::kernels::residual_add(y, shortcut, true)
     }
 }
 

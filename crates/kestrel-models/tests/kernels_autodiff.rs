@@ -222,7 +222,7 @@ fn kestrel_conv_matches_burn_forward_and_gradients() {
     }
 }
 
-/// ReLU6, hard-swish, hard-sigmoid, SiLU, sigmoid and LeNet's scaled tanh as kestrel ops: the
+/// ReLU, ReLU6, hard-swish, hard-sigmoid, SiLU, sigmoid and LeNet's scaled tanh as kestrel ops: the
 /// same values and input gradients as burn's own ops, on values spread over every piece (−9 … 9).
 #[test]
 fn kestrel_activations_match_burn_forward_and_gradient() {
@@ -235,7 +235,8 @@ fn kestrel_activations_match_burn_forward_and_gradient() {
     let x0 = Tensor::<4>::random([2, 3, 40, 41], Distribution::Uniform(-9.0, 9.0), &device);
     let r = Tensor::<4>::random([2, 3, 40, 41], Distribution::Normal(0.0, 1.0), &device);
     type Reference = fn(Tensor<4>) -> Tensor<4>;
-    let cases: [(Act, Reference); 6] = [
+    let cases: [(Act, Reference); 7] = [
+        (Act::Relu, |x| activation::relu(x)),
         (Act::Silu, |x| activation::silu(x)),
         (Act::Sigmoid, |x| activation::sigmoid(x)),
         (Act::Relu6, |x| activation::relu6(x)),
@@ -251,7 +252,8 @@ fn kestrel_activations_match_burn_forward_and_gradient() {
         let run = |ours: bool| {
             let x = x0.clone().detach().require_grad();
             let y = if ours {
-                kestrel_activation(&x, act).expect("flex takes the kestrel path")
+                kestrel_activation(x.clone(), act)
+                    .unwrap_or_else(|_| panic!("flex takes the kestrel path for {act:?}"))
             } else {
                 reference(x.clone())
             };
@@ -268,7 +270,7 @@ fn kestrel_activations_match_burn_forward_and_gradient() {
         );
     }
     // An activation the op does not cover leaves the caller on burn's path.
-    assert!(kestrel_activation(&x0, Act::Gelu).is_none());
+    assert!(kestrel_activation(x0, Act::Gelu).is_err());
 }
 
 /// Unpadded average pooling as a kestrel op (`kernels::avg_pool2d`): the same values and input
@@ -449,4 +451,95 @@ fn kestrel_batch_norm_matches_burn_forward_gradients_and_running_stats() {
     ));
     // An activation the kernel cannot differentiate also stays on burn's path.
     assert!(!batch_norm_takes_kestrel_path(&new_bn(), &x0, Act::Gelu));
+}
+
+/// A residual block as the zoo's CNNs run it in training, on kestrel's ops (dense convolutions
+/// that hand on NHWC activations, the fused batch norm reading and writing NHWC, the fused
+/// residual add + ReLU, a depthwise convolution that needs NCHW planes again) against the same
+/// block on burn's own ops: the same output and the same gradients for the input, every weight
+/// and a batch-norm scale.
+#[test]
+fn a_residual_block_on_nhwc_activations_matches_burns_ops() {
+    let _rng = rng_lock();
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::activation::relu;
+    use kestrel_kernels::Act;
+    use kestrel_models::kernels::{batch_norm_act, residual_add};
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let x0 = Tensor::<4>::random([3, 8, 9, 9], Distribution::Normal(0.0, 1.0), &device);
+    let w1 = Tensor::<4>::random([16, 8, 3, 3], Distribution::Normal(0.0, 0.3), &device);
+    let w2 = Tensor::<4>::random([16, 16, 3, 3], Distribution::Normal(0.0, 0.3), &device);
+    let wd = Tensor::<4>::random([16, 1, 3, 3], Distribution::Normal(0.0, 0.3), &device);
+    let r = Tensor::<4>::random([3, 16, 5, 5], Distribution::Normal(0.0, 1.0), &device);
+    let bn1 = BatchNormConfig::new(16).init(&device);
+    let bn2 = BatchNormConfig::new(16).init(&device);
+    let same = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let depthwise = ConvOptions::new([2, 2], [1, 1], [1, 1], 16);
+    let run = |ours: bool| {
+        let (x, w1, w2, wd) = (
+            x0.clone().detach().require_grad(),
+            w1.clone().detach().require_grad(),
+            w2.clone().detach().require_grad(),
+            wd.clone().detach().require_grad(),
+        );
+        let conv = |x: Tensor<4>, w: Tensor<4>, o: &ConvOptions<2>| {
+            if ours {
+                conv2d(x, w, None, o.clone())
+            } else {
+                burn::tensor::module::conv2d(x, w, None, o.clone())
+            }
+        };
+        let bn_act = |bn: &burn::nn::BatchNorm, y: Tensor<4>, act: Act| {
+            if ours {
+                batch_norm_act(bn, y, act).unwrap_or_else(|_| panic!("kestrel's batch norm"))
+            } else if act == Act::Relu {
+                relu(bn.forward(y))
+            } else {
+                bn.forward(y)
+            }
+        };
+        let a = bn_act(&bn1, conv(x.clone(), w1.clone(), &same), Act::Relu);
+        let b = bn_act(&bn2, conv(a.clone(), w2.clone(), &same), Act::Identity);
+        let c = if ours {
+            residual_add(b, a, true)
+        } else {
+            relu(b + a)
+        };
+        let y = conv(c, wd.clone(), &depthwise);
+        let grads = (y.clone() * r.clone()).sum().backward();
+        let flat = |t: Option<Tensor<4>>| t.expect("gradient").into_data().to_vec::<f32>().unwrap();
+        let gamma = bn1.gamma.val().grad(&grads).expect("gamma gradient");
+        (
+            y.inner().into_data().to_vec::<f32>().unwrap(),
+            [
+                flat(x.grad(&grads)),
+                flat(w1.grad(&grads)),
+                flat(w2.grad(&grads)),
+                flat(wd.grad(&grads)),
+                gamma.into_data().to_vec::<f32>().unwrap(),
+            ],
+        )
+    };
+    let (y_ref, g_ref) = run(false);
+    let (y, g) = run(true);
+    let close = |what: &str, got: &[f32], want: &[f32]| {
+        assert_eq!(got.len(), want.len(), "{what} size");
+        let scale = want.iter().fold(1e-6f32, |a, v| a.max(v.abs()));
+        let err = got
+            .iter()
+            .zip(want)
+            .fold(0f32, |a, (g, w)| a.max((g - w).abs()));
+        assert!(
+            err <= 1e-4 * scale,
+            "{what} differs from burn's by {err} (scale {scale})"
+        );
+    };
+    close("y", &y, &y_ref);
+    for (what, (got, want)) in ["dx", "dw1", "dw2", "dw_depthwise", "dgamma1"]
+        .iter()
+        .zip(g.iter().zip(&g_ref))
+    {
+        close(what, got, want);
+    }
 }

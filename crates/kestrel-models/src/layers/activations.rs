@@ -40,15 +40,14 @@ impl Act {
     }
 
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
-        // All but ReLU (one burn op each way already) run as one kestrel op each way where
-        // they can.
-        let kernel = match self {
-            Act::Identity | Act::Relu => None,
-            other => Some(other.kernel()),
-        };
-        if let Some(y) = kernel.and_then(|k| crate::kernels::activation(&x, k)) {
-            return y;
+        // Each runs as one kestrel op each way where it can.
+        if self == Act::Identity {
+            return x;
         }
+        let x = match crate::kernels::activation(x, self.kernel()) {
+            Ok(y) => return y,
+            Err(x) => x,
+        };
         match self {
             Act::Identity => x,
             Act::Relu => activation::relu(x),
