@@ -216,25 +216,137 @@ pub fn train_backward_nchw(
 // at once. The results are bit-identical to the NCHW kernels', so a training run does not
 // depend on which layout its activations happened to be in.
 
-/// Per channel, `Σ_p f(ch, v[p])` over one image's `hw` NHWC rows, as [`lanes_sum`] sums one
-/// plane: eight f32 lanes, then the lanes and the ragged tail in f64.
-#[inline(always)]
-fn image_lanes_sum(img: &[f32], c: usize, hw: usize, f: impl Fn(usize, f32) -> f32) -> Vec<f64> {
+/// Calls the AVX2 build of `$body` where the CPU has AVX2 (the same operations in the same
+/// order: Rust neither reassociates nor contracts float arithmetic, so the bits are the same
+/// as the portable build's, on 8-lane registers instead of SSE's 4).
+macro_rules! avx2_build {
+    ($(#[$doc:meta])* fn $name:ident / $avx2:ident ( $($arg:ident : $ty:ty),* ) $(-> $ret:ty)? $body:block) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            if crate::Isa::detect() == crate::Isa::Avx2 {
+                // SAFETY: AVX2 and FMA were detected.
+                return unsafe { $avx2($($arg),*) };
+            }
+            $body
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $avx2($($arg: $ty),*) $(-> $ret)? $body
+    };
+}
+
+avx2_build! {
+    /// Per channel, `(Σ_p v, Σ_p (v - mean)²)` over one image's `hw` NHWC rows, each as
+    /// [`lanes_sum`] sums one plane: eight f32 lanes (lane `p mod 8` takes pixel p), then the
+    /// lanes and the ragged tail in f64. `mean` is the plane's own, from the first sum.
+    fn image_moments / image_moments_avx2(img: &[f32], c: usize, hw: usize) -> (Vec<f64>, Vec<f64>) {
     let full = hw - hw % 8;
     let mut acc = vec![0f32; 8 * c];
     for (p, row) in img[..full * c].chunks_exact(c).enumerate() {
-        let lane = &mut acc[(p % 8) * c..][..c];
-        for (ch, (a, &v)) in lane.iter_mut().zip(row).enumerate() {
-            *a += f(ch, v);
+        for (a, &v) in acc[(p % 8) * c..][..c].iter_mut().zip(row) {
+            *a += v;
         }
     }
-    let mut out = vec![0f64; c];
-    for (ch, o) in out.iter_mut().enumerate() {
-        let lanes: f64 = (0..8).map(|l| acc[l * c + ch] as f64).sum();
-        let tail: f64 = (full..hw).map(|p| f(ch, img[p * c + ch]) as f64).sum();
-        *o = lanes + tail;
+    let sum = finish_lanes(&acc, &img[full * c..hw * c], c, |_, v| v);
+    let mean: Vec<f32> = sum.iter().map(|s| (s / hw as f64) as f32).collect();
+    acc.iter_mut().for_each(|a| *a = 0.0);
+    for (p, row) in img[..full * c].chunks_exact(c).enumerate() {
+        for ((a, &v), &m) in acc[(p % 8) * c..][..c].iter_mut().zip(row).zip(&mean) {
+            *a += (v - m) * (v - m);
+        }
     }
-    out
+    let m2 = finish_lanes(&acc, &img[full * c..hw * c], c, |ch, v| {
+        (v - mean[ch]) * (v - mean[ch])
+    });
+    (sum, m2)
+    }
+}
+
+/// Per channel: the eight lanes of `acc` (`[lane][c]`) added in f64, then the tail rows'
+/// `f(ch, v)` in f64, in pixel order (as `lanes_sum` finishes a plane).
+#[inline(always)]
+fn finish_lanes(acc: &[f32], tail: &[f32], c: usize, f: impl Fn(usize, f32) -> f32) -> Vec<f64> {
+    (0..c)
+        .map(|ch| {
+            let lanes: f64 = (0..8).map(|l| acc[l * c + ch] as f64).sum();
+            let tail: f64 = tail.chunks_exact(c).map(|r| f(ch, r[ch]) as f64).sum();
+            lanes + tail
+        })
+        .collect()
+}
+
+avx2_build! {
+    /// `out[r][ch] = x[r][ch]·scale[ch] + shift[ch]` over rows of `scale.len()` channels.
+    fn rows_affine / rows_affine_avx2(out: &mut [f32], x: &[f32], scale: &[f32], shift: &[f32]) {
+        let c = scale.len();
+        for (o, xr) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+            for (((o, &v), &sc), &sh) in o.iter_mut().zip(xr).zip(scale).zip(shift) {
+                *o = v * sc + sh;
+            }
+        }
+    }
+}
+
+avx2_build! {
+    /// `g = scale·(g - mean_g - (x - mean)·k)` per channel over rows of `scale.len()`.
+    fn rows_input_grad / rows_input_grad_avx2(
+        g: &mut [f32],
+        x: &[f32],
+        scale: &[f32],
+        mean_g: &[f32],
+        mean: &[f32],
+        k: &[f32]
+    ) {
+        let c = scale.len();
+        for (gr, xr) in g.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+            let per_channel = scale.iter().zip(mean_g).zip(mean.iter().zip(k));
+            for ((gv, &xv), ((&sc, &mg), (&m, &kv))) in gr.iter_mut().zip(xr).zip(per_channel) {
+                *gv = sc * (*gv - mg - (xv - m) * kv);
+            }
+        }
+    }
+}
+
+avx2_build! {
+    /// Per channel, `(Σ g, Σ g·(x - mean))` over one image's `hw` rows, each as `lanes_sum` /
+    /// `lanes_dot_centred` sum one plane (eight f32 lanes, then lanes and tail in f64).
+    fn image_grad_sums / image_grad_sums_avx2(
+        g: &[f32],
+        xs: &[f32],
+        mean: &[f32],
+        c: usize,
+        hw: usize
+    ) -> (Vec<f64>, Vec<f64>) {
+        let full = hw - hw % 8;
+        let (mut acc_g, mut acc_gx) = (vec![0f32; 8 * c], vec![0f32; 8 * c]);
+        for (p, (gr, xr)) in g[..full * c]
+            .chunks_exact(c)
+            .zip(xs[..full * c].chunks_exact(c))
+            .enumerate()
+        {
+            let lane = (p % 8) * c;
+            for (a, &v) in acc_g[lane..lane + c].iter_mut().zip(gr) {
+                *a += v;
+            }
+            for (((a, &gv), &xv), &m) in acc_gx[lane..lane + c].iter_mut().zip(gr).zip(xr).zip(mean) {
+                *a += gv * (xv - m);
+            }
+        }
+        let sg = finish_lanes(&acc_g, &g[full * c..hw * c], c, |_, v| v);
+        // The tail's Σ g·(x - mean) pairs g's tail rows with x's.
+        let sgx = (0..c)
+            .map(|ch| {
+                let lanes: f64 = (0..8).map(|l| acc_gx[l * c + ch] as f64).sum();
+                let tail: f64 = (full..hw)
+                    .map(|p| (g[p * c + ch] * (xs[p * c + ch] - mean[ch])) as f64)
+                    .sum();
+                lanes + tail
+            })
+            .collect();
+        (sg, sgx)
+    }
 }
 
 /// `(mean, biased variance)` per channel of NHWC `x` (`n` images of `hw` rows of `c`),
@@ -245,10 +357,7 @@ fn nhwc_moments(x: &[f32], n: usize, hw: usize, c: usize) -> (Vec<f32>, Vec<f32>
     let pp = SendPtr(parts.as_mut_ptr());
     crate::threads::parallel_for(n, |b| {
         let pp = pp;
-        let img = &x[b * hw * c..(b + 1) * hw * c];
-        let sum = image_lanes_sum(img, c, hw, |_, v| v);
-        let mean: Vec<f32> = sum.iter().map(|s| (s / hw as f64) as f32).collect();
-        let m2 = image_lanes_sum(img, c, hw, |ch, v| (v - mean[ch]) * (v - mean[ch]));
+        let (sum, m2) = image_moments(&x[b * hw * c..(b + 1) * hw * c], c, hw);
         // SAFETY (disjoint writes): task b writes only image b's 2c values.
         let out = unsafe { std::slice::from_raw_parts_mut(pp.0.add(b * 2 * c), 2 * c) };
         for ch in 0..c {
@@ -307,14 +416,7 @@ pub fn train_forward_nhwc(
         let yp = yp;
         // SAFETY (disjoint writes): task b writes only image b's rows.
         let out = unsafe { std::slice::from_raw_parts_mut(yp.0.add(b * hw * c), hw * c) };
-        for (o, xr) in out
-            .chunks_exact_mut(c)
-            .zip(x[b * hw * c..(b + 1) * hw * c].chunks_exact(c))
-        {
-            for (((o, &v), sc), sh) in o.iter_mut().zip(xr).zip(&scale).zip(&shift) {
-                *o = v * sc + sh;
-            }
-        }
+        rows_affine(out, &x[b * hw * c..(b + 1) * hw * c], &scale, &shift);
         act.apply_slice(out);
     });
     // SAFETY: the tasks wrote every row of y.
@@ -362,36 +464,15 @@ pub fn train_backward_nhwc(
         g.copy_from_slice(&dy[b * len..(b + 1) * len]);
         if act != Act::Identity {
             let mut pre = Vec::with_capacity(len);
-            for xr in xs.chunks_exact(c) {
-                pre.extend(
-                    xr.iter()
-                        .zip(&scale)
-                        .zip(&shift)
-                        .map(|((v, sc), sh)| v * sc + sh),
-                );
-            }
+            // SAFETY: rows_affine writes every element of `pre`.
+            unsafe { pre.set_len(len) };
+            rows_affine(&mut pre, xs, &scale, &shift);
             act.backward_slice(&pre, g);
         }
-        let sg = image_lanes_sum(g, c, hw, |_, v| v);
-        // Σ g·(x - mean), as `lanes_dot_centred`: eight lanes, then the tail in f64.
-        let full = hw - hw % 8;
-        let mut acc = vec![0f32; 8 * c];
-        for p in 0..full {
-            let lane = &mut acc[(p % 8) * c..][..c];
-            let (gr, xr) = (&g[p * c..][..c], &xs[p * c..][..c]);
-            for ch in 0..c {
-                lane[ch] += gr[ch] * (xr[ch] - mean[ch]);
-            }
-        }
+        let (sg, sgx) = image_grad_sums(g, xs, mean, c, hw);
         let out = unsafe { std::slice::from_raw_parts_mut(pp.0.add(b * 2 * c), 2 * c) };
-        for ch in 0..c {
-            let lanes: f64 = (0..8).map(|l| acc[l * c + ch] as f64).sum();
-            let tail: f64 = (full..hw)
-                .map(|p| (g[p * c + ch] * (xs[p * c + ch] - mean[ch])) as f64)
-                .sum();
-            out[ch] = sg[ch];
-            out[c + ch] = lanes + tail;
-        }
+        out[..c].copy_from_slice(&sg);
+        out[c..].copy_from_slice(&sgx);
     });
     let count = (n * hw) as f64;
     let (mut dgamma, mut dbeta) = (vec![0f32; c], vec![0f32; c]);
@@ -412,14 +493,7 @@ pub fn train_backward_nhwc(
         let dxp = dxp;
         // SAFETY (disjoint writes): task b rewrites only image b's rows of dx.
         let g = unsafe { std::slice::from_raw_parts_mut(dxp.0.add(b * len), len) };
-        for (gr, xr) in g
-            .chunks_exact_mut(c)
-            .zip(x[b * len..(b + 1) * len].chunks_exact(c))
-        {
-            for ch in 0..c {
-                gr[ch] = scale[ch] * (gr[ch] - mean_g[ch] - (xr[ch] - mean[ch]) * kk[ch]);
-            }
-        }
+        rows_input_grad(g, &x[b * len..(b + 1) * len], &scale, &mean_g, mean, &kk);
     });
     // SAFETY: pass 1 wrote every row of dx.
     unsafe { dx.set_len(x.len()) };
