@@ -222,24 +222,27 @@ pub unsafe fn igemm(
         let mt0 = rt * mt_chunk;
         let mt1 = (mt0 + mt_chunk).min(mtiles);
         let (base, zero) = (base, zero);
-        // Row pointers of this task's microtiles, [tile][t][r].
-        let mut ptrs: Vec<*const f32> = Vec::with_capacity((mt1 - mt0) * taps * MR);
+        // Row pointers of this task's microtiles, [tile][t][r]: one pass over the offset
+        // table in its own order (row by row, taps contiguous), the layout branch hoisted.
+        // (The rows past m repeat row m - 1.)
+        let mut ptrs: Vec<*const f32> = vec![std::ptr::null(); (mt1 - mt0) * taps * MR];
+        let (a0, z) = (base.0.add(k_off), zero.0.add(k_off));
         for mt in mt0..mt1 {
-            for t in 0..taps {
-                for r in 0..MR {
-                    let i = (mt * MR + r).min(m - 1);
-                    let p = match offsets {
-                        None => base.0.add(i * dense_ld),
-                        Some(off) => {
-                            let o = off[i * taps + t];
-                            if o == PAD {
-                                zero.0
-                            } else {
-                                base.0.add(o as usize)
-                            }
+            let tile = &mut ptrs[(mt - mt0) * taps * MR..][..taps * MR];
+            for r in 0..MR {
+                let i = (mt * MR + r).min(m - 1);
+                match offsets {
+                    None => {
+                        let p = a0.add(i * dense_ld);
+                        for t in 0..taps {
+                            tile[t * MR + r] = p;
                         }
-                    };
-                    ptrs.push(p.add(k_off));
+                    }
+                    Some(off) => {
+                        for (t, &o) in off[i * taps..(i + 1) * taps].iter().enumerate() {
+                            tile[t * MR + r] = if o == PAD { z } else { a0.add(o as usize) };
+                        }
+                    }
                 }
             }
         }
