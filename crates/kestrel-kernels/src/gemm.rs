@@ -548,14 +548,14 @@ mod avx512 {
                 bp = bp.add(NR);
             }
         }
+        // The halves by register moves: a 512-bit store read back as two 256-bit loads cannot
+        // forward its upper half on Zen 4 and stalls each row.
         let rows = [c0, c1, c2, c3, c4, c5];
         let mut lo = [_mm256_setzero_ps(); MR];
         let mut hi = [_mm256_setzero_ps(); MR];
-        let mut tmp = [0f32; NR];
         for r in 0..MR {
-            _mm512_storeu_ps(tmp.as_mut_ptr(), rows[r]);
-            lo[r] = _mm256_loadu_ps(tmp.as_ptr());
-            hi[r] = _mm256_loadu_ps(tmp.as_ptr().add(8));
+            lo[r] = _mm512_castps512_ps256(rows[r]);
+            hi[r] = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(rows[r])));
         }
         super::avx2::store(t, lo, hi);
     }
