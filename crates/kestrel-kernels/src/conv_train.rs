@@ -631,6 +631,13 @@ fn weight_grad(
         // a tile: gather the chunk's (tap, ci) values per pixel instead, so that tiles run over
         // the combined (tap, ci) rows, whose order is dW's.
         let gather = cin < OUTER_M;
+        // AVX-512's 32 registers hold 16 rows' accumulators: each dy row is loaded once per
+        // 16 input channels instead of per 6 (the same FMA chain per element, so the same bits).
+        let outer_m = if avx2 && crate::avx512() {
+            OUTER_M_AVX512
+        } else {
+            OUTER_M
+        };
         let mut col = if gather {
             vec![0f32; CHUNK * rows]
         } else {
@@ -639,8 +646,8 @@ fn weight_grad(
         // dW rows acc_row0 .. acc_row0 + count from x values 0 .. count of each xrows row.
         let tile =
             |xrows: &[*const f32], count: usize, acc_row0: usize, dyc: &[f32], acc: &mut [f32]| {
-                for i0 in (0..count).step_by(OUTER_M) {
-                    let m = OUTER_M.min(count - i0);
+                for i0 in (0..count).step_by(outer_m) {
+                    let m = outer_m.min(count - i0);
                     for co0 in (0..cout).step_by(OUTER_N) {
                         let nr = OUTER_N.min(cout - co0);
                         // SAFETY: every xrows pointer has count floats; dyc holds the chunk's rows
@@ -719,6 +726,8 @@ fn weight_grad(
 const CHUNK: usize = 256;
 /// Input channels × output channels per outer-product tile (12 AVX2 accumulators).
 const OUTER_M: usize = 6;
+/// Rows per outer-product tile on AVX-512 (16 of its 32 registers).
+const OUTER_M_AVX512: usize = 16;
 const OUTER_N: usize = 16;
 
 /// `c[r·ldc + j] += Σ_q xrows[q][ci0 + r] · dy[q·ld + j]` for `r < m ≤ 6`, `j < nr ≤ 16`.
@@ -749,7 +758,7 @@ unsafe fn outer_acc(
             };
         }
         if crate::avx512() {
-            return go!(outer_acc_avx512, 1 2 3 4 5 6);
+            return go!(outer_acc_avx512, 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
         }
         return go!(outer_acc_avx2, 1 2 3 4 5 6);
     }
@@ -1034,6 +1043,21 @@ mod tests {
                 )*};
             }
             check!(1 2 3 4 5 6);
+        }
+        // A 16-row AVX-512 tile gives the bits of the 6 + 6 + 4 AVX2 tiles over the same rows.
+        let x16: Vec<Vec<f32>> = (0..q).map(|_| (0..16).map(|_| next()).collect()).collect();
+        let rows16: Vec<*const f32> = x16.iter().map(|r| r.as_ptr()).collect();
+        let c16: Vec<f32> = (0..16 * 18).map(|_| next()).collect();
+        for nr in [16, 13] {
+            let (mut a, mut b) = (c16.clone(), c16.clone());
+            unsafe {
+                outer_acc_avx2::<6>(&rows16, 0, dy.as_ptr(), ld, nr, &mut a, 18);
+                outer_acc_avx2::<6>(&rows16, 6, dy.as_ptr(), ld, nr, &mut a[6 * 18..], 18);
+                outer_acc_avx2::<4>(&rows16, 12, dy.as_ptr(), ld, nr, &mut a[12 * 18..], 18);
+                outer_acc_avx512::<16>(&rows16, 0, dy.as_ptr(), ld, nr, &mut b, 18);
+            }
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "16-row tile, nr {nr}");
         }
     }
 
