@@ -23,6 +23,7 @@ use kestrel_models::convnext::ConvNeXtConfig;
 use kestrel_models::efficientnet::EfficientNetConfig;
 use kestrel_models::layers::channel_attention::AttnKind;
 use kestrel_models::maxxvit::MaxxVitConfig;
+use kestrel_models::mobilenet::MobileNetConfig;
 use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::t2t::T2tConfig;
 use kestrel_models::weights::{load_weights, LoadOptions};
@@ -172,6 +173,14 @@ pub(crate) fn tiny_architecture(name: &str, device: &Device) -> Model {
             }
             .init(10, 3, &device),
         ),
+        // Inverted residuals whose linear-bottleneck output is both the next block's input and
+        // its residual (kestrel-models' mobilenet fixture config).
+        "mobilenetv2_tiny" => {
+            let mut cfg = MobileNetConfig::mobilenet_v2(0.25);
+            cfg.depth_multiplier = 0.34;
+            cfg.num_features = 64;
+            Model::MobileNet(cfg.init(10, 3, &device))
+        }
         other => panic!("no tiny config for {other}"),
     }
 }
@@ -333,7 +342,9 @@ fn argmax_rows(v: &[f32], classes: usize) -> Vec<usize> {
 
 /// The QDQ export of `name` quantized (minmax, calibrated on 8 LCG images): its structure, and
 /// kestrel's int8 logits on 8 other LCG images against onnxruntime's for the same file.
-fn check_qdq(name: &str) {
+/// `shared_outputs`: whether the model has int8 convs whose output (no activation) several ops
+/// read, which export fp32 weights (see kestrel_deploy::onnx).
+fn check_qdq(name: &str, shared_outputs: bool) {
     let (n, c, h, w) = (8, 3, 32, 32);
     let model = tiny_model(name);
     let fp32 = lower_graph(&model, c).unwrap();
@@ -361,24 +372,87 @@ fn check_qdq(name: &str) {
     }
 
     // (a) One QuantizeLinear per int8 conv, two DequantizeLinear (input, weights), int8
-    // weights stored as INT8 initializers.
+    // weights stored as INT8 initializers; but an int8 conv whose own output several ops read
+    // (no activation node after it) has fp32 weights, DequantizeLinear's values.
     let parsed = ModelProto::decode(bytes.as_slice()).unwrap();
     let g = parsed.graph.as_ref().unwrap();
     let count = |op: &str| g.node.iter().filter(|n| n.op_type == op).count();
-    let int8_convs = q
-        .ops
-        .iter()
-        .filter(|o| matches!(o, Op::Conv { conv, .. } if conv.quant.as_ref().is_some_and(|q| q.input.is_some())))
-        .count();
+    let mut reads = vec![0usize; q.n_values];
+    for v in q.ops.iter().flat_map(|o| o.inputs()).chain([q.output]) {
+        reads[v] += 1;
+    }
+    let (mut int8_convs, mut shared) = (0, 0);
+    for o in &q.ops {
+        if let Op::Conv {
+            conv,
+            residual,
+            out,
+            ..
+        } = o
+        {
+            if conv.quant.as_ref().is_some_and(|q| q.input.is_some()) {
+                int8_convs += 1;
+                shared +=
+                    usize::from(conv.act == Act::Identity && residual.is_none() && reads[*out] > 1);
+            }
+        }
+    }
     assert!(int8_convs > 0, "{name}");
+    assert_eq!(
+        shared > 0,
+        shared_outputs,
+        "{name}: {shared} shared int8 conv outputs"
+    );
     assert_eq!(count("QuantizeLinear"), int8_convs, "{name}");
-    assert_eq!(count("DequantizeLinear"), 2 * int8_convs, "{name}");
+    assert_eq!(count("DequantizeLinear"), 2 * int8_convs - shared, "{name}");
     let int8_inits = g
         .initializer
         .iter()
         .filter(|t| t.data_type == DATA_TYPE_INT8 && t.dims.len() == 4)
         .count();
-    assert_eq!(int8_inits, int8_convs, "{name}: int8 weight tensors");
+    assert_eq!(
+        int8_inits,
+        int8_convs - shared,
+        "{name}: int8 weight tensors"
+    );
+    // The property OpenVINO needs: a Conv on DequantizeLinear weights (an int8 conv to it)
+    // has one reader of its output, or two that are its SiLU (Sigmoid, and the Mul of the
+    // output by it). OpenVINO 2026.4.1, with a dynamic batch, scales the output of an int8 conv
+    // that is, say, the next conv's input and a residual by its dequantization scale twice
+    // (scripts/openvino_qdq_repro.py); its SiLU it runs right.
+    let made_by: std::collections::HashMap<&str, &str> = g
+        .node
+        .iter()
+        .flat_map(|n| {
+            n.output
+                .iter()
+                .map(move |o| (o.as_str(), n.op_type.as_str()))
+        })
+        .collect();
+    for n in g.node.iter().filter(|n| n.op_type == "Conv") {
+        let Some(&"DequantizeLinear") = made_by.get(n.input[1].as_str()) else {
+            continue;
+        };
+        let mut readers: Vec<&str> = g
+            .node
+            .iter()
+            .flat_map(|m| m.input.iter().map(move |i| (i, m.op_type.as_str())))
+            .filter(|(i, _)| **i == n.output[0])
+            .map(|(_, t)| t)
+            .chain(
+                g.output
+                    .iter()
+                    .filter(|o| o.name == n.output[0])
+                    .map(|_| "output"),
+            )
+            .collect();
+        readers.sort_unstable();
+        assert!(
+            readers.len() == 1 || readers == ["Mul", "Sigmoid"],
+            "{name}: {} (int8 weights) has readers {readers:?}",
+            n.name
+        );
+    }
 
     // (b) onnxruntime on this file against kestrel's int8 engine.
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -447,12 +521,17 @@ fn check_qdq(name: &str) {
 
 #[test]
 fn resnet_qdq_export_matches_onnxruntime() {
-    check_qdq("resnet18_tiny");
+    check_qdq("resnet18_tiny", false);
 }
 
 #[test]
 fn tf_efficientnet_qdq_export_matches_onnxruntime() {
-    check_qdq("tf_efficientnet_tiny");
+    check_qdq("tf_efficientnet_tiny", true);
+}
+
+#[test]
+fn mobilenetv2_qdq_export_matches_onnxruntime() {
+    check_qdq("mobilenetv2_tiny", true);
 }
 
 #[test]
