@@ -7,18 +7,24 @@
 //! Spatial sizes are fixed at export (`ExportMeta::input_size`): TF "same" padding and adaptive
 //! pooling depend on them, and are written out as the explicit pads / kernels for that size.
 //!
-//! A quantized graph exports as QDQ ONNX: every int8 conv reads its input through Clip (the
-//! 7-bit range), QuantizeLinear and DequantizeLinear, and its int8 weights through a
-//! per-channel DequantizeLinear, so that the graph computes exactly what kestrel's int8 engine
-//! does (the convs stored in int8 but run in fp32 export their dequantized weights).
+//! A quantized graph exports as QDQ ONNX: every int8 conv reads its input through Min (the top
+//! of the 7-bit range; QuantizeLinear's u8 saturation at 0 is its bottom), QuantizeLinear and
+//! DequantizeLinear, and its int8 weights through a per-channel DequantizeLinear, so that the
+//! graph computes exactly what kestrel's int8 engine does (the convs stored in int8 but run in
+//! fp32 export their dequantized weights).
 //!
-//! One exception keeps the file correct in OpenVINO: an int8 conv whose output (no activation
-//! after it) is read by more than one op, the linear-bottleneck output of MobileNetV2 or
-//! EfficientNet that is both the next block's input and its residual, exports its weights as
-//! the fp32 values DequantizeLinear would make of them (`q as f32 * scale`, bit for bit), its
-//! input still through Clip, QuantizeLinear and DequantizeLinear. OpenVINO 2026.4.1's CPU plugin
-//! otherwise runs such a conv in int8 with its dequantization scale applied twice when the
-//! batch dimension is dynamic (scripts/openvino_qdq_repro.py; docs/deploy.md).
+//! One exception keeps the file correct in OpenVINO: an int8 conv with all-zero biases whose
+//! output (no activation after it) is read by more than one op, e.g. the linear-bottleneck
+//! output of a MobileNetV2 or EfficientNet at random init (BatchNorm folded from its default
+//! statistics), both the next block's input and its residual, exports its weights as the fp32
+//! values DequantizeLinear would make of them (`q as f32 * scale`, bit for bit), its input still
+//! through Min, QuantizeLinear and DequantizeLinear. OpenVINO 2026.4.1's CPU plugin otherwise
+//! runs such a conv in int8 with its dequantization scale applied twice when the batch dimension
+//! is dynamic. (The Min, rather than a Clip with both bounds, avoids a second such bug: a Clip
+//! after a max pool of an int8 conv with zero biases and per-channel weight scales is scaled
+//! per channel wrongly there.) scripts/openvino_qdq_repro.py has both; docs/deploy.md the
+//! measurements. onnxruntime computes the same either way (it runs a conv with no
+//! QuantizeLinear after it in fp32 on the dequantized operands).
 
 pub mod proto;
 
@@ -145,10 +151,12 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 out,
             } => {
                 let (xn, s) = get(*x)?;
-                // The conv node's own output is the op's when nothing follows it.
+                // The conv node's own output is the op's when nothing follows it (OpenVINO
+                // runs the pattern right when any bias is non-zero: measured, the repro script).
                 let shared_output = conv.act == Act::Identity
                     && residual.is_none()
-                    && reads.get(*out).is_some_and(|&r| r > 1);
+                    && reads.get(*out).is_some_and(|&r| r > 1)
+                    && conv.bias.iter().all(|&b| b == 0.0);
                 let weights = if shared_output {
                     Weights::Dequantized
                 } else {
@@ -783,8 +791,8 @@ fn float(name: &str, v: f32) -> AttributeProto {
 enum Weights {
     /// INT8 initializer through a per-channel DequantizeLinear.
     Int8,
-    /// Their dequantized values as an fp32 initializer (an int8 conv whose output several
-    /// nodes read; see the module docs).
+    /// Their dequantized values as an fp32 initializer (an int8 conv with zero biases whose
+    /// output several nodes read; see the module docs).
     Dequantized,
 }
 
@@ -914,9 +922,12 @@ impl Builder {
         Ok((y, [g.out_ch, oh, ow]))
     }
 
-    /// The QDQ form of an int8 conv's operands: the input clipped to its 7-bit range
-    /// (kestrel's activations are 0..=ACT_MAX, and QuantizeLinear's u8 would saturate at 255
-    /// only), `QuantizeLinear` → `DequantizeLinear` with the calibrated scale and zero point,
+    /// The QDQ form of an int8 conv's operands: the input through `Min` with the top of its
+    /// 7-bit range (kestrel's activations are 0..=ACT_MAX, and QuantizeLinear's u8 would
+    /// saturate at 255 only; at the bottom it saturates at 0 itself, so a Clip's lower bound
+    /// would change nothing, and OpenVINO 2026.4.1 mis-scales a Clip after a max pool of an
+    /// int8 conv with zero biases), `QuantizeLinear` → `DequantizeLinear` with the calibrated
+    /// scale and zero point,
     /// and the int8 weights through a per-output-channel `DequantizeLinear` (axis 0, zero
     /// points 0), or with [`Weights::Dequantized`] that DequantizeLinear's output itself as
     /// an fp32 initializer. Returns the dequantized input's and weights' names.
@@ -937,9 +948,9 @@ impl Builder {
             ));
         }
         let (s, z) = (input.scale, input.zero);
-        let lo = self.float_scalar(-s * z as f32);
+        // The 7-bit range's top; its bottom, −s·z, is where QuantizeLinear saturates at u8 0.
         let hi = self.float_scalar(s * (ACT_MAX - z) as f32);
-        let clipped = self.node("Clip", &[x, &lo, &hi], vec![]);
+        let clipped = self.node("Min", &[x, &hi], vec![]);
         let scale = self.float_scalar(s);
         let zero = self.byte_init("x_zero", DATA_TYPE_UINT8, &[], &[z]);
         let xq = self.node("QuantizeLinear", &[&clipped, &scale, &zero], vec![]);
