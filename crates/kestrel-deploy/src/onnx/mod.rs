@@ -23,8 +23,7 @@
 //! is dynamic. (The Min, rather than a Clip with both bounds, avoids a second such bug: a Clip
 //! after a max pool of an int8 conv with zero biases and per-channel weight scales is scaled
 //! per channel wrongly there.) scripts/openvino_qdq_repro.py has both; docs/deploy.md the
-//! measurements. onnxruntime computes the same either way (it runs a conv with no
-//! QuantizeLinear after it in fp32 on the dequantized operands).
+//! measurements. onnxruntime's logits are the same with either weight encoding (measured).
 
 pub mod proto;
 
@@ -927,10 +926,9 @@ impl Builder {
     /// saturate at 255 only; at the bottom it saturates at 0 itself, so a Clip's lower bound
     /// would change nothing, and OpenVINO 2026.4.1 mis-scales a Clip after a max pool of an
     /// int8 conv with zero biases), `QuantizeLinear` → `DequantizeLinear` with the calibrated
-    /// scale and zero point,
-    /// and the int8 weights through a per-output-channel `DequantizeLinear` (axis 0, zero
-    /// points 0), or with [`Weights::Dequantized`] that DequantizeLinear's output itself as
-    /// an fp32 initializer. Returns the dequantized input's and weights' names.
+    /// scale and zero point, and the int8 weights through a per-output-channel
+    /// `DequantizeLinear` (axis 0, zero points 0), or with [`Weights::Dequantized`] that
+    /// DequantizeLinear's output itself as an fp32 initializer. Returns the dequantized input's and weights' names.
     fn qdq_operands(
         &mut self,
         x: &str,
