@@ -11,6 +11,9 @@ yitu-opensource/T2T-ViT, as for scripts/make_t2t_fixtures.py).
 
     cargo build --release --workspace
     [T2T_REPO=PATH] python3 scripts/check_onnx_export.py [MODEL[:IMG_SIZE] ...]
+
+The int8 QDQ export (kestrel quantize, then export --checkpoint) has its own check, in
+onnxruntime and OpenVINO: scripts/check_qdq_export.py.
 """
 import os
 import pathlib

@@ -29,7 +29,9 @@ MODELS = [
     "swin_tiny_patch4_window7_224_tiny", "maxvit_tiny_tf_224_tiny", "coatnet_0_rw_224_tiny",
     "t2t_vit_t_official_tiny", "t2t_vit_official_tiny", "resnet50_cbam_tiny",
 ]
-QDQ_MODELS = ["resnet18_tiny", "tf_efficientnet_tiny"]
+QDQ_MODELS = [
+    "resnet18_tiny", "tf_efficientnet_tiny", "mobilenetv2_tiny", "mobilenetv2_tiny_zero_bias",
+]
 OUT = ROOT / "crates/kestrel-deploy/tests/fixtures/onnx"
 
 

@@ -23,6 +23,7 @@ use kestrel_models::convnext::ConvNeXtConfig;
 use kestrel_models::efficientnet::EfficientNetConfig;
 use kestrel_models::layers::channel_attention::AttnKind;
 use kestrel_models::maxxvit::MaxxVitConfig;
+use kestrel_models::mobilenet::MobileNetConfig;
 use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::t2t::T2tConfig;
 use kestrel_models::weights::{load_weights, LoadOptions};
@@ -172,6 +173,14 @@ pub(crate) fn tiny_architecture(name: &str, device: &Device) -> Model {
             }
             .init(10, 3, &device),
         ),
+        // Inverted residuals whose linear-bottleneck output is both the next block's input and
+        // its residual (kestrel-models' mobilenet fixture config).
+        "mobilenetv2_tiny" => {
+            let mut cfg = MobileNetConfig::mobilenet_v2(0.25);
+            cfg.depth_multiplier = 0.34;
+            cfg.num_features = 64;
+            Model::MobileNet(cfg.init(10, 3, &device))
+        }
         other => panic!("no tiny config for {other}"),
     }
 }
@@ -325,25 +334,39 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
-fn argmax_rows(v: &[f32], classes: usize) -> Vec<usize> {
-    v.chunks(classes)
-        .map(|r| (0..classes).fold(0, |b, j| if r[j] > r[b] { j } else { b }))
-        .collect()
-}
-
 /// The QDQ export of `name` quantized (minmax, calibrated on 8 LCG images): its structure, and
 /// kestrel's int8 logits on 8 other LCG images against onnxruntime's for the same file.
-fn check_qdq(name: &str) {
+/// With `zero_biases` every conv's biases are zeroed after lowering, as a random-init model's
+/// are (BatchNorm folded from its default statistics); the files are then NAME_zero_bias.*.
+/// `shared_outputs`: whether the model has int8 convs with zero biases whose output (no
+/// activation) several ops read, which export fp32 weights (see kestrel_deploy::onnx).
+fn check_qdq(model_name: &str, zero_biases: bool, shared_outputs: bool) {
     let (n, c, h, w) = (8, 3, 32, 32);
-    let model = tiny_model(name);
-    let fp32 = lower_graph(&model, c).unwrap();
+    let name = &if zero_biases {
+        format!("{model_name}_zero_bias")
+    } else {
+        model_name.to_string()
+    };
+    let model = tiny_model(model_name);
+    let lower = || {
+        let mut g = lower_graph(&model, c).unwrap();
+        if zero_biases {
+            for op in g.ops.iter_mut() {
+                if let Op::Conv { conv, .. } = op {
+                    conv.bias.fill(0.0);
+                }
+            }
+        }
+        g
+    };
+    let fp32 = lower();
     let engine32 = Engine::new(&fp32);
     let mut calib = Calibration::default();
     for b in 0..2 {
         let x = lcg_images(4, c, h, w, 100 + b);
         calib.observe_batch(&engine32, &x, [4, c, h, w]).unwrap();
     }
-    let mut q = lower_graph(&model, c).unwrap();
+    let mut q = lower();
     let summary = quant::quantize_graph(&mut q, &calib, Method::MinMax).unwrap();
     assert!(summary.int8_convs > 0);
     let meta = ExportMeta {
@@ -361,24 +384,114 @@ fn check_qdq(name: &str) {
     }
 
     // (a) One QuantizeLinear per int8 conv, two DequantizeLinear (input, weights), int8
-    // weights stored as INT8 initializers.
+    // weights stored as INT8 initializers; but an int8 conv with zero biases whose own output
+    // several ops read (no activation node after it) has fp32 weights, DequantizeLinear's
+    // values.
     let parsed = ModelProto::decode(bytes.as_slice()).unwrap();
     let g = parsed.graph.as_ref().unwrap();
     let count = |op: &str| g.node.iter().filter(|n| n.op_type == op).count();
-    let int8_convs = q
-        .ops
-        .iter()
-        .filter(|o| matches!(o, Op::Conv { conv, .. } if conv.quant.as_ref().is_some_and(|q| q.input.is_some())))
-        .count();
+    let mut reads = vec![0usize; q.n_values];
+    for v in q.ops.iter().flat_map(|o| o.inputs()).chain([q.output]) {
+        reads[v] += 1;
+    }
+    let (mut int8_convs, mut shared) = (0, 0);
+    for o in &q.ops {
+        if let Op::Conv {
+            conv,
+            residual,
+            out,
+            ..
+        } = o
+        {
+            if conv.quant.as_ref().is_some_and(|q| q.input.is_some()) {
+                int8_convs += 1;
+                shared += usize::from(
+                    conv.act == Act::Identity
+                        && residual.is_none()
+                        && reads[*out] > 1
+                        && conv.bias.iter().all(|&b| b == 0.0),
+                );
+            }
+        }
+    }
     assert!(int8_convs > 0, "{name}");
+    assert_eq!(
+        shared > 0,
+        shared_outputs,
+        "{name}: {shared} shared int8 conv outputs"
+    );
     assert_eq!(count("QuantizeLinear"), int8_convs, "{name}");
-    assert_eq!(count("DequantizeLinear"), 2 * int8_convs, "{name}");
+    // Each QuantizeLinear reads a Min (the 7-bit range's top), not a Clip: OpenVINO 2026.4.1
+    // mis-scales a Clip after a max pool of an int8 conv with zero biases (ResNet's stem).
+    for n in g.node.iter().filter(|n| n.op_type == "QuantizeLinear") {
+        let before = g.node.iter().find(|m| m.output[0] == n.input[0]);
+        assert_eq!(
+            before.map(|m| m.op_type.as_str()),
+            Some("Min"),
+            "{name}: {} reads {}",
+            n.name,
+            n.input[0]
+        );
+    }
+    assert_eq!(count("DequantizeLinear"), 2 * int8_convs - shared, "{name}");
     let int8_inits = g
         .initializer
         .iter()
         .filter(|t| t.data_type == DATA_TYPE_INT8 && t.dims.len() == 4)
         .count();
-    assert_eq!(int8_inits, int8_convs, "{name}: int8 weight tensors");
+    assert_eq!(
+        int8_inits,
+        int8_convs - shared,
+        "{name}: int8 weight tensors"
+    );
+    // The property OpenVINO needs: a Conv on DequantizeLinear weights (an int8 conv to it)
+    // with all-zero biases has one reader of its output, or two that are its SiLU (Sigmoid,
+    // and the Mul of the output by it). OpenVINO 2026.4.1, with a dynamic batch, scales the
+    // output of such a conv that is, say, the next conv's input and a residual by its
+    // dequantization scale twice (scripts/openvino_qdq_repro.py); its SiLU it runs right, and
+    // any non-zero bias too.
+    let made_by: std::collections::HashMap<&str, &str> = g
+        .node
+        .iter()
+        .flat_map(|n| {
+            n.output
+                .iter()
+                .map(move |o| (o.as_str(), n.op_type.as_str()))
+        })
+        .collect();
+    let zero_bias = |name: &str| {
+        let t = g.initializer.iter().find(|t| t.name == name).unwrap();
+        t.raw_data
+            .chunks(4)
+            .all(|b| f32::from_le_bytes(b.try_into().unwrap()) == 0.0)
+    };
+    for n in g.node.iter().filter(|n| n.op_type == "Conv") {
+        let Some(&"DequantizeLinear") = made_by.get(n.input[1].as_str()) else {
+            continue;
+        };
+        if !zero_bias(&n.input[2]) {
+            continue;
+        }
+        let mut readers: Vec<&str> = g
+            .node
+            .iter()
+            .flat_map(|m| m.input.iter().map(move |i| (i, m.op_type.as_str())))
+            .filter(|(i, _)| **i == n.output[0])
+            .map(|(_, t)| t)
+            .chain(
+                g.output
+                    .iter()
+                    .filter(|o| o.name == n.output[0])
+                    .map(|_| "output"),
+            )
+            .collect();
+        readers.sort_unstable();
+        assert!(
+            readers.len() == 1 || readers == ["Mul", "Sigmoid"],
+            "{name}: {} (int8 weights) has readers {readers:?}",
+            n.name
+        );
+    }
 
     // (b) onnxruntime on this file against kestrel's int8 engine.
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -403,7 +516,6 @@ fn check_qdq(name: &str) {
     };
     let (ort, ort_plain) = (logits("logits"), logits("logits_unoptimized"));
     let int8 = Engine::new(&q).run_nchw(&input, n, c, h, w).unwrap();
-    let float = engine32.run_nchw(&input, n, c, h, w).unwrap();
     if let Ok(dir) = std::env::var("KESTREL_ONNX_WRITE_DIR") {
         // For comparing by hand (the fixture script does not read it).
         let raw: Vec<u8> = int8.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -425,34 +537,37 @@ fn check_qdq(name: &str) {
          max|logit| {scale}",
         fx["onnxruntime"]
     );
-    // With onnxruntime's default optimizations (int32 biases) a few activations round to the
-    // neighbouring level: still much closer to kestrel's int8 than kestrel's fp32 is, and the
-    // same top-1 on at least 7 of the 8 noise images (near-ties are common on noise; the
-    // agreement on real photos is in docs/deploy.md).
-    let classes = int8.len() / n;
-    let (top_int8, top_ort) = (argmax_rows(&int8, classes), argmax_rows(&ort, classes));
-    let agree = top_int8
-        .iter()
-        .zip(&top_ort)
-        .filter(|(a, b)| a == b)
-        .count();
-    let (err, quant_err) = (max_abs_diff(&int8, &ort), max_abs_diff(&int8, &float));
+    // The same with onnxruntime's default optimizations. (With the Clip(−s·z, s·(127−z)) the
+    // exporter wrote before the Min they were 3.9%, 27% and 6.5% of max|logit| off on
+    // resnet18_tiny, tf_efficientnet_tiny and mobilenetv2_tiny, one top-1 of 8 changed.)
+    let err = max_abs_diff(&int8, &ort);
     assert!(
-        agree >= n - 1 && err <= 0.5 * quant_err,
-        "{name}: int8 vs onnxruntime QDQ {}: top-1 {top_int8:?} vs {top_ort:?}, max abs diff \
-         {err}; int8 vs fp32 {quant_err}",
+        err <= 1e-4 * scale,
+        "{name}: int8 vs onnxruntime QDQ (default optimizations) {} max abs diff {err}, \
+         max|logit| {scale}",
         fx["onnxruntime"]
     );
 }
 
 #[test]
 fn resnet_qdq_export_matches_onnxruntime() {
-    check_qdq("resnet18_tiny");
+    check_qdq("resnet18_tiny", false, false);
 }
 
 #[test]
 fn tf_efficientnet_qdq_export_matches_onnxruntime() {
-    check_qdq("tf_efficientnet_tiny");
+    check_qdq("tf_efficientnet_tiny", false, false);
+}
+
+#[test]
+fn mobilenetv2_qdq_export_matches_onnxruntime() {
+    check_qdq("mobilenetv2_tiny", false, false);
+}
+
+/// Linear bottlenecks with zero biases: the pattern OpenVINO runs wrongly as plain QDQ.
+#[test]
+fn mobilenetv2_zero_bias_qdq_export_matches_onnxruntime() {
+    check_qdq("mobilenetv2_tiny", true, true);
 }
 
 #[test]

@@ -17,8 +17,10 @@ use super::source::{load, ModelSourceArgs};
     after_help = "The batch dimension is dynamic; the image size is fixed at export (TF \"same\" \
 padding and adaptive pools are written out for it). TensorRT and OpenVINO read the same file.\n\n\
 An int8 run folder (--checkpoint DIR of `kestrel quantize`) exports as QDQ ONNX: each int8 conv's \
-input goes through Clip (its 7-bit range), QuantizeLinear and DequantizeLinear with the \
-calibrated scale and zero point, and its int8 weights through a per-channel DequantizeLinear.\n\n\
+input goes through Min (the top of its 7-bit range), QuantizeLinear and DequantizeLinear with \
+the calibrated scale and zero point, and its int8 weights through a per-channel \
+DequantizeLinear (fp32 dequantized weights for a zero-bias conv whose output several ops read, \
+which OpenVINO would otherwise run wrongly; docs/deploy.md).\n\n\
 Example:\n  kestrel export --model resnet50 --weights resnet50.safetensors --output resnet50.onnx"
 )]
 pub struct ExportArgs {

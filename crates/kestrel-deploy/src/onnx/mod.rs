@@ -7,10 +7,23 @@
 //! Spatial sizes are fixed at export (`ExportMeta::input_size`): TF "same" padding and adaptive
 //! pooling depend on them, and are written out as the explicit pads / kernels for that size.
 //!
-//! A quantized graph exports as QDQ ONNX: every int8 conv reads its input through Clip (the
-//! 7-bit range), QuantizeLinear and DequantizeLinear, and its int8 weights through a
-//! per-channel DequantizeLinear, so that the graph computes exactly what kestrel's int8 engine
-//! does (the convs stored in int8 but run in fp32 export their dequantized weights).
+//! A quantized graph exports as QDQ ONNX: every int8 conv reads its input through Min (the top
+//! of the 7-bit range; QuantizeLinear's u8 saturation at 0 is its bottom), QuantizeLinear and
+//! DequantizeLinear, and its int8 weights through a per-channel DequantizeLinear, so that the
+//! graph computes exactly what kestrel's int8 engine does (the convs stored in int8 but run in
+//! fp32 export their dequantized weights).
+//!
+//! One exception keeps the file correct in OpenVINO: an int8 conv with all-zero biases whose
+//! output (no activation after it) is read by more than one op, e.g. the linear-bottleneck
+//! output of a MobileNetV2 or EfficientNet at random init (BatchNorm folded from its default
+//! statistics), both the next block's input and its residual, exports its weights as the fp32
+//! values DequantizeLinear would make of them (`q as f32 * scale`, bit for bit), its input still
+//! through Min, QuantizeLinear and DequantizeLinear. OpenVINO 2026.4.1's CPU plugin otherwise
+//! runs such a conv in int8 with its dequantization scale applied twice when the batch dimension
+//! is dynamic. (The Min, rather than a Clip with both bounds, avoids a second such bug: a Clip
+//! after a max pool of an int8 conv with zero biases and per-channel weight scales is scaled
+//! per channel wrongly there.) scripts/openvino_qdq_repro.py has both; docs/deploy.md the
+//! measurements. onnxruntime's logits are the same with either weight encoding (measured).
 
 pub mod proto;
 
@@ -101,6 +114,18 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
     let mut shapes: Vec<Option<[usize; 3]>> = vec![None; graph.n_values];
     names[0] = Some(INPUT_NAME.to_string());
     shapes[0] = Some([c, h, w]);
+    // How many ops (and the graph's output) read each value.
+    let mut reads = vec![0usize; graph.n_values];
+    for v in graph
+        .ops
+        .iter()
+        .flat_map(|op| op.inputs())
+        .chain([graph.output])
+    {
+        if let Some(r) = reads.get_mut(v) {
+            *r += 1;
+        }
+    }
 
     for (i, op) in graph.ops.iter().enumerate() {
         let unsupported = |why: String| ExportError::Unsupported {
@@ -122,10 +147,21 @@ pub fn export_model(graph: &Graph, meta: &ExportMeta) -> Result<ModelProto, Expo
                 x,
                 residual,
                 add_after_act,
-                out: _,
+                out,
             } => {
                 let (xn, s) = get(*x)?;
-                let (y, ys) = b.conv(conv, &xn, s).map_err(|e| unsupported(e))?;
+                // The conv node's own output is the op's when nothing follows it (OpenVINO
+                // runs the pattern right when any bias is non-zero: measured, the repro script).
+                let shared_output = conv.act == Act::Identity
+                    && residual.is_none()
+                    && reads.get(*out).is_some_and(|&r| r > 1)
+                    && conv.bias.iter().all(|&b| b == 0.0);
+                let weights = if shared_output {
+                    Weights::Dequantized
+                } else {
+                    Weights::Int8
+                };
+                let (y, ys) = b.conv_with(conv, &xn, s, weights).map_err(unsupported)?;
                 match residual {
                     None => (b.act(conv.act, &y).map_err(unsupported)?, ys),
                     Some(r) => {
@@ -749,6 +785,16 @@ fn float(name: &str, v: f32) -> AttributeProto {
     }
 }
 
+/// How an int8 conv's weights are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Weights {
+    /// INT8 initializer through a per-channel DequantizeLinear.
+    Int8,
+    /// Their dequantized values as an fp32 initializer (an int8 conv with zero biases whose
+    /// output several nodes read; see the module docs).
+    Dequantized,
+}
+
 /// Accumulates nodes and initializers with unique names.
 #[derive(Default)]
 struct Builder {
@@ -813,6 +859,17 @@ impl Builder {
         x: &str,
         s: [usize; 3],
     ) -> Result<(String, [usize; 3]), String> {
+        self.conv_with(conv, x, s, Weights::Int8)
+    }
+
+    /// As [`Builder::conv`], an int8 conv's weights written as `weights` says.
+    fn conv_with(
+        &mut self,
+        conv: &ConvSpec,
+        x: &str,
+        s: [usize; 3],
+        weights: Weights,
+    ) -> Result<(String, [usize; 3]), String> {
         let g: &ConvGeometry = &conv.geom;
         let [c, h, w] = s;
         if c != g.in_ch {
@@ -844,7 +901,9 @@ impl Builder {
                 x.to_string(),
                 self.float_init("weight", &wdims, &conv.weight),
             ),
-            Some((q, input)) => self.qdq_operands(x, input, &q.weight, &q.w_scale, &wdims)?,
+            Some((q, input)) => {
+                self.qdq_operands(x, input, &q.weight, &q.w_scale, &wdims, weights)?
+            }
         };
         let bn = self.float_init("bias", &[g.out_ch], &conv.bias);
         let y = self.node(
@@ -862,11 +921,14 @@ impl Builder {
         Ok((y, [g.out_ch, oh, ow]))
     }
 
-    /// The QDQ form of an int8 conv's operands: the input clipped to its 7-bit range
-    /// (kestrel's activations are 0..=ACT_MAX, and QuantizeLinear's u8 would saturate at 255
-    /// only), `QuantizeLinear` → `DequantizeLinear` with the calibrated scale and zero point,
-    /// and the int8 weights through a per-output-channel `DequantizeLinear` (axis 0, zero
-    /// points 0). Returns the dequantized input's and weights' names.
+    /// The QDQ form of an int8 conv's operands: the input through `Min` with the top of its
+    /// 7-bit range (kestrel's activations are 0..=ACT_MAX, and QuantizeLinear's u8 would
+    /// saturate at 255 only; at the bottom it saturates at 0 itself, so a Clip's lower bound
+    /// would change nothing, and OpenVINO 2026.4.1 mis-scales a Clip after a max pool of an
+    /// int8 conv with zero biases), `QuantizeLinear` → `DequantizeLinear` with the calibrated
+    /// scale and zero point, and the int8 weights through a per-output-channel
+    /// `DequantizeLinear` (axis 0, zero points 0), or with [`Weights::Dequantized`] that
+    /// DequantizeLinear's output itself as an fp32 initializer. Returns the dequantized input's and weights' names.
     fn qdq_operands(
         &mut self,
         x: &str,
@@ -874,6 +936,7 @@ impl Builder {
         weight: &[i8],
         w_scale: &[f32],
         wdims: &[usize; 4],
+        weights: Weights,
     ) -> Result<(String, String), String> {
         if weight.len() != wdims.iter().product::<usize>() || w_scale.len() != wdims[0] {
             return Err(format!(
@@ -883,13 +946,23 @@ impl Builder {
             ));
         }
         let (s, z) = (input.scale, input.zero);
-        let lo = self.float_scalar(-s * z as f32);
+        // The 7-bit range's top; its bottom, −s·z, is where QuantizeLinear saturates at u8 0.
         let hi = self.float_scalar(s * (ACT_MAX - z) as f32);
-        let clipped = self.node("Clip", &[x, &lo, &hi], vec![]);
+        let clipped = self.node("Min", &[x, &hi], vec![]);
         let scale = self.float_scalar(s);
         let zero = self.byte_init("x_zero", DATA_TYPE_UINT8, &[], &[z]);
         let xq = self.node("QuantizeLinear", &[&clipped, &scale, &zero], vec![]);
         let xd = self.node("DequantizeLinear", &[&xq, &scale, &zero], vec![]);
+        if weights == Weights::Dequantized {
+            // DequantizeLinear's y = (q − 0) · scale[o], in f32.
+            let per = weight.len() / wdims[0].max(1);
+            let w: Vec<f32> = weight
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| v as f32 * w_scale[k / per])
+                .collect();
+            return Ok((xd, self.float_init("weight_dequantized", wdims, &w)));
+        }
         let wq = self.byte_init(
             "weight_int8",
             DATA_TYPE_INT8,
