@@ -508,16 +508,21 @@ fn a_residual_block_on_nhwc_activations_matches_burns_ops() {
         };
         let y = conv(c, wd.clone(), &depthwise);
         let grads = (y.clone() * r.clone()).sum().backward();
-        let flat = |t: Option<Tensor<4>>| t.expect("gradient").into_data().to_vec::<f32>().unwrap();
+        let flat = |t: Option<Tensor<4>>| {
+            t.expect("gradient")
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
         let gamma = bn1.gamma.val().grad(&grads).expect("gamma gradient");
         (
-            y.inner().into_data().to_vec::<f32>().unwrap(),
+            y.inner().into_data().try_to_vec::<f32>().unwrap(),
             [
                 flat(x.grad(&grads)),
                 flat(w1.grad(&grads)),
                 flat(w2.grad(&grads)),
                 flat(wd.grad(&grads)),
-                gamma.into_data().to_vec::<f32>().unwrap(),
+                gamma.into_data().try_to_vec::<f32>().unwrap(),
             ],
         )
     };
