@@ -959,6 +959,22 @@ pub trait KestrelBatchNorm: Backend {
         unreachable!("kestrel_bn_train is routed to Flex only")
     }
 
+    /// Inference mode: `act(bn(x))` with the running statistics, in `x`'s layout. Only called
+    /// off autodiff (see [`batch_norm_eval_act`]).
+    #[allow(clippy::too_many_arguments)]
+    fn kestrel_bn_eval(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        act: u8,
+    ) -> FloatTensor<Self> {
+        let _ = (x, gamma, beta, mean, variance, epsilon, act);
+        unreachable!("kestrel_bn_eval is routed to Flex without autodiff only")
+    }
+
     /// `(dx, dgamma, dbeta)`.
     #[allow(clippy::too_many_arguments)]
     fn kestrel_bn_train_backward(
@@ -986,6 +1002,38 @@ fn flex_vec(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
 }
 
 impl KestrelBatchNorm for Flex {
+    fn kestrel_bn_eval(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        var: FlexTensor,
+        epsilon: f64,
+        act: u8,
+    ) -> FlexTensor {
+        let shape = x.layout().shape().to_vec();
+        let c = shape[1];
+        let nhwc = shape.len() == 4 && is_nhwc(&x);
+        let mut y = if nhwc || x.layout().is_contiguous() && dense_storage(&x) {
+            x
+        } else {
+            FlexTensor::from_data(TensorData::new(f32_slice(&x).into_owned(), shape.clone()))
+        };
+        let hw: usize = shape[2..].iter().product();
+        kestrel_kernels::batch_norm::eval_in_place(
+            y.storage_mut::<f32>(),
+            c,
+            (!nhwc).then_some(hw),
+            &f32_slice(&gamma),
+            &f32_slice(&beta),
+            &f32_slice(&mean),
+            &f32_slice(&var),
+            epsilon as f32,
+            bn_act_from_code(act),
+        );
+        y
+    }
+
     fn kestrel_bn_train(
         x: FlexTensor,
         gamma: FlexTensor,
@@ -1191,6 +1239,36 @@ pub fn batch_norm_takes_kestrel_path<const D: usize>(
         && x.device().inner() == Device::flex()
         && x.device().is_autodiff()
         && bn.training.is_enabled()
+}
+
+/// `act(bn(x))` in inference mode (off autodiff, e.g. a training run's validation pass) as one
+/// pass in `x`'s layout on flex, with burn's operations in burn's order (the same values);
+/// `Err(x)` for other backends, dtypes or activations.
+pub fn batch_norm_eval_act<const D: usize>(
+    bn: &burn::nn::BatchNorm,
+    x: Tensor<D>,
+    act: KernelAct,
+) -> Result<Tensor<D>, Tensor<D>> {
+    let ours = enabled()
+        && D == 4
+        && x.dtype() == DType::F32
+        && x.device().inner() == Device::flex()
+        && !x.device().is_autodiff()
+        && x.dims()[1] == bn.gamma.dims()[0];
+    let Some(code) = bn_act_code(act).filter(|_| ours) else {
+        return Err(x);
+    };
+    Ok(Tensor::<D>::from_dispatch(
+        <Dispatch as KestrelBatchNorm>::kestrel_bn_eval(
+            x.into_dispatch(),
+            bn.gamma.val().into_dispatch(),
+            bn.beta.val().into_dispatch(),
+            bn.running_mean.value_sync().into_dispatch(),
+            bn.running_var.value_sync().into_dispatch(),
+            bn.epsilon,
+            code,
+        ),
+    ))
 }
 
 /// `act(bn(x))` in training mode as one fused op each way (two passes forward, two backward),

@@ -105,7 +105,11 @@ pub fn bn_then<const D: usize>(
     act: kestrel_kernels::Act,
     burn_act: impl FnOnce(Tensor<D>) -> Tensor<D>,
 ) -> Tensor<D> {
-    match crate::kernels::batch_norm_act(bn, x, act) {
+    let x = match crate::kernels::batch_norm_act(bn, x, act) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    match crate::kernels::batch_norm_eval_act(bn, x, act) {
         Ok(y) => y,
         Err(x) => burn_act(bn.forward(x)),
     }
