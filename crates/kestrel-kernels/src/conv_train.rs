@@ -137,6 +137,13 @@ fn check_dense(geom: &ConvGeometry) {
     assert!(!geom.tf_same, "conv_train takes explicit padding");
 }
 
+/// A dense convolution's output size on an `h × w` input; panics when the kernel does not fit.
+fn dense_output_hw(geom: &ConvGeometry, h: usize, w: usize) -> (usize, usize) {
+    check_dense(geom);
+    geom.output_hw(h, w)
+        .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", geom.kernel))
+}
+
 /// Forward: `x` NCHW `[n, in_ch, h, w]`, `weight` OIHW; returns NCHW `[n, out_ch, oh, ow]`
 /// with `(oh, ow)`.
 pub fn conv2d_forward_nchw(
@@ -147,10 +154,7 @@ pub fn conv2d_forward_nchw(
     w: usize,
     weight: &[f32],
 ) -> (Vec<f32>, usize, usize) {
-    check_dense(geom);
-    let (oh, ow) = geom
-        .output_hw(h, w)
-        .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", geom.kernel));
+    let (oh, ow) = dense_output_hw(geom, h, w);
     if forward_is_direct_nchw(geom) {
         return (
             direct_forward_nchw(geom, x, n, h, w, oh, ow, weight),
@@ -183,10 +187,7 @@ pub fn conv2d_forward_nhwc(
     w: usize,
     weight: &[f32],
 ) -> (Vec<f32>, usize, usize) {
-    check_dense(geom);
-    let (oh, ow) = geom
-        .output_hw(h, w)
-        .unwrap_or_else(|| panic!("conv {:?} does not fit a {h}×{w} input", geom.kernel));
+    let (oh, ow) = dense_output_hw(geom, h, w);
     assert_eq!(x_nhwc.len(), n * h * w * geom.in_ch, "conv x size");
     let conv = Conv2d::new(*geom, weight, None, Act::Identity);
     // SAFETY: a dense conv's GEMM writes every output element.
