@@ -141,11 +141,12 @@ fn flex_tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
 
 // NHWC. Activations stay NHWC between kestrel's ops in training. A dense convolution's
 // output (and its input gradient) is the `[n, h, w, c]` buffer its GEMM wrote, handed to burn as
-// the logical NCHW tensor `permute([0, 3, 1, 2])` of it: burn's element-wise ops (bias, drop
-// path) iterate such a tensor in storage order and keep its layout, the next convolution and
-// batch norm read it as NHWC directly, and only ops that need NCHW planes (depthwise
-// convolutions, pooling) transpose. Before, every convolution transposed its input, its output,
-// `dy`, `x` again and `dx`: 11% of a resnet20_cifar training step.
+// the logical NCHW tensor `permute([0, 3, 1, 2])` of it. The next convolution, batch norm,
+// activation and residual add read it as NHWC directly; only ops that need NCHW planes
+// (depthwise convolutions, pooling) transpose. burn's unary ops keep the layout, but its binary
+// ops (a bias, drop path, autodiff's sum of two gradients) walk operands in NCHW order and write
+// NCHW, which the next kestrel op transposes back: correct, slower. Before, every convolution
+// transposed its input, its output, `dy`, `x` again and `dx`: 11% of a resnet20_cifar step.
 
 /// The NHWC storage of a logically NCHW f32 tensor whose strides are NHWC's (where a dimension
 /// of size 1 makes both layouts one, NCHW tensors qualify too).
