@@ -386,6 +386,22 @@ pub fn conv2d_backward_nhwc(
     (dx, weight_grad(geom, x_nhwc, n, h, w, dy_nhwc, oh, ow))
 }
 
+/// The input gradient alone on NHWC activations (a frozen weight needs no dW): `dy`
+/// `[n, oh, ow, out_ch]` in, `dx` `[n, h, w, in_ch]` out.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_input_grad_nhwc(
+    geom: &ConvGeometry,
+    dy_nhwc: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    weight: &[f32],
+) -> Vec<f32> {
+    input_grad(geom, dy_nhwc, n, h, w, oh, ow, weight)
+}
+
 /// The input gradient, NHWC `dy` in, NHWC `dx` `[n, h, w, in_ch]` out.
 #[allow(clippy::too_many_arguments)]
 fn input_grad(

@@ -270,8 +270,18 @@ impl KestrelConv for Flex {
             return Flex::conv2d_x_backward(x, weight, grad, options);
         };
         if g.groups == 1 {
-            let (dx, _) = gradients_nhwc(&g, &x, &weight, &grad, true);
-            return dx.expect("asked for dx");
+            // The input gradient alone: no weight gradient for a frozen weight.
+            let dx = conv_train::conv2d_input_grad_nhwc(
+                &g,
+                &as_nhwc(&grad),
+                xs[0],
+                xs[2],
+                xs[3],
+                gs[2],
+                gs[3],
+                &f32_slice(&weight),
+            );
+            return nhwc_tensor(dx, dims4(&x));
         }
         let dx = depthwise::input_grad_nchw(
             &g,
