@@ -25,6 +25,12 @@ fn check(name: &str, size: usize) {
 }
 
 fn check_batch(name: &str, size: usize, batch: usize) {
+    // Read by `forced_avx2_and_portable_kernels_match_burn` in its child processes.
+    println!(
+        "kernels: {}, avx512 {}",
+        kestrel_kernels::Isa::detect().name(),
+        kestrel_kernels::avx512()
+    );
     let device = Device::flex();
     let spec = kestrel_models::find(name).unwrap();
     let model = spec
@@ -159,4 +165,58 @@ fn wrong_channel_count_is_an_error() {
         err.contains("1 channels") && err.contains("expects 3"),
         "{err}"
     );
+}
+
+/// The kernels a CPU without AVX-512 (or without AVX2) would run, forced with `KESTREL_ISA` in
+/// a child process (the ISA is read once per process): the same fast-vs-burn checks must pass
+/// on the AVX2 kernels and on the portable ones. Each check prints the kernels it ran, so a child
+/// that ignored the variable, or ran no test, fails here.
+#[test]
+fn forced_avx2_and_portable_kernels_match_burn() {
+    if std::env::var_os("KESTREL_ISA").is_some() {
+        return; // the child itself: the listed tests are what it runs
+    }
+    let exe = std::env::current_exe().expect("test executable");
+    for (isa, want_name) in [("avx2", "avx2+fma"), ("scalar", "scalar")] {
+        if isa == "avx2" && !cpu_has_avx2() {
+            continue;
+        }
+        let out = std::process::Command::new(&exe)
+            .env("KESTREL_ISA", isa)
+            .args([
+                "--exact",
+                "runner::resnets_match_burn",
+                "runner::mobile_families_match_burn",
+                "runner::convnext_matches_burn",
+                "--test-threads",
+                "1",
+                "--nocapture",
+            ])
+            .output()
+            .expect("run the test executable");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "KESTREL_ISA={isa}: the fast engine failed its checks\n{stdout}\n{stderr}"
+        );
+        assert!(
+            stdout.contains("3 passed"),
+            "KESTREL_ISA={isa}: the child did not run the three tests\n{stdout}"
+        );
+        let line = format!("kernels: {want_name}, avx512 false");
+        assert!(
+            stdout.contains(&line) || stderr.contains(&line),
+            "KESTREL_ISA={isa}: the child did not run the {want_name} kernels\n{stdout}\n{stderr}"
+        );
+    }
+}
+
+fn cpu_has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
