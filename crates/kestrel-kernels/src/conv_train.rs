@@ -337,7 +337,7 @@ pub fn conv2d_input_grad_nchw(
     assert_eq!(dy.len(), n * geom.out_ch * oh * ow, "conv dy size");
     let dy_nhwc = nchw_to_nhwc(dy, n, geom.out_ch, oh * ow);
     nhwc_to_nchw(
-        &input_grad(geom, &dy_nhwc, n, h, w, oh, ow, weight),
+        &conv2d_input_grad_nhwc(geom, &dy_nhwc, n, h, w, oh, ow, weight),
         n,
         h * w,
         geom.in_ch,
@@ -382,29 +382,14 @@ pub fn conv2d_backward_nhwc(
     weight: &[f32],
     want_dx: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
-    let dx = want_dx.then(|| input_grad(geom, dy_nhwc, n, h, w, oh, ow, weight));
+    let dx = want_dx.then(|| conv2d_input_grad_nhwc(geom, dy_nhwc, n, h, w, oh, ow, weight));
     (dx, weight_grad(geom, x_nhwc, n, h, w, dy_nhwc, oh, ow))
 }
 
-/// The input gradient alone on NHWC activations (a frozen weight needs no dW): `dy`
-/// `[n, oh, ow, out_ch]` in, `dx` `[n, h, w, in_ch]` out.
+/// The input gradient alone on NHWC activations (also what a frozen weight needs: no dW):
+/// `dy` `[n, oh, ow, out_ch]` in, `dx` `[n, h, w, in_ch]` out.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_input_grad_nhwc(
-    geom: &ConvGeometry,
-    dy_nhwc: &[f32],
-    n: usize,
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    weight: &[f32],
-) -> Vec<f32> {
-    input_grad(geom, dy_nhwc, n, h, w, oh, ow, weight)
-}
-
-/// The input gradient, NHWC `dy` in, NHWC `dx` `[n, h, w, in_ch]` out.
-#[allow(clippy::too_many_arguments)]
-fn input_grad(
     geom: &ConvGeometry,
     dy_nhwc: &[f32],
     n: usize,
