@@ -194,11 +194,15 @@ pub unsafe fn igemm(
     let mt_chunk = (256 * 1024 / (MR * block_depth.max(1) * 4)).clamp(1, 64);
     let row_tasks = mtiles.div_ceil(mt_chunk);
     let want = 3 * crate::threads::num_threads();
-    let pc = if row_tasks >= want {
+    let mut pc = if row_tasks >= want {
         panels
     } else {
         (panels * row_tasks / want).max(1)
     };
+    if wide && pc < panels {
+        // Whole panel pairs per task for the AVX-512 kernel.
+        pc += pc % 2;
+    }
     let panel_tasks = panels.div_ceil(pc);
     let tasks = row_tasks * panel_tasks;
 
@@ -248,48 +252,57 @@ pub unsafe fn igemm(
         }
         let (c, bias, res) = (c, bias, res);
         for (bi, &(t0, t1, k0, k1)) in blocks.iter().enumerate() {
-            for p in pt * pc..((pt + 1) * pc).min(panels) {
+            let tile = |p: usize, mt: usize| {
                 let j0 = p * NR;
-                let nr = NR.min(b.n - j0);
+                let i0 = mt * MR;
+                Tile {
+                    taps: t1 - t0,
+                    kc: k1 - k0,
+                    a: ptrs.as_ptr().add(((mt - mt0) * taps + t0) * MR),
+                    a_koff: k0,
+                    b: b.panel(p).add((t0 * b.k + k0) * NR),
+                    b_tap_stride: b.k * NR,
+                    first: bi == 0 && !accumulate,
+                    last: bi + 1 == blocks.len(),
+                    // SAFETY (disjoint writes): each task owns rows mt0..mt1 × its panels.
+                    c: c.0.add(i0 * ldc + col0 + j0),
+                    ldc,
+                    mr: MR.min(m - i0),
+                    nr: NR.min(b.n - j0),
+                    bias: if bias.0.is_null() {
+                        bias.0
+                    } else {
+                        bias.0.add(col0 + j0)
+                    },
+                    res: if res.0.is_null() {
+                        res.0
+                    } else {
+                        res.0.add(i0 * ld_res + col0 + j0)
+                    },
+                    ld_res,
+                    act,
+                    add_after_act,
+                }
+            };
+            let (p0, p1) = (pt * pc, ((pt + 1) * pc).min(panels));
+            let mut p = p0;
+            while p < p1 {
+                debug_assert!(p * panel_len < b.data.len().max(1));
+                // AVX-512: two panels per call (12 accumulators keep both FMA pipes busy).
+                let pair = isa == Isa::Avx2 && wide && p + 1 < p1;
+                let step = if pair { 2 } else { 1 };
                 for mt in mt0..mt1 {
-                    let i0 = mt * MR;
-                    let tile = Tile {
-                        taps: t1 - t0,
-                        kc: k1 - k0,
-                        a: ptrs.as_ptr().add(((mt - mt0) * taps + t0) * MR),
-                        a_koff: k0,
-                        b: b.panel(p).add((t0 * b.k + k0) * NR),
-                        b_tap_stride: b.k * NR,
-                        first: bi == 0 && !accumulate,
-                        last: bi + 1 == blocks.len(),
-                        // SAFETY (disjoint writes): each task owns rows mt0..mt1 × its panels.
-                        c: c.0.add(i0 * ldc + col0 + j0),
-                        ldc,
-                        mr: MR.min(m - i0),
-                        nr,
-                        bias: if bias.0.is_null() {
-                            bias.0
-                        } else {
-                            bias.0.add(col0 + j0)
-                        },
-                        res: if res.0.is_null() {
-                            res.0
-                        } else {
-                            res.0.add(i0 * ld_res + col0 + j0)
-                        },
-                        ld_res,
-                        act,
-                        add_after_act,
-                    };
-                    debug_assert!(p * panel_len < b.data.len().max(1));
                     match isa {
                         #[cfg(target_arch = "x86_64")]
-                        Isa::Avx2 if wide => avx512::kernel(&tile),
+                        Isa::Avx2 if pair => avx512::kernel_pair(&tile(p, mt), &tile(p + 1, mt)),
                         #[cfg(target_arch = "x86_64")]
-                        Isa::Avx2 => avx2::kernel(&tile),
-                        _ => scalar_kernel(&tile),
+                        Isa::Avx2 if wide => avx512::kernel(&tile(p, mt)),
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx2 => avx2::kernel(&tile(p, mt)),
+                        _ => scalar_kernel(&tile(p, mt)),
                     }
                 }
+                p += step;
             }
         }
     });
@@ -559,6 +572,51 @@ mod avx512 {
         }
         super::avx2::store(t, lo, hi);
     }
+
+    /// The tiles of two adjacent panels (`t2` is `t`'s next panel, same rows and depth): 12
+    /// accumulators, two B loads per six broadcasts. Each element's sum is [`kernel`]'s.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn kernel_pair(t: &Tile, t2: &Tile) {
+        let z = _mm512_setzero_ps();
+        let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5) = (z, z, z, z, z, z);
+        let (mut d0, mut d1, mut d2, mut d3, mut d4, mut d5) = (z, z, z, z, z, z);
+        for tap in 0..t.taps {
+            let [a0, a1, a2, a3, a4, a5] = t.rows(tap);
+            let mut bp = t.b.add(tap * t.b_tap_stride);
+            let mut bq = t2.b.add(tap * t.b_tap_stride);
+            for k in 0..t.kc {
+                let b = _mm512_loadu_ps(bp);
+                let b2 = _mm512_loadu_ps(bq);
+                macro_rules! row {
+                    ($a:ident, $c:ident, $d:ident) => {
+                        let x = _mm512_set1_ps(*$a.add(k));
+                        $c = _mm512_fmadd_ps(x, b, $c);
+                        $d = _mm512_fmadd_ps(x, b2, $d);
+                    };
+                }
+                row!(a0, c0, d0);
+                row!(a1, c1, d1);
+                row!(a2, c2, d2);
+                row!(a3, c3, d3);
+                row!(a4, c4, d4);
+                row!(a5, c5, d5);
+                bp = bp.add(NR);
+                bq = bq.add(NR);
+            }
+        }
+        for (tile, rows) in [
+            (t, [c0, c1, c2, c3, c4, c5]),
+            (t2, [d0, d1, d2, d3, d4, d5]),
+        ] {
+            let mut lo = [_mm256_setzero_ps(); MR];
+            let mut hi = [_mm256_setzero_ps(); MR];
+            for r in 0..MR {
+                lo[r] = _mm512_castps512_ps256(rows[r]);
+                hi[r] = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(rows[r])));
+            }
+            super::avx2::store(tile, lo, hi);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -590,45 +648,47 @@ mod tests {
                 .map(|_| (0..k).map(|_| lcg(&mut s)).collect())
                 .collect();
             let ptrs: Vec<*const f32> = rows.iter().map(|r| r.as_ptr()).collect();
-            let b: Vec<f32> = (0..taps * k * NR).map(|_| lcg(&mut s)).collect();
-            let bias: Vec<f32> = (0..NR).map(|_| lcg(&mut s)).collect();
-            let run = |wide: bool| {
-                let mut c = vec![0f32; MR * NR];
-                let tile = Tile {
-                    taps,
-                    kc: k,
-                    a: ptrs.as_ptr(),
-                    a_koff: 0,
-                    b: b.as_ptr(),
-                    b_tap_stride: k * NR,
-                    first: true,
-                    last: true,
-                    c: c.as_mut_ptr(),
-                    ldc: NR,
-                    mr,
-                    nr,
-                    bias: bias.as_ptr(),
-                    res: std::ptr::null(),
-                    ld_res: 0,
-                    act: Act::Silu,
-                    add_after_act: false,
-                };
-                unsafe {
-                    if wide {
-                        avx512::kernel(&tile)
-                    } else {
-                        avx2::kernel(&tile)
-                    }
-                };
-                c
+            // Two panels of B and bias: the pair kernel's second tile reads the second.
+            let b: Vec<f32> = (0..2 * taps * k * NR).map(|_| lcg(&mut s)).collect();
+            let bias: Vec<f32> = (0..2 * NR).map(|_| lcg(&mut s)).collect();
+            let tile = |panel: usize, c: &mut Vec<f32>| Tile {
+                taps,
+                kc: k,
+                a: ptrs.as_ptr(),
+                a_koff: 0,
+                b: b[panel * taps * k * NR..].as_ptr(),
+                b_tap_stride: k * NR,
+                first: true,
+                last: true,
+                c: c.as_mut_ptr(),
+                ldc: NR,
+                mr,
+                nr,
+                bias: bias[panel * NR..].as_ptr(),
+                res: std::ptr::null(),
+                ld_res: 0,
+                act: Act::Silu,
+                add_after_act: false,
             };
-            let (narrow, wide) = (run(false), run(true));
-            for (i, (x, y)) in narrow.iter().zip(&wide).enumerate() {
-                assert_eq!(
-                    x.to_bits(),
-                    y.to_bits(),
-                    "k{k} nr{nr} mr{mr} taps{taps} [{i}]: {x} vs {y}"
-                );
+            for panel in 0..2 {
+                let mut narrow = vec![0f32; MR * NR];
+                let mut wide = vec![0f32; MR * NR];
+                let (mut first, mut second) = (vec![0f32; MR * NR], vec![0f32; MR * NR]);
+                unsafe {
+                    avx2::kernel(&tile(panel, &mut narrow));
+                    avx512::kernel(&tile(panel, &mut wide));
+                    avx512::kernel_pair(&tile(0, &mut first), &tile(1, &mut second));
+                }
+                let pair = if panel == 0 { &first } else { &second };
+                for (i, x) in narrow.iter().enumerate() {
+                    for (what, y) in [("kernel", wide[i]), ("kernel_pair", pair[i])] {
+                        assert_eq!(
+                            x.to_bits(),
+                            y.to_bits(),
+                            "{what} k{k} nr{nr} mr{mr} taps{taps} panel{panel} [{i}]: {x} vs {y}"
+                        );
+                    }
+                }
             }
         }
     }
