@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// machine's fp32 GEMM ceiling measured with the same kernels.
     #[arg(long)]
     pub profile: bool,
+    /// With `--profile`: also write every op's row (index, kind, shape, ms per run, GFLOP/s)
+    /// to this CSV file.
+    #[arg(long, value_name = "FILE.csv", requires = "profile")]
+    pub profile_csv: Option<PathBuf>,
 }
 
 #[derive(serde::Serialize)]
@@ -153,7 +157,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let r = bench_model_with(&model, input, &device, &opts, &forward);
         if a.profile {
             match &runner {
-                Runner::Fast(engine) => print_profile(&name, engine, input, opts.latency_runs),
+                Runner::Fast(engine) => print_profile(
+                    &name,
+                    engine,
+                    input,
+                    opts.latency_runs,
+                    a.profile_csv.as_deref(),
+                )?,
                 Runner::Burn(..) => eprintln!("note: --profile needs the fast engine"),
             }
         }
@@ -187,7 +197,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
 }
 
 /// Per-op-kind time of the fast engine at batch 1 (sum over `runs` runs, reported per run).
-fn print_profile(name: &str, engine: &kestrel_deploy::Engine, [c, h, w]: [usize; 3], runs: usize) {
+fn print_profile(
+    name: &str,
+    engine: &kestrel_deploy::Engine,
+    [c, h, w]: [usize; 3],
+    runs: usize,
+    csv: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let x: Vec<f32> = (0..c * h * w)
         .map(|i| ((i % 97) as f32 - 48.0) / 48.0)
         .collect();
@@ -199,7 +215,7 @@ fn print_profile(name: &str, engine: &kestrel_deploy::Engine, [c, h, w]: [usize;
             Ok(p) => p,
             Err(e) => {
                 eprintln!("note: profile failed: {e}");
-                return;
+                return Ok(());
             }
         };
         if ops.is_empty() {
@@ -249,6 +265,23 @@ fn print_profile(name: &str, engine: &kestrel_deploy::Engine, [c, h, w]: [usize;
             }
         );
     }
+    let gflops = |t: f64, m: u64| {
+        if m > 0 {
+            format!("{:.1}", 2.0 * m as f64 / t / 1e9)
+        } else {
+            "-".into()
+        }
+    };
+    if let Some(path) = csv {
+        let mut out = String::from("op,kind,shape,ms_per_run,gflops\n");
+        for (i, (k, d, t, m)) in ops.iter().enumerate() {
+            let t = t / runs as f64;
+            out += &format!("{i},{k},\"{d}\",{:.4},{}\n", t * 1e3, gflops(t, *m));
+        }
+        std::fs::write(path, out)
+            .map_err(|e| anyhow::anyhow!("writing --profile-csv {}: {e}", path.display()))?;
+        println!("per-op profile written to {}", path.display());
+    }
     // The slowest single ops: where a kernel change would pay most.
     let mut slowest: Vec<(usize, &(&'static str, String, f64, u64))> =
         ops.iter().enumerate().collect();
@@ -263,11 +296,8 @@ fn print_profile(name: &str, engine: &kestrel_deploy::Engine, [c, h, w]: [usize;
         println!(
             "{i:>5} {k:<20} {d:<34} {:>8.3} {:>10}",
             t * 1e3,
-            if *m > 0 {
-                format!("{:.1}", 2.0 * *m as f64 / t / 1e9)
-            } else {
-                "-".into()
-            }
+            gflops(t, *m)
         );
     }
+    Ok(())
 }
