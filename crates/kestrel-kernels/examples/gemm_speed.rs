@@ -1,6 +1,6 @@
 //! GFLOP/s of the dense GEMM (one tap, as a 1×1 convolution or a linear layer runs it) at the
 //! zoo's typical shapes, against the kernels' own ceiling:
-//! `cargo run --release -p kestrel-kernels --example gemm_speed [threads]`.
+//! `cargo run --release -p kestrel-kernels --example gemm_speed [threads] [shape filter]`.
 use kestrel_kernels::gemm::{igemm, Epilogue, PackedB, Rows};
 use kestrel_kernels::Act;
 use std::time::Instant;
@@ -15,6 +15,7 @@ fn main() {
         // name, m (pixels), k (in channels), n (out channels)
         ("square 1024", 1024, 1024, 1024),
         ("1x1 16->96 @112", 12544, 16, 96),
+        ("1x1 32->16 @112", 12544, 32, 16),
         ("1x1 24->144 @56", 3136, 24, 144),
         ("1x1 144->24 @56", 3136, 144, 24),
         ("1x1 96->576 @14", 196, 96, 576),
@@ -28,7 +29,8 @@ fn main() {
         ("1x1 64->256 @56 +res", 3136, 64, 256),
         ("1x1 128->512 @28 +res", 784, 128, 512),
     ];
-    for &(name, m, k, n) in shapes {
+    let filter = std::env::args().nth(2).unwrap_or_default();
+    for &(name, m, k, n) in shapes.iter().filter(|s| s.0.contains(filter.as_str())) {
         let a: Vec<f32> = (0..m * k).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
         let w: Vec<f32> = (0..k * n).map(|i| ((i % 5) as f32 - 2.0) * 0.01).collect();
         let b = PackedB::from_kn(&w, k, n);

@@ -291,16 +291,22 @@ pub unsafe fn igemm(
                 // AVX-512: two panels per call (12 accumulators keep both FMA pipes busy).
                 let pair = isa == Isa::Avx2 && wide && p + 1 < p1;
                 let step = if pair { 2 } else { 1 };
-                for mt in mt0..mt1 {
+                let mut mt = mt0;
+                while mt < mt1 {
+                    // A lone panel on AVX-512 takes two row tiles per call instead.
+                    let rows2 = isa == Isa::Avx2 && wide && !pair && mt + 1 < mt1;
                     match isa {
                         #[cfg(target_arch = "x86_64")]
                         Isa::Avx2 if pair => avx512::kernel_pair(&tile(p, mt), &tile(p + 1, mt)),
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx2 if rows2 => avx512::kernel_rows2(&tile(p, mt), &tile(p, mt + 1)),
                         #[cfg(target_arch = "x86_64")]
                         Isa::Avx2 if wide => avx512::kernel(&tile(p, mt)),
                         #[cfg(target_arch = "x86_64")]
                         Isa::Avx2 => avx2::kernel(&tile(p, mt)),
                         _ => scalar_kernel(&tile(p, mt)),
                     }
+                    mt += if rows2 { 2 } else { 1 };
                 }
                 p += step;
             }
@@ -541,6 +547,7 @@ mod avx2 {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{Tile, MR, NR};
+    use crate::act::Act;
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx2,fma")]
@@ -563,7 +570,91 @@ mod avx512 {
         }
         // The halves by register moves: a 512-bit store read back as two 256-bit loads cannot
         // forward its upper half on Zen 4 and stalls each row.
-        let rows = [c0, c1, c2, c3, c4, c5];
+        store_halves(t, [c0, c1, c2, c3, c4, c5]);
+    }
+
+    /// Two row tiles of one panel (`t2` is `t`'s next microtile): 12 accumulators for a panel
+    /// without a partner. Each element's sum is [`kernel`]'s.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn kernel_rows2(t: &Tile, t2: &Tile) {
+        let z = _mm512_setzero_ps();
+        let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5) = (z, z, z, z, z, z);
+        let (mut d0, mut d1, mut d2, mut d3, mut d4, mut d5) = (z, z, z, z, z, z);
+        for tap in 0..t.taps {
+            let [a0, a1, a2, a3, a4, a5] = t.rows(tap);
+            let [e0, e1, e2, e3, e4, e5] = t2.rows(tap);
+            let mut bp = t.b.add(tap * t.b_tap_stride);
+            for k in 0..t.kc {
+                let b = _mm512_loadu_ps(bp);
+                macro_rules! row {
+                    ($a:ident, $c:ident) => {
+                        $c = _mm512_fmadd_ps(_mm512_set1_ps(*$a.add(k)), b, $c);
+                    };
+                }
+                row!(a0, c0);
+                row!(a1, c1);
+                row!(a2, c2);
+                row!(a3, c3);
+                row!(a4, c4);
+                row!(a5, c5);
+                row!(e0, d0);
+                row!(e1, d1);
+                row!(e2, d2);
+                row!(e3, d3);
+                row!(e4, d4);
+                row!(e5, d5);
+                bp = bp.add(NR);
+            }
+        }
+        store_halves(t, [c0, c1, c2, c3, c4, c5]);
+        store_halves(t2, [d0, d1, d2, d3, d4, d5]);
+    }
+
+    /// Stores a finished tile. Full-width tiles whose activation is exact in any lane width
+    /// (identity, ReLU, ReLU6) take the epilogue in 16-lane registers, in the AVX2 store's
+    /// order of operations (so with its bits); the rest go through the AVX2 store.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn store_halves(t: &Tile, rows: [__m512; MR]) {
+        let simple = matches!(t.act, Act::Identity | Act::Relu | Act::Relu6);
+        if t.nr == NR && (simple || !t.last) {
+            let zero = _mm512_setzero_ps();
+            let six = _mm512_set1_ps(6.0);
+            let bias = if t.bias.is_null() || !t.last {
+                zero
+            } else {
+                _mm512_loadu_ps(t.bias)
+            };
+            for (r, &acc) in rows.iter().enumerate().take(t.mr) {
+                let cp = t.c.add(r * t.ldc);
+                let mut v = if t.first {
+                    acc
+                } else {
+                    _mm512_add_ps(acc, _mm512_loadu_ps(cp))
+                };
+                if t.last {
+                    v = _mm512_add_ps(v, bias);
+                    let res = if t.res.is_null() {
+                        None
+                    } else {
+                        Some(_mm512_loadu_ps(t.res.add(r * t.ld_res)))
+                    };
+                    if let (Some(x), false) = (res, t.add_after_act) {
+                        v = _mm512_add_ps(v, x);
+                    }
+                    v = match t.act {
+                        Act::Relu => _mm512_max_ps(v, zero),
+                        Act::Relu6 => _mm512_min_ps(_mm512_max_ps(v, zero), six),
+                        _ => v,
+                    };
+                    if let (Some(x), true) = (res, t.add_after_act) {
+                        v = _mm512_add_ps(v, x);
+                    }
+                }
+                _mm512_storeu_ps(cp, v);
+            }
+            return;
+        }
         let mut lo = [_mm256_setzero_ps(); MR];
         let mut hi = [_mm256_setzero_ps(); MR];
         for r in 0..MR {
@@ -604,18 +695,8 @@ mod avx512 {
                 bq = bq.add(NR);
             }
         }
-        for (tile, rows) in [
-            (t, [c0, c1, c2, c3, c4, c5]),
-            (t2, [d0, d1, d2, d3, d4, d5]),
-        ] {
-            let mut lo = [_mm256_setzero_ps(); MR];
-            let mut hi = [_mm256_setzero_ps(); MR];
-            for r in 0..MR {
-                lo[r] = _mm512_castps512_ps256(rows[r]);
-                hi[r] = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(rows[r])));
-            }
-            super::avx2::store(tile, lo, hi);
-        }
+        store_halves(t, [c0, c1, c2, c3, c4, c5]);
+        store_halves(t2, [d0, d1, d2, d3, d4, d5]);
     }
 }
 
@@ -643,14 +724,30 @@ mod tests {
             return;
         }
         let mut s = 3u64;
-        for &(k, nr, mr, taps) in &[(1, 16, 6, 1), (37, 16, 6, 2), (256, 11, 4, 1), (9, 3, 1, 3)] {
+        // (k, nr, mr, taps, act, residual, added after the activation, first, last): the
+        // 16-lane epilogue (identity, ReLU, ReLU6 on full tiles), the AVX2 one it defers to,
+        // and partial sums of a split depth.
+        let cases = [
+            (1, 16, 6, 1, Act::Silu, false, false, true, true),
+            (37, 16, 6, 2, Act::Relu6, true, false, true, true),
+            (37, 16, 5, 2, Act::Relu, true, true, false, true),
+            (20, 16, 6, 1, Act::Identity, false, false, false, false),
+            (20, 16, 6, 1, Act::Identity, false, false, true, false),
+            (256, 11, 4, 1, Act::Relu, true, false, true, true),
+            (9, 3, 1, 3, Act::Gelu, true, true, false, true),
+        ];
+        for &(k, nr, mr, taps, act, with_res, after, first, last) in &cases {
             let rows: Vec<Vec<f32>> = (0..taps * MR)
                 .map(|_| (0..k).map(|_| lcg(&mut s)).collect())
                 .collect();
             let ptrs: Vec<*const f32> = rows.iter().map(|r| r.as_ptr()).collect();
-            // Two panels of B and bias: the pair kernel's second tile reads the second.
+            // Two panels of B, bias and residual: the pair kernel's second tile reads the
+            // second.
             let b: Vec<f32> = (0..2 * taps * k * NR).map(|_| lcg(&mut s)).collect();
             let bias: Vec<f32> = (0..2 * NR).map(|_| lcg(&mut s)).collect();
+            let res: Vec<f32> = (0..2 * MR * NR).map(|_| lcg(&mut s)).collect();
+            // What C holds before a K block that is not the first.
+            let c0: Vec<f32> = (0..MR * NR).map(|_| lcg(&mut s)).collect();
             let tile = |panel: usize, c: &mut Vec<f32>| Tile {
                 taps,
                 kc: k,
@@ -658,34 +755,48 @@ mod tests {
                 a_koff: 0,
                 b: b[panel * taps * k * NR..].as_ptr(),
                 b_tap_stride: k * NR,
-                first: true,
-                last: true,
+                first,
+                last,
                 c: c.as_mut_ptr(),
                 ldc: NR,
                 mr,
                 nr,
                 bias: bias[panel * NR..].as_ptr(),
-                res: std::ptr::null(),
-                ld_res: 0,
-                act: Act::Silu,
-                add_after_act: false,
+                res: if with_res {
+                    res[panel * MR * NR..].as_ptr()
+                } else {
+                    std::ptr::null()
+                },
+                ld_res: NR,
+                act,
+                add_after_act: after,
             };
             for panel in 0..2 {
-                let mut narrow = vec![0f32; MR * NR];
-                let mut wide = vec![0f32; MR * NR];
-                let (mut first, mut second) = (vec![0f32; MR * NR], vec![0f32; MR * NR]);
+                let mut narrow = c0.clone();
+                let mut wide = c0.clone();
+                let (mut first_t, mut second_t) = (c0.clone(), c0.clone());
                 unsafe {
                     avx2::kernel(&tile(panel, &mut narrow));
                     avx512::kernel(&tile(panel, &mut wide));
-                    avx512::kernel_pair(&tile(0, &mut first), &tile(1, &mut second));
+                    avx512::kernel_pair(&tile(0, &mut first_t), &tile(1, &mut second_t));
                 }
-                let pair = if panel == 0 { &first } else { &second };
+                // Two row tiles of one panel (the second reads the same rows).
+                let (mut top, mut bottom) = (c0.clone(), c0.clone());
+                unsafe {
+                    avx512::kernel_rows2(&tile(panel, &mut top), &tile(panel, &mut bottom));
+                }
+                let pair = if panel == 0 { &first_t } else { &second_t };
                 for (i, x) in narrow.iter().enumerate() {
-                    for (what, y) in [("kernel", wide[i]), ("kernel_pair", pair[i])] {
+                    for (what, y) in [
+                        ("kernel", wide[i]),
+                        ("kernel_pair", pair[i]),
+                        ("kernel_rows2 (first)", top[i]),
+                        ("kernel_rows2 (second)", bottom[i]),
+                    ] {
                         assert_eq!(
                             x.to_bits(),
                             y.to_bits(),
-                            "{what} k{k} nr{nr} mr{mr} taps{taps} panel{panel} [{i}]: {x} vs {y}"
+                            "{what} k{k} nr{nr} mr{mr} taps{taps} {act:?} panel{panel} [{i}]: {x} vs {y}"
                         );
                     }
                 }
