@@ -169,6 +169,7 @@ impl Depthwise {
                             res: r,
                             act,
                             after,
+                            kw: if g.dilation[1] == 1 { g.kernel[1] } else { 0 },
                         },
                         xa,
                         xb,
@@ -323,12 +324,35 @@ mod avx2 {
         pub res: *const f32,
         pub act: Act,
         pub after: bool,
+        /// The kernel's width when its columns are adjacent (dilation 1), else 0. `taps` then
+        /// holds each kernel row's `kw` taps in order, so the blocked kernels can find them.
+        pub kw: usize,
     }
 
     /// Output pixels `xa..xb` of one row: four pixels at a time, so each weight vector loaded
-    /// serves four FMAs, then single pixels.
+    /// serves four FMAs, then single pixels. The common kernels (3, 5 or 7 wide, stride 1 or
+    /// 2, adjacent columns) take the blocked kernels instead.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn row(a: &RowArgs, xa: usize, xb: usize) {
+        let blocked = a.c % 8 == 0 && a.taps.len() % a.kw.max(1) == 0;
+        let wide = crate::avx512();
+        macro_rules! blocked {
+            ($kw:literal, $s:literal) => {
+                return if wide {
+                    super::avx512::blocked_row::<$kw, $s>(a, xa, xb)
+                } else {
+                    blocked_row::<$kw, $s>(a, xa, xb)
+                }
+            };
+        }
+        match (a.kw, a.stride) {
+            (3, 1) if blocked => blocked!(3, 1),
+            (3, 2) if blocked => blocked!(3, 2),
+            (5, 1) if blocked => blocked!(5, 1),
+            (5, 2) if blocked => blocked!(5, 2),
+            (7, 1) if blocked => blocked!(7, 1),
+            _ => {}
+        }
         let mut xo = xa;
         while xo + 4 <= xb {
             pixels::<4>(a, xo);
@@ -412,10 +436,86 @@ mod avx2 {
         }
     }
 
+    /// [`row`] for a `KW`-wide, stride-`S` kernel with adjacent columns, 8 channels at a time:
+    /// eight output pixels (four for `KW` = 7 or stride 2) share every input vector loaded, each feeding
+    /// the outputs whose taps cover it (register blocking along the row: about half the loads
+    /// of [`pixels`]). Each output still sums its bias and then its taps in tap order, one FMA
+    /// each, so the bits are [`pixels`]'.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn blocked_row<const KW: usize, const S: usize>(
+        a: &RowArgs,
+        xa: usize,
+        xb: usize,
+    ) {
+        let mut xo = xa;
+        if KW < 7 && S == 1 {
+            while xo + 8 <= xb {
+                blocked::<8, KW, S>(a, xo, 0);
+                xo += 8;
+            }
+        }
+        while xo + 4 <= xb {
+            blocked::<4, KW, S>(a, xo, 0);
+            xo += 4;
+        }
+        while xo < xb {
+            blocked::<1, KW, S>(a, xo, 0);
+            xo += 1;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn blocked<const P: usize, const KW: usize, const S: usize>(
+        a: &RowArgs,
+        xo: usize,
+        ch0: usize,
+    ) {
+        let c = a.c;
+        let x0 = a.x.add((xo * S - a.pad_l) * c);
+        let dst = a.dst.add(xo * c);
+        let res = if a.res.is_null() {
+            a.res
+        } else {
+            a.res.add(xo * c)
+        };
+        let cols = (P - 1) * S + KW;
+        for ch in (ch0..c).step_by(8) {
+            let mut acc = [_mm256_loadu_ps(a.bias.as_ptr().add(ch)); P];
+            for krow in a.taps.chunks_exact(KW) {
+                let (xr, wr) = krow[0];
+                let mut wv = [_mm256_setzero_ps(); KW];
+                for (j, w) in wv.iter_mut().enumerate() {
+                    *w = _mm256_loadu_ps(a.w.add(wr + j * c + ch));
+                }
+                let xp = x0.add(xr + ch);
+                for q in 0..cols {
+                    let v = _mm256_loadu_ps(xp.add(q * c));
+                    for (p, acc) in acc.iter_mut().enumerate() {
+                        // Output p reads column q through its tap j = q - p·S.
+                        if q >= p * S && q - p * S < KW {
+                            *acc = _mm256_fmadd_ps(v, wv[q - p * S], *acc);
+                        }
+                    }
+                }
+            }
+            for (p, acc) in acc.iter().enumerate() {
+                finish(*acc, dst.add(p * c + ch), res, p * c + ch, a.act, a.after);
+            }
+        }
+    }
+
     /// Bias is already in `v`: activation and residual, then the store.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn finish(v: __m256, dst: *mut f32, res: *const f32, at: usize, act: Act, after: bool) {
+    pub(super) unsafe fn finish(
+        v: __m256,
+        dst: *mut f32,
+        res: *const f32,
+        at: usize,
+        act: Act,
+        after: bool,
+    ) {
         let v = if res.is_null() {
             apply(act, v)
         } else {
@@ -443,5 +543,239 @@ mod avx2 {
             }
         };
         _mm256_storeu_ps(dst, v);
+    }
+}
+
+/// AVX-512F forms of the blocked row kernels: 16 channels per register, the same loop and
+/// order of operations per element as the AVX2 ones (so the same bits); channels past the last
+/// multiple of 16 go to the AVX2 kernel.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::avx2::{blocked as blocked8, finish, RowArgs};
+    use crate::act::Act;
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn blocked_row<const KW: usize, const S: usize>(
+        a: &RowArgs,
+        xa: usize,
+        xb: usize,
+    ) {
+        let mut xo = xa;
+        if S == 1 {
+            while xo + 8 <= xb {
+                blocked::<8, KW, S>(a, xo);
+                xo += 8;
+            }
+        }
+        while xo + 4 <= xb {
+            blocked::<4, KW, S>(a, xo);
+            xo += 4;
+        }
+        while xo < xb {
+            blocked::<1, KW, S>(a, xo);
+            xo += 1;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn blocked<const P: usize, const KW: usize, const S: usize>(a: &RowArgs, xo: usize) {
+        let c = a.c;
+        let x0 = a.x.add((xo * S - a.pad_l) * c);
+        let dst = a.dst.add(xo * c);
+        let res = if a.res.is_null() {
+            a.res
+        } else {
+            a.res.add(xo * c)
+        };
+        let cols = (P - 1) * S + KW;
+        let wide = c - c % 16;
+        for ch in (0..wide).step_by(16) {
+            let mut acc = [_mm512_loadu_ps(a.bias.as_ptr().add(ch)); P];
+            for krow in a.taps.chunks_exact(KW) {
+                let (xr, wr) = krow[0];
+                let mut wv = [_mm512_setzero_ps(); KW];
+                for (j, w) in wv.iter_mut().enumerate() {
+                    *w = _mm512_loadu_ps(a.w.add(wr + j * c + ch));
+                }
+                let xp = x0.add(xr + ch);
+                for q in 0..cols {
+                    let v = _mm512_loadu_ps(xp.add(q * c));
+                    for (p, acc) in acc.iter_mut().enumerate() {
+                        if q >= p * S && q - p * S < KW {
+                            *acc = _mm512_fmadd_ps(v, wv[q - p * S], *acc);
+                        }
+                    }
+                }
+            }
+            for (p, &v) in acc.iter().enumerate() {
+                store(v, dst.add(p * c + ch), res, p * c + ch, a.act, a.after);
+            }
+        }
+        if wide < c {
+            blocked8::<P, KW, S>(a, xo, wide);
+        }
+    }
+
+    /// [`finish`] on 16 lanes: in registers for the exact activations, else on the halves.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn store(v: __m512, dst: *mut f32, res: *const f32, at: usize, act: Act, after: bool) {
+        if matches!(act, Act::Identity | Act::Relu | Act::Relu6) {
+            let r = (!res.is_null()).then(|| _mm512_loadu_ps(res.add(at)));
+            let mut v = v;
+            if let (Some(r), false) = (r, after) {
+                v = _mm512_add_ps(v, r);
+            }
+            let zero = _mm512_setzero_ps();
+            v = match act {
+                Act::Relu => _mm512_max_ps(v, zero),
+                Act::Relu6 => _mm512_min_ps(_mm512_max_ps(v, zero), _mm512_set1_ps(6.0)),
+                _ => v,
+            };
+            if let (Some(r), true) = (r, after) {
+                v = _mm512_add_ps(v, r);
+            }
+            _mm512_storeu_ps(dst, v);
+            return;
+        }
+        let lo = _mm512_castps512_ps256(v);
+        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+        finish(lo, dst, res, at, act, after);
+        finish(hi, dst.add(8), res, at + 8, act, after);
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::avx2::RowArgs;
+    use crate::act::Act;
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+
+    /// The register-blocked row kernels (AVX2, and AVX-512 where the CPU has it) give the
+    /// unblocked kernel's bits, and all of them are the depthwise convolution.
+    #[test]
+    fn blocked_rows_match_the_unblocked_kernel_bit_for_bit() {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            eprintln!("no AVX2 on this CPU: nothing to compare");
+            return;
+        }
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        let mut s = 5u64;
+        // (channels, kernel width, stride, activation, residual, added after the activation)
+        let cases = [
+            (64, 3, 1, Act::Relu6, false, false),
+            (144, 3, 2, Act::Silu, true, false),
+            (40, 5, 1, Act::Relu, true, true),
+            (24, 5, 2, Act::Identity, false, false),
+            (96, 7, 1, Act::Gelu, true, false),
+            (48, 3, 1, Act::Relu, true, false),
+        ];
+        for &(c, k, stride, act, with_res, after) in &cases {
+            let (h, w) = (k, 27);
+            let ow = (w - k) / stride + 1;
+            let x: Vec<f32> = (0..h * w * c).map(|_| lcg(&mut s)).collect();
+            let wt: Vec<f32> = (0..k * k * c).map(|_| lcg(&mut s)).collect();
+            let bias: Vec<f32> = (0..c).map(|_| lcg(&mut s)).collect();
+            let res: Vec<f32> = (0..ow * c).map(|_| lcg(&mut s)).collect();
+            // Row-major taps of the one output row: (input offset, weight offset).
+            let taps: Vec<(usize, usize)> = (0..k * k)
+                .map(|t| (((t / k) * w + t % k) * c, t * c))
+                .collect();
+            let run = |kernel: &dyn Fn(&RowArgs, usize, usize), kw: usize| {
+                let mut out = vec![0f32; ow * c];
+                let a = RowArgs {
+                    x: x.as_ptr(),
+                    taps: &taps,
+                    stride,
+                    pad_l: 0,
+                    w: wt.as_ptr(),
+                    bias: &bias,
+                    c,
+                    dst: out.as_mut_ptr(),
+                    res: if with_res {
+                        res.as_ptr()
+                    } else {
+                        std::ptr::null()
+                    },
+                    act,
+                    after,
+                    kw,
+                };
+                kernel(&a, 0, ow);
+                out
+            };
+            // kw = 0 keeps row() on the unblocked kernel.
+            let plain = run(&|a, xa, xb| unsafe { super::avx2::row(a, xa, xb) }, 0);
+            let mut blocked: Vec<(&str, Vec<f32>)> = vec![(
+                "avx2",
+                run(
+                    &|a, xa, xb| unsafe {
+                        match (k, stride) {
+                            (3, 1) => super::avx2::blocked_row::<3, 1>(a, xa, xb),
+                            (3, 2) => super::avx2::blocked_row::<3, 2>(a, xa, xb),
+                            (5, 1) => super::avx2::blocked_row::<5, 1>(a, xa, xb),
+                            (5, 2) => super::avx2::blocked_row::<5, 2>(a, xa, xb),
+                            _ => super::avx2::blocked_row::<7, 1>(a, xa, xb),
+                        }
+                    },
+                    k,
+                ),
+            )];
+            if avx512 {
+                blocked.push((
+                    "avx512",
+                    run(
+                        &|a, xa, xb| unsafe {
+                            match (k, stride) {
+                                (3, 1) => super::avx512::blocked_row::<3, 1>(a, xa, xb),
+                                (3, 2) => super::avx512::blocked_row::<3, 2>(a, xa, xb),
+                                (5, 1) => super::avx512::blocked_row::<5, 1>(a, xa, xb),
+                                (5, 2) => super::avx512::blocked_row::<5, 2>(a, xa, xb),
+                                _ => super::avx512::blocked_row::<7, 1>(a, xa, xb),
+                            }
+                        },
+                        k,
+                    ),
+                ));
+            }
+            for (what, out) in &blocked {
+                for (i, (a, b)) in plain.iter().zip(out).enumerate() {
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "{what} c{c} k{k} s{stride} [{i}]: {a} vs {b}"
+                    );
+                }
+            }
+            for xo in 0..ow {
+                for ch in 0..c {
+                    let mut v = bias[ch];
+                    for t in 0..k * k {
+                        v += x[((t / k) * w + xo * stride + t % k) * c + ch] * wt[t * c + ch];
+                    }
+                    let r = if with_res { res[xo * c + ch] } else { 0.0 };
+                    let want = if after {
+                        act.apply(v) + r
+                    } else {
+                        act.apply(v + r)
+                    };
+                    let got = plain[xo * c + ch];
+                    assert!(
+                        (got - want).abs() <= 1e-4,
+                        "c{c} k{k} [{xo},{ch}]: {got} vs {want}"
+                    );
+                }
+            }
+        }
     }
 }
