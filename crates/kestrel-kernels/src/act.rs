@@ -413,9 +413,227 @@ pub(crate) mod avx2 {
     }
 }
 
+/// The AVX2 activations on 16 lanes: the same operations in the same order (every one
+/// correctly rounded lane by lane), so each lane's bits are the AVX2 form's.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512 {
+    use super::{Act, ERF_A, ERF_P, GELU_TANH_C, GELU_TANH_K};
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn splat(x: f32) -> __m512 {
+        _mm512_set1_ps(x)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn and(a: __m512, b: __m512) -> __m512 {
+        _mm512_castsi512_ps(_mm512_and_si512(
+            _mm512_castps_si512(a),
+            _mm512_castps_si512(b),
+        ))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn andnot(a: __m512, b: __m512) -> __m512 {
+        _mm512_castsi512_ps(_mm512_andnot_si512(
+            _mm512_castps_si512(a),
+            _mm512_castps_si512(b),
+        ))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn or(a: __m512, b: __m512) -> __m512 {
+        _mm512_castsi512_ps(_mm512_or_si512(
+            _mm512_castps_si512(a),
+            _mm512_castps_si512(b),
+        ))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn exp(x: __m512) -> __m512 {
+        let x = _mm512_min_ps(_mm512_max_ps(x, splat(-88.376_26)), splat(88.376_26));
+        let fx = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(
+            _mm512_fmadd_ps(x, splat(std::f32::consts::LOG2_E), splat(0.5)),
+        );
+        let r = _mm512_fmadd_ps(
+            fx,
+            splat(2.121_944_4e-4),
+            _mm512_fnmadd_ps(fx, splat(0.693_359_4), x),
+        );
+        let mut y = splat(1.987_569_1e-4);
+        y = _mm512_fmadd_ps(y, r, splat(1.398_199_9e-3));
+        y = _mm512_fmadd_ps(y, r, splat(8.333_452e-3));
+        y = _mm512_fmadd_ps(y, r, splat(4.166_579_6e-2));
+        y = _mm512_fmadd_ps(y, r, splat(1.666_666_5e-1));
+        y = _mm512_fmadd_ps(y, r, splat(5.000_000_1e-1));
+        let r2 = _mm512_mul_ps(r, r);
+        y = _mm512_add_ps(_mm512_fmadd_ps(y, r2, r), splat(1.0));
+        let e = _mm512_slli_epi32::<23>(_mm512_add_epi32(
+            _mm512_cvtps_epi32(fx),
+            _mm512_set1_epi32(127),
+        ));
+        _mm512_mul_ps(y, _mm512_castsi512_ps(e))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn erf(x: __m512) -> __m512 {
+        let sign = and(x, splat(-0.0));
+        let a = andnot(splat(-0.0), x);
+        let one = splat(1.0);
+        let t = _mm512_div_ps(one, _mm512_fmadd_ps(splat(ERF_P), a, one));
+        let mut p = splat(ERF_A[4]);
+        p = _mm512_fmadd_ps(p, t, splat(ERF_A[3]));
+        p = _mm512_fmadd_ps(p, t, splat(ERF_A[2]));
+        p = _mm512_fmadd_ps(p, t, splat(ERF_A[1]));
+        p = _mm512_fmadd_ps(p, t, splat(ERF_A[0]));
+        p = _mm512_mul_ps(p, t);
+        let e = exp(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a)));
+        let y = _mm512_fnmadd_ps(p, e, one);
+        or(y, sign)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn tanh(u: __m512) -> __m512 {
+        let one = splat(1.0);
+        let e = exp(_mm512_add_ps(u, u));
+        _mm512_sub_ps(one, _mm512_div_ps(splat(2.0), _mm512_add_ps(e, one)))
+    }
+
+    /// [`apply`] with the cheap activations in line (the whole of `apply` is too large for
+    /// the compiler to inline into a kernel's store loop, and an out-of-line call passes the
+    /// register through memory).
+    #[inline(always)]
+    pub unsafe fn apply_fast(act: Act, x: __m512) -> __m512 {
+        match act {
+            Act::Identity => x,
+            Act::Relu => _mm512_max_ps(x, _mm512_setzero_ps()),
+            Act::Relu6 => _mm512_min_ps(_mm512_max_ps(x, _mm512_setzero_ps()), _mm512_set1_ps(6.0)),
+            _ => apply(act, x),
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn apply(act: Act, x: __m512) -> __m512 {
+        let zero = _mm512_setzero_ps();
+        let six = splat(6.0);
+        let one = splat(1.0);
+        match act {
+            Act::Identity => x,
+            Act::Relu => _mm512_max_ps(x, zero),
+            Act::Relu6 => _mm512_min_ps(_mm512_max_ps(x, zero), six),
+            Act::HardSwish => {
+                let g = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(x, splat(3.0)), zero), six);
+                _mm512_mul_ps(_mm512_mul_ps(x, g), splat(1.0 / 6.0))
+            }
+            Act::HardSigmoid => {
+                let g = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(x, splat(3.0)), zero), six);
+                _mm512_mul_ps(g, splat(1.0 / 6.0))
+            }
+            Act::Silu => _mm512_div_ps(x, _mm512_add_ps(one, exp(_mm512_sub_ps(zero, x)))),
+            Act::Sigmoid => _mm512_div_ps(one, _mm512_add_ps(one, exp(_mm512_sub_ps(zero, x)))),
+            Act::ScaledTanh => {
+                let e = exp(_mm512_mul_ps(x, splat(4.0 / 3.0)));
+                let t = _mm512_sub_ps(one, _mm512_div_ps(splat(2.0), _mm512_add_ps(e, one)));
+                _mm512_mul_ps(t, splat(1.7159))
+            }
+            Act::Gelu => {
+                let u = erf(_mm512_mul_ps(x, splat(std::f32::consts::FRAC_1_SQRT_2)));
+                _mm512_mul_ps(_mm512_mul_ps(splat(0.5), x), _mm512_add_ps(one, u))
+            }
+            Act::GeluTanh => {
+                let x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+                let u = _mm512_mul_ps(
+                    splat(GELU_TANH_K),
+                    _mm512_fmadd_ps(splat(GELU_TANH_C), x3, x),
+                );
+                let t = tanh(u);
+                _mm512_mul_ps(_mm512_mul_ps(splat(0.5), x), _mm512_add_ps(one, t))
+            }
+            Act::Tanh => tanh(x),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every activation's 16-lane form gives its 8-lane form's bits, on ordinary values, the
+    /// tails where exp clamps, zeros of both signs and NaN.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_activations_match_avx2_bit_for_bit() {
+        use std::arch::x86_64::*;
+        if !(std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            eprintln!("no AVX-512F on this CPU: nothing to compare");
+            return;
+        }
+        let mut xs: Vec<f32> = (0..4000).map(|i| (i as f32 - 2000.0) * 0.0137).collect();
+        xs.extend([
+            0.0,
+            -0.0,
+            88.0,
+            -88.0,
+            100.0,
+            -100.0,
+            1e-30,
+            -1e-30,
+            f32::NAN,
+            3.0,
+            -3.0,
+            6.0,
+        ]);
+        while xs.len() % 16 != 0 {
+            xs.push(0.5);
+        }
+        let acts = [
+            Act::Identity,
+            Act::Relu,
+            Act::Relu6,
+            Act::HardSwish,
+            Act::HardSigmoid,
+            Act::Silu,
+            Act::Sigmoid,
+            Act::Gelu,
+            Act::ScaledTanh,
+            Act::GeluTanh,
+            Act::Tanh,
+        ];
+        for act in acts {
+            for chunk in xs.chunks_exact(16) {
+                let (mut narrow, mut wide) = ([0f32; 16], [0f32; 16]);
+                unsafe {
+                    for h in 0..2 {
+                        let v = avx2::apply(act, _mm256_loadu_ps(chunk.as_ptr().add(8 * h)));
+                        _mm256_storeu_ps(narrow.as_mut_ptr().add(8 * h), v);
+                    }
+                    let v = avx512::apply(act, _mm512_loadu_ps(chunk.as_ptr()));
+                    _mm512_storeu_ps(wide.as_mut_ptr(), v);
+                }
+                for i in 0..16 {
+                    assert_eq!(
+                        narrow[i].to_bits(),
+                        wide[i].to_bits(),
+                        "{act:?}({}): {} vs {}",
+                        chunk[i],
+                        narrow[i],
+                        wide[i]
+                    );
+                }
+            }
+        }
+    }
 
     fn erf_ref(x: f64) -> f64 {
         // Series/continued expansion in f64 is overkill; integrate exp(-t^2) with Simpson's rule.

@@ -551,7 +551,8 @@ mod avx2 {
 /// multiple of 16 go to the AVX2 kernel.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::avx2::{blocked as blocked8, finish, RowArgs};
+    use super::avx2::{blocked as blocked8, RowArgs};
+    use crate::act::avx512::apply_fast as apply;
     use crate::act::Act;
     use std::arch::x86_64::*;
 
@@ -618,32 +619,20 @@ mod avx512 {
         }
     }
 
-    /// [`finish`] on 16 lanes: in registers for the exact activations, else on the halves.
+    /// [`finish`] on 16 lanes, with the 16-lane forms of the activations (the same bits).
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn store(v: __m512, dst: *mut f32, res: *const f32, at: usize, act: Act, after: bool) {
-        if matches!(act, Act::Identity | Act::Relu | Act::Relu6) {
-            let r = (!res.is_null()).then(|| _mm512_loadu_ps(res.add(at)));
-            let mut v = v;
-            if let (Some(r), false) = (r, after) {
-                v = _mm512_add_ps(v, r);
-            }
-            let zero = _mm512_setzero_ps();
-            v = match act {
-                Act::Relu => _mm512_max_ps(v, zero),
-                Act::Relu6 => _mm512_min_ps(_mm512_max_ps(v, zero), _mm512_set1_ps(6.0)),
-                _ => v,
-            };
-            if let (Some(r), true) = (r, after) {
-                v = _mm512_add_ps(v, r);
-            }
-            _mm512_storeu_ps(dst, v);
-            return;
+        let r = (!res.is_null()).then(|| _mm512_loadu_ps(res.add(at)));
+        let mut v = v;
+        if let (Some(r), false) = (r, after) {
+            v = _mm512_add_ps(v, r);
         }
-        let lo = _mm512_castps512_ps256(v);
-        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
-        finish(lo, dst, res, at, act, after);
-        finish(hi, dst.add(8), res, at + 8, act, after);
+        v = apply(act, v);
+        if let (Some(r), true) = (r, after) {
+            v = _mm512_add_ps(v, r);
+        }
+        _mm512_storeu_ps(dst, v);
     }
 }
 

@@ -547,7 +547,7 @@ mod avx2 {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{Tile, MR, NR};
-    use crate::act::Act;
+    use crate::act::avx512::apply_fast as apply;
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx2,fma")]
@@ -610,16 +610,14 @@ mod avx512 {
         store_halves(t2, [d0, d1, d2, d3, d4, d5]);
     }
 
-    /// Stores a finished tile. Full-width tiles whose activation is exact in any lane width
-    /// (identity, ReLU, ReLU6) take the epilogue in 16-lane registers, in the AVX2 store's
-    /// order of operations (so with its bits); the rest go through the AVX2 store.
+    /// Stores a finished tile. Full-width tiles take the epilogue in 16-lane registers, in the
+    /// AVX2 store's order of operations and with the 16-lane forms of its activations (so with
+    /// its bits); partial ones go through the AVX2 store.
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn store_halves(t: &Tile, rows: [__m512; MR]) {
-        let simple = matches!(t.act, Act::Identity | Act::Relu | Act::Relu6);
-        if t.nr == NR && (simple || !t.last) {
+        if t.nr == NR {
             let zero = _mm512_setzero_ps();
-            let six = _mm512_set1_ps(6.0);
             let bias = if t.bias.is_null() || !t.last {
                 zero
             } else {
@@ -642,11 +640,7 @@ mod avx512 {
                     if let (Some(x), false) = (res, t.add_after_act) {
                         v = _mm512_add_ps(v, x);
                     }
-                    v = match t.act {
-                        Act::Relu => _mm512_max_ps(v, zero),
-                        Act::Relu6 => _mm512_min_ps(_mm512_max_ps(v, zero), six),
-                        _ => v,
-                    };
+                    v = apply(t.act, v);
                     if let (Some(x), true) = (res, t.add_after_act) {
                         v = _mm512_add_ps(v, x);
                     }
@@ -725,8 +719,8 @@ mod tests {
         }
         let mut s = 3u64;
         // (k, nr, mr, taps, act, residual, added after the activation, first, last): the
-        // 16-lane epilogue (identity, ReLU, ReLU6 on full tiles), the AVX2 one it defers to,
-        // and partial sums of a split depth.
+        // 16-lane epilogue (full tiles), the AVX2 one partial tiles take, and partial sums of
+        // a split depth.
         let cases = [
             (1, 16, 6, 1, Act::Silu, false, false, true, true),
             (37, 16, 6, 2, Act::Relu6, true, false, true, true),
@@ -735,6 +729,8 @@ mod tests {
             (20, 16, 6, 1, Act::Identity, false, false, true, false),
             (256, 11, 4, 1, Act::Relu, true, false, true, true),
             (9, 3, 1, 3, Act::Gelu, true, true, false, true),
+            (12, 16, 6, 1, Act::Gelu, true, true, true, true),
+            (12, 16, 3, 1, Act::HardSwish, true, false, true, true),
         ];
         for &(k, nr, mr, taps, act, with_res, after, first, last) in &cases {
             let rows: Vec<Vec<f32>> = (0..taps * MR)
