@@ -215,7 +215,61 @@ pub(crate) fn shared_offsets(key: OffsetKey, build: impl FnOnce() -> Vec<u32>) -
 enum Weights {
     /// One packed B per group.
     Gemm(Vec<PackedB>),
+    /// A conv over few input channels (a stem): B packed with one tap per kernel row, each
+    /// `kw · in_ch` deep, run over a zero-padded copy of the input in which a kernel row's
+    /// pixels are contiguous. The same sums in the same order as [`Weights::Gemm`], with a
+    /// ninth (3×3) or a seventh (7×7) of the taps: a 3-channel tap is too short for the
+    /// microkernel's per-tap overhead.
+    RowMerged(PackedB),
     Depthwise(Depthwise),
+}
+
+/// Largest `kw · in_ch` run as [`Weights::RowMerged`]: a kernel row of at most a few vectors.
+const ROW_MERGED_MAX_DEPTH: usize = 32;
+
+thread_local! {
+    /// Each thread's zero-padded copy of a row-merged conv's input, reused across calls.
+    static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The offsets, into the `n × (h + pads) × (w + pads)` padded input, of every output row's
+/// kernel rows (`kh` per output pixel): a [`Weights::RowMerged`] conv's indirection.
+fn row_merged_offsets(g: &ConvGeometry, n: usize, h: usize, w: usize) -> Arc<Vec<u32>> {
+    let pad = g.pads(h, w);
+    let key = [
+        3,
+        n,
+        h,
+        w,
+        g.in_ch,
+        g.kernel[0],
+        g.kernel[1],
+        g.stride[0],
+        g.stride[1],
+        g.dilation[0],
+        g.dilation[1],
+        pad[0],
+        pad[1],
+        pad[2],
+        pad[3],
+        0,
+    ];
+    shared_offsets(key, || {
+        let (oh, ow) = g.output_hw(h, w).expect("checked by forward");
+        let (hp, wp) = (h + pad[0] + pad[1], w + pad[2] + pad[3]);
+        let mut off = Vec::with_capacity(n * oh * ow * g.kernel[0]);
+        for b in 0..n {
+            for y in 0..oh {
+                for x in 0..ow {
+                    for i in 0..g.kernel[0] {
+                        let iy = y * g.stride[0] + i * g.dilation[0];
+                        off.push((((b * hp + iy) * wp + x * g.stride[1]) * g.in_ch) as u32);
+                    }
+                }
+            }
+        }
+        off
+    })
 }
 
 /// A convolution ready to run: packed weights, bias and activation.
@@ -239,8 +293,20 @@ impl Conv2d {
             geom.out_ch * cin_g * kh * kw,
             "conv weight size"
         );
+        let row_merged = geom.groups == 1
+            && !geom.is_pointwise()
+            && geom.dilation[1] == 1
+            && kw > 1
+            && kw * geom.in_ch <= ROW_MERGED_MAX_DEPTH;
         let weights = if geom.is_depthwise() {
             Weights::Depthwise(Depthwise::new(geom, weight))
+        } else if row_merged {
+            // Tap i is kernel row i; depth k is (kernel column k / in_ch, channel k % in_ch):
+            // the (i, j, c) order of the per-pixel packing.
+            let cin = geom.in_ch;
+            Weights::RowMerged(PackedB::pack(kh, kw * cin, geom.out_ch, |i, k, o| {
+                weight[((o * cin + k % cin) * kh + i) * kw + k / cin]
+            }))
         } else {
             Weights::Gemm(
                 (0..geom.groups)
@@ -266,6 +332,7 @@ impl Conv2d {
     pub fn weight_bytes(&self) -> usize {
         match &self.weights {
             Weights::Gemm(bs) => bs.iter().map(PackedB::bytes).sum(),
+            Weights::RowMerged(b) => b.bytes(),
             Weights::Depthwise(d) => d.bytes(),
         }
     }
@@ -335,6 +402,31 @@ impl Conv2d {
             Weights::Depthwise(d) => {
                 let out = std::slice::from_raw_parts_mut(out, out_len);
                 d.forward(x, n, h, w, out, oh, ow, &self.bias, &ep)
+            }
+            Weights::RowMerged(packed) => {
+                let pad = g.pads(h, w);
+                let (hp, wp) = (h + pad[0] + pad[1], w + pad[2] + pad[3]);
+                let cin = g.in_ch;
+                let offsets = row_merged_offsets(g, n, h, w);
+                PADDED.with(|buf| {
+                    let mut buf = buf.borrow_mut();
+                    buf.clear();
+                    buf.resize(n * hp * wp * cin, 0.0);
+                    for (b, img) in x.chunks_exact(h * w * cin).enumerate() {
+                        for (y, row) in img.chunks_exact(w * cin).enumerate() {
+                            let at = ((b * hp + y + pad[0]) * wp + pad[2]) * cin;
+                            buf[at..at + w * cin].copy_from_slice(row);
+                        }
+                    }
+                    let rows = Rows::Indirect {
+                        base: buf.as_ptr(),
+                        offsets: &offsets,
+                        zero: buf.as_ptr(),
+                    };
+                    // SAFETY: every offset plus kw · in_ch stays inside the padded input (the
+                    // output size follows from the same pads); `out` does not alias it.
+                    igemm(n * oh * ow, rows, 0, packed, out, g.out_ch, 0, &ep);
+                });
             }
             Weights::Gemm(packed) => {
                 let m = n * oh * ow;

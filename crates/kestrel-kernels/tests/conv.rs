@@ -210,6 +210,22 @@ fn tf_same_padding() {
     for (h, k, s) in [(10, 3, 2), (11, 3, 2), (9, 5, 2), (8, 3, 1)] {
         check_with(1, h, h, 8, 16, k, s, 1, [0; 4], 1, Act::Silu, false, true);
         check_with(1, h, h, 16, 16, k, s, 1, [0; 4], 16, Act::Silu, false, true);
+        // A 3-channel stem: kernel rows merged into one tap over a padded copy.
+        check_with(
+            2,
+            h,
+            h + 1,
+            3,
+            16,
+            k,
+            s,
+            1,
+            [0; 4],
+            1,
+            Act::Relu6,
+            true,
+            true,
+        );
     }
 }
 
