@@ -129,25 +129,7 @@ pub(crate) fn conv_offsets(
     pixel_stride: usize,
 ) -> Arc<Vec<u32>> {
     let pad = g.pads(h, w);
-    let key = [
-        0,
-        n,
-        h,
-        w,
-        pixel_stride,
-        g.kernel[0],
-        g.kernel[1],
-        g.stride[0],
-        g.stride[1],
-        g.dilation[0],
-        g.dilation[1],
-        pad[0],
-        pad[1],
-        pad[2],
-        pad[3],
-        0,
-    ];
-    shared_offsets(key, || {
+    shared_offsets(geometry_key(0, g, n, h, w, pixel_stride), || {
         let (oh, ow) = g.output_hw(h, w).expect("checked by forward");
         let [kh, kw] = g.kernel;
         let mut off = Vec::with_capacity(n * oh * ow * kh * kw);
@@ -177,9 +159,41 @@ pub(crate) fn conv_offsets(
     })
 }
 
-/// What determines an offset table: a kind tag (0: a conv's forward, others for the training
-/// gradients' tables), then the shape and geometry numbers that table depends on.
+/// What determines an offset table: a kind tag (0: a conv's forward, 3: a row-merged conv's,
+/// others for the training gradients' tables), then the shape and geometry numbers that table
+/// depends on.
 pub(crate) type OffsetKey = [usize; 16];
+
+/// The [`OffsetKey`] of a table of kind `tag` for an `n × h × w` input with pixels
+/// `pixel_stride` apart under geometry `g`.
+fn geometry_key(
+    tag: usize,
+    g: &ConvGeometry,
+    n: usize,
+    h: usize,
+    w: usize,
+    pixel_stride: usize,
+) -> OffsetKey {
+    let pad = g.pads(h, w);
+    [
+        tag,
+        n,
+        h,
+        w,
+        pixel_stride,
+        g.kernel[0],
+        g.kernel[1],
+        g.stride[0],
+        g.stride[1],
+        g.dilation[0],
+        g.dilation[1],
+        pad[0],
+        pad[1],
+        pad[2],
+        pad[3],
+        0,
+    ]
+}
 
 /// Offset tables built recently, shared across convs and calls (least recently used first),
 /// bounded by [`SHARED_OFFSET_TABLES`] tables and [`SHARED_OFFSET_BYTES`] bytes. Building a
@@ -236,25 +250,7 @@ thread_local! {
 /// kernel rows (`kh` per output pixel): a [`Weights::RowMerged`] conv's indirection.
 fn row_merged_offsets(g: &ConvGeometry, n: usize, h: usize, w: usize) -> Arc<Vec<u32>> {
     let pad = g.pads(h, w);
-    let key = [
-        3,
-        n,
-        h,
-        w,
-        g.in_ch,
-        g.kernel[0],
-        g.kernel[1],
-        g.stride[0],
-        g.stride[1],
-        g.dilation[0],
-        g.dilation[1],
-        pad[0],
-        pad[1],
-        pad[2],
-        pad[3],
-        0,
-    ];
-    shared_offsets(key, || {
+    shared_offsets(geometry_key(3, g, n, h, w, g.in_ch), || {
         let (oh, ow) = g.output_hw(h, w).expect("checked by forward");
         let (hp, wp) = (h + pad[0] + pad[1], w + pad[2] + pad[3]);
         let mut off = Vec::with_capacity(n * oh * ow * g.kernel[0]);

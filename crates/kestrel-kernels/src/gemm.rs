@@ -7,8 +7,10 @@
 //!
 //! The microkernel computes an `MR × NR` = 6 × 16 tile with 12 AVX2 accumulators (the register
 //! budget of BLIS's Haswell kernel), broadcasting A straight from the input rows (no packing of
-//! A: NHWC rows are already contiguous in k) and streaming B from its packed panel. The
-//! epilogue adds the bias, the residual and applies the activation before the tile is stored.
+//! A: NHWC rows are already contiguous in k) and streaming B from its packed panel. On AVX-512
+//! one call covers two adjacent panels (6 × 32), or two row tiles of a lone panel, so that 12
+//! accumulators keep two 512-bit FMA pipes busy. The epilogue adds the bias, the residual and
+//! applies the activation before the tile is stored.
 
 use crate::act::Act;
 use crate::{Isa, SendConstPtr, SendPtr};
