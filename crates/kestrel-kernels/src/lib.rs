@@ -146,7 +146,7 @@ impl CacheLineAligned {
 
     fn layout(l: std::alloc::Layout) -> std::alloc::Layout {
         if l.size() >= Self::MIN_SIZE && l.align() < 64 {
-            // 64 is a power of two no larger than any size ≥ MIN_SIZE can overflow with.
+            // Fails only for a size within 64 bytes of isize::MAX, which keeps its alignment.
             std::alloc::Layout::from_size_align(l.size(), 64).unwrap_or(l)
         } else {
             l
