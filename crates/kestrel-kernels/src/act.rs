@@ -572,11 +572,7 @@ mod tests {
     #[test]
     fn avx512_activations_match_avx2_bit_for_bit() {
         use std::arch::x86_64::*;
-        if !(std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
-            eprintln!("no AVX-512F on this CPU: nothing to compare");
+        if !crate::test_util::avx512_and_avx2() {
             return;
         }
         let mut xs: Vec<f32> = (0..4000).map(|i| (i as f32 - 2000.0) * 0.0137).collect();

@@ -300,12 +300,7 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-    }
+    use crate::test_util::lcg;
 
     /// Direct f64 attention, the textbook formula.
     fn reference(qkv: &[f32], n: usize, t: usize, heads: usize, d: usize) -> Vec<f64> {

@@ -1012,11 +1012,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx512_outer_products_match_avx2_bits() {
-        if !(std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
-            eprintln!("no AVX-512F on this CPU: nothing to compare");
+        if !crate::test_util::avx512_and_avx2() {
             return;
         }
         let mut seed = 11u32;

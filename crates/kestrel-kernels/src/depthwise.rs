@@ -641,12 +641,7 @@ mod tests {
     use super::avx2::RowArgs;
     use crate::act::Act;
 
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-    }
+    use crate::test_util::lcg;
 
     /// The register-blocked row kernels (AVX2, and AVX-512 where the CPU has it) give the
     /// unblocked kernel's bits, and all of them are the depthwise convolution.

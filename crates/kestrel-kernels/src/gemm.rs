@@ -592,7 +592,7 @@ mod avx512 {
         }
         // The halves by register moves: a 512-bit store read back as two 256-bit loads cannot
         // forward its upper half on Zen 4 and stalls each row.
-        store_halves(t, [c0, c1, c2, c3, c4, c5]);
+        store_tile(t, [c0, c1, c2, c3, c4, c5]);
     }
 
     /// Two row tiles of one panel (`t2` is `t`'s next microtile): 12 accumulators for a panel
@@ -628,8 +628,8 @@ mod avx512 {
                 bp = bp.add(NR);
             }
         }
-        store_halves(t, [c0, c1, c2, c3, c4, c5]);
-        store_halves(t2, [d0, d1, d2, d3, d4, d5]);
+        store_tile(t, [c0, c1, c2, c3, c4, c5]);
+        store_tile(t2, [d0, d1, d2, d3, d4, d5]);
     }
 
     /// Stores a finished tile. Full-width tiles take the epilogue in 16-lane registers, in the
@@ -637,7 +637,7 @@ mod avx512 {
     /// its bits); partial ones go through the AVX2 store.
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn store_halves(t: &Tile, rows: [__m512; MR]) {
+    unsafe fn store_tile(t: &Tile, rows: [__m512; MR]) {
         if t.nr == NR {
             let zero = _mm512_setzero_ps();
             let bias = if t.bias.is_null() || !t.last {
@@ -711,8 +711,8 @@ mod avx512 {
                 bq = bq.add(NR);
             }
         }
-        store_halves(t, [c0, c1, c2, c3, c4, c5]);
-        store_halves(t2, [d0, d1, d2, d3, d4, d5]);
+        store_tile(t, [c0, c1, c2, c3, c4, c5]);
+        store_tile(t2, [d0, d1, d2, d3, d4, d5]);
     }
 }
 
@@ -720,23 +720,14 @@ mod avx512 {
 mod tests {
     use super::*;
 
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-    }
+    use crate::test_util::lcg;
 
     /// The AVX-512 kernel sums in the AVX2 kernel's order: bit-identical tiles, so a model's
     /// outputs (and the int8 engine's requantization) do not depend on the CPU.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx512_and_avx2_kernels_give_identical_bits() {
-        if !(std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
-            eprintln!("no AVX-512F on this CPU: nothing to compare");
+        if !crate::test_util::avx512_and_avx2() {
             return;
         }
         let mut s = 3u64;

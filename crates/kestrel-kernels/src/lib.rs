@@ -220,3 +220,28 @@ mod alloc_tests {
         }
     }
 }
+
+/// What the kernels' unit tests share.
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// A deterministic value in [-0.5, 0.5) from a 64-bit LCG: the tests' inputs.
+    pub fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+
+    /// Whether this CPU runs both the AVX-512 and the AVX2 kernels, whatever `KESTREL_ISA`
+    /// says (the bit-identity tests call both directly); says so when it does not.
+    #[cfg(target_arch = "x86_64")]
+    pub fn avx512_and_avx2() -> bool {
+        let yes = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        if !yes {
+            eprintln!("no AVX-512F on this CPU: nothing to compare");
+        }
+        yes
+    }
+}
