@@ -43,6 +43,8 @@ enum Command {
     AugmentPreview(cmd::augment_preview::AugmentPreviewArgs),
     /// Benchmark a model: batch-1 latency, batch throughput, a training step, peak memory.
     Bench(cmd::bench::BenchArgs),
+    /// List the devices `--device` can pick: the CPU and each GPU adapter (backend, name, memory).
+    Devices(cmd::devices::DevicesArgs),
     /// Measure the input pipeline's throughput (decode + augment + batch), in images/s.
     DataBench(cmd::data_bench::DataBenchArgs),
     /// Train a student with a teacher's logits (knowledge distillation; DeiT's hard distillation).
@@ -108,6 +110,7 @@ fn main() {
         Command::Preprocess(a) => cmd::preprocess::run(a),
         Command::AugmentPreview(a) => cmd::augment_preview::run(a),
         Command::DataBench(a) => cmd::data_bench::run(a),
+        Command::Devices(a) => cmd::devices::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Plot(a) => cmd::plot::run(a),
         Command::Distill(a) => {

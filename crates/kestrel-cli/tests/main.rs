@@ -7,6 +7,7 @@ mod common;
 mod end_to_end;
 mod export;
 mod finetune;
+mod gpu;
 mod models;
 mod new_user;
 mod one_preprocessing_path;

@@ -113,7 +113,15 @@ impl Runner {
     /// [`Runner::logits`] on a burn tensor, returning a burn tensor on `device`.
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>, String> {
         match self {
-            Runner::Burn(model, _) => Ok(model.forward(x)),
+            // Logits come back as f32 whatever the device computes in (`--precision f16`), so
+            // that softmax, metrics and files see one type.
+            Runner::Burn(model, _) => {
+                let y = model.forward(x);
+                Ok(match y.dtype() {
+                    burn::tensor::DType::F32 => y,
+                    _ => y.cast(burn::tensor::FloatDType::F32),
+                })
+            }
             Runner::Fast(_) => {
                 let shape = x.dims();
                 let device = x.device();

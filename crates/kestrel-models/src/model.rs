@@ -131,3 +131,29 @@ impl Model {
         })
     }
 }
+
+impl Model {
+    /// Casts every float parameter and buffer to the default float type of the device it is on
+    /// (set by `--precision`; f32 unless configured). Loading keeps a file's dtype, so f32
+    /// weights loaded into a half-precision model would otherwise stay f32 and mismatch its
+    /// activations.
+    pub fn to_device_float_dtype(self) -> Self {
+        use burn::module::{ModuleMapper, Param};
+        use burn::tensor::FloatDType;
+        let Some(device) = self.devices().into_iter().next() else {
+            return self;
+        };
+        let dtype = device.settings().float_dtype;
+        if dtype == FloatDType::F32 {
+            return self;
+        }
+        struct Cast(FloatDType);
+        impl ModuleMapper for Cast {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let (id, t, mapper) = param.consume();
+                Param::from_mapped_value(id, t.cast(self.0), mapper)
+            }
+        }
+        self.map(&mut Cast(dtype))
+    }
+}

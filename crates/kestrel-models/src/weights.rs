@@ -295,6 +295,7 @@ fn apply_tensors(
         .zip(file_names)
         .collect();
     let result = model.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), true);
+    *model = model.clone().to_device_float_dtype();
     (
         result,
         Origin {

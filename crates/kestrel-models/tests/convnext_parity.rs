@@ -10,7 +10,7 @@ use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
 use kestrel_models::Model;
 
 /// Mirrors the fixtures' kwargs: depths [1,1,2,1], dims [8,16,32,64], 10 classes, 64 px.
-fn tiny(base: ConvNeXtConfig) -> ConvNeXtConfig {
+pub(crate) fn tiny(base: ConvNeXtConfig) -> ConvNeXtConfig {
     ConvNeXtConfig {
         depths: vec![1, 1, 2, 1],
         dims: vec![8, 16, 32, 64],

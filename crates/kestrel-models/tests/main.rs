@@ -9,6 +9,7 @@ mod convnext_registry;
 mod efficientnet_parity;
 mod full_parity;
 mod full_parity_mobilenet_shufflenet_vgg;
+mod gpu_parity;
 mod maxxvit_parity;
 mod mobilenet_parity;
 mod pretrained_cfgs;

@@ -12,7 +12,7 @@ use kestrel_models::weights::save_safetensors;
 use kestrel_models::Model;
 
 /// The fixtures' kwargs: channel_multiplier 0.25, depth_multiplier 0.34, num_features 64.
-fn tiny(base: fn(f64) -> MobileNetConfig, head: Option<usize>) -> MobileNetConfig {
+pub(crate) fn tiny(base: fn(f64) -> MobileNetConfig, head: Option<usize>) -> MobileNetConfig {
     let mut cfg = base(0.25);
     cfg.depth_multiplier = 0.34;
     if let Some(nf) = head {

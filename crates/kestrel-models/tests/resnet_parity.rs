@@ -11,7 +11,7 @@ use kestrel_models::resnet::ResNetConfig;
 use kestrel_models::weights::{load_weights, save_safetensors, LoadOptions};
 use kestrel_models::Model;
 
-fn tiny(base: ResNetConfig) -> ResNetConfig {
+pub(crate) fn tiny(base: ResNetConfig) -> ResNetConfig {
     // timm keeps the 64-channel 7×7 stem whatever `channels` says (stem_width only shapes deep stems).
     ResNetConfig {
         layers: vec![1, 1, 1, 1],

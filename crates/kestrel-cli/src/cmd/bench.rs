@@ -45,6 +45,8 @@ pub struct BenchArgs {
     pub json: Option<PathBuf>,
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
     pub device: String,
+    #[command(flatten)]
+    pub precision: crate::device::PrecisionArgs,
     /// `--engine` times inference only; the training step always runs on burn.
     #[command(flatten)]
     pub engine: crate::cmd::common::EngineArgs,
@@ -69,7 +71,8 @@ struct Entry {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
-    let device = parse_device(&a.device)?;
+    let mut device = parse_device(&a.device)?;
+    a.precision.configure(&mut device, &a.device)?;
     a.engine.apply()?;
     let opts = BenchOptions {
         warmup: 2,

@@ -58,11 +58,14 @@ pub struct EvalArgs {
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
     pub device: String,
     #[command(flatten)]
+    pub precision: crate::device::PrecisionArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let device = parse_device(&a.device)?;
+    let mut device = parse_device(&a.device)?;
+    a.precision.configure(&mut device, &a.device)?;
     a.engine.apply()?;
     if a.data.val_dir.is_some() {
         anyhow::bail!(

@@ -27,11 +27,14 @@ pub struct ForwardArgs {
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
     pub device: String,
     #[command(flatten)]
+    pub precision: crate::device::PrecisionArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
 pub fn run(a: ForwardArgs) -> Result<()> {
-    let device = parse_device(&a.device)?;
+    let mut device = parse_device(&a.device)?;
+    a.precision.configure(&mut device, &a.device)?;
     a.engine.apply()?;
     let loaded = load(&a.source, &device)?;
     let (shape, data) = read_f32(&a.input, "input")?;

@@ -2,6 +2,7 @@ pub mod augment_preview;
 pub mod bench;
 pub mod common;
 pub mod data_bench;
+pub mod devices;
 pub mod distill;
 pub mod eval;
 pub mod export;

@@ -33,6 +33,8 @@ pub struct PredictArgs {
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
     pub device: String,
     #[command(flatten)]
+    pub precision: crate::device::PrecisionArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
@@ -50,7 +52,8 @@ struct Prediction {
 }
 
 pub fn run(a: PredictArgs) -> Result<()> {
-    let device = parse_device(&a.device)?;
+    let mut device = parse_device(&a.device)?;
+    a.precision.configure(&mut device, &a.device)?;
     a.engine.apply()?;
     if a.source.model.is_some() && a.source.weights.is_none() {
         if !a.random_weights {

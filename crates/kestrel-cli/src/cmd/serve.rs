@@ -54,11 +54,14 @@ pub struct ServeArgs {
     #[arg(long, default_value = "cpu", help = DEVICE_HELP)]
     pub device: String,
     #[command(flatten)]
+    pub precision: crate::device::PrecisionArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
 pub fn run(a: ServeArgs) -> Result<()> {
-    let device = parse_device(&a.device)?;
+    let mut device = parse_device(&a.device)?;
+    a.precision.configure(&mut device, &a.device)?;
     a.engine.apply()?;
     if !(a.max_delay_ms.is_finite() && a.max_delay_ms >= 0.0) {
         anyhow::bail!("--max-delay-ms {}: must be ≥ 0", a.max_delay_ms);

@@ -83,19 +83,34 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    kestrel_with_env(args, &[], &[])
+}
+
+/// [`kestrel`] with the variables `set` added to its environment and `remove` taken out.
+pub fn kestrel_with_env<I, S>(args: I, set: &[(&str, &str)], remove: &[&str]) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let args: Vec<std::ffi::OsString> = args
         .into_iter()
         .map(|a| a.as_ref().to_os_string())
         .collect();
     let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kestrel-cli-home");
     std::fs::create_dir_all(&home).expect("scratch HOME");
-    let out = Command::new(env!("CARGO_BIN_EXE_kestrel"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kestrel"));
+    command
         .args(&args)
         .env("HOME", &home)
         .env_remove("KESTREL_LOG")
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("cannot start the kestrel binary");
+        .env_remove("RUST_BACKTRACE");
+    for (k, v) in set {
+        command.env(k, v);
+    }
+    for k in remove {
+        command.env_remove(k);
+    }
+    let out = command.output().expect("cannot start the kestrel binary");
     Run {
         args: args
             .iter()
