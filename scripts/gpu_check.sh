@@ -4,7 +4,7 @@
 #   1. builds kestrel (wgpu is in every build) and, with CUDA=1, the cuda backend too (cubecl-cuda
 #      downloads an LLVM bundle at build time, so that needs internet access);
 #   2. lists the devices (`kestrel devices`);
-#   3. parity on the GPU: the timm fixtures of five families through `--device wgpu`
+#   3. parity on the GPU: the timm fixtures of four layer kinds through `--device wgpu`
 #      (kestrel-models' gpu_parity tests) and the CLI's GPU-vs-CPU tests (kestrel-cli's gpu tests);
 #   4. benchmarks inference (batch 1 and batch B) and one training step on the GPU and on this
 #      host's CPU, in the same run;
@@ -21,8 +21,10 @@ mkdir -p "$OUT"
 log() { echo "== $*" | tee -a "$OUT/gpu_check.log"; }
 start=$(date +%s)
 
-log "build (cargo build --release -p kestrel-cli)"
-cargo build --release -p kestrel-cli 2>&1 | tail -n 3 | tee -a "$OUT/gpu_check.log"
+# One build for the binary and the test binaries: `--workspace` everywhere, since `-p CRATE`
+# can unify burn's dependencies' features differently and rebuild burn.
+log "build (cargo build --release --workspace --bins --tests)"
+cargo build --release --workspace --bins --tests 2>&1 | tail -n 3 | tee -a "$OUT/gpu_check.log"
 KESTREL=target/release/kestrel
 if [ "${CUDA:-0}" = 1 ]; then
   log "build with --features cuda"
@@ -40,9 +42,9 @@ log "devices"
 
 log "parity on $DEVICE (timm fixtures; GPU vs CPU through the CLI)"
 parity=ok
-CI=true cargo test --release -p kestrel-models --test models_tests gpu_parity 2>&1 \
+CI=true cargo test --release --workspace --test models_tests gpu_parity 2>&1 \
   | grep -E "^test |test result" | tee "$OUT/parity.txt" || parity=failed
-CI=true cargo test --release -p kestrel-cli --test cli_tests gpu:: 2>&1 \
+CI=true cargo test --release --workspace --test cli_tests gpu:: 2>&1 \
   | grep -E "^test |test result" | tee -a "$OUT/parity.txt" || parity=failed
 grep -q "FAILED\|failed;" "$OUT/parity.txt" && parity=failed
 echo "parity: $parity" | tee -a "$OUT/gpu_check.log"
