@@ -5,7 +5,7 @@
 
 use crate::common::{
     self, kestrel, kestrel_with_env, read_json, read_tensor, s, solid_color_folder, solid_image,
-    tempdir, write_tensor, Lcg,
+    tempdir, write_tensor, Lcg, Run,
 };
 
 /// `kestrel devices --json`, parsed.
@@ -63,15 +63,16 @@ fn devices_lists_the_cpu_with_its_memory_and_every_adapter() {
     }
 }
 
-#[test]
-fn a_device_that_is_not_there_is_an_error_listing_those_that_are() {
+/// `kestrel forward --model lenet5` (random weights) of a 1×1×32×32 input with `extra` flags,
+/// and whether it wrote its output file.
+fn forward_lenet(extra: &[&str]) -> (Run, bool) {
     let tmp = tempdir();
     let (x, y) = (
         tmp.path().join("x.safetensors"),
         tmp.path().join("y.safetensors"),
     );
-    write_tensor(&x, "input", &[1, 1, 28, 28]);
-    let args = [
+    write_tensor(&x, "input", &[1, 1, 32, 32]);
+    let mut args = vec![
         "forward",
         "--model",
         "lenet5",
@@ -80,8 +81,15 @@ fn a_device_that_is_not_there_is_an_error_listing_those_that_are() {
         "--output",
         s(&y),
     ];
-    let run = kestrel(args.iter().chain(&["--device", "wgpu:99"]));
-    assert!(!y.exists(), "a failed run wrote {}", y.display());
+    args.extend(extra);
+    let run = kestrel(&args);
+    (run, y.exists())
+}
+
+#[test]
+fn a_device_that_is_not_there_is_an_error_listing_those_that_are() {
+    let (run, wrote) = forward_lenet(&["--device", "wgpu:99"]);
+    assert!(!wrote, "a failed run wrote its output");
     if devices().len() == 1 {
         run.fails_cleanly_naming(&["--device wgpu:99", "no GPU adapter", "available: cpu"]);
     } else {
@@ -277,36 +285,12 @@ fn train_eval_predict_forward_on_wgpu_agree_with_the_cpu() {
 
 #[test]
 fn half_precision_on_the_cpu_is_an_error_naming_the_flag() {
-    let tmp = tempdir();
-    let (x, y) = (
-        tmp.path().join("x.safetensors"),
-        tmp.path().join("y.safetensors"),
-    );
-    write_tensor(&x, "input", &[1, 1, 32, 32]);
-    kestrel([
-        "forward",
-        "--model",
-        "lenet5",
-        "--input",
-        s(&x),
-        "--output",
-        s(&y),
-        "--precision",
-        "f16",
-    ])
-    .fails_cleanly_naming(&["--precision f16", "CPU backend computes in f32"]);
-    // clap rejects an unknown type (usage error, exit 2) with the valid ones.
-    let run = kestrel([
-        "forward",
-        "--model",
-        "lenet5",
-        "--input",
-        s(&x),
-        "--output",
-        s(&y),
-        "--precision",
-        "f64",
-    ]);
+    let (run, wrote) = forward_lenet(&["--precision", "f16"]);
+    assert!(!wrote, "a failed run wrote its output");
+    run.fails_cleanly_naming(&["--precision f16", "CPU backend computes in f32"]);
+    // clap rejects an unknown type (usage error, exit 2), naming the valid ones.
+    let (run, wrote) = forward_lenet(&["--precision", "f64"]);
+    assert!(!wrote);
     assert_eq!(run.code, Some(2), "{}", run.transcript());
     assert!(
         run.stderr
@@ -314,5 +298,4 @@ fn half_precision_on_the_cpu_is_an_error_naming_the_flag() {
         "{}",
         run.transcript()
     );
-    assert!(!y.exists());
 }
