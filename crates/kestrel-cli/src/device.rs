@@ -311,37 +311,7 @@ pub fn format_memory(bytes: Option<u64>) -> String {
     }
 }
 
-/// `--precision`: the float type a device computes in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    F32,
-    F16,
-    Bf16,
-}
-
-impl std::str::FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" | "fp32" | "float32" => Ok(Precision::F32),
-            "f16" | "fp16" | "float16" | "half" => Ok(Precision::F16),
-            "bf16" | "bfloat16" => Ok(Precision::Bf16),
-            other => Err(format!(
-                "unknown precision '{other}'; valid: f32, f16, bf16"
-            )),
-        }
-    }
-}
-
-impl Precision {
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::F16 => "f16",
-            Precision::Bf16 => "bf16",
-        }
-    }
-}
+pub use kestrel_train::Precision;
 
 /// The `--precision` flag of the commands that run a model.
 #[derive(clap::Args, Debug, Clone)]
@@ -358,22 +328,12 @@ impl PrecisionArgs {
     /// Makes `--precision` the default float type of `device` (`spec` is its `--device`), before
     /// any tensor is created on it. A type the device lacks is an error naming both.
     pub fn configure(&self, device: &mut Device, spec: &str) -> Result<()> {
-        use burn::tensor::FloatDType;
-        let dtype = match self.precision {
-            Precision::F32 => return Ok(()),
-            Precision::F16 => FloatDType::F16,
-            Precision::Bf16 => FloatDType::BF16,
+        let p = self.precision;
+        let Some(dtype) = p.half_dtype() else {
+            return Ok(());
         };
-        let p = self.precision.name();
-        if *device == Device::flex() {
-            bail!(
-                "--precision {p}: the CPU backend computes in f32; half precision is for a GPU device (--device wgpu; `kestrel devices` lists them), and int8 on the CPU is `kestrel quantize`"
-            );
-        }
-        if !device.supports_dtype(dtype) {
-            bail!(
-                "--precision {p}: --device {spec} does not support {p} (try --precision f16 or f32)"
-            );
+        if let Some(why) = p.unsupported_on(device) {
+            bail!("--precision {p} on --device {spec}: {why}");
         }
         device
             .configure(dtype)

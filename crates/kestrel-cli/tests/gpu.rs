@@ -299,3 +299,78 @@ fn half_precision_on_the_cpu_is_an_error_naming_the_flag() {
         run.transcript()
     );
 }
+
+/// `train --precision f16` on the GPU: mixed precision with dynamic loss scaling. It starts at
+/// torch's 2^16, which overflows f16 at first, so some updates are skipped, each halving the
+/// scale (too few updates here to grow it); the scaler's state is in the resumable record, and
+/// the model still learns.
+#[test]
+fn f16_training_scales_the_loss_and_learns() {
+    if !have_gpu() {
+        return;
+    }
+    let tmp = tempdir();
+    let data = tmp.path().join("data");
+    solid_color_folder(&data, 20, 7);
+    let out = tmp.path().join("run");
+    kestrel([
+        "train",
+        "--data",
+        s(&data),
+        "--model",
+        "lenet5",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.01",
+        "--seed",
+        "1",
+        "--workers",
+        "1",
+        "--quiet",
+        "--device",
+        "wgpu",
+        "--precision",
+        "f16",
+        "--out",
+        s(&out),
+    ])
+    .ok();
+    let state = read_json(&out.join("last.state.json"));
+    let progress = &state["progress"];
+    let scaler = &progress["loss_scaler"];
+    assert!(
+        scaler.is_object(),
+        "last.state.json has no progress.loss_scaler: {state}"
+    );
+    let skipped = scaler["skipped"].as_u64().unwrap();
+    assert!(skipped >= 1, "2^16 should overflow f16 at first: {scaler}");
+    assert_eq!(
+        scaler["scale"].as_f64().unwrap(),
+        65536.0 / 2f64.powi(skipped as i32),
+        "{scaler}"
+    );
+    let steps = std::fs::read_to_string(out.join("train_steps.jsonl")).unwrap();
+    let loss: Vec<f64> = steps
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    // Skipped updates are neither counted nor logged.
+    assert_eq!(
+        progress["step"].as_u64(),
+        Some(loss.len() as u64),
+        "{steps}"
+    );
+    assert!(loss.iter().all(|l| l.is_finite()), "{loss:?}");
+    let (first, last) = (
+        loss[..3].iter().sum::<f64>(),
+        loss[loss.len() - 3..].iter().sum::<f64>(),
+    );
+    assert!(last < 0.85 * first, "the f16 loss should fall: {loss:?}");
+}

@@ -320,7 +320,7 @@ fn ema_eval_picks_the_best_ema_epoch_and_saves_its_ema_weights() {
         &tmp.path().join("bf16"),
         &["--precision", "bf16"],
     ))
-    .fails_cleanly_naming(&["--precision bf16", "only fp32"]);
+    .fails_cleanly_naming(&["--precision bf16", "CPU backend computes in f32"]);
 }
 
 /// Each image of the ImageFolder `from`, mirrored left to right, under the same path in `to`.

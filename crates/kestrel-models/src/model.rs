@@ -133,27 +133,40 @@ impl Model {
 }
 
 impl Model {
+    /// Casts every float parameter and buffer that is not already `dtype` to it. On an autodiff
+    /// device the cast is on the tape, so a half-precision copy of an f32 model passes its
+    /// gradients back to the f32 parameters (mixed-precision training). BatchNorm's running
+    /// statistics are shared between a module and its copies (burn's `RunningState`), so casting
+    /// a copy casts them in the original too; cast back after the step.
+    pub fn to_float_dtype(self, dtype: burn::tensor::FloatDType) -> Self {
+        use burn::module::{ModuleMapper, Param};
+        struct Cast(burn::tensor::FloatDType);
+        impl ModuleMapper for Cast {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let (id, t, mapper) = param.consume();
+                let t = if t.dtype() == self.0.into() {
+                    t
+                } else {
+                    t.cast(self.0)
+                };
+                Param::from_mapped_value(id, t, mapper)
+            }
+        }
+        self.map(&mut Cast(dtype))
+    }
+
     /// Casts every float parameter and buffer to the default float type of the device it is on
     /// (set by `--precision`; f32 unless configured). Loading keeps a file's dtype, so f32
     /// weights loaded into a half-precision model would otherwise stay f32 and mismatch its
     /// activations.
     pub fn to_device_float_dtype(self) -> Self {
-        use burn::module::{ModuleMapper, Param};
-        use burn::tensor::FloatDType;
         let Some(device) = self.devices().into_iter().next() else {
             return self;
         };
         let dtype = device.settings().float_dtype;
-        if dtype == FloatDType::F32 {
+        if dtype == burn::tensor::FloatDType::F32 {
             return self;
         }
-        struct Cast(FloatDType);
-        impl ModuleMapper for Cast {
-            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-                let (id, t, mapper) = param.consume();
-                Param::from_mapped_value(id, t.cast(self.0), mapper)
-            }
-        }
-        self.map(&mut Cast(dtype))
+        self.to_float_dtype(dtype)
     }
 }

@@ -157,20 +157,85 @@ pub fn clip_gradients<M: Module>(
     let (ids, items): (Vec<ParamId>, Vec<ParamGrad>) =
         param_grads(module, grads).into_iter().unzip();
     let clipped = ids.into_iter().zip(clip(mode, threshold, items)).collect();
-    // A second walk knows each parameter's rank, to put the flattened gradients back.
+    register_flat(module, grads, clipped);
+}
+
+/// Multiplies every gradient of `module` by `factor` in place.
+pub fn scale_gradients<M: Module>(module: &M, grads: &mut GradientsParams, factor: f64) {
+    let scaled = param_grads(module, grads)
+        .into_iter()
+        .map(|(id, item)| (id, item.grad.mul_scalar(factor)))
+        .collect();
+    register_flat(module, grads, scaled);
+}
+
+/// Puts flattened gradients back under their parameters, in each parameter's shape (a walk of
+/// the module knows the ranks).
+fn register_flat<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    flat: std::collections::HashMap<ParamId, Tensor<1>>,
+) {
     struct Register<'a> {
         grads: &'a mut GradientsParams,
-        clipped: std::collections::HashMap<ParamId, Tensor<1>>,
+        flat: std::collections::HashMap<ParamId, Tensor<1>>,
     }
     impl ModuleVisitor for Register<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some(g) = self.clipped.remove(&param.id) {
+            if let Some(g) = self.flat.remove(&param.id) {
                 let dims: [usize; D] = param.val().dims();
                 self.grads.register::<D>(param.id, g.reshape(dims));
             }
         }
     }
-    module.visit(&mut Register { grads, clipped });
+    module.visit(&mut Register { grads, flat });
+}
+
+/// Dynamic loss scaling for f16 training, as torch's `GradScaler` with its defaults: the loss is
+/// multiplied by `scale` before backward, so that small gradients survive f16's range; the
+/// gradients are divided by it before the update. An update whose gradients overflowed is
+/// skipped and the scale halved; after `GROWTH_INTERVAL` good updates in a row it doubles.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossScaler {
+    pub scale: f64,
+    /// Good updates since the scale last changed.
+    pub good_steps: u32,
+    /// Updates skipped for overflow, over the whole run.
+    pub skipped: u64,
+}
+
+impl Default for LossScaler {
+    fn default() -> Self {
+        LossScaler {
+            scale: 65536.0,
+            good_steps: 0,
+            skipped: 0,
+        }
+    }
+}
+
+impl LossScaler {
+    pub const GROWTH_INTERVAL: u32 = 2000;
+    /// Below this the gradients overflow however small the loss is made: the run has diverged.
+    pub const MIN_SCALE: f64 = 1.0 / 65536.0;
+
+    /// Unscales `grads` in place and says whether to apply them: false (skip the update, halve
+    /// the scale) when any gradient is NaN or infinite.
+    pub fn unscale<M: Module>(&mut self, module: &M, grads: &mut GradientsParams) -> bool {
+        if !gradients_finite(module, grads) {
+            self.scale *= 0.5;
+            self.good_steps = 0;
+            self.skipped += 1;
+            return false;
+        }
+        scale_gradients(module, grads, 1.0 / self.scale);
+        self.good_steps += 1;
+        if self.good_steps >= Self::GROWTH_INTERVAL {
+            self.scale *= 2.0;
+            self.good_steps = 0;
+        }
+        true
+    }
 }
 
 /// False when any gradient holds a NaN or an infinity.

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod loss;
 pub mod optim;
 pub mod plots;
+pub mod precision;
 pub mod run_dir;
 pub mod run_state;
 pub mod schedule;
@@ -23,6 +24,7 @@ pub mod trainer;
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use error::TrainError;
 pub use evaluate::{evaluate_checkpoint, open_eval_data, EvalData, EvalOptions, Evaluation, Split};
+pub use precision::Precision;
 pub use run_dir::{ExistingRun, RunDir};
 pub use source::{check_img_size, load_model, LoadedModel, ModelSource, RegistrySource};
 pub use trainer::{

@@ -106,6 +106,9 @@ pub struct Progress {
     /// Training seconds before this checkpoint (wall time across resumes).
     pub seconds: f64,
     pub history: Vec<EpochLog>,
+    /// The f16 loss scaler's state (`--precision f16` runs only).
+    #[serde(default)]
+    pub loss_scaler: Option<crate::grad::LossScaler>,
 }
 
 impl Progress {
@@ -126,6 +129,7 @@ impl Progress {
             stopped_early: false,
             seconds: 0.0,
             history: Vec::new(),
+            loss_scaler: None,
         }
     }
 }

@@ -111,6 +111,11 @@ pub struct TrainConfig {
     /// Flip test-time augmentation in the final test report (and `kestrel eval --tta-flip`):
     /// each image scores the mean of its own and its mirror's class probabilities.
     pub tta_flip: bool,
+    /// The float type the forward and backward passes compute in (`--precision`). f16 and bf16
+    /// are mixed precision, on a GPU device: the parameters and the optimizer stay f32, each
+    /// step runs a half-precision copy of the model whose casts are on the tape, and f16 adds
+    /// dynamic loss scaling ([`crate::grad::LossScaler`]).
+    pub precision: crate::Precision,
     /// Gradient clipping threshold (None = off), applied as `clip_mode` says.
     pub clip_grad: Option<f64>,
     pub clip_mode: ClipMode,
@@ -298,6 +303,7 @@ impl Default for TrainConfig {
             ema_warmup: false,
             ema_eval: false,
             tta_flip: false,
+            precision: crate::Precision::F32,
             clip_grad: None,
             clip_mode: ClipMode::Norm,
             grad_accum: 1,
@@ -568,6 +574,13 @@ pub fn train_run(
     let eval_tf: Arc<dyn SampleTransform> = Arc::new(eval_transform(&data_config)?);
     let in_chans = data_config.input_size[0];
 
+    if let Some(reason) = cfg.precision.unsupported_on(device) {
+        return Err(TrainError::InvalidField {
+            field: "precision",
+            value: cfg.precision.to_string(),
+            reason,
+        });
+    }
     device.seed(cfg.seed);
     let train_device = device.clone().autodiff();
     let mut model: Model = match (&cfg.weights, opts.resume) {
@@ -736,6 +749,9 @@ pub fn train_run(
     bar.set_position(progress.step as u64);
     let started = Instant::now();
     let seconds_before = progress.seconds;
+    // f16's loss scale, carried across resumes in the progress record.
+    let mut scaler =
+        (cfg.precision == crate::Precision::F16).then(|| progress.loss_scaler.unwrap_or_default());
     while progress.epoch <= cfg.epochs && !progress.stopped_early {
         let epoch = progress.epoch;
         let epoch_start = Instant::now();
@@ -785,9 +801,22 @@ pub fn train_run(
             let teacher_logits = teacher
                 .as_ref()
                 .map(|t| Tensor::<2>::from_inner(t.forward(x.clone().inner())));
+            // Mixed precision: a half copy of the model (its casts on the tape, so the gradients
+            // reach the f32 parameters) sees a half batch; its logits come back as f32 for the
+            // loss.
+            let half = cfg.precision.half_dtype();
+            let (x, student) = match half {
+                Some(dtype) => (x.cast(dtype), model.clone().to_float_dtype(dtype)),
+                None => (x, model.clone()),
+            };
+            let as_f32 = |t: Tensor<2>| match half {
+                Some(_) => t.cast(burn::tensor::FloatDType::F32),
+                None => t,
+            };
             let (logits, loss) = match (&cfg.distill, teacher_logits) {
                 (Some(d), Some(t)) if d.hard => {
-                    let (class, dist) = model.forward_heads(x);
+                    let (class, dist) = student.forward_heads(x);
+                    let (class, dist) = (as_f32(class), dist.map(as_f32));
                     let dist_head = dist.clone().unwrap_or_else(|| class.clone());
                     let loss = hard_distillation_loss(class.clone(), dist_head, t, y, d.alpha);
                     let logits = match dist {
@@ -797,12 +826,12 @@ pub fn train_run(
                     (logits, loss)
                 }
                 (Some(d), Some(t)) => {
-                    let logits = model.forward(x);
+                    let logits = as_f32(student.forward(x));
                     let loss = distillation_loss(logits.clone(), t, y, d.temperature, d.alpha);
                     (logits, loss)
                 }
                 _ => {
-                    let logits = model.forward(x);
+                    let logits = as_f32(student.forward(x));
                     let loss = training_loss(cfg.loss, logits.clone(), y, cfg.bce_target_threshold);
                     (logits, loss)
                 }
@@ -832,7 +861,16 @@ pub fn train_run(
             } else {
                 loss
             };
+            let loss = match &scaler {
+                Some(sc) => loss.mul_scalar(sc.scale),
+                None => loss,
+            };
             accumulated.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+            // The half copy cast the shared BatchNorm statistics (and updated them in half);
+            // the f32 model keeps f32 ones.
+            if half.is_some() {
+                model = model.to_float_dtype(burn::tensor::FloatDType::F32);
+            }
 
             let preds: Vec<i64> = logits
                 .argmax(1)
@@ -853,6 +891,26 @@ pub fn train_run(
             }
             let mut grads = accumulated.grads();
             crate::finetune::drop_frozen_gradients(&model, &mut grads, &frozen);
+            if let Some(sc) = scaler.as_mut() {
+                let apply = sc.unscale(&model, &mut grads);
+                progress.loss_scaler = Some(*sc);
+                if !apply {
+                    // An overflow in f16: this update is skipped with a smaller scale, as
+                    // torch's GradScaler does; only a scale that keeps falling is divergence.
+                    if sc.scale < crate::grad::LossScaler::MIN_SCALE {
+                        return Err(diverged(
+                            "gradient",
+                            format!("overflow at every loss scale down to {}", sc.scale),
+                            progress.step + 1,
+                            &last_saved,
+                        ));
+                    }
+                    update_loss = 0.0;
+                    progress.batches_done = b + 1;
+                    bar.inc(1);
+                    continue;
+                }
+            }
             if !gradients_finite(&model, &grads) {
                 return Err(diverged(
                     "gradient",

@@ -21,7 +21,7 @@ fn layer_decay_scales_match_timm_param_groups_layer_decay() {
     let fx = fixture("layer_decay.json");
     let decay = fx["decay"].as_f64().unwrap();
     let num_classes = fx["num_classes"].as_u64().unwrap() as usize;
-    let device = Device::default();
+    let device = Device::flex();
     let models = fx["models"].as_object().unwrap();
     assert!(models.len() >= 5, "the fixture covers every grouped family");
     for (name, want) in models {
@@ -60,7 +60,7 @@ fn layer_decay_scales_match_timm_param_groups_layer_decay() {
 
 #[test]
 fn freeze_patterns_select_by_prefix_backbone_and_layers() {
-    let device = Device::default();
+    let device = Device::flex();
     let model = kestrel_models::find("resnet18").unwrap().build(
         &BuildOptions {
             num_classes: 4,
@@ -104,7 +104,7 @@ struct Two {
 
 #[test]
 fn optimizer_applies_each_parameters_lr_scale() {
-    let device = Device::default();
+    let device = Device::flex();
     let start = || {
         Param::from_tensor(Tensor::<2>::from_data(
             TensorData::new(vec![1.0f32, -2.0, 3.0, 0.5], [2, 2]),

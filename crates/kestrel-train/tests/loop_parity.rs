@@ -106,7 +106,7 @@ fn the_training_loop_gives_pytorchs_per_step_losses_and_lrs() {
         &cfg,
         &splits(),
         &run,
-        &Device::default(),
+        &Device::flex(),
         &RunOptions::default(),
     )
     .expect("training runs");

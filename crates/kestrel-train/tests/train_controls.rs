@@ -27,7 +27,7 @@ fn floats(v: &Value) -> Vec<f32> {
 
 fn tensor(values: Vec<f32>) -> Tensor<1> {
     let n = values.len();
-    Tensor::from_data(TensorData::new(values, [n]), &Device::default())
+    Tensor::from_data(TensorData::new(values, [n]), &Device::flex())
 }
 
 fn values(t: Tensor<1>) -> Vec<f32> {
@@ -135,7 +135,7 @@ fn all_floats<M: Module>(m: &M) -> Vec<f32> {
 
 #[test]
 fn ema_of_a_model_averages_weights_and_batchnorm_buffers() {
-    let device = Device::default();
+    let device = Device::flex();
     let spec = kestrel_models::find("resnet20_cifar").unwrap();
     let model = spec.build(
         &kestrel_models::BuildOptions {
@@ -219,4 +219,65 @@ fn gradient_clipping_matches_torch_and_timm() {
             "{mode} {threshold}"
         );
     }
+}
+
+/// torch's GradScaler arithmetic on a hand-computed case: the gradient of sum(w·x) is x, so the
+/// scaled loss's gradient S·x unscales to x; an overflowed gradient skips the update and halves
+/// the scale; `GROWTH_INTERVAL` good updates double it.
+#[test]
+fn loss_scaler_unscales_skips_overflow_and_grows() {
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use kestrel_train::grad::LossScaler;
+    let device = Device::flex().autodiff();
+    let layer: Linear = LinearConfig::new(3, 1).with_bias(false).init(&device);
+    let x = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -2.0, 3.0], [1, 3]), &device);
+    let grads_of = |scale: f64| {
+        let loss = layer.forward(x.clone()).sum().mul_scalar(scale);
+        GradientsParams::from_grads(loss.backward(), &layer)
+    };
+    let weight_grad = |grads: &GradientsParams| {
+        let g: Tensor<2> = grads.get(layer.weight.id).expect("weight gradient");
+        values(g.reshape([3]))
+    };
+
+    let mut scaler = LossScaler::default();
+    assert_eq!(scaler.scale, 65536.0, "torch's init_scale");
+    let mut grads = grads_of(scaler.scale);
+    assert_close(
+        &weight_grad(&grads),
+        &[32768.0, -131072.0, 196608.0],
+        1e-6,
+        0.0,
+        "scaled",
+    );
+    assert!(scaler.unscale(&layer, &mut grads));
+    assert_close(
+        &weight_grad(&grads),
+        &[0.5, -2.0, 3.0],
+        1e-6,
+        0.0,
+        "unscaled",
+    );
+    assert_eq!((scaler.good_steps, scaler.skipped), (1, 0));
+
+    let mut overflowed = grads_of(f64::INFINITY);
+    assert!(
+        !scaler.unscale(&layer, &mut overflowed),
+        "an inf gradient is skipped"
+    );
+    assert_eq!(
+        (scaler.scale, scaler.good_steps, scaler.skipped),
+        (32768.0, 0, 1)
+    );
+
+    for _ in 0..LossScaler::GROWTH_INTERVAL {
+        let mut g = grads_of(scaler.scale);
+        assert!(scaler.unscale(&layer, &mut g));
+    }
+    assert_eq!(
+        (scaler.scale, scaler.good_steps),
+        (65536.0, 0),
+        "doubled after 2000 good steps"
+    );
 }

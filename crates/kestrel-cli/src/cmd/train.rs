@@ -80,11 +80,11 @@ pub struct TrainArgs {
     /// yet: only 0 is accepted, so that a timm command line is not silently changed.
     #[arg(long, value_name = "F", default_value_t = 0.0)]
     pub drop_path: f64,
-    /// Training precision. Only fp32: kestrel's CPU kernels are fp32, and burn-flex keeps bf16
-    /// tensors but computes them through f32 conversions (slower, not faster), so bf16 mixed
-    /// precision is refused rather than silently run in fp32. It belongs to the GPU backends.
-    #[arg(long, value_name = "fp32", default_value = "fp32")]
-    pub precision: String,
+    /// Training precision: f32 (default), or f16/bf16 mixed precision on a GPU device (f32
+    /// parameters and optimizer, forward and backward in half; f16 with dynamic loss scaling).
+    /// The CPU trains in f32 only.
+    #[arg(long, value_name = "f32|f16|bf16", default_value = "f32")]
+    pub precision: kestrel_train::Precision,
     #[command(flatten)]
     pub optim: OptimArgs,
     #[command(flatten)]
@@ -190,13 +190,6 @@ pub fn run_with(
             a.drop_path
         );
     }
-    if a.precision != "fp32" {
-        anyhow::bail!(
-            "--precision {}: only fp32 training is supported (kestrel's CPU kernels are fp32, and \
-             burn-flex computes bf16/f16 through f32 conversions, which is slower); drop the flag",
-            a.precision
-        );
-    }
     let recipe_spec = a
         .recipe
         .clone()
@@ -224,6 +217,7 @@ pub fn run_with(
         seed: a.seed,
         workers: a.workers,
         skip_bad_images: a.data.skip_bad_images,
+        precision: a.precision,
         recipe: match (&a.recipe, &a.recipe_file) {
             (Some(spec), _) => Some(Recipe::parse_cli(spec)?),
             (None, Some(file)) => Some(Recipe::from_file(file)?),
