@@ -303,7 +303,7 @@ fn quiet_display_probe() {
     });
 }
 
-/// One line per device for the table of `kestrel devices`.
+/// A memory size for the `kestrel devices` table, in GiB.
 pub fn format_memory(bytes: Option<u64>) -> String {
     match bytes {
         Some(b) => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),

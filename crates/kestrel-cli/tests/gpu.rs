@@ -3,6 +3,8 @@
 //! them on Mesa's software Vulkan device (lavapipe; `.ci/run` installs `mesa-vulkan-drivers`).
 //! Without a GPU adapter they are skipped, except under `CI=true`, where that is a failure.
 
+use std::path::Path;
+
 use crate::common::{
     self, kestrel, kestrel_with_env, read_json, read_tensor, s, solid_color_folder, solid_image,
     tempdir, write_tensor, Lcg, Run,
@@ -101,6 +103,35 @@ fn a_device_that_is_not_there_is_an_error_listing_those_that_are() {
     }
 }
 
+/// The `kestrel train` arguments of the GPU runs: LeNet-5 on solid colours in `data` for 3
+/// epochs on `--device wgpu`, into `out`, then `extra`.
+fn gpu_train_args<'a>(data: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "train",
+        "--data",
+        s(data),
+        "--model",
+        "lenet5",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.01",
+        "--seed",
+        "1",
+        "--workers",
+        "1",
+        "--quiet",
+        "--device",
+        "wgpu",
+        "--out",
+        s(out),
+    ];
+    args.extend(extra);
+    args
+}
+
 /// Trains LeNet-5 on the GPU and checks, against the CPU backend on the same checkpoint, that
 /// `eval`, `predict` and `forward` on the GPU give the same answers. Run without
 /// XDG_RUNTIME_DIR, as on a server: the GPU runs must not print libwayland's complaint.
@@ -122,28 +153,7 @@ fn train_eval_predict_forward_on_wgpu_agree_with_the_cpu() {
     let data = tmp.path().join("data");
     solid_color_folder(&data, 20, 7);
     let out = tmp.path().join("run");
-    quiet(&[
-        "train",
-        "--data",
-        s(&data),
-        "--model",
-        "lenet5",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "8",
-        "--lr",
-        "0.01",
-        "--seed",
-        "1",
-        "--workers",
-        "1",
-        "--quiet",
-        "--device",
-        "wgpu",
-        "--out",
-        s(&out),
-    ]);
+    quiet(&gpu_train_args(&data, &out, &[]));
     let log = std::fs::read_to_string(out.join("train_log.jsonl")).unwrap();
     let loss: Vec<f64> = log
         .lines()
@@ -313,31 +323,7 @@ fn f16_training_scales_the_loss_and_learns() {
     let data = tmp.path().join("data");
     solid_color_folder(&data, 20, 7);
     let out = tmp.path().join("run");
-    kestrel([
-        "train",
-        "--data",
-        s(&data),
-        "--model",
-        "lenet5",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "8",
-        "--lr",
-        "0.01",
-        "--seed",
-        "1",
-        "--workers",
-        "1",
-        "--quiet",
-        "--device",
-        "wgpu",
-        "--precision",
-        "f16",
-        "--out",
-        s(&out),
-    ])
-    .ok();
+    kestrel(gpu_train_args(&data, &out, &["--precision", "f16"])).ok();
     let state = read_json(&out.join("last.state.json"));
     let progress = &state["progress"];
     let scaler = &progress["loss_scaler"];
