@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use crate::common::{
-    self, kestrel, kestrel_with_env, read_json, read_tensor, s, solid_color_folder, solid_image,
-    tempdir, write_tensor, Lcg, Run,
+    self, jsonl_column, kestrel, kestrel_with_env, read_json, read_tensor, s, solid_color_folder,
+    solid_image, tempdir, write_tensor, Lcg, Run,
 };
 
 /// `kestrel devices --json`, parsed.
@@ -154,16 +154,8 @@ fn train_eval_predict_forward_on_wgpu_agree_with_the_cpu() {
     solid_color_folder(&data, 20, 7);
     let out = tmp.path().join("run");
     quiet(&gpu_train_args(&data, &out, &[]));
-    let log = std::fs::read_to_string(out.join("train_log.jsonl")).unwrap();
-    let loss: Vec<f64> = log
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["train_loss"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(loss.len(), 3, "{log}");
+    let loss = jsonl_column(&out.join("train_log.jsonl"), "train_loss");
+    assert_eq!(loss.len(), 3, "{loss:?}");
     assert!(
         loss[2] < 0.5 * loss[0],
         "the training loss should fall: {loss:?}"
@@ -338,20 +330,12 @@ fn f16_training_scales_the_loss_and_learns() {
         65536.0 / 2f64.powi(skipped as i32),
         "{scaler}"
     );
-    let steps = std::fs::read_to_string(out.join("train_steps.jsonl")).unwrap();
-    let loss: Vec<f64> = steps
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect();
+    let loss = jsonl_column(&out.join("train_steps.jsonl"), "loss");
     // Skipped updates are neither counted nor logged.
     assert_eq!(
         progress["step"].as_u64(),
         Some(loss.len() as u64),
-        "{steps}"
+        "{loss:?}"
     );
     assert!(loss.iter().all(|l| l.is_finite()), "{loss:?}");
     let (first, last) = (

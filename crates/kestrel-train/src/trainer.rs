@@ -805,9 +805,13 @@ pub fn train_run(
             // reach the f32 parameters) sees a half batch; its logits come back as f32 for the
             // loss.
             let half = cfg.precision.half_dtype();
+            let half_model;
             let (x, student) = match half {
-                Some(dtype) => (x.cast(dtype), model.clone().to_float_dtype(dtype)),
-                None => (x, model.clone()),
+                Some(dtype) => {
+                    half_model = model.clone().to_float_dtype(dtype);
+                    (x.cast(dtype), &half_model)
+                }
+                None => (x, &model),
             };
             let as_f32 = |t: Tensor<2>| match half {
                 Some(_) => t.cast(burn::tensor::FloatDType::F32),

@@ -215,6 +215,20 @@ pub fn write_tensor(path: &Path, name: &str, shape: &[usize]) {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// The number `key` of every line of a JSON-lines log (`train_log.jsonl`, `train_steps.jsonl`).
+pub fn jsonl_column(path: &Path, key: &str) -> Vec<f64> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {l}: {e}", path.display()));
+            v[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{}: no number {key} in {l}", path.display()))
+        })
+        .collect()
+}
+
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text)
