@@ -9,7 +9,7 @@ tests/torchvision_parity.rs the torchvision MobileNetV2/V3, EfficientNet, RegNet
 checkpoints, `tv_*` folders, loaded through the torchvision key-layout translation).
 
   python3 scripts/check_parity_full.py [NAME ...] [--largest] [--parity-tool PATH] [--no-test]
-  (or, once .parity/ exists) cargo test --release -p kestrel-models -- --ignored full_parity --nocapture
+  (or, once .parity/ exists) cargo test --release --workspace -- --ignored full_parity --nocapture
 
 Inputs are 224 px, each model's pretrained_cfg default as make_parity.py reads it. T2T-ViT
 (not in timm) gets its full-size fixture from `scripts/make_t2t_fixtures.py --t2t-repo PATH
@@ -160,7 +160,8 @@ def main():
                                "--parity-tool", args.parity_tool, "--out", OUT, "--suffix", suffix,
                                "--kwargs", json.dumps(kw), "--input-size", "3,224,224"])
     if not args.no_test:
-        subprocess.check_call(["cargo", "test", "--release", "-p", "kestrel-models", "--", "--ignored",
+        # --workspace, not -p: -p unifies burn's features differently and rebuilds it.
+        subprocess.check_call(["cargo", "test", "--release", "--workspace", "--", "--ignored",
                                "full_parity", "--nocapture"], cwd=ROOT)
 
 

@@ -49,7 +49,7 @@ impl ConvSpec {
     fn pack(&self) -> PackedConv {
         let int8 = self.quant.as_ref().and_then(|q| Some((q, q.input?)));
         let kind = match int8 {
-            None => PackedKind::F32(Conv2d::new(
+            None => PackedKind::F32(Conv2d::for_inference(
                 self.geom,
                 &self.weight,
                 Some(&self.bias),
@@ -504,6 +504,7 @@ impl<C> Op<C> {
         match self {
             Op::Conv { conv, .. } if conv.geometry().is_depthwise() => "depthwise conv",
             Op::Conv { conv, .. } if conv.geometry().kernel == [1, 1] => "1x1 conv / linear",
+            Op::Conv { conv, .. } if conv.is_winograd() => "3x3 conv (winograd)",
             Op::Conv { .. } => "conv",
             Op::MaxPool { .. } => "max pool",
             Op::GlobalAvgPool { .. } | Op::AvgPool { .. } | Op::AdaptiveAvgPool { .. } => {
@@ -525,6 +526,10 @@ impl<C> Op<C> {
 /// Both forms of a conv know their geometry.
 pub trait HasGeometry {
     fn geometry(&self) -> &ConvGeometry;
+    /// Whether the conv runs as Winograd (decided when it is packed).
+    fn is_winograd(&self) -> bool {
+        false
+    }
 }
 impl HasGeometry for ConvSpec {
     fn geometry(&self) -> &ConvGeometry {
@@ -534,6 +539,9 @@ impl HasGeometry for ConvSpec {
 impl HasGeometry for PackedConv {
     fn geometry(&self) -> &ConvGeometry {
         &self.geom
+    }
+    fn is_winograd(&self) -> bool {
+        matches!(&self.kind, PackedKind::F32(c) if c.is_winograd())
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use crate::act::Act;
 use crate::depthwise::Depthwise;
 use crate::gemm::{igemm, Epilogue, PackedB, Rows, PAD};
+use crate::winograd::Winograd;
 use crate::{SendConstPtr, SendPtr};
 
 /// Shape and hyper-parameters of a convolution, PyTorch's meaning throughout.
@@ -236,6 +237,15 @@ enum Weights {
     /// microkernel's per-tap overhead.
     RowMerged(PackedB),
     Depthwise(Depthwise),
+    /// A 3×3 stride-1 conv as Winograd F(4×4, 3×3) (inference only: [`Conv2d::for_inference`]).
+    Winograd(Winograd),
+}
+
+/// Whether [`Conv2d::for_inference`] may pick Winograd: unless `KESTREL_WINOGRAD=0`. Read once
+/// per process.
+fn winograd_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("KESTREL_WINOGRAD").ok().as_deref() != Some("0"))
 }
 
 /// Largest `kw · in_ch` run as [`Weights::RowMerged`]: a kernel row of at most a few vectors.
@@ -325,11 +335,67 @@ impl Conv2d {
         }
     }
 
+    /// [`Conv2d::new`] for the inference engine: a dense 3×3 stride-1 conv whose channel
+    /// counts pay for it runs as Winograd F(2×2, 3×3) (the same result up to rounding, 4/9 of
+    /// the multiplies). `KESTREL_WINOGRAD=0` keeps every conv direct. Training keeps
+    /// [`Conv2d::new`], whose sums its backward pass and the PyTorch loop match reproduce.
+    pub fn for_inference(
+        geom: ConvGeometry,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        act: Act,
+    ) -> Self {
+        let g = &geom;
+        let tiles = (g.kernel == [3, 3]
+            && g.stride == [1, 1]
+            && g.dilation == [1, 1]
+            && g.groups == 1
+            && winograd_enabled())
+        .then(|| crate::winograd::pays(g.in_ch, g.out_ch))
+        .flatten();
+        match tiles {
+            Some(tiles) => Conv2d::winograd(geom, weight, bias, act, tiles),
+            None => Conv2d::new(geom, weight, bias, act),
+        }
+    }
+
+    /// A 3×3 stride-1 dense conv as Winograd with the given tiles, whatever [`Conv2d::for_inference`]
+    /// would pick: for tests and measurements.
+    #[doc(hidden)]
+    pub fn winograd(
+        geom: ConvGeometry,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        act: Act,
+        tiles: crate::winograd::Tiles,
+    ) -> Self {
+        let g = &geom;
+        assert!(
+            g.kernel == [3, 3] && g.stride == [1, 1] && g.dilation == [1, 1] && g.groups == 1,
+            "Winograd takes dense 3×3 stride-1 convs"
+        );
+        assert_eq!(weight.len(), g.out_ch * g.in_ch * 9, "conv weight size");
+        Conv2d {
+            geom,
+            weights: Weights::Winograd(Winograd::new(g.in_ch, g.out_ch, tiles, weight)),
+            bias: bias.map_or_else(|| vec![0.0; geom.out_ch], <[f32]>::to_vec),
+            act,
+            offsets: OffsetCache::default(),
+            zero: Vec::new(),
+        }
+    }
+
+    /// Whether this conv runs as Winograd.
+    pub fn is_winograd(&self) -> bool {
+        matches!(self.weights, Weights::Winograd(_))
+    }
+
     pub fn weight_bytes(&self) -> usize {
         match &self.weights {
             Weights::Gemm(bs) => bs.iter().map(PackedB::bytes).sum(),
             Weights::RowMerged(b) => b.bytes(),
             Weights::Depthwise(d) => d.bytes(),
+            Weights::Winograd(wg) => wg.bytes(),
         }
     }
 
@@ -399,6 +465,7 @@ impl Conv2d {
                 let out = std::slice::from_raw_parts_mut(out, out_len);
                 d.forward(x, n, h, w, out, oh, ow, &self.bias, &ep)
             }
+            Weights::Winograd(wg) => wg.forward(x, n, h, w, g.pads(h, w), (oh, ow), out, &ep),
             Weights::RowMerged(packed) => {
                 let pad = g.pads(h, w);
                 let (hp, wp) = (h + pad[0] + pad[1], w + pad[2] + pad[3]);

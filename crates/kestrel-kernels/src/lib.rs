@@ -6,6 +6,8 @@
 //! written. Weights are packed once into the microkernel's panel layout, and each kernel's
 //! epilogue applies the bias (folded BatchNorm), the activation and the residual add while the
 //! output tile is still in registers, so a conv+BN+act(+add) block is one pass over memory.
+//! The inference engine's 3×3 stride-1 convs run as Winograd F(2×2, 3×3) where it pays
+//! ([`Conv2d::for_inference`]): 16 GEMMs on the same microkernel between two transforms.
 //!
 //! Kernels are picked at run time by [`Isa::detect`]: an AVX2+FMA microkernel where the CPU has
 //! it, a portable scalar one elsewhere. `KESTREL_ISA=scalar` forces the portable path, so tests
@@ -22,6 +24,7 @@ pub mod int8;
 pub mod norm;
 pub mod pool2d;
 pub mod threads;
+pub mod winograd;
 
 pub use act::Act;
 pub use conv::{Conv2d, ConvGeometry};

@@ -321,3 +321,86 @@ fn pointwise_depthwise_pointwise_fused_matches_the_convs() {
         }
     }
 }
+
+/// Winograd F(2×2, 3×3) (the inference engine's 3×3 stride-1 convs) and F(4×4, 3×3) against
+/// the f64 direct reference: sizes that leave partial tiles, zero and asymmetric padding,
+/// channel counts off the 8-lane vectors, a batch, and the residual before and after the
+/// activation.
+#[test]
+fn winograd_convolutions_match_the_direct_reference() {
+    use kestrel_kernels::winograd::Tiles;
+    let cases: &[(
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        [usize; 4],
+        Act,
+        Option<bool>,
+    )] = &[
+        // n, h, w, cin, cout, pad, act, residual (Some(add_after_act))
+        (1, 14, 14, 64, 64, [1, 1, 1, 1], Act::Relu, None),
+        (2, 9, 11, 37, 45, [1, 1, 1, 1], Act::Identity, Some(false)),
+        (1, 7, 7, 32, 40, [1, 1, 1, 1], Act::Relu6, Some(true)),
+        (1, 10, 13, 48, 33, [0, 0, 0, 0], Act::Silu, None),
+        (1, 6, 5, 40, 32, [2, 0, 1, 2], Act::Relu, Some(false)),
+        (2, 5, 6, 256, 203, [0, 1, 1, 0], Act::Identity, Some(true)),
+    ];
+    // F(4×4) rounds more than the direct sum (its transforms scale by up to 8): 0.6–10e-5
+    // measured on these cases (the most at 256 channels), F(2×2) ≤ 8e-6, direct ~1e-6. A
+    // wrong tap or tile edge is off by O(1).
+    for (tiles, bar) in [(Tiles::F2, 2e-5), (Tiles::F4, 2e-4)] {
+        for &(n, h, w, cin, cout, pad, act, residual) in cases {
+            let mut s = (n * 31 + h * 7 + w + cin * 3 + cout) as u64;
+            let g = ConvGeometry {
+                in_ch: cin,
+                out_ch: cout,
+                kernel: [3, 3],
+                stride: [1, 1],
+                dilation: [1, 1],
+                pad,
+                groups: 1,
+                tf_same: false,
+            };
+            let x: Vec<f32> = (0..n * h * w * cin).map(|_| lcg(&mut s)).collect();
+            let wt: Vec<f32> = (0..cout * cin * 9).map(|_| lcg(&mut s)).collect();
+            let bias: Vec<f32> = (0..cout).map(|_| lcg(&mut s)).collect();
+            let conv = Conv2d::winograd(g, &wt, Some(&bias), act, tiles);
+            // What the engine builds for this shape is Winograd too.
+            assert!(
+                Conv2d::for_inference(g, &wt, Some(&bias), act).is_winograd(),
+                "{g:?}"
+            );
+            let (oh, ow) = g.output_hw(h, w).unwrap();
+            let res: Vec<f32> = (0..n * oh * ow * cout).map(|_| lcg(&mut s)).collect();
+            let mut out = vec![f32::NAN; n * oh * ow * cout];
+            let want = reference_conv(&g, &x, n, h, w, &wt, &bias);
+            // Twice: the second call reuses the scratch buffers.
+            for _ in 0..2 {
+                conv.forward(
+                    &x,
+                    n,
+                    h,
+                    w,
+                    &mut out,
+                    residual.map(|_| &res[..]),
+                    residual == Some(true),
+                );
+                let mut worst = 0f64;
+                for (i, (&got, &r)) in out.iter().zip(&want).enumerate() {
+                    let want = match residual {
+                        None => act.apply(r as f32),
+                        Some(false) => act.apply(r as f32 + res[i]),
+                        Some(true) => act.apply(r as f32) + res[i],
+                    };
+                    worst = worst.max(((got - want).abs() / (1.0 + want.abs())) as f64);
+                }
+                assert!(
+                    worst <= bar,
+                    "{tiles:?} {g:?} n{n} {h}x{w}: relative error {worst}"
+                );
+            }
+        }
+    }
+}
