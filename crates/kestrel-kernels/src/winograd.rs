@@ -198,7 +198,7 @@ impl Winograd {
                 }
             });
 
-            // 2. M_ξ = V_ξ · U_ξ, 36 GEMMs split into row blocks.
+            // 2. M_ξ = V_ξ · U_ξ, one GEMM per point, split into row blocks.
             // Row blocks of equal size, whole microkernel tiles each.
             let row_blocks = tiles.div_ceil(GEMM_ROWS);
             let block_rows = tiles.div_ceil(row_blocks).next_multiple_of(crate::gemm::MR);
