@@ -380,8 +380,9 @@ unsafe fn input_tile<const L: usize, const T: usize>(
     }
 }
 
+/// The input transform of tiles `range`; inlined into each ISA's entry point.
 #[inline(always)]
-unsafe fn input_tiles_body<const T: usize>(
+unsafe fn input_tiles<const T: usize>(
     x: *const f32,
     g: &TileGeom,
     c: usize,
@@ -402,17 +403,6 @@ unsafe fn input_tiles_body<const T: usize>(
     }
 }
 
-unsafe fn input_tiles<const T: usize>(
-    x: *const f32,
-    g: &TileGeom,
-    c: usize,
-    range: std::ops::Range<usize>,
-    tiles: usize,
-    v: *mut f32,
-) {
-    input_tiles_body::<T>(x, g, c, range, tiles, v)
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn input_tiles_avx2<const T: usize>(
@@ -423,7 +413,7 @@ unsafe fn input_tiles_avx2<const T: usize>(
     tiles: usize,
     v: *mut f32,
 ) {
-    input_tiles_body::<T>(x, g, c, range, tiles, v)
+    input_tiles::<T>(x, g, c, range, tiles, v)
 }
 
 /// What the output transform reads and writes.
