@@ -8,11 +8,18 @@ asymmetric, in --act-bits bits (kestrel: 7, range from the calibration min/max, 
 keep fp32 compute on int8-rounded weights. BN is folded by timm's eval mode being exact in
 fp32, so weights are quantized after folding (as kestrel does).
 
+With --bias-correction, every conv's bias absorbs the mean shift of its rounded weights,
+-(W_q - W) . E[x] with E[x] the fp32 input's per-channel mean over the calibration images
+(kestrel quantize's default).
+
 Usage: python3 scripts/int8_sensitivity.py --weights lite0.safetensors --calib CALIB_DIR \
-           --images EVAL_DIR [--limit 500] [--act-bits 7] [--sweep]
+           --images EVAL_DIR [--limit 500] [--act-bits 7] [--bias-correction] [--sweep]
+           [--noise-floor]
 
 Prints the whole-model agreement, then with --sweep, for every quantized layer: the agreement
-with only that layer quantized, and with all layers but that one quantized.
+with only that layer quantized, and with all layers but that one quantized. --noise-floor first
+prints how often the fp32 top-1 survives perturbations smaller than int8's: the whole model in
+bfloat16, and every weight times (1 + 0.001 or 0.003 * N(0, 1)).
 """
 import argparse, json
 
@@ -60,6 +67,8 @@ def main():
     ap.add_argument("--limit", type=int, default=500)
     ap.add_argument("--act-bits", type=int, default=7)
     ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--bias-correction", action="store_true")
+    ap.add_argument("--noise-floor", action="store_true")
     ap.add_argument("--sweep-images", type=int, default=100,
                     help="the first N images, for the sweep (the logits' error needs few)")
     a = ap.parse_args()
@@ -78,21 +87,44 @@ def main():
         return torch.cat([m(x[i:i + 50]) for i in range(0, len(x), 50)])
 
     ref = forward(x)
+    if a.noise_floor:
+        import copy
+        top1 = lambda out: (out.argmax(1) == ref.argmax(1)).float().mean().item()
+        mb = copy.deepcopy(m).to(torch.bfloat16)
+        bf16 = torch.cat([mb(x[i:i + 50].bfloat16()).float() for i in range(0, len(x), 50)])
+        print(json.dumps({"bfloat16": top1(bf16)}), flush=True)
+        del mb
+        state = copy.deepcopy(m.state_dict())
+        for rel in (1e-3, 3e-3):
+            g = torch.Generator().manual_seed(0)
+            for p in m.parameters():
+                p.data += torch.randn(p.shape, generator=g) * rel * p.data.abs()
+            print(json.dumps({"weight_noise": rel, "agreement": top1(forward(x))}), flush=True)
+            m.load_state_dict(state)
     fold_bn(m)
     assert (m(x[:8]) - ref[:8]).abs().max() < 1e-3 * ref.abs().max(), "BN folding changed the logits"
 
     layers = [(n, mod) for n, mod in m.named_modules()
               if isinstance(mod, torch.nn.Linear) or (isinstance(mod, torch.nn.Conv2d) and mod.groups == 1)]
     dw = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d) and mod.groups > 1]
-    ranges = {}
+    ranges, sums = {}, {}
     hooks = [mod.register_forward_pre_hook(
         lambda mod, inp, n=n: ranges.__setitem__(n, (min(ranges.get(n, (0, 0))[0], inp[0].min().item()),
                                                      max(ranges.get(n, (0, 0))[1], inp[0].max().item()))))
         for n, mod in layers]
+    convs = [(n, mod) for n, mod in m.named_modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks += [mod.register_forward_pre_hook(
+        lambda mod, inp, n=n: sums.__setitem__(n, sums.get(n, 0) + (
+            inp[0].sum((0, 2, 3)) / inp[0][0, 0].numel() if inp[0].dim() == 4 else inp[0].sum(0))))
+        for n, mod in convs]
     for i in range(0, len(calib), 32):
         m(calib[i:i + 32])
     for h in hooks:
         h.remove()
+    for mod in m.modules():
+        if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) and mod.bias is None:
+            mod.bias = torch.nn.Parameter(torch.zeros(mod.weight.shape[0]))
+    fp_b = {n: mod.bias.data.clone() for n, mod in convs}
     levels = 2 ** a.act_bits - 1
     fp_w = {n: mod.weight.data.clone() for n, mod in layers}
     fp_dw = [mod.weight.data.clone() for mod in dw]
@@ -111,12 +143,28 @@ def main():
     for n, mod in layers:
         mod.register_forward_pre_hook(act_fq(n))
 
+    def correct(n, mod, w):
+        """The bias of conv/linear `mod` (fp32 weights `w`, now rounded) less (W_q - W) . E[x]."""
+        mod.bias.data = fp_b[n].clone()
+        if not a.bias_correction:
+            return
+        mu = sums[n] / len(calib)
+        dW = mod.weight.data - w
+        if isinstance(mod, torch.nn.Linear):
+            mod.bias.data -= dW @ mu
+        else:
+            g, cin = mod.groups, dW.shape[1]
+            out = dW.shape[0]
+            mod.bias.data -= (dW.sum((2, 3)).view(g, out // g, cin) * mu.view(g, 1, cin)).sum(2).view(out)
+
     def configure(quantized, dw_q=True):
         active.clear(); active.update(quantized)
         for n, mod in layers:
             mod.weight.data = weight_fq(fp_w[n]) if n in quantized else fp_w[n]
-        for mod, w in zip(dw, fp_dw):
+            correct(n, mod, fp_w[n])
+        for (n, mod), w in zip([(n, mod) for n, mod in convs if mod in dw], fp_dw):
             mod.weight.data = weight_fq(w) if dw_q else w
+            correct(n, mod, w)
 
     def agree(quantized, dw_q=True, n=None):
         configure(quantized, dw_q)
@@ -128,7 +176,7 @@ def main():
     names = [n for n, _ in layers]
     all_q, e = agree(set(names))
     print(json.dumps({"all": all_q, "median_rel_logit_err": e, "act_bits": a.act_bits,
-                      "images": len(x)}), flush=True)
+                      "bias_correction": a.bias_correction, "images": len(x)}), flush=True)
     print(json.dumps({"only_depthwise_weights": agree(set())[0]}), flush=True)
     if a.sweep:
         for n in names:

@@ -50,6 +50,7 @@ fn main() {
                 Method::MinMax,
                 &short,
                 false,
+                false,
             )
             .unwrap();
         } else {

@@ -1312,12 +1312,13 @@ impl Engine {
     }
 
     /// As [`Engine::run_nchw`], showing `observe` the input of every [`Op::Conv`] (with the
-    /// op's index) before the conv runs: what calibration reads.
+    /// op's index and the input's channel count; NHWC) before the conv runs: what
+    /// calibration reads.
     pub fn run_observed(
         &self,
         x: &[f32],
         [n, c, h, w]: [usize; 4],
-        observe: &mut dyn FnMut(usize, &[f32]),
+        observe: &mut dyn FnMut(usize, &[f32], usize),
     ) -> Result<Vec<f32>, String> {
         self.run_inner(x, n, c, h, w, None, Some(observe))
             .map(|(v, _)| v)
@@ -1373,7 +1374,7 @@ impl Engine {
         h: usize,
         w: usize,
         mut prof: Option<&mut Profile>,
-        mut observe: Option<&mut dyn FnMut(usize, &[f32])>,
+        mut observe: Option<&mut dyn FnMut(usize, &[f32], usize)>,
     ) -> Result<(Vec<f32>, usize), String> {
         self.check_input(x, n, c, h, w)?;
         let mut arena = ArenaLease::new(&self.arenas);
@@ -1529,7 +1530,7 @@ impl Engine {
                         let xb = bufs[*x].as_deref().expect("live input");
                         let rb = residual.map(|r| bufs[r].as_deref().expect("live residual"));
                         if let Some(f) = observe.as_deref_mut() {
-                            f(i, xb);
+                            f(i, xb, s.c);
                         }
                         conv.forward(xb, n, s.h, s.w, &mut o, rb, *add_after_act);
                         macs = conv.geom.macs(s.h, s.w) * n as u64;

@@ -10,6 +10,8 @@
 //!   threshold.
 //! - Which ops: every ungrouped conv (1×1, 3×3, the stem, linears as 1×1 convs). Depthwise and
 //!   grouped convs, the SE/ECA gates and the rest stay fp32; activations between ops are f32.
+//! - Bias correction (optional, [`quantize_graph_keeping`]): each conv's bias absorbs the mean
+//!   shift that rounding its weights causes on the calibration inputs.
 //!
 //! [`save`] / [`load`] write and read the int8 model file: the graph's parameters by op index
 //! (int8 weights + scales for quantized convs, f32 for the rest), so the file is about 4×
@@ -127,6 +129,10 @@ struct Observed {
     /// A uniform sample of the values (reservoir sampling), for percentile and entropy.
     samples: Vec<f32>,
     seen: u64,
+    /// Per input channel, the sum of the values and how many pixels were summed: the mean
+    /// input that bias correction needs.
+    channel_sums: Vec<f64>,
+    pixels: u64,
 }
 
 /// Values sampled per conv input per batch, and kept per conv input in all.
@@ -159,17 +165,28 @@ impl Calibration {
         shape: [usize; 4],
     ) -> Result<(), String> {
         let Calibration { ops, rng, .. } = self;
-        engine.run_observed(x, shape, &mut |op, values| {
+        engine.run_observed(x, shape, &mut |op, values, channels| {
             let o = ops.entry(op).or_insert_with(|| Observed {
                 min: f32::INFINITY,
                 max: f32::NEG_INFINITY,
                 samples: Vec::new(),
                 seen: 0,
+                channel_sums: vec![0.0; channels],
+                pixels: 0,
             });
             for &v in values {
                 // NaN-safe: a NaN input changes neither bound.
                 o.min = o.min.min(v);
                 o.max = o.max.max(v);
+            }
+            if o.channel_sums.len() == channels && channels > 0 {
+                // NHWC: one pixel's channels are adjacent.
+                for px in values.chunks_exact(channels) {
+                    for (s, &v) in o.channel_sums.iter_mut().zip(px) {
+                        *s += v as f64;
+                    }
+                }
+                o.pixels += (values.len() / channels) as u64;
             }
             for _ in 0..SAMPLES_PER_BATCH.min(values.len()) {
                 let v = values[next(rng) as usize % values.len()];
@@ -191,6 +208,18 @@ impl Calibration {
     /// Images seen so far.
     pub fn images(&self) -> usize {
         self.images
+    }
+
+    /// The mean of each input channel of op `op` over the calibration pixels, if it was
+    /// observed with finite values.
+    pub fn input_mean(&self, op: usize) -> Option<Vec<f32>> {
+        let o = self.ops.get(&op)?;
+        let mean: Vec<f32> = o
+            .channel_sums
+            .iter()
+            .map(|s| (s / o.pixels.max(1) as f64) as f32)
+            .collect();
+        (o.pixels > 0 && mean.iter().all(|m| m.is_finite())).then_some(mean)
     }
 
     /// The range `[lo, hi]` chosen for the input of op `op`, if it was observed.
@@ -337,7 +366,40 @@ pub fn quantize_graph(
     calib: &Calibration,
     method: Method,
 ) -> Result<QuantSummary, String> {
-    quantize_graph_keeping(graph, calib, method, &[], false)
+    quantize_graph_keeping(graph, calib, method, &[], false, false)
+}
+
+/// `bias[o] −= Σ (rounded − weight)[o, c, ky, kx] · mean[c]` over the input channels `c` of
+/// output `o`'s group (OIHW weights; `mean` has one value per input channel of the conv).
+pub fn correct_bias(conv: &mut ConvSpec, rounded: &[f32], mean: &[f32]) -> Result<(), String> {
+    let g = conv.geom;
+    let in_per_group = g.in_ch / g.groups.max(1);
+    let out_per_group = g.out_ch / g.groups.max(1);
+    let taps = g.kernel[0] * g.kernel[1];
+    if mean.len() != g.in_ch || rounded.len() != conv.weight.len() {
+        return Err(format!(
+            "bias correction: {} input means and {} rounded weights for a conv of {} input \
+             channels and {} weights",
+            mean.len(),
+            rounded.len(),
+            g.in_ch,
+            conv.weight.len()
+        ));
+    }
+    for o in 0..g.out_ch {
+        let first = (o / out_per_group.max(1)) * in_per_group;
+        let row = o * in_per_group * taps;
+        let mut shift = 0f64;
+        for c in 0..in_per_group {
+            let at = row + c * taps;
+            let dw: f64 = (at..at + taps)
+                .map(|k| (rounded[k] - conv.weight[k]) as f64)
+                .sum();
+            shift += dw * mean[first + c] as f64;
+        }
+        conv.bias[o] -= shift as f32;
+    }
+    Ok(())
 }
 
 /// [`quantize_graph`], but the convs at op indices `keep_fp32` run in fp32 (their weights are
@@ -345,12 +407,19 @@ pub fn quantize_graph(
 /// [`sensitivity`]). With `depthwise_fp32`, depthwise and grouped convs (fp32 compute either
 /// way) keep their fp32 weights too: on EfficientNet-Lite0 their int8 storage alone moves
 /// the top-1 of 4.4% of the photo crops (docs/deploy.md), for a few percent of the file.
+///
+/// With `bias_correction`, each conv whose weights are rounded has its bias shifted by
+/// `−(W_q − W) · E[x]`, `E[x]` being its input's per-channel mean over the calibration pixels
+/// (Nagel et al. 2019, "Data-Free Quantization", §4.2; OpenVINO NNCF's bias correction): the
+/// rounding errors of a row of weights do not average out against inputs that are mostly
+/// positive (after ReLU), so without it every output channel is shifted by a constant.
 pub fn quantize_graph_keeping(
     graph: &mut Graph,
     calib: &Calibration,
     method: Method,
     keep_fp32: &[usize],
     depthwise_fp32: bool,
+    bias_correction: bool,
 ) -> Result<QuantSummary, String> {
     let mut summary = QuantSummary {
         int8_convs: 0,
@@ -377,7 +446,14 @@ pub fn quantize_graph_keeping(
             (STORED_WEIGHT_MAX, None)
         };
         let (weight, w_scale) = quantize_weights(&conv.weight, conv.geom.out_ch, max);
-        conv.weight = dequantize(&weight, &w_scale);
+        let rounded = dequantize(&weight, &w_scale);
+        if bias_correction {
+            let mean = calib.input_mean(i).ok_or_else(|| {
+                format!("op {i} (conv) saw no finite calibration values; calibrate on real images")
+            })?;
+            correct_bias(conv, &rounded, &mean).map_err(|e| format!("op {i} (conv): {e}"))?;
+        }
+        conv.weight = rounded;
         conv.quant = Some(ConvQuant {
             weight,
             w_scale,
@@ -395,6 +471,7 @@ pub fn sensitivity(
     graph: &Graph,
     calib: &Calibration,
     method: Method,
+    bias_correction: bool,
     x: &[f32],
     shape: [usize; 4],
 ) -> Result<Vec<(usize, f32)>, String> {
@@ -414,7 +491,7 @@ pub fn sensitivity(
     for &i in &convs {
         let mut g = graph.clone();
         let others: Vec<usize> = convs.iter().copied().filter(|&j| j != i).collect();
-        quantize_graph_keeping(&mut g, calib, method, &others, true)?;
+        quantize_graph_keeping(&mut g, calib, method, &others, true, bias_correction)?;
         let got = Engine::new(&g).run_nchw(x, n, c, h, w)?;
         let mut errs: Vec<f32> = got
             .chunks(classes)

@@ -221,7 +221,8 @@ fn kept_convs_run_fp32_on_their_stored_int8_weights() {
     // ±127 (rounded here by hand, not by quant's helpers).
     let mut all = fp32.clone();
     let summary =
-        quant::quantize_graph_keeping(&mut all, &calib, Method::MinMax, &convs, false).unwrap();
+        quant::quantize_graph_keeping(&mut all, &calib, Method::MinMax, &convs, false, false)
+            .unwrap();
     assert_eq!(summary.int8_convs, 0);
     assert_eq!(summary.fp32_convs, convs);
     let mut rounded = fp32.clone();
@@ -242,7 +243,8 @@ fn kept_convs_run_fp32_on_their_stored_int8_weights() {
     let mut one = fp32.clone();
     let kept = convs[3];
     let summary =
-        quant::quantize_graph_keeping(&mut one, &calib, Method::MinMax, &[kept], false).unwrap();
+        quant::quantize_graph_keeping(&mut one, &calib, Method::MinMax, &[kept], false, false)
+            .unwrap();
     assert_eq!(
         (summary.int8_convs, summary.fp32_convs.clone()),
         (convs.len() - 1, vec![kept])
@@ -263,7 +265,8 @@ fn kept_convs_run_fp32_on_their_stored_int8_weights() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     // The sweep ranks every conv, most sensitive first, each by its own int8 error.
-    let ranked = quant::sensitivity(&fp32, &calib, Method::MinMax, &x, [2, 3, 32, 32]).unwrap();
+    let ranked =
+        quant::sensitivity(&fp32, &calib, Method::MinMax, false, &x, [2, 3, 32, 32]).unwrap();
     assert_eq!(ranked.len(), convs.len());
     assert!(ranked.windows(2).all(|w| w[0].1 >= w[1].1));
     assert!(
@@ -366,4 +369,131 @@ fn int8_file_round_trips_cbam_and_performer_parameters() {
         assert_eq!(a, b, "{name}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn geometry(in_ch: usize, out_ch: usize, k: usize, groups: usize) -> kestrel_kernels::ConvGeometry {
+    kestrel_kernels::ConvGeometry {
+        in_ch,
+        out_ch,
+        kernel: [k, k],
+        stride: [1, 1],
+        dilation: [1, 1],
+        pad: [k / 2; 4],
+        groups,
+        tf_same: false,
+    }
+}
+
+#[test]
+fn bias_correction_by_hand() {
+    // 1×1 conv 2 → 2: weights [[0.5, −0.25], [1, 2]] rounded to [[0.52, −0.25], [1, 1.97]],
+    // input means [2, 4]: output 0 shifts by 0.02·2 = 0.04, output 1 by −0.03·4 = −0.12, so
+    // the biases [1, 1] become [0.96, 1.12].
+    let mut conv = kestrel_deploy::ConvSpec::new(
+        geometry(2, 2, 1, 1),
+        vec![0.5, -0.25, 1.0, 2.0],
+        Some(vec![1.0, 1.0]),
+        kestrel_kernels::Act::Identity,
+    );
+    quant::correct_bias(&mut conv, &[0.52, -0.25, 1.0, 1.97], &[2.0, 4.0]).unwrap();
+    assert!(
+        (conv.bias[0] - 0.96).abs() < 1e-6 && (conv.bias[1] - 1.12).abs() < 1e-6,
+        "{:?}",
+        conv.bias
+    );
+
+    // Depthwise 3×3 over 2 channels: each output sees only its own channel. Channel 0's nine
+    // weights each rounded up by 0.01 (mean 3): −0.27; channel 1's centre tap down by 0.1
+    // (mean −2): −0.2.
+    let w = vec![0.3f32; 18];
+    let mut rounded: Vec<f32> = w.iter().map(|v| v + 0.01).collect();
+    rounded[9..].copy_from_slice(&w[9..]);
+    rounded[9 + 4] -= 0.1;
+    let mut dw = kestrel_deploy::ConvSpec::new(
+        geometry(2, 2, 3, 2),
+        w,
+        None,
+        kestrel_kernels::Act::Identity,
+    );
+    quant::correct_bias(&mut dw, &rounded, &[3.0, -2.0]).unwrap();
+    assert!(
+        (dw.bias[0] + 0.27).abs() < 1e-5 && (dw.bias[1] + 0.2).abs() < 1e-5,
+        "{:?}",
+        dw.bias
+    );
+
+    // Means that do not fit the conv are an error, not a silent skip.
+    assert!(quant::correct_bias(&mut dw, &rounded, &[3.0]).is_err());
+}
+
+#[test]
+fn calibration_means_and_bias_correction_on_resnet() {
+    // The stem conv reads the image itself: its recorded input means are the NCHW batch's
+    // per-channel means, computed here directly.
+    let m = model("resnet20_cifar");
+    let fp32 = lower_graph(&m, 3).unwrap();
+    let x = images(2, 32, 5);
+    let mut calib = Calibration::default();
+    calib
+        .observe_batch(&Engine::new(&fp32), &x, [2, 3, 32, 32])
+        .unwrap();
+    let stem = (0..fp32.ops.len())
+        .find(|&i| matches!(fp32.ops[i], Op::Conv { .. }))
+        .unwrap();
+    let got = calib.input_mean(stem).unwrap();
+    for (c, g) in got.iter().enumerate() {
+        let values: Vec<f32> = (0..2)
+            .flat_map(|n| {
+                x[(n * 3 + c) * 1024..(n * 3 + c + 1) * 1024]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        let want = values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64;
+        assert!(
+            (*g as f64 - want).abs() < 1e-5,
+            "channel {c}: {g} vs {want}"
+        );
+    }
+
+    // With correction, every conv's bias moved by exactly −(W_q − W)·mean, and nothing else
+    // changed: the weights and the input quantization are those of the uncorrected graph.
+    let mut plain = fp32.clone();
+    quant::quantize_graph_keeping(&mut plain, &calib, Method::MinMax, &[], false, false).unwrap();
+    let mut corrected = fp32.clone();
+    quant::quantize_graph_keeping(&mut corrected, &calib, Method::MinMax, &[], false, true)
+        .unwrap();
+    let mut moved = 0;
+    for (i, ((a, b), f)) in plain
+        .ops
+        .iter()
+        .zip(&corrected.ops)
+        .zip(&fp32.ops)
+        .enumerate()
+    {
+        let (Op::Conv { conv: a, .. }, Op::Conv { conv: b, .. }, Op::Conv { conv: f, .. }) =
+            (a, b, f)
+        else {
+            continue;
+        };
+        assert_eq!(a.weight, b.weight);
+        assert_eq!(a.quant, b.quant);
+        let mean = calib.input_mean(i).unwrap();
+        let per = f.weight.len() / f.geom.out_ch;
+        let taps = per / f.geom.in_ch;
+        for o in 0..f.geom.out_ch {
+            let shift: f64 = (0..per)
+                .map(|k| {
+                    (b.weight[o * per + k] - f.weight[o * per + k]) as f64 * mean[k / taps] as f64
+                })
+                .sum();
+            let want = a.bias[o] as f64 - shift;
+            assert!(
+                (b.bias[o] as f64 - want).abs() < 1e-5 * (1.0 + want.abs()),
+                "op {i} out {o}"
+            );
+            moved += usize::from(b.bias[o] != a.bias[o]);
+        }
+    }
+    assert!(moved > 0);
 }

@@ -51,6 +51,11 @@ pub struct QuantizeArgs {
     /// storage shrinks the file a little more but rounds their weights).
     #[arg(long)]
     pub depthwise_fp32: bool,
+    /// Skip bias correction. By default each conv's bias absorbs the mean shift that rounding
+    /// its weights to int8 causes on the calibration images (-(W_int8 - W) * mean input, as
+    /// OpenVINO's NNCF does); quantize_report.json records which was used.
+    #[arg(long)]
+    pub no_bias_correction: bool,
     /// The run folder to write.
     #[arg(long, value_name = "DIR")]
     pub output: PathBuf,
@@ -79,6 +84,8 @@ struct Report {
     fp32_convs: Vec<Fp32Conv>,
     /// --depthwise-fp32: depthwise/grouped weights stored in fp32.
     depthwise_fp32: bool,
+    /// Whether biases absorbed the weights' rounding shift (off with --no-bias-correction).
+    bias_correction: bool,
     kestrel_version: &'static str,
 }
 
@@ -141,9 +148,10 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             first_batch = Some((batch, shape));
         }
     }
+    let bias_correction = !a.no_bias_correction;
     let mut fp32_convs = Vec::new();
     if let Some((x, shape)) = &first_batch {
-        let ranked = quant::sensitivity(&graph, &calib, a.method, x, *shape)
+        let ranked = quant::sensitivity(&graph, &calib, a.method, bias_correction, x, *shape)
             .map_err(|e| anyhow::anyhow!("--keep-fp32: {e}"))?;
         for &(op, logit_error) in ranked.iter().take(a.keep_fp32) {
             let kestrel_deploy::Op::Conv { conv, .. } = &graph.ops[op] else {
@@ -161,15 +169,22 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         }
     }
     let keep: Vec<usize> = fp32_convs.iter().map(|c| c.op).collect();
-    let summary =
-        quant::quantize_graph_keeping(&mut graph, &calib, a.method, &keep, a.depthwise_fp32)
-            .map_err(|e| anyhow::anyhow!("--calib {}: {e}", a.calib.display()))?;
+    let summary = quant::quantize_graph_keeping(
+        &mut graph,
+        &calib,
+        a.method,
+        &keep,
+        a.depthwise_fp32,
+        bias_correction,
+    )
+    .map_err(|e| anyhow::anyhow!("--calib {}: {e}", a.calib.display()))?;
 
     std::fs::create_dir_all(&a.output)
         .with_context(|| format!("--output: cannot create {}", a.output.display()))?;
     let meta_pairs = vec![
         ("method".to_string(), a.method.name().to_string()),
         ("calib_images".to_string(), calib.images().to_string()),
+        ("bias_correction".to_string(), bias_correction.to_string()),
     ];
     let int8_path = a.output.join(INT8_FILE);
     let int8_bytes = quant::save(&graph, &loaded.name, &meta_pairs, &int8_path)
@@ -220,6 +235,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         convs: summary.convs,
         fp32_convs,
         depthwise_fp32: a.depthwise_fp32,
+        bias_correction,
         kestrel_version: env!("CARGO_PKG_VERSION"),
     };
     let report_path = a.output.join("quantize_report.json");
