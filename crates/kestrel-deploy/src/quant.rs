@@ -466,7 +466,8 @@ pub fn quantize_graph_keeping(
 /// How much quantizing one conv alone moves the logits: for every [`quantizable`] conv of
 /// `graph` (the fp32 graph), the median over the images `x` (NCHW, `shape`) of
 /// `max|logits − fp32 logits| / max|fp32 logits|` with only that conv in int8 (the others
-/// in fp32 compute on fp32 weights). Returns `(op index, error)`, most sensitive first.
+/// in fp32 compute on fp32 weights; with `bias_correction`, that conv's bias corrected).
+/// Returns `(op index, error)`, most sensitive first.
 pub fn sensitivity(
     graph: &Graph,
     calib: &Calibration,
@@ -487,11 +488,15 @@ pub fn sensitivity(
         })
         .collect();
     let classes = reference.len() / n.max(1);
+    // Every conv quantized once; each trial swaps one of them into the fp32 graph, so the
+    // other convs keep their fp32 weights (rounding theirs too would add the same error to
+    // every conv's figure and flatten the ranking).
+    let mut all = graph.clone();
+    quantize_graph_keeping(&mut all, calib, method, &[], true, bias_correction)?;
     let mut out = Vec::with_capacity(convs.len());
     for &i in &convs {
         let mut g = graph.clone();
-        let others: Vec<usize> = convs.iter().copied().filter(|&j| j != i).collect();
-        quantize_graph_keeping(&mut g, calib, method, &others, true, bias_correction)?;
+        g.ops[i] = all.ops[i].clone();
         let got = Engine::new(&g).run_nchw(x, n, c, h, w)?;
         let mut errs: Vec<f32> = got
             .chunks(classes)

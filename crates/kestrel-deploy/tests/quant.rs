@@ -273,6 +273,24 @@ fn kept_convs_run_fp32_on_their_stored_int8_weights() {
         ranked.iter().all(|&(_, e)| e > 0.0 && e < 0.5),
         "{ranked:?}"
     );
+    // Each figure is the fp32 graph's with that one conv in int8 and every other conv on its
+    // fp32 weights: the median over the images of max|Δlogit| / max|fp32 logit|.
+    let mut q = fp32.clone();
+    quant::quantize_graph(&mut q, &calib, Method::MinMax).unwrap();
+    let reference = Engine::new(&fp32).run_nchw(&x, 2, 3, 32, 32).unwrap();
+    for &(op, e) in &ranked {
+        let mut one = fp32.clone();
+        one.ops[op] = q.ops[op].clone();
+        assert_eq!(Engine::new(&one).int8_convs().0, 1);
+        let got = Engine::new(&one).run_nchw(&x, 2, 3, 32, 32).unwrap();
+        let mut errs: Vec<f32> = got
+            .chunks(reference.len() / 2)
+            .zip(reference.chunks(reference.len() / 2))
+            .map(|(a, b)| max_rel_err(a, b))
+            .collect();
+        errs.sort_by(f32::total_cmp);
+        assert_eq!(errs[1], e, "op {op}");
+    }
 }
 
 #[test]
