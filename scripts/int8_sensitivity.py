@@ -104,15 +104,14 @@ def main():
     fold_bn(m)
     assert (m(x[:8]) - ref[:8]).abs().max() < 1e-3 * ref.abs().max(), "BN folding changed the logits"
 
-    layers = [(n, mod) for n, mod in m.named_modules()
-              if isinstance(mod, torch.nn.Linear) or (isinstance(mod, torch.nn.Conv2d) and mod.groups == 1)]
-    dw = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d) and mod.groups > 1]
+    convs = [(n, mod) for n, mod in m.named_modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
+    layers = [(n, mod) for n, mod in convs if isinstance(mod, torch.nn.Linear) or mod.groups == 1]
+    dw = [(n, mod) for n, mod in convs if isinstance(mod, torch.nn.Conv2d) and mod.groups > 1]
     ranges, sums = {}, {}
     hooks = [mod.register_forward_pre_hook(
         lambda mod, inp, n=n: ranges.__setitem__(n, (min(ranges.get(n, (0, 0))[0], inp[0].min().item()),
                                                      max(ranges.get(n, (0, 0))[1], inp[0].max().item()))))
         for n, mod in layers]
-    convs = [(n, mod) for n, mod in m.named_modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
     hooks += [mod.register_forward_pre_hook(
         lambda mod, inp, n=n: sums.__setitem__(n, sums.get(n, 0) + (
             inp[0].sum((0, 2, 3)) / inp[0][0, 0].numel() if inp[0].dim() == 4 else inp[0].sum(0))))
@@ -121,13 +120,12 @@ def main():
         m(calib[i:i + 32])
     for h in hooks:
         h.remove()
-    for mod in m.modules():
-        if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) and mod.bias is None:
+    for _, mod in convs:
+        if mod.bias is None:
             mod.bias = torch.nn.Parameter(torch.zeros(mod.weight.shape[0]))
     fp_b = {n: mod.bias.data.clone() for n, mod in convs}
     levels = 2 ** a.act_bits - 1
-    fp_w = {n: mod.weight.data.clone() for n, mod in layers}
-    fp_dw = [mod.weight.data.clone() for mod in dw]
+    fp_w = {n: mod.weight.data.clone() for n, mod in convs}
     active = set()
 
     def act_fq(n):
@@ -162,9 +160,9 @@ def main():
         for n, mod in layers:
             mod.weight.data = weight_fq(fp_w[n]) if n in quantized else fp_w[n]
             correct(n, mod, fp_w[n])
-        for (n, mod), w in zip([(n, mod) for n, mod in convs if mod in dw], fp_dw):
-            mod.weight.data = weight_fq(w) if dw_q else w
-            correct(n, mod, w)
+        for n, mod in dw:
+            mod.weight.data = weight_fq(fp_w[n]) if dw_q else fp_w[n]
+            correct(n, mod, fp_w[n])
 
     def agree(quantized, dw_q=True, n=None):
         configure(quantized, dw_q)

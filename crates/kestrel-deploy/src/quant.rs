@@ -432,10 +432,10 @@ pub fn quantize_graph_keeping(
         if depthwise_fp32 && !quantizable(conv) {
             continue;
         }
+        let unobserved =
+            || format!("op {i} (conv) saw no finite calibration values; calibrate on real images");
         let (max, input) = if quantizable(conv) && !keep_fp32.contains(&i) {
-            let (lo, hi) = calib.range(i, method).ok_or_else(|| {
-                format!("op {i} (conv) saw no finite calibration values; calibrate on real images")
-            })?;
+            let (lo, hi) = calib.range(i, method).ok_or_else(unobserved)?;
             let (scale, zero) = activation_params(lo, hi);
             summary.int8_convs += 1;
             (WEIGHT_MAX, Some(InputQuant { scale, zero }))
@@ -448,9 +448,7 @@ pub fn quantize_graph_keeping(
         let (weight, w_scale) = quantize_weights(&conv.weight, conv.geom.out_ch, max);
         let rounded = dequantize(&weight, &w_scale);
         if bias_correction {
-            let mean = calib.input_mean(i).ok_or_else(|| {
-                format!("op {i} (conv) saw no finite calibration values; calibrate on real images")
-            })?;
+            let mean = calib.input_mean(i).ok_or_else(unobserved)?;
             correct_bias(conv, &rounded, &mean).map_err(|e| format!("op {i} (conv): {e}"))?;
         }
         conv.weight = rounded;

@@ -403,8 +403,8 @@ unsafe fn input_tiles<const T: usize>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+// Elsewhere this is the portable body (`Isa::detect` never says AVX2 there).
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn input_tiles_avx2<const T: usize>(
     x: *const f32,
     g: &TileGeom,
@@ -543,19 +543,7 @@ unsafe fn output_tiles_avx2<const T: usize, const M: usize>(
     }
 }
 
-// Elsewhere the "AVX2" entry points are the portable ones (`Isa::detect` never says AVX2).
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn input_tiles_avx2<const T: usize>(
-    x: *const f32,
-    g: &TileGeom,
-    c: usize,
-    range: std::ops::Range<usize>,
-    tiles: usize,
-    v: *mut f32,
-) {
-    input_tiles::<T>(x, g, c, range, tiles, v)
-}
-
+// Elsewhere the "AVX2" output entry point is the portable one (`Isa::detect` never says AVX2).
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn output_tiles_avx2<const T: usize, const M: usize>(
     o: &OutputArgs,
