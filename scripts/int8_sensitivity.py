@@ -57,6 +57,30 @@ def weight_fq(w):
     return (w / s.view(sh)).round().clamp(-127, 127) * s.view(sh)
 
 
+def gptq_fq(w, h, damp):
+    """GPTQ (Frantar et al. 2022) with kestrel's grid: per-output-channel scales max|w|/127, the
+    columns rounded in order, each one's error spread over the later columns through the
+    inverse of h = E[x x^T] (Cholesky form). h is [K, K], or [G, k, k] per group (depthwise)."""
+    s = w.abs().flatten(1).max(1).values.clamp(min=1e-12).double() / 127
+    H = (h if h.dim() == 3 else h.unsqueeze(0)).double().clone()
+    G, k = H.shape[0], H.shape[-1]
+    W = w.flatten(1).double().view(G, -1, k).clone()
+    s = s.view(G, -1)
+    diag = H.diagonal(dim1=1, dim2=2)
+    dead = diag == 0
+    diag[dead] = 1
+    diag += damp * diag.mean(1, keepdim=True)
+    Hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
+    Q = torch.empty_like(W)
+    for j in range(k):
+        col = W[:, :, j]
+        q = (col / s).round().clamp(-127, 127) * s
+        Q[:, :, j] = q
+        err = (col - q) / Hinv[:, j, j].unsqueeze(1)
+        W[:, :, j:] -= err.unsqueeze(2) * Hinv[:, j, j:].unsqueeze(1)
+    return Q.view(w.shape).to(w.dtype)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="tf_efficientnet_lite0")
@@ -65,10 +89,18 @@ def main():
     ap.add_argument("--calib-images", type=int, default=256)
     ap.add_argument("--images", required=True)
     ap.add_argument("--limit", type=int, default=500)
-    ap.add_argument("--act-bits", type=int, default=7)
+    ap.add_argument("--act-bits", type=int, default=7, help="0: activations stay fp32")
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--bias-correction", action="store_true")
     ap.add_argument("--noise-floor", action="store_true")
+    ap.add_argument("--gptq", action="store_true",
+                    help="round the weights with GPTQ (error feedback through each layer's input "
+                         "second moment) instead of to nearest")
+    ap.add_argument("--gptq-damp", type=float, default=0.01)
+    ap.add_argument("--empirical-bias", action="store_true",
+                    help="after quantizing, correct each conv's bias in order by the mean of its "
+                         "int8 output's shift from fp32 on the calibration images")
+    ap.add_argument("--empirical-images", type=int, default=64)
     ap.add_argument("--sweep-images", type=int, default=100,
                     help="the first N images, for the sweep (the logits' error needs few)")
     a = ap.parse_args()
@@ -116,6 +148,28 @@ def main():
         lambda mod, inp, n=n: sums.__setitem__(n, sums.get(n, 0) + (
             inp[0].sum((0, 2, 3)) / inp[0][0, 0].numel() if inp[0].dim() == 4 else inp[0].sum(0))))
         for n, mod in convs]
+    hessians = {}
+
+    def second_moment(mod, inp, n):
+        """E[x x^T] of the layer's im2col rows (per channel group for depthwise convs)."""
+        x = inp[0]
+        if isinstance(mod, torch.nn.Linear):
+            cols = x.reshape(-1, x.shape[-1])
+            h = cols.T @ cols
+            cnt = cols.shape[0]
+        else:
+            u = torch.nn.functional.unfold(x, mod.kernel_size, mod.dilation, mod.padding, mod.stride)
+            g = mod.groups
+            k = u.shape[1] // g
+            u = u.view(x.shape[0], g, k, -1).permute(1, 0, 3, 2).reshape(g, -1, k)
+            h = u.transpose(1, 2) @ u
+            cnt = u.shape[1]
+        old = hessians.get(n, (0, 0))
+        hessians[n] = (old[0] + h, old[1] + cnt)
+
+    if a.gptq:
+        hooks += [mod.register_forward_pre_hook(lambda mod, inp, n=n: second_moment(mod, inp, n))
+                  for n, mod in convs]
     for i in range(0, len(calib), 32):
         m(calib[i:i + 32])
     for h in hooks:
@@ -130,10 +184,10 @@ def main():
 
     def act_fq(n):
         lo, hi = ranges[n]
-        s = max((hi - lo) / levels, 1e-8)
+        s = max((hi - lo) / max(levels, 1), 1e-8)
         z = min(max(round(-lo / s), 0), levels)
         def hook(mod, inp):
-            if n not in active:
+            if n not in active or not a.act_bits:
                 return None
             return ((inp[0] / s + z).round().clamp(0, levels) - z) * s,
         return hook
@@ -155,13 +209,21 @@ def main():
             out = dW.shape[0]
             mod.bias.data -= (dW.sum((2, 3)).view(g, out // g, cin) * mu.view(g, 1, cin)).sum(2).view(out)
 
+    rounded = {}
+    for n, _ in convs:
+        if a.gptq:
+            h, cnt = hessians[n]
+            rounded[n] = gptq_fq(fp_w[n], h / cnt, a.gptq_damp)
+        else:
+            rounded[n] = weight_fq(fp_w[n])
+
     def configure(quantized, dw_q=True):
         active.clear(); active.update(quantized)
         for n, mod in layers:
-            mod.weight.data = weight_fq(fp_w[n]) if n in quantized else fp_w[n]
+            mod.weight.data = rounded[n] if n in quantized else fp_w[n]
             correct(n, mod, fp_w[n])
         for n, mod in dw:
-            mod.weight.data = weight_fq(fp_w[n]) if dw_q else fp_w[n]
+            mod.weight.data = rounded[n] if dw_q else fp_w[n]
             correct(n, mod, fp_w[n])
 
     def agree(quantized, dw_q=True, n=None):
@@ -172,9 +234,49 @@ def main():
         return (out.argmax(1) == ref_n.argmax(1)).float().mean().item(), err
 
     names = [n for n, _ in layers]
+    if a.empirical_bias:
+        # Each conv in execution order: its bias absorbs the mean of (int8 model's output -
+        # fp32 model's output) over the calibration images, with every conv quantized and the
+        # earlier ones already corrected (Nagel et al. 2019's empirical bias correction).
+        configure(set(names))
+        sub = calib[: a.empirical_images]
+        means = {}
+        def mean_hook(n):
+            def hook(mod, inp, out):
+                means[n] = out.mean((0, 2, 3)) if out.dim() == 4 else out.mean(0)
+            return hook
+        hs = [mod.register_forward_hook(mean_hook(n)) for n, mod in convs]
+        saved_active = set(active); active.clear()
+        saved_w = {n: mod.weight.data for n, mod in convs}
+        saved_b = {n: mod.bias.data for n, mod in convs}
+        for n, mod in convs:
+            mod.weight.data = fp_w[n]; mod.bias.data = fp_b[n]
+        acc = {}
+        for i in range(0, len(sub), 32):
+            m(sub[i:i + 32])
+            for n in means:
+                acc[n] = acc.get(n, 0) + means[n] * len(sub[i:i + 32])
+        fp_mean = {n: v / len(sub) for n, v in acc.items()}
+        for n, mod in convs:
+            mod.weight.data = saved_w[n]; mod.bias.data = saved_b[n]
+        active.update(saved_active)
+        order = [n for n, _ in convs]
+        mods = dict(convs)
+        for n in order:
+            acc = 0
+            for i in range(0, len(sub), 32):
+                m(sub[i:i + 32])
+                acc = acc + means[n] * len(sub[i:i + 32])
+            mods[n].bias.data = mods[n].bias.data - (acc / len(sub) - fp_mean[n])
+        for h in hs:
+            h.remove()
+        out = forward(x)
+        print(json.dumps({"empirical_bias": (out.argmax(1) == ref.argmax(1)).float().mean().item(),
+                          "median_rel_logit_err": ((out - ref).abs().amax(1) / ref.abs().amax(1)).median().item()}), flush=True)
+        return
     all_q, e = agree(set(names))
     print(json.dumps({"all": all_q, "median_rel_logit_err": e, "act_bits": a.act_bits,
-                      "bias_correction": a.bias_correction, "images": len(x)}), flush=True)
+                      "bias_correction": a.bias_correction, "gptq": a.gptq, "images": len(x)}), flush=True)
     print(json.dumps({"only_depthwise_weights": agree(set())[0]}), flush=True)
     if a.sweep:
         for n in names:

@@ -30,6 +30,7 @@ fn quantize_writes_a_run_folder_that_predict_and_forward_run() {
     assert_eq!(report["calib_files"].as_array().unwrap().len(), 5);
     assert_eq!(report["method"], "percentile");
     assert_eq!(report["bias_correction"], true);
+    assert_eq!(report["rounding"], "gptq");
     // Every conv of resnet20_cifar is ungrouped: all int8.
     assert_eq!(report["int8_convs"], report["convs"]);
     let int8 = report["int8_bytes"].as_u64().unwrap();
@@ -108,12 +109,15 @@ fn quantize_keep_fp32_lists_the_kept_convs_and_exports_them_unquantized() {
         "--keep-fp32",
         "2",
         "--no-bias-correction",
+        "--rounding",
+        "nearest",
         "--output",
         s(&out),
     ])
     .ok();
     let report = read_json(&out.join("quantize_report.json"));
     assert_eq!(report["bias_correction"], false);
+    assert_eq!(report["rounding"], "nearest");
     let kept = report["fp32_convs"].as_array().unwrap();
     assert_eq!(kept.len(), 2);
     assert_eq!(

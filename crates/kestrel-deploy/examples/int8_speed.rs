@@ -44,15 +44,11 @@ fn main() {
                     _ => None,
                 })
                 .collect();
-            kestrel_deploy::quant::quantize_graph_keeping(
-                &mut g,
-                &calib,
-                Method::MinMax,
-                &short,
-                false,
-                false,
-            )
-            .unwrap();
+            let opts = kestrel_deploy::quant::QuantOptions {
+                keep_fp32: short,
+                ..Default::default()
+            };
+            kestrel_deploy::quant::quantize_graph_keeping(&mut g, &calib, &opts).unwrap();
         } else {
             quantize_graph(&mut g, &calib, Method::MinMax).unwrap();
         }

@@ -1134,6 +1134,15 @@ pub struct Profile {
     pub by_op: Vec<(&'static str, String, f64, u64)>,
 }
 
+/// One conv's input as [`Engine::run_observed`] shows it.
+pub struct ConvInput<'a> {
+    /// NHWC values.
+    pub values: &'a [f32],
+    /// `[n, h, w, c]`.
+    pub shape: [usize; 4],
+    pub geom: &'a ConvGeometry,
+}
+
 impl Engine {
     /// Packs the graph's weights for the kernels.
     pub fn new(graph: &Graph) -> Engine {
@@ -1311,14 +1320,13 @@ impl Engine {
         Ok(logits)
     }
 
-    /// As [`Engine::run_nchw`], showing `observe` the input of every [`Op::Conv`] (with the
-    /// op's index and the input's channel count; NHWC) before the conv runs: what
-    /// calibration reads.
+    /// As [`Engine::run_nchw`], showing `observe` the input of every [`Op::Conv`] before the
+    /// conv runs, with the op's index: what calibration reads.
     pub fn run_observed(
         &self,
         x: &[f32],
         [n, c, h, w]: [usize; 4],
-        observe: &mut dyn FnMut(usize, &[f32], usize),
+        observe: &mut dyn FnMut(usize, ConvInput<'_>),
     ) -> Result<Vec<f32>, String> {
         self.run_inner(x, n, c, h, w, None, Some(observe))
             .map(|(v, _)| v)
@@ -1374,7 +1382,7 @@ impl Engine {
         h: usize,
         w: usize,
         mut prof: Option<&mut Profile>,
-        mut observe: Option<&mut dyn FnMut(usize, &[f32], usize)>,
+        mut observe: Option<&mut dyn FnMut(usize, ConvInput<'_>)>,
     ) -> Result<(Vec<f32>, usize), String> {
         self.check_input(x, n, c, h, w)?;
         let mut arena = ArenaLease::new(&self.arenas);
@@ -1530,7 +1538,15 @@ impl Engine {
                         let xb = bufs[*x].as_deref().expect("live input");
                         let rb = residual.map(|r| bufs[r].as_deref().expect("live residual"));
                         if let Some(f) = observe.as_deref_mut() {
-                            f(i, xb, s.c);
+                            let shape = [n, s.h, s.w, s.c];
+                            f(
+                                i,
+                                ConvInput {
+                                    values: xb,
+                                    shape,
+                                    geom: &conv.geom,
+                                },
+                            );
                         }
                         conv.forward(xb, n, s.h, s.w, &mut o, rb, *add_after_act);
                         macs = conv.geom.macs(s.h, s.w) * n as u64;

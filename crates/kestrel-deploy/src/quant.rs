@@ -25,7 +25,7 @@ use kestrel_kernels::int8::{ACT_MAX, WEIGHT_MAX};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
-use crate::engine::{ConvSpec, Engine, Graph, Op};
+use crate::engine::{ConvInput, ConvSpec, Engine, Graph, Op};
 
 /// How a conv's weights (and, for an int8 conv, its input) are quantized.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,7 +133,24 @@ struct Observed {
     /// input that bias correction needs.
     channel_sums: Vec<f64>,
     pixels: u64,
+    /// With [`Calibration::with_second_moments`]: the summed `p pᵀ` of sampled im2col rows.
+    second: Option<SecondMoment>,
 }
+
+/// `Σ p pᵀ` over sampled im2col rows `p` of one conv's input, per group: `groups` row-major
+/// `k × k` blocks, `k` being the weights per output channel (input channels of the group ×
+/// taps, in OIHW order). What GPTQ weighs the rounding errors with.
+#[derive(Clone, Debug)]
+struct SecondMoment {
+    groups: usize,
+    k: usize,
+    sum: Vec<f64>,
+    rows: u64,
+}
+
+/// At most this many im2col values (groups × rows × k) per conv input per batch, for the
+/// second moments: 16 MiB of f32.
+const SECOND_MOMENT_VALUES: usize = 1 << 22;
 
 /// Values sampled per conv input per batch, and kept per conv input in all.
 const SAMPLES_PER_BATCH: usize = 8192;
@@ -144,6 +161,7 @@ pub struct Calibration {
     ops: BTreeMap<usize, Observed>,
     images: usize,
     rng: u64,
+    second_moments: bool,
 }
 
 impl Default for Calibration {
@@ -152,11 +170,19 @@ impl Default for Calibration {
             ops: BTreeMap::new(),
             images: 0,
             rng: 0x9e37_79b9_7f4a_7c15,
+            second_moments: false,
         }
     }
 }
 
 impl Calibration {
+    /// Also gathers each conv input's second moments (sampled im2col rows), which
+    /// [`Rounding::Gptq`] needs.
+    pub fn with_second_moments(mut self) -> Self {
+        self.second_moments = true;
+        self
+    }
+
     /// Runs `engine` (the fp32 graph) on one NCHW batch, recording every conv input.
     pub fn observe_batch(
         &mut self,
@@ -164,8 +190,15 @@ impl Calibration {
         x: &[f32],
         shape: [usize; 4],
     ) -> Result<(), String> {
-        let Calibration { ops, rng, .. } = self;
-        engine.run_observed(x, shape, &mut |op, values, channels| {
+        let Calibration {
+            ops,
+            rng,
+            second_moments,
+            ..
+        } = self;
+        let mut failed = None;
+        engine.run_observed(x, shape, &mut |op, input| {
+            let (values, channels) = (input.values, input.shape[3]);
             let o = ops.entry(op).or_insert_with(|| Observed {
                 min: f32::INFINITY,
                 max: f32::NEG_INFINITY,
@@ -173,7 +206,13 @@ impl Calibration {
                 seen: 0,
                 channel_sums: vec![0.0; channels],
                 pixels: 0,
+                second: None,
             });
+            if *second_moments && failed.is_none() {
+                if let Err(e) = add_second_moment(&mut o.second, &input, rng) {
+                    failed = Some(format!("op {op} (conv): {e}"));
+                }
+            }
             for &v in values {
                 // NaN-safe: a NaN input changes neither bound.
                 o.min = o.min.min(v);
@@ -201,8 +240,19 @@ impl Calibration {
                 }
             }
         })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         self.images += shape[0];
         Ok(())
+    }
+
+    /// `E[p pᵀ]` of op `op`'s im2col rows (`groups` row-major `k × k` blocks) and `k`, if
+    /// second moments were gathered and are finite.
+    pub fn second_moment(&self, op: usize) -> Option<(Vec<f64>, usize)> {
+        let m = self.ops.get(&op)?.second.as_ref()?;
+        let h: Vec<f64> = m.sum.iter().map(|v| v / m.rows.max(1) as f64).collect();
+        (m.rows > 0 && h.iter().all(|v| v.is_finite())).then_some((h, m.k))
     }
 
     /// Images seen so far.
@@ -366,7 +416,11 @@ pub fn quantize_graph(
     calib: &Calibration,
     method: Method,
 ) -> Result<QuantSummary, String> {
-    quantize_graph_keeping(graph, calib, method, &[], false, false)
+    let opts = QuantOptions {
+        method,
+        ..QuantOptions::default()
+    };
+    quantize_graph_keeping(graph, calib, &opts)
 }
 
 /// `bias[o] −= Σ (rounded − weight)[o, c, ky, kx] · mean[c]` over the input channels `c` of
@@ -402,24 +456,85 @@ pub fn correct_bias(conv: &mut ConvSpec, rounded: &[f32], mean: &[f32]) -> Resul
     Ok(())
 }
 
-/// [`quantize_graph`], but the convs at op indices `keep_fp32` run in fp32 (their weights are
-/// stored in int8, as a depthwise conv's are): the layers whose quantization hurts most (see
-/// [`sensitivity`]). With `depthwise_fp32`, depthwise and grouped convs (fp32 compute either
-/// way) keep their fp32 weights too: on EfficientNet-Lite0 their int8 storage alone moves
-/// the top-1 of 4.4% of the photo crops (docs/deploy.md), for a few percent of the file.
+/// How [`quantize_graph_keeping`] rounds the weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rounding {
+    /// Each weight to the nearest level of its channel's scale.
+    Nearest,
+    /// GPTQ (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative
+    /// Pre-trained Transformers"; Optimal Brain Quantization's error feedback): the weights of
+    /// an output channel are rounded one input position at a time, and each rounding error is
+    /// spread over the positions not yet rounded through the inverse of the conv input's
+    /// second moment `E[p pᵀ]`, so that `W_q · p` stays close to `W · p` on the calibration
+    /// data. Needs [`Calibration::with_second_moments`].
+    Gptq,
+}
+
+impl std::str::FromStr for Rounding {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "nearest" => Ok(Rounding::Nearest),
+            "gptq" => Ok(Rounding::Gptq),
+            other => Err(format!(
+                "unknown rounding '{other}' (expected nearest or gptq)"
+            )),
+        }
+    }
+}
+
+impl Rounding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rounding::Nearest => "nearest",
+            Rounding::Gptq => "gptq",
+        }
+    }
+}
+
+/// Everything [`quantize_graph_keeping`] can be told besides the graph and the calibration.
+#[derive(Clone, Debug)]
+pub struct QuantOptions {
+    pub method: Method,
+    /// Op indices of quantizable convs to keep in fp32 compute (weights stored in int8).
+    pub keep_fp32: Vec<usize>,
+    /// Depthwise and grouped convs keep fp32 weights (not stored in int8).
+    pub depthwise_fp32: bool,
+    pub bias_correction: bool,
+    pub rounding: Rounding,
+}
+
+impl Default for QuantOptions {
+    fn default() -> Self {
+        QuantOptions {
+            method: Method::MinMax,
+            keep_fp32: Vec::new(),
+            depthwise_fp32: false,
+            bias_correction: false,
+            rounding: Rounding::Nearest,
+        }
+    }
+}
+
+/// [`quantize_graph`] with options. The convs at op indices `keep_fp32` run in fp32 (their
+/// weights are stored in int8, as a depthwise conv's are): the layers whose quantization hurts
+/// most (see [`sensitivity`]). With `depthwise_fp32`, depthwise and grouped convs (fp32
+/// compute either way) keep their fp32 weights too: on EfficientNet-Lite0 their int8 storage
+/// alone moves the top-1 of 4.4% of the photo crops (docs/deploy.md), for a few percent of the
+/// file.
 ///
 /// With `bias_correction`, each conv whose weights are rounded has its bias shifted by
 /// `−(W_q − W) · E[x]`, `E[x]` being its input's per-channel mean over the calibration pixels
 /// (Nagel et al. 2019, "Data-Free Quantization", §4.2; OpenVINO NNCF's bias correction): the
 /// rounding errors of a row of weights do not average out against inputs that are mostly
 /// positive (after ReLU), so without it every output channel is shifted by a constant.
+///
+/// With [`Rounding::Gptq`], convs whose rows are longer than [`GPTQ_MAX_K`] weights are
+/// rounded to nearest (the K³ factorisation would dominate the quantize time).
 pub fn quantize_graph_keeping(
     graph: &mut Graph,
     calib: &Calibration,
-    method: Method,
-    keep_fp32: &[usize],
-    depthwise_fp32: bool,
-    bias_correction: bool,
+    opts: &QuantOptions,
 ) -> Result<QuantSummary, String> {
     let mut summary = QuantSummary {
         int8_convs: 0,
@@ -429,13 +544,13 @@ pub fn quantize_graph_keeping(
     for (i, op) in graph.ops.iter_mut().enumerate() {
         let Op::Conv { conv, .. } = op else { continue };
         summary.convs += 1;
-        if depthwise_fp32 && !quantizable(conv) {
+        if opts.depthwise_fp32 && !quantizable(conv) {
             continue;
         }
         let unobserved =
             || format!("op {i} (conv) saw no finite calibration values; calibrate on real images");
-        let (max, input) = if quantizable(conv) && !keep_fp32.contains(&i) {
-            let (lo, hi) = calib.range(i, method).ok_or_else(unobserved)?;
+        let (max, input) = if quantizable(conv) && !opts.keep_fp32.contains(&i) {
+            let (lo, hi) = calib.range(i, opts.method).ok_or_else(unobserved)?;
             let (scale, zero) = activation_params(lo, hi);
             summary.int8_convs += 1;
             (WEIGHT_MAX, Some(InputQuant { scale, zero }))
@@ -445,9 +560,27 @@ pub fn quantize_graph_keeping(
             }
             (STORED_WEIGHT_MAX, None)
         };
-        let (weight, w_scale) = quantize_weights(&conv.weight, conv.geom.out_ch, max);
+        let g = conv.geom;
+        let k = g.in_ch / g.groups.max(1) * g.kernel[0] * g.kernel[1];
+        let (weight, w_scale) = if opts.rounding == Rounding::Gptq && k <= GPTQ_MAX_K {
+            let (h, hk) = calib.second_moment(i).ok_or_else(|| {
+                format!(
+                    "op {i} (conv): no second moments for GPTQ; calibrate with \
+                     Calibration::with_second_moments"
+                )
+            })?;
+            if hk != k {
+                return Err(format!(
+                    "op {i} (conv): second moments of {hk}-long rows for a conv of {k} weights \
+                     per output channel"
+                ));
+            }
+            gptq_weights(&conv.weight, g.out_ch, g.groups.max(1), &h, max)
+        } else {
+            quantize_weights(&conv.weight, g.out_ch, max)
+        };
         let rounded = dequantize(&weight, &w_scale);
-        if bias_correction {
+        if opts.bias_correction {
             let mean = calib.input_mean(i).ok_or_else(unobserved)?;
             correct_bias(conv, &rounded, &mean).map_err(|e| format!("op {i} (conv): {e}"))?;
         }
@@ -461,6 +594,238 @@ pub fn quantize_graph_keeping(
     Ok(summary)
 }
 
+/// The longest output-channel row (input channels per group × taps) that [`Rounding::Gptq`]
+/// factorises; longer rows round to nearest.
+pub const GPTQ_MAX_K: usize = 2304;
+
+/// GPTQ's dampening: `λ = 0.01 · mean(diag H)` added to the diagonal (the GPTQ paper's value),
+/// which keeps the factorisation stable where inputs are nearly collinear.
+const GPTQ_DAMP: f64 = 0.01;
+
+/// Weights `w` (OIHW, `out_ch` rows in `groups` equal groups) rounded by GPTQ to `±max` with
+/// [`quantize_weights`]' per-channel scales, against `h`: `groups` row-major `k × k` second
+/// moments of the input's im2col rows. Returns the int8 weights and the scales.
+pub fn gptq_weights(
+    w: &[f32],
+    out_ch: usize,
+    groups: usize,
+    h: &[f64],
+    max: i8,
+) -> (Vec<i8>, Vec<f32>) {
+    let (nearest, scales) = quantize_weights(w, out_ch, max);
+    let k = w.len() / out_ch.max(1);
+    let per = out_ch / groups.max(1);
+    if k == 0 || per * groups != out_ch || h.len() != groups * k * k {
+        return (nearest, scales);
+    }
+    let lim = max as f64;
+    let mut q = vec![0i8; w.len()];
+    for g in 0..groups {
+        let rows = g * per..(g + 1) * per;
+        let Some(u) = inverse_hessian_factor(&h[g * k * k..(g + 1) * k * k], k) else {
+            // Not positive definite even after dampening: nearest for this group.
+            let at = rows.start * k..rows.end * k;
+            q[at.clone()].copy_from_slice(&nearest[at]);
+            continue;
+        };
+        // Rows are independent once U is known.
+        use rayon::prelude::*;
+        q[rows.start * k..rows.end * k]
+            .par_chunks_mut(k)
+            .zip(rows)
+            .for_each(|(qo, o)| {
+                let mut row: Vec<f64> = w[o * k..(o + 1) * k].iter().map(|&v| v as f64).collect();
+                let s = scales[o] as f64;
+                for j in 0..k {
+                    let level = (row[j] / s).round_ties_even().clamp(-lim, lim);
+                    qo[j] = level as i8;
+                    let err = (row[j] - level * s) / u[j * k + j];
+                    let uj = &u[j * k..(j + 1) * k];
+                    for (r, &uv) in row[j + 1..].iter_mut().zip(&uj[j + 1..]) {
+                        *r -= err * uv;
+                    }
+                }
+            });
+    }
+    (q, scales)
+}
+
+/// The upper Cholesky factor `U` of `(H + λI)⁻¹` (`U` row-major, `(H + λI)⁻¹ = Uᵀ U`), for
+/// a row-major `k × k` second moment `h`; columns that never saw a value get a unit diagonal.
+/// None if the dampened matrix is not positive definite.
+///
+/// With `P` the index reversal and `C` the lower Cholesky factor of `P H P`,
+/// `U = P C⁻¹ P`: `Uᵀ U = P (C Cᵀ)⁻¹ P = H⁻¹`, one factorisation and one triangular inverse
+/// instead of an inverse and a second factorisation.
+fn inverse_hessian_factor(h: &[f64], k: usize) -> Option<Vec<f64>> {
+    let mean_diag = (0..k).map(|i| h[i * k + i]).sum::<f64>() / k as f64;
+    let damp = GPTQ_DAMP * mean_diag.max(1e-12);
+    let mut a = vec![0f64; k * k];
+    for r in 0..k {
+        for c in 0..k {
+            a[r * k + c] = h[(k - 1 - r) * k + (k - 1 - c)];
+        }
+        if a[r * k + r] <= 0.0 {
+            a[r * k + r] = 1.0;
+        }
+        a[r * k + r] += damp;
+    }
+    let l = cholesky_lower(&a, k)?;
+    // C⁻¹ row by row: row r = (e_r − Σ_{m<r} C[r][m] · row m) / C[r][r].
+    let mut li = vec![0f64; k * k];
+    for r in 0..k {
+        let (done, rest) = li.split_at_mut(r * k);
+        let row = &mut rest[..k];
+        for m in 0..r {
+            let f = l[r * k + m];
+            for (x, &y) in row[..=m].iter_mut().zip(&done[m * k..m * k + m + 1]) {
+                *x -= f * y;
+            }
+        }
+        row[r] = 1.0;
+        let d = l[r * k + r];
+        row[..=r].iter_mut().for_each(|x| *x /= d);
+    }
+    let mut u = vec![0f64; k * k];
+    for r in 0..k {
+        for c in r..k {
+            u[r * k + c] = li[(k - 1 - r) * k + (k - 1 - c)];
+        }
+    }
+    Some(u)
+}
+
+/// `Σ a[i]·b[i]` with four partial sums, so the compiler vectorises it.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// The lower Cholesky factor of a row-major symmetric `k × k` matrix, or None if it is not
+/// positive definite.
+fn cholesky_lower(a: &[f64], k: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0f64; k * k];
+    for r in 0..k {
+        for c in 0..=r {
+            let s = dot(&l[r * k..r * k + c], &l[c * k..c * k + c]);
+            if r == c {
+                let d = a[r * k + r] - s;
+                if !(d > 0.0) {
+                    return None;
+                }
+                l[r * k + r] = d.sqrt();
+            } else {
+                l[r * k + c] = (a[r * k + c] - s) / l[c * k + c];
+            }
+        }
+    }
+    Some(l)
+}
+
+/// Adds sampled im2col rows of one conv input to `second` (created on first use): up to
+/// [`SECOND_MOMENT_VALUES`] values per call, output positions drawn uniformly.
+fn add_second_moment(
+    second: &mut Option<SecondMoment>,
+    input: &ConvInput<'_>,
+    rng: &mut u64,
+) -> Result<(), String> {
+    let geom = input.geom;
+    let [n, h, w, c] = input.shape;
+    let groups = geom.groups.max(1);
+    let cg = geom.in_ch / groups;
+    let [kh, kw] = geom.kernel;
+    let k = cg * kh * kw;
+    if c != geom.in_ch || input.values.len() != n * h * w * c || k == 0 {
+        return Err(format!(
+            "an input of {c} channels ({} values for [{n}, {h}, {w}, {c}]) for a conv of {} \
+             input channels",
+            input.values.len(),
+            geom.in_ch
+        ));
+    }
+    let Some((oh, ow)) = geom.output_hw(h, w) else {
+        return Ok(());
+    };
+    let positions = n * oh * ow;
+    let rows = (SECOND_MOMENT_VALUES / (groups * k))
+        .clamp(16, 4096)
+        .min(positions);
+    if rows == 0 {
+        return Ok(());
+    }
+    let [top, _, left, _] = geom.pads(h, w);
+    // [groups][rows][k], each row in OIHW weight order (channel, ky, kx).
+    let mut p = vec![0f32; groups * rows * k];
+    for r in 0..rows {
+        let at = if rows == positions {
+            r
+        } else {
+            next(rng) as usize % positions
+        };
+        let (b, oy, ox) = (at / (oh * ow), at / ow % oh, at % ow);
+        for ky in 0..kh {
+            let iy = (oy * geom.stride[0] + ky * geom.dilation[0]) as isize - top as isize;
+            if iy < 0 || iy >= h as isize {
+                continue;
+            }
+            for kx in 0..kw {
+                let ix = (ox * geom.stride[1] + kx * geom.dilation[1]) as isize - left as isize;
+                if ix < 0 || ix >= w as isize {
+                    continue;
+                }
+                let px = ((b * h + iy as usize) * w + ix as usize) * c;
+                for g in 0..groups {
+                    let dst = (g * rows + r) * k;
+                    for ci in 0..cg {
+                        p[dst + (ci * kh + ky) * kw + kx] = input.values[px + g * cg + ci];
+                    }
+                }
+            }
+        }
+    }
+    let prod = gram(p, groups, rows, k);
+    let m = second.get_or_insert_with(|| SecondMoment {
+        groups,
+        k,
+        sum: vec![0.0; groups * k * k],
+        rows: 0,
+    });
+    if m.groups != groups || m.k != k {
+        return Err(format!(
+            "second moments of {} groups of {} changed to {groups} of {k}",
+            m.groups, m.k
+        ));
+    }
+    for (s, v) in m.sum.iter_mut().zip(prod) {
+        *s += v as f64;
+    }
+    m.rows += rows as u64;
+    Ok(())
+}
+
+/// `pᵀ p` per group of `p` (`[groups][rows][k]`), through burn's matmul on the CPU backend.
+fn gram(p: Vec<f32>, groups: usize, rows: usize, k: usize) -> Vec<f32> {
+    use burn::prelude::{Device, Tensor};
+    use burn::tensor::TensorData;
+    let t = Tensor::<3>::from_data(TensorData::new(p, [groups, rows, k]), &Device::flex());
+    let g = t.clone().swap_dims(1, 2).matmul(t);
+    g.into_data()
+        .try_into_vec::<f32>()
+        .expect("an f32 tensor converts to f32")
+}
+
 /// How much quantizing one conv alone moves the logits: for every [`quantizable`] conv of
 /// `graph` (the fp32 graph), the median over the images `x` (NCHW, `shape`) of
 /// `max|logits − fp32 logits| / max|fp32 logits|` with only that conv in int8 (the others
@@ -469,8 +834,7 @@ pub fn quantize_graph_keeping(
 pub fn sensitivity(
     graph: &Graph,
     calib: &Calibration,
-    method: Method,
-    bias_correction: bool,
+    opts: &QuantOptions,
     x: &[f32],
     shape: [usize; 4],
 ) -> Result<Vec<(usize, f32)>, String> {
@@ -490,7 +854,12 @@ pub fn sensitivity(
     // other convs keep their fp32 weights (rounding theirs too would add the same error to
     // every conv's figure and flatten the ranking).
     let mut all = graph.clone();
-    quantize_graph_keeping(&mut all, calib, method, &[], true, bias_correction)?;
+    let each = QuantOptions {
+        keep_fp32: Vec::new(),
+        depthwise_fp32: true,
+        ..opts.clone()
+    };
+    quantize_graph_keeping(&mut all, calib, &each)?;
     let mut out = Vec::with_capacity(convs.len());
     for &i in &convs {
         let mut g = graph.clone();

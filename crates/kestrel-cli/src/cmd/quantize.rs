@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use burn::prelude::Device;
 use clap::Args;
 use kestrel_data::decode::decode_image_file;
-use kestrel_deploy::quant::{self, Calibration, Method};
+use kestrel_deploy::quant::{self, Calibration, Method, QuantOptions, Rounding};
 use kestrel_deploy::Engine;
 use kestrel_train::checkpoint::{
     Checkpoint, CheckpointMeta, CHANNELS_FILE, FORMAT, INT8_FILE, META_FILE,
@@ -56,6 +56,11 @@ pub struct QuantizeArgs {
     /// OpenVINO's NNCF does); quantize_report.json records which was used.
     #[arg(long)]
     pub no_bias_correction: bool,
+    /// How weights are rounded to int8: nearest, or gptq (each output channel's rounding
+    /// errors fed forward through the calibration inputs' second moments, GPTQ/OBQ; rows
+    /// longer than 2304 weights round to nearest).
+    #[arg(long, default_value = "gptq")]
+    pub rounding: Rounding,
     /// The run folder to write.
     #[arg(long, value_name = "DIR")]
     pub output: PathBuf,
@@ -86,6 +91,8 @@ struct Report {
     depthwise_fp32: bool,
     /// Whether biases absorbed the weights' rounding shift (off with --no-bias-correction).
     bias_correction: bool,
+    /// --rounding: nearest or gptq.
+    rounding: &'static str,
     kestrel_version: &'static str,
 }
 
@@ -128,7 +135,11 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     })?;
     let fp32_graph_bytes: u64 = graph_param_bytes(&graph);
     let engine = Engine::new(&graph);
+    let rounding = a.rounding;
     let mut calib = Calibration::default();
+    if rounding == Rounding::Gptq {
+        calib = calib.with_second_moments();
+    }
     let mut first_batch = None;
     for chunk in files.chunks(a.batch_size) {
         let mut batch = Vec::new();
@@ -149,9 +160,16 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         }
     }
     let bias_correction = !a.no_bias_correction;
+    let mut opts = QuantOptions {
+        method: a.method,
+        keep_fp32: Vec::new(),
+        depthwise_fp32: a.depthwise_fp32,
+        bias_correction,
+        rounding,
+    };
     let mut fp32_convs = Vec::new();
     if let Some((x, shape)) = &first_batch {
-        let ranked = quant::sensitivity(&graph, &calib, a.method, bias_correction, x, *shape)
+        let ranked = quant::sensitivity(&graph, &calib, &opts, x, *shape)
             .map_err(|e| anyhow::anyhow!("--keep-fp32: {e}"))?;
         for &(op, logit_error) in ranked.iter().take(a.keep_fp32) {
             let kestrel_deploy::Op::Conv { conv, .. } = &graph.ops[op] else {
@@ -168,16 +186,9 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             });
         }
     }
-    let keep: Vec<usize> = fp32_convs.iter().map(|c| c.op).collect();
-    let summary = quant::quantize_graph_keeping(
-        &mut graph,
-        &calib,
-        a.method,
-        &keep,
-        a.depthwise_fp32,
-        bias_correction,
-    )
-    .map_err(|e| anyhow::anyhow!("--calib {}: {e}", a.calib.display()))?;
+    opts.keep_fp32 = fp32_convs.iter().map(|c| c.op).collect();
+    let summary = quant::quantize_graph_keeping(&mut graph, &calib, &opts)
+        .map_err(|e| anyhow::anyhow!("--calib {}: {e}", a.calib.display()))?;
 
     std::fs::create_dir_all(&a.output)
         .with_context(|| format!("--output: cannot create {}", a.output.display()))?;
@@ -185,6 +196,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         ("method".to_string(), a.method.name().to_string()),
         ("calib_images".to_string(), calib.images().to_string()),
         ("bias_correction".to_string(), bias_correction.to_string()),
+        ("rounding".to_string(), rounding.name().to_string()),
     ];
     let int8_path = a.output.join(INT8_FILE);
     let int8_bytes = quant::save(&graph, &loaded.name, &meta_pairs, &int8_path)
@@ -236,6 +248,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         fp32_convs,
         depthwise_fp32: a.depthwise_fp32,
         bias_correction,
+        rounding: rounding.name(),
         kestrel_version: env!("CARGO_PKG_VERSION"),
     };
     let report_path = a.output.join("quantize_report.json");
