@@ -31,8 +31,20 @@ fn quantize_writes_a_run_folder_that_predict_and_forward_run() {
     assert_eq!(report["method"], "percentile");
     assert_eq!(report["bias_correction"], true);
     assert_eq!(report["rounding"], "gptq");
-    // Every conv of resnet20_cifar is ungrouped: all int8.
-    assert_eq!(report["int8_convs"], report["convs"]);
+    // Every conv of resnet20_cifar is ungrouped; all but those with dot products under
+    // --int8-min-depth's 32 run in int8: the RGB stem (3x3 over 3 channels: 27) and the first
+    // downsampling shortcut (1x1 over 16 channels).
+    assert_eq!(report["int8_min_depth"], 32);
+    let short = report["fp32_convs"].as_array().unwrap();
+    let names: Vec<&str> = short.iter().map(|c| c["conv"].as_str().unwrap()).collect();
+    assert_eq!(names, ["3x3 3->16 /1", "1x1 16->32 /2"], "{short:?}");
+    assert!(short
+        .iter()
+        .all(|c| c["reason"] == "short" && c["logit_error"].is_null()));
+    assert_eq!(
+        report["int8_convs"].as_u64().unwrap() + 2,
+        report["convs"].as_u64().unwrap()
+    );
     let int8 = report["int8_bytes"].as_u64().unwrap();
     let fp32 = report["fp32_graph_bytes"].as_u64().unwrap();
     assert!(fp32 as f64 / int8 as f64 > 3.5, "{fp32} / {int8}");
@@ -111,6 +123,8 @@ fn quantize_keep_fp32_lists_the_kept_convs_and_exports_them_unquantized() {
         "--no-bias-correction",
         "--rounding",
         "nearest",
+        "--int8-min-depth",
+        "0",
         "--output",
         s(&out),
     ])
@@ -125,6 +139,7 @@ fn quantize_keep_fp32_lists_the_kept_convs_and_exports_them_unquantized() {
         report["convs"].as_u64().unwrap()
     );
     // Most sensitive first; each names its op and geometry.
+    assert!(kept.iter().all(|k| k["reason"] == "sensitive"), "{kept:?}");
     let err = |i: usize| kept[i]["logit_error"].as_f64().unwrap();
     assert!(err(0) >= err(1) && err(1) > 0.0, "{kept:?}");
     assert!(kept[0]["conv"].as_str().unwrap().contains("->"));

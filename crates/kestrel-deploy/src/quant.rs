@@ -10,6 +10,8 @@
 //!   threshold.
 //! - Which ops: every ungrouped conv (1×1, 3×3, the stem, linears as 1×1 convs). Depthwise and
 //!   grouped convs, the SE/ECA gates and the rest stay fp32; activations between ops are f32.
+//! - Weight rounding ([`Rounding`]): to nearest, or GPTQ against each conv input's second
+//!   moments (gathered with [`Calibration::with_second_moments`]).
 //! - Bias correction (optional, [`quantize_graph_keeping`]): each conv's bias absorbs the mean
 //!   shift that rounding its weights causes on the calibration inputs.
 //!
@@ -502,6 +504,23 @@ pub struct QuantOptions {
     pub depthwise_fp32: bool,
     pub bias_correction: bool,
     pub rounding: Rounding,
+    /// Quantizable convs whose dot products (input channels per group × taps) are shorter
+    /// than this keep fp32 compute (weights stored in int8), as `keep_fp32` does: int8 does
+    /// not pay there (an RGB stem's 27, a 16-channel 1×1), see [`INT8_MIN_DEPTH`]. 0 puts
+    /// every quantizable conv in int8.
+    pub min_depth: usize,
+}
+
+/// `kestrel quantize`'s default [`QuantOptions::min_depth`]: on mobilenetv2_100 (AVX-512
+/// VNNI, batch 1) the 3×3 RGB stem (depth 27) took 0.31 ms in int8 against 0.18 ms in fp32;
+/// the quantize pass over the input and the f32 epilogue cost more than the short integer
+/// dot products save (docs/deploy.md).
+pub const INT8_MIN_DEPTH: usize = 32;
+
+/// The dot-product length of a conv: input channels per group × kernel taps.
+pub fn depth(conv: &ConvSpec) -> usize {
+    let g = conv.geom;
+    g.in_ch / g.groups.max(1) * g.kernel[0] * g.kernel[1]
 }
 
 impl Default for QuantOptions {
@@ -512,6 +531,7 @@ impl Default for QuantOptions {
             depthwise_fp32: false,
             bias_correction: false,
             rounding: Rounding::Nearest,
+            min_depth: 0,
         }
     }
 }
@@ -549,7 +569,8 @@ pub fn quantize_graph_keeping(
         }
         let unobserved =
             || format!("op {i} (conv) saw no finite calibration values; calibrate on real images");
-        let (max, input) = if quantizable(conv) && !opts.keep_fp32.contains(&i) {
+        let int8 = !opts.keep_fp32.contains(&i) && depth(conv) >= opts.min_depth;
+        let (max, input) = if quantizable(conv) && int8 {
             let (lo, hi) = calib.range(i, opts.method).ok_or_else(unobserved)?;
             let (scale, zero) = activation_params(lo, hi);
             summary.int8_convs += 1;
@@ -561,7 +582,7 @@ pub fn quantize_graph_keeping(
             (STORED_WEIGHT_MAX, None)
         };
         let g = conv.geom;
-        let k = g.in_ch / g.groups.max(1) * g.kernel[0] * g.kernel[1];
+        let k = depth(conv);
         let (weight, w_scale) = if opts.rounding == Rounding::Gptq && k <= GPTQ_MAX_K {
             let (h, hk) = calib.second_moment(i).ok_or_else(|| {
                 format!(
@@ -827,7 +848,7 @@ fn gram(p: Vec<f32>, groups: usize, rows: usize, k: usize) -> Vec<f32> {
 }
 
 /// How much quantizing one conv alone moves the logits: for every [`quantizable`] conv of
-/// `graph` (the fp32 graph), the median over the images `x` (NCHW, `shape`) of
+/// `graph` (the fp32 graph) at least `opts.min_depth` deep, the median over the images `x` (NCHW, `shape`) of
 /// `max|logits − fp32 logits| / max|fp32 logits|` with only that conv in int8 (the others
 /// in fp32 compute on fp32 weights; with `bias_correction`, that conv's bias corrected).
 /// Returns `(op index, error)`, most sensitive first.
@@ -845,7 +866,7 @@ pub fn sensitivity(
         .iter()
         .enumerate()
         .filter_map(|(i, op)| match op {
-            Op::Conv { conv, .. } if quantizable(conv) => Some(i),
+            Op::Conv { conv, .. } if quantizable(conv) && depth(conv) >= opts.min_depth => Some(i),
             _ => None,
         })
         .collect();

@@ -61,6 +61,11 @@ pub struct QuantizeArgs {
     /// longer than 2304 weights round to nearest).
     #[arg(long, default_value = "gptq")]
     pub rounding: Rounding,
+    /// Convs whose dot products (input channels x kernel taps) are shorter than N keep fp32
+    /// compute, weights stored int8 (an RGB stem's 27, a 16-channel 1x1: int8 is slower
+    /// there); 0 puts every ungrouped conv in int8. quantize_report.json lists them.
+    #[arg(long, default_value_t = quant::INT8_MIN_DEPTH, value_name = "N")]
+    pub int8_min_depth: usize,
     /// The run folder to write.
     #[arg(long, value_name = "DIR")]
     pub output: PathBuf,
@@ -85,7 +90,8 @@ struct Report {
     fp32_graph_bytes: u64,
     int8_convs: usize,
     convs: usize,
-    /// --keep-fp32: the convs kept in fp32 compute, most sensitive first.
+    /// The convs kept in fp32 compute: --keep-fp32's, most sensitive first, then the short
+    /// ones (--int8-min-depth).
     fp32_convs: Vec<Fp32Conv>,
     /// --depthwise-fp32: depthwise/grouped weights stored in fp32.
     depthwise_fp32: bool,
@@ -93,19 +99,23 @@ struct Report {
     bias_correction: bool,
     /// --rounding: nearest or gptq.
     rounding: &'static str,
+    /// --int8-min-depth.
+    int8_min_depth: usize,
     kestrel_version: &'static str,
 }
 
-/// A conv that `--keep-fp32` kept in fp32.
+/// A conv kept in fp32 compute.
 #[derive(serde::Serialize)]
 struct Fp32Conv {
     /// Its op index in the int8 file (`ops.{op}.*`).
     op: usize,
     /// `KHxKW IN->OUT /STRIDE`.
     conv: String,
-    /// Median over the sweep's images of max|logits - fp32| / max|fp32 logits| with only this
-    /// conv in int8.
-    logit_error: f32,
+    /// "short": its dot product is under --int8-min-depth; "sensitive": --keep-fp32 chose it.
+    reason: &'static str,
+    /// For a sensitive one: the median over the sweep's images of max|logits - fp32| /
+    /// max|fp32 logits| with only this conv in int8.
+    logit_error: Option<f32>,
 }
 
 pub fn run(a: QuantizeArgs) -> Result<()> {
@@ -166,29 +176,45 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         depthwise_fp32: a.depthwise_fp32,
         bias_correction,
         rounding,
+        min_depth: a.int8_min_depth,
+    };
+    let fp32_graph = graph.clone();
+    let describe = |op: usize| {
+        let kestrel_deploy::Op::Conv { conv, .. } = &fp32_graph.ops[op] else {
+            unreachable!("only convs are kept in fp32")
+        };
+        let g = conv.geom;
+        format!(
+            "{}x{} {}->{} /{}",
+            g.kernel[0], g.kernel[1], g.in_ch, g.out_ch, g.stride[0]
+        )
     };
     let mut fp32_convs = Vec::new();
     if let Some((x, shape)) = &first_batch {
         let ranked = quant::sensitivity(&graph, &calib, &opts, x, *shape)
             .map_err(|e| anyhow::anyhow!("--keep-fp32: {e}"))?;
         for &(op, logit_error) in ranked.iter().take(a.keep_fp32) {
-            let kestrel_deploy::Op::Conv { conv, .. } = &graph.ops[op] else {
-                unreachable!("sensitivity ranks convs")
-            };
-            let g = conv.geom;
             fp32_convs.push(Fp32Conv {
                 op,
-                conv: format!(
-                    "{}x{} {}->{} /{}",
-                    g.kernel[0], g.kernel[1], g.in_ch, g.out_ch, g.stride[0]
-                ),
-                logit_error,
+                conv: describe(op),
+                reason: "sensitive",
+                logit_error: Some(logit_error),
             });
         }
     }
     opts.keep_fp32 = fp32_convs.iter().map(|c| c.op).collect();
     let summary = quant::quantize_graph_keeping(&mut graph, &calib, &opts)
         .map_err(|e| anyhow::anyhow!("--calib {}: {e}", a.calib.display()))?;
+    for op in summary.fp32_convs.iter().copied() {
+        if !opts.keep_fp32.contains(&op) {
+            fp32_convs.push(Fp32Conv {
+                op,
+                conv: describe(op),
+                reason: "short",
+                logit_error: None,
+            });
+        }
+    }
 
     std::fs::create_dir_all(&a.output)
         .with_context(|| format!("--output: cannot create {}", a.output.display()))?;
@@ -197,6 +223,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         ("calib_images".to_string(), calib.images().to_string()),
         ("bias_correction".to_string(), bias_correction.to_string()),
         ("rounding".to_string(), rounding.name().to_string()),
+        ("int8_min_depth".to_string(), a.int8_min_depth.to_string()),
     ];
     let int8_path = a.output.join(INT8_FILE);
     let int8_bytes = quant::save(&graph, &loaded.name, &meta_pairs, &int8_path)
@@ -249,6 +276,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         depthwise_fp32: a.depthwise_fp32,
         bias_correction,
         rounding: rounding.name(),
+        int8_min_depth: a.int8_min_depth,
         kestrel_version: env!("CARGO_PKG_VERSION"),
     };
     let report_path = a.output.join("quantize_report.json");
