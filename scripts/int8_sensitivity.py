@@ -12,9 +12,14 @@ With --bias-correction, every conv's bias absorbs the mean shift of its rounded 
 -(W_q - W) . E[x] with E[x] the fp32 input's per-channel mean over the calibration images
 (kestrel quantize's default).
 
+With --gptq, the weights are rounded by GPTQ against each layer's input second moments (kestrel
+quantize's default --rounding gptq); --act-bits 0 leaves the activations in fp32, to separate
+the weights' share of the error; --empirical-bias tries Nagel et al.'s empirical bias correction
+(each conv in order absorbs its int8 output's mean shift from fp32) after quantizing.
+
 Usage: python3 scripts/int8_sensitivity.py --weights lite0.safetensors --calib CALIB_DIR \
-           --images EVAL_DIR [--limit 500] [--act-bits 7] [--bias-correction] [--sweep]
-           [--noise-floor]
+           --images EVAL_DIR [--limit 500] [--act-bits 7] [--bias-correction] [--gptq]
+           [--empirical-bias] [--sweep] [--noise-floor]
 
 Prints the whole-model agreement, then with --sweep, for every quantized layer: the agreement
 with only that layer quantized, and with all layers but that one quantized. --noise-floor first
