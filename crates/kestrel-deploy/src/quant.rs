@@ -549,8 +549,9 @@ impl Default for QuantOptions {
 /// rounding errors of a row of weights do not average out against inputs that are mostly
 /// positive (after ReLU), so without it every output channel is shifted by a constant.
 ///
-/// With [`Rounding::Gptq`], convs whose rows are longer than [`GPTQ_MAX_K`] weights are
-/// rounded to nearest (the K³ factorisation would dominate the quantize time).
+/// With [`Rounding::Gptq`], convs whose rows are longer than [`GPTQ_MAX_K`] weights, or whose
+/// second moments are not finite, are rounded to nearest (the K³ factorisation would dominate
+/// the quantize time).
 pub fn quantize_graph_keeping(
     graph: &mut Graph,
     calib: &Calibration,
@@ -583,22 +584,24 @@ pub fn quantize_graph_keeping(
         };
         let g = conv.geom;
         let k = depth(conv);
-        let (weight, w_scale) = if opts.rounding == Rounding::Gptq && k <= GPTQ_MAX_K {
-            let (h, hk) = calib.second_moment(i).ok_or_else(|| {
-                format!(
-                    "op {i} (conv): no second moments for GPTQ; calibrate with \
-                     Calibration::with_second_moments"
-                )
-            })?;
-            if hk != k {
+        if opts.rounding == Rounding::Gptq && !calib.second_moments {
+            return Err("GPTQ rounding needs second moments; calibrate with \
+                 Calibration::with_second_moments"
+                .to_string());
+        }
+        // A conv whose moments are not finite (NaN inputs) rounds to nearest.
+        let moments = (opts.rounding == Rounding::Gptq && k <= GPTQ_MAX_K)
+            .then(|| calib.second_moment(i))
+            .flatten();
+        let (weight, w_scale) = match moments {
+            Some((_, hk)) if hk != k => {
                 return Err(format!(
                     "op {i} (conv): second moments of {hk}-long rows for a conv of {k} weights \
                      per output channel"
-                ));
+                ))
             }
-            gptq_weights(&conv.weight, g.out_ch, g.groups.max(1), &h, max)
-        } else {
-            quantize_weights(&conv.weight, g.out_ch, max)
+            Some((h, _)) => gptq_weights(&conv.weight, g.out_ch, g.groups.max(1), &h, max),
+            None => quantize_weights(&conv.weight, g.out_ch, max),
         };
         let rounded = dequantize(&weight, &w_scale);
         if opts.bias_correction {

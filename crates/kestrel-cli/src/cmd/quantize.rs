@@ -15,12 +15,12 @@ use kestrel_train::checkpoint::{
 
 use super::source::{load, ModelSourceArgs};
 
-/// Quantizes a model to int8: per-output-channel symmetric int8 weights, per-tensor 7-bit u8
-/// activations calibrated on a folder of images.
+/// Quantizes a model to int8: per-output-channel symmetric int8 weights (GPTQ-rounded), per-tensor
+/// 7-bit u8 activations calibrated on a folder of images, bias correction.
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Every ungrouped conv and linear runs in int8 (u8 x i8 GEMM, i32 \
-accumulation); depthwise/grouped convs, SE gates and pooling stay fp32. The output folder holds \
+    after_help = "Every ungrouped conv and linear at least --int8-min-depth deep runs in int8 \
+(u8 x i8 GEMM, i32 accumulation); depthwise/grouped convs, SE gates and pooling stay fp32. The output folder holds \
 model.int8.safetensors, checkpoint.json and quantize_report.json; predict, eval, forward and \
 bench take it as --checkpoint DIR (on the fast engine).\n\n\
 Example:\n  kestrel quantize --model resnet50 --weights resnet50.safetensors --calib photos/ \
@@ -178,17 +178,22 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         rounding,
         min_depth: a.int8_min_depth,
     };
-    let fp32_graph = graph.clone();
-    let describe = |op: usize| {
-        let kestrel_deploy::Op::Conv { conv, .. } = &fp32_graph.ops[op] else {
-            unreachable!("only convs are kept in fp32")
-        };
-        let g = conv.geom;
-        format!(
-            "{}x{} {}->{} /{}",
-            g.kernel[0], g.kernel[1], g.in_ch, g.out_ch, g.stride[0]
-        )
-    };
+    // `KHxKW IN->OUT /STRIDE` of every conv, for the report.
+    let described: Vec<String> = graph
+        .ops
+        .iter()
+        .map(|op| match op {
+            kestrel_deploy::Op::Conv { conv, .. } => {
+                let g = conv.geom;
+                format!(
+                    "{}x{} {}->{} /{}",
+                    g.kernel[0], g.kernel[1], g.in_ch, g.out_ch, g.stride[0]
+                )
+            }
+            _ => String::new(),
+        })
+        .collect();
+    let describe = |op: usize| described[op].clone();
     let mut fp32_convs = Vec::new();
     if let Some((x, shape)) = &first_batch {
         let ranked = quant::sensitivity(&graph, &calib, &opts, x, *shape)
