@@ -557,6 +557,11 @@ pub fn quantize_graph_keeping(
     calib: &Calibration,
     opts: &QuantOptions,
 ) -> Result<QuantSummary, String> {
+    if opts.rounding == Rounding::Gptq && !calib.second_moments {
+        return Err("GPTQ rounding needs second moments; calibrate with \
+             Calibration::with_second_moments"
+            .to_string());
+    }
     let mut summary = QuantSummary {
         int8_convs: 0,
         convs: 0,
@@ -584,11 +589,6 @@ pub fn quantize_graph_keeping(
         };
         let g = conv.geom;
         let k = depth(conv);
-        if opts.rounding == Rounding::Gptq && !calib.second_moments {
-            return Err("GPTQ rounding needs second moments; calibrate with \
-                 Calibration::with_second_moments"
-                .to_string());
-        }
         // A conv whose moments are not finite (NaN inputs) rounds to nearest.
         let moments = (opts.rounding == Rounding::Gptq && k <= GPTQ_MAX_K)
             .then(|| calib.second_moment(i))
