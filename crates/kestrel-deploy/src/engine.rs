@@ -63,6 +63,7 @@ impl ConvSpec {
                 self.act,
                 input.scale,
                 input.zero,
+                input.max,
             )),
         };
         PackedConv {

@@ -1,10 +1,11 @@
 //! Post-training static int8 quantization of a lowered [`Graph`].
 //!
 //! - Weights: symmetric int8 per output channel (±127).
-//! - Activations: asymmetric per tensor in 7 bits (0..=[`ACT_MAX`]: the AVX2 kernel without
-//!   VNNI would saturate with 8-bit activations and 8-bit weights; onnxruntime's `reduce_range`
-//!   drops the weights' bit instead, which costs per-channel weights more accuracy), one scale
-//!   and zero point per conv input, from a
+//! - Activations: asymmetric per tensor in 8 bits (0..=[`ACT_MAX`]), or 7 bits
+//!   ([`QuantOptions::act_bits`]: the AVX2 kernel without VNNI sums 8-bit activations in two
+//!   passes, 7-bit ones in one; onnxruntime's `reduce_range` drops the weights' bit instead,
+//!   which costs per-channel weights more accuracy), one scale and zero point per conv input,
+//!   from a
 //!   calibration pass of the fp32 engine over a few batches ([`Calibration`]): the observed
 //!   min/max, a percentile of a uniform sample of the values, or TensorRT's entropy (KL)
 //!   threshold.
@@ -23,7 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use kestrel_kernels::int8::{ACT_MAX, WEIGHT_MAX};
+use kestrel_kernels::int8::{ACT_MAX, ACT_MAX_7BIT, WEIGHT_MAX};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
@@ -42,11 +43,22 @@ pub struct ConvQuant {
     pub input: Option<InputQuant>,
 }
 
-/// A u8 activation: `real = scale · (q − zero)`.
+/// A u8 activation: `real = scale · (q − zero)`, `q` in `0..=max`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct InputQuant {
     pub scale: f32,
     pub zero: u8,
+    /// [`ACT_MAX`] for 8-bit activations, [`ACT_MAX_7BIT`] for 7-bit.
+    pub max: u8,
+}
+
+/// The largest quantized activation of `bits`-bit activations (7 or 8).
+pub fn act_max(bits: u8) -> Result<u8, String> {
+    match bits {
+        8 => Ok(ACT_MAX),
+        7 => Ok(ACT_MAX_7BIT),
+        b => Err(format!("activations are 7 or 8 bits, not {b}")),
+    }
 }
 
 /// The weight range of convs stored in int8 but run in fp32 (no kernel saturation to avoid).
@@ -113,11 +125,11 @@ pub fn quantize_weights(w: &[f32], out_ch: usize, max: i8) -> (Vec<i8>, Vec<f32>
     (q, scales)
 }
 
-/// The scale and zero point (0..=[`ACT_MAX`]) of the range `[lo, hi]` (widened to hold 0,
-/// which must be exact: zero padding and ReLU outputs are real zeros).
-pub fn activation_params(lo: f32, hi: f32) -> (f32, u8) {
+/// The scale and zero point (0..=`max`) of the range `[lo, hi]` (widened to hold 0, which must
+/// be exact: zero padding and ReLU outputs are real zeros) in `max + 1` levels.
+pub fn activation_params(lo: f32, hi: f32, max: u8) -> (f32, u8) {
     let (lo, hi) = (lo.min(0.0), hi.max(0.0));
-    let levels = ACT_MAX as f32;
+    let levels = max as f32;
     let scale = ((hi - lo) / levels).max(1e-8);
     let zero = (-lo / scale).round_ties_even().clamp(0.0, levels) as u8;
     (scale, zero)
@@ -275,7 +287,7 @@ impl Calibration {
     }
 
     /// The range `[lo, hi]` chosen for the input of op `op`, if it was observed.
-    pub fn range(&self, op: usize, method: Method) -> Option<(f32, f32)> {
+    pub fn range(&self, op: usize, method: Method, max: u8) -> Option<(f32, f32)> {
         let o = self.ops.get(&op)?;
         if !(o.min.is_finite() && o.max.is_finite()) {
             return None;
@@ -297,9 +309,9 @@ impl Calibration {
                 (at(1e-4).max(o.min), at(1.0 - 1e-4).min(o.max))
             }
             Method::Entropy => {
-                // A non-negative tensor gets all ACT_MAX + 1 levels; a signed one about half
-                // on each side.
-                let all = ACT_MAX as usize + 1;
+                // A non-negative tensor gets all max + 1 levels; a signed one about half on
+                // each side.
+                let all = max as usize + 1;
                 let levels = if o.min >= 0.0 { all } else { all / 2 };
                 let t = entropy_threshold(&s, levels);
                 (o.min.max(-t), o.max.min(t))
@@ -509,6 +521,8 @@ pub struct QuantOptions {
     /// not pay there (an RGB stem's 27, a 16-channel 1×1), see [`INT8_MIN_DEPTH`]. 0 puts
     /// every quantizable conv in int8.
     pub min_depth: usize,
+    /// Activation bits, 8 or 7 (see the module docs).
+    pub act_bits: u8,
 }
 
 /// `kestrel quantize`'s default [`QuantOptions::min_depth`]: on mobilenetv2_100 (AVX-512
@@ -532,6 +546,7 @@ impl Default for QuantOptions {
             bias_correction: false,
             rounding: Rounding::Nearest,
             min_depth: 0,
+            act_bits: 8,
         }
     }
 }
@@ -562,6 +577,7 @@ pub fn quantize_graph_keeping(
              Calibration::with_second_moments"
             .to_string());
     }
+    let a_max = act_max(opts.act_bits)?;
     let mut summary = QuantSummary {
         int8_convs: 0,
         convs: 0,
@@ -577,10 +593,15 @@ pub fn quantize_graph_keeping(
             || format!("op {i} (conv) saw no finite calibration values; calibrate on real images");
         let int8 = !opts.keep_fp32.contains(&i) && depth(conv) >= opts.min_depth;
         let (max, input) = if quantizable(conv) && int8 {
-            let (lo, hi) = calib.range(i, opts.method).ok_or_else(unobserved)?;
-            let (scale, zero) = activation_params(lo, hi);
+            let (lo, hi) = calib.range(i, opts.method, a_max).ok_or_else(unobserved)?;
+            let (scale, zero) = activation_params(lo, hi, a_max);
             summary.int8_convs += 1;
-            (WEIGHT_MAX, Some(InputQuant { scale, zero }))
+            let input = InputQuant {
+                scale,
+                zero,
+                max: a_max,
+            };
+            (WEIGHT_MAX, Some(input))
         } else {
             if quantizable(conv) {
                 summary.fp32_convs.push(i);
@@ -943,8 +964,8 @@ fn params(graph: &Graph) -> Vec<(String, Vec<usize>, Param)> {
                 if let Some(iq) = q.input {
                     out.push((
                         format!("{prefix}.input_quant"),
-                        vec![2],
-                        Param::F32(vec![iq.scale, iq.zero as f32]),
+                        vec![3],
+                        Param::F32(vec![iq.scale, iq.zero as f32, iq.max as f32]),
                     ));
                 }
             }
@@ -1125,18 +1146,29 @@ pub fn load(mut graph: Graph, model: &str, path: &Path) -> Result<Graph, String>
                             path.display()
                         ))
                     }
-                    Ok(_) => {
-                        let iq = f32s(&iq_name, 2)?;
-                        let zmax = ACT_MAX as f32;
-                        if !(iq[0] > 0.0 && iq[0].is_finite() && (0.0..=zmax).contains(&iq[1])) {
+                    Ok(t) => {
+                        // (scale, zero point, largest value); files made before 8-bit
+                        // activations hold the first two, for 7-bit activations.
+                        let len = t.data().len() / 4;
+                        let iq = f32s(&iq_name, if len == 2 { 2 } else { 3 })?;
+                        let max = iq.get(2).copied().unwrap_or(ACT_MAX_7BIT as f32);
+                        if !(iq[0] > 0.0
+                            && iq[0].is_finite()
+                            && (max == ACT_MAX as f32 || max == ACT_MAX_7BIT as f32)
+                            && (0.0..=max).contains(&iq[1])
+                            && iq[1].fract() == 0.0)
+                        {
                             return Err(format!(
-                                "{}: {iq_name} {iq:?} is not a (scale > 0, zero point 0..{ACT_MAX}) pair",
+                                "{}: {iq_name} {iq:?} is not a (scale > 0, zero point, maximum \
+                                 {ACT_MAX_7BIT} or {ACT_MAX}) triple with the zero point in \
+                                 0..=maximum",
                                 path.display()
                             ));
                         }
                         Some(InputQuant {
                             scale: iq[0],
                             zero: iq[1] as u8,
+                            max: max as u8,
                         })
                     }
                 };

@@ -421,13 +421,14 @@ fn check_qdq(model_name: &str, zero_biases: bool, shared_outputs: bool) {
         "{name}: {shared} shared int8 conv outputs"
     );
     assert_eq!(count("QuantizeLinear"), int8_convs, "{name}");
-    // Each QuantizeLinear reads a Min (the 7-bit range's top), not a Clip: OpenVINO 2026.4.1
-    // mis-scales a Clip after a max pool of an int8 conv with zero biases (ResNet's stem).
+    // 8-bit activations are u8 QuantizeLinear's own range: no Min clips before it (a Clip
+    // there is a ReLU6). A 7-bit range's top is a Min, not a Clip: OpenVINO 2026.4.1
+    // mis-scales a Clip after a max pool of an int8 conv with zero biases, ResNet's stem
+    // (`qdq_export_of_7bit_activations_clips_with_min`).
     for n in g.node.iter().filter(|n| n.op_type == "QuantizeLinear") {
         let before = g.node.iter().find(|m| m.output[0] == n.input[0]);
-        assert_eq!(
-            before.map(|m| m.op_type.as_str()),
-            Some("Min"),
+        assert!(
+            before.is_none_or(|m| m.op_type != "Min"),
             "{name}: {} reads {}",
             n.name,
             n.input[0]
@@ -537,16 +538,71 @@ fn check_qdq(model_name: &str, zero_biases: bool, shared_outputs: bool) {
          max|logit| {scale}",
         fx["onnxruntime"]
     );
-    // The same with onnxruntime's default optimizations. (With the Clip(−s·z, s·(127−z)) the
-    // exporter wrote before the Min they were 3.9%, 27% and 6.5% of max|logit| off on
-    // resnet18_tiny, tf_efficientnet_tiny and mobilenetv2_tiny, one top-1 of 8 changed.)
+    // With onnxruntime's default optimizations some DequantizeLinear → Conv → QuantizeLinear
+    // chains run as its QLinearConv, which requantizes in its own arithmetic (int32 biases,
+    // its rounding of the output scale), so a value now and then lands one quantum away and
+    // random tiny models amplify it (measured: 1.7% of max|logit| on resnet18_tiny, 12% on
+    // tf_efficientnet_tiny, 1e-7 on the MobileNets, where nothing fuses). The issue's bar is
+    // top-1 agreement: every image here. (The 7-bit export's Min between conv and
+    // QuantizeLinear blocks that fusion.)
     let err = max_abs_diff(&int8, &ort);
+    let classes = int8.len() / n;
+    let argmax = |v: &[f32]| -> Vec<usize> {
+        v.chunks(classes)
+            .map(|r| (0..classes).fold(0, |b, j| if r[j] > r[b] { j } else { b }))
+            .collect()
+    };
+    assert_eq!(
+        argmax(&int8),
+        argmax(&ort),
+        "{name}: int8 vs onnxruntime QDQ (default optimizations) {} top-1, max abs diff {err}, \
+         max|logit| {scale}",
+        fx["onnxruntime"]
+    );
     assert!(
-        err <= 1e-4 * scale,
+        err <= 0.2 * scale,
         "{name}: int8 vs onnxruntime QDQ (default optimizations) {} max abs diff {err}, \
          max|logit| {scale}",
         fx["onnxruntime"]
     );
+}
+
+#[test]
+fn qdq_export_of_7bit_activations_clips_with_min() {
+    let (c, h, w) = (3, 32, 32);
+    let model = tiny_model("resnet18_tiny");
+    let fp32 = lower_graph(&model, c).unwrap();
+    let mut calib = Calibration::default();
+    calib
+        .observe_batch(
+            &Engine::new(&fp32),
+            &lcg_images(4, c, h, w, 100),
+            [4, c, h, w],
+        )
+        .unwrap();
+    let mut q = lower_graph(&model, c).unwrap();
+    let opts = quant::QuantOptions {
+        act_bits: 7,
+        ..quant::QuantOptions::default()
+    };
+    let summary = quant::quantize_graph_keeping(&mut q, &calib, &opts).unwrap();
+    let meta = ExportMeta {
+        model_name: "resnet18_tiny".into(),
+        input_size: [c, h, w],
+        metadata: vec![],
+    };
+    let parsed = ModelProto::decode(export(&q, &meta).unwrap().as_slice()).unwrap();
+    let g = parsed.graph.as_ref().unwrap();
+    let quantizes: Vec<_> = g
+        .node
+        .iter()
+        .filter(|n| n.op_type == "QuantizeLinear")
+        .collect();
+    assert_eq!(quantizes.len(), summary.int8_convs);
+    for n in quantizes {
+        let before = g.node.iter().find(|m| m.output[0] == n.input[0]).unwrap();
+        assert_eq!(before.op_type, "Min", "{} reads {}", n.name, n.input[0]);
+    }
 }
 
 #[test]

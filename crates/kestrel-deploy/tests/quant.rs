@@ -297,6 +297,104 @@ fn kept_convs_run_fp32_on_their_stored_int8_weights() {
     }
 }
 
+/// Rewrites every `*.input_quant` of the int8 file at `src` with `f` into `dst`.
+fn rewrite_input_quants(
+    src: &std::path::Path,
+    dst: &std::path::Path,
+    f: impl Fn(&[f32]) -> Vec<f32>,
+) {
+    use safetensors::tensor::{Dtype, TensorView};
+    let bytes = std::fs::read(src).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, t)| {
+            if name.ends_with(".input_quant") {
+                let v: Vec<f32> = t
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect();
+                let w = f(&v);
+                let b = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+                (name, Dtype::F32, vec![w.len()], b)
+            } else {
+                (name, t.dtype(), t.shape().to_vec(), t.data().to_vec())
+            }
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    let out = safetensors::tensor::serialize(views, meta.metadata().clone()).unwrap();
+    std::fs::write(dst, out).unwrap();
+}
+
+#[test]
+fn activation_bits_are_saved_and_older_7bit_files_still_load() {
+    let m = model("resnet8_cifar");
+    let fp32 = lower_graph(&m, 3).unwrap();
+    let mut calib = Calibration::default();
+    calib
+        .observe_batch(&Engine::new(&fp32), &images(4, 32, 1), [4, 3, 32, 32])
+        .unwrap();
+    let quantize = |bits: u8| {
+        let mut g = lower_graph(&m, 3).unwrap();
+        let opts = QuantOptions {
+            act_bits: bits,
+            ..QuantOptions::default()
+        };
+        quant::quantize_graph_keeping(&mut g, &calib, &opts).unwrap();
+        g
+    };
+    let maxes = |g: &Graph| -> Vec<u8> {
+        g.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Conv { conv, .. } => Some(conv.quant.as_ref()?.input?.max),
+                _ => None,
+            })
+            .collect()
+    };
+    let (q8, q7) = (quantize(8), quantize(7));
+    assert!(!maxes(&q8).is_empty());
+    assert!(maxes(&q8).iter().all(|&m| m == 255) && maxes(&q7).iter().all(|&m| m == 127));
+    let dir = std::env::temp_dir().join(format!("kestrel-int8-bits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let x = images(2, 32, 5);
+    let run = |g: &Graph| Engine::new(g).run_nchw(&x, 2, 3, 32, 32).unwrap();
+    for (g, name) in [(&q8, "8.safetensors"), (&q7, "7.safetensors")] {
+        let path = dir.join(name);
+        quant::save(g, "resnet8_cifar", &[], &path).unwrap();
+        let loaded = quant::load(graph("resnet8_cifar"), "resnet8_cifar", &path).unwrap();
+        assert_eq!(maxes(&loaded), maxes(g), "{name}");
+        assert_eq!(run(&loaded), run(g), "{name}");
+    }
+    // The two ranges give different models (8-bit steps are about half as large).
+    assert_ne!(run(&q8), run(&q7));
+    // A file from before 8-bit activations: (scale, zero point) pairs, read as 7-bit.
+    let old = dir.join("old.safetensors");
+    rewrite_input_quants(&dir.join("7.safetensors"), &old, |v| v[..2].to_vec());
+    let loaded = quant::load(graph("resnet8_cifar"), "resnet8_cifar", &old).unwrap();
+    assert_eq!(run(&loaded), run(&q7));
+    // A maximum other than 127 or 255 names the tensor.
+    let bad = dir.join("bad.safetensors");
+    rewrite_input_quants(&dir.join("8.safetensors"), &bad, |v| {
+        vec![v[0], v[1], 200.0]
+    });
+    let err = quant::load(graph("resnet8_cifar"), "resnet8_cifar", &bad)
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("input_quant") && err.contains("bad.safetensors"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn weight_and_activation_quantization_by_hand() {
     // Channel 0: max|w| = 6.3 → scale 0.1, q = [63, −20, 0]; channel 1: all zero → scale 1.
@@ -307,14 +405,20 @@ fn weight_and_activation_quantization_by_hand() {
     let (q, _) = quant::quantize_weights(&[12.7, -2.0], 1, 127);
     assert_eq!(q, vec![127, -20]);
     // 7-bit activations: [−1, 1.54] → scale 2.54 / 127 = 0.02, zero point 1 / 0.02 = 50.
-    let (scale, zero) = quant::activation_params(-1.0, 1.54);
+    let (scale, zero) = quant::activation_params(-1.0, 1.54, 127);
+    assert!((scale - 0.02).abs() < 1e-7 && zero == 50, "{scale} {zero}");
+    // 8-bit: [−1, 4.1] → scale 5.1 / 255 = 0.02, zero point 50 again.
+    let (scale, zero) = quant::activation_params(-1.0, 4.1, 255);
     assert!((scale - 0.02).abs() < 1e-7 && zero == 50, "{scale} {zero}");
     // A ReLU output [0, 1.27]: zero point 0, scale 0.01; a range without 0 is widened to it.
-    assert_eq!(quant::activation_params(0.0, 1.27).1, 0);
+    assert_eq!(quant::activation_params(0.0, 1.27, 127).1, 0);
     assert_eq!(
-        quant::activation_params(1.0, 1.27),
-        quant::activation_params(0.0, 1.27)
+        quant::activation_params(1.0, 1.27, 127),
+        quant::activation_params(0.0, 1.27, 127)
     );
+    assert_eq!(quant::act_max(8), Ok(255));
+    assert_eq!(quant::act_max(7), Ok(127));
+    assert!(quant::act_max(6).is_err());
 }
 
 #[test]

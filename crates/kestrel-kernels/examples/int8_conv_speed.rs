@@ -1,5 +1,7 @@
 //! fp32 vs int8 time of single convolutions at batch 1, best of 20, both in one process:
-//! `cargo run --release -p kestrel-kernels --example int8_conv_speed` (no burn: builds fast).
+//! `cargo run --release -p kestrel-kernels --example int8_conv_speed` (no burn: builds fast;
+//! `KESTREL_ISA=avx2` times the AVX2 kernels). int8 columns: 8-bit and 7-bit activations.
+use kestrel_kernels::int8::{ACT_MAX, ACT_MAX_7BIT};
 use kestrel_kernels::{Act, Conv2d, ConvGeometry, QConv2d};
 use std::time::Instant;
 
@@ -27,8 +29,8 @@ fn main() {
         ("1x1 24->144 @56", 56, 24, 144, 1, 1),
     ];
     println!(
-        "{:<24} {:>9} {:>9} {:>8}",
-        "conv", "fp32 ms", "int8 ms", "speed-up"
+        "{:<24} {:>9} {:>9} {:>9} {:>8}",
+        "conv", "fp32 ms", "int8 ms", "7-bit ms", "speed-up"
     );
     for &(name, h, cin, cout, k, s) in shapes {
         let g = ConvGeometry {
@@ -48,13 +50,29 @@ fn main() {
         let (oh, ow) = g.output_hw(h, h).unwrap();
         let mut out = vec![0f32; oh * ow * cout];
         let f32_conv = Conv2d::new(g, &w, None, Act::Relu);
-        let q_conv = QConv2d::new(g, &wq, &vec![0.01; cout], None, Act::Relu, 0.01, 3);
+        let q_conv = QConv2d::new(g, &wq, &vec![0.01; cout], None, Act::Relu, 0.01, 3, ACT_MAX);
+        let q7_conv = QConv2d::new(
+            g,
+            &wq,
+            &vec![0.01; cout],
+            None,
+            Act::Relu,
+            0.01,
+            3,
+            ACT_MAX_7BIT,
+        );
         let t32 = best_ms(|| {
             f32_conv.forward(&x, 1, h, h, &mut out, None, false);
         });
         let t8 = best_ms(|| {
             q_conv.forward(&x, 1, h, h, &mut out, None, false);
         });
-        println!("{name:<24} {t32:>9.3} {t8:>9.3} {:>7.2}x", t32 / t8);
+        let t7 = best_ms(|| {
+            q7_conv.forward(&x, 1, h, h, &mut out, None, false);
+        });
+        println!(
+            "{name:<24} {t32:>9.3} {t8:>9.3} {t7:>9.3} {:>7.2}x",
+            t32 / t8
+        );
     }
 }

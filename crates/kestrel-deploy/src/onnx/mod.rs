@@ -7,23 +7,25 @@
 //! Spatial sizes are fixed at export (`ExportMeta::input_size`): TF "same" padding and adaptive
 //! pooling depend on them, and are written out as the explicit pads / kernels for that size.
 //!
-//! A quantized graph exports as QDQ ONNX: every int8 conv reads its input through Min (the top
-//! of the 7-bit range; QuantizeLinear's u8 saturation at 0 is its bottom), QuantizeLinear and
-//! DequantizeLinear, and its int8 weights through a per-channel DequantizeLinear, so that the
-//! graph computes exactly what kestrel's int8 engine does (the convs stored in int8 but run in
-//! fp32 export their dequantized weights).
+//! A quantized graph exports as QDQ ONNX: every int8 conv reads its input through
+//! QuantizeLinear and DequantizeLinear (u8, so QuantizeLinear's saturation is the 0..255 range
+//! of 8-bit activations), and its int8 weights through a per-channel DequantizeLinear, so that
+//! the graph computes exactly what kestrel's int8 engine does (QuantizeLinear's rounding is the
+//! engine's: divide, round half to even, add the zero point). 7-bit activations (`kestrel
+//! quantize --act-bits 7`) put a Min with the top of their range before QuantizeLinear. The
+//! convs stored in int8 but run in fp32 export their dequantized weights.
 //!
 //! One exception keeps the file correct in OpenVINO: an int8 conv with all-zero biases whose
 //! output (no activation after it) is read by more than one op, e.g. the linear-bottleneck
 //! output of a MobileNetV2 or EfficientNet at random init (BatchNorm folded from its default
 //! statistics), both the next block's input and its residual, exports its weights as the fp32
 //! values DequantizeLinear would make of them (`q as f32 * scale`, bit for bit), its input still
-//! through Min, QuantizeLinear and DequantizeLinear. OpenVINO 2026.4.1's CPU plugin otherwise
-//! runs such a conv in int8 with its dequantization scale applied twice when the batch dimension
-//! is dynamic. (The Min, rather than a Clip with both bounds, avoids a second such bug: a Clip
-//! after a max pool of an int8 conv with zero biases and per-channel weight scales is scaled
-//! per channel wrongly there.) scripts/openvino_qdq_repro.py has both; docs/deploy.md the
-//! measurements. onnxruntime's logits are the same with either weight encoding (measured).
+//! through QuantizeLinear and DequantizeLinear. OpenVINO 2026.4.1's CPU plugin otherwise runs
+//! such a conv in int8 with its dequantization scale applied twice when the batch dimension is
+//! dynamic. (For 7-bit inputs, the Min rather than a Clip with both bounds avoids a second such
+//! bug: a Clip after a max pool of an int8 conv with zero biases and per-channel weight scales
+//! is scaled per channel wrongly there.) scripts/openvino_qdq_repro.py has both; docs/deploy.md
+//! the measurements. onnxruntime's logits are the same with either weight encoding (measured).
 
 pub mod proto;
 
@@ -921,14 +923,14 @@ impl Builder {
         Ok((y, [g.out_ch, oh, ow]))
     }
 
-    /// The QDQ form of an int8 conv's operands: the input through `Min` with the top of its
-    /// 7-bit range (kestrel's activations are 0..=ACT_MAX, and QuantizeLinear's u8 would
-    /// saturate at 255 only; at the bottom it saturates at 0 itself, so a Clip's lower bound
-    /// would change nothing, and OpenVINO 2026.4.1 mis-scales a Clip after a max pool of an
-    /// int8 conv with zero biases), `QuantizeLinear` → `DequantizeLinear` with the calibrated
-    /// scale and zero point, and the int8 weights through a per-output-channel
-    /// `DequantizeLinear` (axis 0, zero points 0), or with [`Weights::Dequantized`] that
-    /// DequantizeLinear's output itself as an fp32 initializer. Returns the dequantized input's and weights' names.
+    /// The QDQ form of an int8 conv's operands: the input through `QuantizeLinear` →
+    /// `DequantizeLinear` with the calibrated scale and zero point (u8 saturation is the
+    /// 8-bit range; a 7-bit range's top is first applied by a `Min`: at the bottom u8
+    /// saturates at 0 itself, so a Clip's lower bound would change nothing, and OpenVINO
+    /// 2026.4.1 mis-scales a Clip after a max pool of an int8 conv with zero biases), and the
+    /// int8 weights through a per-output-channel `DequantizeLinear` (axis 0, zero points 0),
+    /// or with [`Weights::Dequantized`] that DequantizeLinear's output itself as an fp32
+    /// initializer. Returns the dequantized input's and weights' names.
     fn qdq_operands(
         &mut self,
         x: &str,
@@ -946,9 +948,14 @@ impl Builder {
             ));
         }
         let (s, z) = (input.scale, input.zero);
-        // The 7-bit range's top; its bottom, −s·z, is where QuantizeLinear saturates at u8 0.
-        let hi = self.float_scalar(s * (ACT_MAX - z) as f32);
-        let clipped = self.node("Min", &[x, &hi], vec![]);
+        // u8 QuantizeLinear saturates at 0 and 255, the 8-bit range; a 7-bit range's top is
+        // clipped first.
+        let clipped = if input.max < ACT_MAX {
+            let hi = self.float_scalar(s * (input.max - z) as f32);
+            self.node("Min", &[x, &hi], vec![])
+        } else {
+            x.to_string()
+        };
         let scale = self.float_scalar(s);
         let zero = self.byte_init("x_zero", DATA_TYPE_UINT8, &[], &[z]);
         let xq = self.node("QuantizeLinear", &[&clipped, &scale, &zero], vec![]);

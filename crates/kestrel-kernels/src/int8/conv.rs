@@ -22,6 +22,8 @@ pub struct QConv2d {
     pub act: Act,
     pub in_scale: f32,
     pub in_zero: u8,
+    /// The quantized input's largest value (`ACT_MAX` for 8-bit, `ACT_MAX_7BIT` for 7-bit).
+    pub in_max: u8,
     offsets: OffsetCache,
     /// `kp` bytes of the input zero point: what a padding tap reads.
     zero_row: Vec<u8>,
@@ -31,7 +33,8 @@ pub struct QConv2d {
 
 impl QConv2d {
     /// `weight`: int8 OIHW `[out, in, kh, kw]` within `±WEIGHT_MAX`, `w_scale` per output
-    /// channel (`real = w_scale[o] · q`); the input is `in_scale · (q − in_zero)`.
+    /// channel (`real = w_scale[o] · q`); the input is `in_scale · (q − in_zero)` with `q` in
+    /// `0..=in_max`.
     ///
     /// # Panics
     /// For grouped convolutions (not quantized: they stay fp32) and mismatched sizes.
@@ -44,8 +47,13 @@ impl QConv2d {
         act: Act,
         in_scale: f32,
         in_zero: u8,
+        in_max: u8,
     ) -> Self {
         assert_eq!(geom.groups, 1, "int8 convs are ungrouped");
+        assert!(
+            in_zero <= in_max,
+            "input zero point {in_zero} above its maximum {in_max}"
+        );
         let [kh, kw] = geom.kernel;
         let cin = geom.in_ch;
         assert_eq!(
@@ -66,6 +74,7 @@ impl QConv2d {
             act,
             in_scale,
             in_zero,
+            in_max,
             offsets: OffsetCache::default(),
             zero_row,
             scratch: Mutex::new(Vec::new()),
@@ -147,13 +156,13 @@ impl QConv2d {
             "input too large for 32-bit indirection"
         );
         q.resize(pixels * kp, 0);
-        quantize_rows(x, pixels, g.in_ch, 1.0 / self.in_scale, self.in_zero, q, kp);
-        let ep = QEpilogue::new(self.in_zero, &self.scale, Some(&self.bias), self.act)
-            .with_residual(
-                residual.map_or(std::ptr::null(), |r| r.as_ptr()),
-                g.out_ch,
-                add_after_act,
-            );
+        let (zero, max) = (self.in_zero, self.in_max);
+        quantize_rows(x, pixels, g.in_ch, self.in_scale, zero, max, q, kp);
+        let ep = QEpilogue::new(zero, max, &self.scale, Some(&self.bias), self.act).with_residual(
+            residual.map_or(std::ptr::null(), |r| r.as_ptr()),
+            g.out_ch,
+            add_after_act,
+        );
         let offsets;
         let rows = if g.is_pointwise() {
             QRows::Dense {

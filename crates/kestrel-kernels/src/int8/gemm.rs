@@ -6,21 +6,23 @@
 //! zero point comes out as one precomputed column sum per column (onnxruntime MLAS's
 //! `ZeroPointA · ColumnSumB` correction) and the inner loop is pure integer arithmetic.
 //!
-//! The AVX2 microkernel is MLAS's U8S8 scheme for CPUs without VNNI: B is packed as groups of
-//! four consecutive k per column (`[t][k/4][NR][4]`), A's four bytes are broadcast, and
-//! `vpmaddubsw` (u8 × i8 pairs summed to i16) then `vpmaddwd` by ones (i16 pairs to i32) give
-//! one i32 per column per four k. `vpmaddubsw` saturates its i16 pair sums, so one operand
-//! must lose a bit: onnxruntime's `reduce_range` takes it from the weights (7-bit weights);
-//! here activations are 7-bit ([`ACT_MAX`] = 127) and weights keep their 8 bits
-//! ([`WEIGHT_MAX`] = ±127): 2 · 127 · 127 = 32 258 < 32 767, so the result is exact. Per-channel
-//! weights lose more from a dropped bit than per-tensor activations do (EfficientNet-Lite0's
-//! top-1 agreement with fp32: see docs/deploy.md). The scalar kernel computes the same
-//! integers, so both paths agree bit for bit before the float epilogue.
-//!
-//! With AVX-512 VNNI, `vpdpbusd` sums four u8 × i8 products straight into each i32 lane (no
-//! i16 step, so nothing to saturate), one instruction per row and group of four k for a whole
-//! 16-column panel. The activations stay 7-bit there too, so a quantized file gives the same
-//! integers, and the same outputs, on every CPU.
+//! Activations are 8-bit (0..=[`ACT_MAX`]) or, for files quantized before 8-bit activations
+//! existed and with `--act-bits 7`, 7-bit (0..=[`ACT_MAX_7BIT`]); weights keep all 8 bits
+//! ([`WEIGHT_MAX`] = ±127). Every kernel computes the exact i32 sums, so a quantized file gives
+//! the same integers, and the same outputs, on every CPU:
+//! - With AVX-512 VNNI, `vpdpbusd` sums four u8 × i8 products straight into each i32 lane (no
+//!   i16 step, so nothing to saturate), one instruction per row and group of four k for a
+//!   whole 16-column panel.
+//! - The AVX2 microkernel is MLAS's U8S8 scheme for CPUs without VNNI: B is packed as groups
+//!   of four consecutive k per column (`[t][k/4][NR][4]`), A's four bytes are broadcast, and
+//!   `vpmaddubsw` (u8 × i8 pairs summed to i16) then `vpmaddwd` by ones (i16 pairs to i32)
+//!   give one i32 per column per four k. `vpmaddubsw` saturates its i16 pair sums: with 7-bit
+//!   activations 2 · 127 · 127 = 32 258 < 32 767, so one pass is exact. 8-bit activations are
+//!   split as `a = lo + 128 · hi` (`lo` 7-bit, `hi` one bit) and summed in two exact passes,
+//!   the second's `vpmaddwd` multiplying by 128 instead of 1: about half the speed, where
+//!   onnxruntime instead drops a bit from the weights (`reduce_range`), which costs
+//!   per-channel weights more accuracy than 7-bit activations do (docs/deploy.md).
+//! - The scalar kernel computes the same integers.
 
 use crate::act::Act;
 use crate::{Isa, SendConstPtr, SendPtr};
@@ -31,8 +33,11 @@ pub const NR: usize = 16;
 /// The largest weight magnitude the kernels take (see the module docs).
 pub const WEIGHT_MAX: i8 = 127;
 
-/// The largest quantized activation (7-bit activations; see the module docs).
-pub const ACT_MAX: u8 = 127;
+/// The largest quantized activation (8-bit activations; see the module docs).
+pub const ACT_MAX: u8 = 255;
+
+/// The largest 7-bit activation: one `vpmaddubsw` pass on AVX2 without VNNI.
+pub const ACT_MAX_7BIT: u8 = 127;
 
 /// Depth padded to the kernels' group of four k (the padding weights are zero).
 pub fn padded_depth(k: usize) -> usize {
@@ -134,6 +139,8 @@ pub enum QRows<'a> {
 #[derive(Clone, Copy)]
 pub struct QEpilogue {
     pub a_zero: u8,
+    /// The largest value A holds ([`ACT_MAX_7BIT`] lets the AVX2 kernel sum in one pass).
+    pub a_max: u8,
     /// `n` values: the A scale times each column's weight scale.
     pub scale: *const f32,
     /// `n` values, or null.
@@ -146,9 +153,10 @@ pub struct QEpilogue {
 }
 
 impl QEpilogue {
-    pub fn new(a_zero: u8, scale: &[f32], bias: Option<&[f32]>, act: Act) -> Self {
+    pub fn new(a_zero: u8, a_max: u8, scale: &[f32], bias: Option<&[f32]>, act: Act) -> Self {
         QEpilogue {
             a_zero,
+            a_max,
             scale: scale.as_ptr(),
             bias: bias.map_or(std::ptr::null(), |b| b.as_ptr()),
             act,
@@ -182,6 +190,8 @@ struct Tile {
     nr: usize,
     col_sums: *const i32,
     a_zero: i32,
+    /// A holds values above [`ACT_MAX_7BIT`]: the AVX2 kernel sums in two passes.
+    wide: bool,
     scale: *const f32,
     bias: *const f32,
     res: *const f32,
@@ -195,7 +205,7 @@ struct Tile {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum QKernel {
     Scalar,
-    /// `vpmaddubsw` + `vpmaddwd` (7-bit activations keep the i16 pair sums exact).
+    /// `vpmaddubsw` + `vpmaddwd` (one pass for 7-bit activations, two for 8-bit).
     Avx2,
     /// AVX-512 VNNI `vpdpbusd`: four u8 × i8 products summed straight into i32.
     Avx512Vnni,
@@ -277,6 +287,7 @@ pub(crate) unsafe fn qgemm_on(
     };
     let (act, add_after_act, ld_res, a_zero) =
         (ep.act, ep.add_after_act, ep.ld_res, ep.a_zero as i32);
+    let wide = ep.a_max > ACT_MAX_7BIT;
 
     crate::threads::parallel_for(tasks, |task| {
         let (rt, pt) = (task / panel_tasks, task % panel_tasks);
@@ -326,6 +337,7 @@ pub(crate) unsafe fn qgemm_on(
                 nr: NR.min(b.n - j0),
                 col_sums: col_sums.0.add(j0),
                 a_zero,
+                wide,
                 scale: scale.0.add(j0),
                 bias: or_null(bias.0, j0),
                 res: or_null(res.0, i0 * ld_res + j0),
@@ -421,6 +433,8 @@ mod avx2 {
     unsafe fn sums<const VNNI: bool>(t: &Tile, q: usize) -> ([__m256i; MR], [__m256i; MR]) {
         if VNNI {
             accumulate_vnni(t, q)
+        } else if t.wide {
+            accumulate_wide(t, q)
         } else {
             accumulate(t, q)
         }
@@ -519,6 +533,57 @@ mod avx2 {
                             $x1,
                             _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones),
                         );
+                    };
+                }
+                row!(a0, c00, c01);
+                row!(a1, c10, c11);
+                row!(a2, c20, c21);
+                row!(a3, c30, c31);
+                bp = bp.add(4 * NR);
+                k += 4;
+            }
+        }
+        ([c00, c10, c20, c30], [c01, c11, c21, c31])
+    }
+
+    /// [`accumulate`] for 8-bit A: each broadcast `a = lo + 128 · hi` goes through
+    /// `vpmaddubsw` twice, its 7-bit `lo` (pairs ≤ 2 · 127 · 127, exact) and its top bit `hi`
+    /// (pairs ≤ 2 · 127), and the second pass's `vpmaddwd` multiplies by 128. The i32 sums equal
+    /// [`accumulate_vnni`]'s.
+    #[inline(always)]
+    unsafe fn accumulate_wide(t: &Tile, q: usize) -> ([__m256i; MR], [__m256i; MR]) {
+        let ones = _mm256_set1_epi16(1);
+        let x128 = _mm256_set1_epi16(128);
+        let low7 = _mm256_set1_epi8(0x7f);
+        let bit0 = _mm256_set1_epi8(1);
+        let z = _mm256_setzero_si256();
+        let (mut c00, mut c01, mut c10, mut c11) = (z, z, z, z);
+        let (mut c20, mut c21, mut c30, mut c31) = (z, z, z, z);
+        for tap in 0..t.taps {
+            let a = t.a.add((q * t.taps + tap) * MR);
+            let (a0, a1, a2, a3) = (*a, *a.add(1), *a.add(2), *a.add(3));
+            let mut bp = t.b.add(tap * t.kp * NR);
+            let mut k = 0;
+            while k < t.kp {
+                let b0 = _mm256_loadu_si256(bp as *const __m256i);
+                let b1 = _mm256_loadu_si256(bp.add(32) as *const __m256i);
+                macro_rules! row {
+                    ($a:ident, $x0:ident, $x1:ident) => {
+                        let x = _mm256_set1_epi32(($a.add(k) as *const i32).read_unaligned());
+                        let lo = _mm256_and_si256(x, low7);
+                        // Each byte's top bit, moved to its bit 0 (16-bit shifts carry the
+                        // high byte's top bit to bit 8, its own bit 0).
+                        let hi = _mm256_and_si256(_mm256_srli_epi16::<7>(x), bit0);
+                        let s0 = _mm256_add_epi32(
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(lo, b0), ones),
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(hi, b0), x128),
+                        );
+                        let s1 = _mm256_add_epi32(
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(lo, b1), ones),
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(hi, b1), x128),
+                        );
+                        $x0 = _mm256_add_epi32($x0, s0);
+                        $x1 = _mm256_add_epi32($x1, s1);
                     };
                 }
                 row!(a0, c00, c01);
@@ -708,18 +773,22 @@ mod avx2 {
 }
 
 /// Quantizes `rows` rows of `c` f32 values into u8 rows of `ld_out` bytes:
-/// `q = round_half_even(clamp(x · inv_scale + zero, 0, ACT_MAX))`, the bytes past `c` set to
-/// `zero` (the int8 GEMM reads whole groups of four; their weights are zero).
+/// `q = clamp(round_half_even(x / scale) + zero, 0, max)`, ONNX QuantizeLinear's formula (so
+/// that a QDQ export computes the same integers; `x · (1 / scale)` rounds differently now and
+/// then, and rounding after adding an odd zero point moves every tie), the bytes past `c` set
+/// to `zero` (the int8 GEMM reads whole groups of four; their weights are zero).
+#[allow(clippy::too_many_arguments)]
 pub fn quantize_rows(
     x: &[f32],
     rows: usize,
     c: usize,
-    inv_scale: f32,
+    scale: f32,
     zero: u8,
+    max: u8,
     out: &mut [u8],
     ld_out: usize,
 ) {
-    quantize_rows_on(Isa::detect(), x, rows, c, inv_scale, zero, out, ld_out)
+    quantize_rows_on(Isa::detect(), x, rows, c, scale, zero, max, out, ld_out)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -728,8 +797,9 @@ pub(crate) fn quantize_rows_on(
     x: &[f32],
     rows: usize,
     c: usize,
-    inv_scale: f32,
+    scale: f32,
     zero: u8,
+    max: u8,
     out: &mut [u8],
     ld_out: usize,
 ) {
@@ -753,7 +823,7 @@ pub(crate) fn quantize_rows_on(
                     std::slice::from_raw_parts_mut(op.0.add(r0 * c), (r1 - r0) * c),
                 )
             };
-            quantize_run(isa, src, inv_scale, zero, dst);
+            quantize_run(isa, src, scale, zero, max, dst);
             return;
         }
         for r in r0..r1 {
@@ -764,37 +834,38 @@ pub(crate) fn quantize_rows_on(
                     std::slice::from_raw_parts_mut(op.0.add(r * ld_out), ld_out),
                 )
             };
-            quantize_run(isa, src, inv_scale, zero, &mut dst[..c]);
+            quantize_run(isa, src, scale, zero, max, &mut dst[..c]);
             dst[c..].fill(zero);
         }
     });
 }
 
 /// `dst[i] = quantize_one(src[i])`, 32 at a time where the ISA has vectors.
-fn quantize_run(isa: Isa, src: &[f32], inv_scale: f32, zero: u8, dst: &mut [u8]) {
+fn quantize_run(isa: Isa, src: &[f32], scale: f32, zero: u8, max: u8, dst: &mut [u8]) {
     let done = match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller's ISA is one this CPU has.
-        Isa::Avx2 if src.len() >= 32 => unsafe { avx2_quant::quantize(src, inv_scale, zero, dst) },
+        Isa::Avx2 if src.len() >= 32 => unsafe { avx2_quant::quantize(src, scale, zero, max, dst) },
         _ => 0,
     };
     for (d, &v) in dst[done..].iter_mut().zip(&src[done..]) {
-        *d = quantize_one(v, inv_scale, zero);
+        *d = quantize_one(v, scale, zero, max);
     }
 }
 
 /// One value as [`quantize_rows`] quantizes it (the AVX2 path does the same f32 operations).
 #[inline]
-pub fn quantize_one(x: f32, inv_scale: f32, zero: u8) -> u8 {
-    let v = x * inv_scale + zero as f32;
-    // NaN compares false both ways and lands on 0, as the vector max does.
-    let v = if v > 0.0 { v } else { 0.0 };
-    let max = ACT_MAX as f32;
-    let v = if v < max { v } else { max };
-    // Round half to even by the f32 add (exact for 0 ≤ v ≤ 127 < 2^22), like `cvtps2dq`;
+pub fn quantize_one(x: f32, scale: f32, zero: u8, max: u8) -> u8 {
+    let v = x / scale;
+    // Into ±256 first, where the rounding below is exact and any value saturates the same;
+    // NaN compares false and lands on −256, then 0, as the vector max does.
+    let v = if v > -256.0 { v } else { -256.0 };
+    let v = if v < 256.0 { v } else { 256.0 };
+    // Round half to even by the f32 add (exact for |v| ≤ 256 < 2^22), like `cvtps2dq`;
     // `round_ties_even` is a libm call on baseline x86-64.
     const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
-    ((v + MAGIC) - MAGIC) as u8
+    let r = ((v + MAGIC) - MAGIC) as i32 + zero as i32;
+    r.clamp(0, max as i32) as u8
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -803,17 +874,30 @@ mod avx2_quant {
 
     /// Quantizes the first multiple of 32 values of `src` into `dst`; returns how many.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn quantize(src: &[f32], inv_scale: f32, zero: u8, dst: &mut [u8]) -> usize {
+    pub(super) unsafe fn quantize(
+        src: &[f32],
+        scale: f32,
+        zero: u8,
+        max: u8,
+        dst: &mut [u8],
+    ) -> usize {
         let n = src.len() / 32 * 32;
-        let (inv, zp) = (_mm256_set1_ps(inv_scale), _mm256_set1_ps(zero as f32));
-        let (lo, hi) = (_mm256_setzero_ps(), _mm256_set1_ps(super::ACT_MAX as f32));
+        let sc = _mm256_set1_ps(scale);
+        let (lo, hi) = (_mm256_set1_ps(-256.0), _mm256_set1_ps(256.0));
+        let (zp, top) = (
+            _mm256_set1_epi32(zero as i32),
+            _mm256_set1_epi32(max as i32),
+        );
+        let z = _mm256_setzero_si256();
         let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
         macro_rules! q {
             ($p:expr) => {{
-                let v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps($p), inv), zp);
-                // max(v, 0) returns 0 for NaN (the second operand), like the scalar path.
+                let v = _mm256_div_ps(_mm256_loadu_ps($p), sc);
+                // max(v, −256) returns −256 for NaN (the second operand), like the scalar path.
                 let v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-                _mm256_cvtps_epi32(v) // round half to even (MXCSR default)
+                // Round half to even (MXCSR default), then the zero point, then 0..=max.
+                let r = _mm256_add_epi32(_mm256_cvtps_epi32(v), zp);
+                _mm256_min_epi32(_mm256_max_epi32(r, z), top)
             }};
         }
         let mut i = 0;
