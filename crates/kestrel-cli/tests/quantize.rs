@@ -203,3 +203,79 @@ fn quantize_bad_calibration_folder_is_named() {
     ]);
     assert!(!run.success() && run.transcript().contains("kmeans"));
 }
+
+/// The safetensors header of `path`: tensor name -> dtype.
+fn safetensors_dtypes(path: &std::path::Path) -> std::collections::HashMap<String, String> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| (k.clone(), v["dtype"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn quantize_keep_fp32_depthwise_keeps_the_most_sensitive_depthwise_weights_in_fp32() {
+    let tmp = tempdir();
+    let calib = tmp.path().join("calib");
+    solid_color_folder(&calib, 2, 1);
+    let out = tmp.path().join("q");
+    kestrel([
+        "quantize",
+        "--model",
+        "mobilenetv2_050",
+        "--calib",
+        s(&calib),
+        "--keep-fp32",
+        "1",
+        "--keep-fp32-depthwise",
+        "2",
+        "--rounding",
+        "nearest",
+        "--output",
+        s(&out),
+    ])
+    .ok();
+    let report = read_json(&out.join("quantize_report.json"));
+    assert_eq!(report["keep_fp32"], 1);
+    assert_eq!(report["keep_fp32_depthwise"], 2);
+    let sensitive: Vec<&serde_json::Value> = report["fp32_convs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["reason"] == "sensitive")
+        .collect();
+    // The dense one first, then the two depthwise ones (` gGROUPS`), most sensitive first.
+    assert_eq!(sensitive.len(), 3, "{sensitive:?}");
+    let conv = |i: usize| sensitive[i]["conv"].as_str().unwrap();
+    assert!(!conv(0).contains(" g"), "{sensitive:?}");
+    assert!(
+        conv(1).contains(" g") && conv(2).contains(" g"),
+        "{sensitive:?}"
+    );
+    let err = |i: usize| sensitive[i]["logit_error"].as_f64().unwrap();
+    assert!(err(1) >= err(2) && err(2) > 0.0, "{sensitive:?}");
+    // In the file: the kept depthwise convs' weights are F32, every other depthwise conv's
+    // I8, and the kept dense conv's I8 (fp32 compute on int8-stored weights).
+    let dtypes = safetensors_dtypes(&out.join("model.int8.safetensors"));
+    let weight = |i: usize| dtypes[&format!("ops.{}.weight", sensitive[i]["op"])].clone();
+    assert_eq!(
+        (weight(0).as_str(), weight(1).as_str(), weight(2).as_str()),
+        ("I8", "F32", "F32")
+    );
+    let f32_weights = dtypes
+        .iter()
+        .filter(|(k, v)| k.ends_with(".weight") && v.as_str() == "F32" && k.starts_with("ops."))
+        .count();
+    let i8_weights = dtypes
+        .iter()
+        .filter(|(k, v)| k.ends_with(".weight") && v.as_str() == "I8")
+        .count();
+    assert!(i8_weights > 30, "{i8_weights}");
+    // Other fp32 `.weight`s are not convs' (none in this model besides the two).
+    assert_eq!(f32_weights, 2, "{dtypes:?}");
+}

@@ -510,7 +510,9 @@ impl Rounding {
 #[derive(Clone, Debug)]
 pub struct QuantOptions {
     pub method: Method,
-    /// Op indices of quantizable convs to keep in fp32 compute (weights stored in int8).
+    /// Op indices of convs to keep in fp32: a [`quantizable`] one keeps fp32 compute (its
+    /// weights still stored in int8), a depthwise or grouped one (fp32 compute either way)
+    /// keeps its fp32 weights.
     pub keep_fp32: Vec<usize>,
     /// Depthwise and grouped convs keep fp32 weights (not stored in int8).
     pub depthwise_fp32: bool,
@@ -586,7 +588,7 @@ pub fn quantize_graph_keeping(
     for (i, op) in graph.ops.iter_mut().enumerate() {
         let Op::Conv { conv, .. } = op else { continue };
         summary.convs += 1;
-        if opts.depthwise_fp32 && !quantizable(conv) {
+        if !quantizable(conv) && (opts.depthwise_fp32 || opts.keep_fp32.contains(&i)) {
             continue;
         }
         let unobserved =
@@ -872,10 +874,12 @@ fn gram(p: Vec<f32>, groups: usize, rows: usize, k: usize) -> Vec<f32> {
 }
 
 /// How much quantizing one conv alone moves the logits: for every [`quantizable`] conv of
-/// `graph` (the fp32 graph) at least `opts.min_depth` deep, the median over the images `x` (NCHW, `shape`) of
-/// `max|logits − fp32 logits| / max|fp32 logits|` with only that conv in int8 (the others
-/// in fp32 compute on fp32 weights; with `bias_correction`, that conv's bias corrected).
-/// Returns `(op index, error)`, most sensitive first.
+/// `graph` (the fp32 graph) at least `opts.min_depth` deep, and every depthwise or grouped
+/// conv unless `opts.depthwise_fp32` keeps them fp32 anyway, the median over the images `x`
+/// (NCHW, `shape`) of `max|logits − fp32 logits| / max|fp32 logits|` with only that conv
+/// quantized: in int8 compute, or for a depthwise one, with its weights rounded to int8
+/// storage (the others in fp32 compute on fp32 weights; with `bias_correction`, that conv's
+/// bias corrected). Returns `(op index, error)`, most sensitive first.
 pub fn sensitivity(
     graph: &Graph,
     calib: &Calibration,
@@ -890,7 +894,12 @@ pub fn sensitivity(
         .iter()
         .enumerate()
         .filter_map(|(i, op)| match op {
-            Op::Conv { conv, .. } if quantizable(conv) && depth(conv) >= opts.min_depth => Some(i),
+            Op::Conv { conv, .. }
+                if (quantizable(conv) && depth(conv) >= opts.min_depth)
+                    || (!quantizable(conv) && !opts.depthwise_fp32) =>
+            {
+                Some(i)
+            }
             _ => None,
         })
         .collect();
@@ -901,7 +910,6 @@ pub fn sensitivity(
     let mut all = graph.clone();
     let each = QuantOptions {
         keep_fp32: Vec::new(),
-        depthwise_fp32: true,
         ..opts.clone()
     };
     quantize_graph_keeping(&mut all, calib, &each)?;

@@ -297,6 +297,94 @@ fn kept_convs_run_fp32_on_their_stored_int8_weights() {
     }
 }
 
+#[test]
+fn kept_depthwise_convs_keep_their_fp32_weights_and_are_ranked_by_their_rounding() {
+    let fp32 = graph("mobilenetv2_050");
+    let mut calib = Calibration::default();
+    let x = images(2, 32, 5);
+    calib
+        .observe_batch(&Engine::new(&fp32), &x, [2, 3, 32, 32])
+        .unwrap();
+    let grouped: Vec<usize> = (0..fp32.ops.len())
+        .filter(|&i| matches!(&fp32.ops[i], Op::Conv { conv, .. } if conv.geom.groups > 1))
+        .collect();
+    assert!(grouped.len() > 5, "{grouped:?}");
+    let convs = fp32
+        .ops
+        .iter()
+        .filter(|op| matches!(op, Op::Conv { .. }))
+        .count();
+
+    // The sweep ranks the depthwise convs beside the dense ones; a depthwise conv's figure is
+    // the fp32 graph's with only that conv's weights rounded per output channel to ±127
+    // (by hand here).
+    let opts = QuantOptions {
+        min_depth: 0,
+        ..Default::default()
+    };
+    let ranked = quant::sensitivity(&fp32, &calib, &opts, &x, [2, 3, 32, 32]).unwrap();
+    assert_eq!(ranked.len(), convs);
+    let reference = Engine::new(&fp32).run_nchw(&x, 2, 3, 32, 32).unwrap();
+    for &op in &grouped {
+        let e = ranked.iter().find(|r| r.0 == op).unwrap().1;
+        let mut one = fp32.clone();
+        let Op::Conv { conv, .. } = &mut one.ops[op] else {
+            unreachable!()
+        };
+        let per = conv.weight.len() / conv.geom.out_ch;
+        for row in conv.weight.chunks_mut(per) {
+            let s = row.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            row.iter_mut().for_each(|v| *v = (*v / s).round() * s);
+        }
+        let got = Engine::new(&one).run_nchw(&x, 2, 3, 32, 32).unwrap();
+        let mut errs: Vec<f32> = got
+            .chunks(reference.len() / 2)
+            .zip(reference.chunks(reference.len() / 2))
+            .map(|(a, b)| max_rel_err(a, b))
+            .collect();
+        errs.sort_by(f32::total_cmp);
+        assert!(
+            (errs[1] - e).abs() <= 1e-6 * errs[1].max(1e-3),
+            "op {op}: {} vs {e}",
+            errs[1]
+        );
+        assert!(e > 0.0, "op {op}");
+    }
+    // --depthwise-fp32 leaves nothing of theirs to rank.
+    let dw = QuantOptions {
+        depthwise_fp32: true,
+        ..opts.clone()
+    };
+    let ranked = quant::sensitivity(&fp32, &calib, &dw, &x, [2, 3, 32, 32]).unwrap();
+    assert_eq!(ranked.len(), convs - grouped.len());
+    assert!(ranked.iter().all(|r| !grouped.contains(&r.0)));
+
+    // A kept depthwise conv keeps its exact fp32 weights and no int8 copy; the others are
+    // rounded; the int8 conv count is unchanged.
+    let kept = grouped[2];
+    let mut q = fp32.clone();
+    let keep = QuantOptions {
+        keep_fp32: vec![kept],
+        ..opts.clone()
+    };
+    let summary = quant::quantize_graph_keeping(&mut q, &calib, &keep).unwrap();
+    assert_eq!(summary.int8_convs, convs - grouped.len());
+    assert!(summary.fp32_convs.is_empty(), "{:?}", summary.fp32_convs);
+    for &op in &grouped {
+        let (Op::Conv { conv: a, .. }, Op::Conv { conv: b, .. }) = (&q.ops[op], &fp32.ops[op])
+        else {
+            unreachable!()
+        };
+        if op == kept {
+            assert!(a.quant.is_none());
+            assert_eq!(a.weight, b.weight);
+        } else {
+            assert!(a.quant.is_some(), "op {op}");
+            assert_ne!(a.weight, b.weight, "op {op}");
+        }
+    }
+}
+
 /// Rewrites every `*.input_quant` of the int8 file at `src` with `f` into `dst`.
 fn rewrite_input_quants(
     src: &std::path::Path,

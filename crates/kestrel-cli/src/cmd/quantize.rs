@@ -42,11 +42,16 @@ pub struct QuantizeArgs {
     /// Images per calibration batch.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-    /// Keep the N convs whose quantization alone moves the logits most in fp32 compute
-    /// (weights still stored int8), measured on the first calibration batch; quantize_report.json
-    /// lists them with their error.
+    /// Keep the N ungrouped convs whose quantization alone moves the logits most in fp32
+    /// compute (weights still stored int8), measured on the first calibration batch;
+    /// quantize_report.json lists them with their error. Costs speed, not size.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_fp32: usize,
+    /// Keep the fp32 weights of the N depthwise or grouped convs whose int8 weight storage
+    /// alone moves the logits most (same sweep as --keep-fp32). They run fp32 either way, so
+    /// this costs 3 bytes per weight kept and no speed; an early depthwise conv has few weights.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_fp32_depthwise: usize,
     /// Store depthwise and grouped convs' weights in fp32 (they run fp32 either way; int8
     /// storage shrinks the file a little more but rounds their weights).
     #[arg(long)]
@@ -95,9 +100,13 @@ struct Report {
     fp32_graph_bytes: u64,
     int8_convs: usize,
     convs: usize,
-    /// The convs kept in fp32 compute: --keep-fp32's, most sensitive first, then the short
-    /// ones (--int8-min-depth).
+    /// The convs kept in fp32: --keep-fp32's (fp32 compute), most sensitive first, then
+    /// --keep-fp32-depthwise's (fp32 weights), then the short ones (--int8-min-depth, fp32
+    /// compute).
     fp32_convs: Vec<Fp32Conv>,
+    /// --keep-fp32 and --keep-fp32-depthwise.
+    keep_fp32: usize,
+    keep_fp32_depthwise: usize,
     /// --depthwise-fp32: depthwise/grouped weights stored in fp32.
     depthwise_fp32: bool,
     /// Whether biases absorbed the weights' rounding shift (off with --no-bias-correction).
@@ -116,9 +125,10 @@ struct Report {
 struct Fp32Conv {
     /// Its op index in the int8 file (`ops.{op}.*`).
     op: usize,
-    /// `KHxKW IN->OUT /STRIDE`.
+    /// `KHxKW IN->OUT /STRIDE`, with ` gGROUPS` for a depthwise or grouped conv.
     conv: String,
-    /// "short": its dot product is under --int8-min-depth; "sensitive": --keep-fp32 chose it.
+    /// "short": its dot product is under --int8-min-depth; "sensitive": --keep-fp32 or
+    /// --keep-fp32-depthwise chose it.
     reason: &'static str,
     /// For a sensitive one: the median over the sweep's images of max|logits - fp32| /
     /// max|fp32 logits| with only this conv in int8.
@@ -172,7 +182,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         calib
             .observe_batch(&engine, &batch, shape)
             .map_err(|e| anyhow::anyhow!("--calib {}: {e}", a.calib.display()))?;
-        if first_batch.is_none() && a.keep_fp32 > 0 {
+        if first_batch.is_none() && (a.keep_fp32 > 0 || a.keep_fp32_depthwise > 0) {
             first_batch = Some((batch, shape));
         }
     }
@@ -193,8 +203,13 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         .map(|op| match op {
             kestrel_deploy::Op::Conv { conv, .. } => {
                 let g = conv.geom;
+                let groups = if g.groups > 1 {
+                    format!(" g{}", g.groups)
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{}x{} {}->{} /{}",
+                    "{}x{} {}->{} /{}{groups}",
                     g.kernel[0], g.kernel[1], g.in_ch, g.out_ch, g.stride[0]
                 )
             }
@@ -206,7 +221,13 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     if let Some((x, shape)) = &first_batch {
         let ranked = quant::sensitivity(&graph, &calib, &opts, x, *shape)
             .map_err(|e| anyhow::anyhow!("--keep-fp32: {e}"))?;
-        for &(op, logit_error) in ranked.iter().take(a.keep_fp32) {
+        let grouped = |op: usize| matches!(&graph.ops[op], kestrel_deploy::Op::Conv { conv, .. } if !quant::quantizable(conv));
+        let dense = ranked.iter().filter(|r| !grouped(r.0)).take(a.keep_fp32);
+        let depthwise = ranked
+            .iter()
+            .filter(|r| grouped(r.0))
+            .take(a.keep_fp32_depthwise);
+        for &(op, logit_error) in dense.chain(depthwise) {
             fp32_convs.push(Fp32Conv {
                 op,
                 conv: describe(op),
@@ -287,6 +308,8 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         int8_convs: summary.int8_convs,
         convs: summary.convs,
         fp32_convs,
+        keep_fp32: a.keep_fp32,
+        keep_fp32_depthwise: a.keep_fp32_depthwise,
         depthwise_fp32: a.depthwise_fp32,
         bias_correction,
         rounding: rounding.name(),
