@@ -193,8 +193,8 @@ pub unsafe fn igemm(
         .map(|k| (k.1 - k.0) * (k.3 - k.2))
         .max()
         .unwrap_or(1);
-    let mt_chunk = (256 * 1024 / (MR * block_depth.max(1) * 4)).clamp(1, 64);
-    let row_tasks = mtiles.div_ceil(mt_chunk);
+    let mut mt_chunk = (256 * 1024 / (MR * block_depth.max(1) * 4)).clamp(1, 64);
+    let mut row_tasks = mtiles.div_ceil(mt_chunk);
     let want = 3 * crate::threads::num_threads();
     let mut pc = if row_tasks >= want {
         panels
@@ -206,6 +206,14 @@ pub unsafe fn igemm(
         pc += pc % 2;
     }
     let panel_tasks = panels.div_ceil(pc);
+    if row_tasks * panel_tasks < want {
+        // Too few tasks for the threads: a 14×14 map's 196 rows make one row task, and 96
+        // columns three panel-pair tasks, which two threads finish in the time of two (75%).
+        // Split the rows as well; each task still sums the whole depth, so results do not change.
+        let need = want.div_ceil(panel_tasks).min(mtiles);
+        mt_chunk = mtiles.div_ceil(need);
+        row_tasks = mtiles.div_ceil(mt_chunk);
+    }
     let tasks = row_tasks * panel_tasks;
 
     let c = SendPtr(c);
