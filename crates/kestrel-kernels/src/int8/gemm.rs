@@ -434,9 +434,9 @@ mod avx2 {
         if VNNI {
             accumulate_vnni(t, q)
         } else if t.wide {
-            accumulate_wide(t, q)
+            accumulate::<true>(t, q)
         } else {
-            accumulate(t, q)
+            accumulate::<false>(t, q)
         }
     }
 
@@ -506,10 +506,17 @@ mod avx2 {
         }
     }
 
-    /// Tile `q`'s i32 sums: four rows × two halves of sixteen columns.
+    /// Tile `q`'s i32 sums: four rows × two halves of sixteen columns. With `WIDE` (8-bit A),
+    /// each broadcast `a = lo + 128 · hi` goes through `vpmaddubsw` twice, its 7-bit `lo`
+    /// (pairs ≤ 2 · 127 · 127, exact) and its top bit `hi` (pairs ≤ 2 · 127), the second
+    /// pass's `vpmaddwd` multiplying by 128; without it A is 7-bit and one pass is exact. The
+    /// i32 sums equal [`accumulate_vnni`]'s.
     #[inline(always)]
-    unsafe fn accumulate(t: &Tile, q: usize) -> ([__m256i; MR], [__m256i; MR]) {
+    unsafe fn accumulate<const WIDE: bool>(t: &Tile, q: usize) -> ([__m256i; MR], [__m256i; MR]) {
         let ones = _mm256_set1_epi16(1);
+        let x128 = _mm256_set1_epi16(128);
+        let low7 = _mm256_set1_epi8(0x7f);
+        let bit0 = _mm256_set1_epi8(1);
         let z = _mm256_setzero_si256();
         // Eight named accumulators (four rows × two halves of sixteen columns).
         let (mut c00, mut c01, mut c10, mut c11) = (z, z, z, z);
@@ -525,63 +532,27 @@ mod avx2 {
                 macro_rules! row {
                     ($a:ident, $x0:ident, $x1:ident) => {
                         let x = _mm256_set1_epi32(($a.add(k) as *const i32).read_unaligned());
-                        $x0 = _mm256_add_epi32(
-                            $x0,
-                            _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones),
-                        );
-                        $x1 = _mm256_add_epi32(
-                            $x1,
-                            _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones),
-                        );
-                    };
-                }
-                row!(a0, c00, c01);
-                row!(a1, c10, c11);
-                row!(a2, c20, c21);
-                row!(a3, c30, c31);
-                bp = bp.add(4 * NR);
-                k += 4;
-            }
-        }
-        ([c00, c10, c20, c30], [c01, c11, c21, c31])
-    }
-
-    /// [`accumulate`] for 8-bit A: each broadcast `a = lo + 128 · hi` goes through
-    /// `vpmaddubsw` twice, its 7-bit `lo` (pairs ≤ 2 · 127 · 127, exact) and its top bit `hi`
-    /// (pairs ≤ 2 · 127), and the second pass's `vpmaddwd` multiplies by 128. The i32 sums equal
-    /// [`accumulate_vnni`]'s.
-    #[inline(always)]
-    unsafe fn accumulate_wide(t: &Tile, q: usize) -> ([__m256i; MR], [__m256i; MR]) {
-        let ones = _mm256_set1_epi16(1);
-        let x128 = _mm256_set1_epi16(128);
-        let low7 = _mm256_set1_epi8(0x7f);
-        let bit0 = _mm256_set1_epi8(1);
-        let z = _mm256_setzero_si256();
-        let (mut c00, mut c01, mut c10, mut c11) = (z, z, z, z);
-        let (mut c20, mut c21, mut c30, mut c31) = (z, z, z, z);
-        for tap in 0..t.taps {
-            let a = t.a.add((q * t.taps + tap) * MR);
-            let (a0, a1, a2, a3) = (*a, *a.add(1), *a.add(2), *a.add(3));
-            let mut bp = t.b.add(tap * t.kp * NR);
-            let mut k = 0;
-            while k < t.kp {
-                let b0 = _mm256_loadu_si256(bp as *const __m256i);
-                let b1 = _mm256_loadu_si256(bp.add(32) as *const __m256i);
-                macro_rules! row {
-                    ($a:ident, $x0:ident, $x1:ident) => {
-                        let x = _mm256_set1_epi32(($a.add(k) as *const i32).read_unaligned());
-                        let lo = _mm256_and_si256(x, low7);
-                        // Each byte's top bit, moved to its bit 0 (16-bit shifts carry the
-                        // high byte's top bit to bit 8, its own bit 0).
-                        let hi = _mm256_and_si256(_mm256_srli_epi16::<7>(x), bit0);
-                        let s0 = _mm256_add_epi32(
-                            _mm256_madd_epi16(_mm256_maddubs_epi16(lo, b0), ones),
-                            _mm256_madd_epi16(_mm256_maddubs_epi16(hi, b0), x128),
-                        );
-                        let s1 = _mm256_add_epi32(
-                            _mm256_madd_epi16(_mm256_maddubs_epi16(lo, b1), ones),
-                            _mm256_madd_epi16(_mm256_maddubs_epi16(hi, b1), x128),
-                        );
+                        let (s0, s1) = if WIDE {
+                            let lo = _mm256_and_si256(x, low7);
+                            // Each byte's top bit, moved to its bit 0 (16-bit shifts carry the
+                            // high byte's top bit to bit 8, its own bit 0).
+                            let hi = _mm256_and_si256(_mm256_srli_epi16::<7>(x), bit0);
+                            (
+                                _mm256_add_epi32(
+                                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, b0), ones),
+                                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, b0), x128),
+                                ),
+                                _mm256_add_epi32(
+                                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, b1), ones),
+                                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, b1), x128),
+                                ),
+                            )
+                        } else {
+                            (
+                                _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones),
+                                _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones),
+                            )
+                        };
                         $x0 = _mm256_add_epi32($x0, s0);
                         $x1 = _mm256_add_epi32($x1, s1);
                     };
