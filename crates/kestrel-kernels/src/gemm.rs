@@ -298,7 +298,7 @@ pub unsafe fn igemm(
             };
             let (p0, p1) = (pt * pc, ((pt + 1) * pc).min(panels));
             let mut p = p0;
-            if row_major {
+            if row_major && m > 1 {
                 // Short depth: C traffic outweighs the FMAs, so each row tile runs across
                 // all of the task's panel pairs (whole C rows written in turn, and B, small,
                 // re-read from cache); a lone last panel is left to the loop below.
@@ -310,6 +310,18 @@ pub unsafe fn igemm(
                     }
                 }
                 p = pairs_end;
+            }
+            if m == 1 && isa == Isa::Avx2 {
+                // One row (a linear layer at batch 1): the 6-row kernel would compute five
+                // copies of it; run up to six panels per call, one broadcast feeding all.
+                #[cfg(target_arch = "x86_64")]
+                while p < p1 {
+                    let q = (p1 - p).min(avx2::ROW1_PANELS);
+                    let tiles: [Tile; avx2::ROW1_PANELS] =
+                        std::array::from_fn(|i| tile(p + i.min(q - 1), mt0));
+                    avx2::kernel_row1(&tiles, q);
+                    p += q;
+                }
             }
             while p < p1 {
                 debug_assert!(p * panel_len < b.data.len().max(1));
@@ -483,6 +495,52 @@ mod avx2 {
             [c00, c10, c20, c30, c40, c50],
             [c01, c11, c21, c31, c41, c51],
         );
+    }
+
+    /// Panels [`kernel_row1`] runs per call.
+    pub(super) const ROW1_PANELS: usize = 6;
+
+    /// A one-row tile over the first `q` (≤ ROW1_PANELS) of `tiles`' panels (the rest repeat
+    /// the last and are not stored): per depth step one A broadcast and two FMAs a panel, each
+    /// element summed in the order [`kernel`] sums it, so the results are bit-identical.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn kernel_row1(tiles: &[Tile; ROW1_PANELS], q: usize) {
+        let t = &tiles[0];
+        let z = _mm256_setzero_ps();
+        let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) = (z, z, z, z, z, z);
+        let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) = (z, z, z, z, z, z);
+        for tap in 0..t.taps {
+            let a = t.rows(tap)[0];
+            let [b0, b1, b2, b3, b4, b5]: [*const f32; ROW1_PANELS] =
+                std::array::from_fn(|i| tiles[i].b.add(tap * tiles[i].b_tap_stride));
+            for k in 0..t.kc {
+                let x = _mm256_broadcast_ss(&*a.add(k));
+                let o = k * NR;
+                macro_rules! panel {
+                    ($b:ident, $x0:ident, $x1:ident) => {
+                        $x0 = _mm256_fmadd_ps(x, _mm256_loadu_ps($b.add(o)), $x0);
+                        $x1 = _mm256_fmadd_ps(x, _mm256_loadu_ps($b.add(o + 8)), $x1);
+                    };
+                }
+                panel!(b0, c00, c01);
+                panel!(b1, c10, c11);
+                panel!(b2, c20, c21);
+                panel!(b3, c30, c31);
+                panel!(b4, c40, c41);
+                panel!(b5, c50, c51);
+            }
+        }
+        let acc = [
+            (c00, c01),
+            (c10, c11),
+            (c20, c21),
+            (c30, c31),
+            (c40, c41),
+            (c50, c51),
+        ];
+        for (tile, &(lo, hi)) in tiles.iter().zip(&acc).take(q) {
+            store(tile, [lo, z, z, z, z, z], [hi, z, z, z, z, z]);
+        }
     }
 
     /// Writes a finished tile: columns 0..8 of row `r` in `c0[r]`, 8..16 in `c1[r]`; a partial
@@ -821,12 +879,57 @@ mod tests {
         }
     }
 
+    /// A one-row GEMM (the one-row kernel) gives the bits that the same row gets inside a
+    /// many-row GEMM (the 6-row kernels), over one and several K blocks and partial panels.
+    #[test]
+    fn one_row_gemm_is_bit_identical_to_a_row_of_a_taller_one() {
+        let mut s = 11u64;
+        for &(k, n) in &[(1, 1), (40, 100), (300, 1000), (1100, 40), (64, 16 * 13)] {
+            let a: Vec<f32> = (0..k).map(|_| lcg(&mut s)).collect();
+            let w: Vec<f32> = (0..k * n).map(|_| lcg(&mut s)).collect();
+            let bias: Vec<f32> = (0..n).map(|_| lcg(&mut s)).collect();
+            let b = PackedB::from_kn(&w, k, n);
+            let ep = Epilogue::new(Some(&bias), Act::Silu);
+            let run = |m: usize| {
+                let rows: Vec<f32> = (0..m).flat_map(|_| a.iter().copied()).collect();
+                let mut c = vec![f32::NAN; m * n];
+                unsafe {
+                    igemm(
+                        m,
+                        Rows::Dense {
+                            base: rows.as_ptr(),
+                            ld: k,
+                        },
+                        0,
+                        &b,
+                        c.as_mut_ptr(),
+                        n,
+                        0,
+                        &ep,
+                    )
+                };
+                c
+            };
+            let (one, tall) = (run(1), run(7));
+            for j in 0..n {
+                assert_eq!(
+                    one[j].to_bits(),
+                    tall[j].to_bits(),
+                    "k{k} n{n} column {j}: {} vs {}",
+                    one[j],
+                    tall[j]
+                );
+            }
+        }
+    }
+
     #[test]
     fn dense_gemm_with_epilogue_matches_reference() {
         let mut s = 7u64;
         // k ≥ 256 splits the depth into blocks whose partial sums go through C.
         for &(m, k, n) in &[
             (1, 1, 1),
+            (1, 300, 1000),
             (5, 3, 17),
             (13, 40, 33),
             (64, 27, 16),
