@@ -186,6 +186,9 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             first_batch = Some((batch, shape));
         }
     }
+    if let Some(n) = quant::act_bits_notice(a.act_bits) {
+        eprintln!("note: {n}");
+    }
     let bias_correction = !a.no_bias_correction;
     let mut opts = QuantOptions {
         method: a.method,
