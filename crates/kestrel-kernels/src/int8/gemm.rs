@@ -18,10 +18,11 @@
 //!   `vpmaddubsw` (u8 × i8 pairs summed to i16) then `vpmaddwd` by ones (i16 pairs to i32)
 //!   give one i32 per column per four k. `vpmaddubsw` saturates its i16 pair sums: with 7-bit
 //!   activations 2 · 127 · 127 = 32 258 < 32 767, so one pass is exact. 8-bit activations are
-//!   split as `a = lo + 128 · hi` (`lo` 7-bit, `hi` one bit) and summed in two exact passes,
-//!   the second's `vpmaddwd` multiplying by 128 instead of 1: about half the speed, where
-//!   onnxruntime instead drops a bit from the weights (`reduce_range`), which costs
-//!   per-channel weights more accuracy than 7-bit activations do (docs/deploy.md).
+//!   recentred to `s = a − 128` and multiplied as `|s| · (w · sign(s))` (`vpabsb`,
+//!   `vpsignb`), whose pairs stay within 2 · 128 · 127 = 32 512: one exact pass with two more
+//!   instructions per row, where onnxruntime instead drops a bit from the weights
+//!   (`reduce_range`), which costs per-channel weights accuracy (docs/deploy.md). The
+//!   recentring comes out with the zero point: the sums are corrected by `a_zero − 128`.
 //! - The scalar kernel computes the same integers.
 
 use crate::act::Act;
@@ -442,8 +443,14 @@ mod avx2 {
 
     #[inline(always)]
     unsafe fn body<const VNNI: bool>(t: &Tile) {
+        // The 8-bit AVX2 sums are of `a − 128` (see `accumulate`).
+        let a_zero = if !VNNI && t.wide {
+            t.a_zero - 128
+        } else {
+            t.a_zero
+        };
         if t.nr == NR {
-            let cols = columns(t.a_zero, t.col_sums, t.scale, t.bias);
+            let cols = columns(a_zero, t.col_sums, t.scale, t.bias);
             for q in 0..t.rows.div_ceil(MR) {
                 let (c0, c1) = sums::<VNNI>(t, q);
                 let mr = MR.min(t.rows - q * MR);
@@ -477,7 +484,7 @@ mod avx2 {
                 bi[j] = *t.bias.add(j);
             }
         }
-        let cols = columns(t.a_zero, cs.as_ptr(), sc.as_ptr(), bi.as_ptr());
+        let cols = columns(a_zero, cs.as_ptr(), sc.as_ptr(), bi.as_ptr());
         for q in 0..t.rows.div_ceil(MR) {
             let (c0, c1) = sums::<VNNI>(t, q);
             let mr = MR.min(t.rows - q * MR);
@@ -506,17 +513,18 @@ mod avx2 {
         }
     }
 
-    /// Tile `q`'s i32 sums: four rows × two halves of sixteen columns. With `WIDE` (8-bit A),
-    /// each broadcast `a = lo + 128 · hi` goes through `vpmaddubsw` twice, its 7-bit `lo`
-    /// (pairs ≤ 2 · 127 · 127, exact) and its top bit `hi` (pairs ≤ 2 · 127), the second
-    /// pass's `vpmaddwd` multiplying by 128; without it A is 7-bit and one pass is exact. The
-    /// i32 sums equal [`accumulate_vnni`]'s.
+    /// Tile `q`'s i32 sums: four rows × two halves of sixteen columns. Without `WIDE`, A is
+    /// 7-bit and one `vpmaddubsw` pass is exact (pairs ≤ 2 · 127 · 127). With `WIDE` (8-bit
+    /// A), each byte is recentred to `s = a − 128` (−128..=127) and multiplied as
+    /// `|s| · (w · sign(s))`: `vpabsb` gives `|s|` ≤ 128 as the unsigned operand, `vpsignb`
+    /// moves `s`'s sign onto the weight (|w| ≤ 127, so negating it never overflows), and the
+    /// pairs stay ≤ 2 · 128 · 127 = 32 512, exact in one pass. Those sums are
+    /// `Σ (a − 128) · w`; [`body`] corrects them with `a_zero − 128` instead of `a_zero`, so
+    /// the corrected integers equal [`accumulate_vnni`]'s.
     #[inline(always)]
     unsafe fn accumulate<const WIDE: bool>(t: &Tile, q: usize) -> ([__m256i; MR], [__m256i; MR]) {
         let ones = _mm256_set1_epi16(1);
-        let x128 = _mm256_set1_epi16(128);
-        let low7 = _mm256_set1_epi8(0x7f);
-        let bit0 = _mm256_set1_epi8(1);
+        let recentre = _mm256_set1_epi8(-128);
         let z = _mm256_setzero_si256();
         // Eight named accumulators (four rows × two halves of sixteen columns).
         let (mut c00, mut c01, mut c10, mut c11) = (z, z, z, z);
@@ -533,18 +541,16 @@ mod avx2 {
                     ($a:ident, $x0:ident, $x1:ident) => {
                         let x = _mm256_set1_epi32(($a.add(k) as *const i32).read_unaligned());
                         let (s0, s1) = if WIDE {
-                            let lo = _mm256_and_si256(x, low7);
-                            // Each byte's top bit, moved to its bit 0 (16-bit shifts carry the
-                            // high byte's top bit to bit 8, its own bit 0).
-                            let hi = _mm256_and_si256(_mm256_srli_epi16::<7>(x), bit0);
+                            let sx = _mm256_xor_si256(x, recentre);
+                            let ax = _mm256_abs_epi8(sx);
                             (
-                                _mm256_add_epi32(
-                                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, b0), ones),
-                                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, b0), x128),
+                                _mm256_madd_epi16(
+                                    _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b0, sx)),
+                                    ones,
                                 ),
-                                _mm256_add_epi32(
-                                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, b1), ones),
-                                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, b1), x128),
+                                _mm256_madd_epi16(
+                                    _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b1, sx)),
+                                    ones,
                                 ),
                             )
                         } else {

@@ -64,8 +64,8 @@ fn hand_computed_dot_with_zero_point_scale_bias() {
 fn gemm_matches_integer_reference_on_every_kernel() {
     let mut s = 11u64;
     // Odd k (padding to groups of four), m not a multiple of MR, n not of NR, the extreme
-    // activations (127 for 7-bit, 255 for 8-bit) and weights ±127: the i16 pair sums that
-    // the AVX2 kernel must not saturate, in one pass for 7-bit and two for 8-bit.
+    // activations (127 for 7-bit, 255 and 0 for 8-bit, which the AVX2 kernel recentres to
+    // ±128) and weights ±127: the i16 pair sums that the AVX2 kernel must not saturate.
     for a_max in [ACT_MAX_7BIT, ACT_MAX] {
         for &(m, k, n) in &[
             (1, 1, 1),
@@ -84,6 +84,11 @@ fn gemm_matches_integer_reference_on_every_kernel() {
             a[0] = a_max;
             if a.len() > 1 {
                 a[1] = a_max;
+            }
+            if m > 1 && k > 1 {
+                // Row 1's first pair is 0, 0: recentred to -128, -128 against w[0][0] = w[1][0].
+                a[k] = 0;
+                a[k + 1] = 0;
             }
             let mut w: Vec<i8> = (0..k * n)
                 .map(|_| (lcg(&mut s) % 255) as i32 - 127)
