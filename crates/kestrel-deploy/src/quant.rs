@@ -2,10 +2,9 @@
 //!
 //! - Weights: symmetric int8 per output channel (±127).
 //! - Activations: asymmetric per tensor in 8 bits (0..=[`ACT_MAX`]), or 7 bits
-//!   ([`QuantOptions::act_bits`]: the AVX2 kernel without VNNI sums 8-bit activations in two
-//!   passes, 7-bit ones in one; onnxruntime's `reduce_range` drops the weights' bit instead,
-//!   which costs per-channel weights more accuracy), one scale and zero point per conv input,
-//!   from a
+//!   ([`QuantOptions::act_bits`]: the AVX2 kernel without VNNI takes about 1.5x the time for
+//!   exact 8-bit sums; onnxruntime's `reduce_range` drops the weights' bit instead, which
+//!   costs per-channel weights more accuracy), one scale and zero point per conv input, from a
 //!   calibration pass of the fp32 engine over a few batches ([`Calibration`]): the observed
 //!   min/max, a percentile of a uniform sample of the values, or TensorRT's entropy (KL)
 //!   threshold.
@@ -62,15 +61,15 @@ pub fn act_max(bits: u8) -> Result<u8, String> {
 }
 
 /// What to tell a user who quantizes with `bits`-bit activations on this CPU, if anything:
-/// without AVX-512 VNNI the 8-bit sums take two AVX2 passes, which leaves the int8 convs at
-/// about fp32 speed (resnet50 at batch 1 on an AVX2-only AMD EPYC: fp32 58.9 ms, 8-bit 71.0,
-/// 7-bit 28.6; docs/deploy.md).
+/// without AVX-512 VNNI the exact 8-bit sums take more AVX2 instructions than 7-bit ones
+/// (resnet50 at batch 1 on an AVX2-only AMD EPYC, medians of 5: fp32 76.5 ms, 8-bit 61.2,
+/// 7-bit 40.8; docs/deploy.md).
 pub fn act_bits_notice(bits: u8) -> Option<String> {
     (bits == 8 && !kestrel_kernels::avx512_vnni()).then(|| {
-        "this CPU has no AVX-512 VNNI: int8 convs with 8-bit activations run here at about \
-         fp32 speed (two exact AVX2 passes); --act-bits 7 runs them about 2x faster, at some \
-         accuracy (EfficientNet-Lite0: 94.8% top-1 agreement with fp32 against 96.6%). \
-         On a CPU with VNNI both run alike."
+        "this CPU has no AVX-512 VNNI, where int8 convs with 8-bit activations take about \
+         1.5x the time of 7-bit ones (resnet50: 1.25x faster than fp32, against 1.9x with \
+         --act-bits 7), at some accuracy (EfficientNet-Lite0: 96.6% top-1 agreement with \
+         fp32 at 8 bits, 94.8% at 7). On a CPU with VNNI both widths run alike."
             .to_string()
     })
 }

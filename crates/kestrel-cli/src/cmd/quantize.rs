@@ -72,8 +72,8 @@ pub struct QuantizeArgs {
     #[arg(long, default_value_t = quant::INT8_MIN_DEPTH, value_name = "N")]
     pub int8_min_depth: usize,
     /// Activation bits of the int8 convs' inputs: 8 (0..255, the most accurate), or 7
-    /// (0..127). Both run exactly on every CPU; on a CPU without AVX-512 VNNI the 8-bit
-    /// integer sums take two AVX2 passes, so 7 runs the int8 convs up to 2x faster there.
+    /// (0..127). Both run exactly on every CPU; on a CPU without AVX-512 VNNI the exact 8-bit
+    /// sums take more AVX2 instructions, so 7 runs the int8 convs about 1.5x faster there.
     #[arg(long, default_value_t = 8, value_name = "7|8", value_parser = clap::value_parser!(u8).range(7..=8))]
     pub act_bits: u8,
     /// The run folder to write.

@@ -191,7 +191,7 @@ struct Tile {
     nr: usize,
     col_sums: *const i32,
     a_zero: i32,
-    /// A holds values above [`ACT_MAX_7BIT`]: the AVX2 kernel sums in two passes.
+    /// A holds values above [`ACT_MAX_7BIT`]: the AVX2 kernel recentres it (see `accumulate`).
     wide: bool,
     scale: *const f32,
     bias: *const f32,
